@@ -1,0 +1,137 @@
+// One module for every failure loft reports. Each class has a literal `name` and a stable `code`
+// (for logs and tests) and maps to a documented process exit code (for scripts and systemd).
+// Pure code throws these; the CLI and the per-path work item are the only places that catch them.
+
+/** Process exit codes. Documented in the README; never renumber. */
+export const ExitCode = {
+  ok: 0,
+  /** Some requested paths are not in the cache afterwards (each failure was logged). */
+  partial: 1,
+  /** Bad command line. */
+  usage: 2,
+  /** Bad configuration: config file, values, signing key. */
+  config: 3,
+  /** The object store refused or could not be reached (endpoint, bucket, credentials). */
+  storage: 4,
+  /** Nix is missing or failed, or a path is not a valid store path. */
+  nix: 5,
+  /** A bug: an error loft did not expect. */
+  internal: 70,
+  /** Stopped by a second SIGINT/SIGTERM. */
+  interrupted: 130,
+} as const;
+export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
+
+export abstract class LoftError extends Error {
+  abstract override readonly name: string;
+  abstract readonly code: string;
+  abstract readonly exitCode: ExitCodeValue;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** Malformed data in a Nix format (hash, store path, narinfo, path-info JSON, key). */
+export class FormatError extends LoftError {
+  override readonly name = 'FormatError';
+  readonly code = 'E_FORMAT';
+  readonly exitCode = ExitCode.nix;
+}
+
+/** A signing or public key that cannot be used. */
+export class KeyError extends LoftError {
+  override readonly name = 'KeyError';
+  readonly code = 'E_KEY';
+  readonly exitCode = ExitCode.config;
+}
+
+/** A configuration value or file that cannot be used. */
+export class ConfigError extends LoftError {
+  override readonly name = 'ConfigError';
+  readonly code = 'E_CONFIG';
+  readonly exitCode = ExitCode.config;
+}
+
+/** A command-line mistake. */
+export class UsageError extends LoftError {
+  override readonly name = 'UsageError';
+  readonly code = 'E_USAGE';
+  readonly exitCode = ExitCode.usage;
+}
+
+/** A path that is not in the store, or that Nix says is not valid. */
+export class InvalidPathError extends LoftError {
+  override readonly name = 'InvalidPathError';
+  readonly code = 'E_INVALID_PATH';
+  readonly exitCode = ExitCode.nix;
+  constructor(
+    readonly path: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A file type a NAR cannot hold (socket, FIFO, device). */
+export class UnsupportedFileError extends LoftError {
+  override readonly name = 'UnsupportedFileError';
+  readonly code = 'E_UNSUPPORTED_FILE';
+  readonly exitCode = ExitCode.nix;
+  constructor(
+    readonly path: string,
+    readonly kind: string,
+  ) {
+    super(`cannot put ${kind} ${path} into a NAR: only regular files, directories and symlinks`);
+  }
+}
+
+/** Running `nix` failed (not installed, crashed, unexpected output). */
+export class NixError extends LoftError {
+  override readonly name = 'NixError';
+  readonly code = 'E_NIX';
+  readonly exitCode = ExitCode.nix;
+}
+
+/** The store path's contents do not match what Nix registered (changed after registration). */
+export class CorruptPathError extends LoftError {
+  override readonly name = 'CorruptPathError';
+  readonly code = 'E_CORRUPT_PATH';
+  readonly exitCode = ExitCode.partial;
+  constructor(
+    readonly path: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The object store failed after retries, refused credentials, or the bucket is missing. */
+export class StorageError extends LoftError {
+  override readonly name = 'StorageError';
+  readonly code: string;
+  readonly exitCode = ExitCode.storage;
+  constructor(
+    message: string,
+    options: { code?: string; cause?: unknown } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = options.code ?? 'E_STORAGE';
+  }
+}
+
+/** Work stopped because loft is shutting down. */
+export class AbortedError extends LoftError {
+  override readonly name = 'AbortedError';
+  readonly code = 'E_ABORTED';
+  readonly exitCode = ExitCode.interrupted;
+}
+
+export function isLoftError(err: unknown): err is LoftError {
+  return err instanceof LoftError;
+}
+
+/** One line for a person: the message of a LoftError, or a generic line for a bug. */
+export function oneLine(err: unknown): string {
+  if (err instanceof Error) return err.message.replace(/\s*\n\s*/g, ' ');
+  return String(err);
+}
