@@ -1,0 +1,237 @@
+// NAR (Nix ARchive) encoder, byte for byte what `nix-store --dump` writes.
+//
+//   str(s)   = u64 little-endian length, the bytes, zero padding to a multiple of 8
+//   nar      = str("nix-archive-1") node
+//   node     = str("(") str("type") body str(")")
+//   body     = str("regular") [str("executable") str("")] str("contents") str(bytes)
+//            | str("symlink") str("target") str(target)
+//            | str("directory") { str("entry") str("(") str("name") str(name) str("node") node str(")") }
+// Directory entries come in bytewise order of their raw names (Nix sorts std::string names), which is
+// not JavaScript's UTF-16 string order. The tree is read through a NarSource, so this file does no I/O.
+import { CorruptPathError, FormatError, UnsupportedFileError } from '../errors.js';
+
+export type NarNode =
+  | { type: 'regular'; executable: boolean; size: number }
+  | { type: 'directory' }
+  | { type: 'symlink'; target: Buffer };
+
+export interface NarSource {
+  /** lstat-like: never follows symlinks; throws UnsupportedFileError for sockets/FIFOs/devices. */
+  node(path: Buffer): Promise<NarNode>;
+  /** Entry names of a directory, raw bytes, any order (the encoder sorts bytewise). */
+  entries(path: Buffer): Promise<Buffer[]>;
+  /** File contents in chunks; must yield exactly `size` bytes. */
+  contents(path: Buffer, size: number): AsyncIterable<Buffer>;
+}
+
+const ZEROS = Buffer.alloc(8);
+
+/** Pending output gathers headers, padding and small files so the consumer sees few, large chunks. */
+const SLAB_SIZE = 256 * 1024;
+/** File chunks at least this big pass through without a copy. */
+const COPY_LIMIT = 64 * 1024;
+/** Hand pending output to the consumer once this much has gathered. */
+const FLUSH_AT = 128 * 1024;
+
+/**
+ * Appends into a slab and hands out slices of it. A handed-out slice is never written again (the
+ * write position only moves forward; a full slab is replaced, not reused), so the consumer may keep it.
+ */
+class Assembler {
+  private slab = Buffer.allocUnsafe(SLAB_SIZE);
+  private start = 0;
+  private pos = 0;
+  private full: Buffer[] = [];
+
+  get pending(): number {
+    return this.pos - this.start + this.full.reduce((n, b) => n + b.length, 0);
+  }
+
+  bytes(b: Uint8Array): void {
+    this.reserve(b.length);
+    this.slab.set(b, this.pos);
+    this.pos += b.length;
+  }
+
+  u64(n: number): void {
+    this.reserve(8);
+    // Sizes are below 2^53 (Number.MAX_SAFE_INTEGER), so two 32-bit halves are exact.
+    this.slab.writeUInt32LE(n % 0x100000000, this.pos);
+    this.slab.writeUInt32LE(Math.floor(n / 0x100000000), this.pos + 4);
+    this.pos += 8;
+  }
+
+  padding(length: number): void {
+    const pad = (8 - (length % 8)) % 8;
+    if (pad > 0) this.bytes(ZEROS.subarray(0, pad));
+  }
+
+  str(b: Uint8Array): void {
+    this.u64(b.length);
+    this.bytes(b);
+    this.padding(b.length);
+  }
+
+  /** Everything written so far, as slices the caller owns. */
+  take(): Buffer[] {
+    const out = this.full;
+    this.full = [];
+    if (this.pos > this.start) out.push(this.slab.subarray(this.start, this.pos));
+    this.start = this.pos;
+    return out;
+  }
+
+  room(): number {
+    return this.slab.length - this.pos;
+  }
+
+  private reserve(n: number): void {
+    if (n <= this.slab.length - this.pos) return;
+    if (this.pos > this.start) this.full.push(this.slab.subarray(this.start, this.pos));
+    this.slab = Buffer.allocUnsafe(Math.max(SLAB_SIZE, n));
+    this.start = 0;
+    this.pos = 0;
+  }
+}
+
+/** Bytes of str(s) for a constant token. */
+function token(...words: string[]): Buffer {
+  const asm = new Assembler();
+  for (const w of words) asm.str(Buffer.from(w, 'utf8'));
+  return Buffer.concat(asm.take());
+}
+
+const MAGIC = token('nix-archive-1');
+const REGULAR = token('(', 'type', 'regular');
+const EXECUTABLE = token('executable', '');
+const CONTENTS = token('contents');
+const SYMLINK = token('(', 'type', 'symlink', 'target');
+const DIRECTORY = token('(', 'type', 'directory');
+const ENTRY = token('entry', '(', 'name');
+const NODE = token('node');
+const CLOSE = token(')');
+const SLASH = Buffer.from('/');
+
+/** A directory being written: its path and the sorted names still to visit. */
+interface DirFrame {
+  path: Buffer;
+  names: Buffer[];
+  next: number;
+}
+
+function describe(path: Buffer): string {
+  return path.toString('utf8');
+}
+
+/** Nix's NAR parser refuses these names (and a directory may not list a name twice). */
+function checkEntryNames(dir: Buffer, names: Buffer[]): void {
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i]!;
+    const bad =
+      name.length === 0 ||
+      name.equals(Buffer.from('.')) ||
+      name.equals(Buffer.from('..')) ||
+      name.includes(0x2f) ||
+      name.includes(0);
+    if (bad)
+      throw new FormatError(
+        `directory ${describe(dir)} has an entry name a NAR cannot hold: ${JSON.stringify(name.toString('utf8'))}`,
+      );
+    if (i > 0 && name.equals(names[i - 1]!)) {
+      throw new FormatError(
+        `directory ${describe(dir)} lists the entry ${JSON.stringify(name.toString('utf8'))} twice`,
+      );
+    }
+  }
+}
+
+/**
+ * Streams the NAR of the tree at `root`. Chunks are yielded once and never modified afterwards.
+ * Throws UnsupportedFileError for a node type a NAR cannot hold (from the source, or an unknown
+ * `type`), CorruptPathError when a file yields more or fewer bytes than its size, FormatError for
+ * entry names Nix would refuse.
+ */
+export async function* encodeNar(source: NarSource, root: Buffer): AsyncGenerator<Buffer> {
+  const asm = new Assembler();
+  const stack: DirFrame[] = [];
+  asm.bytes(MAGIC);
+  let path: Buffer | undefined = root;
+  while (path !== undefined) {
+    const node = await source.node(path);
+    if (node.type === 'directory') {
+      asm.bytes(DIRECTORY);
+      const names = (await source.entries(path)).sort((a, b) => a.toString().localeCompare(b.toString()));
+      checkEntryNames(path, names);
+      stack.push({ path, names, next: 0 });
+    } else if (node.type === 'regular') {
+      yield* regularFile(source, asm, path, node);
+      asm.bytes(CLOSE);
+    } else if (node.type === 'symlink') {
+      asm.bytes(SYMLINK);
+      asm.str(node.target);
+      asm.bytes(CLOSE);
+    } else {
+      throw new UnsupportedFileError(
+        describe(path),
+        `node of type ${JSON.stringify((node as { type: unknown }).type)}`,
+      );
+    }
+    path = nextPath(asm, stack);
+    if (asm.pending >= FLUSH_AT) yield* asm.take();
+  }
+  yield* asm.take();
+}
+
+/** Closes finished directories (and their entries) and opens the next entry, if any. */
+function nextPath(asm: Assembler, stack: DirFrame[]): Buffer | undefined {
+  for (;;) {
+    const top = stack[stack.length - 1];
+    if (top === undefined) return undefined;
+    if (top.next > 0) asm.bytes(CLOSE); // end of the previous entry
+    const name = top.names[top.next];
+    if (name === undefined) {
+      stack.pop();
+      asm.bytes(CLOSE); // end of the directory node
+      continue;
+    }
+    top.next++;
+    asm.bytes(ENTRY);
+    asm.str(name);
+    asm.bytes(NODE);
+    return Buffer.concat([top.path, SLASH, name]);
+  }
+}
+
+async function* regularFile(
+  source: NarSource,
+  asm: Assembler,
+  path: Buffer,
+  node: { executable: boolean; size: number },
+): AsyncGenerator<Buffer> {
+  const { size } = node;
+  if (!Number.isSafeInteger(size) || size < 0)
+    throw new FormatError(`file ${describe(path)} has an impossible size ${size}`);
+  asm.bytes(REGULAR);
+  if (node.executable) asm.bytes(EXECUTABLE);
+  asm.bytes(CONTENTS);
+  asm.u64(size);
+  let seen = 0;
+  for await (const chunk of source.contents(path, size)) {
+    seen += chunk.length;
+    if (seen > size) break;
+    if (chunk.length < COPY_LIMIT && chunk.length <= asm.room()) {
+      asm.bytes(chunk);
+      if (asm.pending >= FLUSH_AT) yield* asm.take();
+    } else {
+      yield* asm.take();
+      yield chunk;
+    }
+  }
+  if (seen !== size) {
+    throw new CorruptPathError(
+      describe(path),
+      `file ${describe(path)} gave ${seen > size ? 'more' : 'fewer'} bytes than its size ${size}: it changed while being read; try again`,
+    );
+  }
+  asm.padding(size);
+}

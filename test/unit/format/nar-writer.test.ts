@@ -1,0 +1,248 @@
+// encodeNar over an in-memory NarSource, compared with NAR files written by real Nix
+// (test/fixtures/golden, see its README) and with a naive reference encoder for random trees.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import fc from 'fast-check';
+import { encodeNar, type NarNode, type NarSource } from '../../../src/format/nar-writer.js';
+import { CorruptPathError, FormatError, UnsupportedFileError } from '../../../src/errors.js';
+
+type Tree =
+  | { kind: 'file'; data: Buffer; executable: boolean }
+  | { kind: 'link'; target: Buffer }
+  | { kind: 'dir'; entries: Array<[Buffer, Tree]> };
+
+const b = (s: string): Buffer => Buffer.from(s, 'utf8');
+const file = (s: string | Buffer, executable = false): Tree => ({
+  kind: 'file',
+  data: typeof s === 'string' ? b(s) : s,
+  executable,
+});
+const link = (t: string): Tree => ({ kind: 'link', target: b(t) });
+const dir = (entries: Record<string, Tree> | Array<[Buffer, Tree]>): Tree => ({
+  kind: 'dir',
+  entries: Array.isArray(entries) ? entries : Object.entries(entries).map(([k, v]) => [b(k), v]),
+});
+
+/**
+ * A fake source. Entries come back in reverse JavaScript-string order (never bytewise order), and
+ * contents in `chunk`-byte pieces, so the encoder's sorting and chunk handling are exercised.
+ */
+function memorySource(root: Tree, chunk = 3): NarSource {
+  const byPath = new Map<string, Tree>();
+  const walk = (p: Buffer, t: Tree): void => {
+    byPath.set(p.toString('latin1'), t);
+    if (t.kind === 'dir') for (const [n, c] of t.entries) walk(Buffer.concat([p, b('/'), n]), c);
+  };
+  walk(b('/root'), root);
+  const get = (p: Buffer): Tree => {
+    const t = byPath.get(p.toString('latin1'));
+    if (t === undefined) throw new Error(`fake source: no ${p.toString('latin1')}`);
+    return t;
+  };
+  return {
+    node(p): Promise<NarNode> {
+      const t = get(p);
+      if (t.kind === 'file')
+        return Promise.resolve({ type: 'regular', executable: t.executable, size: t.data.length });
+      if (t.kind === 'link') return Promise.resolve({ type: 'symlink', target: t.target });
+      return Promise.resolve({ type: 'directory' });
+    },
+    entries(p): Promise<Buffer[]> {
+      const t = get(p);
+      assert.equal(t.kind, 'dir');
+      const names = t.kind === 'dir' ? t.entries.map(([n]) => n) : [];
+      return Promise.resolve(names.sort((x, y) => y.toString('utf8').localeCompare(x.toString('utf8'))));
+    },
+    async *contents(p) {
+      await Promise.resolve(); // a real source awaits I/O between chunks
+      const t = get(p);
+      if (t.kind !== 'file') throw new Error('not a file');
+      for (let i = 0; i < t.data.length; i += chunk) yield t.data.subarray(i, i + chunk);
+    },
+  };
+}
+
+/** Collects every chunk without copying: if the encoder later overwrote a chunk it handed out, the result would differ. */
+async function encodeAll(source: NarSource): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of encodeNar(source, b('/root'))) chunks.push(c);
+  return Buffer.concat(chunks);
+}
+
+const golden = (name: string): Buffer =>
+  readFileSync(new URL(`../../fixtures/golden/${name}`, import.meta.url));
+
+// The `tree` attribute of test/fixtures/closure.nix built with salt "golden".
+const pads: Record<string, Tree> = {};
+for (const n of [1, 2, 3, 4, 5, 6, 7, 8, 9, 16, 17]) pads[String(n)] = file('x'.repeat(n));
+const fixtureTree = dir([
+  [b('regular.txt'), file('hello golden\n')],
+  [b('run.sh'), file('#!/bin/sh\necho hi\n', true)],
+  [b('empty-file'), file('')],
+  [b('empty-executable'), file('', true)],
+  [b('empty-dir'), dir({})],
+  [
+    b('nested'),
+    dir({
+      deeper: dir({ deepest: dir({ file: file('deep\n') }), 'link-up': link('../nested/file') }),
+      file: file('mid\n'),
+    }),
+  ],
+  [b('pad'), dir(pads)],
+  [b('link-relative'), link('regular.txt')],
+  [b('link-absolute'), link('/bin/sh')],
+  [b('link-dangling'), link('does/not/exist')],
+  [b('link-to-dir'), link('nested')],
+  [b('café-✓.txt'), file('utf8\n')],
+  [Buffer.from('latin1-\xe9', 'latin1'), file('latin1\n')],
+  [b('w-\uff21'), file('ff21\n')],
+  [b('w-\u{1f600}'), file('emoji\n')],
+  [b('README'), file('upper\n')],
+  [b('Readme'), file('mixed\n')],
+  [b('readme'), file('lower\n')],
+  [b('with space'), file('space\n')],
+]);
+
+describe('encodeNar against NARs written by nix-store --dump', () => {
+  test('a directory with every file kind and name edge case (tree.nar)', async () => {
+    for (const chunk of [1, 3, 1000])
+      assert.ok((await encodeAll(memorySource(fixtureTree, chunk))).equals(golden('tree.nar')));
+  });
+  test('a single file (leaf.nar)', async () => {
+    assert.ok((await encodeAll(memorySource(file('leaf golden\n')))).equals(golden('leaf.nar')));
+  });
+  test('a symlink (symlink-out.nar)', async () => {
+    const target = '/nix/store/dd1vkcd0hcypgk85l5fwmmx9jqqab60c-loft-fixture-leaf';
+    assert.ok((await encodeAll(memorySource(link(target)))).equals(golden('symlink-out.nar')));
+  });
+  test('a difference in one byte of a file or one executable bit changes the NAR', async () => {
+    assert.ok(!(await encodeAll(memorySource(file('leaf golden!')))).equals(golden('leaf.nar')));
+    assert.ok(!(await encodeAll(memorySource(file('leaf golden\n', true)))).equals(golden('leaf.nar')));
+  });
+});
+
+/** A deliberately simple encoder: one Buffer.concat per token, recursion, no batching. */
+function referenceNar(t: Tree): Buffer {
+  const str = (x: Buffer): Buffer => {
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(x.length));
+    return Buffer.concat([len, x, Buffer.alloc((8 - (x.length % 8)) % 8)]);
+  };
+  const s = (...w: string[]): Buffer => Buffer.concat(w.map((x) => str(b(x))));
+  const node = (n: Tree): Buffer => {
+    if (n.kind === 'file')
+      return Buffer.concat([
+        s('(', 'type', 'regular'),
+        n.executable ? s('executable', '') : Buffer.alloc(0),
+        s('contents'),
+        str(n.data),
+        s(')'),
+      ]);
+    if (n.kind === 'link') return Buffer.concat([s('(', 'type', 'symlink', 'target'), str(n.target), s(')')]);
+    const sorted = [...n.entries].sort(([x], [y]) => Buffer.compare(x, y));
+    return Buffer.concat([
+      s('(', 'type', 'directory'),
+      ...sorted.map(([name, c]) =>
+        Buffer.concat([s('entry', '(', 'name'), str(name), s('node'), node(c), s(')')]),
+      ),
+      s(')'),
+    ]);
+  };
+  return Buffer.concat([s('nix-archive-1'), node(t)]);
+}
+
+const nameArb = fc
+  .uint8Array({ minLength: 1, maxLength: 12 })
+  .map((a) => Buffer.from(a.map((x) => (x === 0 || x === 0x2f ? 0x61 : x))))
+  .filter((n) => !n.equals(b('.')) && !n.equals(b('..')));
+const treeArb: fc.Arbitrary<Tree> = fc.letrec<{ tree: Tree }>((tie) => ({
+  tree: fc.oneof(
+    { depthSize: 'small', withCrossShrink: true },
+    fc.record({
+      kind: fc.constant('file' as const),
+      data: fc
+        .oneof(fc.uint8Array({ maxLength: 40 }), fc.uint8Array({ minLength: 60_000, maxLength: 300_000 }))
+        .map((a) => Buffer.from(a)),
+      executable: fc.boolean(),
+    }),
+    fc.record({
+      kind: fc.constant('link' as const),
+      target: fc.uint8Array({ minLength: 1, maxLength: 30 }).map((a) => Buffer.from(a)),
+    }),
+    fc
+      .uniqueArray(fc.tuple(nameArb, tie('tree')), { maxLength: 6, selector: ([n]) => n.toString('latin1') })
+      .map((entries) => ({ kind: 'dir' as const, entries })),
+  ),
+})).tree;
+
+describe('encodeNar against a naive reference encoder', () => {
+  test('random trees, including files larger than the batching slab, in random chunk sizes', async () => {
+    await fc.assert(
+      fc.asyncProperty(treeArb, fc.integer({ min: 1, max: 200_000 }), async (tree, chunk) => {
+        assert.ok((await encodeAll(memorySource(tree, chunk))).equals(referenceNar(tree)));
+      }),
+      { numRuns: 60 },
+    );
+  });
+  test('20,000 small files in one directory', async () => {
+    const entries: Array<[Buffer, Tree]> = [];
+    for (let i = 0; i < 20_000; i++) entries.push([b(`f${i}`), file(`content ${i}`, i % 7 === 0)]);
+    const tree = dir(entries);
+    assert.ok((await encodeAll(memorySource(tree, 4096))).equals(referenceNar(tree)));
+  });
+});
+
+describe('encodeNar errors', () => {
+  const withNode = (node: (p: Buffer) => Promise<NarNode>, contents?: NarSource['contents']): NarSource => ({
+    ...memorySource(file('abc')),
+    node,
+    ...(contents ? { contents } : {}),
+  });
+  test('an UnsupportedFileError from the source propagates', async () => {
+    const src = withNode(() => Promise.reject(new UnsupportedFileError('/root', 'FIFO')));
+    await assert.rejects(encodeAll(src), UnsupportedFileError);
+  });
+  test('an unknown node type is an UnsupportedFileError', async () => {
+    const src = withNode(() => Promise.resolve({ type: 'socket' } as unknown as NarNode));
+    await assert.rejects(
+      encodeAll(src),
+      (e: unknown) => e instanceof UnsupportedFileError && /socket/.test(e.message),
+    );
+  });
+  test('a file yielding fewer or more bytes than its size is a CorruptPathError', async () => {
+    for (const size of [2, 4]) {
+      const src = withNode(() => Promise.resolve({ type: 'regular', executable: false, size }));
+      await assert.rejects(
+        encodeAll(src),
+        (e: unknown) => e instanceof CorruptPathError && e.path === '/root',
+      );
+    }
+  });
+  test('entry names Nix refuses are a FormatError', async () => {
+    for (const bad of ['', '.', '..', 'a/b', 'nul\0']) {
+      await assert.rejects(
+        encodeAll(memorySource(dir([[b(bad), file('x')]]))),
+        FormatError,
+        JSON.stringify(bad),
+      );
+    }
+    await assert.rejects(
+      encodeAll(
+        memorySource(
+          dir([
+            [b('x'), file('1')],
+            [b('x'), file('2')],
+          ]),
+        ),
+      ),
+      FormatError,
+    );
+  });
+  test('a negative or fractional size is a FormatError', async () => {
+    for (const size of [-1, 1.5]) {
+      const src = withNode(() => Promise.resolve({ type: 'regular', executable: false, size }));
+      await assert.rejects(encodeAll(src), FormatError);
+    }
+  });
+});
