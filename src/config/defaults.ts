@@ -1,0 +1,49 @@
+// Default values of every setting, in one place so the loader, loft.toml.example and the tests agree.
+// Where the original Loft's binary and its NixOS module disagree, loft follows the module (the
+// configuration most users run): 12 upload threads, scan on startup, skip paths signed by the two
+// big public caches.
+
+export const DEFAULTS = {
+  configFile: 'loft.toml',
+  storeDir: '/nix/store',
+  /** The embedded default's local binary cache, relative to the working directory. */
+  localDir: 'loft-cache',
+  region: 'us-east-1',
+  // Garage and MinIO, the original's targets, want path-style URLs; AWS accepts both.
+  forcePathStyle: true,
+  partSizeMb: 16,
+  uploadThreads: 12,
+  scanOnStartup: true,
+  populateCacheOnStartup: false,
+  compression: 'zstd',
+  useDiskForLargeNars: true,
+  largeNarThresholdMb: 1024,
+  skipSignedByKeys: ['cache.nixos.org-1', 'nix-community.cachix.org-1'],
+  uploadDerivations: false,
+  // The original writes `Priority: 30` into nix-cache-info (cache.nixos.org uses 40).
+  priority: 30,
+  pruneEnabled: false,
+  pruneRetentionDays: 30,
+  pruneTargetPercentage: 80,
+  pruneOrphanGraceHours: 24,
+} as const;
+
+/** Levels each compressor accepts and its default (zstd's CLI default 3, xz's preset 6). */
+export const COMPRESSION_LEVELS = {
+  zstd: { min: 1, max: 19, default: 3 },
+  xz: { min: 0, max: 9, default: 6 },
+  none: { min: 0, max: 0, default: 0 },
+} as const;
+
+/** Bounds of numeric settings, shared by validation messages and tests. */
+export const LIMITS = {
+  uploadThreads: { min: 1, max: 256 },
+  // 5 MiB is S3's minimum part size (except the last part); 5 GiB its maximum.
+  partSizeMb: { min: 5, max: 5120 },
+  largeNarThresholdMb: { min: 1, max: 1_048_576 },
+  priority: { min: 0, max: 10_000 },
+  pruneRetentionDays: { min: 1, max: 36_500 },
+  pruneMaxSizeGb: { max: 1_000_000 },
+  pruneTargetPercentage: { min: 1, max: 99 },
+  pruneOrphanGraceHours: { min: 0, max: 8760 },
+} as const;

@@ -1,0 +1,47 @@
+// A Config for a debug log line: every setting a person needs to see what loft will do, and nothing
+// that could be a secret (no credentials, no header values, no key material; the signing key's
+// name and path are not secret, and the name is what Nix's trusted-public-keys refers to).
+import type { Config } from './schema.js';
+
+export function describeConfig(c: Config): Record<string, unknown> {
+  return {
+    configPath: c.configPath ?? '(embedded default)',
+    storeDir: c.storeDir,
+    storage: describeStorage(c),
+    uploadThreads: c.uploadThreads,
+    scanOnStartup: c.scanOnStartup,
+    populateCacheOnStartup: c.populateCacheOnStartup,
+    localCachePath: c.localCachePath,
+    compression: c.compression,
+    compressionLevel: c.compressionLevel,
+    useDiskForLargeNars: c.useDiskForLargeNars,
+    largeNarThresholdMb: c.largeNarThresholdMb,
+    signing:
+      c.signingKey === undefined ? 'off' : { keyName: c.signingKey.name, keyPath: c.signingKeyPath ?? null },
+    skipSignedByKeys: [...c.skipSignedByKeys],
+    uploadDerivations: c.uploadDerivations,
+    priority: c.priority,
+    prune: { ...c.prune },
+    debug: c.debug,
+  };
+}
+
+function describeStorage(c: Config): Record<string, unknown> {
+  if (c.storage.kind === 'local') return { kind: 'local', path: c.storage.path };
+  const s3 = c.storage.s3;
+  return {
+    kind: 's3',
+    bucket: s3.bucket,
+    region: s3.region,
+    endpoint: s3.endpoint ?? '(AWS default)',
+    forcePathStyle: s3.forcePathStyle,
+    partSizeMb: s3.partSizeMb,
+    credentialSource:
+      s3.credentials === undefined
+        ? 'AWS SDK default chain'
+        : s3.credentials.sessionToken === undefined
+          ? 'config (access key + secret key)'
+          : 'config (access key + secret key + session token)',
+    extraHeaders: Object.fromEntries(Object.keys(s3.extraHeaders).map((name) => [name, '[redacted]'])),
+  };
+}

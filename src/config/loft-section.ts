@@ -1,0 +1,105 @@
+// The [loft] table: behaviour of the uploader. Every key of the original Loft's README and NixOS
+// module is here with the same meaning; compression "none", compression_level, upload_derivations,
+// priority and prune_orphan_grace_hours are loft's additions. use_disk_for_large_nars and
+// large_nar_threshold_mb are accepted for compatibility only: loft streams every NAR, whatever its size.
+import { resolve } from 'node:path';
+import { COMPRESSION_LEVELS, DEFAULTS, LIMITS } from './defaults.js';
+import { parsePruneSchedule, PRUNE_SCHEDULE_SYNTAX } from './prune-schedule.js';
+import type { Compression, Config, PruneSettings } from './schema.js';
+import type { TableReader } from './table-reader.js';
+
+export const LOFT_KEYS = [
+  'upload_threads',
+  'scan_on_startup',
+  'populate_cache_on_startup',
+  'local_cache_path',
+  'compression',
+  'compression_level',
+  'use_disk_for_large_nars',
+  'large_nar_threshold_mb',
+  'signing_key_path',
+  'signing_key_name',
+  'skip_signed_by_keys',
+  'upload_derivations',
+  'priority',
+  'prune_enabled',
+  'prune_retention_days',
+  'prune_max_size_gb',
+  'prune_target_percentage',
+  'prune_schedule',
+  'prune_orphan_grace_hours',
+] as const;
+
+export const COMPRESSIONS: readonly Compression[] = ['zstd', 'xz', 'none'];
+
+/** The settings of [loft]; the signing key itself is read by the loader. */
+export type LoftSettings = Omit<Config, 'configPath' | 'storeDir' | 'storage' | 'debug' | 'signingKey'>;
+
+export interface LoftSection {
+  settings: LoftSettings;
+  /** signing_key_name as written; the loader checks it against the key file's own name. */
+  signingKeyName?: string;
+}
+
+export function readLoftSection(r: TableReader, baseDir: string, defaultCachePath: string): LoftSection {
+  const { uploadThreads: threads, largeNarThresholdMb: large, priority } = LIMITS;
+  const compression = r.oneOf('compression', COMPRESSIONS) ?? DEFAULTS.compression;
+  const localCachePath = r.string('local_cache_path', { nonEmpty: true });
+  const settings: LoftSettings = {
+    uploadThreads: r.int('upload_threads', threads.min, threads.max) ?? DEFAULTS.uploadThreads,
+    scanOnStartup: r.bool('scan_on_startup') ?? DEFAULTS.scanOnStartup,
+    populateCacheOnStartup: r.bool('populate_cache_on_startup') ?? DEFAULTS.populateCacheOnStartup,
+    // Relative to the config file's directory, so the result does not depend on where loft starts.
+    localCachePath: localCachePath === undefined ? defaultCachePath : resolve(baseDir, localCachePath),
+    compression,
+    compressionLevel: readCompressionLevel(r, compression),
+    useDiskForLargeNars: r.bool('use_disk_for_large_nars') ?? DEFAULTS.useDiskForLargeNars,
+    largeNarThresholdMb:
+      r.int('large_nar_threshold_mb', large.min, large.max) ?? DEFAULTS.largeNarThresholdMb,
+    skipSignedByKeys: r.stringArray('skip_signed_by_keys') ?? [...DEFAULTS.skipSignedByKeys],
+    uploadDerivations: r.bool('upload_derivations') ?? DEFAULTS.uploadDerivations,
+    priority: r.int('priority', priority.min, priority.max) ?? DEFAULTS.priority,
+    prune: readPrune(r),
+  };
+  const section: LoftSection = { settings };
+  const keyPath = r.string('signing_key_path', { nonEmpty: true });
+  const keyName = r.string('signing_key_name', { nonEmpty: true });
+  if (keyPath !== undefined) settings.signingKeyPath = resolve(baseDir, keyPath);
+  if (keyName !== undefined) section.signingKeyName = keyName;
+  if (keyName !== undefined && !r.has('signing_key_path')) {
+    r.errors.push(
+      `${r.key('signing_key_name')}: set without ${r.key('signing_key_path')}; ` +
+        'the name comes from the key file, so give the key file (or remove the name)',
+    );
+  }
+  return section;
+}
+
+function readCompressionLevel(r: TableReader, compression: Compression): number {
+  const range = COMPRESSION_LEVELS[compression];
+  if (compression === 'none') {
+    r.raw('compression_level'); // meaningless without a compressor: accepted and ignored
+    return range.default;
+  }
+  return r.int('compression_level', range.min, range.max) ?? range.default;
+}
+
+function readPrune(r: TableReader): PruneSettings {
+  const { pruneRetentionDays: days, pruneMaxSizeGb: size } = LIMITS;
+  const { pruneTargetPercentage: pct, pruneOrphanGraceHours: grace } = LIMITS;
+  const prune: PruneSettings = {
+    enabled: r.bool('prune_enabled') ?? DEFAULTS.pruneEnabled,
+    retentionDays: r.int('prune_retention_days', days.min, days.max) ?? DEFAULTS.pruneRetentionDays,
+    targetPercentage: r.int('prune_target_percentage', pct.min, pct.max) ?? DEFAULTS.pruneTargetPercentage,
+    orphanGraceHours:
+      r.int('prune_orphan_grace_hours', grace.min, grace.max) ?? DEFAULTS.pruneOrphanGraceHours,
+  };
+  const maxSizeGb = r.positiveNumber('prune_max_size_gb', size.max);
+  if (maxSizeGb !== undefined) prune.maxSizeGb = maxSizeGb;
+  const schedule = r.string('prune_schedule');
+  if (schedule !== undefined) {
+    if (parsePruneSchedule(schedule) === undefined) r.fail('prune_schedule', PRUNE_SCHEDULE_SYNTAX, schedule);
+    else prune.schedule = schedule;
+  }
+  return prune;
+}

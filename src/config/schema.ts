@@ -1,0 +1,184 @@
+// loft's configuration: the Config type the rest of loft reads, and the pure validation of a parsed
+// loft.toml (plus the environment) into it. No I/O here: secrets in files, extra header files and the
+// signing key are located here and read by load.ts.
+//
+// The file format stays compatible with the original Loft's loft.toml: the tables [s3] and [loft]
+// with the same keys and meanings. loft adds [local] (a directory binary cache Nix reads as
+// file://DIR) and a few keys, each documented in loft.toml.example. Unknown keys are warnings, not
+// errors, because the original's NixOS module merges free-form `extraConfig` into the file.
+import { isAbsolute, join, resolve } from 'node:path';
+import { ConfigError } from '../errors.js';
+import type { SecretKey } from '../format/signing-key.js';
+import { DEFAULTS } from './defaults.js';
+import type { HeaderEntry } from './extra-headers.js';
+import { LOFT_KEYS, readLoftSection } from './loft-section.js';
+import { readS3Section, S3_KEYS, type CredentialSources, type HeaderFileRef } from './s3-section.js';
+import { TableReader, type TomlTable } from './table-reader.js';
+
+export { COMPRESSION_LEVELS, DEFAULTS, LIMITS } from './defaults.js';
+export { describeConfig } from './describe-config.js';
+export { LOFT_KEYS } from './loft-section.js';
+export { S3_KEYS, type CredentialSources, type HeaderFileRef, type SecretSource } from './s3-section.js';
+
+export type Compression = 'zstd' | 'xz' | 'none';
+
+export interface S3Settings {
+  bucket: string;
+  region: string;
+  endpoint?: string;
+  forcePathStyle: boolean;
+  /** undefined: the AWS SDK's default chain (AWS_ACCESS_KEY_ID/..., AWS_PROFILE, instance roles). */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** Merged from TOML, header files and LOFT_EXTRA_HEADER_*; lower-case names. */
+  extraHeaders: Record<string, string>;
+  /** Multipart part size: default 16, at least 5 (S3's minimum), at most 5120. */
+  partSizeMb: number;
+}
+
+export type StorageSettings = { kind: 's3'; s3: S3Settings } | { kind: 'local'; path: string /* absolute */ };
+
+export interface PruneSettings {
+  enabled: boolean;
+  retentionDays: number;
+  maxSizeGb?: number;
+  targetPercentage: number;
+  /** Validated by parsePruneSchedule (src/config/prune-schedule.ts). */
+  schedule?: string;
+  orphanGraceHours: number;
+}
+
+export interface Config {
+  /** Absolute path of the file read; undefined when the embedded default is used. */
+  configPath?: string;
+  storeDir: string;
+  storage: StorageSettings;
+  uploadThreads: number;
+  scanOnStartup: boolean;
+  populateCacheOnStartup: boolean;
+  localCachePath: string;
+  compression: Compression;
+  /** zstd 1-19 (default 3), xz 0-9 (default 6), 0 for none. */
+  compressionLevel: number;
+  /** Accepted for compatibility with the original; loft always streams. */
+  useDiskForLargeNars: boolean;
+  largeNarThresholdMb: number;
+  signingKey?: SecretKey;
+  signingKeyPath?: string;
+  skipSignedByKeys: string[];
+  uploadDerivations: boolean;
+  priority: number;
+  prune: PruneSettings;
+  debug: boolean;
+}
+
+export interface LoadResult {
+  config: Config;
+  warnings: string[];
+}
+
+export const ROOT_KEYS = ['s3', 'local', 'loft'] as const;
+export const LOCAL_KEYS = ['path'] as const;
+
+export interface SchemaContext {
+  /** Absolute path of the config file, when there is one (named in every error message). */
+  configPath?: string;
+  /** Relative paths in the file resolve against this: the config file's directory, else cwd. */
+  baseDir: string;
+  /** The working directory: the embedded default cache lives in <cwd>/loft-cache. */
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  /** Home directory, for the default local_cache_path when XDG_STATE_HOME is unset. */
+  homeDir: string;
+  debug: boolean;
+}
+
+/** A Config whose secrets, extra headers and signing key still have to be read by the loader. */
+export interface ValidatedDocument {
+  config: Config;
+  credentials?: CredentialSources;
+  inlineHeaders: HeaderEntry[];
+  headerFiles: HeaderFileRef[];
+  signingKeyName?: string;
+  warnings: string[];
+}
+
+/** The most messages put into one ConfigError line. */
+const MAX_ERRORS_SHOWN = 3;
+
+/** Validates a parsed document. Throws one ConfigError listing the first few problems. */
+export function validateDocument(doc: TomlTable, ctx: SchemaContext): ValidatedDocument {
+  const errors: string[] = [];
+  const root = new TableReader(doc, '', ROOT_KEYS, errors);
+  const s3Table = root.table('s3', S3_KEYS);
+  const localTable = root.table('local', LOCAL_KEYS);
+  const loftTable = root.table('loft', LOFT_KEYS) ?? new TableReader({}, 'loft', LOFT_KEYS, errors);
+  const loft = readLoftSection(loftTable, ctx.baseDir, defaultLocalCachePath(ctx.env, ctx.homeDir));
+  const s3 = s3Table === undefined ? undefined : readS3Section(s3Table, ctx.baseDir);
+  const localPath = localTable?.string('path', { nonEmpty: true });
+  if (localTable !== undefined && !localTable.has('path')) {
+    errors.push('local.path: required in [local] (the directory of the local binary cache)');
+  }
+  if (s3Table !== undefined && localTable !== undefined) {
+    errors.push('[s3] and [local] are both present; a cache lives in one place, keep one of them');
+  }
+  const storeDir = storeDirFromEnv(ctx.env, errors);
+  if (errors.length > 0) throw configError(errors, ctx.configPath);
+
+  const warnings = [root, s3Table, localTable, loftTable]
+    .flatMap((t) => t?.unknownKeys() ?? [])
+    .map((key) => `unknown configuration key ${key} ignored${where(ctx.configPath)}`);
+  let storage: StorageSettings;
+  if (s3 !== undefined) storage = { kind: 's3', s3: s3.s3 };
+  else if (localPath !== undefined) storage = { kind: 'local', path: resolve(ctx.baseDir, localPath) };
+  else {
+    storage = { kind: 'local', path: join(ctx.cwd, DEFAULTS.localDir) };
+    if (ctx.configPath !== undefined) {
+      warnings.push(`${ctx.configPath} has no [s3] or [local] table; using the local cache ${storage.path}`);
+    }
+  }
+
+  const config: Config = { storeDir, storage, ...loft.settings, debug: ctx.debug };
+  if (ctx.configPath !== undefined) config.configPath = ctx.configPath;
+  const out: ValidatedDocument = {
+    config,
+    inlineHeaders: s3?.inlineHeaders ?? [],
+    headerFiles: s3?.headerFiles ?? [],
+    warnings,
+  };
+  if (s3?.credentials !== undefined) out.credentials = s3.credentials;
+  if (loft.signingKeyName !== undefined) out.signingKeyName = loft.signingKeyName;
+  return out;
+}
+
+/** NIX_STORE_DIR, as Nix itself reads it, else /nix/store. */
+export function storeDirFromEnv(env: NodeJS.ProcessEnv, errors: string[] = []): string {
+  const value = env['NIX_STORE_DIR'];
+  if (value === undefined || value === '') return DEFAULTS.storeDir;
+  if (!isAbsolute(value)) {
+    errors.push(
+      `environment variable NIX_STORE_DIR: expected an absolute path, got ${JSON.stringify(value)}`,
+    );
+    return DEFAULTS.storeDir;
+  }
+  return value.length > 1 ? value.replace(/\/+$/, '') : value;
+}
+
+/** $XDG_STATE_HOME/loft/cache.db, else ~/.local/state/loft/cache.db (XDG Base Directory spec). */
+export function defaultLocalCachePath(env: NodeJS.ProcessEnv, homeDir: string): string {
+  const state = env['XDG_STATE_HOME'];
+  // The XDG spec says relative values are invalid and must be ignored.
+  if (state !== undefined && isAbsolute(state)) return join(state, 'loft', 'cache.db');
+  const home = env['HOME'] !== undefined && isAbsolute(env['HOME']) ? env['HOME'] : homeDir;
+  return join(home, '.local', 'state', 'loft', 'cache.db');
+}
+
+function where(configPath: string | undefined): string {
+  return configPath === undefined ? '' : ` (in ${configPath})`;
+}
+
+function configError(errors: string[], configPath: string | undefined): ConfigError {
+  const shown = errors.slice(0, MAX_ERRORS_SHOWN).join('; ');
+  const more = errors.length > MAX_ERRORS_SHOWN ? `; and ${errors.length - MAX_ERRORS_SHOWN} more` : '';
+  const prefix = configPath === undefined ? '' : `${configPath}: `;
+  return new ConfigError(`${prefix}${shown}${more}`);
+}

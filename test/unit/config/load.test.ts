@@ -1,0 +1,88 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LOCAL_KEYS, LOFT_KEYS, S3_KEYS } from '../../../src/config/schema.js';
+import { load, rejection, useTempConfigs } from './temp-configs.js';
+
+const EXAMPLE = fileURLToPath(new URL('../../../loft.toml.example', import.meta.url));
+const { workdir } = useTempConfigs();
+
+describe('which file', () => {
+  test('no loft.toml and no --config: the embedded default (local cache in cwd)', async () => {
+    const cwd = await workdir();
+    const { config, warnings } = await load(cwd, { debug: true });
+    assert.equal(config.configPath, undefined);
+    assert.deepEqual(config.storage, { kind: 'local', path: join(cwd, 'loft-cache') });
+    assert.equal(config.localCachePath, '/home/t/.local/state/loft/cache.db');
+    assert.equal(config.debug, true);
+    assert.deepEqual(warnings, []);
+  });
+
+  test('./loft.toml is read when present', async () => {
+    const cwd = await workdir({ 'loft.toml': '[local]\npath = "c"\n[loft]\nupload_threads = 2\n' });
+    const { config } = await load(cwd);
+    assert.equal(config.configPath, join(cwd, 'loft.toml'));
+    assert.deepEqual(config.storage, { kind: 'local', path: join(cwd, 'c') });
+    assert.equal(config.uploadThreads, 2);
+  });
+
+  test('an explicit file that is missing is an error', async () => {
+    const cwd = await workdir();
+    const message = await rejection(load(cwd, { path: 'nope.toml', explicit: true }));
+    assert.equal(message, `config file ${join(cwd, 'nope.toml')} not found`);
+  });
+
+  test('a default-named path that is a directory is an error, not the default', async () => {
+    const cwd = await workdir();
+    await mkdir(join(cwd, 'loft.toml'));
+    assert.match(await rejection(load(cwd)), /cannot read config file .*loft\.toml \(EISDIR\)/);
+  });
+
+  test('relative paths resolve against the config file directory, not cwd', async () => {
+    const cwd = await workdir({
+      'etc/loft.toml':
+        '[s3]\nbucket="b"\naccess_key_file="ak"\nsecret_key_file="sk"\n[loft]\nlocal_cache_path="db/c.db"\n',
+      'etc/ak': 'AK-FROM-FILE\n',
+      'etc/sk': '  SK-FROM-FILE  \n\n',
+    });
+    const { config } = await load(cwd, { path: 'etc/loft.toml', explicit: true });
+    assert.equal(config.localCachePath, join(cwd, 'etc', 'db', 'c.db'));
+    assert.ok(config.storage.kind === 's3');
+    assert.deepEqual(config.storage.s3.credentials, {
+      accessKeyId: 'AK-FROM-FILE',
+      secretAccessKey: 'SK-FROM-FILE',
+    });
+  });
+
+  test('malformed TOML: file, line and column, without echoing the line', async () => {
+    const cwd = await workdir({
+      'loft.toml': '[s3]\nbucket = "b"\nsecret_key = "TOML-SECRET-1\naccess_key = "x"\n',
+    });
+    const message = await rejection(load(cwd));
+    assert.match(message, new RegExp(`^${join(cwd, 'loft.toml')}:3:\\d+: invalid TOML: `));
+    assert.ok(!message.includes('TOML-SECRET-1'), message);
+  });
+});
+
+describe('loft.toml.example', () => {
+  test('documents every key', async () => {
+    const text = await readFile(EXAMPLE, 'utf8');
+    const tables = new Set(['extra_headers', 'extra_headers_file']);
+    for (const key of [...S3_KEYS, ...LOFT_KEYS, ...LOCAL_KEYS].filter((k) => !tables.has(k))) {
+      assert.ok(new RegExp(`^(# )?${key} = `, 'm').test(text), `${key} is missing from loft.toml.example`);
+    }
+    for (const table of ['[s3]', '[s3.extra_headers]', '[s3.extra_headers_file]', '[local]', '[loft]']) {
+      assert.ok(text.includes(table), table);
+    }
+  });
+
+  test('loads without warnings, and its values are the defaults', async () => {
+    const cwd = await workdir({ 'loft.toml': '[s3]\nbucket = "nix-cache"\n' });
+    const fromExample = await load(cwd, { path: EXAMPLE, explicit: true });
+    const minimal = await load(cwd);
+    assert.deepEqual(fromExample.warnings, []);
+    assert.deepEqual({ ...fromExample.config, configPath: 'x' }, { ...minimal.config, configPath: 'x' });
+  });
+});

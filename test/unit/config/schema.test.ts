@@ -1,0 +1,229 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { defaultLocalCachePath, storeDirFromEnv } from '../../../src/config/schema.js';
+import { errorOf, validate } from './schema-context.js';
+
+describe('defaults', () => {
+  test('an empty document gives every default and the embedded local cache in cwd', () => {
+    const { config, warnings } = validate('');
+    assert.deepEqual(config, {
+      configPath: '/etc/loft/loft.toml',
+      storeDir: '/nix/store',
+      storage: { kind: 'local', path: '/srv/work/loft-cache' },
+      uploadThreads: 12,
+      scanOnStartup: true,
+      populateCacheOnStartup: false,
+      localCachePath: '/home/alice/.local/state/loft/cache.db',
+      compression: 'zstd',
+      compressionLevel: 3,
+      useDiskForLargeNars: true,
+      largeNarThresholdMb: 1024,
+      skipSignedByKeys: ['cache.nixos.org-1', 'nix-community.cachix.org-1'],
+      uploadDerivations: false,
+      priority: 30,
+      prune: { enabled: false, retentionDays: 30, targetPercentage: 80, orphanGraceHours: 24 },
+      debug: false,
+    });
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0]!, /has no \[s3\] or \[local\] table/);
+  });
+
+  test('[s3] with only a bucket gets the S3 defaults and no credentials', () => {
+    const v = validate('[s3]\nbucket = "cache"\n');
+    assert.deepEqual(v.config.storage, {
+      kind: 's3',
+      s3: { bucket: 'cache', region: 'us-east-1', forcePathStyle: true, extraHeaders: {}, partSizeMb: 16 },
+    });
+    assert.equal(v.credentials, undefined);
+    assert.deepEqual(v.warnings, []);
+  });
+
+  test('xz defaults to level 6, none to 0 and ignores compression_level', () => {
+    assert.equal(validate('[loft]\ncompression = "xz"').config.compressionLevel, 6);
+    const none = validate('[loft]\ncompression = "none"\ncompression_level = "whatever"');
+    assert.equal(none.config.compressionLevel, 0);
+    assert.deepEqual(
+      none.warnings.filter((w) => w.includes('compression_level')),
+      [],
+    );
+  });
+
+  test('local cache path: XDG_STATE_HOME, else HOME, else the home directory given', () => {
+    assert.equal(defaultLocalCachePath({ XDG_STATE_HOME: '/st', HOME: '/h' }, '/x'), '/st/loft/cache.db');
+    assert.equal(
+      defaultLocalCachePath({ XDG_STATE_HOME: 'rel', HOME: '/h' }, '/x'),
+      '/h/.local/state/loft/cache.db',
+    );
+    assert.equal(defaultLocalCachePath({}, '/x'), '/x/.local/state/loft/cache.db');
+  });
+
+  test('store dir from NIX_STORE_DIR, trailing slash dropped; relative is an error', () => {
+    assert.equal(storeDirFromEnv({}), '/nix/store');
+    assert.equal(storeDirFromEnv({ NIX_STORE_DIR: '/opt/store/' }), '/opt/store');
+    assert.equal(validate('', { env: { NIX_STORE_DIR: '/gnu/store' } }).config.storeDir, '/gnu/store');
+    assert.match(
+      errorOf('', { env: { NIX_STORE_DIR: 'store' } }),
+      /NIX_STORE_DIR: expected an absolute path/,
+    );
+  });
+});
+
+describe('every key is read', () => {
+  test('a file setting every key of [s3] and [loft]', () => {
+    const v = validate(`
+      [s3]
+      bucket = "b1"
+      region = "eu-central-1"
+      endpoint = "https://s3.example.org:9000"
+      access_key = "AKIDEXAMPLE"
+      secret_key = "wJalrXUtnFEMI"
+      session_token = "tok"
+      force_path_style = false
+      part_size_mb = 64
+      [s3.extra_headers]
+      "CF-Access-Client-Id" = "id"
+      [s3.extra_headers_file]
+      "CF-Access-Client-Secret" = "secrets/cf"
+      [loft]
+      upload_threads = 3
+      scan_on_startup = false
+      populate_cache_on_startup = true
+      local_cache_path = "state/cache.db"
+      compression = "xz"
+      compression_level = 9
+      use_disk_for_large_nars = false
+      large_nar_threshold_mb = 10
+      signing_key_path = "keys/cache.sec"
+      signing_key_name = "cache-1"
+      skip_signed_by_keys = []
+      upload_derivations = true
+      priority = 41
+      prune_enabled = true
+      prune_retention_days = 7
+      prune_max_size_gb = 2.5
+      prune_target_percentage = 60
+      prune_schedule = "03:30"
+      prune_orphan_grace_hours = 0
+    `);
+    assert.deepEqual(v.warnings, []);
+    const c = v.config;
+    assert.deepEqual(c.storage, {
+      kind: 's3',
+      s3: {
+        bucket: 'b1',
+        region: 'eu-central-1',
+        endpoint: 'https://s3.example.org:9000',
+        forcePathStyle: false,
+        extraHeaders: {},
+        partSizeMb: 64,
+      },
+    });
+    assert.deepEqual(v.credentials, {
+      accessKey: { key: 's3.access_key', inline: 'AKIDEXAMPLE' },
+      secretKey: { key: 's3.secret_key', inline: 'wJalrXUtnFEMI' },
+      sessionToken: { key: 's3.session_token', inline: 'tok' },
+    });
+    assert.deepEqual(v.inlineHeaders, [
+      { name: 'CF-Access-Client-Id', value: 'id', origin: 's3.extra_headers.CF-Access-Client-Id' },
+    ]);
+    assert.deepEqual(v.headerFiles, [
+      {
+        name: 'CF-Access-Client-Secret',
+        path: '/etc/loft/secrets/cf',
+        origin: 's3.extra_headers_file.CF-Access-Client-Secret',
+      },
+    ]);
+    assert.equal(v.signingKeyName, 'cache-1');
+    assert.equal(c.signingKeyPath, '/etc/loft/keys/cache.sec');
+    assert.equal(c.localCachePath, '/etc/loft/state/cache.db');
+    assert.deepEqual(
+      [c.uploadThreads, c.scanOnStartup, c.populateCacheOnStartup, c.compression, c.compressionLevel],
+      [3, false, true, 'xz', 9],
+    );
+    assert.deepEqual(
+      [c.useDiskForLargeNars, c.largeNarThresholdMb, c.uploadDerivations, c.priority],
+      [false, 10, true, 41],
+    );
+    assert.deepEqual(c.skipSignedByKeys, []);
+    assert.deepEqual(c.prune, {
+      enabled: true,
+      retentionDays: 7,
+      maxSizeGb: 2.5,
+      targetPercentage: 60,
+      schedule: '03:30',
+      orphanGraceHours: 0,
+    });
+  });
+
+  test('*_file credentials resolve against the config directory', () => {
+    const v = validate(
+      '[s3]\nbucket="b"\naccess_key_file="a"\nsecret_key_file="/abs/s"\nsession_token_file="t"',
+    );
+    assert.deepEqual(v.credentials, {
+      accessKey: { key: 's3.access_key_file', file: '/etc/loft/a' },
+      secretKey: { key: 's3.secret_key_file', file: '/abs/s' },
+      sessionToken: { key: 's3.session_token_file', file: '/etc/loft/t' },
+    });
+  });
+
+  test('[local] path resolves against the config directory', () => {
+    const v = validate('[local]\npath = "cache"');
+    assert.deepEqual(v.config.storage, { kind: 'local', path: '/etc/loft/cache' });
+    assert.deepEqual(v.warnings, []);
+  });
+
+  test('the original Loft README example validates without warnings', () => {
+    const v = validate(`
+      [s3]
+      bucket = "nix-cache"
+      region = "us-east-1"
+      endpoint = "http://172.16.1.50:31292"
+      [s3.extra_headers]
+      [loft]
+      upload_threads = 12
+      scan_on_startup = true
+      local_cache_path = ".direnv/cache.db"
+      compression = "zstd"
+      use_disk_for_large_nars = true
+      large_nar_threshold_mb = 1024
+      signing_key_path = "/run/secrets/nix-signing-key"
+      signing_key_name = "nix-cache"
+      skip_signed_by_keys = ["cache.nixos.org-1", "nix-community.cachix.org-1"]
+      prune_enabled = false
+      prune_retention_days = 30
+    `);
+    assert.deepEqual(v.warnings, []);
+    assert.equal(v.config.localCachePath, '/etc/loft/.direnv/cache.db');
+  });
+});
+
+describe('unknown keys are warnings naming the dotted key', () => {
+  test('typos get a suggestion; unknown tables and root keys are named', () => {
+    const v = validate(`
+      top = 1
+      [s3]
+      bucket = "b"
+      regoin = "x"
+      [loft]
+      upload_thread = 4
+      some_new_feature_flag = true
+      [extra]
+      a = 1
+    `);
+    assert.deepEqual(v.warnings.sort(), [
+      'unknown configuration key extra ignored (in /etc/loft/loft.toml)',
+      'unknown configuration key loft.some_new_feature_flag ignored (in /etc/loft/loft.toml)',
+      'unknown configuration key loft.upload_thread (did you mean loft.upload_threads?) ignored (in /etc/loft/loft.toml)',
+      'unknown configuration key s3.regoin (did you mean s3.region?) ignored (in /etc/loft/loft.toml)',
+      'unknown configuration key top ignored (in /etc/loft/loft.toml)',
+    ]);
+    assert.equal(v.config.uploadThreads, 12);
+  });
+
+  test('[local] with an unknown key', () => {
+    const v = validate('[local]\npath = "/c"\npaht = "x"');
+    assert.deepEqual(v.warnings, [
+      'unknown configuration key local.paht (did you mean local.path?) ignored (in /etc/loft/loft.toml)',
+    ]);
+  });
+});
