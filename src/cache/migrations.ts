@@ -1,0 +1,97 @@
+// Schema history of loft's local SQLite database. The version lives in PRAGMA user_version (0 for a
+// new, empty file). Each migration runs once, in its own IMMEDIATE transaction that re-reads the
+// version first, so two processes opening the same fresh file cannot both apply it. Later tables
+// (a persistent upload queue, a narinfo/references cache for pruning) are new entries at the end of
+// MIGRATIONS; an entry is never edited once released, because databases in the field already ran it.
+import type { Database } from 'better-sqlite3';
+import { ConfigError } from '../errors.js';
+
+export interface Migration {
+  /** 1, 2, 3... in order; the database's user_version after this migration ran. */
+  readonly version: number;
+  readonly description: string;
+  up(db: Database): void;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'presence of store paths in the target; metadata (target identity, flags)',
+    up(db) {
+      // WITHOUT ROWID: the table is its primary-key index, which is all that lookups by hash need.
+      db.exec(`
+        CREATE TABLE presence (
+          hash_part   TEXT PRIMARY KEY NOT NULL,
+          narinfo_key TEXT,
+          nar_key     TEXT,
+          nar_size    INTEGER,
+          file_size   INTEGER,
+          added_at    INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE meta (
+          key   TEXT PRIMARY KEY NOT NULL,
+          value TEXT NOT NULL
+        ) WITHOUT ROWID;
+      `);
+    },
+  },
+];
+
+export function schemaVersion(db: Database): number {
+  return db.pragma('user_version', { simple: true }) as number;
+}
+
+export interface MigrationResult {
+  from: number;
+  to: number;
+}
+
+/** Brings `db` to the newest version in `migrations`. `path` only names the file in errors. */
+export function migrate(
+  db: Database,
+  path: string,
+  migrations: readonly Migration[] = MIGRATIONS,
+): MigrationResult {
+  checkOrder(migrations);
+  const latest = migrations.length;
+  // One read transaction: a consistent snapshot even while another process is migrating.
+  const from = db.transaction(() => {
+    const version = schemaVersion(db);
+    refuseForeign(db, path, version, latest);
+    return version;
+  })();
+  for (const migration of migrations) {
+    db.transaction(() => {
+      // Another process may have applied it between our read and this lock.
+      if (schemaVersion(db) >= migration.version) return;
+      migration.up(db);
+      db.pragma(`user_version = ${migration.version}`);
+    }).immediate();
+  }
+  return { from, to: schemaVersion(db) };
+}
+
+function checkOrder(migrations: readonly Migration[]): void {
+  migrations.forEach((m, i) => {
+    if (m.version !== i + 1) throw new Error(`migration ${i} has version ${m.version}, expected ${i + 1}`);
+  });
+}
+
+/** A newer schema (a newer loft wrote it) or an unrelated SQLite database must not be touched. */
+function refuseForeign(db: Database, path: string, version: number, latest: number): void {
+  if (version > latest) {
+    throw new ConfigError(
+      `the loft cache database ${path} has schema version ${version}, newer than this loft knows (${latest}); ` +
+        'run a newer loft, or delete the file (it is only a cache)',
+    );
+  }
+  if (version === 0) {
+    const objects = db.prepare(`SELECT count(*) FROM sqlite_master`).pluck().get() as number;
+    if (objects > 0) {
+      throw new ConfigError(
+        `${path} is not a loft cache database: it is another SQLite database; ` +
+          'delete it or set loft.local_cache_path',
+      );
+    }
+  }
+}

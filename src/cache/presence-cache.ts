@@ -1,0 +1,219 @@
+// The local record of which store paths are already in the target (bucket or directory), so a
+// restart or a rescan does not ask the object store about every path again. A row is added only
+// after the path's narinfo was stored (the narinfo is the commit point, as in Nix's binary cache
+// store), so a row never claims more than the target holds at that moment; a lost row only costs
+// a re-check. That is also why `synchronous = NORMAL` is enough under WAL.
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { ConfigError } from '../errors.js';
+import { silentLogger, type Logger } from '../log.js';
+import { migrate } from './migrations.js';
+
+/**
+ * Two separate facts (the original Loft keeps one flag for both, so warming the cache from the
+ * bucket silently skipped the initial scan of the store):
+ * - initial_scan_complete: every valid path of the local store was seen once and queued.
+ * - populated_from_bucket: the presence rows were filled from a listing of the whole target.
+ */
+export type PresenceFlag = 'initial_scan_complete' | 'populated_from_bucket';
+
+export interface PresenceInfo {
+  narinfoKey?: string;
+  narKey?: string;
+  narSize?: number;
+  fileSize?: number;
+}
+
+export interface PresenceEntry extends PresenceInfo {
+  hashPart: string;
+}
+
+export interface PresenceCacheOptions {
+  /** Identity of the bucket or directory, e.g. "s3://bucket@endpoint". Never put credentials here. */
+  target: string;
+  logger?: Logger;
+}
+
+const FLAGS: readonly PresenceFlag[] = ['initial_scan_complete', 'populated_from_bucket'];
+/** Hashes per JSON array parameter: bounds one statement's memory whatever the caller passes. */
+const BATCH = 10_000;
+
+export class PresenceCache {
+  private readonly statements: Statements;
+
+  private constructor(
+    private readonly db: Database.Database,
+    readonly path: string,
+    readonly target: string,
+  ) {
+    this.statements = prepareStatements(db);
+  }
+
+  /**
+   * Opens (creating it and its parent directories when missing) and migrates the database at
+   * `path`. When it belonged to another target, its rows and flags are dropped: otherwise a switch
+   * of bucket would skip uploads of everything the old bucket had.
+   */
+  static open(path: string, opts: PresenceCacheOptions): PresenceCache {
+    const logger = opts.logger ?? silentLogger();
+    let db: Database.Database;
+    try {
+      mkdirSync(dirname(path), { recursive: true });
+      // `timeout` is SQLite's busy_timeout: another loft process holding the write lock is waited for.
+      db = new Database(path, { timeout: 10_000 });
+    } catch (err) {
+      throw openError(path, err);
+    }
+    try {
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      const { from, to } = migrate(db, path);
+      if (from !== to) logger.debug({ path, from, to }, 'migrated the local cache database');
+      const cache = new PresenceCache(db, path, opts.target);
+      cache.bindTarget(logger);
+      return cache;
+    } catch (err) {
+      db.close();
+      throw openError(path, err);
+    }
+  }
+
+  has(hashPart: string): boolean {
+    return this.statements.has.get(hashPart) !== undefined;
+  }
+
+  /** The hashes of `hashParts` without a row, in the given order (duplicates kept). */
+  filterMissing(hashParts: readonly string[]): string[] {
+    const present = new Set<string>();
+    for (let i = 0; i < hashParts.length; i += BATCH) {
+      const batch = JSON.stringify(hashParts.slice(i, i + BATCH));
+      for (const h of this.statements.present.all(batch) as string[]) present.add(h);
+    }
+    return hashParts.filter((h) => !present.has(h));
+  }
+
+  /** Records a path as present. Call only after its narinfo is stored. */
+  add(hashPart: string, info: PresenceInfo = {}): void {
+    this.statements.add.run(row({ hashPart, ...info }));
+  }
+
+  /** Like add() for many paths, in one transaction. */
+  addMany(entries: readonly PresenceEntry[]): void {
+    const addedAt = Date.now();
+    this.db.transaction(() => {
+      for (const e of entries) this.statements.add.run(row(e, addedAt));
+    })();
+  }
+
+  remove(hashParts: readonly string[]): void {
+    this.db.transaction(() => {
+      for (let i = 0; i < hashParts.length; i += BATCH) {
+        this.statements.remove.run(JSON.stringify(hashParts.slice(i, i + BATCH)));
+      }
+    })();
+  }
+
+  /**
+   * Forgets every presence row (`--clear-cache`). populated_from_bucket goes too, since the rows no
+   * longer mirror the target; initial_scan_complete stays: the store was scanned and its paths
+   * uploaded, and each later upload re-checks the target itself before skipping anything.
+   */
+  clear(): void {
+    this.db.transaction(() => {
+      this.statements.clear.run();
+      this.statements.deleteMeta.run('populated_from_bucket');
+    })();
+  }
+
+  count(): number {
+    return this.statements.count.get() as number;
+  }
+
+  getFlag(name: PresenceFlag): boolean {
+    return this.statements.getMeta.get(name) === '1';
+  }
+
+  setFlag(name: PresenceFlag, value: boolean): void {
+    if (value) this.statements.setMeta.run(name, '1');
+    else this.statements.deleteMeta.run(name);
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  private bindTarget(logger: Logger): void {
+    this.db
+      .transaction(() => {
+        const previous = this.statements.getMeta.get('target') as string | undefined;
+        if (previous === this.target) return;
+        if (previous !== undefined) {
+          this.statements.clear.run();
+          for (const flag of FLAGS) this.statements.deleteMeta.run(flag);
+          logger.warn(
+            { path: this.path, previousTarget: previous, target: this.target },
+            'local cache belonged to another target; cleared it',
+          );
+        }
+        this.statements.setMeta.run('target', this.target);
+      })
+      .immediate();
+  }
+}
+
+function prepareStatements(db: Database.Database) {
+  return {
+    has: db.prepare('SELECT 1 FROM presence WHERE hash_part = ?').pluck(),
+    present: db
+      .prepare('SELECT j.value FROM json_each(?) j JOIN presence p ON p.hash_part = j.value')
+      .pluck(),
+    add: db.prepare(
+      `INSERT OR REPLACE INTO presence (hash_part, narinfo_key, nar_key, nar_size, file_size, added_at)
+       VALUES (@hashPart, @narinfoKey, @narKey, @narSize, @fileSize, @addedAt)`,
+    ),
+    remove: db.prepare('DELETE FROM presence WHERE hash_part IN (SELECT value FROM json_each(?))'),
+    clear: db.prepare('DELETE FROM presence'),
+    count: db.prepare('SELECT count(*) FROM presence').pluck(),
+    getMeta: db.prepare('SELECT value FROM meta WHERE key = ?').pluck(),
+    setMeta: db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)'),
+    deleteMeta: db.prepare('DELETE FROM meta WHERE key = ?'),
+  };
+}
+type Statements = ReturnType<typeof prepareStatements>;
+
+function row(e: PresenceEntry, addedAt = Date.now()): Record<string, string | number | null> {
+  return {
+    hashPart: e.hashPart,
+    narinfoKey: e.narinfoKey ?? null,
+    narKey: e.narKey ?? null,
+    narSize: e.narSize ?? null,
+    fileSize: e.fileSize ?? null,
+    addedAt,
+  };
+}
+
+/** SQLite result codes that mean the file is not a usable SQLite database at all. */
+const NOT_A_DATABASE = new Set(['SQLITE_NOTADB', 'SQLITE_CORRUPT']);
+
+function openError(path: string, err: unknown): Error {
+  if (err instanceof ConfigError) return err;
+  const reason = err instanceof Error ? err.message.replace(/\s*\n\s*/g, ' ') : String(err);
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && NOT_A_DATABASE.has(code)) {
+    return new ConfigError(
+      `${path} is not a loft cache database: ${reason}; delete it or set loft.local_cache_path`,
+      { cause: err },
+    );
+  }
+  if (code === 'SQLITE_BUSY') {
+    return new ConfigError(
+      `the loft cache database ${path} stayed locked by another process: ${reason}; stop the other loft or set loft.local_cache_path`,
+      { cause: err },
+    );
+  }
+  return new ConfigError(
+    `cannot open the loft cache database ${path}: ${reason}; check its directory's permissions or set loft.local_cache_path`,
+    { cause: err },
+  );
+}

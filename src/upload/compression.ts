@@ -1,0 +1,156 @@
+// Streaming compressors for NAR files. Nix's binary cache store reads `Compression: zstd`, `xz` and
+// `none` (and accepts multi-threaded zstd frames without a content size), so these are the three we
+// write. Each compressor is a Transform with real backpressure: memory stays bounded by the codec's
+// own window and job buffers however large the NAR is and however slow the upload is.
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { PassThrough, Transform, type TransformCallback } from 'node:stream';
+import { CompressStream } from 'zstd-napi';
+import zstdBinding from 'zstd-napi/binding.js';
+import { ConfigError } from '../errors.js';
+
+export type Compression = 'zstd' | 'xz' | 'none';
+
+export interface CompressorOptions {
+  /** zstd: its own level range (default 3, like the zstd CLI); xz: preset 0-9 (default 6, like xz). */
+  level?: number;
+  /** Compression threads; defaults to min(2, available cores). */
+  threads?: number;
+}
+
+export const DEFAULT_ZSTD_LEVEL = 3;
+export const DEFAULT_XZ_LEVEL = 6;
+
+export function createCompressor(kind: Compression, opts: CompressorOptions = {}): Transform {
+  const threads = checkThreads(opts.threads ?? Math.min(2, availableParallelism()));
+  switch (kind) {
+    case 'zstd':
+      return createZstdCompressor(checkZstdLevel(opts.level ?? DEFAULT_ZSTD_LEVEL), threads);
+    case 'xz':
+      return new XzCompressStream(checkXzLevel(opts.level ?? DEFAULT_XZ_LEVEL), threads);
+    case 'none':
+      return new PassThrough();
+  }
+}
+
+/** The NAR file extension Nix's binary cache store uses for each compression. */
+export function narExtension(kind: Compression): string {
+  switch (kind) {
+    case 'zstd':
+      return 'nar.zst';
+    case 'xz':
+      return 'nar.xz';
+    case 'none':
+      return 'nar';
+  }
+}
+
+/** The value of the narinfo `Compression:` field, as Nix writes it. */
+export function narinfoCompressionName(kind: Compression): string {
+  return kind;
+}
+
+function checkThreads(threads: number): number {
+  if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
+    throw new ConfigError(`compression threads must be a whole number from 1 to 256, not ${threads}`);
+  }
+  return threads;
+}
+
+function checkZstdLevel(level: number): number {
+  // Negative ("fast") levels exist but trade too much ratio for a cache that is written once.
+  const max = zstdBinding.maxCLevel();
+  if (!Number.isInteger(level) || level < 1 || level > max) {
+    throw new ConfigError(`zstd compression level must be a whole number from 1 to ${max}, not ${level}`);
+  }
+  return level;
+}
+
+function checkXzLevel(level: number): number {
+  if (!Number.isInteger(level) || level < 0 || level > 9) {
+    throw new ConfigError(`xz compression level must be a whole number from 0 to 9, not ${level}`);
+  }
+  return level;
+}
+
+function createZstdCompressor(level: number, threads: number): Transform {
+  // nbWorkers >= 1 moves compression onto zstd's own threads, so even one thread keeps the event loop
+  // free. The frame then carries no content size (the size is unknown when the header is written);
+  // Nix decompresses such frames. The checksum matches the zstd CLI's default and lets `zstd -t` and
+  // Nix's decoder catch a damaged object.
+  return new CompressStream({ compressionLevel: level, nbWorkers: threads, checksumFlag: true });
+}
+
+// ---- xz ------------------------------------------------------------------------------------------
+
+/** The part of lzma-native (which ships no type declarations) that we use. */
+interface LzmaStream {
+  write(chunk: Buffer, cb: (err?: Error | null) => void): boolean;
+  end(): void;
+  pause(): void;
+  resume(): void;
+  destroy(): void;
+  on(event: 'data', listener: (chunk: Buffer) => void): unknown;
+  on(event: 'end', listener: () => void): unknown;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+}
+interface LzmaNative {
+  CHECK_CRC64: number;
+  createStream(
+    coder: 'easyEncoder',
+    options: { preset: number; check: number; threads?: number },
+  ): LzmaStream;
+}
+const lzma = createRequire(import.meta.url)('lzma-native') as LzmaNative;
+
+/**
+ * A node:stream Transform around lzma-native's stream (a readable-stream v3 object whose errors can
+ * arrive after it is destroyed). The inner stream's output is paused whenever our readable side is
+ * full, so its write callbacks, and therefore ours, wait for the consumer.
+ */
+class XzCompressStream extends Transform {
+  private readonly inner: LzmaStream;
+  private flushCallback: TransformCallback | undefined;
+
+  constructor(preset: number, threads: number) {
+    super();
+    // CRC64 is the check `xz` writes by default. One thread uses liblzma's single-threaded encoder,
+    // like `xz -T1`: the multi-threaded one adds two block buffers (3 x dictionary, 24 MiB at
+    // preset 6) to its ~95 MiB. Preset 0 must still take the multi-threaded path, because
+    // lzma-native's single-threaded path reads a preset of 0 as "use the default (6)".
+    const mt = threads > 1 || preset === 0;
+    const options = { preset, check: lzma.CHECK_CRC64, ...(mt ? { threads } : {}) };
+    this.inner = lzma.createStream('easyEncoder', options);
+    this.inner.on('data', (chunk) => {
+      if (!this.push(chunk)) this.inner.pause();
+    });
+    this.inner.on('end', () => {
+      const cb = this.flushCallback;
+      this.flushCallback = undefined;
+      cb?.();
+    });
+    // Stays attached after destroy, so a late error from the native side cannot become uncaught.
+    this.inner.on('error', (err) => {
+      if (!this.destroyed) this.destroy(err);
+    });
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.inner.write(chunk, (err) => callback(err ?? null));
+  }
+
+  override _flush(callback: TransformCallback): void {
+    this.flushCallback = callback;
+    this.inner.end();
+  }
+
+  override _read(size: number): void {
+    super._read(size);
+    this.inner.resume();
+  }
+
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    this.inner.destroy();
+    callback(err);
+  }
+}
