@@ -152,6 +152,18 @@ function referenceNar(t: Tree): Buffer {
   return Buffer.concat([s('nix-archive-1'), node(t)]);
 }
 
+function pseudoRandom(length: number, seed: number): Buffer {
+  const out = Buffer.allocUnsafe(length);
+  let x = seed | 1;
+  for (let i = 0; i < length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
 const nameArb = fc
   .uint8Array({ minLength: 1, maxLength: 12 })
   .map((a) => Buffer.from(a.map((x) => (x === 0 || x === 0x2f ? 0x61 : x))))
@@ -161,9 +173,13 @@ const treeArb: fc.Arbitrary<Tree> = fc.letrec<{ tree: Tree }>((tie) => ({
     { depthSize: 'small', withCrossShrink: true },
     fc.record({
       kind: fc.constant('file' as const),
-      data: fc
-        .oneof(fc.uint8Array({ maxLength: 40 }), fc.uint8Array({ minLength: 60_000, maxLength: 300_000 }))
-        .map((a) => Buffer.from(a)),
+      data: fc.oneof(
+        fc.uint8Array({ maxLength: 40 }).map((a) => Buffer.from(a)),
+        // Big files as (length, seed): shrinking two integers stays fast, 300,000 bytes would not.
+        fc
+          .tuple(fc.integer({ min: 60_000, max: 300_000 }), fc.integer())
+          .map(([n, seed]) => pseudoRandom(n, seed)),
+      ),
       executable: fc.boolean(),
     }),
     fc.record({

@@ -1,0 +1,176 @@
+// ObjectStore over a local directory with the same layout as a bucket, so the directory can be
+// served over HTTP or read by Nix as `file://<dir>`. Like Nix's LocalBinaryCacheStore, a file
+// appears under its final name only once complete: it is written to a temporary file inside the
+// root (same file system), flushed, then renamed into place.
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, type Dirent } from 'node:fs';
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { AbortedError, StorageError } from '../errors.js';
+import type { ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
+
+/** Temporary files live here, inside the root; list() never enters it. */
+export const LOCAL_TEMP_DIR = '.loft-tmp';
+
+export class LocalObjectStore implements ObjectStore {
+  readonly description: string;
+  private readonly root: string;
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+    this.description = `directory ${this.root}`;
+  }
+
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    try {
+      const st = await fs.stat(this.pathOf(key));
+      return st.isFile() ? { key, size: st.size, lastModified: st.mtime } : undefined;
+    } catch (err) {
+      if (isAbsent(err)) return undefined;
+      throw this.fail(`read ${key}`, err);
+    }
+  }
+
+  async get(key: string): Promise<Buffer | undefined> {
+    try {
+      return await fs.readFile(this.pathOf(key));
+    } catch (err) {
+      if (isAbsent(err) || errnoOf(err) === 'EISDIR') return undefined;
+      throw this.fail(`read ${key}`, err);
+    }
+  }
+
+  async putBytes(key: string, body: Buffer | string, opts: PutOptions): Promise<void> {
+    if (opts.signal?.aborted) throw new AbortedError(`write of ${key} was cancelled`);
+    await this.writeAtomically(key, async (temp) => {
+      const handle = await fs.open(temp, 'w');
+      try {
+        await handle.writeFile(body);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+    });
+  }
+
+  async putStream(key: string, body: Readable, opts: PutOptions): Promise<void> {
+    let bodyError: unknown;
+    body.once('error', (err) => (bodyError ??= err));
+    const onAbort = () => body.destroy(new AbortedError(`write of ${key} was cancelled`));
+    if (opts.signal?.aborted) onAbort();
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      await this.writeAtomically(key, async (temp) => {
+        const out = createWriteStream(temp, { flags: 'w' });
+        await pipeline(body, out);
+        const handle = await fs.open(temp, 'r+');
+        try {
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+      });
+    } catch (err) {
+      // The body's own failure (NAR or compression error, cancellation) is the one to report.
+      const failure = bodyError ?? err;
+      body.destroy(failure instanceof Error ? failure : undefined);
+      throw failure;
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    yield* this.walk('', prefix);
+  }
+
+  async deleteMany(keys: string[]): Promise<void> {
+    for (const key of keys) {
+      try {
+        await fs.unlink(this.pathOf(key));
+      } catch (err) {
+        if (!isAbsent(err)) throw this.fail(`delete ${key}`, err);
+      }
+    }
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** Keys are relative slash-separated paths; anything that could leave the root is refused. */
+  private pathOf(key: string): string {
+    const parts = key.split('/');
+    const bad =
+      key === '' ||
+      parts.some((p) => p === '' || p === '.' || p === '..') ||
+      parts[0] === LOCAL_TEMP_DIR ||
+      key.includes('\0');
+    if (bad) throw new StorageError(`"${key}" is not a valid object key for ${this.description}`);
+    return path.join(this.root, ...parts);
+  }
+
+  private async writeAtomically(key: string, write: (temp: string) => Promise<void>): Promise<void> {
+    const final = this.pathOf(key);
+    const tempDir = path.join(this.root, LOCAL_TEMP_DIR);
+    const temp = path.join(tempDir, `.tmp-${randomBytes(12).toString('hex')}`);
+    try {
+      await fs.mkdir(tempDir, { recursive: true });
+      await write(temp);
+      await fs.mkdir(path.dirname(final), { recursive: true });
+      await fs.rename(temp, final);
+    } catch (err) {
+      await fs.rm(temp, { force: true }).catch(() => undefined);
+      if (err instanceof AbortedError || isNotFsError(err)) throw err;
+      throw this.fail(`write ${key}`, err);
+    }
+  }
+
+  private async *walk(dir: string, prefix: string): AsyncGenerator<ObjectInfo> {
+    let entries: Dirent[];
+    try {
+      entries = await fs.readdir(path.join(this.root, dir), { withFileTypes: true });
+    } catch (err) {
+      if (isAbsent(err)) return;
+      throw this.fail('list', err);
+    }
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const entry of entries) {
+      const key = dir === '' ? entry.name : `${dir}/${entry.name}`;
+      if (dir === '' && entry.name === LOCAL_TEMP_DIR) continue;
+      if (entry.isDirectory()) {
+        // Only descend where keys with the prefix can be: "nar/" needs nar, "" needs everything.
+        if (prefix.startsWith(`${key}/`) || `${key}/`.startsWith(prefix)) yield* this.walk(key, prefix);
+      } else if (entry.isFile() && key.startsWith(prefix)) {
+        const info = await this.head(key);
+        if (info) yield info;
+      }
+    }
+  }
+
+  private fail(operation: string, err: unknown): StorageError {
+    if (err instanceof StorageError) return err;
+    const code = errnoOf(err) ?? 'unknown error';
+    return new StorageError(
+      `cannot ${operation} in ${this.description} (${code}): check that the directory exists and is writable`,
+      { cause: err },
+    );
+  }
+}
+
+function errnoOf(err: unknown): string | undefined {
+  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+  return typeof code === 'string' ? code : undefined;
+}
+
+function isAbsent(err: unknown): boolean {
+  const code = errnoOf(err);
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+/** Errors that did not come from the file system (e.g. the body stream's) pass through unchanged. */
+function isNotFsError(err: unknown): boolean {
+  return errnoOf(err) === undefined || !(err instanceof Error && 'syscall' in err);
+}

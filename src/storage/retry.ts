@@ -1,0 +1,168 @@
+// When to try an S3 request again, and how long to wait first. Pure: no timers, no SDK imports;
+// randomness is injected so tests are deterministic. The SDK's retry middleware does the waiting
+// (see createRetryStrategy), so every request, including lib-storage's UploadPart calls, follows
+// this one policy.
+
+export interface RetryPolicy {
+  /** Attempts in total, the first one included. 1 disables retries. */
+  maxAttempts: number;
+  /** Ceiling of the first retry's delay; it doubles per retry. */
+  baseDelayMs: number;
+  /** No delay exceeds this, however many retries came before. */
+  maxDelayMs: number;
+}
+
+export const DEFAULT_RETRY_POLICY: RetryPolicy = { maxAttempts: 6, baseDelayMs: 250, maxDelayMs: 20_000 };
+
+/**
+ * "Full jitter" exponential backoff: uniform in [0, min(cap, base * 2^(retry-1))). Spreading retries
+ * over the whole window keeps many workers that failed together (a 503 SlowDown burst) from
+ * retrying together.
+ * @param retry 1 for the first retry, 2 for the second, ...
+ * @param random a source of numbers in [0, 1), Math.random by default
+ */
+export function backoffDelayMs(
+  policy: RetryPolicy,
+  retry: number,
+  random: () => number = Math.random,
+): number {
+  const exponent = Math.max(0, retry - 1);
+  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** Math.min(exponent, 30));
+  const r = Math.min(Math.max(random(), 0), 1);
+  return Math.floor(r * ceiling);
+}
+
+/** Why a request failed, as far as retrying goes. Only 'fatal' is not retried. */
+export type FailureKind = 'throttling' | 'server' | 'timeout' | 'network' | 'fatal';
+
+// S3 and its clones name throttling in the error code (S3: 503 SlowDown; others: 429 and friends).
+const THROTTLING_CODES = new Set([
+  'SlowDown',
+  'Throttling',
+  'ThrottlingException',
+  'ThrottledException',
+  'TooManyRequestsException',
+  'RequestLimitExceeded',
+  'RequestThrottled',
+  'RequestThrottledException',
+  'BandwidthLimitExceeded',
+]);
+const TIMEOUT_NAMES = new Set(['TimeoutError', 'RequestTimeout', 'RequestTimeoutException']);
+const TIMEOUT_ERRNOS = new Set(['ETIMEDOUT', 'ESOCKETTIMEDOUT']);
+// A refused connection or a failed DNS look-up is retried too: an endpoint that restarts or a
+// resolver that hiccups is common for a long-running daemon, and the backoff bounds the cost.
+const NETWORK_ERRNOS = new Set([
+  'ECONNRESET',
+  'EPIPE',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENETDOWN',
+]);
+
+interface ErrorFields {
+  name?: unknown;
+  code?: unknown;
+  Code?: unknown;
+  message?: unknown;
+  cause?: unknown;
+  $metadata?: { httpStatusCode?: unknown };
+}
+
+function fieldsOf(err: unknown): ErrorFields | undefined {
+  return typeof err === 'object' && err !== null ? err : undefined;
+}
+
+/** The HTTP status of an SDK error, if it got that far. */
+export function httpStatusOf(err: unknown): number | undefined {
+  const status = fieldsOf(err)?.$metadata?.httpStatusCode;
+  return typeof status === 'number' ? status : undefined;
+}
+
+/** The S3 error code (`NoSuchBucket`, `SlowDown`, ...) or Node errno (`ECONNRESET`), if any. */
+export function errorCodeOf(err: unknown): string | undefined {
+  const f = fieldsOf(err);
+  for (const v of [f?.Code, f?.code, f?.name]) if (typeof v === 'string' && v !== 'Error') return v;
+  return undefined;
+}
+
+function classifyOne(f: ErrorFields, status: number | undefined): FailureKind | undefined {
+  const names = [f.name, f.code, f.Code].filter((v): v is string => typeof v === 'string');
+  if (status === 429 || names.some((n) => THROTTLING_CODES.has(n))) return 'throttling';
+  if (names.some((n) => TIMEOUT_NAMES.has(n) || TIMEOUT_ERRNOS.has(n))) return 'timeout';
+  if (names.some((n) => NETWORK_ERRNOS.has(n))) return 'network';
+  if (typeof f.message === 'string' && /socket hang up/i.test(f.message)) return 'network';
+  if (status !== undefined && status >= 500 && status <= 599) return 'server';
+  return undefined;
+}
+
+/**
+ * Sorts a failure. 4xx answers (403, 404, 400, ...) are fatal except 429 and throttling codes;
+ * an AbortError (the caller gave up) is fatal. Causes are followed a few levels deep, because
+ * Node wraps socket errors.
+ */
+export function classifyFailure(err: unknown): FailureKind {
+  let current: unknown = err;
+  for (let depth = 0; depth < 5; depth++) {
+    const f = fieldsOf(current);
+    if (!f) return 'fatal';
+    if (f.name === 'AbortError') return 'fatal';
+    const status = httpStatusOf(current);
+    const kind = classifyOne(f, status);
+    if (kind) return kind;
+    // An answer from the server is final; only errors without one may hide a cause worth retrying.
+    if (status !== undefined) return 'fatal';
+    current = f.cause;
+  }
+  return 'fatal';
+}
+
+export function isRetryable(err: unknown): boolean {
+  return classifyFailure(err) !== 'fatal';
+}
+
+/** The SDK's RetryToken, structurally (this file imports nothing from the SDK). */
+export interface RetryToken {
+  getRetryCount(): number;
+  getRetryDelay(): number;
+}
+
+/**
+ * An object that fits the SDK's RetryStrategyV2: the middleware asks it after each failure whether
+ * to go on and sleeps the returned delay. Throwing means "give up"; the middleware then throws the
+ * request's own error.
+ */
+export interface RetryNotice {
+  retry: number;
+  delayMs: number;
+  kind: FailureKind;
+  code: string | undefined;
+}
+
+export function createRetryStrategy(
+  policy: RetryPolicy,
+  random: () => number = Math.random,
+  onRetry?: (notice: RetryNotice) => void,
+) {
+  const token = (count: number, delay: number): RetryToken => ({
+    getRetryCount: () => count,
+    getRetryDelay: () => delay,
+  });
+  return {
+    acquireInitialRetryToken(_scope: string): Promise<RetryToken> {
+      return Promise.resolve(token(0, 0));
+    },
+    refreshRetryTokenForRetry(previous: RetryToken, info: { error?: unknown }): Promise<RetryToken> {
+      const retry = previous.getRetryCount() + 1;
+      const kind = classifyFailure(info.error);
+      if (retry >= policy.maxAttempts || kind === 'fatal') return Promise.reject(new Error('not retrying'));
+      const delayMs = backoffDelayMs(policy, retry, random);
+      onRetry?.({ retry, delayMs, kind, code: errorCodeOf(info.error) });
+      return Promise.resolve(token(retry, delayMs));
+    },
+    recordSuccess(_token: RetryToken): void {},
+  };
+}

@@ -1,0 +1,173 @@
+// Builds the S3Client every S3 operation goes through: checksums only when required, our retry
+// policy, timeouts, and extra headers added after signing.
+import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import { AbortedError, StorageError } from '../errors.js';
+import type { Logger } from '../log.js';
+import {
+  classifyFailure,
+  createRetryStrategy,
+  DEFAULT_RETRY_POLICY,
+  errorCodeOf,
+  httpStatusOf,
+  type RetryPolicy,
+} from './retry.js';
+
+export interface S3Credentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+}
+
+export interface S3ClientOptions {
+  region: string;
+  /** e.g. "https://<account>.r2.cloudflarestorage.com"; undefined means AWS itself. */
+  endpoint?: string;
+  /** `https://host/bucket/key` instead of `https://bucket.host/key`; most S3 clones want it. */
+  forcePathStyle: boolean;
+  /** undefined: the SDK's default chain (env, shared config files, instance metadata). */
+  credentials?: S3Credentials;
+  /** Sent with every request but not signed, e.g. Cloudflare Access service tokens. */
+  extraHeaders: Record<string, string>;
+  maxAttempts?: number;
+  retryBaseDelayMs?: number;
+  retryMaxDelayMs?: number;
+  /** Give up on a TCP connect after this long (default 10 s). */
+  connectTimeoutMs?: number;
+  /** Give up on a request with no response after this long (default 5 min: a large part on a slow link). */
+  requestTimeoutMs?: number;
+  /** For deterministic tests of the jitter. */
+  random?: () => number;
+  /** Retries are logged at debug level (they are expected now and then). */
+  logger?: Logger;
+}
+
+export function retryPolicyOf(options: S3ClientOptions): RetryPolicy {
+  return {
+    maxAttempts: options.maxAttempts ?? DEFAULT_RETRY_POLICY.maxAttempts,
+    baseDelayMs: options.retryBaseDelayMs ?? DEFAULT_RETRY_POLICY.baseDelayMs,
+    maxDelayMs: options.retryMaxDelayMs ?? DEFAULT_RETRY_POLICY.maxDelayMs,
+  };
+}
+
+export function createS3Client(options: S3ClientOptions): S3Client {
+  const policy = retryPolicyOf(options);
+  const config: S3ClientConfig = {
+    region: options.region,
+    forcePathStyle: options.forcePathStyle,
+    // Since SDK 3.729 the default ('WHEN_SUPPORTED') sends stream bodies aws-chunked with a CRC
+    // trailer: s3rver stores the framing as data and R2 rejects it (aws-sdk-js-v3 issue 6810).
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    maxAttempts: policy.maxAttempts,
+    retryStrategy: createRetryStrategy(policy, options.random, (notice) =>
+      options.logger?.debug(notice, 'retrying S3 request'),
+    ),
+    requestHandler: {
+      connectionTimeout: options.connectTimeoutMs ?? 10_000,
+      requestTimeout: options.requestTimeoutMs ?? 300_000,
+      // Without this the SDK only logs a warning when requestTimeout passes and keeps waiting.
+      throwOnRequestTimeout: true,
+    },
+  };
+  if (options.endpoint !== undefined) config.endpoint = options.endpoint;
+  if (options.credentials !== undefined) config.credentials = { ...options.credentials };
+  const client = new S3Client(config);
+  addExtraHeaders(client, options.extraHeaders);
+  return client;
+}
+
+/**
+ * Adds headers after the request was signed, so they are sent but are not in SignedHeaders: a
+ * proxy in front of the bucket (Cloudflare Access) strips them before the store checks the
+ * signature, which would fail if they had been signed. Each retry is signed again and passes here again.
+ */
+function addExtraHeaders(client: S3Client, headers: Record<string, string>): void {
+  const entries = Object.entries(headers);
+  if (entries.length === 0) return;
+  type Handler = (args: { request: unknown }) => Promise<unknown>;
+  const middleware =
+    (next: Handler): Handler =>
+    (args) => {
+      const request = args.request as { headers?: Record<string, string> } | undefined;
+      if (request && typeof request.headers === 'object') {
+        for (const [name, value] of entries) request.headers[name.toLowerCase()] = value;
+      }
+      return next(args);
+    };
+  // The stack's parameter type is a union over every step; ours is a finalizeRequest middleware.
+  client.middlewareStack.addRelativeTo(
+    middleware as unknown as Parameters<S3Client['middlewareStack']['addRelativeTo']>[0],
+    { relation: 'after', toMiddleware: 'httpSigningMiddleware', name: 'loftExtraHeadersMiddleware' },
+  );
+}
+
+/** The endpoint for messages: its origin only, so userinfo or a query can never leak. */
+export function describeEndpoint(endpoint: string | undefined, region: string): string {
+  if (endpoint === undefined) return `AWS S3 (${region})`;
+  try {
+    const url = new URL(endpoint);
+    return `${url.protocol}//${url.host}${url.pathname === '/' ? '' : url.pathname}`;
+  } catch {
+    return 'the configured endpoint (not a valid URL)';
+  }
+}
+
+const AUTH_CODES = new Set([
+  'InvalidAccessKeyId',
+  'SignatureDoesNotMatch',
+  'AccessDenied',
+  'InvalidToken',
+  'ExpiredToken',
+  'TokenRefreshRequired',
+  'AuthorizationHeaderMalformed',
+  'CredentialsProviderError',
+]);
+
+export interface FailureContext {
+  /** What was being done, e.g. "put nar/x.nar.zst", "list". */
+  operation: string;
+  bucket: string;
+  /** describeEndpoint(...) */
+  where: string;
+}
+
+/**
+ * One line per failure with a stable code; it names the bucket and endpoint and what to check,
+ * and never the credentials, header values or the SDK's message (which may quote request data).
+ */
+export function toStorageError(err: unknown, ctx: FailureContext): StorageError | AbortedError {
+  if (err instanceof StorageError || err instanceof AbortedError) return err;
+  if (typeof err === 'object' && err !== null && (err as { name?: unknown }).name === 'AbortError') {
+    return new AbortedError(`${ctx.operation} in bucket "${ctx.bucket}" was cancelled`, { cause: err });
+  }
+  const code = errorCodeOf(err);
+  const status = httpStatusOf(err);
+  const label = [code, status === undefined ? undefined : `HTTP ${status}`].filter(Boolean).join(', ');
+  const on = `bucket "${ctx.bucket}" at ${ctx.where}`;
+  if (code === 'NoSuchBucket') {
+    return new StorageError(`${on} does not exist (${ctx.operation}): create it or fix the bucket name`, {
+      code: 'E_STORAGE_NO_BUCKET',
+      cause: err,
+    });
+  }
+  if (status === 401 || status === 403 || (code !== undefined && AUTH_CODES.has(code))) {
+    return new StorageError(
+      `${on} refused ${ctx.operation} (${label}): check the access key id, secret key, region and permissions`,
+      { code: 'E_STORAGE_AUTH', cause: err },
+    );
+  }
+  const kind = classifyFailure(err);
+  if (status === undefined && (kind === 'network' || kind === 'timeout')) {
+    return new StorageError(
+      `cannot reach ${ctx.where} for ${ctx.operation} in bucket "${ctx.bucket}" (${label}): check the endpoint URL and the network`,
+      { code: 'E_STORAGE_UNREACHABLE', cause: err },
+    );
+  }
+  return new StorageError(
+    `${ctx.operation} failed on ${on} (${label || 'unknown error'}): see the debug log for details`,
+    {
+      code: 'E_STORAGE',
+      cause: err,
+    },
+  );
+}

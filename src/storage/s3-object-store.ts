@@ -1,0 +1,298 @@
+// ObjectStore over S3 and its clones (R2, MinIO, Garage, s3rver). Every request goes through
+// createS3Client (retries, unsigned extra headers, no aws-chunked bodies); every failure leaves as
+// a StorageError with a stable code.
+import { Readable } from 'node:stream';
+import {
+  AbortMultipartUploadCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { AbortedError, ConfigError, StorageError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
+import { errorCodeOf, httpStatusOf } from './retry.js';
+import { createS3Client, describeEndpoint, toStorageError, type S3ClientOptions } from './s3-client.js';
+
+export interface S3StoreOptions extends S3ClientOptions {
+  bucket: string;
+  /** Bodies up to this size go in one PutObject; larger ones are sent in parts of this size (>= 5 MiB). */
+  partSizeBytes: number;
+  /** Parts in flight per upload; memory per upload is about partSizeBytes * (queueSize + 1). Default 2. */
+  queueSize?: number;
+  /** Prepended to every key, e.g. "cache/"; list() returns keys without it. */
+  keyPrefix?: string;
+  /** Keys per ListObjectsV2 page (S3's maximum and default: 1000). */
+  listPageSize?: number;
+  logger?: Logger;
+}
+
+/** S3 refuses parts below 5 MiB (except the last one), and so does lib-storage. */
+export const MIN_PART_SIZE_BYTES = 5 * 1024 * 1024;
+/** DeleteObjects takes at most 1000 keys per request. */
+const DELETE_BATCH = 1000;
+
+export class S3ObjectStore implements ObjectStore {
+  readonly description: string;
+  private readonly client: S3Client;
+  private readonly bucket: string;
+  private readonly prefix: string;
+  private readonly where: string;
+
+  constructor(private readonly options: S3StoreOptions) {
+    if (!Number.isInteger(options.partSizeBytes) || options.partSizeBytes < MIN_PART_SIZE_BYTES) {
+      throw new ConfigError('S3 part size must be at least 5 MiB: raise the part size setting');
+    }
+    if (options.queueSize !== undefined && !(Number.isInteger(options.queueSize) && options.queueSize >= 1)) {
+      throw new ConfigError('S3 upload queue size must be a whole number of at least 1');
+    }
+    this.bucket = options.bucket;
+    this.prefix = options.keyPrefix ?? '';
+    this.where = describeEndpoint(options.endpoint, options.region);
+    this.description = `s3://${this.bucket}${this.prefix ? `/${this.prefix.replace(/\/$/, '')}` : ''} at ${this.where}`;
+    this.client = createS3Client(options);
+  }
+
+  /** A cheap authenticated request, so a command can fail early with a clear message. */
+  async checkAccess(signal?: AbortSignal): Promise<void> {
+    const input = { Bucket: this.bucket, Prefix: this.prefix, MaxKeys: 1 };
+    await this.run('list', () => this.client.send(new ListObjectsV2Command(input), opts(signal)));
+  }
+
+  async head(key: string, signal?: AbortSignal): Promise<ObjectInfo | undefined> {
+    try {
+      const out = await this.client.send(
+        new HeadObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }),
+        opts(signal),
+      );
+      return { key, size: out.ContentLength ?? 0, lastModified: out.LastModified ?? new Date(0) };
+    } catch (err) {
+      // HEAD answers carry no body, so a missing bucket also looks like this; checkAccess tells them apart.
+      if (isNotFound(err)) return undefined;
+      throw this.fail(`head ${key}`, err);
+    }
+  }
+
+  async get(key: string, signal?: AbortSignal): Promise<Buffer | undefined> {
+    try {
+      const out = await this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }),
+        opts(signal),
+      );
+      if (!out.Body) return Buffer.alloc(0);
+      return Buffer.from(await out.Body.transformToByteArray());
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw this.fail(`get ${key}`, err);
+    }
+  }
+
+  async putBytes(key: string, body: Buffer | string, putOpts: PutOptions): Promise<void> {
+    const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+    const input = {
+      Bucket: this.bucket,
+      Key: this.prefix + key,
+      Body: bytes,
+      ContentType: putOpts.contentType,
+      ContentLength: bytes.length,
+    };
+    await this.run(`put ${key}`, () => this.client.send(new PutObjectCommand(input), opts(putOpts.signal)));
+  }
+
+  /**
+   * Reads ahead up to one part: a body that fits goes in ONE PutObject (a small NAR costs one
+   * request, not the three of a multipart upload); a larger one goes through lib-storage in parts.
+   * Whatever fails, the body is destroyed with the thrown error so the pipeline feeding it settles.
+   */
+  async putStream(key: string, body: Readable, putOpts: PutOptions): Promise<void> {
+    const source = new BodySource(body);
+    const onAbort = () => body.destroy(new AbortedError(`upload of ${key} was cancelled`));
+    if (putOpts.signal?.aborted) onAbort();
+    putOpts.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const head = await source.readUpTo(this.options.partSizeBytes);
+      if (head.ended) await this.putBytes(key, Buffer.concat(head.chunks), putOpts);
+      else await this.putMultipart(key, body, Readable.from(source.rest(head.chunks)), putOpts.contentType);
+    } catch (err) {
+      // The body's own failure (NAR or compression error, cancellation) is the cause to report.
+      const failure = source.error ?? this.fail(`put ${key}`, err);
+      body.destroy(failure);
+      throw failure;
+    } finally {
+      putOpts.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /**
+   * lib-storage runs several part uploaders that all read the body; when one request fails the
+   * others keep waiting for body data, so the first failure destroys the body to stop them all.
+   * lib-storage is told to leave parts on error because its own clean-up is not enough either:
+   * when AbortMultipartUpload fails it throws that error instead of the real one. So we abort
+   * here, once, after every part upload has settled.
+   */
+  private async putMultipart(
+    key: string,
+    body: Readable,
+    parts: Readable,
+    contentType: string,
+  ): Promise<void> {
+    const stopOnFailure = new Proxy(this.client, {
+      get: (target, prop, receiver): unknown => {
+        if (prop !== 'send') return Reflect.get(target, prop, receiver) as unknown;
+        const send = target.send.bind(target) as (command: unknown, options?: unknown) => Promise<unknown>;
+        return (command: unknown, options?: unknown) =>
+          send(command, options).catch((err: unknown) => {
+            body.destroy(this.fail(`put ${key}`, err));
+            throw err;
+          });
+      },
+    });
+    const upload = new Upload({
+      client: stopOnFailure,
+      params: { Bucket: this.bucket, Key: this.prefix + key, Body: parts, ContentType: contentType },
+      partSize: this.options.partSizeBytes,
+      queueSize: this.options.queueSize ?? 2,
+      leavePartsOnError: true,
+    });
+    try {
+      await upload.done();
+    } catch (err) {
+      if (upload.uploadId !== undefined) await this.abortMultipart(key, upload.uploadId);
+      throw err;
+    }
+  }
+
+  private async abortMultipart(key: string, uploadId: string): Promise<void> {
+    const input = { Bucket: this.bucket, Key: this.prefix + key, UploadId: uploadId };
+    try {
+      await this.client.send(new AbortMultipartUploadCommand(input));
+    } catch (err) {
+      // Not fatal: the parts are invisible to readers; a bucket lifecycle rule can collect them.
+      this.options.logger?.warn(
+        { key, code: errorCodeOf(err), status: httpStatusOf(err) },
+        'could not abort multipart upload; its parts stay until a lifecycle rule removes them',
+      );
+    }
+  }
+
+  async *list(prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo> {
+    let token: string | undefined;
+    do {
+      const input = {
+        Bucket: this.bucket,
+        Prefix: this.prefix + prefix,
+        MaxKeys: this.options.listPageSize ?? 1000,
+        ...(token !== undefined ? { ContinuationToken: token } : {}),
+      };
+      const page = await this.run('list', () =>
+        this.client.send(new ListObjectsV2Command(input), opts(signal)),
+      );
+      for (const o of page.Contents ?? []) {
+        if (o.Key === undefined || !o.Key.startsWith(this.prefix)) continue;
+        yield {
+          key: o.Key.slice(this.prefix.length),
+          size: o.Size ?? 0,
+          lastModified: o.LastModified ?? new Date(0),
+        };
+      }
+      token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
+    } while (token !== undefined);
+  }
+
+  async deleteMany(keys: string[], signal?: AbortSignal): Promise<void> {
+    for (let i = 0; i < keys.length; i += DELETE_BATCH) {
+      const batch = keys.slice(i, i + DELETE_BATCH);
+      const input = {
+        Bucket: this.bucket,
+        Delete: { Objects: batch.map((k) => ({ Key: this.prefix + k })), Quiet: true },
+      };
+      const out = await this.run('delete', () =>
+        this.client.send(new DeleteObjectsCommand(input), opts(signal)),
+      );
+      const errors = out.Errors ?? [];
+      const first = errors[0];
+      if (first) {
+        const firstKey = (first.Key ?? '?').slice(this.prefix.length);
+        throw new StorageError(
+          `could not delete ${errors.length} of ${batch.length} objects in bucket "${this.bucket}" at ${this.where}, ` +
+            `first ${firstKey} (${first.Code ?? 'unknown error'}): check delete permissions`,
+          { code: first.Code === 'AccessDenied' ? 'E_STORAGE_AUTH' : 'E_STORAGE' },
+        );
+      }
+    }
+  }
+
+  close(): Promise<void> {
+    this.client.destroy();
+    return Promise.resolve();
+  }
+
+  private async run<T>(operation: string, send: () => Promise<T>): Promise<T> {
+    try {
+      return await send();
+    } catch (err) {
+      throw this.fail(operation, err);
+    }
+  }
+
+  private fail(operation: string, err: unknown): Error {
+    return toStorageError(err, { operation, bucket: this.bucket, where: this.where });
+  }
+}
+
+function opts(signal: AbortSignal | undefined): { abortSignal?: AbortSignal } {
+  return signal ? { abortSignal: signal } : {};
+}
+
+function isNotFound(err: unknown): boolean {
+  const code = errorCodeOf(err);
+  return (
+    code === 'NotFound' || code === 'NoSuchKey' || (httpStatusOf(err) === 404 && code !== 'NoSuchBucket')
+  );
+}
+
+/**
+ * Pulls a Readable by hand so the first part can be inspected before choosing PutObject or
+ * multipart, and remembers whether a failure came from the body rather than from S3.
+ */
+class BodySource {
+  error: Error | undefined;
+  private readonly it: AsyncIterator<unknown>;
+
+  constructor(body: Readable) {
+    this.it = body[Symbol.asyncIterator]();
+  }
+
+  async next(): Promise<Buffer | undefined> {
+    try {
+      const r = await this.it.next();
+      if (r.done === true) return undefined;
+      return Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value as string | Uint8Array);
+    } catch (err) {
+      this.error = err instanceof Error ? err : new Error(String(err));
+      throw this.error;
+    }
+  }
+
+  /** Chunks until more than `limit` bytes were read (ended: false) or the body ended within it. */
+  async readUpTo(limit: number): Promise<{ chunks: Buffer[]; ended: boolean }> {
+    const chunks: Buffer[] = [];
+    let length = 0;
+    while (length <= limit) {
+      const chunk = await this.next();
+      if (chunk === undefined) return { chunks, ended: true };
+      chunks.push(chunk);
+      length += chunk.length;
+    }
+    return { chunks, ended: false };
+  }
+
+  async *rest(first: Buffer[]): AsyncGenerator<Buffer> {
+    yield* first;
+    for (let chunk = await this.next(); chunk !== undefined; chunk = await this.next()) yield chunk;
+  }
+}

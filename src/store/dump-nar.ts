@@ -1,0 +1,17 @@
+// The NAR of a path on disk as a byte stream (what `nix-store --dump PATH` writes to stdout).
+import { Readable } from 'node:stream';
+import { encodeNar, type NarSource } from '../format/nar-writer.js';
+import { fsNarSource } from './nar-source-fs.js';
+
+/**
+ * Bytes buffered ahead of the consumer. The encoder yields chunks of up to 1 MiB (one file read),
+ * so at most about two reads wait in memory however large the path is.
+ */
+const HIGH_WATER_MARK = 1024 * 1024;
+
+export function dumpNar(path: string, source: NarSource = fsNarSource()): Readable {
+  return Readable.from(encodeNar(source, Buffer.from(path, 'utf8')), {
+    objectMode: false,
+    highWaterMark: HIGH_WATER_MARK,
+  });
+}

@@ -1,0 +1,166 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import {
+  backoffDelayMs,
+  classifyFailure,
+  createRetryStrategy,
+  DEFAULT_RETRY_POLICY,
+  isRetryable,
+  type RetryNotice,
+  type RetryPolicy,
+} from '../../../src/storage/retry.js';
+
+const policy: RetryPolicy = { maxAttempts: 4, baseDelayMs: 100, maxDelayMs: 1000 };
+
+/** The shape of an error the SDK throws for an S3 answer. */
+function s3Error(name: string, status: number): Error {
+  return Object.assign(new Error(`${name} from server`), { name, $metadata: { httpStatusCode: status } });
+}
+function errno(code: string, message = `connect ${code}`): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+describe('backoffDelayMs', () => {
+  test('full jitter: the random draw scales the window, which doubles per retry', () => {
+    assert.equal(
+      backoffDelayMs(policy, 1, () => 0),
+      0,
+    );
+    assert.equal(
+      backoffDelayMs(policy, 1, () => 0.5),
+      50,
+    );
+    assert.equal(
+      backoffDelayMs(policy, 2, () => 0.5),
+      100,
+    );
+    assert.equal(
+      backoffDelayMs(policy, 3, () => 0.5),
+      200,
+    );
+    assert.equal(
+      backoffDelayMs(policy, 4, () => 0.999),
+      799,
+    );
+  });
+
+  test('the window stops growing at maxDelayMs', () => {
+    assert.equal(
+      backoffDelayMs(policy, 5, () => 0.5),
+      500,
+    );
+    assert.equal(
+      backoffDelayMs(policy, 60, () => 0.5),
+      500,
+    );
+    assert.equal(
+      backoffDelayMs(policy, 10_000, () => 0.999),
+      999,
+    );
+  });
+
+  test('stays within [0, min(cap, base * 2^(retry-1))) for any draw', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 100 }),
+        fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
+        (retry, r) => {
+          const d = backoffDelayMs(DEFAULT_RETRY_POLICY, retry, () => r);
+          const ceiling = Math.min(
+            DEFAULT_RETRY_POLICY.maxDelayMs,
+            DEFAULT_RETRY_POLICY.baseDelayMs * 2 ** (retry - 1),
+          );
+          return Number.isInteger(d) && d >= 0 && d < ceiling;
+        },
+      ),
+    );
+  });
+});
+
+describe('classifyFailure', () => {
+  const cases: Array<[string, unknown, string]> = [
+    ['503 SlowDown', s3Error('SlowDown', 503), 'throttling'],
+    ['429 without a code', s3Error('Unknown', 429), 'throttling'],
+    ['throttling code on a 400', s3Error('ThrottlingException', 400), 'throttling'],
+    ['500 InternalError', s3Error('InternalError', 500), 'server'],
+    ['502 from a gateway', s3Error('Unknown', 502), 'server'],
+    ['503 without a code (HEAD)', s3Error('503', 503), 'server'],
+    ['ECONNRESET', errno('ECONNRESET'), 'network'],
+    ['EPIPE', errno('EPIPE'), 'network'],
+    ['ECONNREFUSED', errno('ECONNREFUSED'), 'network'],
+    ['ENOTFOUND', errno('ENOTFOUND'), 'network'],
+    ['socket hang up', new Error('socket hang up'), 'network'],
+    ['ETIMEDOUT', errno('ETIMEDOUT'), 'timeout'],
+    ['SDK TimeoutError', Object.assign(new Error('took too long'), { name: 'TimeoutError' }), 'timeout'],
+    ['a reset wrapped as the cause', new Error('request failed', { cause: errno('ECONNRESET') }), 'network'],
+    ['403 AccessDenied', s3Error('AccessDenied', 403), 'fatal'],
+    ['403 SignatureDoesNotMatch', s3Error('SignatureDoesNotMatch', 403), 'fatal'],
+    ['404 NotFound', s3Error('NotFound', 404), 'fatal'],
+    ['404 NoSuchBucket', s3Error('NoSuchBucket', 404), 'fatal'],
+    ['400 InvalidArgument', s3Error('InvalidArgument', 400), 'fatal'],
+    [
+      'a 403 whose cause looks retryable stays fatal',
+      Object.assign(s3Error('AccessDenied', 403), { cause: errno('ECONNRESET') }),
+      'fatal',
+    ],
+    ['AbortError', Object.assign(new Error('aborted'), { name: 'AbortError' }), 'fatal'],
+    ['a plain Error', new Error('boom'), 'fatal'],
+    ['not an object', 'ECONNRESET', 'fatal'],
+    ['undefined', undefined, 'fatal'],
+  ];
+  for (const [name, err, expected] of cases) {
+    test(name, () => {
+      assert.equal(classifyFailure(err), expected);
+      assert.equal(isRetryable(err), expected !== 'fatal');
+    });
+  }
+});
+
+describe('createRetryStrategy (the SDK RetryStrategyV2 shape)', () => {
+  test('retries a retryable failure until maxAttempts, with jittered delays', async () => {
+    const notices: RetryNotice[] = [];
+    const strategy = createRetryStrategy(
+      policy,
+      () => 0.5,
+      (n) => notices.push(n),
+    );
+    let token = await strategy.acquireInitialRetryToken('scope');
+    assert.equal(token.getRetryCount(), 0);
+    const delays: number[] = [];
+    for (let i = 1; i < policy.maxAttempts; i++) {
+      token = await strategy.refreshRetryTokenForRetry(token, { error: s3Error('SlowDown', 503) });
+      assert.equal(token.getRetryCount(), i);
+      delays.push(token.getRetryDelay());
+    }
+    assert.deepEqual(delays, [50, 100, 200]);
+    await assert.rejects(strategy.refreshRetryTokenForRetry(token, { error: s3Error('SlowDown', 503) }));
+    assert.deepEqual(
+      notices.map((n) => [n.retry, n.kind, n.code]),
+      [
+        [1, 'throttling', 'SlowDown'],
+        [2, 'throttling', 'SlowDown'],
+        [3, 'throttling', 'SlowDown'],
+      ],
+    );
+  });
+
+  test('gives up at once on a fatal failure', async () => {
+    const notices: RetryNotice[] = [];
+    const strategy = createRetryStrategy(
+      policy,
+      () => 0.5,
+      (n) => notices.push(n),
+    );
+    const token = await strategy.acquireInitialRetryToken('');
+    await assert.rejects(strategy.refreshRetryTokenForRetry(token, { error: s3Error('AccessDenied', 403) }));
+    await assert.rejects(strategy.refreshRetryTokenForRetry(token, {}));
+    assert.equal(notices.length, 0);
+  });
+
+  test('maxAttempts 1 never retries', async () => {
+    const strategy = createRetryStrategy({ ...policy, maxAttempts: 1 });
+    const token = await strategy.acquireInitialRetryToken('');
+    await assert.rejects(strategy.refreshRetryTokenForRetry(token, { error: errno('ECONNRESET') }));
+  });
+});
