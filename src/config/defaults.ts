@@ -12,6 +12,7 @@ export const DEFAULTS = {
   // Garage and MinIO, the original's targets, want path-style URLs; AWS accepts both.
   forcePathStyle: true,
   partSizeMb: 16,
+  maxAttempts: 6,
   uploadThreads: 12,
   scanOnStartup: true,
   populateCacheOnStartup: false,
@@ -40,6 +41,7 @@ export const LIMITS = {
   uploadThreads: { min: 1, max: 256 },
   // 5 MiB is S3's minimum part size (except the last part); 5 GiB its maximum.
   partSizeMb: { min: 5, max: 5120 },
+  maxAttempts: { min: 1, max: 20 },
   largeNarThresholdMb: { min: 1, max: 1_048_576 },
   priority: { min: 0, max: 10_000 },
   pruneRetentionDays: { min: 1, max: 36_500 },

@@ -36,6 +36,7 @@ function describeStorage(c: Config): Record<string, unknown> {
     endpoint: s3.endpoint ?? '(AWS default)',
     forcePathStyle: s3.forcePathStyle,
     partSizeMb: s3.partSizeMb,
+    maxAttempts: s3.maxAttempts,
     credentialSource:
       s3.credentials === undefined
         ? 'AWS SDK default chain'

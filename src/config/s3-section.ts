@@ -1,6 +1,6 @@
 // The [s3] table: the bucket, how to reach it, and where its credentials and extra headers come from.
 // Keys follow the original Loft's loft.toml ([s3] bucket, region, endpoint, access_key, secret_key,
-// [s3.extra_headers]); the *_file variants, session_token, force_path_style and part_size_mb are
+// [s3.extra_headers]); the *_file variants, session_token, force_path_style, part_size_mb and max_attempts are
 // loft's additions. Secrets are only located here; the loader reads the files.
 import { resolve } from 'node:path';
 import { DEFAULTS, LIMITS } from './defaults.js';
@@ -20,6 +20,7 @@ export const S3_KEYS = [
   'session_token_file',
   'force_path_style',
   'part_size_mb',
+  'max_attempts',
   'extra_headers',
   'extra_headers_file',
 ] as const;
@@ -54,6 +55,7 @@ export function readS3Section(r: TableReader, baseDir: string): S3Section {
     forcePathStyle: r.bool('force_path_style') ?? DEFAULTS.forcePathStyle,
     extraHeaders: {},
     partSizeMb: r.int('part_size_mb', LIMITS.partSizeMb.min, LIMITS.partSizeMb.max) ?? DEFAULTS.partSizeMb,
+    maxAttempts: r.int('max_attempts', LIMITS.maxAttempts.min, LIMITS.maxAttempts.max) ?? DEFAULTS.maxAttempts,
   };
   const endpoint = readEndpoint(r);
   if (endpoint !== undefined) s3.endpoint = endpoint;

@@ -33,6 +33,8 @@ export interface S3Settings {
   extraHeaders: Record<string, string>;
   /** Multipart part size: default 16, at least 5 (S3's minimum), at most 5120. */
   partSizeMb: number;
+  /** Tries per S3 request, the first included (retries back off exponentially with jitter). */
+  maxAttempts: number;
 }
 
 export type StorageSettings = { kind: 's3'; s3: S3Settings } | { kind: 'local'; path: string /* absolute */ };

@@ -160,7 +160,7 @@ export async function* encodeNar(source: NarSource, root: Buffer): AsyncGenerato
     const node = await source.node(path);
     if (node.type === 'directory') {
       asm.bytes(DIRECTORY);
-      const names = (await source.entries(path)).sort((a, b) => a.toString().localeCompare(b.toString()));
+      const names = (await source.entries(path)).sort((a, b) => Buffer.compare(a, b));
       checkEntryNames(path, names);
       stack.push({ path, names, next: 0 });
     } else if (node.type === 'regular') {

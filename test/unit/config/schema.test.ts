@@ -32,7 +32,7 @@ describe('defaults', () => {
     const v = validate('[s3]\nbucket = "cache"\n');
     assert.deepEqual(v.config.storage, {
       kind: 's3',
-      s3: { bucket: 'cache', region: 'us-east-1', forcePathStyle: true, extraHeaders: {}, partSizeMb: 16 },
+      s3: { bucket: 'cache', region: 'us-east-1', forcePathStyle: true, extraHeaders: {}, partSizeMb: 16, maxAttempts: 6 },
     });
     assert.equal(v.credentials, undefined);
     assert.deepEqual(v.warnings, []);
@@ -80,6 +80,7 @@ describe('every key is read', () => {
       session_token = "tok"
       force_path_style = false
       part_size_mb = 64
+      max_attempts = 9
       [s3.extra_headers]
       "CF-Access-Client-Id" = "id"
       [s3.extra_headers_file]
@@ -116,6 +117,7 @@ describe('every key is read', () => {
         forcePathStyle: false,
         extraHeaders: {},
         partSizeMb: 64,
+        maxAttempts: 9,
       },
     });
     assert.deepEqual(v.credentials, {

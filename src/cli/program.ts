@@ -1,0 +1,73 @@
+// The command line, compatible with the original Loft's flags, plus loft's own (--dry-run, stdin
+// paths). Parsing only: no file, network or Nix access here.
+import { Command, CommanderError, Option } from 'commander';
+import { UsageError } from '../errors.js';
+
+export interface CliOptions {
+  config: string;
+  /** -c/--config was given (a missing file is then an error, not the embedded default). */
+  configExplicit: boolean;
+  debug: boolean;
+  dryRun: boolean;
+  uploadPaths: string[];
+  clearCache: boolean;
+  resetInitialScan: boolean;
+  forceScan: boolean;
+  populateCache: boolean;
+  prune: boolean;
+}
+
+export function buildProgram(version: string): Command {
+  return new Command('loft')
+    .description('Upload Nix store paths and their closures to an S3 (or local) binary cache, signed.')
+    .version(version, '-V, --version', 'print the version')
+    .helpOption('-h, --help', 'print help')
+    .addOption(new Option('-c, --config <path>', 'configuration file').default('loft.toml'))
+    .option('--debug', 'enable debug logging')
+    .option('--dry-run', 'show what would be uploaded or changed, and change nothing')
+    .option(
+      '--upload-path <path...>',
+      'upload these store paths and their missing closure, then exit ("-" reads paths from stdin, one per line)',
+    )
+    .option('--clear-cache', 'clear the local presence cache')
+    .option('--reset-initial-scan', 'forget that the initial scan ran, so the next start scans again')
+    .option('--force-scan', 'check every valid store path against the bucket (ignoring the local cache), upload what is missing, exit')
+    .option('--populate-cache', 'fill the local presence cache from the bucket, then exit')
+    .option('--prune', 'run the configured pruning once, then exit')
+    .addHelpText(
+      'after',
+      '\nWithout an action flag loft runs the store-watching daemon (not in this version yet).\n' +
+        'Exit codes: 0 ok, 1 some paths not uploaded, 2 usage, 3 configuration, 4 storage, 5 nix/path, 70 internal.\n',
+    )
+    .allowExcessArguments(false)
+    .exitOverride()
+    .configureOutput({ writeErr: () => undefined });
+}
+
+/** Parses argv; help and version print and return undefined. Errors become UsageError. */
+export function parseCli(argv: string[], version: string, out: (s: string) => void): CliOptions | undefined {
+  const program = buildProgram(version);
+  program.configureOutput({ writeOut: out, writeErr: () => undefined });
+  try {
+    program.parse(argv, { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return undefined;
+      throw new UsageError(`${err.message.replace(/^error: /, '')} (see loft --help)`);
+    }
+    throw err;
+  }
+  const o = program.opts<Record<string, unknown>>();
+  return {
+    config: String(o.config),
+    configExplicit: program.getOptionValueSource('config') === 'cli',
+    debug: o.debug === true,
+    dryRun: o.dryRun === true,
+    uploadPaths: Array.isArray(o.uploadPath) ? (o.uploadPath as string[]) : [],
+    clearCache: o.clearCache === true,
+    resetInitialScan: o.resetInitialScan === true,
+    forceScan: o.forceScan === true,
+    populateCache: o.populateCache === true,
+    prune: o.prune === true,
+  };
+}

@@ -1,0 +1,51 @@
+// Opening what a command works with, from a loaded Config: the object store and the presence
+// cache. Each piece is released in `close`, whatever happened.
+import { PresenceCache } from '../cache/presence-cache.js';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import { openObjectStore, storageTarget } from '../storage/open-store.js';
+import type { ObjectStore } from '../storage/object-store.js';
+
+export interface Runtime {
+  config: Config;
+  logger: Logger;
+  store: ObjectStore;
+  cache: PresenceCache;
+  close(): Promise<void>;
+}
+
+export async function openRuntime(config: Config, logger: Logger): Promise<Runtime> {
+  const store = openObjectStore(config.storage, logger.child({ component: 'storage' }));
+  const releases: Array<() => Promise<void> | void> = [() => store.close()];
+  try {
+    // Fail early and clearly on a wrong endpoint, bucket or credentials, before any work.
+    if ('checkAccess' in store && typeof store.checkAccess === 'function') {
+      await (store.checkAccess as () => Promise<void>)();
+    }
+    const cache = PresenceCache.open(config.localCachePath, {
+      target: storageTarget(config.storage),
+      logger: logger.child({ component: 'presence-cache' }),
+    });
+    releases.push(() => cache.close());
+    return {
+      config,
+      logger,
+      store,
+      cache,
+      close: () => releaseAll(releases),
+    };
+  } catch (err) {
+    await releaseAll(releases);
+    throw err;
+  }
+}
+
+async function releaseAll(releases: Array<() => Promise<void> | void>): Promise<void> {
+  for (const release of releases.reverse()) {
+    try {
+      await release();
+    } catch {
+      // Closing is best effort; the command's own error is what matters.
+    }
+  }
+}

@@ -1,0 +1,29 @@
+// The closing summary of an upload run: always printed, whatever the output mode.
+import type { UploadReport } from '../upload/upload-closure.js';
+import { formatBytes, formatDuration } from './format-size.js';
+
+export function summaryLines(report: UploadReport, elapsedMs: number, dryRun: boolean): string[] {
+  const lines: string[] = [];
+  for (const info of report.wouldUpload) lines.push(`would upload ${info.path} (${formatBytes(info.narSize)} NAR)`);
+  for (const s of report.skipped) lines.push(`skipped ${s.path}: ${skipText(s.reason)}`);
+  for (const f of report.failed) lines.push(`failed ${f.path}: ${f.message}`);
+  const nar = report.uploaded.reduce((n, u) => n + u.narSize, 0);
+  const file = report.uploaded.reduce((n, u) => n + u.fileSize, 0);
+  const upstream = report.skipped.filter((s) => s.reason === 'upstream-signed').length;
+  const drvs = report.skipped.length - upstream;
+  const head = dryRun
+    ? `dry run: would upload ${report.wouldUpload.length} paths (${formatBytes(report.wouldUpload.reduce((n, i) => n + i.narSize, 0))} NAR)`
+    : `uploaded ${report.uploaded.length} paths (${formatBytes(nar)} NAR, ${formatBytes(file)} compressed)`;
+  lines.push(
+    `${head}, ${report.alreadyPresent} already present, ` +
+      `${report.skipped.length} skipped (${upstream} upstream-signed, ${drvs} derivations), ` +
+      `${report.failed.length} failed, in ${formatDuration(elapsedMs)}`,
+  );
+  return lines;
+}
+
+function skipText(reason: string): string {
+  return reason === 'upstream-signed'
+    ? 'signed by a key in skip_signed_by_keys (served upstream)'
+    : 'a derivation (set loft.upload_derivations or name it to upload it)';
+}

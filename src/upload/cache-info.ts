@@ -1,0 +1,38 @@
+// `nix-cache-info` tells Nix which store the cache serves and how to rank it. It is written when it
+// is missing or says something else, not on every run; a bucket that serves another store directory
+// is refused, since its paths could never be substituted into ours.
+import { ConfigError } from '../errors.js';
+import { parseNixCacheInfo, renderNixCacheInfo, type NixCacheInfo } from '../format/nix-cache-info.js';
+import { CONTENT_TYPE_NIX_CACHE_INFO, type ObjectStore } from '../storage/object-store.js';
+import { NIX_CACHE_INFO_KEY } from './nar-keys.js';
+
+export type CacheInfoOutcome = 'unchanged' | 'written';
+
+export async function ensureNixCacheInfo(
+  store: ObjectStore,
+  wanted: { storeDir: string; priority: number },
+): Promise<CacheInfoOutcome> {
+  const existing = await store.get(NIX_CACHE_INFO_KEY);
+  let current: NixCacheInfo | undefined;
+  if (existing) {
+    try {
+      current = parseNixCacheInfo(existing.toString('utf8'));
+    } catch {
+      current = undefined; // unreadable: replace it with a good one
+    }
+  }
+  if (current && current.storeDir !== wanted.storeDir) {
+    throw new ConfigError(
+      `${store.description} serves store ${current.storeDir}, not ${wanted.storeDir}; use another bucket`,
+    );
+  }
+  if (current && current.wantMassQuery && current.priority === wanted.priority) return 'unchanged';
+  const info: NixCacheInfo = {
+    storeDir: wanted.storeDir,
+    wantMassQuery: true,
+    priority: wanted.priority,
+    extra: current?.extra ?? [],
+  };
+  await store.putBytes(NIX_CACHE_INFO_KEY, renderNixCacheInfo(info), { contentType: CONTENT_TYPE_NIX_CACHE_INFO });
+  return 'written';
+}

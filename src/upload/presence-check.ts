@@ -1,0 +1,71 @@
+// Which closure members are already in the cache. The local SQLite cache answers first; the bucket
+// is asked only about the rest, with one HEAD of `<hash>.narinfo` each (bounded in parallel), or with
+// a listing of the root when that costs fewer requests. A narinfo's presence means the path is
+// committed (it is written last), so it is the only object worth asking about.
+import pLimit from 'p-limit';
+import type { PresenceCache } from '../cache/presence-cache.js';
+import type { ObjectStore } from '../storage/object-store.js';
+import { hashPartOfNarinfoKey, narinfoKey } from './nar-keys.js';
+
+export interface PresenceResult {
+  /** Hash parts of candidates known to be in the cache. */
+  present: Set<string>;
+  /** How many of `present` the bucket (not the local cache) confirmed. */
+  learnedFromBucket: number;
+  requests: number;
+}
+
+export interface PresenceOptions {
+  /** Skip the local cache (`--force-scan`): the bucket is the truth. */
+  ignoreLocal?: boolean;
+  headConcurrency?: number;
+  signal?: AbortSignal;
+}
+
+/** ListObjectsV2 returns up to 1000 keys a page; each path costs about two keys (narinfo + NAR). */
+const KEYS_PER_PAGE = 1000;
+const KEYS_PER_PATH = 2;
+
+/** Pure: HEAD each unknown path, or list the bucket, whichever is expected to cost fewer requests. */
+export function chooseStrategy(unknown: number, knownBucketPaths: number): 'head' | 'list' {
+  const listPages = Math.ceil(((knownBucketPaths + unknown) * KEYS_PER_PATH) / KEYS_PER_PAGE) + 1;
+  return unknown > listPages ? 'list' : 'head';
+}
+
+export async function checkPresence(
+  hashParts: readonly string[],
+  cache: PresenceCache,
+  store: ObjectStore,
+  options: PresenceOptions = {},
+): Promise<PresenceResult> {
+  const present = new Set<string>();
+  const unknown = options.ignoreLocal ? [...hashParts] : cache.filterMissing([...hashParts]);
+  const unknownSet = new Set(unknown);
+  for (const h of hashParts) if (!unknownSet.has(h)) present.add(h);
+  if (unknown.length === 0) return { present, learnedFromBucket: 0, requests: 0 };
+
+  let requests = 0;
+  const found: string[] = [];
+  if (chooseStrategy(unknown.length, cache.count()) === 'head') {
+    const limit = pLimit(options.headConcurrency ?? 32);
+    await Promise.all(
+      unknown.map((h) =>
+        limit(async () => {
+          requests++;
+          if (await store.head(narinfoKey(h), options.signal)) found.push(h);
+        }),
+      ),
+    );
+  } else {
+    let keys = 0;
+    for await (const obj of store.list('', options.signal)) {
+      keys++;
+      const h = hashPartOfNarinfoKey(obj.key);
+      if (h !== undefined && unknownSet.has(h)) found.push(h);
+    }
+    requests += Math.max(1, Math.ceil(keys / KEYS_PER_PAGE));
+  }
+  cache.addMany(found.map((hashPart) => ({ hashPart })));
+  for (const h of found) present.add(h);
+  return { present, learnedFromBucket: found.length, requests };
+}

@@ -1,0 +1,28 @@
+// What the uploader tells the outside world while it works. The CLI picks a terminal display or log
+// lines; the uploader only calls these hooks.
+import type { Logger } from '../log.js';
+import type { UploadedPath } from './upload-path.js';
+
+export interface ProgressSink {
+  planned(paths: number, narBytes: number): void;
+  started(path: string): void;
+  narBytes(n: number): void;
+  uploaded(result: UploadedPath): void;
+  failed(path: string, error: unknown): void;
+  retrying(path: string, attempt: number, error: unknown, delayMs: number): void;
+  done(): void;
+}
+
+/** Structured log lines, one per event worth keeping: for services and pipes. */
+export function logProgress(logger: Logger): ProgressSink {
+  return {
+    planned: (paths, narBytes) => logger.info({ paths, narBytes }, 'uploading'),
+    started: (path) => logger.debug({ path }, 'upload started'),
+    narBytes: () => undefined,
+    uploaded: (r) => logger.info({ path: r.path, narSize: r.narSize, fileSize: r.fileSize }, 'uploaded'),
+    failed: (path, error) => logger.error({ path, err: error }, 'upload failed'),
+    retrying: (path, attempt, error, delayMs) =>
+      logger.warn({ path, attempt, delayMs, err: error }, 'upload failed, retrying'),
+    done: () => undefined,
+  };
+}

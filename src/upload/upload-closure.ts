@@ -1,0 +1,174 @@
+// Uploading the closures of some store paths: query Nix, plan, learn what the cache has, then one
+// bounded pool uploads the rest, references first. A path's narinfo waits for its references'
+// narinfos, so at every moment the cache holds only whole closures.
+import pLimit from 'p-limit';
+import type { PresenceCache } from '../cache/presence-cache.js';
+import { CorruptPathError, LoftError, StorageError, oneLine } from '../errors.js';
+import type { PathInfo, PathInfoResult } from '../format/path-info.js';
+import { hashPartOf } from '../format/store-path.js';
+import type { ObjectStore } from '../storage/object-store.js';
+import type { Logger } from '../log.js';
+import { planClosure, type SkipReason } from './closure-plan.js';
+import { checkPresence } from './presence-check.js';
+import type { ProgressSink } from './progress.js';
+import { uploadPath, type UploadedPath, type UploadPathDeps } from './upload-path.js';
+import { runWithRetries } from './path-retry.js';
+
+export interface UploadClosureDeps extends Omit<UploadPathDeps, 'onNarBytes'> {
+  cache: PresenceCache;
+  queryPathInfos: (paths: string[]) => Promise<PathInfoResult[]>;
+  uploadThreads: number;
+  skipSignedByKeys: readonly string[];
+  uploadDerivations: boolean;
+  /** Called once before the first upload of the run (writes nix-cache-info when needed). */
+  beforeFirstUpload?: () => Promise<void>;
+  progress?: ProgressSink;
+  logger: Logger;
+  /** Per-path attempts for transient failures (the SDK also retries each request). */
+  attempts?: number;
+  retryBaseMs?: number;
+}
+
+export interface UploadRequest {
+  paths: string[];
+  /** The user named these paths (a named .drv is uploaded). */
+  explicit: boolean;
+  dryRun: boolean;
+  /** Ask the bucket about every member, ignoring the local presence cache. */
+  ignoreLocalCache?: boolean;
+}
+
+export interface FailedPath {
+  path: string;
+  code: string;
+  message: string;
+}
+
+export interface UploadReport {
+  requested: string[];
+  closureSize: number;
+  uploaded: UploadedPath[];
+  alreadyPresent: number;
+  learnedFromBucket: number;
+  skipped: Array<{ path: string; reason: SkipReason }>;
+  failed: FailedPath[];
+  /** Members that a dry run would upload, references first. */
+  wouldUpload: PathInfo[];
+  presenceRequests: number;
+  /** Every requested path is in the cache (or served upstream) afterwards. */
+  complete: boolean;
+}
+
+export async function uploadClosure(req: UploadRequest, deps: UploadClosureDeps): Promise<UploadReport> {
+  const failed: FailedPath[] = [];
+  const results = await deps.queryPathInfos(req.paths);
+  const infos: PathInfo[] = [];
+  for (const r of results) {
+    if (r.ok) infos.push(r.info);
+    else failed.push({ path: r.path, code: r.error.code, message: oneLine(r.error) });
+  }
+  const explicit = new Set(req.explicit ? req.paths : []);
+  const plan = planClosure(infos, req.paths, {
+    skipSignedByKeys: deps.skipSignedByKeys,
+    uploadDerivations: deps.uploadDerivations,
+    explicit,
+  });
+  const hashOf = (i: PathInfo) => hashPartOf(i.path, deps.storeDir);
+  const presence = await checkPresence(plan.candidates.map(hashOf), deps.cache, deps.store, {
+    ...(req.ignoreLocalCache ? { ignoreLocal: true } : {}),
+    ...(deps.signal ? { signal: deps.signal } : {}),
+  });
+  const missing = plan.candidates.filter((i) => !presence.present.has(hashOf(i)));
+  const report: UploadReport = {
+    requested: req.paths,
+    closureSize: infos.length,
+    uploaded: [],
+    alreadyPresent: plan.candidates.length - missing.length,
+    learnedFromBucket: presence.learnedFromBucket,
+    skipped: plan.skipped,
+    failed,
+    wouldUpload: req.dryRun ? missing : [],
+    presenceRequests: presence.requests,
+    complete: false,
+  };
+  if (!req.dryRun && missing.length > 0) {
+    await deps.beforeFirstUpload?.();
+    await uploadMissing(missing, deps, report);
+  }
+  report.complete = isComplete(req.paths, report, missing, req.dryRun);
+  return report;
+}
+
+function isComplete(requested: string[], report: UploadReport, missing: PathInfo[], dryRun: boolean): boolean {
+  const notThere = new Set(report.failed.map((f) => f.path));
+  if (dryRun) for (const m of missing) notThere.add(m.path);
+  return requested.every((p) => !notThere.has(p));
+}
+
+/** A failure that makes every other upload pointless: wrong credentials, no bucket. */
+function isFatal(err: unknown): boolean {
+  return err instanceof StorageError && (err.code === 'E_STORAGE_AUTH' || err.code === 'E_STORAGE_NO_BUCKET');
+}
+
+async function uploadMissing(missing: PathInfo[], deps: UploadClosureDeps, report: UploadReport): Promise<void> {
+  const limit = pLimit(deps.uploadThreads);
+  const committed = new Map<string, Promise<void>>();
+  let fatal: unknown;
+  deps.progress?.planned(
+    missing.length,
+    missing.reduce((n, i) => n + i.narSize, 0),
+  );
+  const tasks = missing.map((info) => {
+    const task = limit(async () => {
+      if (fatal !== undefined) throw fatal;
+      deps.progress?.started(info.path);
+      const waitForReferences = () => waitFor(info, committed);
+      const result = await runWithRetries(
+        () => uploadPath(info, { ...deps, onNarBytes: (n) => deps.progress?.narBytes(n) }, waitForReferences),
+        {
+          attempts: deps.attempts ?? 3,
+          baseMs: deps.retryBaseMs ?? 1000,
+          retryable: (err) => !(err instanceof CorruptPathError) && !isFatal(err) && !(err instanceof DependencyFailedError),
+          onRetry: (attempt, err, delayMs) => deps.progress?.retrying(info.path, attempt, err, delayMs),
+          ...(deps.signal ? { signal: deps.signal } : {}),
+        },
+      );
+      deps.cache.add(hashPartOf(info.path, deps.storeDir), { narKey: result.narKey, narSize: result.narSize, fileSize: result.fileSize });
+      deps.progress?.uploaded(result);
+      report.uploaded.push(result);
+    });
+    // Registered before any task runs, so a referrer always finds its references' promises.
+    committed.set(info.path, task);
+    return task.catch((err: unknown) => {
+      if (isFatal(err)) fatal ??= err;
+      report.failed.push({
+        path: info.path,
+        code: err instanceof LoftError ? err.code : 'E_INTERNAL',
+        message: oneLine(err),
+      });
+      deps.progress?.failed(info.path, err);
+    });
+  });
+  await Promise.all(tasks);
+  deps.progress?.done();
+  if (fatal !== undefined) throw fatal;
+}
+
+export class DependencyFailedError extends LoftError {
+  override readonly name = 'DependencyFailedError';
+  readonly code = 'E_DEPENDENCY_FAILED';
+  readonly exitCode = 1 as const;
+}
+
+async function waitFor(info: PathInfo, committed: Map<string, Promise<void>>): Promise<void> {
+  for (const ref of info.references) {
+    if (ref === info.path) continue;
+    const pending = committed.get(ref);
+    if (!pending) continue; // already in the cache, or served upstream
+    try {
+      await pending;
+    } catch {
+      throw new DependencyFailedError(`${info.path} not published: its reference ${ref} failed to upload`);
+    }
+  }
+}

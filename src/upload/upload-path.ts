@@ -1,0 +1,130 @@
+// Uploading one store path: NAR stream -> NarHash meter -> compressor -> FileHash meter -> object
+// store, then the signed narinfo. The narinfo is written last and only after the caller says the
+// path's references are committed: it is what makes the path visible to Nix.
+import { pipeline } from 'node:stream';
+import type { Readable } from 'node:stream';
+import { CorruptPathError } from '../errors.js';
+import { fingerprintPath } from '../format/fingerprint.js';
+import { formatHashNix32, hashEquals, sha256Hash } from '../format/hash.js';
+import { renderNarInfo, type NarInfo } from '../format/narinfo.js';
+import type { PathInfo } from '../format/path-info.js';
+import { signFingerprint, type SecretKey } from '../format/signing-key.js';
+import { hashPartOf, storePathBaseName } from '../format/store-path.js';
+import { CONTENT_TYPE_NAR, CONTENT_TYPE_NARINFO, type ObjectStore } from '../storage/object-store.js';
+import { createCompressor, narinfoCompressionName, type Compression } from './compression.js';
+import { HashMeter } from './hash-meter.js';
+import { narinfoKey, narKey } from './nar-keys.js';
+
+export interface UploadPathDeps {
+  store: ObjectStore;
+  /** Produces the path's NAR (src/store/dump-nar.ts in production). */
+  dumpNar: (path: string) => Readable;
+  compression: Compression;
+  compressionLevel: number;
+  compressionThreads: number;
+  storeDir: string;
+  signingKey: SecretKey | undefined;
+  signal?: AbortSignal;
+  /** Called with NAR bytes as they are read, for progress. */
+  onNarBytes?: (n: number) => void;
+}
+
+export interface UploadedPath {
+  path: string;
+  narKey: string;
+  narSize: number;
+  fileSize: number;
+}
+
+/**
+ * @param beforeCommit resolves once every reference's narinfo exists; rejects if one failed, in
+ *   which case this path's narinfo is not written.
+ */
+export async function uploadPath(
+  info: PathInfo,
+  deps: UploadPathDeps,
+  beforeCommit: () => Promise<void>,
+): Promise<UploadedPath> {
+  const hashPart = hashPartOf(info.path, deps.storeDir);
+  const key = narKey(hashPart, info.narHash, deps.compression);
+  const { narMeter, fileMeter } = await streamNar(info.path, key, deps);
+
+  const narHash = sha256Hash(narMeter.digest());
+  if (!hashEquals(narHash, info.narHash) || narMeter.bytes !== info.narSize) {
+    // The store changed after Nix registered the path. Nothing refers to this NAR yet: remove it.
+    await deps.store.deleteMany([key]).catch(() => undefined);
+    throw new CorruptPathError(
+      info.path,
+      `${info.path} is corrupt: its contents hash to ${formatHashNix32(narHash)} (${narMeter.bytes} bytes) ` +
+        `but Nix registered ${formatHashNix32(info.narHash)} (${info.narSize} bytes); ` +
+        `run 'nix-store --verify --check-contents --repair'`,
+    );
+  }
+
+  await beforeCommit();
+  const narinfo = buildNarInfo(info, key, deps, fileMeter);
+  await deps.store.putBytes(narinfoKey(hashPart), renderNarInfo(narinfo), {
+    contentType: CONTENT_TYPE_NARINFO,
+    ...(deps.signal ? { signal: deps.signal } : {}),
+  });
+  return { path: info.path, narKey: key, narSize: narMeter.bytes, fileSize: fileMeter.bytes };
+}
+
+async function streamNar(
+  path: string,
+  key: string,
+  deps: UploadPathDeps,
+): Promise<{ narMeter: HashMeter; fileMeter: HashMeter }> {
+  const narMeter = new HashMeter();
+  narMeter.onBytes = deps.onNarBytes;
+  const fileMeter = new HashMeter();
+  const compressor = createCompressor(deps.compression, {
+    level: deps.compressionLevel,
+    threads: deps.compressionThreads,
+  });
+  const source = deps.dumpNar(path);
+  const piped = new Promise<void>((resolve, reject) => {
+    pipeline(source, narMeter, compressor, fileMeter, (err) => (err ? reject(err) : resolve()));
+  });
+  const put = deps.store.putStream(key, fileMeter, {
+    contentType: CONTENT_TYPE_NAR,
+    ...(deps.signal ? { signal: deps.signal } : {}),
+  });
+  const [pipeResult, putResult] = await Promise.allSettled([piped, put]);
+  if (pipeResult.status === 'rejected') {
+    // A read or compression failure also fails the upload; report the cause, not the symptom.
+    if (putResult.status === 'fulfilled') await deps.store.deleteMany([key]).catch(() => undefined);
+    throw pipeResult.reason;
+  }
+  if (putResult.status === 'rejected') {
+    source.destroy();
+    throw putResult.reason;
+  }
+  return { narMeter, fileMeter };
+}
+
+function buildNarInfo(info: PathInfo, url: string, deps: UploadPathDeps, fileMeter: HashMeter): NarInfo {
+  const { storeDir, signingKey } = deps;
+  const baseName = (p: string) => storePathBaseName(p, storeDir);
+  const signatures: string[] = [];
+  if (signingKey) {
+    const fingerprint = fingerprintPath(info.path, info.narHash, info.narSize, info.references, storeDir);
+    signatures.push(signFingerprint(signingKey, fingerprint));
+  }
+  // Keep the path's own signatures (e.g. from the builder), once each, ours first like the original.
+  for (const sig of info.signatures) if (!signatures.includes(sig)) signatures.push(sig);
+  return {
+    storePath: info.path,
+    url,
+    compression: narinfoCompressionName(deps.compression),
+    fileHash: sha256Hash(fileMeter.digest()),
+    fileSize: fileMeter.bytes,
+    narHash: info.narHash,
+    narSize: info.narSize,
+    references: info.references.map(baseName),
+    ...(info.deriver ? { deriver: baseName(info.deriver) } : {}),
+    ...(info.ca ? { ca: info.ca } : {}),
+    signatures,
+    extra: [],
+  };
+}

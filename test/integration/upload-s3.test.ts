@@ -1,0 +1,108 @@
+// loft --upload-path end to end: the built CLI, the machine's Nix, s3rver in-process. Afterwards
+// the local copies are deleted and real Nix substitutes everything back over HTTP, checking our
+// signatures and NarHashes, and `nix store verify` passes.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildFixtureClosure, deleteStorePaths, type FixtureCase } from '../helpers/fixtures.js';
+import { runLoft } from '../helpers/loft-cli.js';
+import { hasNix, requireNix } from '../helpers/nix-env.js';
+import { startS3Server, type TestS3 } from '../helpers/s3-server.js';
+import { makeNixKey, type KeyFiles } from '../helpers/signing-keys.js';
+import {
+  bucketNarInfo,
+  bucketObjects,
+  closureOf,
+  deleteLocally,
+  hashPartOfPath,
+  httpCacheUrl,
+  substitute,
+  verifyClosure,
+  writeConfig,
+} from '../helpers/upload-env.js';
+
+describe('loft --upload-path to S3 (zstd), then Nix substitutes it back', () => {
+  let dir: string;
+  let s3: TestS3;
+  let key: KeyFiles;
+  let config: string;
+  let fixtures: Record<FixtureCase, string>;
+  let roots: string[];
+  let closure: string[];
+
+  before(async () => {
+    if (!hasNix()) return;
+    dir = await mkdtemp(join(tmpdir(), 'loft-upload-s3-'));
+    s3 = await startS3Server();
+    key = await makeNixKey(dir, 'loft-test-1');
+    config = await writeConfig({ dir, s3, signingKeyPath: key.secretPath });
+    fixtures = await buildFixtureClosure({ largeFileMb: 12 });
+    roots = [fixtures.top, fixtures.tree, fixtures.symlinkOut, fixtures.large, fixtures.caUser];
+    closure = await closureOf(roots);
+  });
+  after(async () => {
+    if (!hasNix()) return;
+    await s3?.close();
+    await deleteStorePaths(Object.values(fixtures ?? {}));
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('uploads every closure member: NAR then narinfo, one PUT per small NAR, multipart for the large one', async (t) => {
+    if (!requireNix(t)) return;
+    const run = await runLoft(['-c', config, '--upload-path', ...roots]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, new RegExp(`uploaded ${closure.length} paths`));
+    const objects = await bucketObjects(s3);
+    assert.ok(objects.has('nix-cache-info'));
+    for (const p of closure) {
+      const ni = await bucketNarInfo(s3, hashPartOfPath(p));
+      assert.ok(ni, `narinfo of ${p}`);
+      assert.equal(ni.storePath, p);
+      assert.equal(ni.compression, 'zstd');
+      assert.ok(objects.has(ni.url), `NAR ${ni.url}`);
+      assert.equal(objects.get(ni.url), ni.fileSize);
+      assert.match(ni.url, new RegExp(`^nar/${hashPartOfPath(p)}-[0-9a-z]{52}\\.nar\\.zst$`));
+      assert.ok(ni.signatures.some((s) => s.startsWith('loft-test-1:')));
+    }
+    if (s3.external) return t.diagnostic('external S3: request counts not checked');
+    const puts = s3.requests.filter((r) => r.method === 'PUT' || r.method === 'POST');
+    const largeHash = hashPartOfPath(fixtures.large);
+    for (const p of closure) {
+      const h = hashPartOfPath(p);
+      const narPuts = puts.filter((r) => r.key.startsWith(`nar/${h}-`));
+      if (h === largeHash) assert.ok(narPuts.some((r) => r.query.has('uploads')), 'multipart for the large NAR');
+      else assert.equal(narPuts.length, 1, `one PUT for the NAR of ${p}`);
+      assert.equal(puts.filter((r) => r.key === `${h}.narinfo`).length, 1);
+    }
+  });
+
+  test('a second run uploads nothing; an empty local cache re-learns from the bucket', async (t) => {
+    if (!requireNix(t)) return;
+    const before = s3.requests.length;
+    const again = await runLoft(['-c', config, '--upload-path', ...roots]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, new RegExp(`uploaded 0 paths .* ${closure.length} already present`));
+    const writes = (from: number) =>
+      s3.requests.slice(from).filter((r) => r.method !== 'GET' && r.method !== 'HEAD').length;
+    if (!s3.external) {
+      assert.equal(writes(before), 0);
+      // With the presence cache warm, only the start-up access check reaches the bucket.
+      assert.ok(s3.requests.length - before <= 1, `requests: ${s3.requests.length - before}`);
+    }
+    await rm(join(dir, 'cache.db'));
+    const mark = s3.requests.length;
+    const relearn = await runLoft(['-c', config, '--upload-path', ...roots]);
+    assert.equal(relearn.code, 0, relearn.stderr);
+    assert.match(relearn.stdout, /uploaded 0 paths/);
+    if (!s3.external) assert.equal(writes(mark), 0);
+  });
+
+  test('real Nix substitutes every path with our signature required, and nix store verify passes', async (t) => {
+    if (!requireNix(t)) return;
+    await deleteLocally(closure, Object.values(fixtures));
+    await substitute(roots, httpCacheUrl(s3), key.publicKey);
+    await verifyClosure(roots, key.publicKey);
+  });
+});

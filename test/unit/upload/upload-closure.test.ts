@@ -1,0 +1,150 @@
+// The uploader over hand-written fakes of our own interfaces (an in-memory object store and NARs
+// from buffers), with a real SQLite presence cache. Real Nix and S3 are in test/integration.
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, generateKeyPairSync } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { PresenceCache } from '../../../src/cache/presence-cache.js';
+import { CorruptPathError } from '../../../src/errors.js';
+import { sha256Hash } from '../../../src/format/hash.js';
+import { parseNarInfo } from '../../../src/format/narinfo.js';
+import type { PathInfo, PathInfoResult } from '../../../src/format/path-info.js';
+import { parseSecretKey, publicKeyOf, verifySignature } from '../../../src/format/signing-key.js';
+import { fingerprintPath } from '../../../src/format/fingerprint.js';
+import { InvalidPathError } from '../../../src/errors.js';
+import { silentLogger } from '../../../src/log.js';
+import { uploadClosure, type UploadClosureDeps } from '../../../src/upload/upload-closure.js';
+import { MemoryObjectStore } from '../../helpers/memory-object-store.js';
+
+const dirs: string[] = [];
+after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
+
+function testKey() {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const seed = privateKey.export({ format: 'der', type: 'pkcs8' }).subarray(-32);
+  const pub = publicKey.export({ format: 'der', type: 'spki' }).subarray(-32);
+  return parseSecretKey(`unit-test-1:${Buffer.concat([seed, pub]).toString('base64')}\n`);
+}
+
+const S = '/nix/store/';
+const path = (c: string, name: string) => `${S}${c.repeat(32)}-${name}`;
+const nars = new Map<string, Buffer>();
+function member(p: string, refs: string[], content = `nar of ${p}`): PathInfo {
+  const nar = Buffer.from(content);
+  nars.set(p, nar);
+  return { path: p, narHash: sha256Hash(createHash('sha256').update(nar).digest()), narSize: nar.length, references: refs, signatures: [] };
+}
+
+async function setup(infos: PathInfo[], overrides: Partial<UploadClosureDeps> = {}) {
+  const dir = await mkdtemp(join(tmpdir(), 'loft-upload-unit-'));
+  dirs.push(dir);
+  const store = new MemoryObjectStore();
+  const cache = PresenceCache.open(join(dir, 'cache.db'), { target: 'memory://test' });
+  const key = testKey();
+  const byPath = new Map(infos.map((i) => [i.path, i]));
+  const deps: UploadClosureDeps = {
+    store,
+    cache,
+    queryPathInfos: (ps: string[]) => {
+      const out: PathInfoResult[] = [];
+      const seen = new Set<string>();
+      const visit = (p: string) => {
+        if (seen.has(p)) return;
+        seen.add(p);
+        const i = byPath.get(p);
+        if (!i) return out.push({ ok: false, path: p, error: new InvalidPathError(p, `${p} is not valid`) });
+        out.push({ ok: true, info: i });
+        i.references.forEach(visit);
+      };
+      ps.forEach(visit);
+      return Promise.resolve(out);
+    },
+    dumpNar: (p) => Readable.from([nars.get(p)!]),
+    compression: 'none',
+    compressionLevel: 0,
+    compressionThreads: 1,
+    storeDir: '/nix/store',
+    signingKey: key,
+    uploadThreads: 4,
+    skipSignedByKeys: [],
+    uploadDerivations: false,
+    logger: silentLogger(),
+    retryBaseMs: 1,
+    ...overrides,
+  };
+  return { store, cache, key, deps };
+}
+
+describe('uploadClosure', () => {
+  const leaf = member(path('0', 'leaf'), []);
+  const mid = member(path('1', 'mid'), [path('0', 'leaf'), path('1', 'mid')]);
+  const top = member(path('2', 'top'), [path('1', 'mid')]);
+
+  test('uploads NAR then narinfo, references committed before referrers, signed', async () => {
+    const { store, key, deps } = await setup([leaf, mid, top]);
+    const report = await uploadClosure({ paths: [top.path], explicit: true, dryRun: false }, deps);
+    assert.equal(report.complete, true);
+    assert.equal(report.uploaded.length, 3);
+    const narinfoPuts = store.calls.filter((c) => c.op === 'putBytes' && c.key.endsWith('.narinfo')).map((c) => c.key);
+    assert.deepEqual(narinfoPuts, ['0'.repeat(32), '1'.repeat(32), '2'.repeat(32)].map((h) => `${h}.narinfo`));
+    for (const m of [leaf, mid, top]) {
+      const h = m.path.slice(S.length, S.length + 32);
+      const narPut = store.calls.findIndex((c) => c.op === 'putStream' && c.key.startsWith(`nar/${h}-`));
+      const infoPut = store.calls.findIndex((c) => c.key === `${h}.narinfo` && c.op === 'putBytes');
+      assert.ok(narPut >= 0 && narPut < infoPut, 'NAR before its narinfo');
+      const ni = parseNarInfo(store.objects.get(`${h}.narinfo`)!.body.toString());
+      assert.equal(store.objects.get(ni.url)!.body.toString(), nars.get(m.path)!.toString());
+      const fp = fingerprintPath(m.path, m.narHash, m.narSize, m.references);
+      assert.ok(verifySignature(publicKeyOf(key), fp, ni.signatures[0]!));
+    }
+    assert.ok(store.objects.has('nix-cache-info') === false, 'nix-cache-info is the caller hook');
+  });
+
+  test('a second run asks nothing of the bucket; an empty local cache learns from it', async () => {
+    const { store, cache, deps } = await setup([leaf, mid, top]);
+    await uploadClosure({ paths: [top.path], explicit: true, dryRun: false }, deps);
+    store.calls.length = 0;
+    const again = await uploadClosure({ paths: [top.path], explicit: true, dryRun: false }, deps);
+    assert.equal(again.uploaded.length, 0);
+    assert.equal(again.alreadyPresent, 3);
+    assert.equal(store.calls.length, 0, 'no request at all');
+    cache.clear();
+    const relearn = await uploadClosure({ paths: [top.path], explicit: true, dryRun: false }, deps);
+    assert.equal(relearn.uploaded.length, 0);
+    assert.equal(relearn.learnedFromBucket, 3);
+    assert.ok(store.calls.every((c) => c.op === 'head' || c.op === 'list'));
+  });
+
+  test('a corrupt path publishes nothing and its referrers stay unpublished', async () => {
+    const bad = { ...member(path('3', 'bad'), []), narSize: 999 };
+    const user = member(path('4', 'user'), [bad.path]);
+    const { store, deps } = await setup([bad, user]);
+    const report = await uploadClosure({ paths: [user.path], explicit: true, dryRun: false }, deps);
+    assert.equal(report.complete, false);
+    assert.deepEqual(report.failed.map((f) => f.code).sort(), ['E_CORRUPT_PATH', 'E_DEPENDENCY_FAILED']);
+    assert.ok(![...store.objects.keys()].some((k) => k.endsWith('.narinfo')), 'no narinfo published');
+    assert.ok(![...store.objects.keys()].some((k) => k.startsWith('nar/3333')), 'corrupt NAR removed');
+    assert.ok(report.failed.find((f) => f.code === 'E_CORRUPT_PATH')!.message.includes(bad.path));
+    void CorruptPathError;
+  });
+
+  test('a transient failure is retried; an invalid requested path fails alone', async () => {
+    let failures = 1;
+    const { store, deps } = await setup([leaf]);
+    store.failPut = (k) => (k.startsWith('nar/') && failures-- > 0 ? new Error('socket hang up') : undefined);
+    const missing = path('9', 'gone');
+    const report = await uploadClosure({ paths: [leaf.path, missing], explicit: true, dryRun: false }, deps);
+    assert.equal(report.uploaded.length, 1);
+    assert.deepEqual(report.failed.map((f) => f.path), [missing]);
+  });
+
+  test('dry run lists what would be uploaded and writes nothing', async () => {
+    const { store, deps } = await setup([leaf, mid]);
+    const report = await uploadClosure({ paths: [mid.path], explicit: true, dryRun: true }, deps);
+    assert.deepEqual(report.wouldUpload.map((i) => i.path), [leaf.path, mid.path]);
+    assert.ok(store.calls.every((c) => c.op === 'head'));
+  });
+});
