@@ -34,6 +34,7 @@ function describeStorage(c: Config): Record<string, unknown> {
     bucket: s3.bucket,
     region: s3.region,
     endpoint: s3.endpoint ?? '(AWS default)',
+    prefix: s3.prefix ?? '',
     forcePathStyle: s3.forcePathStyle,
     partSizeMb: s3.partSizeMb,
     maxAttempts: s3.maxAttempts,

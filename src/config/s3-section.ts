@@ -21,6 +21,7 @@ export const S3_KEYS = [
   'force_path_style',
   'part_size_mb',
   'max_attempts',
+  'prefix',
   'extra_headers',
   'extra_headers_file',
 ] as const;
@@ -59,6 +60,8 @@ export function readS3Section(r: TableReader, baseDir: string): S3Section {
   };
   const endpoint = readEndpoint(r);
   if (endpoint !== undefined) s3.endpoint = endpoint;
+  const prefix = readPrefix(r);
+  if (prefix !== undefined) s3.prefix = prefix;
   const section: S3Section = { s3, inlineHeaders: readInlineHeaders(r), headerFiles: [] };
   section.headerFiles = readHeaderFiles(r, baseDir);
   const credentials = readCredentials(r, baseDir);
@@ -75,6 +78,21 @@ function readBucket(r: TableReader): string {
     r.fail('bucket', 'a bucket name without spaces or slashes', bucket);
   }
   return bucket;
+}
+
+/**
+ * A folder inside the bucket that holds the cache (several caches in one bucket). Nix then reads
+ * it at <endpoint>/<bucket>/<prefix>. Stored with one trailing slash; "" means the bucket root.
+ */
+function readPrefix(r: TableReader): string | undefined {
+  const value = r.string('prefix');
+  if (value === undefined) return undefined;
+  const trimmed = value.replace(/^\/+|\/+$/g, '');
+  if (trimmed === '') return undefined;
+  if (/\/\/|(^|\/)\.\.?(\/|$)|[\s\\]/.test(trimmed)) {
+    return r.fail('prefix', 'a folder path like "caches/main" (no spaces, "..", "." or "//")', value);
+  }
+  return `${trimmed}/`;
 }
 
 function readEndpoint(r: TableReader): string | undefined {

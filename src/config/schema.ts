@@ -33,6 +33,8 @@ export interface S3Settings {
   extraHeaders: Record<string, string>;
   /** Multipart part size: default 16, at least 5 (S3's minimum), at most 5120. */
   partSizeMb: number;
+  /** Folder inside the bucket holding the cache, with a trailing slash; absent = bucket root. */
+  prefix?: string;
   /** Tries per S3 request, the first included (retries back off exponentially with jitter). */
   maxAttempts: number;
 }

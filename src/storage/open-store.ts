@@ -17,6 +17,7 @@ export function openObjectStore(settings: StorageSettings, logger?: Logger): Obj
     extraHeaders: s3.extraHeaders,
     partSizeBytes: s3.partSizeMb * 1024 * 1024,
     maxAttempts: s3.maxAttempts,
+    ...(s3.prefix !== undefined ? { keyPrefix: s3.prefix } : {}),
     ...(logger ? { logger } : {}),
   });
 }
@@ -25,5 +26,5 @@ export function openObjectStore(settings: StorageSettings, logger?: Logger): Obj
 export function storageTarget(settings: StorageSettings): string {
   if (settings.kind === 'local') return `file://${settings.path}`;
   const s3 = settings.s3;
-  return `s3://${s3.bucket}@${s3.endpoint ?? `aws:${s3.region}`}`;
+  return `s3://${s3.bucket}/${s3.prefix ?? ''}@${s3.endpoint ?? `aws:${s3.region}`}`;
 }

@@ -32,6 +32,7 @@ export async function writeConfig(o: ConfigOptions): Promise<string> {
       `access_key = "${o.s3.accessKeyId}"`,
       `secret_key = "${o.s3.secretAccessKey}"`,
       'part_size_mb = 5',
+      o.s3.keyPrefix ? `prefix = "${o.s3.keyPrefix}"` : '',
       o.extraS3 ?? '',
     );
   }

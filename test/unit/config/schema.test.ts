@@ -81,6 +81,7 @@ describe('every key is read', () => {
       force_path_style = false
       part_size_mb = 64
       max_attempts = 9
+      prefix = "/caches/main/"
       [s3.extra_headers]
       "CF-Access-Client-Id" = "id"
       [s3.extra_headers_file]
@@ -118,6 +119,7 @@ describe('every key is read', () => {
         extraHeaders: {},
         partSizeMb: 64,
         maxAttempts: 9,
+        prefix: 'caches/main/',
       },
     });
     assert.deepEqual(v.credentials, {
