@@ -144,6 +144,29 @@ async function rssChild(path: string): Promise<void> {
   console.log(JSON.stringify({ hwmKb, bytes }));
 }
 
+/**
+ * Empties the page cache (root only), so both sides read from disk as after a reboot or on a store
+ * larger than memory. Returns false where the kernel does not allow it.
+ */
+function dropCaches(): boolean {
+  try {
+    execFileSync('sync');
+    writeFileSync('/proc/sys/vm/drop_caches', '3\n');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** One cold run of each side (the page cache emptied before each), when the kernel allows it. */
+async function coldRuns(storePath: string): Promise<{ ours: number; nix: number } | undefined> {
+  if (!dropCaches()) return undefined;
+  const ours_ = (await ours(storePath)).seconds;
+  dropCaches();
+  const nix = await nixDump(storePath);
+  return { ours: ours_, nix };
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -190,6 +213,7 @@ async function main(): Promise<void> {
       ['--extra-experimental-features', 'nix-command', 'hash', 'to-base32', '--type', 'sha256', narSha],
       { env: nixEnv(), encoding: 'utf8' },
     ).trim();
+    const cold = await coldRuns(storePath);
     const oursMBs = narBytes / MiB / median(oursS);
     const nixMBs = narBytes / MiB / median(nixS);
     const nixHashMBs = narBytes / MiB / median(nixHashS);
@@ -228,6 +252,15 @@ async function main(): Promise<void> {
     console.log(
       `| ratio D / B (neither hashes) | ${(rawMBs / nixMBs).toFixed(2)} | ${bar(rawMBs / nixMBs)} |`,
     );
+    if (cold) {
+      const a = narBytes / MiB / cold.ours;
+      const b = narBytes / MiB / cold.nix;
+      console.log(`| A cold (page cache dropped first) | ${mbs(a, [cold.ours])} | |`);
+      console.log(`| B cold (page cache dropped first) | ${mbs(b, [cold.nix])} | |`);
+      console.log(`| ratio A / B, cold | ${(a / b).toFixed(2)} | ${bar(a / b)} |`);
+    } else {
+      console.log('| cold runs | not measured: /proc/sys/vm/drop_caches is not writable here | |');
+    }
     console.log(`| sha256 alone in this node, 1 MiB updates | ${sha.toFixed(0)} MB/s | |`);
     console.log(
       `| peak RSS, NAR of one ${values['rss-gb']} GiB file (VmHWM) | ${peakMb.toFixed(0)} MB (bare node idle: ${(baseline.hwmKb / 1024).toFixed(0)} MB) | <= 100 MB ${peakMb <= 100 ? 'ok' : 'MISSED'} |`,

@@ -110,10 +110,7 @@ export class StorageError extends LoftError {
   override readonly name = 'StorageError';
   readonly code: string;
   readonly exitCode = ExitCode.storage;
-  constructor(
-    message: string,
-    options: { code?: string; cause?: unknown } = {},
-  ) {
+  constructor(message: string, options: { code?: string; cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = options.code ?? 'E_STORAGE';
   }

@@ -11,11 +11,15 @@ export function runCacheMaintenance(
   if (cli.clearCache) {
     const n = rt.cache.count();
     if (!cli.dryRun) rt.cache.clear();
-    say(`${cli.dryRun ? 'would clear' : 'cleared'} ${n} entries from the local cache ${rt.config.localCachePath}`);
+    say(
+      `${cli.dryRun ? 'would clear' : 'cleared'} ${n} entries from the local cache ${rt.config.localCachePath}`,
+    );
   }
   if (cli.resetInitialScan) {
     if (!cli.dryRun) rt.cache.setFlag('initial_scan_complete', false);
-    say(`${cli.dryRun ? 'would reset' : 'reset'} the initial scan flag: the next daemon start scans the store`);
+    say(
+      `${cli.dryRun ? 'would reset' : 'reset'} the initial scan flag: the next daemon start scans the store`,
+    );
   }
 }
 
@@ -23,7 +27,11 @@ export function runCacheMaintenance(
  * Makes the local cache say exactly what the bucket's narinfos say: adds what it lacks and drops
  * entries whose narinfo is gone (pruned, or deleted by hand), which would otherwise be skipped forever.
  */
-export async function runPopulateCache(rt: Runtime, dryRun: boolean, say: (line: string) => void): Promise<void> {
+export async function runPopulateCache(
+  rt: Runtime,
+  dryRun: boolean,
+  say: (line: string) => void,
+): Promise<void> {
   const inBucket: string[] = [];
   for await (const obj of rt.store.list('')) {
     const h = hashPartOfNarinfoKey(obj.key);

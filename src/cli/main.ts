@@ -33,7 +33,9 @@ async function main(argv: string[]): Promise<ExitCodeValue> {
 }
 
 async function run(cli: CliOptions, logger: Logger): Promise<ExitCodeValue> {
-  const actions = [cli.uploadPaths.length > 0, cli.forceScan, cli.populateCache, cli.prune].filter(Boolean).length;
+  const actions = [cli.uploadPaths.length > 0, cli.forceScan, cli.populateCache, cli.prune].filter(
+    Boolean,
+  ).length;
   if (actions > 1) throw new UsageError('give one of --upload-path, --force-scan, --populate-cache, --prune');
   const { config, warnings } = await loadConfig({
     path: cli.config,

@@ -31,7 +31,10 @@ export function buildProgram(version: string): Command {
     )
     .option('--clear-cache', 'clear the local presence cache')
     .option('--reset-initial-scan', 'forget that the initial scan ran, so the next start scans again')
-    .option('--force-scan', 'check every valid store path against the bucket (ignoring the local cache), upload what is missing, exit')
+    .option(
+      '--force-scan',
+      'check every valid store path against the bucket (ignoring the local cache), upload what is missing, exit',
+    )
     .option('--populate-cache', 'fill the local presence cache from the bucket, then exit')
     .option('--prune', 'run the configured pruning once, then exit')
     .addHelpText(

@@ -4,7 +4,8 @@ import { formatBytes, formatDuration } from './format-size.js';
 
 export function summaryLines(report: UploadReport, elapsedMs: number, dryRun: boolean): string[] {
   const lines: string[] = [];
-  for (const info of report.wouldUpload) lines.push(`would upload ${info.path} (${formatBytes(info.narSize)} NAR)`);
+  for (const info of report.wouldUpload)
+    lines.push(`would upload ${info.path} (${formatBytes(info.narSize)} NAR)`);
   for (const s of report.skipped) lines.push(`skipped ${s.path}: ${skipText(s.reason)}`);
   for (const f of report.failed) lines.push(`failed ${f.path}: ${f.message}`);
   const nar = report.uploaded.reduce((n, u) => n + u.narSize, 0);

@@ -16,7 +16,10 @@ export function terminalProgress(stream: NodeJS.WriteStream, now: () => number =
 
   const line = (): string => {
     const secs = Math.max((now() - started) / 1000, 0.001);
-    const names = [...current].slice(0, 2).map((p) => basename(p).slice(33)).join(', ');
+    const names = [...current]
+      .slice(0, 2)
+      .map((p) => basename(p).slice(33))
+      .join(', ');
     const more = current.size > 2 ? ` +${current.size - 2}` : '';
     return `[${done}/${total}] ${formatBytes(bytes)}/${formatBytes(totalBytes)} ${formatBytes(bytes / secs)}/s ${names}${more}`;
   };

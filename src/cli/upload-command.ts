@@ -28,7 +28,12 @@ export async function runUpload(
   const progress: ProgressSink = io.stderr.isTTY ? terminalProgress(io.stderr) : logProgress(rt.logger);
   const c = rt.config;
   const report = await uploadClosure(
-    { paths, explicit: opts.explicit, dryRun: opts.dryRun, ...(opts.ignoreLocalCache ? { ignoreLocalCache: true } : {}) },
+    {
+      paths,
+      explicit: opts.explicit,
+      dryRun: opts.dryRun,
+      ...(opts.ignoreLocalCache ? { ignoreLocalCache: true } : {}),
+    },
     {
       store: rt.store,
       cache: rt.cache,

@@ -56,7 +56,8 @@ export function readS3Section(r: TableReader, baseDir: string): S3Section {
     forcePathStyle: r.bool('force_path_style') ?? DEFAULTS.forcePathStyle,
     extraHeaders: {},
     partSizeMb: r.int('part_size_mb', LIMITS.partSizeMb.min, LIMITS.partSizeMb.max) ?? DEFAULTS.partSizeMb,
-    maxAttempts: r.int('max_attempts', LIMITS.maxAttempts.min, LIMITS.maxAttempts.max) ?? DEFAULTS.maxAttempts,
+    maxAttempts:
+      r.int('max_attempts', LIMITS.maxAttempts.min, LIMITS.maxAttempts.max) ?? DEFAULTS.maxAttempts,
   };
   const endpoint = readEndpoint(r);
   if (endpoint !== undefined) s3.endpoint = endpoint;

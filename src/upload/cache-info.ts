@@ -33,6 +33,8 @@ export async function ensureNixCacheInfo(
     priority: wanted.priority,
     extra: current?.extra ?? [],
   };
-  await store.putBytes(NIX_CACHE_INFO_KEY, renderNixCacheInfo(info), { contentType: CONTENT_TYPE_NIX_CACHE_INFO });
+  await store.putBytes(NIX_CACHE_INFO_KEY, renderNixCacheInfo(info), {
+    contentType: CONTENT_TYPE_NIX_CACHE_INFO,
+  });
   return 'written';
 }

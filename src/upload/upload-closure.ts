@@ -6,7 +6,6 @@ import type { PresenceCache } from '../cache/presence-cache.js';
 import { CorruptPathError, LoftError, StorageError, oneLine } from '../errors.js';
 import type { PathInfo, PathInfoResult } from '../format/path-info.js';
 import { hashPartOf } from '../format/store-path.js';
-import type { ObjectStore } from '../storage/object-store.js';
 import type { Logger } from '../log.js';
 import { planClosure, type SkipReason } from './closure-plan.js';
 import { checkPresence } from './presence-check.js';
@@ -99,7 +98,12 @@ export async function uploadClosure(req: UploadRequest, deps: UploadClosureDeps)
   return report;
 }
 
-function isComplete(requested: string[], report: UploadReport, missing: PathInfo[], dryRun: boolean): boolean {
+function isComplete(
+  requested: string[],
+  report: UploadReport,
+  missing: PathInfo[],
+  dryRun: boolean,
+): boolean {
   const notThere = new Set(report.failed.map((f) => f.path));
   if (dryRun) for (const m of missing) notThere.add(m.path);
   return requested.every((p) => !notThere.has(p));
@@ -110,10 +114,14 @@ function isFatal(err: unknown): boolean {
   return err instanceof StorageError && (err.code === 'E_STORAGE_AUTH' || err.code === 'E_STORAGE_NO_BUCKET');
 }
 
-async function uploadMissing(missing: PathInfo[], deps: UploadClosureDeps, report: UploadReport): Promise<void> {
+async function uploadMissing(
+  missing: PathInfo[],
+  deps: UploadClosureDeps,
+  report: UploadReport,
+): Promise<void> {
   const limit = pLimit(deps.uploadThreads);
   const committed = new Map<string, Promise<void>>();
-  let fatal: unknown;
+  let fatal: Error | undefined;
   deps.progress?.planned(
     missing.length,
     missing.reduce((n, i) => n + i.narSize, 0),
@@ -128,19 +136,24 @@ async function uploadMissing(missing: PathInfo[], deps: UploadClosureDeps, repor
         {
           attempts: deps.attempts ?? 3,
           baseMs: deps.retryBaseMs ?? 1000,
-          retryable: (err) => !(err instanceof CorruptPathError) && !isFatal(err) && !(err instanceof DependencyFailedError),
+          retryable: (err) =>
+            !(err instanceof CorruptPathError) && !isFatal(err) && !(err instanceof DependencyFailedError),
           onRetry: (attempt, err, delayMs) => deps.progress?.retrying(info.path, attempt, err, delayMs),
           ...(deps.signal ? { signal: deps.signal } : {}),
         },
       );
-      deps.cache.add(hashPartOf(info.path, deps.storeDir), { narKey: result.narKey, narSize: result.narSize, fileSize: result.fileSize });
+      deps.cache.add(hashPartOf(info.path, deps.storeDir), {
+        narKey: result.narKey,
+        narSize: result.narSize,
+        fileSize: result.fileSize,
+      });
       deps.progress?.uploaded(result);
       report.uploaded.push(result);
     });
     // Registered before any task runs, so a referrer always finds its references' promises.
     committed.set(info.path, task);
     return task.catch((err: unknown) => {
-      if (isFatal(err)) fatal ??= err;
+      if (isFatal(err)) fatal ??= err as StorageError;
       report.failed.push({
         path: info.path,
         code: err instanceof LoftError ? err.code : 'E_INTERNAL',

@@ -81,7 +81,18 @@ export async function substitute(paths: string[], cacheUrl: string, publicKey?: 
 
 /** `nix store verify` of the closures: contents and at least one signature by `publicKey`. */
 export async function verifyClosure(paths: string[], publicKey: string): Promise<void> {
-  await nixBin(['nix', 'store', 'verify', '--sigs-needed', '1', '--trusted-public-keys', publicKey, '-r', '--', ...paths]);
+  await nixBin([
+    'nix',
+    'store',
+    'verify',
+    '--sigs-needed',
+    '1',
+    '--trusted-public-keys',
+    publicKey,
+    '-r',
+    '--',
+    ...paths,
+  ]);
 }
 
 /** The closure of `paths` as Nix sees it. */

@@ -50,7 +50,12 @@ describe('bad input: one line, a stable exit code', () => {
   }
 
   const cases: Array<{ name: string; code: number; message: RegExp; args: () => Promise<string[]> }> = [
-    { name: 'unknown flag', code: 2, message: /unknown option/, args: () => Promise.resolve(['--uplod-path', '/x']) },
+    {
+      name: 'unknown flag',
+      code: 2,
+      message: /unknown option/,
+      args: () => Promise.resolve(['--uplod-path', '/x']),
+    },
     {
       name: 'two actions at once',
       code: 2,
@@ -73,13 +78,23 @@ describe('bad input: one line, a stable exit code', () => {
       name: 'wrong type',
       code: 3,
       message: /loft\.upload_threads/,
-      args: async () => ['-c', await configFile('type.toml', '[loft]\nupload_threads = "many"\n'), '--upload-path', '/etc'],
+      args: async () => [
+        '-c',
+        await configFile('type.toml', '[loft]\nupload_threads = "many"\n'),
+        '--upload-path',
+        '/etc',
+      ],
     },
     {
       name: 'missing signing key file',
       code: 3,
       message: /signing_key_path/,
-      args: async () => ['-c', await variant('nokey', { signingKeyPath: join(dir, 'missing.key') }), '--upload-path', '/etc'],
+      args: async () => [
+        '-c',
+        await variant('nokey', { signingKeyPath: join(dir, 'missing.key') }),
+        '--upload-path',
+        '/etc',
+      ],
     },
     {
       name: 'malformed signing key file',
@@ -95,7 +110,12 @@ describe('bad input: one line, a stable exit code', () => {
       name: 'signing key name mismatch',
       code: 3,
       message: /does not match/,
-      args: async () => ['-c', await variant('mismatch', { extraLoft: 'signing_key_name = "other-name-1"' }), '--upload-path', '/etc'],
+      args: async () => [
+        '-c',
+        await variant('mismatch', { extraLoft: 'signing_key_name = "other-name-1"' }),
+        '--upload-path',
+        '/etc',
+      ],
     },
     {
       name: 'unreachable endpoint',
@@ -103,7 +123,10 @@ describe('bad input: one line, a stable exit code', () => {
       message: /reach|connect|refused/i,
       args: async () => {
         const port = await closedPort();
-        const cfg = await variant('unreachable', { s3: { ...s3, endpoint: `http://127.0.0.1:${port}` }, extraS3: 'max_attempts = 1' });
+        const cfg = await variant('unreachable', {
+          s3: { ...s3, endpoint: `http://127.0.0.1:${port}` },
+          extraS3: 'max_attempts = 1',
+        });
         return ['-c', cfg, '--upload-path', '/etc'];
       },
     },
@@ -111,7 +134,12 @@ describe('bad input: one line, a stable exit code', () => {
       name: 'missing bucket',
       code: 4,
       message: /bucket/i,
-      args: async () => ['-c', await variant('nobucket', { s3: { ...s3, bucket: 'no-such-bucket' } }), '--upload-path', '/etc'],
+      args: async () => [
+        '-c',
+        await variant('nobucket', { s3: { ...s3, bucket: 'no-such-bucket' } }),
+        '--upload-path',
+        '/etc',
+      ],
     },
     {
       name: 'a path outside the store',

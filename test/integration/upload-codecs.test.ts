@@ -12,7 +12,16 @@ import { runLoft } from '../helpers/loft-cli.js';
 import { hasNix, requireNix } from '../helpers/nix-env.js';
 import { startS3Server } from '../helpers/s3-server.js';
 import { makeNixKey, type KeyFiles } from '../helpers/signing-keys.js';
-import { bucketNarInfo, closureOf, deleteLocally, hashPartOfPath, httpCacheUrl, substitute, verifyClosure, writeConfig } from '../helpers/upload-env.js';
+import {
+  bucketNarInfo,
+  closureOf,
+  deleteLocally,
+  hashPartOfPath,
+  httpCacheUrl,
+  substitute,
+  verifyClosure,
+  writeConfig,
+} from '../helpers/upload-env.js';
 
 describe('other compressions and the local directory store', () => {
   let dir: string;

@@ -72,7 +72,11 @@ describe('loft --upload-path to S3 (zstd), then Nix substitutes it back', () => 
     for (const p of closure) {
       const h = hashPartOfPath(p);
       const narPuts = puts.filter((r) => r.key.startsWith(`nar/${h}-`));
-      if (h === largeHash) assert.ok(narPuts.some((r) => r.query.has('uploads')), 'multipart for the large NAR');
+      if (h === largeHash)
+        assert.ok(
+          narPuts.some((r) => r.query.has('uploads')),
+          'multipart for the large NAR',
+        );
       else assert.equal(narPuts.length, 1, `one PUT for the NAR of ${p}`);
       assert.equal(puts.filter((r) => r.key === `${h}.narinfo`).length, 1);
     }

@@ -10,7 +10,13 @@ import { runLoft } from '../helpers/loft-cli.js';
 import { hasNix, nixBin, requireNix } from '../helpers/nix-env.js';
 import { startForwardingProxy, startS3Server, type TestS3 } from '../helpers/s3-server.js';
 import { makeNixKey, type KeyFiles } from '../helpers/signing-keys.js';
-import { bucketNarInfo, bucketObjects, closureOf, hashPartOfPath, writeConfig } from '../helpers/upload-env.js';
+import {
+  bucketNarInfo,
+  bucketObjects,
+  closureOf,
+  hashPartOfPath,
+  writeConfig,
+} from '../helpers/upload-env.js';
 
 describe('never half-published', () => {
   let dir: string;
@@ -36,7 +42,10 @@ describe('never half-published', () => {
     built.push(...Object.values(f));
     return f;
   }
-  async function config(name: string, extra: Parameters<typeof writeConfig>[0] extends infer O ? Partial<O> : never = {}) {
+  async function config(
+    name: string,
+    extra: Parameters<typeof writeConfig>[0] extends infer O ? Partial<O> : never = {},
+  ) {
     const sub = await mkdtemp(join(dir, `${name}-`));
     return writeConfig({ dir: sub, s3, signingKeyPath: key.secretPath, ...extra });
   }

@@ -32,7 +32,14 @@ describe('defaults', () => {
     const v = validate('[s3]\nbucket = "cache"\n');
     assert.deepEqual(v.config.storage, {
       kind: 's3',
-      s3: { bucket: 'cache', region: 'us-east-1', forcePathStyle: true, extraHeaders: {}, partSizeMb: 16, maxAttempts: 6 },
+      s3: {
+        bucket: 'cache',
+        region: 'us-east-1',
+        forcePathStyle: true,
+        extraHeaders: {},
+        partSizeMb: 16,
+        maxAttempts: 6,
+      },
     });
     assert.equal(v.credentials, undefined);
     assert.deepEqual(v.warnings, []);

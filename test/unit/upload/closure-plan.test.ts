@@ -27,7 +27,9 @@ describe('topologicalOrder', () => {
   test('handles a deep chain without recursion limits', () => {
     const chain: PathInfo[] = [];
     for (let i = 0; i < 20000; i++) {
-      const path = `${S}${String(i).padStart(32, '0').replace(/[eotu]/g, 'a')}-n${i}`;
+      const path = `${S}${String(i)
+        .padStart(32, '0')
+        .replace(/[eotu]/g, 'a')}-n${i}`;
       chain.push(info(path, i > 0 ? [chain[i - 1]!.path] : []));
     }
     const order = topologicalOrder([...chain].reverse());
@@ -45,12 +47,19 @@ describe('topologicalOrder', () => {
 });
 
 describe('planClosure', () => {
-  const opts = { skipSignedByKeys: ['cache.nixos.org-1'], uploadDerivations: false, explicit: new Set<string>() };
+  const opts = {
+    skipSignedByKeys: ['cache.nixos.org-1'],
+    uploadDerivations: false,
+    explicit: new Set<string>(),
+  };
 
   test('skips paths signed by an upstream key and keeps the rest in order', () => {
     const infos = [info(top, [mid]), info(mid, [leaf]), info(leaf, [], ['cache.nixos.org-1:abc'])];
     const plan = planClosure(infos, [top], opts);
-    assert.deepEqual(plan.candidates.map((i) => i.path), [mid, top]);
+    assert.deepEqual(
+      plan.candidates.map((i) => i.path),
+      [mid, top],
+    );
     assert.deepEqual(plan.skipped, [{ path: leaf, reason: 'upstream-signed' }]);
   });
 
@@ -67,6 +76,9 @@ describe('planClosure', () => {
 
   test('a .drv referenced by a kept path is kept, so the closure stays whole', () => {
     const plan = planClosure([info(top, [drv]), info(drv)], [top, drv], opts);
-    assert.deepEqual(plan.candidates.map((i) => i.path), [drv, top]);
+    assert.deepEqual(
+      plan.candidates.map((i) => i.path),
+      [drv, top],
+    );
   });
 });

@@ -7,7 +7,13 @@ test('retries retryable failures with growing delays, then succeeds', async () =
   const delays: number[] = [];
   const result = await runWithRetries(
     () => (++calls < 3 ? Promise.reject(new Error('flaky')) : Promise.resolve('ok')),
-    { attempts: 3, baseMs: 1, retryable: () => true, random: () => 1, onRetry: (_a, _e, d) => delays.push(d) },
+    {
+      attempts: 3,
+      baseMs: 1,
+      retryable: () => true,
+      random: () => 1,
+      onRetry: (_a, _e, d) => delays.push(d),
+    },
   );
   assert.equal(result, 'ok');
   assert.equal(calls, 3);
@@ -17,7 +23,11 @@ test('retries retryable failures with growing delays, then succeeds', async () =
 test('gives up after the last attempt with the last error', async () => {
   let calls = 0;
   await assert.rejects(
-    runWithRetries(() => Promise.reject(new Error(`fail ${++calls}`)), { attempts: 2, baseMs: 1, retryable: () => true }),
+    runWithRetries(() => Promise.reject(new Error(`fail ${++calls}`)), {
+      attempts: 2,
+      baseMs: 1,
+      retryable: () => true,
+    }),
     /fail 2/,
   );
 });
@@ -25,7 +35,11 @@ test('gives up after the last attempt with the last error', async () => {
 test('does not retry what is not retryable', async () => {
   let calls = 0;
   await assert.rejects(
-    runWithRetries(() => Promise.reject(new Error(`fail ${++calls}`)), { attempts: 5, baseMs: 1, retryable: () => false }),
+    runWithRetries(() => Promise.reject(new Error(`fail ${++calls}`)), {
+      attempts: 5,
+      baseMs: 1,
+      retryable: () => false,
+    }),
     /fail 1/,
   );
 });

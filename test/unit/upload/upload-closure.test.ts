@@ -35,7 +35,13 @@ const nars = new Map<string, Buffer>();
 function member(p: string, refs: string[], content = `nar of ${p}`): PathInfo {
   const nar = Buffer.from(content);
   nars.set(p, nar);
-  return { path: p, narHash: sha256Hash(createHash('sha256').update(nar).digest()), narSize: nar.length, references: refs, signatures: [] };
+  return {
+    path: p,
+    narHash: sha256Hash(createHash('sha256').update(nar).digest()),
+    narSize: nar.length,
+    references: refs,
+    signatures: [],
+  };
 }
 
 async function setup(infos: PathInfo[], overrides: Partial<UploadClosureDeps> = {}) {
@@ -88,8 +94,13 @@ describe('uploadClosure', () => {
     const report = await uploadClosure({ paths: [top.path], explicit: true, dryRun: false }, deps);
     assert.equal(report.complete, true);
     assert.equal(report.uploaded.length, 3);
-    const narinfoPuts = store.calls.filter((c) => c.op === 'putBytes' && c.key.endsWith('.narinfo')).map((c) => c.key);
-    assert.deepEqual(narinfoPuts, ['0'.repeat(32), '1'.repeat(32), '2'.repeat(32)].map((h) => `${h}.narinfo`));
+    const narinfoPuts = store.calls
+      .filter((c) => c.op === 'putBytes' && c.key.endsWith('.narinfo'))
+      .map((c) => c.key);
+    assert.deepEqual(
+      narinfoPuts,
+      ['0'.repeat(32), '1'.repeat(32), '2'.repeat(32)].map((h) => `${h}.narinfo`),
+    );
     for (const m of [leaf, mid, top]) {
       const h = m.path.slice(S.length, S.length + 32);
       const narPut = store.calls.findIndex((c) => c.op === 'putStream' && c.key.startsWith(`nar/${h}-`));
@@ -138,13 +149,19 @@ describe('uploadClosure', () => {
     const missing = path('9', 'gone');
     const report = await uploadClosure({ paths: [leaf.path, missing], explicit: true, dryRun: false }, deps);
     assert.equal(report.uploaded.length, 1);
-    assert.deepEqual(report.failed.map((f) => f.path), [missing]);
+    assert.deepEqual(
+      report.failed.map((f) => f.path),
+      [missing],
+    );
   });
 
   test('dry run lists what would be uploaded and writes nothing', async () => {
     const { store, deps } = await setup([leaf, mid]);
     const report = await uploadClosure({ paths: [mid.path], explicit: true, dryRun: true }, deps);
-    assert.deepEqual(report.wouldUpload.map((i) => i.path), [leaf.path, mid.path]);
+    assert.deepEqual(
+      report.wouldUpload.map((i) => i.path),
+      [leaf.path, mid.path],
+    );
     assert.ok(store.calls.every((c) => c.op === 'head'));
   });
 });
