@@ -26,8 +26,16 @@ export interface PresenceOptions {
 const KEYS_PER_PAGE = 1000;
 const KEYS_PER_PATH = 2;
 
-/** Pure: HEAD each unknown path, or list the bucket, whichever is expected to cost fewer requests. */
+/** Up to this many unknown paths are always HEADed: a listing's cost is the whole bucket's size. */
+const ALWAYS_HEAD = 256;
+
+/**
+ * Pure: HEAD each unknown path, or list the bucket, whichever is expected to cost fewer requests.
+ * The bucket's size is estimated from the local cache, which may be fresh and know nothing; so a
+ * handful of paths is never answered by a listing, however small the bucket looks.
+ */
 export function chooseStrategy(unknown: number, knownBucketPaths: number): 'head' | 'list' {
+  if (unknown <= ALWAYS_HEAD) return 'head';
   const listPages = Math.ceil(((knownBucketPaths + unknown) * KEYS_PER_PATH) / KEYS_PER_PAGE) + 1;
   return unknown > listPages ? 'list' : 'head';
 }
@@ -58,12 +66,18 @@ export async function checkPresence(
     );
   } else {
     let keys = 0;
+    const seen: string[] = [];
     for await (const obj of store.list('', options.signal)) {
       keys++;
       const h = hashPartOfNarinfoKey(obj.key);
-      if (h !== undefined && unknownSet.has(h)) found.push(h);
+      if (h === undefined) continue;
+      seen.push(h);
+      if (unknownSet.has(h)) found.push(h);
     }
     requests += Math.max(1, Math.ceil(keys / KEYS_PER_PAGE));
+    // The listing paid for every narinfo in the bucket: remember them all, which also makes the
+    // next size estimate right.
+    cache.addMany(seen.map((hashPart) => ({ hashPart })));
   }
   cache.addMany(found.map((hashPart) => ({ hashPart })));
   for (const h of found) present.add(h);

@@ -18,6 +18,8 @@ export interface ConfigOptions {
   skipSignedByKeys?: string[];
   extraS3?: string;
   extraLoft?: string;
+  /** Leave access_key/secret_key out, so the AWS SDK's chain (environment) supplies them. */
+  credentialsFromEnv?: boolean;
 }
 
 /** Writes a loft.toml for a test and returns its path. */
@@ -29,8 +31,8 @@ export async function writeConfig(o: ConfigOptions): Promise<string> {
       `bucket = "${o.s3.bucket}"`,
       `region = "${o.s3.region}"`,
       `endpoint = "${o.s3.endpoint}"`,
-      `access_key = "${o.s3.accessKeyId}"`,
-      `secret_key = "${o.s3.secretAccessKey}"`,
+      o.credentialsFromEnv ? '' : `access_key = "${o.s3.accessKeyId}"`,
+      o.credentialsFromEnv ? '' : `secret_key = "${o.s3.secretAccessKey}"`,
       'part_size_mb = 5',
       o.s3.keyPrefix ? `prefix = "${o.s3.keyPrefix}"` : '',
       o.extraS3 ?? '',

@@ -92,4 +92,26 @@ describe('S3 auth and extra headers', () => {
     assert.ok(!run.stderr.includes('definitely-wrong-secret'));
     assert.equal(await bucketNarInfo(s3, hashPartOfPath(f.tree)), undefined);
   });
+
+  test('without keys in the config, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY from the environment are used', async (t) => {
+    if (!requireNix(t)) return;
+    if (s3.external) return t.skip('the verifying proxy sits in front of the in-process server');
+    const sub = await mkdtemp(join(dir, 'env-'));
+    const config = await writeConfig({
+      dir: sub,
+      s3: { ...s3, endpoint: proxy.endpoint },
+      credentialsFromEnv: true,
+      extraS3: `[s3.extra_headers]\n"CF-Access-Client-Id" = "${HEADER_ID}"\n"CF-Access-Client-Secret" = "${HEADER_SECRET}"`,
+    });
+    const env = { AWS_EC2_METADATA_DISABLED: 'true', AWS_ACCESS_KEY_ID: s3.accessKeyId };
+    const wrong = await runLoft(['-c', config, '--upload-path', f.symlinkOut], {
+      env: { ...env, AWS_SECRET_ACCESS_KEY: 'not-the-secret' },
+    });
+    assert.equal(wrong.code, 4, 'the environment secret is really what signs');
+    const right = await runLoft(['-c', config, '--upload-path', f.symlinkOut], {
+      env: { ...env, AWS_SECRET_ACCESS_KEY: s3.secretAccessKey },
+    });
+    assert.equal(right.code, 0, right.stderr);
+    assert.ok(await bucketNarInfo(s3, hashPartOfPath(f.symlinkOut)));
+  });
 });
