@@ -13,8 +13,8 @@ export function summaryLines(report: UploadReport, elapsedMs: number, dryRun: bo
   const upstream = report.skipped.filter((s) => s.reason === 'upstream-signed').length;
   const drvs = report.skipped.length - upstream;
   const head = dryRun
-    ? `dry run: would upload ${report.wouldUpload.length} paths (${formatBytes(report.wouldUpload.reduce((n, i) => n + i.narSize, 0))} NAR)`
-    : `uploaded ${report.uploaded.length} paths (${formatBytes(nar)} NAR, ${formatBytes(file)} compressed)`;
+    ? `dry run: would upload ${paths(report.wouldUpload.length)} (${formatBytes(report.wouldUpload.reduce((n, i) => n + i.narSize, 0))} NAR)`
+    : `uploaded ${paths(report.uploaded.length)} (${formatBytes(nar)} NAR, ${formatBytes(file)} compressed)`;
   lines.push(
     `${head}, ${report.alreadyPresent} already present, ` +
       `${report.skipped.length} skipped (${upstream} upstream-signed, ${drvs} derivations), ` +
@@ -27,4 +27,8 @@ function skipText(reason: string): string {
   return reason === 'upstream-signed'
     ? 'signed by a key in skip_signed_by_keys (served upstream)'
     : 'a derivation (set loft.upload_derivations or name it to upload it)';
+}
+
+function paths(n: number): string {
+  return n === 1 ? '1 path' : `${n} paths`;
 }

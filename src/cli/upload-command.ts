@@ -24,6 +24,7 @@ export async function runUpload(
   io: UploadCommandIo,
 ): Promise<{ report: UploadReport; exitCode: ExitCodeValue }> {
   const started = Date.now();
+  rt.logger.info({ cache: rt.store.description }, opts.dryRun ? 'dry run against cache' : 'uploading to cache');
   const { paths, invalid } = await resolveAll(inputs, rt.config.storeDir);
   const progress: ProgressSink = io.stderr.isTTY ? terminalProgress(io.stderr) : logProgress(rt.logger);
   const c = rt.config;
