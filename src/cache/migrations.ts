@@ -35,6 +35,40 @@ export const MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 2,
+    description: 'what pruning needs from each narinfo, so a prune does not re-read them all',
+    up(db) {
+      // One row per narinfo seen in the bucket; `refs` holds the References basenames, space-separated.
+      db.exec(`
+        CREATE TABLE narinfo_meta (
+          hash_part     TEXT PRIMARY KEY NOT NULL,
+          nar_url       TEXT NOT NULL,
+          file_size     INTEGER,
+          refs          TEXT NOT NULL,
+          last_modified INTEGER NOT NULL,
+          etag          TEXT
+        ) WITHOUT ROWID;
+      `);
+    },
+  },
+  {
+    version: 3,
+    description: 'the daemon\'s persistent upload queue',
+    up(db) {
+      db.exec(`
+        CREATE TABLE queue (
+          path            TEXT PRIMARY KEY NOT NULL,
+          state           TEXT NOT NULL CHECK (state IN ('pending', 'parked')),
+          attempts        INTEGER NOT NULL DEFAULT 0,
+          next_attempt_at INTEGER NOT NULL,
+          last_error      TEXT,
+          enqueued_at     INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX queue_due ON queue (state, next_attempt_at);
+      `);
+    },
+  },
 ];
 
 export function schemaVersion(db: Database): number {
