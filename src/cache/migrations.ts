@@ -39,23 +39,29 @@ export const MIGRATIONS: readonly Migration[] = [
     version: 2,
     description: 'what pruning needs from each narinfo, so a prune does not re-read them all',
     up(db) {
-      // One row per narinfo seen in the bucket; `refs` holds the References basenames, space-separated.
+      // One row per narinfo seen in the bucket, valid while the object's size and LastModified are
+      // unchanged (src/prune/narinfo-meta.ts). `refs` holds the References' hash parts, self
+      // excluded, space-separated; `nar_url` is NULL for a malformed narinfo that names no URL.
       db.exec(`
         CREATE TABLE narinfo_meta (
           hash_part     TEXT PRIMARY KEY NOT NULL,
-          nar_url       TEXT NOT NULL,
-          file_size     INTEGER,
-          refs          TEXT NOT NULL,
+          narinfo_size  INTEGER NOT NULL,
           last_modified INTEGER NOT NULL,
-          etag          TEXT
+          nar_url       TEXT,
+          refs          TEXT NOT NULL,
+          deriver       TEXT,
+          malformed     INTEGER NOT NULL DEFAULT 0
         ) WITHOUT ROWID;
       `);
     },
   },
   {
     version: 3,
-    description: 'the daemon\'s persistent upload queue',
+    description: 'the daemon\'s persistent upload queue and its small state',
     up(db) {
+      // One row per store path waiting for upload (`pending`) or given up on after repeated
+      // failures (`parked`, kept with its last error for `loft --status` until requeued).
+      // Times are milliseconds since the epoch.
       db.exec(`
         CREATE TABLE queue (
           path            TEXT PRIMARY KEY NOT NULL,
@@ -66,6 +72,10 @@ export const MIGRATIONS: readonly Migration[] = [
           enqueued_at     INTEGER NOT NULL
         ) WITHOUT ROWID;
         CREATE INDEX queue_due ON queue (state, next_attempt_at);
+        CREATE TABLE daemon_state (
+          key   TEXT PRIMARY KEY NOT NULL,
+          value TEXT NOT NULL
+        ) WITHOUT ROWID;
       `);
     },
   },

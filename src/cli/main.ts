@@ -5,6 +5,7 @@ import './quiet-sdk-warning.js';
 import { createRequire } from 'node:module';
 import { describeConfig } from '../config/describe-config.js';
 import { loadConfig } from '../config/load.js';
+import type { Config } from '../config/schema.js';
 import { ExitCode, isLoftError, oneLine, UsageError, type ExitCodeValue } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { parseCli, type CliOptions } from './program.js';
@@ -12,7 +13,11 @@ import { collectPaths } from './read-paths.js';
 import { openRuntime } from './runtime.js';
 import { runUpload } from './upload-command.js';
 import { runCacheMaintenance, runPopulateCache } from './cache-commands.js';
+import { assertPruneEnabled, runPrune } from './prune-command.js';
 import { listValidStorePaths } from '../store/all-paths.js';
+import { runDaemonCommand } from './daemon-command.js';
+import { runEnqueueCommand } from './enqueue-command.js';
+import { runStatusCommand } from './status-command.js';
 
 const version = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
 
@@ -33,10 +38,18 @@ async function main(argv: string[]): Promise<ExitCodeValue> {
 }
 
 async function run(cli: CliOptions, logger: Logger): Promise<ExitCodeValue> {
-  const actions = [cli.uploadPaths.length > 0, cli.forceScan, cli.populateCache, cli.prune].filter(
-    Boolean,
-  ).length;
-  if (actions > 1) throw new UsageError('give one of --upload-path, --force-scan, --populate-cache, --prune');
+  // Before anything that could fail: a post-build hook must never fail a build.
+  if (cli.enqueuePaths.length > 0) return runEnqueueCommand(cli, enqueueIo());
+  const actions = [
+    cli.uploadPaths.length > 0,
+    cli.forceScan,
+    cli.populateCache,
+    cli.prune,
+    cli.status,
+  ].filter(Boolean).length;
+  if (actions > 1) {
+    throw new UsageError('give one of --upload-path, --force-scan, --populate-cache, --prune, --status');
+  }
   const { config, warnings } = await loadConfig({
     path: cli.config,
     explicit: cli.configExplicit,
@@ -45,22 +58,21 @@ async function run(cli: CliOptions, logger: Logger): Promise<ExitCodeValue> {
   });
   for (const w of warnings) logger.warn(w);
   logger.debug({ config: describeConfig(config) }, 'configuration');
-  if (!config.signingKey && (cli.uploadPaths.length > 0 || cli.forceScan)) {
+  const maintenance = cli.clearCache || cli.resetInitialScan;
+  const daemon = actions === 0 && !maintenance;
+  if (cli.status) return runStatusCommand(config, (l) => console.log(l));
+  if (!config.signingKey && (cli.uploadPaths.length > 0 || cli.forceScan || daemon)) {
     logger.warn(
       'no signing key configured (loft.signing_key_path): narinfos are unsigned, and Nix accepts them only with require-sigs = false',
     );
   }
-  const maintenance = cli.clearCache || cli.resetInitialScan;
-  if (actions === 0 && !maintenance) {
-    throw new UsageError(
-      'the store-watching daemon is not available in this version yet; use --upload-path (see loft --help)',
-    );
-  }
-  if (cli.prune) throw new UsageError('pruning is not available in this version yet');
+  if (daemon) return startDaemon(cli, config, logger);
+  if (cli.prune) assertPruneEnabled(config);
   const uploadInputs = cli.uploadPaths.length > 0 ? await collectPaths(cli.uploadPaths, process.stdin) : [];
   const rt = await openRuntime(config, logger);
   try {
     if (maintenance) runCacheMaintenance(rt, cli, (l) => console.log(l));
+    if (cli.prune) return await runPrune(rt, { dryRun: cli.dryRun }, (l) => console.log(l));
     const io = { stdout: (l: string) => console.log(l), stderr: process.stderr };
     if (cli.uploadPaths.length > 0) {
       return (await runUpload(rt, uploadInputs, { dryRun: cli.dryRun, explicit: true }, io)).exitCode;
@@ -75,6 +87,21 @@ async function run(cli: CliOptions, logger: Logger): Promise<ExitCodeValue> {
   } finally {
     await rt.close();
   }
+}
+
+function enqueueIo() {
+  return {
+    stdin: process.stdin,
+    say: (line: string) => console.log(line),
+    warn: (line: string) => process.stderr.write(`${line}\n`),
+  };
+}
+
+function startDaemon(cli: CliOptions, config: Config, logger: Logger): Promise<ExitCodeValue> {
+  if (cli.dryRun) {
+    throw new UsageError('--dry-run needs an action such as --upload-path; the daemon always uploads');
+  }
+  return runDaemonCommand(config, logger);
 }
 
 function report(err: unknown, logger: Logger | undefined): ExitCodeValue {

@@ -15,6 +15,9 @@ export interface CliOptions {
   forceScan: boolean;
   populateCache: boolean;
   prune: boolean;
+  /** --enqueue: paths for the daemon's queue ("-" = stdin). */
+  enqueuePaths: string[];
+  status: boolean;
 }
 
 export function buildProgram(version: string): Command {
@@ -36,10 +39,21 @@ export function buildProgram(version: string): Command {
       'check every valid store path against the bucket (ignoring the local cache), upload what is missing, exit',
     )
     .option('--populate-cache', 'fill the local presence cache from the bucket, then exit')
-    .option('--prune', 'run the configured pruning once, then exit')
+    .option(
+      '--prune',
+      'delete expired paths (whole closures, never a dependency of a kept path) and old orphan NARs per the loft.prune_* settings once, then exit; with --dry-run, list what would go',
+    )
+    .option(
+      '--enqueue <path...>',
+      'add store paths to the daemon\'s upload queue and exit 0 at once, whatever happens (for Nix\'s post-build-hook; "-" reads stdin)',
+    )
+    .option(
+      '--status',
+      "print the daemon's queue, parked failures, last upload and presence cache size, then exit",
+    )
     .addHelpText(
       'after',
-      '\nWithout an action flag loft runs the store-watching daemon (not in this version yet).\n' +
+      '\nWithout an action flag loft runs the store-watching daemon (stop it with SIGTERM or SIGINT).\n' +
         'Exit codes: 0 ok, 1 some paths not uploaded, 2 usage, 3 configuration, 4 storage, 5 nix/path, 70 internal.\n',
     )
     .allowExcessArguments(false)
@@ -72,5 +86,7 @@ export function parseCli(argv: string[], version: string, out: (s: string) => vo
     forceScan: o.forceScan === true,
     populateCache: o.populateCache === true,
     prune: o.prune === true,
+    enqueuePaths: Array.isArray(o.enqueue) ? (o.enqueue as string[]) : [],
+    status: o.status === true,
   };
 }

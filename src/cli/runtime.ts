@@ -15,7 +15,7 @@ export interface Runtime {
 }
 
 export async function openRuntime(config: Config, logger: Logger): Promise<Runtime> {
-  const store = openObjectStore(config.storage, logger.child({ component: 'storage' }));
+  const store = await openObjectStore(config.storage, logger.child({ component: 'storage' }));
   const releases: Array<() => Promise<void> | void> = [() => store.close()];
   try {
     // Fail early and clearly on a wrong endpoint, bucket or credentials, before any work.

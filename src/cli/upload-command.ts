@@ -24,7 +24,10 @@ export async function runUpload(
   io: UploadCommandIo,
 ): Promise<{ report: UploadReport; exitCode: ExitCodeValue }> {
   const started = Date.now();
-  rt.logger.info({ cache: rt.store.description }, opts.dryRun ? 'dry run against cache' : 'uploading to cache');
+  rt.logger.info(
+    { cache: rt.store.description },
+    opts.dryRun ? 'dry run against cache' : 'uploading to cache',
+  );
   const { paths, invalid } = await resolveAll(inputs, rt.config.storeDir);
   const progress: ProgressSink = io.stderr.isTTY ? terminalProgress(io.stderr) : logProgress(rt.logger);
   const c = rt.config;
@@ -42,7 +45,9 @@ export async function runUpload(
       dumpNar: (p) => dumpNar(p),
       compression: c.compression,
       compressionLevel: c.compressionLevel,
-      compressionThreads: c.compression === 'xz' ? 1 : Math.min(2, availableParallelism()),
+      // One thread per stream: uploads run side by side anyway, and each multi-threaded zstd context
+      // costs 40-50 MB and blocks the event loop while it waits for its workers (bench/upload.bench.ts).
+      compressionThreads: 1,
       storeDir: c.storeDir,
       signingKey: c.signingKey,
       uploadThreads: uploadConcurrency(c.compression, c.uploadThreads),

@@ -11,7 +11,7 @@ export const DEFAULTS = {
   region: 'us-east-1',
   // Garage and MinIO, the original's targets, want path-style URLs; AWS accepts both.
   forcePathStyle: true,
-  partSizeMb: 16,
+  partSizeMb: 8,
   maxAttempts: 6,
   uploadThreads: 12,
   scanOnStartup: true,

@@ -19,6 +19,8 @@ export interface ObjectInfo {
 export interface PutOptions {
   contentType: string;
   signal?: AbortSignal;
+  /** An upper bound of the body's size when known, so a huge body gets parts large enough. */
+  sizeHint?: number;
 }
 
 export interface ObjectStore {

@@ -3,11 +3,12 @@ import type { StorageSettings } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { LocalObjectStore } from './local-object-store.js';
 import type { ObjectStore } from './object-store.js';
-import { S3ObjectStore } from './s3-object-store.js';
 
-export function openObjectStore(settings: StorageSettings, logger?: Logger): ObjectStore {
+/** The AWS SDK is loaded only for S3 targets: a local-directory run never pays for it. */
+export async function openObjectStore(settings: StorageSettings, logger?: Logger): Promise<ObjectStore> {
   if (settings.kind === 'local') return new LocalObjectStore(settings.path);
   const s3 = settings.s3;
+  const { S3ObjectStore } = await import('./s3-object-store.js');
   return new S3ObjectStore({
     bucket: s3.bucket,
     region: s3.region,

@@ -11,7 +11,6 @@ import {
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import { AbortedError, ConfigError, StorageError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
@@ -33,6 +32,19 @@ export interface S3StoreOptions extends S3ClientOptions {
 
 /** S3 refuses parts below 5 MiB (except the last one), and so does lib-storage. */
 export const MIN_PART_SIZE_BYTES = 5 * 1024 * 1024;
+/** S3 allows 10,000 parts per upload; aim below it so a size hint that is a little low still fits. */
+const TARGET_MAX_PARTS = 9000;
+const MiB = 1024 * 1024;
+
+/**
+ * The configured part size keeps memory low for ordinary NARs; a body whose size hint would need
+ * more than TARGET_MAX_PARTS parts gets larger parts (whole MiB), so any NAR up to S3's 5 TiB fits.
+ */
+export function partSizeFor(configured: number, sizeHint: number | undefined): number {
+  if (sizeHint === undefined) return configured;
+  return Math.max(configured, Math.ceil(sizeHint / TARGET_MAX_PARTS / MiB) * MiB);
+}
+
 /** DeleteObjects takes at most 1000 keys per request. */
 const DELETE_BATCH = 1000;
 
@@ -114,9 +126,13 @@ export class S3ObjectStore implements ObjectStore {
     if (putOpts.signal?.aborted) onAbort();
     putOpts.signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      const head = await source.readUpTo(this.options.partSizeBytes);
+      const partSize = partSizeFor(this.options.partSizeBytes, putOpts.sizeHint);
+      const head = await source.readUpTo(partSize);
       if (head.ended) await this.putBytes(key, Buffer.concat(head.chunks), putOpts);
-      else await this.putMultipart(key, body, Readable.from(source.rest(head.chunks)), putOpts.contentType);
+      else {
+        const parts = Readable.from(source.rest(head.chunks));
+        await this.putMultipart(key, body, parts, putOpts.contentType, partSize);
+      }
     } catch (err) {
       // The body's own failure (NAR or compression error, cancellation) is the cause to report.
       const failure = source.error ?? this.fail(`put ${key}`, err);
@@ -139,6 +155,7 @@ export class S3ObjectStore implements ObjectStore {
     body: Readable,
     parts: Readable,
     contentType: string,
+    partSize: number,
   ): Promise<void> {
     const stopOnFailure = new Proxy(this.client, {
       get: (target, prop, receiver): unknown => {
@@ -151,10 +168,12 @@ export class S3ObjectStore implements ObjectStore {
           });
       },
     });
+    // Loaded on first use: most runs upload small NARs only, and the module costs start-up time.
+    const { Upload } = await import('@aws-sdk/lib-storage');
     const upload = new Upload({
       client: stopOnFailure,
       params: { Bucket: this.bucket, Key: this.prefix + key, Body: parts, ContentType: contentType },
-      partSize: this.options.partSizeBytes,
+      partSize,
       queueSize: this.options.queueSize ?? 2,
       leavePartsOnError: true,
     });

@@ -5,8 +5,7 @@
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { PassThrough, Transform, type TransformCallback } from 'node:stream';
-import { CompressStream } from 'zstd-napi';
-import zstdBinding from 'zstd-napi/binding.js';
+import type { CompressStream } from 'zstd-napi';
 import { ConfigError } from '../errors.js';
 
 export type Compression = 'zstd' | 'xz' | 'none';
@@ -59,7 +58,7 @@ function checkThreads(threads: number): number {
 
 function checkZstdLevel(level: number): number {
   // Negative ("fast") levels exist but trade too much ratio for a cache that is written once.
-  const max = zstdBinding.maxCLevel();
+  const max = zstdNapi().binding.maxCLevel();
   if (!Number.isInteger(level) || level < 1 || level > max) {
     throw new ConfigError(`zstd compression level must be a whole number from 1 to ${max}, not ${level}`);
   }
@@ -73,12 +72,29 @@ function checkXzLevel(level: number): number {
   return level;
 }
 
+// The native addons load on first use: a run that compresses nothing (everything already cached)
+// or uses another codec should not pay for loading them (start-up time, bench/upload.bench.ts).
+const requireCjs = createRequire(import.meta.url);
+interface ZstdNapi {
+  CompressStream: typeof CompressStream;
+  binding: { maxCLevel(): number };
+}
+let zstdModule: ZstdNapi | undefined;
+function zstdNapi(): ZstdNapi {
+  zstdModule ??= {
+    CompressStream: (requireCjs('zstd-napi') as { CompressStream: typeof CompressStream }).CompressStream,
+    binding: requireCjs('zstd-napi/binding.js') as { maxCLevel(): number },
+  };
+  return zstdModule;
+}
+
 function createZstdCompressor(level: number, threads: number): Transform {
-  // nbWorkers >= 1 moves compression onto zstd's own threads, so even one thread keeps the event loop
-  // free. The frame then carries no content size (the size is unknown when the header is written);
-  // Nix decompresses such frames. The checksum matches the zstd CLI's default and lets `zstd -t` and
-  // Nix's decoder catch a damaged object.
-  return new CompressStream({ compressionLevel: level, nbWorkers: threads, checksumFlag: true });
+  // One thread compresses in the calling thread (nbWorkers 0): each zstd worker pool costs 40-50 MB
+  // and uploads already run side by side. With more threads, zstd's workers do it; the frame then
+  // carries no content size, which Nix accepts. The checksum matches the zstd CLI's default and lets
+  // `zstd -t` and Nix's decoder catch a damaged object.
+  const nbWorkers = threads > 1 ? threads : 0;
+  return new (zstdNapi().CompressStream)({ compressionLevel: level, nbWorkers, checksumFlag: true });
 }
 
 // ---- xz ------------------------------------------------------------------------------------------
@@ -101,7 +117,11 @@ interface LzmaNative {
     options: { preset: number; check: number; threads?: number },
   ): LzmaStream;
 }
-const lzma = createRequire(import.meta.url)('lzma-native') as LzmaNative;
+let lzmaModule: LzmaNative | undefined;
+function lzmaNative(): LzmaNative {
+  lzmaModule ??= requireCjs('lzma-native') as LzmaNative;
+  return lzmaModule;
+}
 
 /**
  * A node:stream Transform around lzma-native's stream (a readable-stream v3 object whose errors can
@@ -119,6 +139,7 @@ class XzCompressStream extends Transform {
     // preset 6) to its ~95 MiB. Preset 0 must still take the multi-threaded path, because
     // lzma-native's single-threaded path reads a preset of 0 as "use the default (6)".
     const mt = threads > 1 || preset === 0;
+    const lzma = lzmaNative();
     const options = { preset, check: lzma.CHECK_CRC64, ...(mt ? { threads } : {}) };
     this.inner = lzma.createStream('easyEncoder', options);
     this.inner.on('data', (chunk) => {

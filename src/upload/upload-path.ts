@@ -47,7 +47,7 @@ export async function uploadPath(
 ): Promise<UploadedPath> {
   const hashPart = hashPartOf(info.path, deps.storeDir);
   const key = narKey(hashPart, info.narHash, deps.compression);
-  const { narMeter, fileMeter } = await streamNar(info.path, key, deps);
+  const { narMeter, fileMeter } = await streamNar(info.path, info.narSize, key, deps);
 
   const narHash = sha256Hash(narMeter.digest());
   if (!hashEquals(narHash, info.narHash) || narMeter.bytes !== info.narSize) {
@@ -72,6 +72,7 @@ export async function uploadPath(
 
 async function streamNar(
   path: string,
+  narSize: number,
   key: string,
   deps: UploadPathDeps,
 ): Promise<{ narMeter: HashMeter; fileMeter: HashMeter }> {
@@ -88,6 +89,8 @@ async function streamNar(
   });
   const put = deps.store.putStream(key, fileMeter, {
     contentType: CONTENT_TYPE_NAR,
+    // Compressed NARs can be a little larger than the NAR itself (incompressible data + framing).
+    sizeHint: Math.ceil(narSize * 1.01) + 1024 * 1024,
     ...(deps.signal ? { signal: deps.signal } : {}),
   });
   const [pipeResult, putResult] = await Promise.allSettled([piped, put]);

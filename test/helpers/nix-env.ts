@@ -3,7 +3,7 @@
 // call), and zero narinfo TTLs plus a fresh XDG_CACHE_HOME stop it from remembering 404s and hits
 // from earlier tests in its on-disk narinfo cache.
 import { execFileSync, execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -25,7 +25,18 @@ let cachedHasNix: boolean | undefined;
 
 /** process.env plus a private NIX_CONF_DIR and XDG_CACHE_HOME, created once per process. */
 export function nixEnv(): NodeJS.ProcessEnv {
-  if (cachedEnv !== undefined) return cachedEnv;
+  if (cachedEnv !== undefined) {
+    // Without its config Nix would fall back to the sandbox, where /bin/sh does not exist: if anything
+    // removed the temp dir under a long test run, write it again rather than fail obscurely.
+    const confDir = cachedEnv['NIX_CONF_DIR']!;
+    if (!existsSync(join(confDir, 'nix.conf'))) {
+      console.error(`nix-env: ${confDir}/nix.conf vanished; writing it again`);
+      mkdirSync(confDir, { recursive: true });
+      mkdirSync(cachedEnv['XDG_CACHE_HOME']!, { recursive: true });
+      writeFileSync(join(confDir, 'nix.conf'), NIX_CONF);
+    }
+    return cachedEnv;
+  }
   const dir = mkdtempSync(join(tmpdir(), 'loft-nix-env-'));
   const confDir = join(dir, 'conf');
   const cacheDir = join(dir, 'cache');

@@ -37,7 +37,7 @@ describe('defaults', () => {
         region: 'us-east-1',
         forcePathStyle: true,
         extraHeaders: {},
-        partSizeMb: 16,
+        partSizeMb: 8,
         maxAttempts: 6,
       },
     });

@@ -1,0 +1,111 @@
+// `loft -c loft.toml` without an action flag: the store-watching daemon as a process. This file
+// owns the process concerns (signals, the forced exit, releasing what was opened); src/daemon/
+// owns the work. Shutdown follows graphile-worker's shape: every opened thing pushes its release
+// function, the list runs in `finally` in reverse, and an unref'd timer forces the exit if a release
+// hangs.
+import type { Config } from '../config/schema.js';
+import { runDaemon } from '../daemon/daemon.js';
+import { UploadQueue } from '../daemon/upload-queue.js';
+import { ExitCode, type ExitCodeValue } from '../errors.js';
+import type { Logger } from '../log.js';
+import { listValidStorePaths } from '../store/all-paths.js';
+import { ensureNixCacheInfo } from '../upload/cache-info.js';
+import { logProgress } from '../upload/progress.js';
+import { uploadClosure } from '../upload/upload-closure.js';
+import { runPopulateCache } from './cache-commands.js';
+import { openRuntime, type Runtime } from './runtime.js';
+import { buildUploadDeps } from './upload-deps.js';
+
+/** Uploads in progress may finish for this long after SIGTERM/SIGINT; then they are aborted. */
+export const SHUTDOWN_GRACE_MS = 30_000;
+/** After the grace period, releasing everything gets this long before the process exits anyway. */
+const FORCED_EXIT_AFTER_MS = SHUTDOWN_GRACE_MS + 15_000;
+
+type Release = () => Promise<void> | void;
+
+export async function runDaemonCommand(config: Config, logger: Logger): Promise<ExitCodeValue> {
+  const releases: Release[] = [];
+  const stop = new AbortController();
+  releases.push(installSignalHandlers(stop, logger));
+  try {
+    const rt = await openRuntime(config, logger);
+    releases.push(() => rt.close());
+    const queue = UploadQueue.open(config.localCachePath);
+    releases.push(() => queue.close());
+    await runDaemon(
+      {
+        queue,
+        cache: rt.cache,
+        upload: daemonUpload(rt),
+        listValidPaths: () => listValidStorePaths(config.storeDir),
+        populateCache: () => runPopulateCache(rt, false, (line) => logger.info(line)),
+        logger: logger.child({ component: 'daemon' }),
+      },
+      {
+        storeDir: config.storeDir,
+        uploadDerivations: config.uploadDerivations,
+        scanOnStartup: config.scanOnStartup,
+        populateCacheOnStartup: config.populateCacheOnStartup,
+        graceMs: SHUTDOWN_GRACE_MS,
+        // Small batches: a stop request waits only for the batch in flight, not for hundreds of paths.
+        batchSize: Math.max(16, config.uploadThreads * 4),
+      },
+      stop.signal,
+    );
+    return ExitCode.ok;
+  } finally {
+    for (const release of releases.reverse()) {
+      try {
+        await release();
+      } catch (err) {
+        logger.error({ err }, 'error while releasing daemon resources');
+      }
+    }
+  }
+}
+
+/** One batch of queued paths through the same uploader as --upload-path (explicit = false). */
+function daemonUpload(rt: Runtime) {
+  const progress = logProgress(rt.logger.child({ component: 'upload' }));
+  let cacheInfoWritten = false;
+  const c = rt.config;
+  return (paths: string[], signal: AbortSignal) =>
+    uploadClosure(
+      { paths, explicit: false, dryRun: false },
+      {
+        ...buildUploadDeps(rt, { progress, signal }),
+        // Once per process, not once per batch: the bucket's nix-cache-info does not change under us.
+        beforeFirstUpload: async () => {
+          if (cacheInfoWritten) return;
+          await ensureNixCacheInfo(rt.store, { storeDir: c.storeDir, priority: c.priority });
+          cacheInfoWritten = true;
+        },
+      },
+    );
+}
+
+/**
+ * The first SIGTERM/SIGINT asks the daemon to stop (systemd sends SIGTERM; the original Loft only
+ * handled SIGINT); a second one, or a shutdown that hangs, exits at once with 130.
+ */
+function installSignalHandlers(stop: AbortController, logger: Logger): Release {
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stop.signal.aborted) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      process.exit(ExitCode.interrupted);
+    }
+    logger.info({ signal }, 'signal received: shutting down');
+    stop.abort();
+    const forced = setTimeout(() => {
+      logger.error({ afterMs: FORCED_EXIT_AFTER_MS }, 'shutdown did not finish in time: exiting now');
+      process.exit(ExitCode.interrupted);
+    }, FORCED_EXIT_AFTER_MS);
+    forced.unref();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  return () => {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  };
+}

@@ -1,0 +1,55 @@
+// `loft --enqueue PATH... | -`: adds store paths to the daemon's queue and exits. Made for Nix's
+// post-build-hook, which blocks the build until the hook returns and fails the build when the hook
+// fails: so this never talks to the bucket or to Nix, takes milliseconds, and ALWAYS exits 0; any
+// trouble is a warning on stderr (the daemon's periodic reconciliation still finds the paths).
+import type { Readable } from 'node:stream';
+import { loadConfig } from '../config/load.js';
+import { UploadQueue } from '../daemon/upload-queue.js';
+import { ExitCode, InvalidPathError, oneLine, type ExitCodeValue } from '../errors.js';
+import { resolveStorePath } from '../store/resolve-path.js';
+import type { CliOptions } from './program.js';
+import { collectPaths } from './read-paths.js';
+
+export interface EnqueueIo {
+  stdin: Readable;
+  say: (line: string) => void;
+  warn: (line: string) => void;
+}
+
+/** A hook must not hang a build on a locked database: wait at most this long for the lock. */
+const LOCK_WAIT_MS = 2000;
+
+export async function runEnqueueCommand(
+  cli: Pick<CliOptions, 'config' | 'configExplicit' | 'debug' | 'enqueuePaths'>,
+  io: EnqueueIo,
+): Promise<ExitCodeValue> {
+  try {
+    const inputs = await collectPaths(cli.enqueuePaths, io.stdin);
+    const { config } = await loadConfig({
+      path: cli.config,
+      explicit: cli.configExplicit,
+      env: process.env,
+      debug: cli.debug,
+    });
+    const paths: string[] = [];
+    for (const input of inputs) {
+      try {
+        paths.push(await resolveStorePath(input, config.storeDir));
+      } catch (err) {
+        if (!(err instanceof InvalidPathError)) throw err;
+        io.warn(`loft: warning: not queued: ${oneLine(err)}`);
+      }
+    }
+    if (paths.length === 0) return ExitCode.ok;
+    const queue = UploadQueue.open(config.localCachePath, { busyTimeoutMs: LOCK_WAIT_MS });
+    try {
+      const added = queue.enqueue(paths);
+      io.say(`queued ${paths.length} paths for upload (${added} new)`);
+    } finally {
+      queue.close();
+    }
+  } catch (err) {
+    io.warn(`loft: warning: could not queue paths for upload: ${oneLine(err)}`);
+  }
+  return ExitCode.ok;
+}

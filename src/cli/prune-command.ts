@@ -1,0 +1,100 @@
+// `loft --prune [--dry-run]`: runs the configured prune policy once and prints what it deleted (or,
+// with --dry-run, every key it would delete). Refuses when pruning is disabled: the original Loft
+// prunes anyway, which deletes objects from a bucket whose owner turned pruning off.
+import type { Config } from '../config/schema.js';
+import { ConfigError, ExitCode, type ExitCodeValue } from '../errors.js';
+import type { PrunePlan } from '../prune/policy.js';
+import { PruneDb } from '../prune/prune-db.js';
+import { runPruneOnce, type PruneResult } from '../prune/prune-run.js';
+import { formatBytes } from './format-size.js';
+import type { Runtime } from './runtime.js';
+
+export interface PruneCommandOptions {
+  dryRun: boolean;
+  /** The clock the policy sees; tests pass a later time to age the bucket. Default: now. */
+  now?: Date;
+}
+
+/** Checked before the bucket is contacted: a disabled prune needs no credentials to be refused. */
+export function assertPruneEnabled(config: Config): void {
+  if (!config.prune.enabled) {
+    throw new ConfigError('pruning is disabled (loft.prune_enabled = false); set it to true to prune');
+  }
+}
+
+export async function runPrune(
+  rt: Runtime,
+  opts: PruneCommandOptions,
+  say: (line: string) => void,
+): Promise<ExitCodeValue> {
+  assertPruneEnabled(rt.config);
+  const settings = rt.config.prune;
+  const db = PruneDb.open(rt.cache.path, rt.cache.target);
+  try {
+    const started = Date.now();
+    const result = await runPruneOnce(
+      {
+        store: rt.store,
+        db,
+        cache: rt.cache,
+        storeDir: rt.config.storeDir,
+        logger: rt.logger.child({ component: 'prune' }),
+      },
+      {
+        dryRun: opts.dryRun,
+        now: opts.now ?? new Date(),
+        settings: {
+          retentionDays: settings.retentionDays,
+          targetPercentage: settings.targetPercentage,
+          orphanGraceHours: settings.orphanGraceHours,
+          ...(settings.maxSizeGb !== undefined ? { maxSizeGb: settings.maxSizeGb } : {}),
+        },
+      },
+    );
+    if (opts.dryRun) for (const line of dryRunLines(result.plan)) say(line);
+    for (const line of summaryLines(result, rt.store.description, opts.dryRun, Date.now() - started))
+      say(line);
+    return ExitCode.ok;
+  } finally {
+    db.close();
+  }
+}
+
+function dryRunLines(plan: PrunePlan): string[] {
+  const lines: string[] = [];
+  for (const p of plan.paths) {
+    const why = p.reason === 'size' ? 'over the size cap' : p.reason === 'broken' ? 'NAR missing' : 'expired';
+    const uploaded = new Date(p.uploadedAt).toISOString();
+    lines.push(`would delete ${p.hashPart}.narinfo (${why}, uploaded ${uploaded}, ${formatBytes(p.bytes)})`);
+  }
+  for (const k of plan.dataKeys) lines.push(`would delete ${k}`);
+  for (const u of plan.abortUploads) lines.push(`would abort the unfinished upload of ${u.key}`);
+  return lines;
+}
+
+export function summaryLines(result: PruneResult, where: string, dryRun: boolean, ms: number): string[] {
+  const { plan } = result;
+  const count = (r: string) => plan.paths.filter((p) => p.reason === r).length;
+  const verb = dryRun ? 'would delete' : 'deleted';
+  const lines = [
+    `${dryRun ? 'prune plan for' : 'pruned'} ${where}: ${verb} ${plan.paths.length} paths ` +
+      `(${formatBytes(plan.pathBytes)}: ${count('expired')} expired, ${count('size')} over the size cap, ` +
+      `${count('broken')} with a missing NAR) and ${plan.orphans.length} orphan NARs (${formatBytes(plan.orphanBytes)})` +
+      (plan.abortUploads.length > 0
+        ? `, ${dryRun ? 'would abort' : 'aborted'} ${plan.abortUploads.length} unfinished uploads`
+        : ''),
+    `kept ${result.inventory.paths.length - plan.paths.length} paths, ${plan.keptBecauseReferenced.length} of them ` +
+      `expired but referenced by kept paths; bucket ${formatBytes(plan.sizeBefore)} -> ${formatBytes(plan.sizeAfter)}` +
+      (plan.sizeTarget !== undefined ? ` (size target ${formatBytes(plan.sizeTarget)})` : ''),
+    `read ${result.narinfosRead} narinfos, ${result.listPages} listing pages` +
+      (result.applied ? `, ${result.applied.deleteRequests} delete requests` : '') +
+      ` in ${(ms / 1000).toFixed(1)} s`,
+  ];
+  if (!plan.targetMet) {
+    lines.push('the size target is not met: everything left is recent, referenced, or unreadable');
+  }
+  if (result.inventory.malformed > 0) {
+    lines.push(`${result.inventory.malformed} malformed narinfos were kept (see the log)`);
+  }
+  return lines;
+}

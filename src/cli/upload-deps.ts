@@ -1,0 +1,51 @@
+// The uploader's dependencies built from an open Runtime: shared by `--upload-path`/`--force-scan`
+// and the daemon, so both upload the same way.
+import { availableParallelism } from 'node:os';
+import { dumpNar } from '../store/dump-nar.js';
+import { queryPathInfos } from '../store/path-info-query.js';
+import { ensureNixCacheInfo } from '../upload/cache-info.js';
+import type { ProgressSink } from '../upload/progress.js';
+import type { UploadClosureDeps } from '../upload/upload-closure.js';
+import type { Runtime } from './runtime.js';
+
+export interface UploadDepsOptions {
+  progress?: ProgressSink;
+  signal?: AbortSignal;
+}
+
+export function buildUploadDeps(rt: Runtime, opts: UploadDepsOptions = {}): UploadClosureDeps {
+  const c = rt.config;
+  return {
+    store: rt.store,
+    cache: rt.cache,
+    queryPathInfos: (ps) =>
+      queryPathInfos(ps, {
+        recursive: true,
+        storeDir: c.storeDir,
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      }),
+    dumpNar: (p) => dumpNar(p),
+    compression: c.compression,
+    compressionLevel: c.compressionLevel,
+    compressionThreads: c.compression === 'xz' ? 1 : Math.min(2, availableParallelism()),
+    storeDir: c.storeDir,
+    signingKey: c.signingKey,
+    uploadThreads: uploadConcurrency(c.compression, c.uploadThreads),
+    skipSignedByKeys: c.skipSignedByKeys,
+    uploadDerivations: c.uploadDerivations,
+    beforeFirstUpload: async () => {
+      await ensureNixCacheInfo(rt.store, { storeDir: c.storeDir, priority: c.priority });
+    },
+    logger: rt.logger,
+    ...(opts.progress ? { progress: opts.progress } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  };
+}
+
+/**
+ * xz needs about 110 MB per stream and is CPU-bound at a few MB/s, so more xz streams than cores only
+ * cost memory; zstd streams are small and fast, and uploads wait on the network.
+ */
+export function uploadConcurrency(compression: string, uploadThreads: number): number {
+  return compression === 'xz' ? Math.max(1, Math.min(uploadThreads, availableParallelism())) : uploadThreads;
+}

@@ -1,0 +1,143 @@
+// The store-watching daemon, wired from its parts: the watcher turns store events into queue rows,
+// the worker turns queue rows into uploads, the initial scan queues the whole store once, and a
+// status line says how it goes. Everything it needs from outside (the presence cache, the uploader,
+// Nix's list of valid paths) is handed in, so the CLI owns process concerns and tests can drive it.
+import type { PresenceCache } from '../cache/presence-cache.js';
+import type { Logger } from '../log.js';
+import { StoreWatcher } from '../store/store-watcher.js';
+import type { RetryPolicy } from './retry-policy.js';
+import type { UploadQueue } from './upload-queue.js';
+import { UploadWorker, type UploadBatch } from './worker.js';
+
+export interface DaemonDeps {
+  queue: UploadQueue;
+  cache: PresenceCache;
+  upload: UploadBatch;
+  /** Every valid path of the local store (`nix path-info --all`), for the initial scan. */
+  listValidPaths: () => Promise<string[]>;
+  /** Fills the presence cache from the bucket (populate_cache_on_startup). */
+  populateCache?: () => Promise<void>;
+  logger: Logger;
+}
+
+export interface DaemonOptions {
+  storeDir: string;
+  uploadDerivations: boolean;
+  scanOnStartup: boolean;
+  populateCacheOnStartup: boolean;
+  /** How long in-flight uploads may run on after a stop request before they are aborted. */
+  graceMs?: number;
+  statusIntervalMs?: number;
+  reconcileMs?: number;
+  pollMs?: number;
+  batchSize?: number;
+  batchRetry?: Pick<RetryPolicy, 'baseMs' | 'maxMs'>;
+}
+
+/** Paths are written to the queue in transactions of this many. */
+const ENQUEUE_CHUNK = 5000;
+/** A path landing this close before the previous run's last sign of life is looked at again. */
+const CATCH_UP_SLACK_MS = 5 * 60_000;
+
+/** Runs until `stop` is aborted, then shuts down in order. The queue keeps unfinished work. */
+export async function runDaemon(deps: DaemonDeps, opts: DaemonOptions, stop: AbortSignal): Promise<void> {
+  const { queue, logger } = deps;
+  const releases: Array<() => Promise<void> | void> = [];
+  let worker: UploadWorker | undefined;
+  try {
+    const requeued = queue.requeueParked();
+    if (requeued > 0) logger.info({ paths: requeued }, 'parked paths queued again');
+    if (opts.populateCacheOnStartup && deps.populateCache) await deps.populateCache();
+    if (stop.aborted) return;
+
+    worker = new UploadWorker({
+      queue,
+      upload: deps.upload,
+      logger: logger.child({ component: 'worker' }),
+      ...pick(opts, ['pollMs', 'batchSize', 'batchRetry']),
+    });
+    const notify = worker.notify.bind(worker);
+    const watcher = startWatcher(deps, opts, notify);
+    releases.push(() => watcher.stop());
+    await watcher.start();
+    worker.start();
+    const started = worker;
+    releases.push(() => started.stop(opts.graceMs ?? 30_000));
+    const { pending, parked } = queue.counts();
+    logger.info({ storeDir: opts.storeDir, queued: pending, parked }, 'daemon started, watching the store');
+
+    const status = setInterval(
+      () => logStatus(deps, started.stats.uploaded),
+      opts.statusIntervalMs ?? 60_000,
+    );
+    status.unref();
+    releases.push(() => clearInterval(status));
+
+    if (opts.scanOnStartup && !deps.cache.getFlag('initial_scan_complete')) {
+      await initialScan(deps, stop);
+      notify();
+    }
+    await abortedPromise(stop);
+    logger.info('stopping: no new uploads; waiting for uploads in progress');
+  } finally {
+    for (const release of releases.reverse()) {
+      try {
+        await release();
+      } catch (err) {
+        logger.error({ err }, 'error while stopping the daemon');
+      }
+    }
+  }
+  const { pending, parked } = queue.counts();
+  queue.setState('last_watch_at', String(Date.now()));
+  logger.info({ queued: pending, parked, uploadedSinceStart: worker?.stats.uploaded ?? 0 }, 'daemon stopped');
+}
+
+function startWatcher(deps: DaemonDeps, opts: DaemonOptions, notify: () => void): StoreWatcher {
+  const last = Number(deps.queue.getState('last_watch_at'));
+  return new StoreWatcher({
+    storeDir: opts.storeDir,
+    uploadDerivations: opts.uploadDerivations,
+    onPaths: (paths) => {
+      const added = deps.queue.enqueue(paths);
+      deps.logger.debug({ paths: paths.length, added }, 'store paths queued');
+      notify();
+    },
+    logger: deps.logger.child({ component: 'watcher' }),
+    ...(Number.isFinite(last) && last > 0 ? { since: last - CATCH_UP_SLACK_MS } : {}),
+    ...(opts.reconcileMs !== undefined ? { reconcileMs: opts.reconcileMs } : {}),
+  });
+}
+
+/**
+ * Queues every valid path once, on the first start (initial_scan_complete is separate from
+ * populated_from_bucket: warming the presence cache must not skip the scan). The flag is set once
+ * the paths are in the persistent queue, so a crash after that loses nothing.
+ */
+async function initialScan(deps: DaemonDeps, stop: AbortSignal): Promise<void> {
+  deps.logger.info('initial scan: queueing every valid store path');
+  const paths = await deps.listValidPaths();
+  if (stop.aborted) return;
+  let added = 0;
+  for (let i = 0; i < paths.length; i += ENQUEUE_CHUNK)
+    added += deps.queue.enqueue(paths.slice(i, i + ENQUEUE_CHUNK));
+  deps.cache.setFlag('initial_scan_complete', true);
+  deps.logger.info({ paths: paths.length, added }, 'initial scan queued the store');
+}
+
+function logStatus(deps: DaemonDeps, uploadedSinceStart: number): void {
+  const { pending, parked } = deps.queue.counts();
+  deps.queue.setState('last_watch_at', String(Date.now()));
+  deps.logger.info({ queued: pending, parked, uploadedSinceStart }, 'daemon status');
+}
+
+function abortedPromise(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+}
+
+function pick<T extends object, K extends keyof T>(o: T, keys: K[]): Partial<Pick<T, K>> {
+  const out: Partial<Pick<T, K>> = {};
+  for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
+  return out;
+}

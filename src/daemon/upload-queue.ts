@@ -1,0 +1,231 @@
+// The daemon's persistent upload queue: the `queue` table of loft's local SQLite database (the file
+// the presence cache uses; see src/cache/migrations.ts, version 3). A path stays in the table until
+// its upload is done, so a crash or a restart loses nothing: the next start takes up where this one
+// stopped. `loft --enqueue` (the post-build hook) writes here from another process; SQLite's WAL
+// and busy timeout make that safe while the daemon reads.
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { migrate } from '../cache/migrations.js';
+import type { PresenceFlag } from '../cache/presence-cache.js';
+import { ConfigError } from '../errors.js';
+import { backoffDelay, DEFAULT_RETRY_POLICY, shouldPark, type RetryPolicy } from './retry-policy.js';
+
+export interface QueueItem {
+  path: string;
+  /** Failures so far. */
+  attempts: number;
+  enqueuedAt: number;
+}
+
+export interface ParkedItem {
+  path: string;
+  attempts: number;
+  lastError: string;
+}
+
+export interface QueueCounts {
+  /** Waiting for upload, due now or later. */
+  pending: number;
+  /** Given up on after repeated failures. */
+  parked: number;
+}
+
+export interface UploadQueueOptions {
+  policy?: RetryPolicy;
+  /** Clock in ms (tests move it). */
+  now?: () => number;
+  random?: () => number;
+  /** SQLite busy timeout: how long a write waits for another process's lock. */
+  busyTimeoutMs?: number;
+}
+
+/** Keys of the daemon_state table. */
+export type DaemonStateKey =
+  /** When the daemon last uploaded a path (ms). */
+  | 'last_upload_at'
+  /** The daemon's last sign of life while watching (ms): a restart looks at paths newer than it. */
+  | 'last_watch_at';
+
+export class UploadQueue {
+  private readonly s: Statements;
+  private readonly policy: RetryPolicy;
+  private readonly now: () => number;
+  private readonly random: () => number;
+
+  private constructor(
+    private readonly db: Database.Database,
+    readonly path: string,
+    opts: UploadQueueOptions,
+  ) {
+    this.s = prepare(db);
+    this.policy = opts.policy ?? DEFAULT_RETRY_POLICY;
+    this.now = opts.now ?? Date.now;
+    this.random = opts.random ?? Math.random;
+  }
+
+  /** Opens (creating and migrating it when needed) the database file at `path`. */
+  static open(path: string, opts: UploadQueueOptions = {}): UploadQueue {
+    let db: Database.Database;
+    try {
+      mkdirSync(dirname(path), { recursive: true });
+      db = new Database(path, { timeout: opts.busyTimeoutMs ?? 10_000 });
+    } catch (err) {
+      throw new ConfigError(`cannot open the loft queue database ${path}: ${reason(err)}`, { cause: err });
+    }
+    try {
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      migrate(db, path);
+      return new UploadQueue(db, path, opts);
+    } catch (err) {
+      db.close();
+      if (err instanceof ConfigError) throw err;
+      throw new ConfigError(`cannot open the loft queue database ${path}: ${reason(err)}`, { cause: err });
+    }
+  }
+
+  /**
+   * Adds paths, due now. A path already queued becomes due now (a new hint, e.g. its build just
+   * finished, is worth acting on at once); a parked one is taken up again with a fresh count.
+   * Returns how many paths were not queued before.
+   */
+  enqueue(paths: readonly string[]): number {
+    const now = this.now();
+    let added = 0;
+    this.db.transaction(() => {
+      for (const path of new Set(paths)) {
+        if (this.s.insert.run(path, now, now).changes > 0) added++;
+        else this.s.wake.run({ now, path });
+      }
+    })();
+    return added;
+  }
+
+  /** Up to `limit` pending paths whose time has come, oldest due first. */
+  takeDue(limit: number): QueueItem[] {
+    const rows = this.s.due.all(this.now(), limit) as Array<{
+      path: string;
+      attempts: number;
+      enqueued_at: number;
+    }>;
+    return rows.map((r) => ({ path: r.path, attempts: r.attempts, enqueuedAt: r.enqueued_at }));
+  }
+
+  /** Uploaded, already present, skipped on purpose, or gone from the store: out of the queue. */
+  markDone(paths: readonly string[]): void {
+    this.db.transaction(() => {
+      for (const p of paths) this.s.remove.run(p);
+    })();
+  }
+
+  /**
+   * One more failure for `path`: it comes back after the backoff delay, or is parked once it has
+   * failed `maxAttempts` times. Returns what happened and the delay.
+   */
+  markFailed(path: string, error: string): { parked: boolean; delayMs: number } {
+    const row = this.s.attempts.get(path) as { attempts: number } | undefined;
+    if (row === undefined) return { parked: false, delayMs: 0 };
+    const attempts = row.attempts + 1;
+    const parked = shouldPark(attempts, this.policy);
+    const delayMs = parked ? 0 : backoffDelay(attempts, this.policy, this.random);
+    this.s.fail.run({
+      path,
+      attempts,
+      state: parked ? 'parked' : 'pending',
+      next: this.now() + delayMs,
+      error: error.slice(0, 2000),
+    });
+    return { parked, delayMs };
+  }
+
+  /** Parked paths become pending and due now, with a fresh count. Returns how many. */
+  requeueParked(): number {
+    return this.s.requeue.run(this.now()).changes;
+  }
+
+  counts(): QueueCounts {
+    const rows = this.s.counts.all() as Array<{ state: string; n: number }>;
+    const of = (state: string) => rows.find((r) => r.state === state)?.n ?? 0;
+    return { pending: of('pending'), parked: of('parked') };
+  }
+
+  parked(limit = 100): ParkedItem[] {
+    const rows = this.s.parked.all(limit) as Array<{
+      path: string;
+      attempts: number;
+      last_error: string | null;
+    }>;
+    return rows.map((r) => ({ path: r.path, attempts: r.attempts, lastError: r.last_error ?? '' }));
+  }
+
+  /** When the earliest pending path is due (ms), or undefined for an empty queue. */
+  nextDueAt(): number | undefined {
+    return (this.s.nextDue.get() as number | null | undefined) ?? undefined;
+  }
+
+  getState(key: DaemonStateKey): string | undefined {
+    return this.s.getState.get(key) as string | undefined;
+  }
+
+  setState(key: DaemonStateKey, value: string): void {
+    this.s.setState.run(key, value);
+  }
+
+  /** Rows of the presence table (same file), for status output. */
+  presenceCount(): number {
+    return this.s.presenceCount.get() as number;
+  }
+
+  /** A presence-cache flag, read without opening (and so without re-binding) the presence cache. */
+  presenceFlag(name: PresenceFlag): boolean {
+    return this.s.getMeta.get(name) === '1';
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
+
+function prepare(db: Database.Database) {
+  return {
+    insert: db.prepare(
+      `INSERT INTO queue (path, state, attempts, next_attempt_at, enqueued_at)
+       VALUES (?, 'pending', 0, ?, ?) ON CONFLICT (path) DO NOTHING`,
+    ),
+    wake: db.prepare(
+      `UPDATE queue SET
+         attempts = CASE state WHEN 'parked' THEN 0 ELSE attempts END,
+         state = 'pending',
+         next_attempt_at = min(next_attempt_at, @now)
+       WHERE path = @path`,
+    ),
+    due: db.prepare(
+      `SELECT path, attempts, enqueued_at FROM queue
+       WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, enqueued_at LIMIT ?`,
+    ),
+    remove: db.prepare('DELETE FROM queue WHERE path = ?'),
+    attempts: db.prepare('SELECT attempts FROM queue WHERE path = ?'),
+    fail: db.prepare(
+      `UPDATE queue SET attempts = @attempts, state = @state, next_attempt_at = @next, last_error = @error
+       WHERE path = @path`,
+    ),
+    requeue: db.prepare(
+      `UPDATE queue SET state = 'pending', attempts = 0, next_attempt_at = ? WHERE state = 'parked'`,
+    ),
+    counts: db.prepare('SELECT state, count(*) AS n FROM queue GROUP BY state'),
+    parked: db.prepare(
+      `SELECT path, attempts, last_error FROM queue WHERE state = 'parked' ORDER BY path LIMIT ?`,
+    ),
+    nextDue: db.prepare(`SELECT min(next_attempt_at) FROM queue WHERE state = 'pending'`).pluck(),
+    getState: db.prepare('SELECT value FROM daemon_state WHERE key = ?').pluck(),
+    setState: db.prepare('INSERT OR REPLACE INTO daemon_state (key, value) VALUES (?, ?)'),
+    presenceCount: db.prepare('SELECT count(*) FROM presence').pluck(),
+    getMeta: db.prepare('SELECT value FROM meta WHERE key = ?').pluck(),
+  };
+}
+type Statements = ReturnType<typeof prepare>;
+
+function reason(err: unknown): string {
+  return err instanceof Error ? err.message.replace(/\s*\n\s*/g, ' ') : String(err);
+}

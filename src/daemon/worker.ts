@@ -1,0 +1,174 @@
+// The daemon's upload worker: wakes when told about new paths or on a poll timer (another process,
+// `loft --enqueue`, may have written to the queue), takes the paths that are due, uploads their
+// closures as one batch and settles each path on its own outcome. A failing path is retried with
+// backoff and eventually parked; it never holds up the others. A failure of the whole batch (the
+// bucket unreachable, Nix missing) is not the paths' fault: they are left as they were and the worker
+// itself backs off, resetting on the next success.
+import { lstat } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { silentLogger, type Logger } from '../log.js';
+import type { FailedPath, UploadReport } from '../upload/upload-closure.js';
+import { backoffDelay, type RetryPolicy } from './retry-policy.js';
+import type { QueueItem, UploadQueue } from './upload-queue.js';
+
+export type UploadBatch = (paths: string[], signal: AbortSignal) => Promise<UploadReport>;
+
+export interface UploadWorkerOptions {
+  queue: UploadQueue;
+  upload: UploadBatch;
+  /** Paths per batch (default 200). */
+  batchSize?: number;
+  /** Longest sleep between looks at the queue (default 2 s). */
+  pollMs?: number;
+  /** Backoff of the worker after a whole batch failed (default 1 s doubling to 60 s). */
+  batchRetry?: Pick<RetryPolicy, 'baseMs' | 'maxMs'>;
+  /** Whether a path still exists in the store (default: lstat). */
+  pathExists?: (path: string) => Promise<boolean>;
+  logger?: Logger;
+}
+
+export interface WorkerStats {
+  uploaded: number;
+  batches: number;
+  lastUploadAt?: number;
+}
+
+/** Nix said the path is not valid (absent, or its build has not registered it yet). */
+const NOT_VALID = 'E_INVALID_PATH';
+
+export class UploadWorker {
+  readonly stats: WorkerStats = { uploaded: 0, batches: 0 };
+  private readonly logger: Logger;
+  private running: Promise<void> | undefined;
+  private stopping = false;
+  private wake: (() => void) | undefined;
+  private notified = false;
+  private readonly abort = new AbortController();
+
+  constructor(private readonly opts: UploadWorkerOptions) {
+    this.logger = opts.logger ?? silentLogger();
+  }
+
+  start(): void {
+    this.running ??= this.loop();
+  }
+
+  /** New paths were queued: look now instead of at the next poll. */
+  notify(): void {
+    this.notified = true;
+    this.wake?.();
+  }
+
+  /**
+   * Takes no new batch; the batch in flight may finish within `graceMs`, after which its uploads
+   * are aborted. Queue rows of unfinished paths stay for the next start.
+   */
+  async stop(graceMs: number): Promise<void> {
+    this.stopping = true;
+    this.wake?.();
+    if (!this.running) return;
+    const timer = setTimeout(() => this.abort.abort(), graceMs);
+    try {
+      await this.running;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async loop(): Promise<void> {
+    let failures = 0;
+    while (!this.stopping) {
+      this.notified = false;
+      const items = this.opts.queue.takeDue(this.opts.batchSize ?? 200);
+      if (items.length === 0) {
+        await this.idle(this.untilNextDue());
+        continue;
+      }
+      try {
+        await this.runBatch(items);
+        failures = 0;
+      } catch (err) {
+        if (this.abort.signal.aborted) break;
+        failures++;
+        const policy = this.opts.batchRetry ?? { baseMs: 1000, maxMs: 60_000 };
+        const delayMs = backoffDelay(failures, { ...policy, maxAttempts: Infinity });
+        this.logger.error({ err, paths: items.length, delayMs }, 'upload batch failed; retrying later');
+        await this.idle(delayMs, false);
+      }
+    }
+  }
+
+  private untilNextDue(): number {
+    const poll = this.opts.pollMs ?? 2000;
+    const next = this.opts.queue.nextDueAt();
+    return next === undefined ? poll : Math.max(0, Math.min(poll, next - Date.now()));
+  }
+
+  /** Sleeps `ms`, or less when stopped (and, with `wakeOnNotify`, when notified). */
+  private async idle(ms: number, wakeOnNotify = true): Promise<void> {
+    if (this.stopping || (wakeOnNotify && this.notified)) return;
+    const ac = new AbortController();
+    this.wake = () => {
+      if (this.stopping || wakeOnNotify) ac.abort();
+    };
+    try {
+      await sleep(ms, undefined, { signal: ac.signal });
+    } catch {
+      // woken up
+    } finally {
+      this.wake = undefined;
+    }
+  }
+
+  private async runBatch(items: QueueItem[]): Promise<void> {
+    const paths = items.map((i) => i.path);
+    this.logger.debug({ paths: paths.length }, 'upload batch started');
+    const report = await this.opts.upload(paths, this.abort.signal);
+    this.stats.batches++;
+    if (report.uploaded.length > 0) {
+      this.stats.uploaded += report.uploaded.length;
+      this.stats.lastUploadAt = Date.now();
+      this.opts.queue.setState('last_upload_at', String(this.stats.lastUploadAt));
+    }
+    await this.settle(paths, report.failed);
+  }
+
+  /** Each requested path: done, dropped (gone from the store), retried later, or parked. */
+  private async settle(paths: string[], failed: FailedPath[]): Promise<void> {
+    const failures = new Map(failed.map((f) => [f.path, f]));
+    const done: string[] = [];
+    for (const path of paths) {
+      const f = failures.get(path);
+      if (f === undefined) {
+        done.push(path);
+      } else if (this.abort.signal.aborted) {
+        continue; // cut short by shutdown: tried again on the next start, no failure counted
+      } else if (f.code === NOT_VALID && !(await this.exists(path))) {
+        this.logger.info({ path }, 'path left the store before upload (garbage-collected); dropped');
+        done.push(path);
+      } else {
+        this.retryLater(path, f);
+      }
+    }
+    this.opts.queue.markDone(done);
+  }
+
+  private retryLater(path: string, f: FailedPath): void {
+    const message = f.code === NOT_VALID ? `not valid yet: ${f.message}` : `${f.code}: ${f.message}`;
+    const { parked, delayMs } = this.opts.queue.markFailed(path, message);
+    if (parked)
+      this.logger.error({ path, error: message }, 'upload keeps failing; parked (see loft --status)');
+    else if (f.code === NOT_VALID) this.logger.debug({ path, delayMs }, 'path not valid yet; retrying later');
+    else this.logger.warn({ path, delayMs, error: message }, 'upload failed; retrying later');
+  }
+
+  private async exists(path: string): Promise<boolean> {
+    if (this.opts.pathExists) return this.opts.pathExists(path);
+    try {
+      await lstat(path);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}

@@ -1,0 +1,164 @@
+// Reading the bucket for a prune: one listing of everything (sizes, LastModified), then GETs only
+// of narinfos the local narinfo_meta table does not know in their current form (bounded in
+// parallel). Works on buckets written by the original Loft and by `nix copy`, because it follows
+// each narinfo's URL instead of assuming a key layout for NARs.
+import pLimit from 'p-limit';
+import type { Logger } from '../log.js';
+import type { ObjectInfo, ObjectStore } from '../storage/object-store.js';
+import type { OrphanCandidate, PendingUpload, PrunePath, PruneObject } from './policy.js';
+import type { NarinfoMeta, PruneDb } from './prune-db.js';
+import { summarizeNarinfo } from './narinfo-summary.js';
+
+/** What an S3 store can add: unfinished multipart uploads (invisible to listings) and aborting them. */
+export interface MultipartUploads {
+  listMultipartUploads(
+    signal?: AbortSignal,
+  ): AsyncIterable<{ key: string; uploadId: string; initiated: Date }>;
+  abortMultipartUpload(key: string, uploadId: string, signal?: AbortSignal): Promise<void>;
+}
+
+export function multipartUploadsOf(store: ObjectStore): MultipartUploads | undefined {
+  const s = store as Partial<MultipartUploads>;
+  return typeof s.listMultipartUploads === 'function' && typeof s.abortMultipartUpload === 'function'
+    ? (s as MultipartUploads)
+    : undefined;
+}
+
+export interface InventoryDeps {
+  store: ObjectStore;
+  db: PruneDb;
+  storeDir: string;
+  logger: Logger;
+  /** Narinfo GETs in flight at once. Default 32. */
+  concurrency?: number;
+  signal?: AbortSignal;
+}
+
+export interface Inventory {
+  paths: PrunePath[];
+  orphanCandidates: OrphanCandidate[];
+  pendingUploads: PendingUpload[];
+  bucketBytes: number;
+  objects: number;
+  /** Narinfos fetched and parsed in this inventory (the rest came from narinfo_meta). */
+  narinfosRead: number;
+  malformed: number;
+  /** Keys of every narinfo listed with its LastModified, to tell a later listing what changed. */
+  narinfoStamps: Map<string, number>;
+}
+
+const NARINFO_KEY = /^([0-9a-df-np-sv-z]{32})\.narinfo$/;
+
+export async function takeInventory(deps: InventoryDeps): Promise<Inventory> {
+  const objects = new Map<string, ObjectInfo>();
+  let bucketBytes = 0;
+  for await (const o of deps.store.list('', deps.signal)) {
+    objects.set(o.key, o);
+    bucketBytes += o.size;
+  }
+  const { metas, read } = await readMetas(objects, deps);
+  const narinfoStamps = new Map<string, number>();
+  for (const m of metas) narinfoStamps.set(m.hashPart, m.lastModified);
+  const named = new Set<string>();
+  for (const m of metas) if (m.narUrl !== undefined) named.add(m.narUrl);
+  const malformed = metas.filter((m) => m.malformed);
+  const blind = malformed.some((m) => m.narUrl === undefined);
+  if (blind) {
+    deps.logger.warn('a malformed narinfo names no NAR, so no NAR is treated as an orphan in this prune');
+  }
+  const orphanCandidates: OrphanCandidate[] = blind
+    ? []
+    : [...objects.values()]
+        .filter((o) => o.key.startsWith('nar/') && !named.has(o.key))
+        .map((o) => ({ key: o.key, size: o.size, lastModified: o.lastModified.getTime() }));
+  return {
+    paths: toPaths(metas, objects),
+    orphanCandidates,
+    pendingUploads: await pendingUploads(deps),
+    bucketBytes,
+    objects: objects.size,
+    narinfosRead: read,
+    malformed: malformed.length,
+    narinfoStamps,
+  };
+}
+
+async function readMetas(
+  objects: Map<string, ObjectInfo>,
+  deps: InventoryDeps,
+): Promise<{ metas: NarinfoMeta[]; read: number }> {
+  const known = deps.db.all();
+  const metas: NarinfoMeta[] = [];
+  const toRead: Array<{ hashPart: string; obj: ObjectInfo }> = [];
+  for (const obj of objects.values()) {
+    const hashPart = NARINFO_KEY.exec(obj.key)?.[1];
+    if (hashPart === undefined) continue;
+    const m = known.get(hashPart);
+    known.delete(hashPart);
+    if (m && m.narinfoSize === obj.size && m.lastModified === obj.lastModified.getTime()) metas.push(m);
+    else toRead.push({ hashPart, obj });
+  }
+  // Rows left in `known` are narinfos no longer in the bucket.
+  if (known.size > 0) deps.db.remove([...known.keys()]);
+  const limit = pLimit(deps.concurrency ?? 32);
+  const fresh: NarinfoMeta[] = [];
+  await Promise.all(
+    toRead.map(({ hashPart, obj }) =>
+      limit(async () => {
+        const body = await deps.store.get(obj.key, deps.signal);
+        if (body === undefined) {
+          objects.delete(obj.key); // deleted since the listing
+          return;
+        }
+        const stamp = { hashPart, size: obj.size, lastModified: obj.lastModified.getTime() };
+        const { meta, problem } = summarizeNarinfo(stamp, body.toString('utf8'), deps.storeDir);
+        if (problem !== undefined) {
+          deps.logger.warn({ key: obj.key, problem }, 'malformed narinfo: kept, with everything it may name');
+        }
+        fresh.push(meta);
+      }),
+    ),
+  );
+  deps.db.putMany(fresh);
+  return { metas: [...metas, ...fresh], read: toRead.length };
+}
+
+function toPaths(metas: readonly NarinfoMeta[], objects: Map<string, ObjectInfo>): PrunePath[] {
+  // A build log is stored per derivation (`log/<drv>`), shared by its outputs: it belongs to a path
+  // only when that path is the one output of its deriver in the bucket.
+  const outputsOf = new Map<string, number>();
+  for (const m of metas) if (m.deriver) outputsOf.set(m.deriver, (outputsOf.get(m.deriver) ?? 0) + 1);
+  return metas.map((m) => {
+    const extraObjects: PruneObject[] = [];
+    const listing = objects.get(`${m.hashPart}.ls`);
+    if (listing) extraObjects.push({ key: listing.key, size: listing.size });
+    const log =
+      m.deriver !== undefined && outputsOf.get(m.deriver) === 1 ? objects.get(`log/${m.deriver}`) : undefined;
+    if (log) extraObjects.push({ key: log.key, size: log.size });
+    const p: PrunePath = {
+      hashPart: m.hashPart,
+      narinfoKey: `${m.hashPart}.narinfo`,
+      narinfoSize: m.narinfoSize,
+      extraObjects,
+      references: m.references,
+      uploadedAt: m.lastModified,
+      malformed: m.malformed,
+    };
+    if (m.narUrl !== undefined) {
+      p.narKey = m.narUrl;
+      const nar = objects.get(m.narUrl);
+      if (nar) p.narObjectSize = nar.size;
+    }
+    return p;
+  });
+}
+
+async function pendingUploads(deps: InventoryDeps): Promise<PendingUpload[]> {
+  const mp = multipartUploadsOf(deps.store);
+  if (!mp) return [];
+  const out: PendingUpload[] = [];
+  for await (const u of mp.listMultipartUploads(deps.signal)) {
+    out.push({ key: u.key, uploadId: u.uploadId, initiated: u.initiated.getTime() });
+  }
+  return out;
+}

@@ -1,0 +1,234 @@
+// Noticing new store paths. node:fs.watch on the store directory (inotify on Linux, one watch, no
+// directory read per event) gives hints; a periodic readdir diffed against the previous listing
+// catches what the events missed (inotify queue overflow, a watcher that died and came back).
+//
+// What Nix 2.8 does in the store while it builds X (seen on this project's machine): `X.lock` is
+// created, the output appears (renamed in, or written in place without a sandbox), Nix registers
+// X as valid, then removes `X.lock`. The output exists BEFORE it is valid, so a hint is never
+// trusted: the caller asks Nix about validity. An event on `X.lock` is read as a hint for X, since
+// its removal is the moment X became valid. Nix's own scratch names (`.links`, `add-…`,
+// `trash-…`, `X.drv.chroot`, `X.check`, dot-files) are not store path names and are dropped here.
+import { watch, type FSWatcher } from 'node:fs';
+import { lstat, readdir } from 'node:fs/promises';
+import { InvalidPathError, NixError, oneLine } from '../errors.js';
+import { parseStorePathBaseName } from '../format/store-path.js';
+import { silentLogger, type Logger } from '../log.js';
+
+export interface StoreWatcherOptions {
+  /** The store directory to watch (a temp dir in tests). */
+  storeDir: string;
+  /** Receives batches of full store paths that exist; called again for later batches. */
+  onPaths: (paths: string[]) => void;
+  /** Report `.drv` files too. */
+  uploadDerivations: boolean;
+  /** A batch is delivered after this long without a new event (default 200 ms)... */
+  quietMs?: number;
+  /** ...or at the latest this long after its first event (default 2 s), even in a steady stream. */
+  maxDelayMs?: number;
+  /** Readdir reconciliation interval (default 60 s); 0 turns it off. */
+  reconcileMs?: number;
+  /** Delay before re-opening a watch that failed (default 5 s). */
+  rewatchMs?: number;
+  /**
+   * When given, start() also reports entries whose ctime is at or after this time (ms): paths that
+   * arrived while no loft was watching. Nix sets mtime to 1 but the rename into the store and the
+   * canonicalisation of permissions update ctime, so ctime is when the path landed.
+   */
+  since?: number;
+  logger?: Logger;
+}
+
+/** The store path an entry name stands for, or undefined when it is not a hint worth reporting. */
+export function hintedPath(name: string, storeDir: string, uploadDerivations: boolean): string | undefined {
+  const base = name.endsWith('.lock') ? name.slice(0, -'.lock'.length) : name;
+  if (base.endsWith('.chroot') || base.endsWith('.check')) return undefined;
+  if (!uploadDerivations && base.endsWith('.drv')) return undefined;
+  try {
+    return parseStorePathBaseName(base, storeDir).path;
+  } catch (err) {
+    if (err instanceof InvalidPathError) return undefined;
+    throw err;
+  }
+}
+
+export class StoreWatcher {
+  private watcher: FSWatcher | undefined;
+  private readonly pending = new Set<string>();
+  private quietTimer: NodeJS.Timeout | undefined;
+  private maxTimer: NodeJS.Timeout | undefined;
+  private reconcileTimer: NodeJS.Timeout | undefined;
+  private rewatchTimer: NodeJS.Timeout | undefined;
+  /** Entry names of the last listing plus every name reported since. */
+  private seen = new Set<string>();
+  private stopped = true;
+  private readonly logger: Logger;
+  private inFlight = new Set<Promise<void>>();
+
+  constructor(private readonly opts: StoreWatcherOptions) {
+    this.logger = opts.logger ?? silentLogger();
+  }
+
+  /** Lists the directory once (the baseline), then watches it. Resolves when watching. */
+  async start(): Promise<void> {
+    this.stopped = false;
+    let names: string[];
+    try {
+      names = await readdir(this.opts.storeDir);
+    } catch (err) {
+      throw new NixError(
+        `cannot watch the Nix store ${this.opts.storeDir}: ${oneLine(err)}; is Nix installed, and NIX_STORE_DIR right?`,
+        { cause: err },
+      );
+    }
+    this.seen = new Set(names);
+    this.openWatch();
+    const reconcileMs = this.opts.reconcileMs ?? 60_000;
+    if (reconcileMs > 0) {
+      this.reconcileTimer = setInterval(
+        () => this.track(this.reconcile().then(() => undefined)),
+        reconcileMs,
+      );
+      this.reconcileTimer.unref();
+    }
+    if (this.opts.since !== undefined) await this.reportChangedSince(names, this.opts.since);
+  }
+
+  /**
+   * Lists the store directory and reports entries that are new since the last listing and were
+   * not reported by an event. Returns how many paths it reported.
+   */
+  async reconcile(): Promise<number> {
+    let names: string[];
+    try {
+      names = await readdir(this.opts.storeDir);
+    } catch (err) {
+      this.logger.warn({ err, storeDir: this.opts.storeDir }, 'cannot list the store directory');
+      return 0;
+    }
+    const fresh = names.filter((n) => !this.seen.has(n));
+    this.seen = new Set(names);
+    const paths = await this.existing(fresh);
+    if (paths.length > 0) {
+      this.logger.info({ paths: paths.length }, 'reconciliation found paths the watcher missed');
+      this.deliver(paths);
+    }
+    return paths.length;
+  }
+
+  /** Stops watching; a batch being collected is delivered first. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.watcher?.close();
+    this.watcher = undefined;
+    if (this.reconcileTimer) clearInterval(this.reconcileTimer);
+    if (this.rewatchTimer) clearTimeout(this.rewatchTimer);
+    await this.flush();
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  private openWatch(): void {
+    try {
+      this.watcher = watch(this.opts.storeDir, { persistent: true }, (_event, name) => this.onEvent(name));
+    } catch (err) {
+      this.watchFailed(err);
+      return;
+    }
+    this.watcher.on('error', (err) => this.watchFailed(err));
+  }
+
+  /** A dead watch is re-opened after a pause; the reconciliation then covers the gap. */
+  private watchFailed(err: unknown): void {
+    this.logger.error({ err, storeDir: this.opts.storeDir }, 'watching the store failed; retrying');
+    this.watcher?.close();
+    this.watcher = undefined;
+    if (this.stopped) return;
+    this.rewatchTimer = setTimeout(() => {
+      if (this.stopped) return;
+      this.openWatch();
+      this.track(this.reconcile().then(() => undefined));
+    }, this.opts.rewatchMs ?? 5000);
+    this.rewatchTimer.unref();
+  }
+
+  private onEvent(name: string | Buffer | null): void {
+    if (this.stopped) return;
+    if (name === null) {
+      // The kernel did not say which entry: only a listing can tell.
+      this.track(this.reconcile().then(() => undefined));
+      return;
+    }
+    this.pending.add(String(name));
+    if (this.quietTimer) clearTimeout(this.quietTimer);
+    this.quietTimer = setTimeout(() => this.track(this.flush()), this.opts.quietMs ?? 200);
+    this.maxTimer ??= setTimeout(() => this.track(this.flush()), this.opts.maxDelayMs ?? 2000);
+  }
+
+  private async flush(): Promise<void> {
+    if (this.quietTimer) clearTimeout(this.quietTimer);
+    if (this.maxTimer) clearTimeout(this.maxTimer);
+    this.quietTimer = undefined;
+    this.maxTimer = undefined;
+    if (this.pending.size === 0) return;
+    const names = [...this.pending];
+    this.pending.clear();
+    const paths = await this.existing(names);
+    for (const p of paths) this.seen.add(p.slice(this.opts.storeDir.length + 1));
+    if (paths.length > 0) this.deliver(paths);
+  }
+
+  /** The hinted paths of `names` that exist now (a removal, e.g. by the GC, is no hint). */
+  private async existing(names: readonly string[]): Promise<string[]> {
+    const { storeDir, uploadDerivations } = this.opts;
+    const candidates = new Set<string>();
+    for (const n of names) {
+      const p = hintedPath(n, storeDir, uploadDerivations);
+      if (p !== undefined) candidates.add(p);
+    }
+    const out: string[] = [];
+    for (const p of candidates) if (await exists(p)) out.push(p);
+    return out;
+  }
+
+  private async reportChangedSince(names: readonly string[], since: number): Promise<void> {
+    const { storeDir, uploadDerivations } = this.opts;
+    const candidates = names
+      .map((n) => hintedPath(n, storeDir, uploadDerivations))
+      .filter((p): p is string => p !== undefined);
+    const found: string[] = [];
+    for (let i = 0; i < candidates.length; i += 256) {
+      const chunk = candidates.slice(i, i + 256);
+      const stats = await Promise.all(chunk.map((p) => lstat(p).catch(() => undefined)));
+      stats.forEach((st, j) => {
+        if (st !== undefined && st.ctimeMs >= since) found.push(chunk[j]!);
+      });
+    }
+    if (found.length > 0) {
+      this.logger.info({ paths: found.length }, 'found paths added while loft was not running');
+      this.deliver(found);
+    }
+  }
+
+  private deliver(paths: string[]): void {
+    try {
+      this.opts.onPaths(paths);
+    } catch (err) {
+      this.logger.error({ err, paths: paths.length }, 'could not queue new store paths');
+    }
+  }
+
+  /** Keeps background work visible to stop(), and never lets it reject unobserved. */
+  private track(work: Promise<void>): void {
+    const p = work.catch((err: unknown) => this.logger.error({ err }, 'store watcher task failed'));
+    this.inFlight.add(p);
+    void p.finally(() => this.inFlight.delete(p));
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
