@@ -7,6 +7,7 @@
 // Bars: loft / nix copy <= 1.5 (goal 1.0); cached loft / nix path-info <= 1.3; peak RSS on the big
 // path <= 200 MB. Both sides run warm (every file read once first; no cache drop). Deletes its
 // store paths, temp files and the s3rver process at the end, also on failure.
+import { DEFAULTS } from '../src/config/defaults.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -50,7 +51,7 @@ const { values: opt } = parseArgs({
   },
 });
 const rounds = Number(opt.rounds);
-const partSizeMb = Number(opt['part-size-mb'] ?? 16);
+const partSizeMb = Number(opt['part-size-mb'] ?? DEFAULTS.partSizeMb);
 const settings: LoftSettings = {
   loftLines: opt['upload-threads'] ? [`upload_threads = ${opt['upload-threads']}`] : [],
   s3Lines: opt['part-size-mb'] ? [`part_size_mb = ${opt['part-size-mb']}`] : [],
