@@ -15,13 +15,9 @@ export interface Runtime {
 }
 
 export async function openRuntime(config: Config, logger: Logger): Promise<Runtime> {
-  const store = await openObjectStore(config.storage, logger.child({ component: 'storage' }));
+  const store = openObjectStore(config.storage, logger.child({ component: 'storage' }));
   const releases: Array<() => Promise<void> | void> = [() => store.close()];
   try {
-    // Fail early and clearly on a wrong endpoint, bucket or credentials, before any work.
-    if ('checkAccess' in store && typeof store.checkAccess === 'function') {
-      await (store.checkAccess as () => Promise<void>)();
-    }
     const cache = PresenceCache.open(config.localCachePath, {
       target: storageTarget(config.storage),
       logger: logger.child({ component: 'presence-cache' }),

@@ -1,14 +1,11 @@
 // `loft --upload-path P...` and `loft --force-scan`: upload closures and report.
-import { availableParallelism } from 'node:os';
 import { ExitCode, InvalidPathError, oneLine, type ExitCodeValue } from '../errors.js';
-import { dumpNar } from '../store/dump-nar.js';
-import { queryPathInfos } from '../store/path-info-query.js';
 import { resolveStorePath } from '../store/resolve-path.js';
-import { ensureNixCacheInfo } from '../upload/cache-info.js';
 import { logProgress, type ProgressSink } from '../upload/progress.js';
 import { uploadClosure, type FailedPath, type UploadReport } from '../upload/upload-closure.js';
 import type { Runtime } from './runtime.js';
 import { summaryLines } from './summary.js';
+import { buildUploadDeps } from './upload-deps.js';
 import { terminalProgress } from './terminal-progress.js';
 
 export interface UploadCommandIo {
@@ -30,7 +27,6 @@ export async function runUpload(
   );
   const { paths, invalid } = await resolveAll(inputs, rt.config.storeDir);
   const progress: ProgressSink = io.stderr.isTTY ? terminalProgress(io.stderr) : logProgress(rt.logger);
-  const c = rt.config;
   const report = await uploadClosure(
     {
       paths,
@@ -38,42 +34,13 @@ export async function runUpload(
       dryRun: opts.dryRun,
       ...(opts.ignoreLocalCache ? { ignoreLocalCache: true } : {}),
     },
-    {
-      store: rt.store,
-      cache: rt.cache,
-      queryPathInfos: (ps) => queryPathInfos(ps, { recursive: true, storeDir: c.storeDir }),
-      dumpNar: (p) => dumpNar(p),
-      compression: c.compression,
-      compressionLevel: c.compressionLevel,
-      // One thread per stream: uploads run side by side anyway, and each multi-threaded zstd context
-      // costs 40-50 MB and blocks the event loop while it waits for its workers (bench/upload.bench.ts).
-      compressionThreads: 1,
-      storeDir: c.storeDir,
-      signingKey: c.signingKey,
-      uploadThreads: uploadConcurrency(c.compression, c.uploadThreads),
-      skipSignedByKeys: c.skipSignedByKeys,
-      uploadDerivations: c.uploadDerivations,
-      beforeFirstUpload: async () => {
-        await ensureNixCacheInfo(rt.store, { storeDir: c.storeDir, priority: c.priority });
-      },
-      progress,
-      logger: rt.logger,
-      ...(io.signal ? { signal: io.signal } : {}),
-    },
+    buildUploadDeps(rt, { progress, ...(io.signal ? { signal: io.signal } : {}) }),
   );
   report.failed.unshift(...invalid);
   report.requested.unshift(...invalid.map((f) => f.path));
   for (const line of summaryLines(report, Date.now() - started, opts.dryRun)) io.stdout(line);
   rt.logger.debug({ uploaded: report.uploaded.length, failed: report.failed.length }, 'upload finished');
   return { report, exitCode: exitCodeFor(report, invalid) };
-}
-
-/**
- * xz needs about 110 MB per stream and is CPU-bound at a few MB/s, so more xz streams than cores only
- * cost memory; zstd streams are small and fast, and uploads wait on the network.
- */
-function uploadConcurrency(compression: string, uploadThreads: number): number {
-  return compression === 'xz' ? Math.max(1, Math.min(uploadThreads, availableParallelism())) : uploadThreads;
 }
 
 async function resolveAll(inputs: readonly string[], storeDir: string) {

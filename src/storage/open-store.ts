@@ -1,15 +1,35 @@
 // The one place that turns storage settings into an ObjectStore.
-import type { StorageSettings } from '../config/schema.js';
+import type { S3Settings, StorageSettings } from '../config/schema.js';
 import type { Logger } from '../log.js';
+import { LazyObjectStore } from './lazy-object-store.js';
 import { LocalObjectStore } from './local-object-store.js';
 import type { ObjectStore } from './object-store.js';
+import { describeS3Target } from './s3-description.js';
 
-/** The AWS SDK is loaded only for S3 targets: a local-directory run never pays for it. */
-export async function openObjectStore(settings: StorageSettings, logger?: Logger): Promise<ObjectStore> {
+/**
+ * An S3 target is opened on first use (see LazyObjectStore): then the AWS SDK loads and one cheap
+ * authenticated request checks endpoint, bucket and credentials, so a wrong setting fails with one
+ * clear error before any upload starts.
+ */
+export function openObjectStore(settings: StorageSettings, logger?: Logger): ObjectStore {
   if (settings.kind === 'local') return new LocalObjectStore(settings.path);
   const s3 = settings.s3;
-  const { S3ObjectStore } = await import('./s3-object-store.js');
-  return new S3ObjectStore({
+  const description = describeS3Target(s3.bucket, s3.prefix ?? '', s3.endpoint, s3.region);
+  return new LazyObjectStore(description, async () => {
+    const { S3ObjectStore } = await import('./s3-object-store.js');
+    const store = new S3ObjectStore(s3StoreOptions(s3, logger));
+    try {
+      await store.checkAccess();
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+    return store;
+  });
+}
+
+function s3StoreOptions(s3: S3Settings, logger: Logger | undefined) {
+  return {
     bucket: s3.bucket,
     region: s3.region,
     ...(s3.endpoint !== undefined ? { endpoint: s3.endpoint } : {}),
@@ -20,7 +40,7 @@ export async function openObjectStore(settings: StorageSettings, logger?: Logger
     maxAttempts: s3.maxAttempts,
     ...(s3.prefix !== undefined ? { keyPrefix: s3.prefix } : {}),
     ...(logger ? { logger } : {}),
-  });
+  };
 }
 
 /** The identity the presence cache is tied to: a switch of bucket or directory invalidates it. */

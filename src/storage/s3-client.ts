@@ -101,16 +101,7 @@ function addExtraHeaders(client: S3Client, headers: Record<string, string>): voi
   );
 }
 
-/** The endpoint for messages: its origin only, so userinfo or a query can never leak. */
-export function describeEndpoint(endpoint: string | undefined, region: string): string {
-  if (endpoint === undefined) return `AWS S3 (${region})`;
-  try {
-    const url = new URL(endpoint);
-    return `${url.protocol}//${url.host}${url.pathname === '/' ? '' : url.pathname}`;
-  } catch {
-    return 'the configured endpoint (not a valid URL)';
-  }
-}
+export { describeEndpoint } from './s3-description.js';
 
 const AUTH_CODES = new Set([
   'InvalidAccessKeyId',

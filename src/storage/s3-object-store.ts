@@ -16,6 +16,7 @@ import type { Logger } from '../log.js';
 import type { ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
 import { errorCodeOf, httpStatusOf } from './retry.js';
 import { createS3Client, describeEndpoint, toStorageError, type S3ClientOptions } from './s3-client.js';
+import { describeS3Target } from './s3-description.js';
 
 export interface S3StoreOptions extends S3ClientOptions {
   bucket: string;
@@ -65,7 +66,7 @@ export class S3ObjectStore implements ObjectStore {
     this.bucket = options.bucket;
     this.prefix = options.keyPrefix ?? '';
     this.where = describeEndpoint(options.endpoint, options.region);
-    this.description = `s3://${this.bucket}${this.prefix ? `/${this.prefix.replace(/\/$/, '')}` : ''} at ${this.where}`;
+    this.description = describeS3Target(this.bucket, this.prefix, options.endpoint, options.region);
     this.client = createS3Client(options);
   }
 

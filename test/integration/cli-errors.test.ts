@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runLoft } from '../helpers/loft-cli.js';
-import { hasNix, requireNix } from '../helpers/nix-env.js';
+import { hasNix, nixBin, requireNix } from '../helpers/nix-env.js';
 import { startS3Server, type TestS3 } from '../helpers/s3-server.js';
 import { makeNixKey, type KeyFiles } from '../helpers/signing-keys.js';
 import { writeConfig } from '../helpers/upload-env.js';
@@ -25,6 +25,8 @@ describe('bad input: one line, a stable exit code', () => {
   let s3: TestS3;
   let key: KeyFiles;
   let good: string;
+  /** A valid store path, so the cases that are about the bucket get as far as asking it. */
+  let valid: string;
 
   before(async () => {
     if (!hasNix()) return;
@@ -32,9 +34,12 @@ describe('bad input: one line, a stable exit code', () => {
     s3 = await startS3Server();
     key = await makeNixKey(dir, 'loft-errors-test-1');
     good = await writeConfig({ dir, s3, signingKeyPath: key.secretPath });
+    await writeFile(join(dir, 'payload.txt'), `cli-errors ${Date.now()}\n`);
+    valid = (await nixBin(['nix-store', '--add', join(dir, 'payload.txt')])).stdout.trim();
   });
   after(async () => {
     if (!hasNix()) return;
+    await nixBin(['nix-store', '--delete', '--', valid]).catch(() => undefined);
     await s3.close();
     await rm(dir, { recursive: true, force: true });
   });
@@ -127,7 +132,7 @@ describe('bad input: one line, a stable exit code', () => {
           s3: { ...s3, endpoint: `http://127.0.0.1:${port}` },
           extraS3: 'max_attempts = 1',
         });
-        return ['-c', cfg, '--upload-path', '/etc'];
+        return ['-c', cfg, '--upload-path', valid];
       },
     },
     {
@@ -138,7 +143,7 @@ describe('bad input: one line, a stable exit code', () => {
         '-c',
         await variant('nobucket', { s3: { ...s3, bucket: 'no-such-bucket' } }),
         '--upload-path',
-        '/etc',
+        valid,
       ],
     },
     {
