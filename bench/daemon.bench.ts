@@ -149,7 +149,10 @@ async function daemonPart(): Promise<void> {
     },
   );
   await nixBin(['nix', 'path-info', '--all']); // creates the private store before the daemon watches it
-  const daemon = await startDaemon(config);
+  const daemon = await startDaemon(config).catch(async (err: unknown) => {
+    await s3.stop();
+    throw err;
+  });
   try {
     await sleep(2000);
     row('daemon idle RSS', mb(rssOf(daemon.child.pid!)));

@@ -57,7 +57,7 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 3,
-    description: 'the daemon\'s persistent upload queue and its small state',
+    description: "the daemon's persistent upload queue and its small state",
     up(db) {
       // One row per store path waiting for upload (`pending`) or given up on after repeated
       // failures (`parked`, kept with its last error for `loft --status` until requeued).

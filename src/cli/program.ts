@@ -54,7 +54,7 @@ export function buildProgram(version: string): Command {
     .addHelpText(
       'after',
       '\nWithout an action flag loft runs the store-watching daemon (stop it with SIGTERM or SIGINT).\n' +
-        'Exit codes: 0 ok, 1 some paths not uploaded, 2 usage, 3 configuration, 4 storage, 5 nix/path, 70 internal.\n',
+        'Exit codes: 0 ok, 1 some paths not uploaded, 2 usage, 3 configuration, 4 storage, 5 nix/path, 70 internal, 130 daemon stopped by a second signal.\n',
     )
     .allowExcessArguments(false)
     .exitOverride()

@@ -27,7 +27,9 @@ export function buildUploadDeps(rt: Runtime, opts: UploadDepsOptions = {}): Uplo
     dumpNar: (p) => dumpNar(p),
     compression: c.compression,
     compressionLevel: c.compressionLevel,
-    compressionThreads: c.compression === 'xz' ? 1 : Math.min(2, availableParallelism()),
+    // One thread per stream: uploads run side by side anyway, and each multi-threaded zstd context
+    // costs 40-50 MB and blocks the event loop while it waits for its workers (bench/upload.bench.ts).
+    compressionThreads: 1,
     storeDir: c.storeDir,
     signingKey: c.signingKey,
     uploadThreads: uploadConcurrency(c.compression, c.uploadThreads),

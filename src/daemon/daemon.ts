@@ -47,9 +47,6 @@ export async function runDaemon(deps: DaemonDeps, opts: DaemonOptions, stop: Abo
   try {
     const requeued = queue.requeueParked();
     if (requeued > 0) logger.info({ paths: requeued }, 'parked paths queued again');
-    if (opts.populateCacheOnStartup && deps.populateCache) await deps.populateCache();
-    if (stop.aborted) return;
-
     worker = new UploadWorker({
       queue,
       upload: deps.upload,
@@ -59,7 +56,10 @@ export async function runDaemon(deps: DaemonDeps, opts: DaemonOptions, stop: Abo
     const notify = worker.notify.bind(worker);
     const watcher = startWatcher(deps, opts, notify);
     releases.push(() => watcher.stop());
+    // Watching starts first, so nothing built while the cache is being populated is missed.
     await watcher.start();
+    if (opts.populateCacheOnStartup && deps.populateCache) await deps.populateCache();
+    if (stop.aborted) return;
     worker.start();
     const started = worker;
     releases.push(() => started.stop(opts.graceMs ?? 30_000));

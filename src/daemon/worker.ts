@@ -79,12 +79,16 @@ export class UploadWorker {
     let failures = 0;
     while (!this.stopping) {
       this.notified = false;
-      const items = this.opts.queue.takeDue(this.opts.batchSize ?? 200);
-      if (items.length === 0) {
-        await this.idle(this.untilNextDue());
-        continue;
-      }
+      let batch = 0;
       try {
+        // The queue is read inside the try too: a database error (a lock held too long by another
+        // process) must back the worker off, not end it.
+        const items = this.opts.queue.takeDue(this.opts.batchSize ?? 200);
+        batch = items.length;
+        if (items.length === 0) {
+          await this.idle(this.untilNextDue());
+          continue;
+        }
         await this.runBatch(items);
         failures = 0;
       } catch (err) {
@@ -92,7 +96,7 @@ export class UploadWorker {
         failures++;
         const policy = this.opts.batchRetry ?? { baseMs: 1000, maxMs: 60_000 };
         const delayMs = backoffDelay(failures, { ...policy, maxAttempts: Infinity });
-        this.logger.error({ err, paths: items.length, delayMs }, 'upload batch failed; retrying later');
+        this.logger.error({ err, paths: batch, delayMs }, 'upload batch failed; retrying later');
         await this.idle(delayMs, false);
       }
     }

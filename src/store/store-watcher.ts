@@ -108,9 +108,11 @@ export class StoreWatcher {
     const fresh = names.filter((n) => !this.seen.has(n));
     this.seen = new Set(names);
     const paths = await this.existing(fresh);
-    if (paths.length > 0) {
-      this.logger.info({ paths: paths.length }, 'reconciliation found paths the watcher missed');
-      this.deliver(paths);
+    if (paths.length === 0) return 0;
+    this.logger.info({ paths: paths.length }, 'reconciliation found paths the watcher missed');
+    if (!this.deliver(paths)) {
+      for (const p of paths) this.seen.delete(this.nameOf(p)); // the next listing tries again
+      return 0;
     }
     return paths.length;
   }
@@ -172,8 +174,8 @@ export class StoreWatcher {
     const names = [...this.pending];
     this.pending.clear();
     const paths = await this.existing(names);
-    for (const p of paths) this.seen.add(p.slice(this.opts.storeDir.length + 1));
-    if (paths.length > 0) this.deliver(paths);
+    // Only a delivered path counts as seen: if queueing failed, the next listing reports it again.
+    if (paths.length > 0 && this.deliver(paths)) for (const p of paths) this.seen.add(this.nameOf(p));
   }
 
   /** The hinted paths of `names` that exist now (a removal, e.g. by the GC, is no hint). */
@@ -208,12 +210,18 @@ export class StoreWatcher {
     }
   }
 
-  private deliver(paths: string[]): void {
+  private deliver(paths: string[]): boolean {
     try {
       this.opts.onPaths(paths);
+      return true;
     } catch (err) {
       this.logger.error({ err, paths: paths.length }, 'could not queue new store paths');
+      return false;
     }
+  }
+
+  private nameOf(path: string): string {
+    return path.slice(this.opts.storeDir.length + 1);
   }
 
   /** Keeps background work visible to stop(), and never lets it reject unobserved. */
