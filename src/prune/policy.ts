@@ -25,6 +25,7 @@
 //     share one) is deleted only with its last owner. Objects loft does not know are never touched.
 // The plan lists every narinfo key before any data key: the pruner deletes narinfos first, so a
 // reader never sees a narinfo whose NAR is gone.
+import { PathGraph } from './path-graph.js';
 
 export interface PruneObject {
   key: string;
@@ -115,7 +116,7 @@ export const GIB = 1024 ** 3;
 
 export function planPrune(input: PruneInput): PrunePlan {
   const { now, settings } = input;
-  const graph = new Graph(input.paths);
+  const graph = new PathGraph(input.paths);
   const graceMs = settings.orphanGraceHours * HOUR_MS;
   const pinned = (p: PrunePath) =>
     p.malformed || now - p.uploadedAt < graceMs || (input.protectedHashParts?.has(p.hashPart) ?? false);
@@ -166,7 +167,7 @@ export function planPrune(input: PruneInput): PrunePlan {
 
 /** Rule 5: evicts root closures oldest first until `size` is at most `target`; returns the size. */
 function evictBySize(
-  graph: Graph,
+  graph: PathGraph,
   kept: Set<string>,
   pinned: (p: PrunePath) => boolean,
   ledger: Ledger,
@@ -198,51 +199,6 @@ function evictBySize(
     }
   }
   return size;
-}
-
-/** The paths by hash part, with references limited to paths in the snapshot. */
-class Graph {
-  private readonly byHash = new Map<string, PrunePath>();
-  private readonly referrers = new Map<string, string[]>();
-
-  constructor(paths: readonly PrunePath[]) {
-    for (const p of paths) this.byHash.set(p.hashPart, p);
-    for (const p of paths) {
-      for (const r of new Set(p.references)) {
-        if (r === p.hashPart || !this.byHash.has(r)) continue;
-        const list = this.referrers.get(r);
-        if (list) list.push(p.hashPart);
-        else this.referrers.set(r, [p.hashPart]);
-      }
-    }
-  }
-
-  get(hashPart: string): PrunePath {
-    const p = this.byHash.get(hashPart);
-    if (!p) throw new Error(`prune graph has no path ${hashPart}`);
-    return p;
-  }
-
-  /** Hash parts reachable from `from` through References (including `from`). */
-  reachable(from: readonly PrunePath[]): Set<string> {
-    return this.walk(from, (h) => this.get(h).references.filter((r) => this.byHash.has(r)));
-  }
-
-  /** Hash parts of `from` and of every path that references one of them, transitively. */
-  referrersClosure(from: readonly PrunePath[]): Set<string> {
-    return this.walk(from, (h) => this.referrers.get(h) ?? []);
-  }
-
-  private walk(from: readonly PrunePath[], next: (h: string) => readonly string[]): Set<string> {
-    const seen = new Set<string>();
-    const stack = from.map((p) => p.hashPart);
-    for (let h = stack.pop(); h !== undefined; h = stack.pop()) {
-      if (seen.has(h)) continue;
-      seen.add(h);
-      for (const n of next(h)) if (!seen.has(n)) stack.push(n);
-    }
-    return seen;
-  }
 }
 
 /** Records deletions: keys in order, bytes freed, and NARs shared by several narinfos. */

@@ -1,0 +1,48 @@
+// The reference graph of a bucket's paths for the prune policy: references limited to paths in
+// the snapshot (a reference outside it is served elsewhere, e.g. upstream), walked both ways.
+import type { PrunePath } from './policy.js';
+
+/** The paths by hash part, with references limited to paths in the snapshot. */
+export class PathGraph {
+  private readonly byHash = new Map<string, PrunePath>();
+  private readonly referrers = new Map<string, string[]>();
+
+  constructor(paths: readonly PrunePath[]) {
+    for (const p of paths) this.byHash.set(p.hashPart, p);
+    for (const p of paths) {
+      for (const r of new Set(p.references)) {
+        if (r === p.hashPart || !this.byHash.has(r)) continue;
+        const list = this.referrers.get(r);
+        if (list) list.push(p.hashPart);
+        else this.referrers.set(r, [p.hashPart]);
+      }
+    }
+  }
+
+  get(hashPart: string): PrunePath {
+    const p = this.byHash.get(hashPart);
+    if (!p) throw new Error(`prune graph has no path ${hashPart}`);
+    return p;
+  }
+
+  /** Hash parts reachable from `from` through References (including `from`). */
+  reachable(from: readonly PrunePath[]): Set<string> {
+    return this.walk(from, (h) => this.get(h).references.filter((r) => this.byHash.has(r)));
+  }
+
+  /** Hash parts of `from` and of every path that references one of them, transitively. */
+  referrersClosure(from: readonly PrunePath[]): Set<string> {
+    return this.walk(from, (h) => this.referrers.get(h) ?? []);
+  }
+
+  private walk(from: readonly PrunePath[], next: (h: string) => readonly string[]): Set<string> {
+    const seen = new Set<string>();
+    const stack = from.map((p) => p.hashPart);
+    for (let h = stack.pop(); h !== undefined; h = stack.pop()) {
+      if (seen.has(h)) continue;
+      seen.add(h);
+      for (const n of next(h)) if (!seen.has(n)) stack.push(n);
+    }
+    return seen;
+  }
+}

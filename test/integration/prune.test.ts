@@ -1,0 +1,217 @@
+// Pruning a real bucket end to end: closures uploaded by the built CLI with the machine's Nix into
+// s3rver, some of them aged (their objects' LastModified moved 40 days back in s3rver's data
+// directory, which is where s3rver takes LastModified from), pruned, and then real Nix substitutes
+// every kept closure with our signature required. Also: an upload running during prunes loses
+// nothing, and the CLI's `--prune` / `--prune --dry-run` / disabled pruning.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, utimes } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PresenceCache } from '../../src/cache/presence-cache.js';
+import { loadConfig } from '../../src/config/load.js';
+import { parseNarInfo } from '../../src/format/narinfo.js';
+import { silentLogger } from '../../src/log.js';
+import { PruneDb } from '../../src/prune/prune-db.js';
+import { runPruneOnce, type PruneResult } from '../../src/prune/prune-run.js';
+import { storageTarget } from '../../src/storage/open-store.js';
+import { S3ObjectStore } from '../../src/storage/s3-object-store.js';
+import { buildFixtureClosure, deleteStorePaths, type FixtureCase } from '../helpers/fixtures.js';
+import { runLoft } from '../helpers/loft-cli.js';
+import { hasNix, requireNix } from '../helpers/nix-env.js';
+import { startS3Server, storeOptionsFor, type TestS3 } from '../helpers/s3-server.js';
+import { makeNixKey, type KeyFiles } from '../helpers/signing-keys.js';
+import {
+  bucketObjects,
+  closureOf,
+  deleteLocally,
+  hashPartOfPath,
+  httpCacheUrl,
+  substitute,
+  verifyClosure,
+  writeConfig,
+} from '../helpers/upload-env.js';
+
+const DAY = 86_400_000;
+const SETTINGS = { retentionDays: 30, targetPercentage: 80, orphanGraceHours: 24 };
+type Fixtures = Record<FixtureCase, string>;
+
+describe('pruning a bucket written by loft, then Nix substitutes what was kept', () => {
+  let dir: string;
+  let s3: TestS3;
+  let key: KeyFiles;
+  let config: string;
+  let store: S3ObjectStore;
+  const built: Fixtures[] = [];
+
+  before(async () => {
+    if (!hasNix()) return;
+    dir = await mkdtemp(join(tmpdir(), 'loft-prune-it-'));
+    s3 = await startS3Server();
+    key = await makeNixKey(dir, 'loft-prune-1');
+    config = await writeConfig({
+      dir,
+      s3,
+      signingKeyPath: key.secretPath,
+      extraLoft: 'prune_enabled = true',
+    });
+    store = new S3ObjectStore(storeOptionsFor(s3));
+  });
+  after(async () => {
+    if (!hasNix()) return;
+    await store?.close();
+    await s3?.close();
+    await deleteStorePaths(built.flatMap((f) => Object.values(f)));
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function build(): Promise<Fixtures> {
+    const f = await buildFixtureClosure({ largeFileMb: 0 });
+    built.push(f);
+    return f;
+  }
+
+  /** Moves the LastModified of each path's narinfo and NAR `days` back (s3rver reads file mtimes). */
+  async function age(paths: string[], days: number): Promise<void> {
+    const when = new Date(Date.now() - days * DAY);
+    for (const p of paths) {
+      const h = hashPartOfPath(p);
+      const body = await store.get(`${h}.narinfo`);
+      assert.ok(body, `narinfo of ${p}`);
+      for (const k of [`${h}.narinfo`, parseNarInfo(body.toString()).url]) await ageKey(k, when);
+    }
+  }
+  async function ageKey(k: string, when: Date): Promise<void> {
+    const parts = k.split('/');
+    const file = `${parts.pop()}._S3rver_object`;
+    await utimes(join(s3.dir!, s3.bucket, ...parts, file), when, when);
+  }
+
+  async function prune(now = new Date()): Promise<PruneResult> {
+    // The CLI's own database and target, as the daemon would use them.
+    const { config: cfg } = await loadConfig({ path: config, explicit: true, env: {} });
+    const cache = PresenceCache.open(cfg.localCachePath, { target: storageTarget(cfg.storage) });
+    const db = PruneDb.open(cache.path, cache.target);
+    try {
+      const deps = { store, cache, db, storeDir: '/nix/store', logger: silentLogger() };
+      return await runPruneOnce(deps, { dryRun: false, now, settings: SETTINGS });
+    } finally {
+      db.close();
+      cache.close();
+    }
+  }
+
+  /** Every narinfo left names a NAR that exists, and each of its references has a narinfo. */
+  async function assertNothingDangling(): Promise<number> {
+    const objects = await bucketObjects(s3);
+    let narinfos = 0;
+    for (const k of objects.keys()) {
+      if (!k.endsWith('.narinfo')) continue;
+      narinfos++;
+      const ni = parseNarInfo((await store.get(k))!.toString());
+      assert.ok(objects.has(ni.url), `${k} names ${ni.url}, which is gone`);
+      for (const r of ni.references)
+        assert.ok(objects.has(`${r.slice(0, 32)}.narinfo`), `${k} references ${r}, gone`);
+    }
+    assert.ok(objects.has('nix-cache-info'));
+    return narinfos;
+  }
+
+  test('expired closures go, expired dependencies of kept paths stay, Nix substitutes the rest', async (t) => {
+    if (!requireNix(t) || s3.external) return t.diagnostic('needs Nix and the in-process s3rver');
+    const old = await build();
+    const fresh = await build();
+    const oldRoots = [old.top, old.tree, old.caUser];
+    const freshRoots = [fresh.top, fresh.tree, fresh.caUser];
+    const up = await runLoft(['-c', config, '--upload-path', ...oldRoots, ...freshRoots]);
+    assert.equal(up.code, 0, up.stderr);
+    const oldClosure = await closureOf(oldRoots);
+    const freshClosure = await closureOf(freshRoots);
+    await age(oldClosure, 40);
+    await age([fresh.leaf, fresh.mid], 40); // expired, but fresh.top references them
+    await store.putBytes('nar/orphan-old.nar.zst', 'x', { contentType: 'application/x-nix-nar' });
+    await ageKey('nar/orphan-old.nar.zst', new Date(Date.now() - 2 * DAY));
+    await store.putBytes('nar/orphan-young.nar.zst', 'y', { contentType: 'application/x-nix-nar' });
+    await store.putBytes('foreign/keep-me.txt', 'z', { contentType: 'text/plain' });
+    await ageKey('foreign/keep-me.txt', new Date(Date.now() - 400 * DAY));
+
+    const result = await prune();
+    const freshSet = new Set(freshClosure);
+    const gone = oldClosure.filter((p) => !freshSet.has(p));
+    assert.deepEqual(result.plan.paths.map((p) => p.hashPart).sort(), gone.map(hashPartOfPath).sort());
+    assert.ok(result.plan.keptBecauseReferenced.includes(hashPartOfPath(fresh.leaf)));
+    assert.ok(result.plan.keptBecauseReferenced.includes(hashPartOfPath(fresh.mid)));
+    const objects = await bucketObjects(s3);
+    for (const p of gone) assert.ok(!objects.has(`${hashPartOfPath(p)}.narinfo`), `${p} deleted`);
+    for (const k of ['nix-cache-info', 'foreign/keep-me.txt', 'nar/orphan-young.nar.zst'])
+      assert.ok(objects.has(k), k);
+    assert.ok(!objects.has('nar/orphan-old.nar.zst'));
+    assert.equal(await assertNothingDangling(), freshClosure.length);
+
+    await deleteLocally(freshClosure, Object.values(fresh));
+    await substitute(freshRoots, httpCacheUrl(s3), key.publicKey);
+    await verifyClosure(freshRoots, key.publicKey);
+
+    const again = await prune();
+    assert.equal(again.narinfosRead, 0, 'a second prune reads no narinfo');
+    assert.equal(again.plan.paths.length, 0);
+  });
+
+  test('an upload running during prunes loses nothing', async (t) => {
+    if (!requireNix(t) || s3.external) return t.diagnostic('needs Nix and the in-process s3rver');
+    const victim = await build();
+    const incoming = await build();
+    const victimRoots = [victim.top, victim.tree];
+    const up = await runLoft(['-c', config, '--upload-path', ...victimRoots]);
+    assert.equal(up.code, 0, up.stderr);
+    await age(await closureOf(victimRoots), 40);
+    const roots = [incoming.top, incoming.tree, incoming.caUser, incoming.symlinkOut];
+    let done = false;
+    const upload = runLoft(['-c', config, '--upload-path', ...roots]).finally(() => (done = true));
+    let prunes = 0;
+    let deleted = 0;
+    while (!done || prunes === 0) {
+      deleted += (await prune()).plan.paths.length;
+      prunes++;
+    }
+    const result = await upload;
+    assert.equal(result.code, 0, result.stderr);
+    assert.ok(deleted > 0, 'the prunes had work to do while the upload ran');
+    t.diagnostic(`${prunes} prunes ran during the upload`);
+    await prune();
+    await assertNothingDangling();
+    const closure = await closureOf(roots);
+    const objects = await bucketObjects(s3);
+    for (const p of closure) assert.ok(objects.has(`${hashPartOfPath(p)}.narinfo`), `${p} kept`);
+    await deleteLocally(closure, Object.values(incoming));
+    await substitute(roots, httpCacheUrl(s3), key.publicKey);
+    await verifyClosure(roots, key.publicKey);
+  });
+
+  test('the CLI: --prune --dry-run lists and deletes nothing, --prune deletes, disabled pruning is refused', async (t) => {
+    if (!requireNix(t)) return;
+    const cliConfig = await writeConfig({
+      dir,
+      s3,
+      signingKeyPath: key.secretPath,
+      extraLoft: 'prune_enabled = true\nprune_orphan_grace_hours = 0',
+    });
+    await store.deleteMany(['nar/orphan-young.nar.zst']); // left by the first test
+    await store.putBytes('nar/cli-orphan.nar.zst', 'o', { contentType: 'application/x-nix-nar' });
+    const dry = await runLoft(['-c', cliConfig, '--prune', '--dry-run']);
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.match(dry.stdout, /would delete nar\/cli-orphan\.nar\.zst/);
+    assert.match(dry.stdout, /prune plan for .*would delete 0 paths .* 1 orphan NARs/);
+    assert.ok((await bucketObjects(s3)).has('nar/cli-orphan.nar.zst'));
+    const real = await runLoft(['-c', cliConfig, '--prune']);
+    assert.equal(real.code, 0, real.stderr);
+    assert.match(real.stdout, /pruned .*deleted 0 paths .* 1 orphan NARs/);
+    assert.ok(!(await bucketObjects(s3)).has('nar/cli-orphan.nar.zst'));
+    await assertNothingDangling();
+
+    const disabled = await writeConfig({ dir, s3, extraLoft: 'prune_enabled = false' });
+    const refused = await runLoft(['-c', disabled, '--prune']);
+    assert.equal(refused.code, 3);
+    assert.match(refused.stderr, /pruning is disabled \(loft\.prune_enabled = false\)/);
+  });
+});

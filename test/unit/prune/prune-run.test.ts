@@ -1,0 +1,179 @@
+// The prune from bucket to bucket, over the in-memory object store and a real SQLite file.
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PresenceCache } from '../../../src/cache/presence-cache.js';
+import { silentLogger } from '../../../src/log.js';
+import { PruneDb } from '../../../src/prune/prune-db.js';
+import { PruneBusyError, runPruneOnce, type PruneRunOptions } from '../../../src/prune/prune-run.js';
+import { MemoryObjectStore } from '../../helpers/memory-object-store.js';
+import { h } from './policy-fixtures.js';
+
+const DAY = 86_400_000;
+const dirs: string[] = [];
+after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
+
+function narinfo(id: number, refs: number[], url = `nar/${h(id)}.nar.zst`, extra = ''): string {
+  return [
+    `StorePath: /nix/store/${h(id)}-p${id}`,
+    `URL: ${url}`,
+    'Compression: zstd',
+    `NarHash: sha256:${'1'.repeat(52)}`,
+    'NarSize: 100',
+    `References: ${refs.map((r) => `${h(r)}-p${r}`).join(' ')}`,
+    extra,
+  ].join('\n');
+}
+
+async function setup() {
+  const dir = await mkdtemp(join(tmpdir(), 'loft-prune-'));
+  dirs.push(dir);
+  const store = new MemoryObjectStore();
+  const cache = PresenceCache.open(join(dir, 'c.db'), { target: 'memory://t' });
+  const db = PruneDb.open(cache.path, cache.target);
+  const deps = { store, cache, db, storeDir: '/nix/store', logger: silentLogger() };
+  const put = async (key: string, body: string) => store.putBytes(key, body, { contentType: 'x' });
+  await put('nix-cache-info', 'StoreDir: /nix/store\n');
+  await put('README.txt', 'not ours');
+  const addPath = async (id: number, refs: number[] = []) => {
+    await put(`nar/${h(id)}.nar.zst`, 'x'.repeat(500));
+    await put(`${h(id)}.narinfo`, narinfo(id, refs));
+    cache.add(h(id));
+  };
+  return { store, cache, db, deps, put, addPath };
+}
+
+const opts = (daysLater: number, extra: Partial<PruneRunOptions> = {}): PruneRunOptions => ({
+  dryRun: false,
+  now: new Date(Date.now() + daysLater * DAY),
+  settings: { retentionDays: 30, targetPercentage: 80, orphanGraceHours: 24 },
+  ...extra,
+});
+
+describe('runPruneOnce', () => {
+  test('deletes an expired closure: narinfos first, then NARs; keeps foreign objects and nix-cache-info', async () => {
+    const { store, cache, db, deps, addPath } = await setup();
+    await addPath(1);
+    await addPath(2, [1, 2]);
+    const result = await runPruneOnce(deps, opts(40));
+    assert.equal(result.plan.paths.length, 2);
+    assert.deepEqual([...store.objects.keys()].sort(), ['README.txt', 'nix-cache-info']);
+    const deletes = store.calls.filter((c) => c.op === 'deleteMany').map((c) => c.key);
+    const lastNarinfo = Math.max(...deletes.map((k, i) => (k.endsWith('.narinfo') ? i : -1)));
+    const firstNar = deletes.findIndex((k) => k.startsWith('nar/'));
+    assert.ok(lastNarinfo < firstNar, `order: ${deletes.join(' ')}`);
+    assert.equal(cache.has(h(1)), false, 'presence cache forgot the path');
+    assert.equal(db.all().size, 0, 'narinfo_meta forgot the path');
+    assert.equal(result.applied?.deleteRequests, 2);
+  });
+
+  test('a second prune of an unchanged bucket reads no narinfo; a rewritten one is read again', async () => {
+    const { store, deps, addPath, put } = await setup();
+    await addPath(1);
+    await addPath(2, [1]);
+    const first = await runPruneOnce(deps, opts(0, { dryRun: true }));
+    assert.equal(first.narinfosRead, 2);
+    const gets = () => store.calls.filter((c) => c.op === 'get').length;
+    const before = gets();
+    const second = await runPruneOnce(deps, opts(0, { dryRun: true }));
+    assert.equal(second.narinfosRead, 0);
+    assert.equal(gets(), before);
+    await put(`${h(2)}.narinfo`, narinfo(2, [1]) + '\nSig: k:x');
+    const third = await runPruneOnce(deps, opts(0, { dryRun: true }));
+    assert.equal(third.narinfosRead, 1);
+  });
+
+  test('--dry-run deletes nothing but lists the plan', async () => {
+    const { store, deps, addPath } = await setup();
+    await addPath(1);
+    const n = store.objects.size;
+    const result = await runPruneOnce(deps, opts(40, { dryRun: true }));
+    assert.equal(result.plan.paths.length, 1);
+    assert.equal(store.objects.size, n);
+    assert.equal(store.calls.filter((c) => c.op === 'deleteMany').length, 0);
+  });
+
+  test('a malformed narinfo is kept with its NAR and what it references; the nix copy layout is followed', async () => {
+    const { store, deps, put, addPath } = await setup();
+    await addPath(1);
+    await put(`nar/${h(2)}.nar.zst`, 'x');
+    await put(`${h(2)}.narinfo`, `URL: nar/${h(2)}.nar.zst\nReferences: ${h(1)}-p1\nNarSize: oops\n`);
+    // nix copy: NAR named by its FileHash, xz, with a listing.
+    await put('nar/1b8m3sgpz8c27wrdfwddx2vgr1ix0szbzv0lv9a8zcr7v8cddgm0.nar.xz', 'y'.repeat(300));
+    await put(
+      `${h(3)}.narinfo`,
+      narinfo(3, [], 'nar/1b8m3sgpz8c27wrdfwddx2vgr1ix0szbzv0lv9a8zcr7v8cddgm0.nar.xz'),
+    );
+    await put(`${h(3)}.ls`, '{}');
+    const result = await runPruneOnce(deps, opts(40));
+    assert.equal(result.inventory.malformed, 1);
+    assert.deepEqual(
+      result.plan.paths.map((p) => p.hashPart),
+      [h(3)],
+    );
+    assert.ok(store.objects.has(`nar/${h(2)}.nar.zst`));
+    assert.ok(store.objects.has(`${h(1)}.narinfo`));
+    assert.ok(!store.objects.has(`${h(3)}.ls`));
+    assert.ok(!store.objects.has('nar/1b8m3sgpz8c27wrdfwddx2vgr1ix0szbzv0lv9a8zcr7v8cddgm0.nar.xz'));
+  });
+
+  test('a narinfo committed while the prune reads the bucket keeps the expired paths it references', async () => {
+    const { store, deps, addPath, put } = await setup();
+    await addPath(1);
+    // While the first look reads narinfo 1, an upload commits path 5 that references 1.
+    const get = store.get.bind(store);
+    let injected = false;
+    store.get = async (key: string) => {
+      if (!injected) {
+        injected = true;
+        await put(`nar/${h(5)}.nar.zst`, 'z');
+        await put(`${h(5)}.narinfo`, narinfo(5, [1]));
+      }
+      return get(key);
+    };
+    for (const k of [`${h(1)}.narinfo`, `nar/${h(1)}.nar.zst`]) {
+      store.objects.get(k)!.lastModified = new Date(Date.now() - 40 * DAY);
+    }
+    const result = await runPruneOnce(deps, opts(0));
+    assert.ok(injected);
+    assert.ok(store.objects.has(`${h(1)}.narinfo`), 'expired path 1 kept: 5 references it');
+    assert.ok(store.objects.has(`nar/${h(1)}.nar.zst`));
+    assert.deepEqual(result.plan.paths, []);
+    assert.deepEqual(result.plan.keptBecauseReferenced, [h(1)]);
+  });
+
+  test('orphan NARs go after the grace period; unfinished multipart uploads are aborted', async () => {
+    const { store, deps, put } = await setup();
+    await put('nar/orphan.nar.zst', 'o'.repeat(10));
+    const aborted: string[] = [];
+    const withUploads = Object.assign(store, {
+      // eslint-disable-next-line @typescript-eslint/require-await
+      async *listMultipartUploads() {
+        yield { key: 'nar/partial.nar.zst', uploadId: 'u1', initiated: new Date() };
+      },
+      abortMultipartUpload: (key: string, uploadId: string) => {
+        aborted.push(`${key}#${uploadId}`);
+        return Promise.resolve();
+      },
+    });
+    const young = await runPruneOnce({ ...deps, store: withUploads }, opts(0.5));
+    assert.equal(young.plan.orphans.length, 0);
+    assert.ok(store.objects.has('nar/orphan.nar.zst'));
+    const old = await runPruneOnce({ ...deps, store: withUploads }, opts(2));
+    assert.equal(old.plan.orphans.length, 1);
+    assert.ok(!store.objects.has('nar/orphan.nar.zst'));
+    assert.deepEqual(aborted, ['nar/partial.nar.zst#u1']);
+  });
+
+  test('never two prunes at once', async () => {
+    const { deps, db, addPath } = await setup();
+    await addPath(1);
+    assert.equal(db.tryLock({ pid: 1, host: 'other' }), undefined);
+    await assert.rejects(runPruneOnce(deps, opts(40)), PruneBusyError);
+    db.unlock();
+    const result = await runPruneOnce(deps, opts(40));
+    assert.equal(result.plan.paths.length, 1);
+  });
+});
