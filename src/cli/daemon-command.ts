@@ -4,7 +4,11 @@
 // function, the list runs in `finally` in reverse, and an unref'd timer forces the exit if a release
 // hangs.
 import type { Config } from '../config/schema.js';
+import { parsePruneSchedule } from '../config/prune-schedule.js';
 import { runDaemon } from '../daemon/daemon.js';
+import type { ScheduledPrune } from '../daemon/prune-loop.js';
+import { PruneDb } from '../prune/prune-db.js';
+import { runPruneOnce } from '../prune/prune-run.js';
 import { UploadQueue } from '../daemon/upload-queue.js';
 import { ExitCode, type ExitCodeValue } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -39,6 +43,7 @@ export async function runDaemonCommand(config: Config, logger: Logger): Promise<
         upload: daemonUpload(rt),
         listValidPaths: () => listValidStorePaths(config.storeDir),
         populateCache: () => runPopulateCache(rt, false, (line) => logger.info(line)),
+        ...scheduledPrune(rt, releases),
         logger: logger.child({ component: 'daemon' }),
       },
       {
@@ -62,6 +67,40 @@ export async function runDaemonCommand(config: Config, logger: Logger): Promise<
       }
     }
   }
+}
+
+/** loft.prune_schedule, when pruning is enabled and scheduled: the same prune as `loft --prune`. */
+function scheduledPrune(rt: Runtime, releases: Release[]): { prune?: ScheduledPrune } {
+  const p = rt.config.prune;
+  const schedule = p.enabled && p.schedule !== undefined ? parsePruneSchedule(p.schedule) : undefined;
+  if (!schedule) return {};
+  const db = PruneDb.open(rt.cache.path, rt.cache.target);
+  releases.push(() => db.close());
+  const deps = {
+    store: rt.store,
+    db,
+    cache: rt.cache,
+    storeDir: rt.config.storeDir,
+    logger: rt.logger.child({ component: 'prune' }),
+  };
+  const settings = {
+    retentionDays: p.retentionDays,
+    targetPercentage: p.targetPercentage,
+    orphanGraceHours: p.orphanGraceHours,
+    ...(p.maxSizeGb !== undefined ? { maxSizeGb: p.maxSizeGb } : {}),
+  };
+  const run = async () => {
+    const result = await runPruneOnce(deps, { settings, now: new Date(), dryRun: false });
+    rt.logger.info(
+      {
+        deleted: result.plan.paths.length,
+        orphans: result.plan.orphans.length,
+        bytes: result.plan.pathBytes,
+      },
+      'scheduled prune finished',
+    );
+  };
+  return { prune: { schedule, run } };
 }
 
 /** One batch of queued paths through the same uploader as --upload-path (explicit = false). */

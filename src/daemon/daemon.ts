@@ -5,6 +5,7 @@
 import type { PresenceCache } from '../cache/presence-cache.js';
 import type { Logger } from '../log.js';
 import { StoreWatcher } from '../store/store-watcher.js';
+import { startPruneLoop, type ScheduledPrune } from './prune-loop.js';
 import type { RetryPolicy } from './retry-policy.js';
 import type { UploadQueue } from './upload-queue.js';
 import { UploadWorker, type UploadBatch } from './worker.js';
@@ -17,6 +18,8 @@ export interface DaemonDeps {
   listValidPaths: () => Promise<string[]>;
   /** Fills the presence cache from the bucket (populate_cache_on_startup). */
   populateCache?: () => Promise<void>;
+  /** Pruning on loft.prune_schedule, when enabled. */
+  prune?: ScheduledPrune;
   logger: Logger;
 }
 
@@ -65,6 +68,11 @@ export async function runDaemon(deps: DaemonDeps, opts: DaemonOptions, stop: Abo
     releases.push(() => started.stop(opts.graceMs ?? 30_000));
     const { pending, parked } = queue.counts();
     logger.info({ storeDir: opts.storeDir, queued: pending, parked }, 'daemon started, watching the store');
+
+    if (deps.prune) {
+      const loop = startPruneLoop(deps.prune, started, logger.child({ component: 'prune' }));
+      releases.push(() => loop.stop());
+    }
 
     const status = setInterval(
       () => logStatus(deps, started.stats.uploaded),

@@ -44,6 +44,10 @@ export class UploadWorker {
   private wake: (() => void) | undefined;
   private notified = false;
   private readonly abort = new AbortController();
+  /** The batch being uploaded, if any. */
+  private batchInFlight: Promise<void> | undefined;
+  /** An exclusive job (a prune) that no batch may overlap. */
+  private pausedBy: Promise<unknown> | undefined;
 
   constructor(private readonly opts: UploadWorkerOptions) {
     this.logger = opts.logger ?? silentLogger();
@@ -57,6 +61,25 @@ export class UploadWorker {
   notify(): void {
     this.notified = true;
     this.wake?.();
+  }
+
+  /**
+   * Runs `job` while no upload batch runs: it waits for the batch in flight, and no new batch starts
+   * until it settles. The daemon's scheduled prune goes through here, so it never deletes a path
+   * that one of its own uploads has just found present and is about to reference.
+   */
+  async exclusive<T>(job: () => Promise<T>): Promise<T> {
+    const run = (async () => {
+      while (this.batchInFlight) await this.batchInFlight.catch(() => undefined);
+      return job();
+    })();
+    this.pausedBy = run;
+    try {
+      return await run;
+    } finally {
+      if (this.pausedBy === run) this.pausedBy = undefined;
+      this.notify();
+    }
   }
 
   /**
@@ -80,6 +103,10 @@ export class UploadWorker {
     while (!this.stopping) {
       this.notified = false;
       let batch = 0;
+      if (this.pausedBy) {
+        await this.pausedBy.catch(() => undefined);
+        continue;
+      }
       try {
         // The queue is read inside the try too: a database error (a lock held too long by another
         // process) must back the worker off, not end it.
@@ -89,7 +116,12 @@ export class UploadWorker {
           await this.idle(this.untilNextDue());
           continue;
         }
-        await this.runBatch(items);
+        this.batchInFlight = this.runBatch(items);
+        try {
+          await this.batchInFlight;
+        } finally {
+          this.batchInFlight = undefined;
+        }
         failures = 0;
       } catch (err) {
         if (this.abort.signal.aborted) break;

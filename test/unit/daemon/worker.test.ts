@@ -174,4 +174,31 @@ void describe('UploadWorker', () => {
     assert.deepEqual(queue.counts(), { pending: 1, parked: 0 });
     assert.equal(queue.takeDue(10)[0]?.attempts, 0, 'no failure counted for a shutdown');
   });
+
+  void test('exclusive() waits for the batch in flight and holds new batches until it ends', async () => {
+    const events: string[] = [];
+    let release: () => void = () => undefined;
+    const { queue, worker } = setup(async (paths) => {
+      events.push(`batch ${paths.length}`);
+      await new Promise<void>((r) => (release = r));
+      events.push('batch end');
+      return report(paths);
+    });
+    queue.enqueue([P(1)]);
+    worker.start();
+    await until(() => events.length === 1);
+    const pruned = worker.exclusive(async () => {
+      events.push('prune');
+      queue.enqueue([P(2)]);
+      await sleep(120); // several poll intervals: no batch may start meanwhile
+      events.push('prune end');
+    });
+    await sleep(30);
+    release();
+    await pruned;
+    await until(() => events.length >= 5);
+    release();
+    await until(() => queue.counts().pending === 0);
+    assert.deepEqual(events.slice(0, 5), ['batch 1', 'batch end', 'prune', 'prune end', 'batch 1']);
+  });
 });
