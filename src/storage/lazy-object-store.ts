@@ -1,10 +1,17 @@
 // An ObjectStore that opens the real one on first use. A run whose every path the presence cache
 // already knows (a post-build hook on a warm cache, a re-run) never talks to the bucket: it should
 // neither load the AWS SDK (about a tenth of a second) nor send the access check.
+//
+// It always offers the multipart-upload methods the pruner looks for (`multipartUploadsOf` in
+// src/prune/inventory.ts tests for them), since whether the real store has them is only known
+// once it is open; openObjectStore wraps S3 stores only, and those have them.
 import type { Readable } from 'node:stream';
+import { StorageError } from '../errors.js';
+import type { MultipartUploads } from '../prune/inventory.js';
 import type { ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
+import type { MultipartUpload } from './s3-multipart.js';
 
-export class LazyObjectStore implements ObjectStore {
+export class LazyObjectStore implements ObjectStore, MultipartUploads {
   #opened: Promise<ObjectStore> | undefined;
 
   /**
@@ -47,9 +54,26 @@ export class LazyObjectStore implements ObjectStore {
   async deleteMany(keys: string[], signal?: AbortSignal): Promise<void> {
     return (await this.store()).deleteMany(keys, signal);
   }
+  /** A real store without multipart uploads has no unfinished ones: nothing is listed. */
+  async *listMultipartUploads(signal?: AbortSignal): AsyncIterable<MultipartUpload> {
+    const store = await this.store();
+    if (hasMultipart(store)) yield* store.listMultipartUploads(signal);
+  }
+  async abortMultipartUpload(key: string, uploadId: string, signal?: AbortSignal): Promise<void> {
+    const store = await this.store();
+    if (!hasMultipart(store)) {
+      throw new StorageError(`${this.description} has no multipart uploads, so none can be aborted (${key})`);
+    }
+    return store.abortMultipartUpload(key, uploadId, signal);
+  }
   async close(): Promise<void> {
     if (this.#opened === undefined) return;
     const store = await this.#opened.catch(() => undefined);
     await store?.close();
   }
+}
+
+function hasMultipart(store: ObjectStore): store is ObjectStore & MultipartUploads {
+  const s = store as Partial<MultipartUploads>;
+  return typeof s.listMultipartUploads === 'function' && typeof s.abortMultipartUpload === 'function';
 }

@@ -95,7 +95,8 @@ function classifyOne(f: ErrorFields, status: number | undefined): FailureKind | 
   if (names.some((n) => TIMEOUT_NAMES.has(n) || TIMEOUT_ERRNOS.has(n))) return 'timeout';
   if (names.some((n) => NETWORK_ERRNOS.has(n))) return 'network';
   if (typeof f.message === 'string' && /socket hang up/i.test(f.message)) return 'network';
-  if (status !== undefined && status >= 500 && status <= 599) return 'server';
+  // 501 Not Implemented is a definite answer (the server lacks the operation): asking again cannot help.
+  if (status !== undefined && status >= 500 && status <= 599 && status !== 501) return 'server';
   return undefined;
 }
 

@@ -13,9 +13,16 @@ import {
 } from '@aws-sdk/client-s3';
 import { AbortedError, ConfigError, StorageError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { MultipartUploads } from '../prune/inventory.js';
 import type { ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
 import { errorCodeOf, httpStatusOf } from './retry.js';
 import { createS3Client, describeEndpoint, toStorageError, type S3ClientOptions } from './s3-client.js';
+import {
+  abortMultipartUpload,
+  listMultipartUploads,
+  type MultipartTarget,
+  type MultipartUpload,
+} from './s3-multipart.js';
 import { describeS3Target } from './s3-description.js';
 
 export interface S3StoreOptions extends S3ClientOptions {
@@ -49,7 +56,7 @@ export function partSizeFor(configured: number, sizeHint: number | undefined): n
 /** DeleteObjects takes at most 1000 keys per request. */
 const DELETE_BATCH = 1000;
 
-export class S3ObjectStore implements ObjectStore {
+export class S3ObjectStore implements ObjectStore, MultipartUploads {
   readonly description: string;
   private readonly client: S3Client;
   private readonly bucket: string;
@@ -244,6 +251,21 @@ export class S3ObjectStore implements ObjectStore {
         );
       }
     }
+  }
+
+  /** Unfinished multipart uploads under the key prefix (keys without it), for the pruner. */
+  listMultipartUploads(signal?: AbortSignal): AsyncIterable<MultipartUpload> {
+    return listMultipartUploads(this.multipartTarget(), signal);
+  }
+
+  /** An upload that is already gone is not an error. */
+  abortMultipartUpload(key: string, uploadId: string, signal?: AbortSignal): Promise<void> {
+    return abortMultipartUpload(this.multipartTarget(), key, uploadId, signal);
+  }
+
+  private multipartTarget(): MultipartTarget {
+    const { client, bucket, prefix } = this;
+    return { client, bucket, prefix, logger: this.options.logger, fail: (op, err) => this.fail(op, err) };
   }
 
   close(): Promise<void> {

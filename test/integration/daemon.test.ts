@@ -8,7 +8,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { buildFixtureClosure, randomSalt } from '../helpers/fixtures.js';
@@ -197,19 +197,30 @@ void describe('loft daemon: watches the store and uploads new paths', { concurre
     }
   });
 
-  test('a burst of 100 builds with a failing one in the middle: every built path is uploaded', async (t) => {
+  test('a burst of 200 builds with a failing one in the middle: every built path is uploaded, once', async (t) => {
     if (!requireNix(t)) return;
     const file = await writeBurst(dir);
     const salt = randomSalt();
-    const args = ['--argstr', 'salt', salt, '--arg', 'n', '101', '--arg', 'failAt', '50'];
+    const args = ['--argstr', 'salt', salt, '--arg', 'n', '201', '--arg', 'failAt', '100'];
     await assert.rejects(nixBin(['nix-build', '--no-out-link', '--keep-going', file, ...args]));
-    const expr = `map (d: d.outPath) (import ${file} { salt = "${salt}"; n = 101; failAt = 50; })`;
+    const expr = `map (d: d.outPath) (import ${file} { salt = "${salt}"; n = 201; failAt = 100; })`;
     const all = JSON.parse(
       (await nixBin(['nix-instantiate', '--eval', '--strict', '--json', '-E', expr])).stdout,
     ) as string[];
-    const built = all.filter((_, i) => i !== 50);
+    const built = all.filter((_, i) => i !== 100);
+    assert.equal(built.length, 200);
     await waitUploaded(s3, built);
-    assert.deepEqual(await missingNarinfos(s3, [all[50]!]), [all[50]], 'the failed build left nothing');
+    assert.deepEqual(await missingNarinfos(s3, [all[100]!]), [all[100]], 'the failed build left nothing');
+    if (!s3.external) {
+      const narinfoPuts = new Map<string, number>();
+      for (const r of s3.requests)
+        if (r.method === 'PUT' && r.key.endsWith('.narinfo'))
+          narinfoPuts.set(r.key, (narinfoPuts.get(r.key) ?? 0) + 1);
+      for (const p of built) {
+        const key = `${basename(p).slice(0, 32)}.narinfo`;
+        assert.equal(narinfoPuts.get(key), 1, `${p} uploaded exactly once`);
+      }
+    }
   });
 
   test('--enqueue exits 0 at once and the daemon uploads the path; trouble is only a warning', async (t) => {

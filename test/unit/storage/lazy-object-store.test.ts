@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
+import { StorageError } from '../../../src/errors.js';
 import { LazyObjectStore } from '../../../src/storage/lazy-object-store.js';
 import { MemoryObjectStore } from '../../helpers/memory-object-store.js';
 
@@ -37,4 +38,42 @@ test('a failed open fails every call with that error and destroys a stream body'
   assert.match(String(bodyErrors[0]), /bad credentials/);
   assert.equal(opened, 1);
   await lazy.close();
+});
+
+test('multipart methods are always offered and forwarded to the real store once it is open', async () => {
+  let opened = 0;
+  const aborted: string[] = [];
+  const initiated = new Date('2026-11-01T00:00:00Z');
+  const inner = Object.assign(new MemoryObjectStore(), {
+    // eslint-disable-next-line @typescript-eslint/require-await
+    async *listMultipartUploads(signal?: AbortSignal) {
+      yield { key: 'nar/a.nar.zst', uploadId: signal ? 'with-signal' : 'u1', initiated };
+    },
+    abortMultipartUpload: (key: string, uploadId: string) => {
+      aborted.push(`${key}#${uploadId}`);
+      return Promise.resolve();
+    },
+  });
+  const lazy = new LazyObjectStore('memory://lazy', () => {
+    opened++;
+    return Promise.resolve(inner);
+  });
+  // What multipartUploadsOf (src/prune/inventory.ts) checks, before anything is opened.
+  assert.equal(typeof lazy.listMultipartUploads, 'function');
+  assert.equal(typeof lazy.abortMultipartUpload, 'function');
+  assert.equal(opened, 0);
+  const listed = [];
+  for await (const u of lazy.listMultipartUploads(new AbortController().signal)) listed.push(u);
+  assert.deepEqual(listed, [{ key: 'nar/a.nar.zst', uploadId: 'with-signal', initiated }]);
+  await lazy.abortMultipartUpload('nar/a.nar.zst', 'u1');
+  assert.deepEqual(aborted, ['nar/a.nar.zst#u1']);
+  assert.equal(opened, 1);
+});
+
+test('a real store without multipart uploads lists none and refuses an abort', async () => {
+  const lazy = new LazyObjectStore('memory://lazy', () => Promise.resolve(new MemoryObjectStore()));
+  const listed = [];
+  for await (const u of lazy.listMultipartUploads()) listed.push(u);
+  assert.deepEqual(listed, []);
+  await assert.rejects(lazy.abortMultipartUpload('nar/a.nar.zst', 'u1'), StorageError);
 });

@@ -99,6 +99,7 @@ describe('classifyFailure', () => {
     ['404 NotFound', s3Error('NotFound', 404), 'fatal'],
     ['404 NoSuchBucket', s3Error('NoSuchBucket', 404), 'fatal'],
     ['400 InvalidArgument', s3Error('InvalidArgument', 400), 'fatal'],
+    ['501 NotImplemented (an operation the server lacks)', s3Error('NotImplemented', 501), 'fatal'],
     [
       'a 403 whose cause looks retryable stays fatal',
       Object.assign(s3Error('AccessDenied', 403), { cause: errno('ECONNRESET') }),
