@@ -2,8 +2,8 @@
 // createS3Client (retries, unsigned extra headers, no aws-chunked bodies); every failure leaves as
 // a StorageError with a stable code.
 import { Readable } from 'node:stream';
+import { BodySource, partSizeFor } from './body-source.js';
 import {
-  AbortMultipartUploadCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -40,19 +40,6 @@ export interface S3StoreOptions extends S3ClientOptions {
 
 /** S3 refuses parts below 5 MiB (except the last one), and so does lib-storage. */
 export const MIN_PART_SIZE_BYTES = 5 * 1024 * 1024;
-/** S3 allows 10,000 parts per upload; aim below it so a size hint that is a little low still fits. */
-const TARGET_MAX_PARTS = 9000;
-const MiB = 1024 * 1024;
-
-/**
- * The configured part size keeps memory low for ordinary NARs; a body whose size hint would need
- * more than TARGET_MAX_PARTS parts gets larger parts (whole MiB), so any NAR up to S3's 5 TiB fits.
- */
-export function partSizeFor(configured: number, sizeHint: number | undefined): number {
-  if (sizeHint === undefined) return configured;
-  return Math.max(configured, Math.ceil(sizeHint / TARGET_MAX_PARTS / MiB) * MiB);
-}
-
 /** DeleteObjects takes at most 1000 keys per request. */
 const DELETE_BATCH = 1000;
 
@@ -194,14 +181,13 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads {
   }
 
   private async abortMultipart(key: string, uploadId: string): Promise<void> {
-    const input = { Bucket: this.bucket, Key: this.prefix + key, UploadId: uploadId };
     try {
-      await this.client.send(new AbortMultipartUploadCommand(input));
+      await this.abortMultipartUpload(key, uploadId);
     } catch (err) {
-      // Not fatal: the parts are invisible to readers; a bucket lifecycle rule can collect them.
+      // Not fatal: the parts are invisible to readers; pruning or a lifecycle rule collects them.
       this.options.logger?.warn(
         { key, code: errorCodeOf(err), status: httpStatusOf(err) },
-        'could not abort multipart upload; its parts stay until a lifecycle rule removes them',
+        'could not abort multipart upload; its parts stay until pruning or a lifecycle rule removes them',
       );
     }
   }
@@ -295,46 +281,4 @@ function isNotFound(err: unknown): boolean {
   return (
     code === 'NotFound' || code === 'NoSuchKey' || (httpStatusOf(err) === 404 && code !== 'NoSuchBucket')
   );
-}
-
-/**
- * Pulls a Readable by hand so the first part can be inspected before choosing PutObject or
- * multipart, and remembers whether a failure came from the body rather than from S3.
- */
-class BodySource {
-  error: Error | undefined;
-  private readonly it: AsyncIterator<unknown>;
-
-  constructor(body: Readable) {
-    this.it = body[Symbol.asyncIterator]();
-  }
-
-  async next(): Promise<Buffer | undefined> {
-    try {
-      const r = await this.it.next();
-      if (r.done === true) return undefined;
-      return Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value as string | Uint8Array);
-    } catch (err) {
-      this.error = err instanceof Error ? err : new Error(String(err));
-      throw this.error;
-    }
-  }
-
-  /** Chunks until more than `limit` bytes were read (ended: false) or the body ended within it. */
-  async readUpTo(limit: number): Promise<{ chunks: Buffer[]; ended: boolean }> {
-    const chunks: Buffer[] = [];
-    let length = 0;
-    while (length <= limit) {
-      const chunk = await this.next();
-      if (chunk === undefined) return { chunks, ended: true };
-      chunks.push(chunk);
-      length += chunk.length;
-    }
-    return { chunks, ended: false };
-  }
-
-  async *rest(first: Buffer[]): AsyncGenerator<Buffer> {
-    yield* first;
-    for (let chunk = await this.next(); chunk !== undefined; chunk = await this.next()) yield chunk;
-  }
 }

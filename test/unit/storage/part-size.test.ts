@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { partSizeFor } from '../../../src/storage/s3-object-store.js';
+import { partSizeFor } from '../../../src/storage/body-source.js';
 
 const MiB = 1024 * 1024;
 
