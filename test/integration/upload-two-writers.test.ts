@@ -1,0 +1,80 @@
+// Two loft processes (two hosts: separate presence databases) uploading overlapping closures into
+// one bucket at the same time. Uploads are idempotent (the NAR key comes from the NarHash, the
+// narinfo is written last), so the bucket must end consistent and Nix must substitute all of it.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildFixtureClosure, deleteStorePaths, type FixtureCase } from '../helpers/fixtures.js';
+import { runLoft } from '../helpers/loft-cli.js';
+import { hasNix, requireNix } from '../helpers/nix-env.js';
+import { startS3Server, type TestS3 } from '../helpers/s3-server.js';
+import { makeNixKey, type KeyFiles } from '../helpers/signing-keys.js';
+import {
+  bucketNarInfo,
+  bucketObjects,
+  closureOf,
+  deleteLocally,
+  hashPartOfPath,
+  httpCacheUrl,
+  substitute,
+  verifyClosure,
+  writeConfig,
+} from '../helpers/upload-env.js';
+
+describe('two writers, one bucket', () => {
+  let dir: string;
+  let s3: TestS3;
+  let key: KeyFiles;
+  let f: Record<FixtureCase, string>;
+
+  before(async () => {
+    if (!hasNix()) return;
+    dir = await mkdtemp(join(tmpdir(), 'loft-two-writers-'));
+    s3 = await startS3Server();
+    key = await makeNixKey(dir, 'loft-two-writers-1');
+    f = await buildFixtureClosure({ largeFileMb: 12 });
+  });
+  after(async () => {
+    if (!hasNix()) return;
+    await s3.close();
+    await deleteStorePaths(Object.values(f));
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('overlapping closures uploaded at once leave a consistent bucket that Nix substitutes', async (t) => {
+    if (!requireNix(t)) return;
+    const hostA = await writeConfig({
+      dir: await mkdtemp(join(dir, 'a-')),
+      s3,
+      signingKeyPath: key.secretPath,
+    });
+    const hostB = await writeConfig({
+      dir: await mkdtemp(join(dir, 'b-')),
+      s3,
+      signingKeyPath: key.secretPath,
+    });
+    const rootsA = [f.top, f.large, f.tree];
+    const rootsB = [f.top, f.large, f.symlinkOut, f.caUser];
+    const [a, b] = await Promise.all([
+      runLoft(['-c', hostA, '--upload-path', ...rootsA]),
+      runLoft(['-c', hostB, '--upload-path', ...rootsB]),
+    ]);
+    assert.equal(a.code, 0, a.stderr);
+    assert.equal(b.code, 0, b.stderr);
+    const roots = [...new Set([...rootsA, ...rootsB])];
+    const closure = await closureOf(roots);
+    const objects = await bucketObjects(s3);
+    for (const p of closure) {
+      const ni = await bucketNarInfo(s3, hashPartOfPath(p));
+      assert.ok(ni, `narinfo of ${p}`);
+      assert.equal(objects.get(ni.url), ni.fileSize, `NAR of ${p} has the size its narinfo names`);
+      for (const ref of ni.references)
+        assert.ok(objects.has(`${ref.slice(0, 32)}.narinfo`), `reference ${ref}`);
+    }
+    await deleteLocally(closure, Object.values(f));
+    await substitute(roots, httpCacheUrl(s3), key.publicKey);
+    await verifyClosure(roots, key.publicKey);
+  });
+});
