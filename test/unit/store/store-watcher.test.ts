@@ -1,7 +1,7 @@
 // The store watcher against a real temporary directory and real fs events (inotify on Linux).
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -148,6 +148,24 @@ void describe('StoreWatcher on a temporary directory', () => {
     assert.equal(await w.reconcile(), 1);
     assert.deepEqual(reported(), [p]);
     assert.equal(await w.reconcile(), 0, 'a second listing reports nothing new');
+  });
+
+  void test('the periodic listing is skipped while the directory mtime is unchanged', async () => {
+    const dir = await freshStore();
+    const w = await watch(dir, { quietMs: 60_000, maxDelayMs: 60_000 });
+    // A whole-second mtime, which utimes can set again exactly.
+    const old = new Date(Math.floor(Date.now() / 1000) * 1000 - 60_000);
+    await utimes(dir, old, old);
+    assert.equal(await w.reconcile(), 0);
+    const p = join(dir, `${hash(6)}-hidden`);
+    await mkdir(p);
+    // Put the old mtime back: to the cheap check nothing happened, so the listing is skipped...
+    await utimes(dir, old, old);
+    assert.equal(await w.reconcile({ skipIfUnchanged: true }), 0);
+    // ...and any real change of the directory makes it list and find the entry.
+    await writeFile(join(dir, 'x.lock'), '');
+    assert.equal(await w.reconcile({ skipIfUnchanged: true }), 1);
+    assert.deepEqual(reported(), [p]);
   });
 
   void test('paths that could not be queued are reported again by the next listing', async () => {
