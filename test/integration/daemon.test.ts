@@ -16,7 +16,16 @@ import { LOFT_MAIN, logLines, runLoft } from '../helpers/loft-cli.js';
 import { hasNix, nixBin, nixEnv, requireNix } from '../helpers/nix-env.js';
 import { startS3Server, type TestS3 } from '../helpers/s3-server.js';
 import { makeNixKey, type KeyFiles } from '../helpers/signing-keys.js';
-import { bucketObjects, closureOf, hashPartOfPath, writeConfig } from '../helpers/upload-env.js';
+import {
+  bucketObjects,
+  closureOf,
+  deleteLocally,
+  hashPartOfPath,
+  httpCacheUrl,
+  substitute,
+  verifyClosure,
+  writeConfig,
+} from '../helpers/upload-env.js';
 import { parseNarInfo, type NarInfo } from '../../src/format/narinfo.js';
 import { S3ObjectStore } from '../../src/storage/s3-object-store.js';
 import { storeOptionsFor } from '../helpers/s3-server.js';
@@ -183,10 +192,11 @@ void describe('loft daemon: watches the store and uploads new paths', { concurre
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  test('a new build appears in the bucket with its whole closure, signed', async (t) => {
+  test('a new build appears in the bucket with its whole closure, signed, and Nix substitutes it', async (t) => {
     if (!requireNix(t)) return;
     const f = await buildFixtureClosure({ largeFileMb: 1 });
-    const closure = await closureOf([f.top, f.tree, f.symlinkOut, f.large, f.caUser]);
+    const roots = [f.top, f.tree, f.symlinkOut, f.large, f.caUser];
+    const closure = await closureOf(roots);
     await waitUploaded(s3, closure);
     for (const p of closure) {
       const ni = await bucketNarInfo(s3, hashPartOfPath(p));
@@ -195,6 +205,9 @@ void describe('loft daemon: watches the store and uploads new paths', { concurre
         `signature of ${p}`,
       );
     }
+    await deleteLocally(closure, Object.values(f));
+    await substitute(roots, httpCacheUrl(s3), key.publicKey);
+    await verifyClosure(roots, key.publicKey);
   });
 
   test('a burst of 200 builds with a failing one in the middle: every built path is uploaded, once', async (t) => {
