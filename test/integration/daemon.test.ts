@@ -287,9 +287,17 @@ void describe('loft daemon: watches the store and uploads new paths', { concurre
     const big = await building;
     assert.equal(await daemon.exited, null, 'killed by a signal');
     assert.deepEqual(await missingNarinfos(s3, [big]), [big], 'killed before the narinfo was written');
+    const committed = [...(await bucketObjects(s3)).keys()].filter((k) => k.endsWith('.narinfo'));
+    const restartMark = s3.requests.length;
     daemon = await Daemon.start(config);
     await waitUploaded(s3, [big]);
     assert.ok((await assertNoNarinfoWithoutNar(s3)) > 100);
+    if (!s3.external) {
+      const rewritten = s3.requests
+        .slice(restartMark)
+        .filter((r) => r.method === 'PUT' && committed.includes(r.key));
+      assert.deepEqual(rewritten, [], 'nothing already committed is uploaded again after the restart');
+    }
   });
 
   test('SIGTERM during an upload lets it finish (exit 0); a second signal exits at once (130)', async (t) => {
