@@ -4,6 +4,7 @@
 // function, the list runs in `finally` in reverse, and an unref'd timer forces the exit if a release
 // hangs.
 import type { Config } from '../config/schema.js';
+import { releaseAll, type Release } from '../release-list.js';
 import { parsePruneSchedule } from '../config/prune-schedule.js';
 import { runDaemon } from '../daemon/daemon.js';
 import type { ScheduledPrune } from '../daemon/prune-loop.js';
@@ -24,8 +25,6 @@ import { buildUploadDeps } from './upload-deps.js';
 export const SHUTDOWN_GRACE_MS = 30_000;
 /** After the grace period, releasing everything gets this long before the process exits anyway. */
 const FORCED_EXIT_AFTER_MS = SHUTDOWN_GRACE_MS + 15_000;
-
-type Release = () => Promise<void> | void;
 
 export async function runDaemonCommand(config: Config, logger: Logger): Promise<ExitCodeValue> {
   const releases: Release[] = [];
@@ -59,13 +58,7 @@ export async function runDaemonCommand(config: Config, logger: Logger): Promise<
     );
     return ExitCode.ok;
   } finally {
-    for (const release of releases.reverse()) {
-      try {
-        await release();
-      } catch (err) {
-        logger.error({ err }, 'error while releasing daemon resources');
-      }
-    }
+    await releaseAll(releases, (err) => logger.error({ err }, 'error while releasing daemon resources'));
   }
 }
 

@@ -5,6 +5,7 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { openObjectStore, storageTarget } from '../storage/open-store.js';
 import type { ObjectStore } from '../storage/object-store.js';
+import { releaseAll, type Release } from '../release-list.js';
 
 export interface Runtime {
   config: Config;
@@ -16,7 +17,7 @@ export interface Runtime {
 
 export async function openRuntime(config: Config, logger: Logger): Promise<Runtime> {
   const store = openObjectStore(config.storage, logger.child({ component: 'storage' }));
-  const releases: Array<() => Promise<void> | void> = [() => store.close()];
+  const releases: Release[] = [() => store.close()];
   try {
     const cache = PresenceCache.open(config.localCachePath, {
       target: storageTarget(config.storage),
@@ -33,15 +34,5 @@ export async function openRuntime(config: Config, logger: Logger): Promise<Runti
   } catch (err) {
     await releaseAll(releases);
     throw err;
-  }
-}
-
-async function releaseAll(releases: Array<() => Promise<void> | void>): Promise<void> {
-  for (const release of releases.reverse()) {
-    try {
-      await release();
-    } catch {
-      // Closing is best effort; the command's own error is what matters.
-    }
   }
 }

@@ -4,6 +4,7 @@
 // Nix's list of valid paths) is handed in, so the CLI owns process concerns and tests can drive it.
 import type { PresenceCache } from '../cache/presence-cache.js';
 import type { Logger } from '../log.js';
+import { releaseAll, type Release } from '../release-list.js';
 import { StoreWatcher } from '../store/store-watcher.js';
 import { startPruneLoop, type ScheduledPrune } from './prune-loop.js';
 import type { RetryPolicy } from './retry-policy.js';
@@ -45,7 +46,7 @@ const CATCH_UP_SLACK_MS = 5 * 60_000;
 /** Runs until `stop` is aborted, then shuts down in order. The queue keeps unfinished work. */
 export async function runDaemon(deps: DaemonDeps, opts: DaemonOptions, stop: AbortSignal): Promise<void> {
   const { queue, logger } = deps;
-  const releases: Array<() => Promise<void> | void> = [];
+  const releases: Release[] = [];
   let worker: UploadWorker | undefined;
   try {
     const requeued = queue.requeueParked();
@@ -88,13 +89,7 @@ export async function runDaemon(deps: DaemonDeps, opts: DaemonOptions, stop: Abo
     await abortedPromise(stop);
     logger.info('stopping: no new uploads; waiting for uploads in progress');
   } finally {
-    for (const release of releases.reverse()) {
-      try {
-        await release();
-      } catch (err) {
-        logger.error({ err }, 'error while stopping the daemon');
-      }
-    }
+    await releaseAll(releases, (err) => logger.error({ err }, 'error while stopping the daemon'));
   }
   const { pending, parked } = queue.counts();
   queue.setState('last_watch_at', String(Date.now()));
