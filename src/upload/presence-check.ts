@@ -54,7 +54,8 @@ export async function checkPresence(
 
   let requests = 0;
   const found: string[] = [];
-  if (chooseStrategy(unknown.length, cache.count()) === 'head') {
+  const strategy = chooseStrategy(unknown.length, cache.count());
+  if (strategy === 'head') {
     const limit = pLimit(options.headConcurrency ?? 32);
     await Promise.all(
       unknown.map((h) =>
@@ -79,7 +80,7 @@ export async function checkPresence(
     // next size estimate right.
     cache.addMany(seen.map((hashPart) => ({ hashPart })));
   }
-  cache.addMany(found.map((hashPart) => ({ hashPart })));
+  if (strategy === 'head') cache.addMany(found.map((hashPart) => ({ hashPart })));
   for (const h of found) present.add(h);
   return { present, learnedFromBucket: found.length, requests };
 }

@@ -3,7 +3,7 @@
 // narinfos, so at every moment the cache holds only whole closures.
 import pLimit from 'p-limit';
 import type { PresenceCache } from '../cache/presence-cache.js';
-import { CorruptPathError, LoftError, StorageError, oneLine } from '../errors.js';
+import { CorruptPathError, ExitCode, LoftError, StorageError, oneLine } from '../errors.js';
 import type { PathInfo, PathInfoResult } from '../format/path-info.js';
 import { hashPartOf } from '../format/store-path.js';
 import type { Logger } from '../log.js';
@@ -170,7 +170,7 @@ async function uploadMissing(
 export class DependencyFailedError extends LoftError {
   override readonly name = 'DependencyFailedError';
   readonly code = 'E_DEPENDENCY_FAILED';
-  readonly exitCode = 1 as const;
+  readonly exitCode = ExitCode.partial;
 }
 
 async function waitFor(info: PathInfo, committed: Map<string, Promise<void>>): Promise<void> {
