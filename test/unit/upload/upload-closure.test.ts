@@ -8,7 +8,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { PresenceCache } from '../../../src/cache/presence-cache.js';
-import { CorruptPathError } from '../../../src/errors.js';
 import { sha256Hash } from '../../../src/format/hash.js';
 import { parseNarInfo } from '../../../src/format/narinfo.js';
 import type { PathInfo, PathInfoResult } from '../../../src/format/path-info.js';
@@ -139,7 +138,6 @@ describe('uploadClosure', () => {
     assert.ok(![...store.objects.keys()].some((k) => k.endsWith('.narinfo')), 'no narinfo published');
     assert.ok(![...store.objects.keys()].some((k) => k.startsWith('nar/3333')), 'corrupt NAR removed');
     assert.ok(report.failed.find((f) => f.code === 'E_CORRUPT_PATH')!.message.includes(bad.path));
-    void CorruptPathError;
   });
 
   test('a transient failure is retried; an invalid requested path fails alone', async () => {
