@@ -35,6 +35,40 @@ export class PathGraph {
     return this.walk(from, (h) => this.referrers.get(h) ?? []);
   }
 
+  /**
+   * `hashParts` ordered so that every path comes before the paths it references (within the list).
+   * Deleting narinfos in this order means a delete cut short at any key (a crash, a DeleteObjects
+   * batch the server only half applied) never leaves a narinfo whose reference's narinfo is gone.
+   * A cycle (only possible in a forged bucket) is broken at an arbitrary point.
+   */
+  referrersFirst(hashParts: readonly string[]): string[] {
+    const wanted = new Set(hashParts);
+    const visited = new Set<string>();
+    const dependenciesFirst: string[] = [];
+    for (const start of hashParts) {
+      if (visited.has(start)) continue;
+      // Iterative post-order walk: a deep reference chain must not overflow the call stack.
+      const stack: Array<{ h: string; refs: string[]; i: number }> = [];
+      const enter = (h: string) => {
+        visited.add(h);
+        const refs = this.get(h).references.filter((r) => r !== h && wanted.has(r));
+        stack.push({ h, refs, i: 0 });
+      };
+      enter(start);
+      while (stack.length > 0) {
+        const top = stack[stack.length - 1]!;
+        const next = top.refs[top.i++];
+        if (next === undefined) {
+          dependenciesFirst.push(top.h);
+          stack.pop();
+        } else if (!visited.has(next)) {
+          enter(next);
+        }
+      }
+    }
+    return dependenciesFirst.reverse();
+  }
+
   private walk(from: readonly PrunePath[], next: (h: string) => readonly string[]): Set<string> {
     const seen = new Set<string>();
     const stack = from.map((p) => p.hashPart);

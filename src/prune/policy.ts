@@ -151,7 +151,9 @@ export function planPrune(input: PruneInput): PrunePlan {
   }
   return {
     paths: ledger.planned,
-    narinfoKeys: ledger.planned.map((d) => graph.get(d.hashPart).narinfoKey),
+    narinfoKeys: graph
+      .referrersFirst(ledger.planned.map((d) => d.hashPart))
+      .map((h) => graph.get(h).narinfoKey),
     dataKeys: [...ledger.dataKeys, ...orphans.map((o) => o.key)],
     orphans,
     abortUploads: input.pendingUploads.filter((u) => now - u.initiated >= graceMs),

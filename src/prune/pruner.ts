@@ -2,7 +2,8 @@
 //  1. the presence cache forgets the paths first: a row must never claim more than the bucket
 //     holds, and a crash after this point only costs a re-check on the next upload;
 //  2. every narinfo is deleted before any NAR, so no reader finds a narinfo whose NAR is gone
-//     (Nix fetches the narinfo first and trusts it to name an existing NAR);
+//     (Nix fetches the narinfo first and trusts it to name an existing NAR); the narinfos go
+//     referrers first (the plan's order), so a delete cut short never strands a referrer;
 //  3. then NARs, listings, logs and orphan NARs; then unfinished multipart uploads are aborted.
 // Deletes go in DeleteObjects batches of up to 1000 keys (ObjectStore.deleteMany).
 import type { PresenceCache } from '../cache/presence-cache.js';
