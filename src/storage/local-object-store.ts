@@ -153,10 +153,30 @@ export class LocalObjectStore implements ObjectStore {
   private fail(operation: string, err: unknown): StorageError {
     if (err instanceof StorageError) return err;
     const code = errnoOf(err) ?? 'unknown error';
-    return new StorageError(
-      `cannot ${operation} in ${this.description} (${code}): check that the directory exists and is writable`,
-      { cause: err },
-    );
+    return new StorageError(`cannot ${operation} in ${this.description} (${code}): ${hintFor(code)}`, {
+      cause: err,
+      // A full, read-only or forbidden directory refuses every later write too: the upload stops
+      // at once (exit 4) instead of failing path after path with retries.
+      ...(UNWRITABLE.has(code) ? { code: 'E_STORAGE_UNWRITABLE' } : {}),
+    });
+  }
+}
+
+const UNWRITABLE = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM']);
+
+/** What the user can do about a file-system error code. */
+function hintFor(code: string): string {
+  switch (code) {
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return 'the file system is full (or over quota); free space and run again';
+    case 'EROFS':
+      return 'the file system is mounted read-only';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied; check the owner and mode of the directory';
+    default:
+      return 'check that the directory exists and is writable';
   }
 }
 
