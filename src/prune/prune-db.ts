@@ -92,15 +92,20 @@ export class PruneDb {
     })();
   }
 
-  /** Takes the prune lock; returns the current owner instead when another live prune holds it. */
-  tryLock(owner: PruneLockOwner, nowMs = Date.now()): PruneLockOwner | undefined {
+  /**
+   * Takes the prune lock; returns the current owner instead when another live prune holds it.
+   * A lock left by a process of this host that no longer exists (killed with SIGKILL, a power
+   * cut) is taken over at once; one from another host only once it is stale.
+   */
+  tryLock(owner: PruneLockOwner, nowMs = Date.now(), isAlive = processExists): PruneLockOwner | undefined {
     return this.db
       .transaction(() => {
         const held = this.db.prepare('SELECT value FROM meta WHERE key = ?').pluck().get(LOCK_KEY) as
           string | undefined;
         if (held !== undefined) {
           const h = JSON.parse(held) as PruneLockOwner & { since: number };
-          if (nowMs - h.since < STALE_LOCK_MS) return { pid: h.pid, host: h.host };
+          const dead = h.host === owner.host && h.pid !== owner.pid && !isAlive(h.pid);
+          if (!dead && nowMs - h.since < STALE_LOCK_MS) return { pid: h.pid, host: h.host };
         }
         const value = JSON.stringify({ ...owner, since: nowMs });
         this.db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run(LOCK_KEY, value);
@@ -150,4 +155,14 @@ function fromRow(r: Row): NarinfoMeta {
   if (r.nar_url !== null) m.narUrl = r.nar_url;
   if (r.deriver !== null) m.deriver = r.deriver;
   return m;
+}
+
+/** Signal 0 checks that a process exists without touching it; EPERM means it exists as another user. */
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
