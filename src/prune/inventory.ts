@@ -1,7 +1,12 @@
 // Reading the bucket for a prune: one listing of everything (sizes, LastModified), then GETs only
 // of narinfos the local narinfo_meta table does not know in their current form (bounded in
 // parallel). Works on buckets written by the original Loft and by `nix copy`, because it follows
-// each narinfo's URL instead of assuming a key layout for NARs.
+// each narinfo's URL instead of assuming a key layout for NARs. --populate-cache reads narinfos the
+// same way (readNarinfoMetas), so neither counts a broken narinfo as a path the cache holds.
+//
+// A narinfo that cannot be parsed (garbage, no StorePath, a bad hash, a StorePath that is not the
+// path its key names) never stops either: it is marked malformed and a warning names its key, on
+// every run (the row in narinfo_meta remembers that it is malformed, not why).
 import pLimit from 'p-limit';
 import type { Logger } from '../log.js';
 import type { ObjectInfo, ObjectStore } from '../storage/object-store.js';
@@ -49,14 +54,28 @@ export interface Inventory {
 
 const NARINFO_KEY = /^([0-9a-df-np-sv-z]{32})\.narinfo$/;
 
-export async function takeInventory(deps: InventoryDeps): Promise<Inventory> {
+/** Real narinfos are a few KiB (about 80 bytes per reference); a larger object is not fetched. */
+export const MAX_NARINFO_BYTES = 8 * 1024 * 1024;
+/** Malformed narinfos named one by one in the log per run; the rest are counted in one line. */
+const WARNINGS_SHOWN = 20;
+
+/** Every object in the bucket by key, and their total size. */
+export async function listBucket(
+  store: ObjectStore,
+  signal?: AbortSignal,
+): Promise<{ objects: Map<string, ObjectInfo>; bucketBytes: number }> {
   const objects = new Map<string, ObjectInfo>();
   let bucketBytes = 0;
-  for await (const o of deps.store.list('', deps.signal)) {
+  for await (const o of store.list('', signal)) {
     objects.set(o.key, o);
     bucketBytes += o.size;
   }
-  const { metas, read } = await readMetas(objects, deps);
+  return { objects, bucketBytes };
+}
+
+export async function takeInventory(deps: InventoryDeps): Promise<Inventory> {
+  const { objects, bucketBytes } = await listBucket(deps.store, deps.signal);
+  const { metas, read } = await readNarinfoMetas(objects, deps, 'kept, with everything it may name');
   const narinfoStamps = new Map<string, number>();
   for (const m of metas) narinfoStamps.set(m.hashPart, m.lastModified);
   const named = new Set<string>();
@@ -83,9 +102,15 @@ export async function takeInventory(deps: InventoryDeps): Promise<Inventory> {
   };
 }
 
-async function readMetas(
+/**
+ * What each narinfo in `objects` says, from narinfo_meta when it knows the object in its current
+ * form, else by GET (removing from `objects` a narinfo deleted since the listing). Malformed ones
+ * are returned marked, each logged as a warning "malformed narinfo: <outcome>" naming its key.
+ */
+export async function readNarinfoMetas(
   objects: Map<string, ObjectInfo>,
-  deps: InventoryDeps,
+  deps: Omit<InventoryDeps, 'signal'> & { signal?: AbortSignal | undefined },
+  outcome: string,
 ): Promise<{ metas: NarinfoMeta[]; read: number }> {
   const known = deps.db.all();
   const metas: NarinfoMeta[] = [];
@@ -102,25 +127,62 @@ async function readMetas(
   if (known.size > 0) deps.db.remove([...known.keys()]);
   const limit = pLimit(deps.concurrency ?? 32);
   const fresh: NarinfoMeta[] = [];
+  const problems = new Map<string, string>();
   await Promise.all(
     toRead.map(({ hashPart, obj }) =>
       limit(async () => {
+        const stamp = { hashPart, size: obj.size, lastModified: obj.lastModified.getTime() };
+        if (obj.size > MAX_NARINFO_BYTES) {
+          problems.set(hashPart, `${obj.size} bytes, too large to be a narinfo; not read`);
+          fresh.push({ ...stamp, narinfoSize: obj.size, references: [], malformed: true });
+          return;
+        }
         const body = await deps.store.get(obj.key, deps.signal);
         if (body === undefined) {
           objects.delete(obj.key); // deleted since the listing
           return;
         }
-        const stamp = { hashPart, size: obj.size, lastModified: obj.lastModified.getTime() };
         const { meta, problem } = summarizeNarinfo(stamp, body.toString('utf8'), deps.storeDir);
-        if (problem !== undefined) {
-          deps.logger.warn({ key: obj.key, problem }, 'malformed narinfo: kept, with everything it may name');
-        }
+        if (problem !== undefined) problems.set(hashPart, problem);
         fresh.push(meta);
       }),
     ),
   );
   deps.db.putMany(fresh);
-  return { metas: [...metas, ...fresh], read: toRead.length };
+  const all = [...metas, ...fresh];
+  warnMalformed(all, problems, deps, outcome);
+  return { metas: all, read: toRead.length };
+}
+
+/**
+ * One warning per malformed narinfo, naming its key, once per deps object: a prune takes two
+ * inventories with the same deps and the second must not repeat the first's warnings; the daemon
+ * keeps one deps object for its scheduled prunes, so its journal names each broken key once.
+ */
+const warnedPerRun = new WeakMap<object, Set<string>>();
+
+function warnMalformed(
+  metas: readonly NarinfoMeta[],
+  problems: ReadonlyMap<string, string>,
+  deps: Pick<InventoryDeps, 'logger'>,
+  outcome: string,
+): void {
+  const warned = warnedPerRun.get(deps) ?? new Set<string>();
+  warnedPerRun.set(deps, warned);
+  const todo = metas.filter((m) => m.malformed && !warned.has(m.hashPart));
+  todo.sort((a, b) => (a.hashPart < b.hashPart ? -1 : 1));
+  for (const m of todo.slice(0, WARNINGS_SHOWN)) {
+    // A row from narinfo_meta says that the narinfo is malformed, not why.
+    const problem = problems.get(m.hashPart) ?? 'unchanged since an earlier run found it malformed';
+    deps.logger.warn({ key: `${m.hashPart}.narinfo`, problem }, `malformed narinfo: ${outcome}`);
+  }
+  if (todo.length > WARNINGS_SHOWN) {
+    deps.logger.warn(
+      { count: todo.length - WARNINGS_SHOWN },
+      `more malformed narinfos: ${outcome} (not named one by one)`,
+    );
+  }
+  for (const m of todo) warned.add(m.hashPart);
 }
 
 function toPaths(metas: readonly NarinfoMeta[], objects: Map<string, ObjectInfo>): PrunePath[] {

@@ -1,8 +1,10 @@
-// Signing keys made by the machine's Nix, written to a temp dir, as users make them.
+// Signing keys made by the machine's Nix, written to a temp dir, as users make them. Each secret
+// key is registered for the suite-wide check that no log of loft ever shows it (test-secrets.ts).
 import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { nixBin, nixEnv } from './nix-env.js';
+import { registerSigningKey } from './test-secrets.js';
 
 export interface KeyFiles {
   name: string;
@@ -12,6 +14,7 @@ export interface KeyFiles {
 
 export async function makeNixKey(dir: string, name: string): Promise<KeyFiles> {
   const { stdout: secret } = await nixBin(['nix', 'key', 'generate-secret', '--key-name', name]);
+  registerSigningKey(secret);
   const secretPath = join(dir, `${name}.secret`);
   // Like a sops/agenix file: a trailing newline that loft must trim.
   await writeFile(secretPath, secret.trim() + '\n', { mode: 0o600 });
