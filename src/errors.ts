@@ -128,6 +128,16 @@ export function isLoftError(err: unknown): err is LoftError {
 }
 
 /** One line for a person: the message of a LoftError, or a generic line for a bug. */
+/**
+ * A path as shown in a message: quoted as JSON when it holds control characters, so a newline in
+ * a file name cannot split a report line or forge another, and no raw control byte reaches a
+ * terminal. Ordinary paths are shown as they are.
+ */
+export function shownPath(p: string): string {
+  // eslint-disable-next-line no-control-regex
+  return /[\x00-\x1f\x7f]/.test(p) ? JSON.stringify(p) : p;
+}
+
 export function oneLine(err: unknown): string {
   if (err instanceof Error) return err.message.replace(/\s*\n\s*/g, ' ');
   return String(err);

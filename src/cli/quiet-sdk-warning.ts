@@ -4,6 +4,8 @@
 // service's journal. Every other process warning is still printed.
 process.removeAllListeners('warning');
 process.on('warning', (warning) => {
-  if (warning.name === 'NodeVersionSupportWarning') return;
+  // The SDK emits it as a plain 'Warning' whose message starts with the name, so match both.
+  if (warning.name === 'NodeVersionSupportWarning' || warning.message.startsWith('NodeVersionSupportWarning'))
+    return;
   process.stderr.write(`${warning.name}: ${warning.message}\n`);
 });

@@ -1,4 +1,5 @@
 // The closing summary of an upload run: always printed, whatever the output mode.
+import { shownPath } from '../errors.js';
 import type { UploadReport } from '../upload/upload-closure.js';
 import { formatBytes, formatDuration } from './format-size.js';
 
@@ -7,7 +8,7 @@ export function summaryLines(report: UploadReport, elapsedMs: number, dryRun: bo
   for (const info of report.wouldUpload)
     lines.push(`would upload ${info.path} (${formatBytes(info.narSize)} NAR)`);
   for (const s of report.skipped) lines.push(`skipped ${s.path}: ${skipText(s.reason)}`);
-  for (const f of report.failed) lines.push(`failed ${f.path}: ${f.message}`);
+  for (const f of report.failed) lines.push(`failed ${shownPath(f.path)}: ${f.message}`);
   const nar = report.uploaded.reduce((n, u) => n + u.narSize, 0);
   const file = report.uploaded.reduce((n, u) => n + u.fileSize, 0);
   const upstream = report.skipped.filter((s) => s.reason === 'upstream-signed').length;

@@ -125,6 +125,14 @@ export function validateDocument(doc: TomlTable, ctx: SchemaContext): ValidatedD
   if (s3Table !== undefined && localTable !== undefined) {
     errors.push('[s3] and [local] are both present; a cache lives in one place, keep one of them');
   }
+  if (ctx.configPath !== undefined && s3Table === undefined && localTable === undefined) {
+    // Only the built-in default (no config file at all) may fall back to ./loft-cache: a config
+    // file without a cache is a mistake (a misplaced table header), and uploading into a directory
+    // where the user did not look would hide it.
+    errors.push(
+      'no [s3] or [local] table: say where the cache is ([s3] bucket = ..., or [local] path = ...)',
+    );
+  }
   const storeDir = storeDirFromEnv(ctx.env, errors);
   if (errors.length > 0) throw configError(errors, ctx.configPath);
 
@@ -134,12 +142,7 @@ export function validateDocument(doc: TomlTable, ctx: SchemaContext): ValidatedD
   let storage: StorageSettings;
   if (s3 !== undefined) storage = { kind: 's3', s3: s3.s3 };
   else if (localPath !== undefined) storage = { kind: 'local', path: resolve(ctx.baseDir, localPath) };
-  else {
-    storage = { kind: 'local', path: join(ctx.cwd, DEFAULTS.localDir) };
-    if (ctx.configPath !== undefined) {
-      warnings.push(`${ctx.configPath} has no [s3] or [local] table; using the local cache ${storage.path}`);
-    }
-  }
+  else storage = { kind: 'local', path: join(ctx.cwd, DEFAULTS.localDir) };
 
   const config: Config = { storeDir, storage, ...loft.settings, debug: ctx.debug };
   if (ctx.configPath !== undefined) config.configPath = ctx.configPath;

@@ -67,7 +67,17 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads {
   /** A cheap authenticated request, so a command can fail early with a clear message. */
   async checkAccess(signal?: AbortSignal): Promise<void> {
     const input = { Bucket: this.bucket, Prefix: this.prefix, MaxKeys: 1 };
-    await this.run('list', () => this.client.send(new ListObjectsV2Command(input), opts(signal)));
+    const out = await this.run('list', () => this.client.send(new ListObjectsV2Command(input), opts(signal)));
+    // Every S3 implementation names the bucket in a listing. A web server that answers 200 to
+    // everything would otherwise pass, and then its 200 to every HEAD would make every path look
+    // present: loft would report success having uploaded nothing.
+    if (out.Name !== this.bucket) {
+      throw new StorageError(
+        `the listing of bucket "${this.bucket}" at ${this.where} came back as something that is not an ` +
+          'S3 listing: check the endpoint URL',
+        { code: 'E_STORAGE_NOT_S3' },
+      );
+    }
   }
 
   async head(key: string, signal?: AbortSignal): Promise<ObjectInfo | undefined> {

@@ -2,7 +2,7 @@
 // symlink into the store such as `./result`. Anything else is refused with the reason.
 import { realpath } from 'node:fs/promises';
 import { resolve, sep } from 'node:path';
-import { InvalidPathError } from '../errors.js';
+import { InvalidPathError, shownPath } from '../errors.js';
 import { parseStorePath } from '../format/store-path.js';
 
 /** The top-level store path containing `path`, if `path` lies inside `storeDir`. */
@@ -21,11 +21,14 @@ export async function resolveStorePath(input: string, storeDir: string): Promise
     try {
       real = await realpath(absolute);
     } catch {
-      throw new InvalidPathError(input, `${input} is not in the Nix store (${storeDir}) and does not exist`);
+      throw new InvalidPathError(
+        input,
+        `${shownPath(input)} is not in the Nix store (${storeDir}) and does not exist`,
+      );
     }
     candidate = topLevelStorePath(real, storeDir);
     if (candidate === undefined) {
-      throw new InvalidPathError(input, `${input} is not in the Nix store (${storeDir})`);
+      throw new InvalidPathError(input, `${shownPath(input)} is not in the Nix store (${storeDir})`);
     }
   }
   return parseStorePath(candidate, storeDir).path;

@@ -111,7 +111,12 @@ function isComplete(
 
 /** A failure that makes every other upload pointless: wrong credentials, no bucket. */
 /** Failures of the whole target, not of one path: the run stops and reports this one error. */
-const FATAL_STORAGE_CODES = new Set(['E_STORAGE_AUTH', 'E_STORAGE_NO_BUCKET', 'E_STORAGE_UNWRITABLE']);
+const FATAL_STORAGE_CODES = new Set([
+  'E_STORAGE_AUTH',
+  'E_STORAGE_NO_BUCKET',
+  'E_STORAGE_NOT_S3',
+  'E_STORAGE_UNWRITABLE',
+]);
 
 function isFatal(err: unknown): boolean {
   return err instanceof StorageError && FATAL_STORAGE_CODES.has(err.code);

@@ -156,10 +156,6 @@ const cases: BadInputCase[] = [
         endpoint: q(await webServer(200)),
       }),
     ),
-    // Every HEAD of a narinfo answers 200, so the presence check calls every path present and loft
-    // exits 0 having uploaded nothing. Needs a check that the endpoint speaks S3 before HEADs are
-    // trusted (see the report of issue 7).
-    todo: 'known defect: a HEAD 200 from a non-S3 server counts as "already present"',
   },
 ];
 

@@ -13,8 +13,22 @@ export const CTX: SchemaContext = {
   debug: false,
 };
 
+/** The embedded default: no config file at all (the only case that may lack a cache table). */
+export const NO_FILE: SchemaContext = (({ configPath: _omit, ...rest }) => rest)(CTX);
+
+/**
+ * A config file must say where the cache is. Tests about other keys get a [local] table added, so
+ * each stays about its own keys.
+ */
+function withCache(toml: string, ctx: Partial<SchemaContext>): string {
+  if ('configPath' in ctx && ctx.configPath === undefined) return toml;
+  return /^\s*\[\s*(s3|local)\s*[\].]/m.test(toml) || /^\s*(s3|local)\s*=/m.test(toml)
+    ? toml
+    : `${toml}\n[local]\npath = "cache"\n`;
+}
+
 export function validate(toml: string, ctx: Partial<SchemaContext> = {}): ValidatedDocument {
-  return validateDocument(parse(toml), { ...CTX, ...ctx });
+  return validateDocument(parse(withCache(toml, ctx)), { ...CTX, ...ctx });
 }
 
 export function errorOf(toml: string, ctx: Partial<SchemaContext> = {}): string {

@@ -1,13 +1,13 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { defaultLocalCachePath, storeDirFromEnv } from '../../../src/config/schema.js';
-import { errorOf, validate } from './schema-context.js';
+import { ConfigError } from '../../../src/errors.js';
+import { defaultLocalCachePath, storeDirFromEnv, validateDocument } from '../../../src/config/schema.js';
+import { CTX, errorOf, NO_FILE, validate } from './schema-context.js';
 
 describe('defaults', () => {
-  test('an empty document gives every default and the embedded local cache in cwd', () => {
-    const { config, warnings } = validate('');
+  test('no config file gives every default and the embedded local cache in cwd', () => {
+    const { config, warnings } = validateDocument({}, NO_FILE);
     assert.deepEqual(config, {
-      configPath: '/etc/loft/loft.toml',
       storeDir: '/nix/store',
       storage: { kind: 'local', path: '/srv/work/loft-cache' },
       uploadThreads: 12,
@@ -24,8 +24,20 @@ describe('defaults', () => {
       prune: { enabled: false, retentionDays: 30, targetPercentage: 80, orphanGraceHours: 24 },
       debug: false,
     });
-    assert.equal(warnings.length, 1);
-    assert.match(warnings[0]!, /has no \[s3\] or \[local\] table/);
+    assert.deepEqual(warnings, []);
+  });
+
+  test('a config file without [s3] or [local] is an error, not a silent ./loft-cache', () => {
+    for (const doc of [{}, { loft: { upload_threads: 4 } }, { loft: { s3: { bucket: 'misplaced' } } }]) {
+      assert.throws(
+        () => validateDocument(doc, CTX),
+        (err: unknown) =>
+          err instanceof ConfigError &&
+          /^\/etc\/loft\/loft\.toml: .*no \[s3\] or \[local\] table: say where the cache is/.test(
+            err.message,
+          ),
+      );
+    }
   });
 
   test('[s3] with only a bucket gets the S3 defaults and no credentials', () => {
