@@ -11,6 +11,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { S3ObjectStore } from '../../src/storage/s3-object-store.js';
+import { registerSecretWithEncodings } from './test-secrets.js';
 
 export interface RecordedRequest {
   method: string;
@@ -49,6 +50,10 @@ interface S3rverInstance {
 type S3rverConstructor = new (options: Record<string, unknown>) => S3rverInstance;
 // s3rver ships no type declarations; this is the part of its API the tests use.
 const S3rver = createRequire(import.meta.url)('s3rver') as S3rverConstructor;
+// s3rver knows the key pairs of its one account; tests add theirs to it.
+const S3rverAccount = createRequire(import.meta.url)('s3rver/lib/models/account.js') as {
+  DUMMY_ACCOUNT: { createKeyPair(accessKeyId: string, secretAccessKey: string): void };
+};
 
 export async function startS3Server(options: { bucket?: string } = {}): Promise<TestS3> {
   const external = process.env.LOFT_TEST_S3_ENDPOINT;
@@ -64,14 +69,21 @@ export async function startS3Server(options: { bucket?: string } = {}): Promise<
   });
   const address = await server.run();
   const backend = `http://127.0.0.1:${address.port}`;
+  // Distinctive credentials per server, registered for the suite-wide secret check: a leak of
+  // s3rver's default "S3RVER" pair could not be told apart from ordinary words in a log.
+  const accessKeyId = `LOFTTEST${randomBytes(6).toString('hex').toUpperCase()}`;
+  const secretAccessKey = randomBytes(24).toString('base64url');
+  S3rverAccount.DUMMY_ACCOUNT.createKeyPair(accessKeyId, secretAccessKey);
+  registerSecretWithEncodings('S3 access key id', accessKeyId);
+  registerSecretWithEncodings('S3 secret key', secretAccessKey);
   const proxy = await startForwardingProxy(backend);
   return {
     endpoint: proxy.endpoint,
     backend,
     bucket,
     region: 'us-east-1',
-    accessKeyId: 'S3RVER',
-    secretAccessKey: 'S3RVER',
+    accessKeyId,
+    secretAccessKey,
     keyPrefix: '',
     dir,
     external: false,
@@ -90,6 +102,8 @@ function externalS3(endpoint: string): TestS3 {
     if (!value) throw new Error(`LOFT_TEST_S3_ENDPOINT is set, so LOFT_TEST_S3_${name} must be set too`);
     return value;
   };
+  registerSecretWithEncodings('S3 access key id', env('ACCESS_KEY_ID'));
+  registerSecretWithEncodings('S3 secret key', env('SECRET_ACCESS_KEY'));
   const s3: TestS3 = {
     endpoint,
     backend: endpoint,
@@ -190,7 +204,8 @@ export async function startForwardingProxy(
   };
 }
 
-function recordOf(req: http.IncomingMessage): RecordedRequest {
+/** What a test sees of a request: method, bucket, key and query decoded the way S3 reads them. */
+export function recordOf(req: http.IncomingMessage): RecordedRequest {
   const url = new URL(req.url ?? '/', 'http://proxy');
   const [, bucket = '', ...rest] = url.pathname.split('/');
   return {

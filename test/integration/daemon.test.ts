@@ -4,7 +4,7 @@
 // /nix/store at the same time cannot disturb it, and the initial scan covers a store of known size.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,7 +12,7 @@ import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { buildFixtureClosure, randomSalt } from '../helpers/fixtures.js';
-import { LOFT_MAIN, logLines, runLoft } from '../helpers/loft-cli.js';
+import { logLines, runLoft, spawnLoft } from '../helpers/loft-cli.js';
 import { hasNix, nixBin, nixEnv, requireNix } from '../helpers/nix-env.js';
 import { startS3Server, type TestS3 } from '../helpers/s3-server.js';
 import { makeNixKey, type KeyFiles } from '../helpers/signing-keys.js';
@@ -53,10 +53,7 @@ class Daemon {
     this.exited = new Promise((resolve) => child.on('close', (code) => resolve(code)));
   }
   static async start(config: string): Promise<Daemon> {
-    const child = spawn(process.execPath, [LOFT_MAIN, '-c', config], {
-      env: nixEnv(),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawnLoft(['-c', config], { env: nixEnv() });
     const d = new Daemon(child);
     await d.waitForLog('daemon started, watching the store');
     return d;

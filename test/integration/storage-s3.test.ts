@@ -89,7 +89,7 @@ describe('S3ObjectStore basics', () => {
   test('description names bucket and endpoint', () => {
     assert.ok(store.description.includes(`s3://${s3.bucket}`));
     assert.ok(store.description.includes(new URL(s3.endpoint).host));
-    assert.ok(!store.description.includes(s3.secretAccessKey) || s3.secretAccessKey === 'S3RVER');
+    assert.ok(!store.description.includes(s3.secretAccessKey));
   });
 
   test('a partSize below 5 MiB is a configuration error', () => {
