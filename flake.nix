@@ -6,29 +6,66 @@
   outputs =
     { self, nixpkgs }:
     let
+      inherit (nixpkgs) lib;
       systems = [
         "x86_64-linux"
         "aarch64-linux"
         "x86_64-darwin"
         "aarch64-darwin"
       ];
-      forAllSystems = f: nixpkgs.lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
+      forAllSystems = f: lib.genAttrs systems (system: f system nixpkgs.legacyPackages.${system});
+      isLinux = lib.hasSuffix "-linux";
+      # Node 22: nixpkgs is retiring Node 20, and the AWS SDK's releases from 2027 on need 22.
+      loftFor = pkgs: pkgs.callPackage ./nix/package.nix { nodejs = pkgs.nodejs_22; };
     in
     {
-      # The package, overlay and NixOS module are tracked in the packaging issue; until they land the
-      # flake offers the development shell only, so nothing here pretends to build loft.
-      devShells = forAllSystems (pkgs: {
-        default = pkgs.mkShell {
-          packages = [
-            pkgs.nodejs_20
-            pkgs.nix
-            pkgs.zstd
-            pkgs.xz
-            pkgs.python3
-          ];
-        };
-      });
+      packages = forAllSystems (
+        system: pkgs: {
+          loft = loftFor pkgs;
+          default = self.packages.${system}.loft;
+        }
+      );
 
-      formatter = forAllSystems (pkgs: pkgs.nixfmt-rfc-style);
+      overlays.default = final: _prev: { loft = loftFor final; };
+
+      # The module alone (nix/module.nix) builds loft with the system's nixpkgs; through the flake
+      # it defaults to this flake's package.
+      nixosModules.loft =
+        { lib, pkgs, ... }:
+        {
+          imports = [ ./nix/module.nix ];
+          services.loft.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.loft;
+        };
+      nixosModules.default = self.nixosModules.loft;
+
+      devShells = forAllSystems (
+        system: pkgs: {
+          default = pkgs.mkShell {
+            packages = [
+              pkgs.nodejs_22
+              pkgs.nix
+              pkgs.zstd
+              pkgs.xz
+              pkgs.python3
+            ];
+          };
+        }
+      );
+
+      checks = forAllSystems (
+        system: pkgs:
+        {
+          package = self.packages.${system}.loft;
+          # Type check and unit tests; the integration tests need a real Nix store and run outside.
+          unit-tests = self.packages.${system}.loft.unitTests;
+        }
+        // lib.optionalAttrs (isLinux system) {
+          vm = pkgs.testers.runNixOSTest (
+            import ./nix/tests/vm.nix { loftPackage = self.packages.${system}.loft; }
+          );
+        }
+      );
+
+      formatter = forAllSystems (system: pkgs: pkgs.nixfmt-rfc-style);
     };
 }

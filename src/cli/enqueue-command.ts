@@ -2,6 +2,12 @@
 // post-build-hook, which blocks the build until the hook returns and fails the build when the hook
 // fails: so this never talks to the bucket or to Nix, takes milliseconds, and ALWAYS exits 0; any
 // trouble is a warning on stderr (the daemon's periodic reconciliation still finds the paths).
+//
+// The hook runs as root inside nix-daemon, while the daemon usually runs as a user of its own (the
+// NixOS module's `loft`). Two consequences: the secret files the daemon's config names may be out of
+// reach (systemd credentials exist only inside the service), so they are not read; and a database
+// file root created in the daemon's directory would lock the daemon out of its own queue, so root
+// acts as the owner of that state before touching it.
 import type { Readable } from 'node:stream';
 import { loadConfig } from '../config/load.js';
 import { UploadQueue } from '../daemon/upload-queue.js';
@@ -9,6 +15,7 @@ import { ExitCode, InvalidPathError, oneLine, type ExitCodeValue } from '../erro
 import { resolveStorePath } from '../store/resolve-path.js';
 import type { CliOptions } from './program.js';
 import { collectPaths } from './read-paths.js';
+import { actAsStateOwner } from './state-owner.js';
 
 export interface EnqueueIo {
   stdin: Readable;
@@ -30,6 +37,7 @@ export async function runEnqueueCommand(
       explicit: cli.configExplicit,
       env: process.env,
       debug: cli.debug,
+      skipSecrets: true,
     });
     const paths: string[] = [];
     for (const input of inputs) {
@@ -41,6 +49,7 @@ export async function runEnqueueCommand(
       }
     }
     if (paths.length === 0) return ExitCode.ok;
+    actAsStateOwner(config.localCachePath);
     const queue = UploadQueue.open(config.localCachePath, { busyTimeoutMs: LOCK_WAIT_MS });
     try {
       const added = queue.enqueue(paths);

@@ -17,6 +17,7 @@ import { assertPruneEnabled, runPrune } from './prune-command.js';
 import { listValidStorePaths } from '../store/all-paths.js';
 import { runDaemonCommand } from './daemon-command.js';
 import { runEnqueueCommand } from './enqueue-command.js';
+import { actAsStateOwner } from './state-owner.js';
 import { runStatusCommand } from './status-command.js';
 
 const version = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
@@ -55,12 +56,18 @@ async function run(cli: CliOptions, logger: Logger): Promise<ExitCodeValue> {
     explicit: cli.configExplicit,
     env: process.env,
     debug: cli.debug,
+    // --status reads only the local database: the service's secret files (systemd credentials)
+    // are out of reach of an admin's shell and not needed.
+    ...(cli.status ? { skipSecrets: true } : {}),
   });
   for (const w of warnings) logger.warn(w);
   logger.debug({ config: describeConfig(config) }, 'configuration');
   const maintenance = cli.clearCache || cli.resetInitialScan;
   const daemon = actions === 0 && !maintenance;
-  if (cli.status) return runStatusCommand(config, (l) => console.log(l));
+  if (cli.status) {
+    actAsStateOwner(config.localCachePath);
+    return runStatusCommand(config, (l) => console.log(l));
+  }
   if (!config.signingKey && (cli.uploadPaths.length > 0 || cli.forceScan || daemon)) {
     logger.warn(
       'no signing key configured (loft.signing_key_path): narinfos are unsigned, and Nix accepts them only with require-sigs = false',

@@ -35,6 +35,12 @@ export interface LoadOptions {
   debug?: boolean;
   /** The working directory (default process.cwd()); tests pass a temp dir. */
   cwd?: string;
+  /**
+   * Leave the secret files unread: S3 credentials, extra header files and the signing key. For
+   * commands that neither contact the bucket nor sign: `loft --enqueue` runs as Nix's post-build
+   * hook, where the service's credentials (systemd's $CREDENTIALS_DIRECTORY) are out of reach.
+   */
+  skipSecrets?: boolean;
 }
 
 export async function loadConfig(opts: LoadOptions): Promise<LoadResult> {
@@ -53,6 +59,7 @@ export async function loadConfig(opts: LoadOptions): Promise<LoadResult> {
   const { config } = validated;
   const warnings = [...validated.warnings];
 
+  if (opts.skipSecrets) return { config, warnings };
   const envHeaders = headersFromEnv(opts.env);
   if (config.storage.kind === 's3') {
     await completeS3(config.storage.s3, validated, envHeaders);
