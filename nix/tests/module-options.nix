@@ -1,7 +1,7 @@
 # The option declarations of module.nix, read without nixpkgs: the module is called with a small
 # stand-in for `lib` whose mkOption records what it was given and whose types are plain
 # descriptions. Only `options` is looked at, so nothing in the module's `config` is evaluated.
-# test/integration/nix-packaging.test.ts uses it to compare the module with the original Loft's
+# test/integration/nix-module-options.test.ts uses it to compare the module with the original Loft's
 # README and with loft's config schema, and config-toml.nix with loft's config loader.
 #
 #   nix-instantiate --eval --strict --json -E '(import ./nix/tests/module-options.nix { }).options'

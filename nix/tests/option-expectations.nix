@@ -1,4 +1,4 @@
-# What test/integration/nix-packaging.test.ts expects of services.loft, as data: the original
+# What test/integration/nix-module-options.test.ts expects of services.loft, as data: the original
 # Loft's documented defaults, and how each key of loft's config is reached from the module. Plain
 # values only (no function, no import), so the test reads it with `nix-instantiate --eval --json`.
 let

@@ -37,8 +37,9 @@ export interface LoadOptions {
   cwd?: string;
   /**
    * Leave the secret files unread: S3 credentials, extra header files and the signing key. For
-   * commands that neither contact the bucket nor sign: `loft --enqueue` runs as Nix's post-build
-   * hook, where the service's credentials (systemd's $CREDENTIALS_DIRECTORY) are out of reach.
+   * commands that neither contact the bucket nor sign: `loft --enqueue` (Nix's post-build hook)
+   * and `loft --status` (an admin's shell), where the service's credentials (systemd's
+   * $CREDENTIALS_DIRECTORY) are out of reach.
    */
   skipSecrets?: boolean;
 }
