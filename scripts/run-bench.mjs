@@ -11,7 +11,9 @@ const chosen = named.length > 0 ? all.filter((f) => named.some((n) => f.includes
 let failed = 0;
 for (const file of chosen) {
   console.log(`\n## bench/${file}\n`);
-  const r = spawnSync(process.execPath, ['--openssl-legacy-provider', '--import', 'tsx', `bench/${file}`], { stdio: 'inherit' });
+  const r = spawnSync(process.execPath, ['--openssl-legacy-provider', '--import', 'tsx', `bench/${file}`], {
+    stdio: 'inherit',
+  });
   if (r.status !== 0) failed++;
 }
 process.exit(failed > 0 ? 1 : 0);

@@ -114,6 +114,11 @@ in
       field = "storage.s3.maxAttempts";
       expected = 3;
     };
+    "s3.request_timeout_secs" = {
+      value = 30;
+      field = "storage.s3.requestTimeoutSecs";
+      expected = 30;
+    };
     "s3.prefix" = {
       value = "caches/main";
       field = "storage.s3.prefix";

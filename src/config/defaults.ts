@@ -13,6 +13,8 @@ export const DEFAULTS = {
   forcePathStyle: true,
   partSizeMb: 8,
   maxAttempts: 6,
+  // How long an S3 request may go without a byte moving either way before it is retried.
+  requestTimeoutSecs: 300,
   uploadThreads: 12,
   scanOnStartup: true,
   populateCacheOnStartup: false,
@@ -42,6 +44,7 @@ export const LIMITS = {
   // 5 MiB is S3's minimum part size (except the last part); 5 GiB its maximum.
   partSizeMb: { min: 5, max: 5120 },
   maxAttempts: { min: 1, max: 20 },
+  requestTimeoutSecs: { min: 1, max: 3600 },
   largeNarThresholdMb: { min: 1, max: 1_048_576 },
   priority: { min: 0, max: 10_000 },
   pruneRetentionDays: { min: 1, max: 36_500 },

@@ -38,6 +38,7 @@ function describeStorage(c: Config): Record<string, unknown> {
     forcePathStyle: s3.forcePathStyle,
     partSizeMb: s3.partSizeMb,
     maxAttempts: s3.maxAttempts,
+    requestTimeoutSecs: s3.requestTimeoutSecs,
     credentialSource:
       s3.credentials === undefined
         ? 'AWS SDK default chain'

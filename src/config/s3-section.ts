@@ -1,7 +1,7 @@
 // The [s3] table: the bucket, how to reach it, and where its credentials and extra headers come from.
 // Keys follow the original Loft's loft.toml ([s3] bucket, region, endpoint, access_key, secret_key,
-// [s3.extra_headers]); the *_file variants, session_token, force_path_style, part_size_mb and max_attempts are
-// loft's additions. Secrets are only located here; the loader reads the files.
+// [s3.extra_headers]); the *_file variants, session_token, force_path_style, part_size_mb, max_attempts and
+// request_timeout_secs are loft's additions. Secrets are only located here; the loader reads the files.
 import { resolve } from 'node:path';
 import { DEFAULTS, LIMITS } from './defaults.js';
 import type { HeaderEntry } from './extra-headers.js';
@@ -21,6 +21,7 @@ export const S3_KEYS = [
   'force_path_style',
   'part_size_mb',
   'max_attempts',
+  'request_timeout_secs',
   'prefix',
   'extra_headers',
   'extra_headers_file',
@@ -58,6 +59,9 @@ export function readS3Section(r: TableReader, baseDir: string): S3Section {
     partSizeMb: r.int('part_size_mb', LIMITS.partSizeMb.min, LIMITS.partSizeMb.max) ?? DEFAULTS.partSizeMb,
     maxAttempts:
       r.int('max_attempts', LIMITS.maxAttempts.min, LIMITS.maxAttempts.max) ?? DEFAULTS.maxAttempts,
+    requestTimeoutSecs:
+      r.int('request_timeout_secs', LIMITS.requestTimeoutSecs.min, LIMITS.requestTimeoutSecs.max) ??
+      DEFAULTS.requestTimeoutSecs,
   };
   const endpoint = readEndpoint(r);
   if (endpoint !== undefined) s3.endpoint = endpoint;

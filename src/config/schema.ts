@@ -37,6 +37,8 @@ export interface S3Settings {
   prefix?: string;
   /** Tries per S3 request, the first included (retries back off exponentially with jitter). */
   maxAttempts: number;
+  /** Seconds a request may go without a byte moving either way before it is abandoned and retried. */
+  requestTimeoutSecs: number;
 }
 
 export type StorageSettings = { kind: 's3'; s3: S3Settings } | { kind: 'local'; path: string /* absolute */ };

@@ -38,6 +38,7 @@ function s3StoreOptions(s3: S3Settings, logger: Logger | undefined) {
     extraHeaders: s3.extraHeaders,
     partSizeBytes: s3.partSizeMb * 1024 * 1024,
     maxAttempts: s3.maxAttempts,
+    requestTimeoutMs: s3.requestTimeoutSecs * 1000,
     ...(s3.prefix !== undefined ? { keyPrefix: s3.prefix } : {}),
     ...(logger ? { logger } : {}),
   };

@@ -1,5 +1,7 @@
 // Builds the S3Client every S3 operation goes through: checksums only when required, our retry
-// policy, timeouts, and extra headers added after signing.
+// policy, timeouts, small GetObject bodies read inside the retry loop, and extra headers added
+// after signing.
+import { Readable } from 'node:stream';
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { AbortedError, StorageError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -33,7 +35,11 @@ export interface S3ClientOptions {
   retryMaxDelayMs?: number;
   /** Give up on a TCP connect after this long (default 10 s). */
   connectTimeoutMs?: number;
-  /** Give up on a request with no response after this long (default 5 min: a large part on a slow link). */
+  /**
+   * Give up on a request (and retry it) when no byte moved either way for this long (default 5 min).
+   * An idle limit, not a total one: a large part on a slow link keeps bytes moving and never trips
+   * it, while a server that stalls before or in the middle of its answer does.
+   */
   requestTimeoutMs?: number;
   /** For deterministic tests of the jitter. */
   random?: () => number;
@@ -64,16 +70,59 @@ export function createS3Client(options: S3ClientOptions): S3Client {
     ),
     requestHandler: {
       connectionTimeout: options.connectTimeoutMs ?? 10_000,
-      requestTimeout: options.requestTimeoutMs ?? 300_000,
-      // Without this the SDK only logs a warning when requestTimeout passes and keeps waiting.
-      throwOnRequestTimeout: true,
+      // The socket's idle timeout. The handler's `requestTimeout` is not used: it caps the time until
+      // the answer's headers, which includes sending the body, so with 5 GiB parts it would cut
+      // off healthy uploads, and it does not cover a stall after the headers at all.
+      socketTimeout: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
     },
   };
   if (options.endpoint !== undefined) config.endpoint = options.endpoint;
   if (options.credentials !== undefined) config.credentials = { ...options.credentials };
   const client = new S3Client(config);
   addExtraHeaders(client, options.extraHeaders);
+  readSmallBodiesInsideRetries(client);
   return client;
+}
+
+export const DEFAULT_REQUEST_TIMEOUT_MS = 300_000;
+
+/** GetObject bodies up to this size are read inside the retry loop (narinfos, nix-cache-info). */
+export const BUFFERED_BODY_MAX_BYTES = 16 * 1024 * 1024;
+
+/**
+ * GetObject hands back its body as a stream that the caller reads after the SDK's retry middleware
+ * has returned, so a connection reset, a stall or a short read in the middle of the body was never
+ * retried: one flaky read of nix-cache-info failed a whole upload run. This middleware sits inside
+ * the retry loop (deserialize step, below the deserializer) and reads a small body there, so its
+ * failure is the request's failure and is retried like any other. Large bodies stay streams.
+ */
+function readSmallBodiesInsideRetries(client: S3Client): void {
+  type Handler = (args: unknown) => Promise<{ response: unknown }>;
+  const middleware =
+    (next: Handler, context: { commandName?: string }): Handler =>
+    async (args) => {
+      const result = await next(args);
+      if (context.commandName !== 'GetObjectCommand') return result;
+      const response = result.response as { headers?: Record<string, string>; body?: unknown };
+      const length = Number(response.headers?.['content-length'] ?? Number.NaN);
+      if (!(response.body instanceof Readable) || !(length <= BUFFERED_BODY_MAX_BYTES)) return result;
+      const chunks: Buffer[] = [];
+      for await (const chunk of response.body) chunks.push(chunk as Buffer);
+      const body = Buffer.concat(chunks);
+      if (body.length !== length) {
+        // Node reports most short reads as 'aborted'; this catches any that end quietly.
+        throw Object.assign(new Error(`response body ended after ${body.length} of ${length} bytes`), {
+          code: 'ECONNRESET',
+        });
+      }
+      response.body = Readable.from([body], { objectMode: false });
+      return result;
+    };
+  client.middlewareStack.add(middleware as unknown as Parameters<S3Client['middlewareStack']['add']>[0], {
+    step: 'deserialize',
+    priority: 'low',
+    name: 'loftReadSmallBodiesMiddleware',
+  });
 }
 
 /**

@@ -242,6 +242,7 @@ describe('multipart uploads: protocol tests against recorded S3 answers', () => 
         partSizeMb: 5,
         prefix: PREFIX,
         maxAttempts: 1,
+        requestTimeoutSecs: 300,
       },
     });
     try {

@@ -1,11 +1,15 @@
 // Two loft processes (two hosts: separate presence databases) uploading overlapping closures into
-// one bucket at the same time. Uploads are idempotent (the NAR key comes from the NarHash, the
-// narinfo is written last), so the bucket must end consistent and Nix must substitute all of it.
+// one bucket at the same time, through a proxy that breaks a tenth of their requests (500s, 503
+// SlowDown, resets, stalls, short answers: test/helpers/fault-proxy.ts). Uploads are idempotent
+// (the NAR key comes from the NarHash, the narinfo is written last), so the bucket must end
+// consistent (test/helpers/bucket-invariants.ts) and Nix must substitute all of it.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { checkBucket } from '../helpers/bucket-invariants.js';
+import { FAULT_KINDS, startFaultProxy } from '../helpers/fault-proxy.js';
 import { buildFixtureClosure, deleteStorePaths, type FixtureCase } from '../helpers/fixtures.js';
 import { runLoft } from '../helpers/loft-cli.js';
 import { hasNix, requireNix } from '../helpers/nix-env.js';
@@ -43,16 +47,24 @@ describe('two writers, one bucket', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  test('overlapping closures uploaded at once leave a consistent bucket that Nix substitutes', async (t) => {
+  test('overlapping closures uploaded at once through 10% faults leave a consistent bucket that Nix substitutes', async (t) => {
     if (!requireNix(t)) return;
+    if (s3.external) return t.skip('needs the in-process server behind the fault proxy');
+    const proxy = await startFaultProxy(s3.backend, { rate: 0.1, seed: 1010 });
+    t.after(() => proxy.close());
+    // Stalls end when the idle timeout passes: 2 s keeps the run short.
+    const faulty = {
+      s3: { ...s3, endpoint: proxy.endpoint },
+      extraS3: 'max_attempts = 10\nrequest_timeout_secs = 2',
+    };
     const hostA = await writeConfig({
       dir: await mkdtemp(join(dir, 'a-')),
-      s3,
+      ...faulty,
       signingKeyPath: key.secretPath,
     });
     const hostB = await writeConfig({
       dir: await mkdtemp(join(dir, 'b-')),
-      s3,
+      ...faulty,
       signingKeyPath: key.secretPath,
     });
     const rootsA = [f.top, f.large, f.tree];
@@ -73,6 +85,15 @@ describe('two writers, one bucket', () => {
       for (const ref of ni.references)
         assert.ok(objects.has(`${ref.slice(0, 32)}.narinfo`), `reference ${ref}`);
     }
+    const check = await checkBucket(s3, { publicKey: key.publicKey });
+    assert.deepEqual(check.violations, []);
+    const stats = proxy.stats();
+    assert.ok(stats.faulted > 0, 'no fault was injected');
+    const kinds = FAULT_KINDS.map((k) => `${k} ${stats.byKind[k]}`).join(', ');
+    t.diagnostic(`two writers: ${stats.requests} requests, ${stats.faulted} faults injected (${kinds})`);
+    t.diagnostic(
+      `bucket check: ${check.narinfos} narinfos, ${check.narsVerified} NARs verified, 0 violations`,
+    );
     await deleteLocally(closure, Object.values(f));
     await substitute(roots, httpCacheUrl(s3), key.publicKey);
     await verifyClosure(roots, key.publicKey);

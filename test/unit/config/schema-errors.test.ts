@@ -85,6 +85,10 @@ const INVALID: Array<[string, string]> = [
   ['[s3]\nbucket = "b"\nforce_path_style = "yes"', 's3.force_path_style: expected true or false'],
   ['[s3]\nbucket = "b"\npart_size_mb = 4', 's3.part_size_mb: expected an integer from 5 to 5120, got 4'],
   ['[s3]\nbucket = "b"\nmax_attempts = 0', 's3.max_attempts: expected an integer from 1 to 20, got 0'],
+  [
+    '[s3]\nbucket = "b"\nrequest_timeout_secs = 0',
+    's3.request_timeout_secs: expected an integer from 1 to 3600, got 0',
+  ],
   ['[s3]\nbucket = "b"\nprefix = "a/../b"', 's3.prefix: expected a folder path'],
   [
     '[s3]\nbucket = "b"\npart_size_mb = 6000',

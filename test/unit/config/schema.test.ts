@@ -51,6 +51,7 @@ describe('defaults', () => {
         extraHeaders: {},
         partSizeMb: 8,
         maxAttempts: 6,
+        requestTimeoutSecs: 300,
       },
     });
     assert.equal(v.credentials, undefined);
@@ -100,6 +101,7 @@ describe('every key is read', () => {
       force_path_style = false
       part_size_mb = 64
       max_attempts = 9
+      request_timeout_secs = 45
       prefix = "/caches/main/"
       [s3.extra_headers]
       "CF-Access-Client-Id" = "id"
@@ -138,6 +140,7 @@ describe('every key is read', () => {
         extraHeaders: {},
         partSizeMb: 64,
         maxAttempts: 9,
+        requestTimeoutSecs: 45,
         prefix: 'caches/main/',
       },
     });

@@ -1,7 +1,15 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer, IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { AbortedError, StorageError } from '../../../src/errors.js';
-import { createS3Client, describeEndpoint, toStorageError } from '../../../src/storage/s3-client.js';
+import {
+  BUFFERED_BODY_MAX_BYTES,
+  createS3Client,
+  describeEndpoint,
+  toStorageError,
+} from '../../../src/storage/s3-client.js';
 
 const ctx = { operation: 'put nar/a.nar.zst', bucket: 'cache', where: 'https://s3.example.org' };
 const secret = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';
@@ -122,5 +130,131 @@ describe('createS3Client', () => {
     } finally {
       client.destroy();
     }
+  });
+});
+
+/**
+ * A local HTTP server standing in for S3: `answer` gets the request number (1, 2, ...) and handles
+ * the request; every request is counted.
+ */
+async function fakeS3(
+  answer: (n: number, req: IncomingMessage, res: ServerResponse) => void,
+): Promise<{ endpoint: string; count: () => number; close: () => Promise<void> }> {
+  let n = 0;
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => answer(++n, req, res));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    count: () => n,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+function clientFor(endpoint: string, requestTimeoutMs = 5000) {
+  return createS3Client({
+    region: 'us-east-1',
+    endpoint,
+    forcePathStyle: true,
+    credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
+    extraHeaders: {},
+    maxAttempts: 3,
+    retryBaseDelayMs: 1,
+    requestTimeoutMs,
+  });
+}
+
+async function getBody(client: ReturnType<typeof createS3Client>): Promise<Buffer> {
+  const out = await client.send(new GetObjectCommand({ Bucket: 'b', Key: 'nix-cache-info' }));
+  return Buffer.from(await out.Body!.transformToByteArray());
+}
+
+const BODY = Buffer.from('StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 30\n');
+
+// A client that misses a fault would wait forever: each test has a deadline so it fails instead.
+const deadline = { timeout: 5_000 };
+
+describe('createS3Client against a flaky server', () => {
+  test(
+    'a GetObject body cut short is retried inside the SDK, not handed to the caller',
+    deadline,
+    async (t) => {
+      const server = await fakeS3((n, _req, res) => {
+        res.writeHead(200, { 'content-length': String(BODY.length) });
+        if (n === 1) res.write(BODY.subarray(0, 10), () => res.socket?.destroy());
+        else res.end(BODY);
+      });
+      t.after(() => server.close());
+      const client = clientFor(server.endpoint);
+      t.after(() => client.destroy());
+      assert.deepEqual(await getBody(client), BODY);
+      assert.equal(server.count(), 2);
+    },
+  );
+
+  test('a body that stalls midway is dropped after the idle timeout and retried', deadline, async (t) => {
+    const server = await fakeS3((n, _req, res) => {
+      res.writeHead(200, { 'content-length': String(BODY.length) });
+      if (n === 1) res.write(BODY.subarray(0, 10));
+      else res.end(BODY);
+    });
+    t.after(() => server.close());
+    const client = clientFor(server.endpoint, 300);
+    t.after(() => client.destroy());
+    assert.deepEqual(await getBody(client), BODY);
+    assert.equal(server.count(), 2);
+  });
+
+  test('a server that never answers is dropped after the idle timeout and retried', deadline, async (t) => {
+    const server = await fakeS3((n, _req, res) => {
+      if (n > 1) res.writeHead(200, { 'content-length': '0' }).end();
+    });
+    t.after(() => server.close());
+    const client = clientFor(server.endpoint, 300);
+    t.after(() => client.destroy());
+    await client.send(new PutObjectCommand({ Bucket: 'b', Key: 'x.narinfo', Body: 'x' }));
+    assert.equal(server.count(), 2);
+  });
+
+  test('the timeout is an idle one: an answer that keeps trickling in outlasts it', deadline, async (t) => {
+    const server = await fakeS3((_n, _req, res) => {
+      res.writeHead(200, { 'content-length': String(BODY.length) });
+      let sent = 0;
+      const timer = setInterval(() => {
+        res.write(BODY.subarray(sent, sent + 6));
+        sent += 6;
+        if (sent >= BODY.length) {
+          clearInterval(timer);
+          res.end();
+        }
+      }, 60);
+    });
+    t.after(() => server.close());
+    const client = clientFor(server.endpoint, 250);
+    t.after(() => client.destroy());
+    const started = Date.now();
+    assert.deepEqual(await getBody(client), BODY);
+    assert.ok(Date.now() - started > 250, 'the answer took longer than the timeout');
+    assert.equal(server.count(), 1);
+  });
+
+  test('bodies above the buffering limit stay streams', deadline, async (t) => {
+    const big = Buffer.alloc(BUFFERED_BODY_MAX_BYTES + 1, 1);
+    const server = await fakeS3((_n, _req, res) => {
+      res.writeHead(200, { 'content-length': String(big.length) }).end(big);
+    });
+    t.after(() => server.close());
+    const client = clientFor(server.endpoint);
+    t.after(() => client.destroy());
+    const out = await client.send(new GetObjectCommand({ Bucket: 'b', Key: 'nar/big' }));
+    assert.ok(out.Body instanceof IncomingMessage, 'the socket stream itself');
+    assert.equal((await out.Body.transformToByteArray()).length, big.length);
   });
 });
