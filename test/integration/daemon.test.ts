@@ -12,6 +12,7 @@ import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { buildFixtureClosure, randomSalt } from '../helpers/fixtures.js';
+import { checkBucket } from '../helpers/bucket-invariants.js';
 import { logLines, runLoft, spawnLoft } from '../helpers/loft-cli.js';
 import { hasNix, nixBin, nixEnv, requireNix } from '../helpers/nix-env.js';
 import { startS3Server, type TestS3 } from '../helpers/s3-server.js';
@@ -114,18 +115,11 @@ async function waitUploaded(s3: TestS3, paths: string[], timeoutMs = 30_000): Pr
   });
 }
 
-/** Every narinfo in the bucket points at a NAR that is there, with the size it claims. */
+/** The bucket passes checkBucket (NARs present with the sizes and hashes named, references whole). */
 async function assertNoNarinfoWithoutNar(s3: TestS3): Promise<number> {
-  const objects = await bucketObjects(s3);
-  let n = 0;
-  for (const key of objects.keys()) {
-    if (!key.endsWith('.narinfo')) continue;
-    const ni = await bucketNarInfo(s3, key.slice(0, -'.narinfo'.length));
-    assert.ok(ni && objects.has(ni.url), `NAR of ${key}`);
-    assert.equal(objects.get(ni.url), ni.fileSize, `size of ${ni.url}`);
-    n++;
-  }
-  return n;
+  const check = await checkBucket(s3, { storeDir: STORE_DIR });
+  assert.deepEqual(check.violations, []);
+  return check.narinfos;
 }
 
 /** An expression of `n` tiny derivations; with `failAt`, that one fails to build. */
