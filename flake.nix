@@ -15,8 +15,8 @@
       ];
       forAllSystems = f: lib.genAttrs systems (system: f system nixpkgs.legacyPackages.${system});
       isLinux = lib.hasSuffix "-linux";
-      # Node 22: nixpkgs is retiring Node 20, and the AWS SDK's releases from 2027 on need 22.
-      loftFor = pkgs: pkgs.callPackage ./nix/package.nix { nodejs = pkgs.nodejs_22; };
+      # Node 24 LTS: Node 20 is past its end of life, and the AWS SDK's releases from 2027 on need 22.
+      loftFor = pkgs: pkgs.callPackage ./nix/package.nix { nodejs = pkgs.nodejs_24; };
     in
     {
       packages = forAllSystems (
@@ -42,7 +42,7 @@
         system: pkgs: {
           default = pkgs.mkShell {
             packages = [
-              pkgs.nodejs_22
+              pkgs.nodejs_24
               pkgs.nix
               pkgs.zstd
               pkgs.xz

@@ -4,7 +4,6 @@
 // process. Reports the requests each prune made (counted by a recording proxy) and its time; the
 // second prune, on a bucket the first one left unchanged, must read no narinfo.
 //   node --import tsx bench/prune.bench.ts [--paths 20000] [--seed 1]
-import '../src/cli/quiet-sdk-warning.js';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { utimes } from 'node:fs/promises';

@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 // loft's entry point: parse the command line, load the configuration, run one command, and turn
 // every failure into one line on stderr and a documented exit code.
-import './quiet-sdk-warning.js';
 import { createRequire } from 'node:module';
 import { describeConfig } from '../config/describe-config.js';
 import { loadConfig } from '../config/load.js';
@@ -25,7 +24,7 @@ const version = (createRequire(import.meta.url)('../../package.json') as { versi
 async function main(argv: string[]): Promise<ExitCodeValue> {
   let cli: CliOptions | undefined;
   try {
-    cli = parseCli(argv, version, (s) => process.stdout.write(s));
+    cli = parseCli(argv, `${version} (Node ${process.version})`, (s) => process.stdout.write(s));
   } catch (err) {
     return report(err, undefined);
   }

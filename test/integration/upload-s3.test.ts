@@ -53,7 +53,10 @@ describe('loft --upload-path to S3 (zstd), then Nix substitutes it back', () => 
     if (!requireNix(t)) return;
     const run = await runLoft(['-c', config, '--upload-path', ...roots]);
     assert.equal(run.code, 0, run.stderr);
-    assert.ok(!run.stderr.includes('NodeVersionSupportWarning'), "the SDK's Node version warning is hidden");
+    assert.ok(
+      !run.stderr.includes('NodeVersionSupportWarning'),
+      'the SDK prints no Node version warning on a supported Node',
+    );
     assert.match(run.stdout, new RegExp(`uploaded ${closure.length} paths`));
     const objects = await bucketObjects(s3);
     assert.ok(objects.has('nix-cache-info'));

@@ -1,0 +1,144 @@
+// Which zstd compressor loft uses: node:zlib's (Node >= 22.15, compresses on libuv's thread pool)
+// or zstd-napi's CompressStream (synchronous, in the calling thread). Same bytes, same level, one
+// stream and several at once (loft compresses several NARs side by side). Each case runs in its
+// own child process, so wall time, CPU seconds (user + sys of every thread) and peak RSS are its
+// own. Speed decides; a tie goes to node:zlib, which needs no native addon.
+//
+//   node --import tsx bench/zstd-choice.bench.ts                 all cases, markdown table
+//   node --import tsx bench/zstd-choice.bench.ts zlib:2:400      one case (impl:streams:MB)
+import { spawnSync } from 'node:child_process';
+import { closeSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { Readable, Writable, type Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { fileURLToPath } from 'node:url';
+import zlib from 'node:zlib';
+
+const MB = 1_000_000;
+const PIECE = 1 << 20;
+const LEVEL = 3;
+const TOTAL_MB = 400;
+const CASES = ['zlib:1', 'napi:1', 'zlib:2', 'napi:2', 'zlib:4', 'napi:4'];
+const DIRS = ['/usr/lib/x86_64-linux-gnu', '/usr/lib', '/usr/bin', '/usr/libexec'];
+
+/** Up to `limit` bytes of real binaries and libraries, concatenated in directory order. */
+function binaries(limit: number): Buffer {
+  const out = Buffer.allocUnsafe(limit);
+  let size = 0;
+  for (const dir of DIRS) {
+    let names: string[] = [];
+    try {
+      names = readdirSync(dir).sort();
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      if (size >= limit) return out;
+      const path = join(dir, name);
+      try {
+        if (!statSync(path).isFile()) continue;
+        const fd = openSync(path, 'r');
+        try {
+          for (let got = 1; got > 0 && size < limit; size += got)
+            got = readSync(fd, out, size, limit - size, null);
+        } finally {
+          closeSync(fd);
+        }
+      } catch {
+        // unreadable file: skip it
+      }
+    }
+  }
+  return out.subarray(0, size);
+}
+
+function compressor(impl: string): Transform {
+  if (impl === 'zlib') {
+    return zlib.createZstdCompress({
+      chunkSize: PIECE,
+      params: { [zlib.constants.ZSTD_c_compressionLevel]: LEVEL, [zlib.constants.ZSTD_c_checksumFlag]: 1 },
+    });
+  }
+  const { CompressStream } = createRequire(import.meta.url)('zstd-napi') as {
+    CompressStream: new (o: object) => Transform;
+  };
+  return new CompressStream({ compressionLevel: LEVEL, nbWorkers: 0, checksumFlag: true });
+}
+
+async function compressOnce(data: Buffer, impl: string): Promise<number> {
+  let out = 0;
+  const pieces = function* () {
+    for (let i = 0; i < data.length; i += PIECE) yield data.subarray(i, i + PIECE);
+  };
+  await pipeline(
+    Readable.from(pieces()),
+    compressor(impl),
+    new Writable({
+      write(chunk: Buffer, _e, cb) {
+        out += chunk.length;
+        cb();
+      },
+    }),
+  );
+  return out;
+}
+
+async function child(spec: string): Promise<void> {
+  const [impl = 'zlib', streamsText = '1', mbText = String(TOTAL_MB)] = spec.split(':');
+  const streams = Number(streamsText);
+  // Every stream gets its own share of the bytes, so the total work is the same in every case.
+  const data = binaries(Number(mbText) * MB);
+  const share = Math.ceil(data.length / streams);
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const outs = await Promise.all(
+    Array.from({ length: streams }, (_, i) => compressOnce(data.subarray(i * share, (i + 1) * share), impl)),
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const result = {
+    impl,
+    streams,
+    inputMB: data.length / MB,
+    ratio: data.length / outs.reduce((a, b) => a + b, 0),
+    seconds,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
+    rssPeakMB: process.resourceUsage().maxRSS / 1024,
+  };
+  process.stdout.write(JSON.stringify(result));
+}
+
+function parent(): void {
+  const rows: string[] = [];
+  rows.push('| compressor | streams | input MB | ratio | wall s | CPU s (user+sys) | MB/s | peak RSS MB |');
+  rows.push('|---|---|---|---|---|---|---|---|');
+  const rounds = Number(process.env.ROUNDS ?? 3);
+  for (const spec of CASES) {
+    const runs: Array<Record<string, number | string>> = [];
+    for (let r = 0; r < rounds; r++) {
+      const res = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), spec], {
+        encoding: 'utf8',
+        maxBuffer: 1 << 20,
+      });
+      if (res.status !== 0) throw new Error(`case ${spec} failed: ${res.stderr}`);
+      runs.push(JSON.parse(res.stdout) as Record<string, number | string>);
+    }
+    runs.sort((a, b) => Number(a.seconds) - Number(b.seconds));
+    const m = runs[Math.floor(runs.length / 2)] ?? {};
+    const name = m.impl === 'zlib' ? 'node:zlib createZstdCompress' : 'zstd-napi CompressStream';
+    const mbps = Number(m.inputMB) / Number(m.seconds);
+    rows.push(
+      `| ${name} | ${m.streams} | ${Number(m.inputMB).toFixed(0)} | ${Number(m.ratio).toFixed(2)} | ${Number(m.seconds).toFixed(2)} | ${Number(m.cpuSeconds).toFixed(2)} | ${mbps.toFixed(0)} | ${Number(m.rssPeakMB).toFixed(0)} |`,
+    );
+    process.stderr.write(`${spec}: ${JSON.stringify(runs.map((r) => Number(r.seconds).toFixed(2)))}\n`);
+  }
+  process.stdout.write(
+    `zstd level ${LEVEL}, Node ${process.version}, medians of ${rounds} (by wall time)\n\n`,
+  );
+  process.stdout.write(`${rows.join('\n')}\n`);
+}
+
+const spec = process.argv[2];
+if (spec) await child(spec);
+else parent();
