@@ -1,8 +1,9 @@
-// Which zstd compressor loft uses: node:zlib's (Node >= 22.15, compresses on libuv's thread pool)
-// or zstd-napi's CompressStream (synchronous, in the calling thread). Same bytes, same level, one
-// stream and several at once (loft compresses several NARs side by side). Each case runs in its
-// own child process, so wall time, CPU seconds (user + sys of every thread) and peak RSS are its
-// own. Speed decides; a tie goes to node:zlib, which needs no native addon.
+// Which zstd compressor loft uses: node:zlib's (Node >= 22.15, compresses on libuv's thread pool),
+// zstd-napi's CompressStream in the main thread (synchronous: what loft does today), or zstd-napi
+// on worker threads, one stream per worker (what a compute pool would do). Same bytes, same level,
+// one stream and several at once (loft compresses several NARs side by side). Each case runs in
+// its own child process, so wall time, CPU seconds (user + sys of every thread, workers included)
+// and peak RSS are its own. Speed decides; a tie goes to node:zlib, which needs no native addon.
 //
 //   node --import tsx bench/zstd-choice.bench.ts                 all cases, markdown table
 //   node --import tsx bench/zstd-choice.bench.ts zlib:2:400      one case (impl:streams:MB)
@@ -12,6 +13,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { Readable, Writable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
 
@@ -19,7 +21,7 @@ const MB = 1_000_000;
 const PIECE = 1 << 20;
 const LEVEL = 3;
 const TOTAL_MB = 400;
-const CASES = ['zlib:1', 'napi:1', 'zlib:2', 'napi:2', 'zlib:4', 'napi:4'];
+const CASES = ['zlib:1', 'napi:1', 'napi-worker:1', 'zlib:2', 'napi:2', 'napi-worker:2', 'zlib:4', 'napi:4', 'napi-worker:4'];
 const DIRS = ['/usr/lib/x86_64-linux-gnu', '/usr/lib', '/usr/bin', '/usr/libexec'];
 
 /** Up to `limit` bytes of real binaries and libraries, concatenated in directory order. */
@@ -84,16 +86,45 @@ async function compressOnce(data: Buffer, impl: string): Promise<number> {
   return out;
 }
 
+/** One stream on a worker thread: it gets its share of the bytes up front, then compresses on "go". */
+function onWorker(share: Uint8Array): { ready: Promise<void>; run: () => Promise<number> } {
+  const worker = new Worker(new URL(import.meta.url), { workerData: share, execArgv: ['--import', 'tsx'] });
+  const ready = new Promise<void>((resolve, reject) => {
+    worker.once('message', () => resolve());
+    worker.once('error', reject);
+  });
+  const run = () =>
+    new Promise<number>((resolve, reject) => {
+      worker.once('message', (size: number) => {
+        void worker.terminate();
+        resolve(size);
+      });
+      worker.once('error', reject);
+      worker.postMessage('go');
+    });
+  return { ready, run };
+}
+
+async function workerMain(): Promise<void> {
+  const share = Buffer.from(workerData as Uint8Array);
+  parentPort?.postMessage('ready');
+  await new Promise((resolve) => parentPort?.once('message', resolve));
+  parentPort?.postMessage(await compressOnce(share, 'napi'));
+}
+
 async function child(spec: string): Promise<void> {
   const [impl = 'zlib', streamsText = '1', mbText = String(TOTAL_MB)] = spec.split(':');
   const streams = Number(streamsText);
   // Every stream gets its own share of the bytes, so the total work is the same in every case.
   const data = binaries(Number(mbText) * MB);
   const share = Math.ceil(data.length / streams);
+  const shares = Array.from({ length: streams }, (_, i) => data.subarray(i * share, (i + 1) * share));
+  const workers = impl === 'napi-worker' ? shares.map((s) => onWorker(s)) : [];
+  await Promise.all(workers.map((w) => w.ready));
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const outs = await Promise.all(
-    Array.from({ length: streams }, (_, i) => compressOnce(data.subarray(i * share, (i + 1) * share), impl)),
+    impl === 'napi-worker' ? workers.map((w) => w.run()) : shares.map((s) => compressOnce(s, impl)),
   );
   const seconds = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
@@ -108,6 +139,12 @@ async function child(spec: string): Promise<void> {
   };
   process.stdout.write(JSON.stringify(result));
 }
+
+const NAMES: Record<string, string> = {
+  zlib: 'node:zlib createZstdCompress (thread pool)',
+  napi: 'zstd-napi CompressStream (main thread)',
+  'napi-worker': 'zstd-napi CompressStream (a worker thread each)',
+};
 
 function parent(): void {
   const rows: string[] = [];
@@ -126,7 +163,7 @@ function parent(): void {
     }
     runs.sort((a, b) => Number(a.seconds) - Number(b.seconds));
     const m = runs[Math.floor(runs.length / 2)] ?? {};
-    const name = m.impl === 'zlib' ? 'node:zlib createZstdCompress' : 'zstd-napi CompressStream';
+    const name = NAMES[String(m.impl)] ?? String(m.impl);
     const mbps = Number(m.inputMB) / Number(m.seconds);
     rows.push(
       `| ${name} | ${m.streams} | ${Number(m.inputMB).toFixed(0)} | ${Number(m.ratio).toFixed(2)} | ${Number(m.seconds).toFixed(2)} | ${Number(m.cpuSeconds).toFixed(2)} | ${mbps.toFixed(0)} | ${Number(m.rssPeakMB).toFixed(0)} |`,
@@ -140,5 +177,6 @@ function parent(): void {
 }
 
 const spec = process.argv[2];
-if (spec) await child(spec);
+if (!isMainThread) await workerMain();
+else if (spec) await child(spec);
 else parent();
