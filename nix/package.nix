@@ -1,6 +1,7 @@
 # loft as a Nix package: `npm run build` (tsc -> dist/) with the dependencies of package-lock.json,
-# the native addons (better-sqlite3, zstd-napi, lzma-native) compiled from source against the
-# headers of the Node it runs on, dev dependencies pruned, and `bin/loft` wrapping that Node.
+# lzma-native's addon compiled from source against the headers of the Node it runs on,
+# better-sqlite3's Node-API binary as its tarball ships it, dev dependencies pruned, and `bin/loft`
+# wrapping that Node.
 #
 # The lockfile has no `resolved` URLs, so nixpkgs' fetchNpmDeps would fetch nothing (it skips such
 # entries) and importNpmLock would leave them to a network npm does not have in the sandbox.
@@ -91,9 +92,10 @@ let
   common = {
     inherit (package) version;
     inherit nodejs npmDeps npmConfigHook;
-    # better-sqlite3 and zstd-napi would try to download prebuilt binaries (there is no network in
-    # the sandbox) and lzma-native would load the binaries shipped in its tarball; this makes all
-    # three compile from source (prebuild-install and node-gyp-build both read it).
+    # lzma-native would load the binaries shipped in its tarball; this makes it compile from source
+    # (node-gyp-build reads it). better-sqlite3 13 has no install script: it loads the Node-API
+    # binary for the platform from its tarball's prebuilds/ (linked against libc and libstdc++,
+    # which the Node it runs in has already loaded).
     npm_config_build_from_source = "true";
   };
 
@@ -142,7 +144,7 @@ buildNpmPackage (
       rm -f "$pkg/node_modules/.package-lock.json"
       # Keep only the compiled addons: node-gyp's intermediates name the compiler, Python and the
       # Node sources, which would otherwise all become runtime dependencies.
-      for addon in better-sqlite3 zstd-napi lzma-native; do
+      for addon in better-sqlite3 lzma-native; do
         build="$pkg/node_modules/$addon/build"
         if [ -d "$build" ]; then
           find "$build" -mindepth 1 -maxdepth 1 ! -name Release -exec rm -rf {} +

@@ -2,10 +2,14 @@
 // `none` (and accepts multi-threaded zstd frames without a content size), so these are the three we
 // write. Each compressor is a Transform with real backpressure: memory stays bounded by the codec's
 // own window and job buffers however large the NAR is and however slow the upload is.
+//
+// zstd is node:zlib's (Node >= 22.15): it compresses on libuv's thread pool, so the main thread
+// keeps reading, hashing and sending while another core compresses, and several NARs compress on
+// several cores at once. bench/zstd-choice.bench.ts chose it over zstd-napi (docs/architecture.md).
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { PassThrough, Transform, type TransformCallback } from 'node:stream';
-import type { CompressStream } from 'zstd-napi';
+import zlib from 'node:zlib';
 import { ConfigError } from '../errors.js';
 
 export type Compression = 'zstd' | 'xz' | 'none';
@@ -13,7 +17,7 @@ export type Compression = 'zstd' | 'xz' | 'none';
 export interface CompressorOptions {
   /** zstd: its own level range (default 3, like the zstd CLI); xz: preset 0-9 (default 6, like xz). */
   level?: number;
-  /** Compression threads; defaults to min(2, available cores). */
+  /** xz compression threads; defaults to min(2, available cores). zstd runs on libuv's pool. */
   threads?: number;
 }
 
@@ -24,7 +28,7 @@ export function createCompressor(kind: Compression, opts: CompressorOptions = {}
   const threads = checkThreads(opts.threads ?? Math.min(2, availableParallelism()));
   switch (kind) {
     case 'zstd':
-      return createZstdCompressor(checkZstdLevel(opts.level ?? DEFAULT_ZSTD_LEVEL), threads);
+      return createZstdCompressor(checkZstdLevel(opts.level ?? DEFAULT_ZSTD_LEVEL));
     case 'xz':
       return new XzCompressStream(checkXzLevel(opts.level ?? DEFAULT_XZ_LEVEL), threads);
     case 'none':
@@ -56,11 +60,15 @@ function checkThreads(threads: number): number {
   return threads;
 }
 
+/** zstd's highest level (ZSTD_maxCLevel() in every zstd release so far). */
+export const MAX_ZSTD_LEVEL = 22;
+
 function checkZstdLevel(level: number): number {
   // Negative ("fast") levels exist but trade too much ratio for a cache that is written once.
-  const max = zstdNapi().binding.maxCLevel();
-  if (!Number.isInteger(level) || level < 1 || level > max) {
-    throw new ConfigError(`zstd compression level must be a whole number from 1 to ${max}, not ${level}`);
+  if (!Number.isInteger(level) || level < 1 || level > MAX_ZSTD_LEVEL) {
+    throw new ConfigError(
+      `zstd compression level must be a whole number from 1 to ${MAX_ZSTD_LEVEL}, not ${level}`,
+    );
   }
   return level;
 }
@@ -72,29 +80,23 @@ function checkXzLevel(level: number): number {
   return level;
 }
 
-// The native addons load on first use: a run that compresses nothing (everything already cached)
-// or uses another codec should not pay for loading them (start-up time, bench/upload.bench.ts).
+// The native addon loads on first use: a run that compresses nothing (everything already cached)
+// or uses another codec should not pay for loading it (start-up time, bench/upload.bench.ts).
 const requireCjs = createRequire(import.meta.url);
-interface ZstdNapi {
-  CompressStream: typeof CompressStream;
-  binding: { maxCLevel(): number };
-}
-let zstdModule: ZstdNapi | undefined;
-function zstdNapi(): ZstdNapi {
-  zstdModule ??= {
-    CompressStream: (requireCjs('zstd-napi') as { CompressStream: typeof CompressStream }).CompressStream,
-    binding: requireCjs('zstd-napi/binding.js') as { maxCLevel(): number },
-  };
-  return zstdModule;
-}
 
-function createZstdCompressor(level: number, threads: number): Transform {
-  // One thread compresses in the calling thread (nbWorkers 0): each zstd worker pool costs 40-50 MB
-  // and uploads already run side by side. With more threads, zstd's workers do it; the frame then
-  // carries no content size, which Nix accepts. The checksum matches the zstd CLI's default and lets
-  // `zstd -t` and Nix's decoder catch a damaged object.
-  const nbWorkers = threads > 1 ? threads : 0;
-  return new (zstdNapi().CompressStream)({ compressionLevel: level, nbWorkers, checksumFlag: true });
+/** Output buffers of 1 MiB: node:zlib's default 16 KiB makes one thread-pool round trip per 16 KiB. */
+const ZSTD_CHUNK = 1 << 20;
+
+function createZstdCompressor(level: number): Transform {
+  // The checksum matches the zstd CLI's default and lets `zstd -t` and Nix's decoder catch a
+  // damaged object.
+  return zlib.createZstdCompress({
+    chunkSize: ZSTD_CHUNK,
+    params: {
+      [zlib.constants.ZSTD_c_compressionLevel]: level,
+      [zlib.constants.ZSTD_c_checksumFlag]: 1,
+    },
+  });
 }
 
 // ---- xz ------------------------------------------------------------------------------------------
