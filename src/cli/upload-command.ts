@@ -1,4 +1,5 @@
 // `loft --upload-path P...` and `loft --force-scan`: upload closures and report.
+import { UploadQueue } from '../daemon/upload-queue.js';
 import { ExitCode, InvalidPathError, oneLine, type ExitCodeValue } from '../errors.js';
 import { resolveStorePath } from '../store/resolve-path.js';
 import { logProgress, type ProgressSink } from '../upload/progress.js';
@@ -38,9 +39,20 @@ export async function runUpload(
   );
   report.failed.unshift(...invalid);
   report.requested.unshift(...invalid.map((f) => f.path));
+  if (report.uploaded.length > 0) recordLastUpload(rt.config.localCachePath);
   for (const line of summaryLines(report, Date.now() - started, opts.dryRun)) io.stdout(line);
   rt.logger.debug({ uploaded: report.uploaded.length, failed: report.failed.length }, 'upload finished');
   return { report, exitCode: exitCodeFor(report, invalid) };
+}
+
+/** What `--status` shows as the last upload, for CLI uploads as for the daemon's. */
+function recordLastUpload(dbPath: string): void {
+  const queue = UploadQueue.open(dbPath);
+  try {
+    queue.setState('last_upload_at', String(Date.now()));
+  } finally {
+    queue.close();
+  }
 }
 
 async function resolveAll(inputs: readonly string[], storeDir: string) {
