@@ -27,6 +27,11 @@ async function main(argv: string[]): Promise<ExitCodeValue> {
   try {
     cli = parseCli(argv, version, (s) => process.stdout.write(s));
   } catch (err) {
+    // A post-build hook must never fail a build, whatever its command line looks like.
+    if (argv.includes('--enqueue')) {
+      process.stderr.write(`loft: warning: could not queue paths for upload: ${oneLine(err)}\n`);
+      return ExitCode.ok;
+    }
     return report(err, undefined);
   }
   if (!cli) return ExitCode.ok;
@@ -40,7 +45,7 @@ async function main(argv: string[]): Promise<ExitCodeValue> {
 
 async function run(cli: CliOptions, logger: Logger): Promise<ExitCodeValue> {
   // Before anything that could fail: a post-build hook must never fail a build.
-  if (cli.enqueuePaths.length > 0) return runEnqueueCommand(cli, enqueueIo());
+  if (cli.enqueue) return runEnqueueCommand(cli, enqueueIo());
   const actions = [
     cli.uploadPaths.length > 0,
     cli.forceScan,
@@ -101,6 +106,7 @@ function enqueueIo() {
     stdin: process.stdin,
     say: (line: string) => console.log(line),
     warn: (line: string) => process.stderr.write(`${line}\n`),
+    env: process.env,
   };
 }
 
