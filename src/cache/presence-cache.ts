@@ -23,6 +23,8 @@ export interface PresenceInfo {
   narKey?: string;
   narSize?: number;
   fileSize?: number;
+  /** The public key (`name:base64`) whose signature the narinfo carries; '' for unsigned. */
+  signer?: string;
 }
 
 export interface PresenceEntry extends PresenceInfo {
@@ -106,6 +108,32 @@ export class PresenceCache {
     })();
   }
 
+  /**
+   * Records paths the target was seen to hold (a HEAD or a listing) without knowing who signed
+   * them. Rows already there keep what they know.
+   */
+  learn(hashParts: readonly string[]): void {
+    this.db.transaction(() => {
+      const addedAt = Date.now();
+      for (const hashPart of hashParts) this.statements.learn.run(hashPart, addedAt);
+    })();
+  }
+
+  /** The hashes of `hashParts` with a row not known to carry a signature by `signer`. */
+  notSignedBy(hashParts: readonly string[], signer: string): string[] {
+    const out: string[] = [];
+    for (let i = 0; i < hashParts.length; i += BATCH) {
+      const batch = JSON.stringify(hashParts.slice(i, i + BATCH));
+      out.push(...(this.statements.notSignedBy.all(batch, signer) as string[]));
+    }
+    return out;
+  }
+
+  /** The narinfo of a present path was seen (or made) to carry a signature by `signer`. */
+  setSigner(hashPart: string, signer: string): void {
+    this.statements.setSigner.run(signer, hashPart);
+  }
+
   remove(hashParts: readonly string[]): void {
     this.db.transaction(() => {
       for (let i = 0; i < hashParts.length; i += BATCH) {
@@ -169,9 +197,17 @@ function prepareStatements(db: Database.Database) {
       .prepare('SELECT j.value FROM json_each(?) j JOIN presence p ON p.hash_part = j.value')
       .pluck(),
     add: db.prepare(
-      `INSERT OR REPLACE INTO presence (hash_part, narinfo_key, nar_key, nar_size, file_size, added_at)
-       VALUES (@hashPart, @narinfoKey, @narKey, @narSize, @fileSize, @addedAt)`,
+      `INSERT OR REPLACE INTO presence (hash_part, narinfo_key, nar_key, nar_size, file_size, signer, added_at)
+       VALUES (@hashPart, @narinfoKey, @narKey, @narSize, @fileSize, @signer, @addedAt)`,
     ),
+    learn: db.prepare('INSERT OR IGNORE INTO presence (hash_part, added_at) VALUES (?, ?)'),
+    notSignedBy: db
+      .prepare(
+        `SELECT p.hash_part FROM json_each(?) j JOIN presence p ON p.hash_part = j.value
+         WHERE p.signer IS NOT ?`,
+      )
+      .pluck(),
+    setSigner: db.prepare('UPDATE presence SET signer = ? WHERE hash_part = ?'),
     remove: db.prepare('DELETE FROM presence WHERE hash_part IN (SELECT value FROM json_each(?))'),
     clear: db.prepare('DELETE FROM presence'),
     count: db.prepare('SELECT count(*) FROM presence').pluck(),
@@ -189,6 +225,7 @@ function row(e: PresenceEntry, addedAt = Date.now()): Record<string, string | nu
     narKey: e.narKey ?? null,
     narSize: e.narSize ?? null,
     fileSize: e.fileSize ?? null,
+    signer: e.signer ?? null,
     addedAt,
   };
 }

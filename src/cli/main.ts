@@ -4,6 +4,7 @@
 import './quiet-sdk-warning.js';
 import { createRequire } from 'node:module';
 import { describeConfig } from '../config/describe-config.js';
+import { DEFAULTS } from '../config/defaults.js';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { ExitCode, isLoftError, oneLine, UsageError, type ExitCodeValue } from '../errors.js';
@@ -73,10 +74,9 @@ async function run(cli: CliOptions, logger: Logger): Promise<ExitCodeValue> {
     actAsStateOwner(config.localCachePath);
     return runStatusCommand(config, (l) => console.log(l));
   }
+  if (daemon) refuseEmbeddedDaemon(config);
   if (!config.signingKey && (cli.uploadPaths.length > 0 || cli.forceScan || daemon)) {
-    logger.warn(
-      'no signing key configured (loft.signing_key_path): narinfos are unsigned, and Nix accepts them only with require-sigs = false',
-    );
+    logger.warn(unsignedWarning(config));
   }
   if (daemon) return startDaemon(cli, config, logger);
   if (cli.prune) assertPruneEnabled(config);
@@ -91,7 +91,7 @@ async function run(cli: CliOptions, logger: Logger): Promise<ExitCodeValue> {
     }
     if (cli.forceScan) {
       const all = await listValidStorePaths(config.storeDir);
-      const opts = { dryRun: cli.dryRun, explicit: false, ignoreLocalCache: true };
+      const opts = { dryRun: cli.dryRun, explicit: false, ignoreLocalCache: true, listedFromStore: true };
       return (await runUpload(rt, all, opts, io)).exitCode;
     }
     if (cli.populateCache) await runPopulateCache(rt, cli.dryRun, (l) => console.log(l));
@@ -99,6 +99,29 @@ async function run(cli: CliOptions, logger: Logger): Promise<ExitCodeValue> {
   } finally {
     await rt.close();
   }
+}
+
+/**
+ * The embedded default is for one-off commands (`--upload-path`); a daemon started on it would copy
+ * the whole store, unsigned, into the working directory. A service needs a file saying where to go.
+ */
+function refuseEmbeddedDaemon(config: Config): void {
+  if (config.configPath !== undefined) return;
+  throw new UsageError(
+    `no config file (${DEFAULTS.configFile} not found here): the daemon uploads every new store path and needs ` +
+      'a config that says where; run loft -c FILE (start from loft.toml.example), or use --upload-path for a one-off upload',
+  );
+}
+
+function unsignedWarning(config: Config): string {
+  if (config.configPath === undefined) {
+    return `no config file: using the embedded default, an UNSIGNED cache in ${describeTarget(config)}; Nix accepts it only with require-sigs = false (give -c FILE with loft.signing_key_path to sign)`;
+  }
+  return 'no signing key configured (loft.signing_key_path): narinfos are unsigned, and Nix accepts them only with require-sigs = false';
+}
+
+function describeTarget(config: Config): string {
+  return config.storage.kind === 'local' ? config.storage.path : `s3://${config.storage.s3.bucket}`;
 }
 
 function enqueueIo() {

@@ -17,9 +17,9 @@ export function summaryLines(report: UploadReport, elapsedMs: number, dryRun: bo
     ? `dry run: would upload ${paths(report.wouldUpload.length)} (${formatBytes(report.wouldUpload.reduce((n, i) => n + i.narSize, 0))} NAR)`
     : `uploaded ${paths(report.uploaded.length)} (${formatBytes(nar)} NAR, ${formatBytes(file)} compressed)`;
   lines.push(
-    `${head}, ${report.alreadyPresent} already present, ` +
+    `${head}, ${report.alreadyPresent} already present${resignedText(report.resigned.length)}, ` +
       `${report.skipped.length} skipped (${upstream} upstream-signed, ${drvs} derivations), ` +
-      `${report.failed.length} failed, in ${formatDuration(elapsedMs)}`,
+      `${report.failed.length} failed${vanishedText(report.vanished?.length ?? 0)}, in ${formatDuration(elapsedMs)}`,
   );
   return lines;
 }
@@ -32,4 +32,13 @@ function skipText(reason: string): string {
 
 function paths(n: number): string {
   return n === 1 ? '1 path' : `${n} paths`;
+}
+
+/** Present narinfos that got our signature added in place (a run after a change of signing key). */
+function resignedText(n: number): string {
+  return n === 0 ? '' : ` (${paths(n)} re-signed with our key, NARs kept)`;
+}
+
+function vanishedText(n: number): string {
+  return n === 0 ? '' : `, ${paths(n)} garbage-collected during the scan`;
 }

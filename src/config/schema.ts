@@ -4,8 +4,9 @@
 //
 // The file format stays compatible with the original Loft's loft.toml: the tables [s3] and [loft]
 // with the same keys and meanings. loft adds [local] (a directory binary cache Nix reads as
-// file://DIR) and a few keys, each documented in loft.toml.example. Unknown keys are warnings, not
-// errors, because the original's NixOS module merges free-form `extraConfig` into the file.
+// file://DIR) and a few keys, each documented in loft.toml.example. Unknown keys are errors: a typo
+// such as `signing_key_pth` would otherwise change what gets published (unsigned narinfos) with only
+// a warning to show for it. Every key of the original Loft is known, so its files load unchanged.
 import { isAbsolute, join, resolve } from 'node:path';
 import { ConfigError } from '../errors.js';
 import type { SecretKey } from '../format/signing-key.js';
@@ -136,11 +137,11 @@ export function validateDocument(doc: TomlTable, ctx: SchemaContext): ValidatedD
     );
   }
   const storeDir = storeDirFromEnv(ctx.env, errors);
+  for (const key of [root, s3Table, localTable, loftTable].flatMap((t) => t?.unknownKeys() ?? [])) {
+    errors.push(`unknown key ${key}: fix its name or remove it (loft.toml.example lists every key)`);
+  }
   if (errors.length > 0) throw configError(errors, ctx.configPath);
-
-  const warnings = [root, s3Table, localTable, loftTable]
-    .flatMap((t) => t?.unknownKeys() ?? [])
-    .map((key) => `unknown configuration key ${key} ignored${where(ctx.configPath)}`);
+  const warnings: string[] = [];
   let storage: StorageSettings;
   if (s3 !== undefined) storage = { kind: 's3', s3: s3.s3 };
   else if (localPath !== undefined) storage = { kind: 'local', path: resolve(ctx.baseDir, localPath) };
@@ -179,10 +180,6 @@ export function defaultLocalCachePath(env: NodeJS.ProcessEnv, homeDir: string): 
   if (state !== undefined && isAbsolute(state)) return join(state, 'loft', 'cache.db');
   const home = env['HOME'] !== undefined && isAbsolute(env['HOME']) ? env['HOME'] : homeDir;
   return join(home, '.local', 'state', 'loft', 'cache.db');
-}
-
-function where(configPath: string | undefined): string {
-  return configPath === undefined ? '' : ` (in ${configPath})`;
 }
 
 function configError(errors: string[], configPath: string | undefined): ConfigError {
