@@ -14,6 +14,7 @@ import { DEFAULTS } from './defaults.js';
 import type { HeaderEntry } from './extra-headers.js';
 import { LOFT_KEYS, readLoftSection } from './loft-section.js';
 import { readS3Section, S3_KEYS, type CredentialSources, type HeaderFileRef } from './s3-section.js';
+import { storageTarget, targetDigest } from './storage-target.js';
 import { TableReader, type TomlTable } from './table-reader.js';
 
 export { COMPRESSION_LEVELS, DEFAULTS, LIMITS } from './defaults.js';
@@ -119,7 +120,7 @@ export function validateDocument(doc: TomlTable, ctx: SchemaContext): ValidatedD
   const s3Table = root.table('s3', S3_KEYS);
   const localTable = root.table('local', LOCAL_KEYS);
   const loftTable = root.table('loft', LOFT_KEYS) ?? new TableReader({}, 'loft', LOFT_KEYS, errors);
-  const loft = readLoftSection(loftTable, ctx.baseDir, defaultLocalCachePath(ctx.env, ctx.homeDir));
+  const loft = readLoftSection(loftTable, ctx.baseDir);
   const s3 = s3Table === undefined ? undefined : readS3Section(s3Table, ctx.baseDir);
   const localPath = localTable?.string('path', { nonEmpty: true });
   if (localTable !== undefined && !localTable.has('path')) {
@@ -148,6 +149,9 @@ export function validateDocument(doc: TomlTable, ctx: SchemaContext): ValidatedD
   else storage = { kind: 'local', path: join(ctx.cwd, DEFAULTS.localDir) };
 
   const config: Config = { storeDir, storage, ...loft.settings, debug: ctx.debug };
+  if (config.localCachePath === '') {
+    config.localCachePath = defaultLocalCachePath(ctx.env, ctx.homeDir, storageTarget(storage));
+  }
   if (ctx.configPath !== undefined) config.configPath = ctx.configPath;
   const out: ValidatedDocument = {
     config,
@@ -173,13 +177,18 @@ export function storeDirFromEnv(env: NodeJS.ProcessEnv, errors: string[] = []): 
   return value.length > 1 ? value.replace(/\/+$/, '') : value;
 }
 
-/** $XDG_STATE_HOME/loft/cache.db, else ~/.local/state/loft/cache.db (XDG Base Directory spec). */
-export function defaultLocalCachePath(env: NodeJS.ProcessEnv, homeDir: string): string {
+/**
+ * $XDG_STATE_HOME/loft/cache-<digest>.db, else ~/.local/state/loft/cache-<digest>.db (XDG Base
+ * Directory spec), one file per target: with a single file, every `./loft-cache` directory and every
+ * bucket shared it, and each switch of target emptied it for all the others.
+ */
+export function defaultLocalCachePath(env: NodeJS.ProcessEnv, homeDir: string, target: string): string {
+  const file = `cache-${targetDigest(target)}.db`;
   const state = env['XDG_STATE_HOME'];
   // The XDG spec says relative values are invalid and must be ignored.
-  if (state !== undefined && isAbsolute(state)) return join(state, 'loft', 'cache.db');
+  if (state !== undefined && isAbsolute(state)) return join(state, 'loft', file);
   const home = env['HOME'] !== undefined && isAbsolute(env['HOME']) ? env['HOME'] : homeDir;
-  return join(home, '.local', 'state', 'loft', 'cache.db');
+  return join(home, '.local', 'state', 'loft', file);
 }
 
 function configError(errors: string[], configPath: string | undefined): ConfigError {
