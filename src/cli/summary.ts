@@ -5,8 +5,9 @@ import { formatBytes, formatDuration } from './format-size.js';
 
 export function summaryLines(report: UploadReport, elapsedMs: number, dryRun: boolean): string[] {
   const lines: string[] = [];
+  const why = uploadReasons(report);
   for (const info of report.wouldUpload)
-    lines.push(`would upload ${info.path} (${formatBytes(info.narSize)} NAR)`);
+    lines.push(`would upload ${info.path} (${formatBytes(info.narSize)} NAR): ${why(info.path)}`);
   for (const s of report.skipped) lines.push(`skipped ${s.path}: ${skipText(s.reason)}`);
   for (const f of report.failed) lines.push(`failed ${shownPath(f.path)}: ${f.message}`);
   const nar = report.uploaded.reduce((n, u) => n + u.narSize, 0);
@@ -41,4 +42,22 @@ function resignedText(n: number): string {
 
 function vanishedText(n: number): string {
   return n === 0 ? '' : `, ${paths(n)} garbage-collected during the scan`;
+}
+
+/**
+ * Why a dry run would upload a path: the cache lacks its narinfo, and it was asked for (named, or
+ * listed by --force-scan) or a path that will be uploaded references it.
+ */
+function uploadReasons(report: UploadReport): (path: string) => string {
+  const requested = new Set(report.requested);
+  const referrer = new Map<string, string>();
+  for (const info of report.wouldUpload) {
+    for (const ref of info.references)
+      if (ref !== info.path && !referrer.has(ref)) referrer.set(ref, info.path);
+  }
+  return (path) => {
+    if (requested.has(path)) return 'not in the cache; requested';
+    const by = referrer.get(path);
+    return by === undefined ? 'not in the cache; in the closure' : `not in the cache; referenced by ${by}`;
+  };
 }

@@ -90,7 +90,10 @@ describe('the post-build hook under a real nix-build', () => {
     const status = await runLoft(['-c', config, '--status']);
     assert.match(status.stdout, /^queued: 1 path waiting for upload$/m, status.stdout + status.stderr);
 
-    const daemon = spawnLoft(['-c', config]);
+    // --debug: the worker's and watcher's lines are debug lines.
+    const daemon = spawnLoft(['--debug', '-c', config]);
+    let stderr = '';
+    daemon.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
     const exited = new Promise<number | null>((resolve) => daemon.on('close', resolve));
     try {
       await waitForNarinfo(out);
@@ -98,6 +101,14 @@ describe('the post-build hook under a real nix-build', () => {
       daemon.kill('SIGTERM');
       assert.equal(await exited, 0);
     }
+    // Every JSON line names its component once (nested loggers used to repeat the key).
+    const lines = stderr.split('\n').filter((l) => l.startsWith('{'));
+    assert.ok(
+      lines.some((l) => l.includes('"component":"worker"')),
+      stderr,
+    );
+    for (const l of lines) assert.ok((l.match(/"component":/g) ?? []).length <= 1, l);
+    assert.match(stderr, new RegExp(`"signedBy":"${key.name}".*"msg":"daemon started`));
     const check = await checkBucket(s3, { publicKey: key.publicKey });
     assert.deepEqual(check.violations, []);
     assert.ok(check.storePaths.includes(out), `bucket holds ${check.storePaths.join(' ')}`);
