@@ -89,6 +89,7 @@ describe('the post-build hook under a real nix-build', () => {
     assert.match(out, /^\/nix\/store\/[a-z0-9]{32}-loft-hook-out$/);
     const status = await runLoft(['-c', config, '--status']);
     assert.match(status.stdout, /^queued: 1 path waiting for upload$/m, status.stdout + status.stderr);
+    assert.match(status.stdout, /^initial scan: off \(scan_on_startup = false\)$/m);
 
     // --debug: the worker's and watcher's lines are debug lines.
     const daemon = spawnLoft(['--debug', '-c', config]);
