@@ -94,6 +94,7 @@ async function checkOne(
     contentType: CONTENT_TYPE_NARINFO,
     ...(deps.signal ? { signal: deps.signal } : {}),
   });
+  deps.logger.info({ path: info.path, key: deps.signingKey.name }, 'present narinfo re-signed with our key');
   return 'resigned';
 }
 
