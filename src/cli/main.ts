@@ -74,7 +74,8 @@ async function run(cli: CliOptions, logger: Logger): Promise<ExitCodeValue> {
     actAsStateOwner(config.localCachePath);
     return runStatusCommand(config, (l) => console.log(l));
   }
-  if (daemon) refuseEmbeddedDaemon(config);
+  if (daemon) refuseEmbeddedDefault(config, 'the daemon uploads every new store path');
+  if (cli.forceScan) refuseEmbeddedDefault(config, '--force-scan uploads every valid store path');
   if (!config.signingKey && (cli.uploadPaths.length > 0 || cli.forceScan || daemon)) {
     logger.warn(unsignedWarning(config));
   }
@@ -102,14 +103,14 @@ async function run(cli: CliOptions, logger: Logger): Promise<ExitCodeValue> {
 }
 
 /**
- * The embedded default is for one-off commands (`--upload-path`); a daemon started on it would copy
- * the whole store, unsigned, into the working directory. A service needs a file saying where to go.
+ * The embedded default is for one-off commands (`--upload-path`); the daemon or --force-scan on it
+ * would copy the whole store, unsigned, into the working directory. Those need a file saying where.
  */
-function refuseEmbeddedDaemon(config: Config): void {
+function refuseEmbeddedDefault(config: Config, what: string): void {
   if (config.configPath !== undefined) return;
   throw new UsageError(
-    `no config file (${DEFAULTS.configFile} not found here): the daemon uploads every new store path and needs ` +
-      'a config that says where; run loft -c FILE (start from loft.toml.example), or use --upload-path for a one-off upload',
+    `no config file (${DEFAULTS.configFile} not found here): ${what} and needs a config that says where; ` +
+      'run loft -c FILE (start from loft.toml.example), or use --upload-path for a one-off upload',
   );
 }
 

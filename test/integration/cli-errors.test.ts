@@ -65,6 +65,14 @@ const cases: BadInputCase[] = [
     timeoutMs: 20_000,
   },
   {
+    name: '--force-scan without a config file: the whole store needs a real target',
+    code: 2,
+    message:
+      /^loft: no config file \(loft\.toml not found here\): --force-scan uploads every valid store path/,
+    args: () => ['--force-scan'],
+    timeoutMs: 20_000,
+  },
+  {
     name: 'config file given with -c but missing',
     code: 3,
     message: /^loft: config file .*nope\.toml not found$/,
