@@ -1,9 +1,9 @@
 // `loft --enqueue PATH... | -`: adds store paths to the daemon's queue and exits. Made for Nix's
 // post-build-hook, which blocks the build until the hook returns and fails the build when the hook
-// fails: so this never talks to the bucket or to Nix, takes milliseconds, and ALWAYS exits 0; any
-// trouble is a warning on stderr (the daemon's periodic reconciliation still finds the paths).
-// Without path arguments (the README's hook runs `--enqueue $OUT_PATHS`, which is empty on Nix 2.8)
-// it reads OUT_PATHS itself, and when that is empty too, the valid outputs of DRV_PATH.
+// fails: so this never talks to the bucket, takes milliseconds, and ALWAYS exits 0; any trouble is a
+// warning on stderr (the daemon's periodic reconciliation still finds the paths). Without path
+// arguments (the README's hook runs `--enqueue $OUT_PATHS`, which is empty on Nix 2.8) it reads
+// OUT_PATHS itself, and when that is empty too, asks Nix for the valid outputs of DRV_PATH.
 //
 // The hook runs as root inside nix-daemon, while the daemon usually runs as a user of its own (the
 // NixOS module's `loft`). Two consequences: the secret files the daemon's config names may be out of
@@ -13,7 +13,7 @@
 import type { Readable } from 'node:stream';
 import { loadConfig } from '../config/load.js';
 import { UploadQueue } from '../daemon/upload-queue.js';
-import { ExitCode, InvalidPathError, oneLine, type ExitCodeValue } from '../errors.js';
+import { ExitCode, InvalidPathError, oneLine, shownPath, type ExitCodeValue } from '../errors.js';
 import { countOf } from './format-size.js';
 import { outPathsFromEnv, validOutputsOf } from '../store/derivation-outputs.js';
 import { resolveStorePath } from '../store/resolve-path.js';
@@ -45,7 +45,7 @@ export async function runEnqueueCommand(
     });
     const inputs = await hookInputs(cli.enqueuePaths, config.storeDir, io);
     if (inputs.length === 0) {
-      io.warn('loft: warning: nothing to queue: no paths given, and neither OUT_PATHS nor DRV_PATH is set');
+      io.warn(`loft: warning: nothing to queue: ${nothingWhy(io.env)}`);
       return ExitCode.ok;
     }
     const paths: string[] = [];
@@ -80,4 +80,10 @@ async function hookInputs(given: string[], storeDir: string, io: EnqueueIo): Pro
   const drv = io.env['DRV_PATH'];
   if (drv === undefined || drv.trim() === '') return [];
   return validOutputsOf(drv.trim(), storeDir);
+}
+
+function nothingWhy(env: NodeJS.ProcessEnv): string {
+  const drv = env['DRV_PATH']?.trim() ?? '';
+  if (drv === '') return 'no paths given, and neither OUT_PATHS nor DRV_PATH is set';
+  return `no output of ${shownPath(drv)} is a valid store path`;
 }

@@ -18,7 +18,7 @@ import { parse, stringify } from 'smol-toml';
 import { loadConfig } from '../../src/config/load.js';
 import { LOFT_MAIN, runLoft } from '../helpers/loft-cli.js';
 import { BUCKET, render, type Table } from '../helpers/nix-module.js';
-import { requireNix } from '../helpers/nix-env.js';
+import { nixBin, requireNix } from '../helpers/nix-env.js';
 
 const execFileAsync = promisify(execFile);
 const NOBODY = { uid: 65534, gid: 65534 };
@@ -139,6 +139,17 @@ describe('the post-build hook: loft --enqueue', () => {
     const badFlag = await runLoft(['--config', config, '--enqueue', '--no-such-flag']);
     assert.equal(badFlag.code, 0);
     assert.match(badFlag.stderr, /^loft: warning: could not queue paths for upload: unknown option/);
+    // A derivation that was never built: DRV_PATH names it, but no output is valid.
+    const expr = `derivation { name = "loft-unbuilt"; system = builtins.currentSystem; builder = "/bin/sh"; salt = "${randomBytes(8).toString('hex')}"; }`;
+    const drv = (await nixBin(['nix-instantiate', '-E', expr])).stdout.trim();
+    const unbuilt = await runLoft(['--config', config, '--enqueue'], {
+      env: { OUT_PATHS: '', DRV_PATH: drv },
+    });
+    assert.deepEqual([unbuilt.code, unbuilt.stdout], [0, '']);
+    assert.equal(
+      unbuilt.stderr,
+      `loft: warning: nothing to queue: no output of ${drv} is a valid store path\n`,
+    );
     const outPaths = [fakePath('k'), fakePath('l')];
     const fromEnv = await runLoft(['--config', config, '--enqueue'], {
       env: { OUT_PATHS: outPaths.join(' '), DRV_PATH: '' },
