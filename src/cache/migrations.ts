@@ -79,6 +79,16 @@ export const MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 4,
+    description: 'who signed the narinfo each presence row stands for',
+    up(db) {
+      // The public key (`name:base64`) whose valid signature the narinfo is known to carry, '' for a
+      // narinfo known to be unsigned by us, NULL when unknown (learned from a HEAD or a listing).
+      // A run that signs re-signs present narinfos that are not known to carry its signature.
+      db.exec(`ALTER TABLE presence ADD COLUMN signer TEXT`);
+    },
+  },
 ];
 
 export function schemaVersion(db: Database): number {

@@ -6,9 +6,9 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { ConfigError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { migrate } from './migrations.js';
+import { openError } from './open-error.js';
 
 /**
  * Two separate facts (the original Loft keeps one flag for both, so warming the cache from the
@@ -23,6 +23,8 @@ export interface PresenceInfo {
   narKey?: string;
   narSize?: number;
   fileSize?: number;
+  /** The public key (`name:base64`) whose signature the narinfo carries; '' for unsigned. */
+  signer?: string;
 }
 
 export interface PresenceEntry extends PresenceInfo {
@@ -106,6 +108,32 @@ export class PresenceCache {
     })();
   }
 
+  /**
+   * Records paths the target was seen to hold (a HEAD or a listing) without knowing who signed
+   * them. Rows already there keep what they know.
+   */
+  learn(hashParts: readonly string[]): void {
+    this.db.transaction(() => {
+      const addedAt = Date.now();
+      for (const hashPart of hashParts) this.statements.learn.run(hashPart, addedAt);
+    })();
+  }
+
+  /** The hashes of `hashParts` with a row not known to carry a signature by `signer`. */
+  notSignedBy(hashParts: readonly string[], signer: string): string[] {
+    const out: string[] = [];
+    for (let i = 0; i < hashParts.length; i += BATCH) {
+      const batch = JSON.stringify(hashParts.slice(i, i + BATCH));
+      out.push(...(this.statements.notSignedBy.all(batch, signer) as string[]));
+    }
+    return out;
+  }
+
+  /** The narinfo of a present path was seen (or made) to carry a signature by `signer`. */
+  setSigner(hashPart: string, signer: string): void {
+    this.statements.setSigner.run(signer, hashPart);
+  }
+
   remove(hashParts: readonly string[]): void {
     this.db.transaction(() => {
       for (let i = 0; i < hashParts.length; i += BATCH) {
@@ -169,9 +197,17 @@ function prepareStatements(db: Database.Database) {
       .prepare('SELECT j.value FROM json_each(?) j JOIN presence p ON p.hash_part = j.value')
       .pluck(),
     add: db.prepare(
-      `INSERT OR REPLACE INTO presence (hash_part, narinfo_key, nar_key, nar_size, file_size, added_at)
-       VALUES (@hashPart, @narinfoKey, @narKey, @narSize, @fileSize, @addedAt)`,
+      `INSERT OR REPLACE INTO presence (hash_part, narinfo_key, nar_key, nar_size, file_size, signer, added_at)
+       VALUES (@hashPart, @narinfoKey, @narKey, @narSize, @fileSize, @signer, @addedAt)`,
     ),
+    learn: db.prepare('INSERT OR IGNORE INTO presence (hash_part, added_at) VALUES (?, ?)'),
+    notSignedBy: db
+      .prepare(
+        `SELECT p.hash_part FROM json_each(?) j JOIN presence p ON p.hash_part = j.value
+         WHERE p.signer IS NOT ?`,
+      )
+      .pluck(),
+    setSigner: db.prepare('UPDATE presence SET signer = ? WHERE hash_part = ?'),
     remove: db.prepare('DELETE FROM presence WHERE hash_part IN (SELECT value FROM json_each(?))'),
     clear: db.prepare('DELETE FROM presence'),
     count: db.prepare('SELECT count(*) FROM presence').pluck(),
@@ -189,31 +225,7 @@ function row(e: PresenceEntry, addedAt = Date.now()): Record<string, string | nu
     narKey: e.narKey ?? null,
     narSize: e.narSize ?? null,
     fileSize: e.fileSize ?? null,
+    signer: e.signer ?? null,
     addedAt,
   };
-}
-
-/** SQLite result codes that mean the file is not a usable SQLite database at all. */
-const NOT_A_DATABASE = new Set(['SQLITE_NOTADB', 'SQLITE_CORRUPT']);
-
-function openError(path: string, err: unknown): Error {
-  if (err instanceof ConfigError) return err;
-  const reason = err instanceof Error ? err.message.replace(/\s*\n\s*/g, ' ') : String(err);
-  const code = (err as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && NOT_A_DATABASE.has(code)) {
-    return new ConfigError(
-      `${path} is not a loft cache database: ${reason}; delete it or set loft.local_cache_path`,
-      { cause: err },
-    );
-  }
-  if (code === 'SQLITE_BUSY') {
-    return new ConfigError(
-      `the loft cache database ${path} stayed locked by another process: ${reason}; stop the other loft or set loft.local_cache_path`,
-      { cause: err },
-    );
-  }
-  return new ConfigError(
-    `cannot open the loft cache database ${path}: ${reason}; check its directory's permissions or set loft.local_cache_path`,
-    { cause: err },
-  );
 }

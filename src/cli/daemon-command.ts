@@ -43,13 +43,14 @@ export async function runDaemonCommand(config: Config, logger: Logger): Promise<
         listValidPaths: () => listValidStorePaths(config.storeDir),
         populateCache: () => runPopulateCache(rt, false, (line) => logger.info(line)),
         ...scheduledPrune(rt, releases),
-        logger: logger.child({ component: 'daemon' }),
+        logger,
       },
       {
         storeDir: config.storeDir,
         uploadDerivations: config.uploadDerivations,
         scanOnStartup: config.scanOnStartup,
         populateCacheOnStartup: config.populateCacheOnStartup,
+        ...(config.signingKey ? { signingKeyName: config.signingKey.name } : {}),
         graceMs: SHUTDOWN_GRACE_MS,
         // Small batches: a stop request waits only for the batch in flight, not for hundreds of paths.
         batchSize: Math.max(16, config.uploadThreads * 4),

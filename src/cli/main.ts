@@ -3,6 +3,7 @@
 // every failure into one line on stderr and a documented exit code.
 import { createRequire } from 'node:module';
 import { describeConfig } from '../config/describe-config.js';
+import { DEFAULTS } from '../config/defaults.js';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { ExitCode, isLoftError, oneLine, UsageError, type ExitCodeValue } from '../errors.js';
@@ -26,6 +27,11 @@ async function main(argv: string[]): Promise<ExitCodeValue> {
   try {
     cli = parseCli(argv, `${version} (Node ${process.version})`, (s) => process.stdout.write(s));
   } catch (err) {
+    // A post-build hook must never fail a build, whatever its command line looks like.
+    if (argv.includes('--enqueue')) {
+      process.stderr.write(`loft: warning: could not queue paths for upload: ${oneLine(err)}\n`);
+      return ExitCode.ok;
+    }
     return report(err, undefined);
   }
   if (!cli) return ExitCode.ok;
@@ -39,7 +45,7 @@ async function main(argv: string[]): Promise<ExitCodeValue> {
 
 async function run(cli: CliOptions, logger: Logger): Promise<ExitCodeValue> {
   // Before anything that could fail: a post-build hook must never fail a build.
-  if (cli.enqueuePaths.length > 0) return runEnqueueCommand(cli, enqueueIo());
+  if (cli.enqueue) return runEnqueueCommand(cli, enqueueIo());
   const actions = [
     cli.uploadPaths.length > 0,
     cli.forceScan,
@@ -67,10 +73,10 @@ async function run(cli: CliOptions, logger: Logger): Promise<ExitCodeValue> {
     actAsStateOwner(config.localCachePath);
     return runStatusCommand(config, (l) => console.log(l));
   }
+  if (daemon) refuseEmbeddedDefault(config, 'the daemon uploads every new store path');
+  if (cli.forceScan) refuseEmbeddedDefault(config, '--force-scan uploads every valid store path');
   if (!config.signingKey && (cli.uploadPaths.length > 0 || cli.forceScan || daemon)) {
-    logger.warn(
-      'no signing key configured (loft.signing_key_path): narinfos are unsigned, and Nix accepts them only with require-sigs = false',
-    );
+    logger.warn(unsignedWarning(config));
   }
   if (daemon) return startDaemon(cli, config, logger);
   if (cli.prune) assertPruneEnabled(config);
@@ -85,7 +91,7 @@ async function run(cli: CliOptions, logger: Logger): Promise<ExitCodeValue> {
     }
     if (cli.forceScan) {
       const all = await listValidStorePaths(config.storeDir);
-      const opts = { dryRun: cli.dryRun, explicit: false, ignoreLocalCache: true };
+      const opts = { dryRun: cli.dryRun, explicit: false, ignoreLocalCache: true, listedFromStore: true };
       return (await runUpload(rt, all, opts, io)).exitCode;
     }
     if (cli.populateCache) await runPopulateCache(rt, cli.dryRun, (l) => console.log(l));
@@ -95,11 +101,35 @@ async function run(cli: CliOptions, logger: Logger): Promise<ExitCodeValue> {
   }
 }
 
+/**
+ * The embedded default is for one-off commands (`--upload-path`); the daemon or --force-scan on it
+ * would copy the whole store, unsigned, into the working directory. Those need a file saying where.
+ */
+function refuseEmbeddedDefault(config: Config, what: string): void {
+  if (config.configPath !== undefined) return;
+  throw new UsageError(
+    `no config file (${DEFAULTS.configFile} not found here): ${what} and needs a config that says where; ` +
+      'run loft -c FILE (start from loft.toml.example), or use --upload-path for a one-off upload',
+  );
+}
+
+function unsignedWarning(config: Config): string {
+  if (config.configPath === undefined) {
+    return `no config file: using the embedded default, an UNSIGNED cache in ${describeTarget(config)}; Nix accepts it only with require-sigs = false (give -c FILE with loft.signing_key_path to sign)`;
+  }
+  return 'no signing key configured (loft.signing_key_path): narinfos are unsigned, and Nix accepts them only with require-sigs = false';
+}
+
+function describeTarget(config: Config): string {
+  return config.storage.kind === 'local' ? config.storage.path : `s3://${config.storage.s3.bucket}`;
+}
+
 function enqueueIo() {
   return {
     stdin: process.stdin,
     say: (line: string) => console.log(line),
     warn: (line: string) => process.stderr.write(`${line}\n`),
+    env: process.env,
   };
 }
 

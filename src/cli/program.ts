@@ -15,7 +15,9 @@ export interface CliOptions {
   forceScan: boolean;
   populateCache: boolean;
   prune: boolean;
-  /** --enqueue: paths for the daemon's queue ("-" = stdin). */
+  /** --enqueue was given (with or without paths). */
+  enqueue: boolean;
+  /** --enqueue's paths for the daemon's queue ("-" = stdin); empty: $OUT_PATHS, else $DRV_PATH's outputs. */
   enqueuePaths: string[];
   status: boolean;
 }
@@ -44,8 +46,8 @@ export function buildProgram(version: string): Command {
       'delete expired paths (whole closures, never a dependency of a kept path) and old orphan NARs per the loft.prune_* settings once, then exit; with --dry-run, list what would go',
     )
     .option(
-      '--enqueue <path...>',
-      'add store paths to the daemon\'s upload queue and exit 0 at once, whatever happens (for Nix\'s post-build-hook; "-" reads stdin)',
+      '--enqueue [path...]',
+      'add store paths to the daemon\'s upload queue and exit 0 at once, whatever happens (for Nix\'s post-build-hook; "-" reads stdin; no paths: $OUT_PATHS, else the outputs of $DRV_PATH)',
     )
     .option(
       '--status',
@@ -86,6 +88,7 @@ export function parseCli(argv: string[], version: string, out: (s: string) => vo
     forceScan: o.forceScan === true,
     populateCache: o.populateCache === true,
     prune: o.prune === true,
+    enqueue: o.enqueue !== undefined,
     enqueuePaths: Array.isArray(o.enqueue) ? (o.enqueue as string[]) : [],
     status: o.status === true,
   };

@@ -3,6 +3,7 @@
 import type { Config } from '../config/schema.js';
 import { UploadQueue } from '../daemon/upload-queue.js';
 import { ExitCode, type ExitCodeValue } from '../errors.js';
+import { countOf } from './format-size.js';
 
 /** Parked paths listed in full; the rest are counted. */
 const PARKED_SHOWN = 50;
@@ -10,19 +11,20 @@ const PARKED_SHOWN = 50;
 export function runStatusCommand(config: Config, say: (line: string) => void): ExitCodeValue {
   const queue = UploadQueue.open(config.localCachePath);
   try {
-    for (const line of statusLines(queue, config.localCachePath)) say(line);
+    for (const line of statusLines(queue, config.localCachePath, config.scanOnStartup)) say(line);
   } finally {
     queue.close();
   }
   return ExitCode.ok;
 }
 
-export function statusLines(queue: UploadQueue, dbPath: string): string[] {
+/** `last upload` counts the daemon's uploads and those of `--upload-path`/`--force-scan` alike. */
+export function statusLines(queue: UploadQueue, dbPath: string, scanOnStartup: boolean): string[] {
   const { pending, parked } = queue.counts();
   const last = Number(queue.getState('last_upload_at'));
   const lines = [
-    `queued: ${pending} paths waiting for upload`,
-    `parked: ${parked} paths that kept failing (retried when the daemon starts)`,
+    `queued: ${countOf(pending, 'path')} waiting for upload`,
+    `parked: ${countOf(parked, 'path')} that kept failing (retried when the daemon starts)`,
   ];
   for (const p of queue.parked(PARKED_SHOWN)) {
     lines.push(`  ${p.path} (${p.attempts} attempts): ${p.lastError}`);
@@ -30,8 +32,13 @@ export function statusLines(queue: UploadQueue, dbPath: string): string[] {
   if (parked > PARKED_SHOWN) lines.push(`  ... and ${parked - PARKED_SHOWN} more`);
   lines.push(
     `last upload: ${Number.isFinite(last) && last > 0 ? new Date(last).toISOString() : 'never'}`,
-    `presence cache: ${queue.presenceCount()} paths known to be in the cache (${dbPath})`,
-    `initial scan: ${queue.presenceFlag('initial_scan_complete') ? 'done' : 'not done yet'}`,
+    `presence cache: ${countOf(queue.presenceCount(), 'path')} known to be in the cache (${dbPath})`,
+    `initial scan: ${initialScan(queue.presenceFlag('initial_scan_complete'), scanOnStartup)}`,
   );
   return lines;
+}
+
+function initialScan(done: boolean, enabled: boolean): string {
+  if (done) return 'done';
+  return enabled ? 'not done yet' : 'off (scan_on_startup = false)';
 }

@@ -1,4 +1,5 @@
 // `loft --upload-path P...` and `loft --force-scan`: upload closures and report.
+import { UploadQueue } from '../daemon/upload-queue.js';
 import { ExitCode, InvalidPathError, oneLine, type ExitCodeValue } from '../errors.js';
 import { resolveStorePath } from '../store/resolve-path.js';
 import { logProgress, type ProgressSink } from '../upload/progress.js';
@@ -17,7 +18,14 @@ export interface UploadCommandIo {
 export async function runUpload(
   rt: Runtime,
   inputs: readonly string[],
-  opts: { dryRun: boolean; explicit: boolean; ignoreLocalCache?: boolean },
+  opts: {
+    dryRun: boolean;
+    explicit: boolean;
+    ignoreLocalCache?: boolean;
+    /** The paths come from a listing of the store (--force-scan): one that is no longer valid was
+     * garbage-collected since, and is counted as gone rather than failed (as the daemon drops it). */
+    listedFromStore?: boolean;
+  },
   io: UploadCommandIo,
 ): Promise<{ report: UploadReport; exitCode: ExitCodeValue }> {
   const started = Date.now();
@@ -36,11 +44,32 @@ export async function runUpload(
     },
     buildUploadDeps(rt, { progress, ...(io.signal ? { signal: io.signal } : {}) }),
   );
+  if (opts.listedFromStore) setAsideVanished(report);
   report.failed.unshift(...invalid);
   report.requested.unshift(...invalid.map((f) => f.path));
+  if (report.uploaded.length > 0) recordLastUpload(rt.config.localCachePath);
+  if (!rt.config.signingKey) {
+    io.stdout('unsigned: no signing key configured (loft.signing_key_path); Nix needs require-sigs = false');
+  }
   for (const line of summaryLines(report, Date.now() - started, opts.dryRun)) io.stdout(line);
   rt.logger.debug({ uploaded: report.uploaded.length, failed: report.failed.length }, 'upload finished');
   return { report, exitCode: exitCodeFor(report, invalid) };
+}
+
+function setAsideVanished(report: UploadReport): void {
+  const gone = new Set(report.failed.filter((f) => f.code === 'E_INVALID_PATH').map((f) => f.path));
+  report.vanished = [...gone];
+  report.failed = report.failed.filter((f) => !gone.has(f.path));
+}
+
+/** What `--status` shows as the last upload, for CLI uploads as for the daemon's. */
+function recordLastUpload(dbPath: string): void {
+  const queue = UploadQueue.open(dbPath);
+  try {
+    queue.setState('last_upload_at', String(Date.now()));
+  } finally {
+    queue.close();
+  }
 }
 
 async function resolveAll(inputs: readonly string[], storeDir: string) {

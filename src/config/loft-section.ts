@@ -41,7 +41,8 @@ export interface LoftSection {
   signingKeyName?: string;
 }
 
-export function readLoftSection(r: TableReader, baseDir: string, defaultCachePath: string): LoftSection {
+/** localCachePath is '' when the file does not set it: the default depends on the target (schema.ts). */
+export function readLoftSection(r: TableReader, baseDir: string): LoftSection {
   const { uploadThreads: threads, largeNarThresholdMb: large, priority } = LIMITS;
   const compression = r.oneOf('compression', COMPRESSIONS) ?? DEFAULTS.compression;
   const localCachePath = r.string('local_cache_path', { nonEmpty: true });
@@ -50,7 +51,7 @@ export function readLoftSection(r: TableReader, baseDir: string, defaultCachePat
     scanOnStartup: r.bool('scan_on_startup') ?? DEFAULTS.scanOnStartup,
     populateCacheOnStartup: r.bool('populate_cache_on_startup') ?? DEFAULTS.populateCacheOnStartup,
     // Relative to the config file's directory, so the result does not depend on where loft starts.
-    localCachePath: localCachePath === undefined ? defaultCachePath : resolve(baseDir, localCachePath),
+    localCachePath: localCachePath === undefined ? '' : resolve(baseDir, localCachePath),
     compression,
     compressionLevel: readCompressionLevel(r, compression),
     useDiskForLargeNars: r.bool('use_disk_for_large_nars') ?? DEFAULTS.useDiskForLargeNars,

@@ -4,8 +4,9 @@
 //
 // The file format stays compatible with the original Loft's loft.toml: the tables [s3] and [loft]
 // with the same keys and meanings. loft adds [local] (a directory binary cache Nix reads as
-// file://DIR) and a few keys, each documented in loft.toml.example. Unknown keys are warnings, not
-// errors, because the original's NixOS module merges free-form `extraConfig` into the file.
+// file://DIR) and a few keys, each documented in loft.toml.example. Unknown keys are errors: a typo
+// such as `signing_key_pth` would otherwise change what gets published (unsigned narinfos) with only
+// a warning to show for it. Every key of the original Loft is known, so its files load unchanged.
 import { isAbsolute, join, resolve } from 'node:path';
 import { ConfigError } from '../errors.js';
 import type { SecretKey } from '../format/signing-key.js';
@@ -13,6 +14,7 @@ import { DEFAULTS } from './defaults.js';
 import type { HeaderEntry } from './extra-headers.js';
 import { LOFT_KEYS, readLoftSection } from './loft-section.js';
 import { readS3Section, S3_KEYS, type CredentialSources, type HeaderFileRef } from './s3-section.js';
+import { storageTarget, targetDigest } from './storage-target.js';
 import { TableReader, type TomlTable } from './table-reader.js';
 
 export { COMPRESSION_LEVELS, DEFAULTS, LIMITS } from './defaults.js';
@@ -118,7 +120,7 @@ export function validateDocument(doc: TomlTable, ctx: SchemaContext): ValidatedD
   const s3Table = root.table('s3', S3_KEYS);
   const localTable = root.table('local', LOCAL_KEYS);
   const loftTable = root.table('loft', LOFT_KEYS) ?? new TableReader({}, 'loft', LOFT_KEYS, errors);
-  const loft = readLoftSection(loftTable, ctx.baseDir, defaultLocalCachePath(ctx.env, ctx.homeDir));
+  const loft = readLoftSection(loftTable, ctx.baseDir);
   const s3 = s3Table === undefined ? undefined : readS3Section(s3Table, ctx.baseDir);
   const localPath = localTable?.string('path', { nonEmpty: true });
   if (localTable !== undefined && !localTable.has('path')) {
@@ -136,17 +138,20 @@ export function validateDocument(doc: TomlTable, ctx: SchemaContext): ValidatedD
     );
   }
   const storeDir = storeDirFromEnv(ctx.env, errors);
+  for (const key of [root, s3Table, localTable, loftTable].flatMap((t) => t?.unknownKeys() ?? [])) {
+    errors.push(`unknown key ${key}: fix its name or remove it (loft.toml.example lists every key)`);
+  }
   if (errors.length > 0) throw configError(errors, ctx.configPath);
-
-  const warnings = [root, s3Table, localTable, loftTable]
-    .flatMap((t) => t?.unknownKeys() ?? [])
-    .map((key) => `unknown configuration key ${key} ignored${where(ctx.configPath)}`);
+  const warnings: string[] = [];
   let storage: StorageSettings;
   if (s3 !== undefined) storage = { kind: 's3', s3: s3.s3 };
   else if (localPath !== undefined) storage = { kind: 'local', path: resolve(ctx.baseDir, localPath) };
   else storage = { kind: 'local', path: join(ctx.cwd, DEFAULTS.localDir) };
 
   const config: Config = { storeDir, storage, ...loft.settings, debug: ctx.debug };
+  if (config.localCachePath === '') {
+    config.localCachePath = defaultLocalCachePath(ctx.env, ctx.homeDir, storageTarget(storage));
+  }
   if (ctx.configPath !== undefined) config.configPath = ctx.configPath;
   const out: ValidatedDocument = {
     config,
@@ -172,17 +177,18 @@ export function storeDirFromEnv(env: NodeJS.ProcessEnv, errors: string[] = []): 
   return value.length > 1 ? value.replace(/\/+$/, '') : value;
 }
 
-/** $XDG_STATE_HOME/loft/cache.db, else ~/.local/state/loft/cache.db (XDG Base Directory spec). */
-export function defaultLocalCachePath(env: NodeJS.ProcessEnv, homeDir: string): string {
+/**
+ * $XDG_STATE_HOME/loft/cache-<digest>.db, else ~/.local/state/loft/cache-<digest>.db (XDG Base
+ * Directory spec), one file per target: with a single file, every `./loft-cache` directory and every
+ * bucket shared it, and each switch of target emptied it for all the others.
+ */
+export function defaultLocalCachePath(env: NodeJS.ProcessEnv, homeDir: string, target: string): string {
+  const file = `cache-${targetDigest(target)}.db`;
   const state = env['XDG_STATE_HOME'];
   // The XDG spec says relative values are invalid and must be ignored.
-  if (state !== undefined && isAbsolute(state)) return join(state, 'loft', 'cache.db');
+  if (state !== undefined && isAbsolute(state)) return join(state, 'loft', file);
   const home = env['HOME'] !== undefined && isAbsolute(env['HOME']) ? env['HOME'] : homeDir;
-  return join(home, '.local', 'state', 'loft', 'cache.db');
-}
-
-function where(configPath: string | undefined): string {
-  return configPath === undefined ? '' : ` (in ${configPath})`;
+  return join(home, '.local', 'state', 'loft', file);
 }
 
 function configError(errors: string[], configPath: string | undefined): ConfigError {

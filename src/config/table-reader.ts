@@ -1,8 +1,7 @@
 // Typed reads from one parsed TOML table. Every problem becomes a message that names the full dotted
 // key and what was expected, so a person can fix the file without reading loft's source. The reader
-// remembers which keys were read: whatever is left over is an unknown key (usually a typo), which is
-// reported as a warning rather than an error, because the original Loft's NixOS module lets users
-// merge arbitrary `extraConfig` into the same file.
+// remembers which keys were read: whatever is left over is an unknown key (usually a typo), which the
+// schema reports as an error with the closest known key as a suggestion.
 
 export type TomlTable = Record<string, unknown>;
 

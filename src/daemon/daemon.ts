@@ -21,6 +21,10 @@ export interface DaemonDeps {
   populateCache?: () => Promise<void>;
   /** Pruning on loft.prune_schedule, when enabled. */
   prune?: ScheduledPrune;
+  /**
+   * A logger without a `component` binding: the daemon's own lines get component "daemon" and its
+   * parts their own name (a child of a child would repeat the key in every JSON line).
+   */
   logger: Logger;
 }
 
@@ -29,6 +33,8 @@ export interface DaemonOptions {
   uploadDerivations: boolean;
   scanOnStartup: boolean;
   populateCacheOnStartup: boolean;
+  /** The name of the key narinfos are signed with; undefined: unsigned (said when the daemon starts). */
+  signingKeyName?: string;
   /** How long in-flight uploads may run on after a stop request before they are aborted. */
   graceMs?: number;
   statusIntervalMs?: number;
@@ -44,7 +50,9 @@ const ENQUEUE_CHUNK = 5000;
 const CATCH_UP_SLACK_MS = 5 * 60_000;
 
 /** Runs until `stop` is aborted, then shuts down in order. The queue keeps unfinished work. */
-export async function runDaemon(deps: DaemonDeps, opts: DaemonOptions, stop: AbortSignal): Promise<void> {
+export async function runDaemon(rootDeps: DaemonDeps, opts: DaemonOptions, stop: AbortSignal): Promise<void> {
+  const root = rootDeps.logger;
+  const deps = { ...rootDeps, logger: root.child({ component: 'daemon' }) };
   const { queue, logger } = deps;
   const releases: Release[] = [];
   let worker: UploadWorker | undefined;
@@ -54,11 +62,11 @@ export async function runDaemon(deps: DaemonDeps, opts: DaemonOptions, stop: Abo
     worker = new UploadWorker({
       queue,
       upload: deps.upload,
-      logger: logger.child({ component: 'worker' }),
+      logger: root.child({ component: 'worker' }),
       ...pick(opts, ['pollMs', 'batchSize', 'batchRetry']),
     });
     const notify = worker.notify.bind(worker);
-    const watcher = startWatcher(deps, opts, notify);
+    const watcher = startWatcher(deps, opts, notify, root.child({ component: 'watcher' }));
     releases.push(() => watcher.stop());
     // Watching starts first, so nothing built while the cache is being populated is missed.
     await watcher.start();
@@ -68,10 +76,14 @@ export async function runDaemon(deps: DaemonDeps, opts: DaemonOptions, stop: Abo
     const started = worker;
     releases.push(() => started.stop(opts.graceMs ?? 30_000));
     const { pending, parked } = queue.counts();
-    logger.info({ storeDir: opts.storeDir, queued: pending, parked }, 'daemon started, watching the store');
+    const signedBy = opts.signingKeyName ?? null;
+    logger.info(
+      { storeDir: opts.storeDir, queued: pending, parked, signedBy },
+      'daemon started, watching the store',
+    );
 
     if (deps.prune) {
-      const loop = startPruneLoop(deps.prune, started, logger.child({ component: 'prune' }));
+      const loop = startPruneLoop(deps.prune, started, root.child({ component: 'prune' }));
       releases.push(() => loop.stop());
     }
 
@@ -96,7 +108,12 @@ export async function runDaemon(deps: DaemonDeps, opts: DaemonOptions, stop: Abo
   logger.info({ queued: pending, parked, uploadedSinceStart: worker?.stats.uploaded ?? 0 }, 'daemon stopped');
 }
 
-function startWatcher(deps: DaemonDeps, opts: DaemonOptions, notify: () => void): StoreWatcher {
+function startWatcher(
+  deps: DaemonDeps,
+  opts: DaemonOptions,
+  notify: () => void,
+  logger: Logger,
+): StoreWatcher {
   const last = Number(deps.queue.getState('last_watch_at'));
   return new StoreWatcher({
     storeDir: opts.storeDir,
@@ -106,7 +123,7 @@ function startWatcher(deps: DaemonDeps, opts: DaemonOptions, notify: () => void)
       deps.logger.debug({ paths: paths.length, added }, 'store paths queued');
       notify();
     },
-    logger: deps.logger.child({ component: 'watcher' }),
+    logger,
     ...(Number.isFinite(last) && last > 0 ? { since: last - CATCH_UP_SLACK_MS } : {}),
     ...(opts.reconcileMs !== undefined ? { reconcileMs: opts.reconcileMs } : {}),
   });

@@ -44,9 +44,5 @@ function s3StoreOptions(s3: S3Settings, logger: Logger | undefined) {
   };
 }
 
-/** The identity the presence cache is tied to: a switch of bucket or directory invalidates it. */
-export function storageTarget(settings: StorageSettings): string {
-  if (settings.kind === 'local') return `file://${settings.path}`;
-  const s3 = settings.s3;
-  return `s3://${s3.bucket}/${s3.prefix ?? ''}@${s3.endpoint ?? `aws:${s3.region}`}`;
-}
+// Kept here for the callers that open a target; the identity itself is part of the configuration.
+export { storageTarget } from '../config/storage-target.js';

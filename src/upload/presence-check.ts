@@ -78,9 +78,9 @@ export async function checkPresence(
     requests += Math.max(1, Math.ceil(keys / KEYS_PER_PAGE));
     // The listing paid for every narinfo in the bucket: remember them all, which also makes the
     // next size estimate right.
-    cache.addMany(seen.map((hashPart) => ({ hashPart })));
+    cache.learn(seen);
   }
-  if (strategy === 'head') cache.addMany(found.map((hashPart) => ({ hashPart })));
+  if (strategy === 'head') cache.learn(found);
   for (const h of found) present.add(h);
   return { present, learnedFromBucket: found.length, requests };
 }

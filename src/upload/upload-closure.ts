@@ -12,6 +12,7 @@ import { checkPresence } from './presence-check.js';
 import type { ProgressSink } from './progress.js';
 import { uploadPath, type UploadedPath, type UploadPathDeps } from './upload-path.js';
 import { runWithRetries } from './path-retry.js';
+import { ensureSignedByUs, signerId, type ReSignResult } from './re-sign.js';
 
 export interface UploadClosureDeps extends Omit<UploadPathDeps, 'onNarBytes'> {
   cache: PresenceCache;
@@ -54,6 +55,10 @@ export interface UploadReport {
   /** Members that a dry run would upload, references first. */
   wouldUpload: PathInfo[];
   presenceRequests: number;
+  /** Listed paths that left the store before they could be read (set by --force-scan's caller). */
+  vanished?: string[];
+  /** Present paths whose narinfo got our signature added in place (re-signed, NAR untouched). */
+  resigned: string[];
   /** Every requested path is in the cache (or served upstream) afterwards. */
   complete: boolean;
 }
@@ -77,7 +82,10 @@ export async function uploadClosure(req: UploadRequest, deps: UploadClosureDeps)
     ...(req.ignoreLocalCache ? { ignoreLocal: true } : {}),
     ...(deps.signal ? { signal: deps.signal } : {}),
   });
-  const missing = plan.candidates.filter((i) => !presence.present.has(hashOf(i)));
+  const resign = await reSignPresent(plan.candidates, presence.present, req, deps);
+  const missing = plan.candidates.filter(
+    (i) => !presence.present.has(hashOf(i)) || resign.reupload.has(i.path),
+  );
   const report: UploadReport = {
     requested: req.paths,
     closureSize: infos.length,
@@ -87,7 +95,8 @@ export async function uploadClosure(req: UploadRequest, deps: UploadClosureDeps)
     skipped: plan.skipped,
     failed,
     wouldUpload: req.dryRun ? missing : [],
-    presenceRequests: presence.requests,
+    presenceRequests: presence.requests + resign.requests,
+    resigned: resign.resigned,
     complete: false,
   };
   if (!req.dryRun && missing.length > 0) {
@@ -96,6 +105,25 @@ export async function uploadClosure(req: UploadRequest, deps: UploadClosureDeps)
   }
   report.complete = isComplete(req.paths, report, missing, req.dryRun);
   return report;
+}
+
+/** In a run that signs, present paths must carry our signature (src/upload/re-sign.ts). */
+async function reSignPresent(
+  candidates: PathInfo[],
+  present: Set<string>,
+  req: UploadRequest,
+  deps: UploadClosureDeps,
+): Promise<ReSignResult> {
+  if (deps.signingKey === undefined || req.dryRun) return { resigned: [], reupload: new Set(), requests: 0 };
+  const found = candidates.filter((i) => present.has(hashPartOf(i.path, deps.storeDir)));
+  return ensureSignedByUs(found, {
+    store: deps.store,
+    cache: deps.cache,
+    storeDir: deps.storeDir,
+    signingKey: deps.signingKey,
+    logger: deps.logger,
+    ...(deps.signal ? { signal: deps.signal } : {}),
+  });
 }
 
 function isComplete(
@@ -154,6 +182,7 @@ async function uploadMissing(
         narKey: result.narKey,
         narSize: result.narSize,
         fileSize: result.fileSize,
+        signer: deps.signingKey ? signerId(deps.signingKey) : '',
       });
       deps.progress?.uploaded(result);
       report.uploaded.push(result);

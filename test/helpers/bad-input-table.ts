@@ -55,6 +55,8 @@ export interface BadInputCase {
   stdin?: string | Buffer;
   /** A known defect: the case runs and reports, but does not fail the suite. Say what must change. */
   todo?: string;
+  /** Kill loft after this long (a case whose defect is a command that never ends). */
+  timeoutMs?: number;
   /** Needs the in-process s3rver (a proxy in front of it); skipped against LOFT_TEST_S3_ENDPOINT. */
   inProcessOnly?: boolean;
 }
@@ -224,6 +226,7 @@ export function describeBadInput(title: string, label: string, cases: readonly B
           cwd,
           ...(c.env ? { env: c.env(e) } : {}),
           ...(c.stdin !== undefined ? { stdin: c.stdin } : {}),
+          ...(c.timeoutMs !== undefined ? { timeoutMs: c.timeoutMs } : {}),
         });
         assertOutcome(run, c);
         assert.deepEqual(await bucketSnapshot(e.s3), snapshot, 'nothing published or deleted');

@@ -1,9 +1,7 @@
 // Bad configuration files against the built CLI: malformed TOML, wrong types, numbers out of range,
 // bad prune schedules, impossible table combinations. Each is one `loft: ` line naming the file and
-// the dotted key, exit 3, and the bucket untouched. Unknown keys are warnings, not errors: the
-// original Loft's NixOS module merges free-form extraConfig into the same file, so a key loft does
-// not know must not stop the service (src/config/schema.ts); the warning names the key and offers
-// the closest known one.
+// the dotted key, exit 3, and the bucket untouched. Unknown keys are errors too (a typo such as
+// signing_key_pth would otherwise publish unsigned narinfos); the error offers the closest known key.
 import { describeBadInput, type BadInputCase, type ConfigEdits } from '../helpers/bad-input-table.js';
 
 /** A config with `edits`, used for an upload of the fresh path (which must not happen). */
@@ -142,30 +140,20 @@ const cases: BadInputCase[] = [
     args: (e) => ['-c', e.good, '--upload-path', e.fresh],
     env: () => ({ NIX_STORE_DIR: 'nix/store' }),
   },
-  {
-    name: 'an unknown key is a warning with a suggestion (compatible with the original)',
-    code: 0,
-    message: /unknown configuration key loft\.uplod_threads \(did you mean loft\.upload_threads\?\) ignored/,
-    args: async (e) => [
-      '-c',
-      await e.config('unknown-key', loft('uplod_threads', '4')),
-      '--upload-path',
-      e.fresh,
-      '--dry-run',
-    ],
-  },
-  {
-    name: 'an unknown table is a warning',
-    code: 0,
-    message: /unknown configuration key s4 \(did you mean s3\?\) ignored/,
-    args: async (e) => [
-      '-c',
-      await e.config('unknown-table', { extra: '[s4]\nbucket = "x"' }),
-      '--upload-path',
-      e.fresh,
-      '--dry-run',
-    ],
-  },
+  configCase(
+    'an unknown key is an error with a suggestion',
+    /^loft: .*loft\.toml: unknown key loft\.uplod_threads \(did you mean loft\.upload_threads\?\): fix its name or remove it/,
+    loft('uplod_threads', '4'),
+  ),
+  // A typo in the key's name must not publish unsigned narinfos (issue 11).
+  configCase(
+    'a typo in signing_key_path is an error, never an unsigned upload',
+    /^loft: .*loft\.toml: unknown key loft\.signing_key_pth \(did you mean loft\.signing_key_path\?\)/,
+    { loft: { signing_key_path: null, signing_key_pth: '"key.sec"' } },
+  ),
+  configCase('an unknown table is an error', /^loft: .*loft\.toml: unknown key s4 \(did you mean s3\?\)/, {
+    extra: '[s4]\nbucket = "x"',
+  }),
 ];
 
 describeBadInput(

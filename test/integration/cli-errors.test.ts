@@ -55,6 +55,24 @@ const cases: BadInputCase[] = [
     args: (e) => ['-c', e.good, '--dry-run'],
   },
   {
+    // The embedded default is for one-off uploads; a daemon on it copied the whole store, unsigned,
+    // into the working directory (issue 11).
+    name: 'bare loft without a config file: the daemon needs one',
+    code: 2,
+    message:
+      /^loft: no config file \(loft\.toml not found here\): .*run loft -c FILE \(start from loft\.toml\.example\)/,
+    args: () => [],
+    timeoutMs: 20_000,
+  },
+  {
+    name: '--force-scan without a config file: the whole store needs a real target',
+    code: 2,
+    message:
+      /^loft: no config file \(loft\.toml not found here\): --force-scan uploads every valid store path/,
+    args: () => ['--force-scan'],
+    timeoutMs: 20_000,
+  },
+  {
     name: 'config file given with -c but missing',
     code: 3,
     message: /^loft: config file .*nope\.toml not found$/,

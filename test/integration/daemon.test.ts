@@ -236,7 +236,7 @@ void describe('loft daemon: watches the store and uploads new paths', { concurre
     );
     const run = await runLoft(['-c', config, '--enqueue', loose]);
     assert.equal(run.code, 0, run.stderr);
-    assert.match(run.stdout, /queued 1 paths/);
+    assert.match(run.stdout, /queued 1 path for upload/);
     await waitUploaded(s3, [loose], 15_000);
     const bad = await runLoft(['-c', join(dir, 'missing.toml'), '--enqueue', loose]);
     assert.equal(bad.code, 0);

@@ -18,7 +18,7 @@ import { parse, stringify } from 'smol-toml';
 import { loadConfig } from '../../src/config/load.js';
 import { LOFT_MAIN, runLoft } from '../helpers/loft-cli.js';
 import { BUCKET, render, type Table } from '../helpers/nix-module.js';
-import { requireNix } from '../helpers/nix-env.js';
+import { nixBin, requireNix } from '../helpers/nix-env.js';
 
 const execFileAsync = promisify(execFile);
 const NOBODY = { uid: 65534, gid: 65534 };
@@ -128,6 +128,36 @@ describe('the post-build hook: loft --enqueue', () => {
     );
   });
 
+  test('exits 0 whatever its arguments; without paths it reads OUT_PATHS', async (t) => {
+    if (!requireNix(t)) return;
+    const state = await mkdtemp(join(dir, 'args-'));
+    const config = await hookConfig(state);
+    const noEnv = { OUT_PATHS: '', DRV_PATH: '' };
+    const nothing = await runLoft(['--config', config, '--enqueue'], { env: noEnv });
+    assert.deepEqual([nothing.code, nothing.stdout], [0, '']);
+    assert.match(nothing.stderr, /^loft: warning: nothing to queue: .*OUT_PATHS.*DRV_PATH/);
+    const badFlag = await runLoft(['--config', config, '--enqueue', '--no-such-flag']);
+    assert.equal(badFlag.code, 0);
+    assert.match(badFlag.stderr, /^loft: warning: could not queue paths for upload: unknown option/);
+    // A derivation that was never built: DRV_PATH names it, but no output is valid.
+    const expr = `derivation { name = "loft-unbuilt"; system = builtins.currentSystem; builder = "/bin/sh"; salt = "${randomBytes(8).toString('hex')}"; }`;
+    const drv = (await nixBin(['nix-instantiate', '-E', expr])).stdout.trim();
+    const unbuilt = await runLoft(['--config', config, '--enqueue'], {
+      env: { OUT_PATHS: '', DRV_PATH: drv },
+    });
+    assert.deepEqual([unbuilt.code, unbuilt.stdout], [0, '']);
+    assert.equal(
+      unbuilt.stderr,
+      `loft: warning: nothing to queue: no output of ${drv} is a valid store path\n`,
+    );
+    const outPaths = [fakePath('k'), fakePath('l')];
+    const fromEnv = await runLoft(['--config', config, '--enqueue'], {
+      env: { OUT_PATHS: outPaths.join(' '), DRV_PATH: '' },
+    });
+    assert.deepEqual([fromEnv.code, fromEnv.stdout.trim()], [0, 'queued 2 paths for upload (2 new)']);
+    assert.deepEqual(queued(join(state, 'cache.db')), [...outPaths].sort());
+  });
+
   test("as root, it writes the queue as the owner of the daemon's state directory", async (t) => {
     if (!requireNix(t)) return;
     if (process.getuid?.() !== 0) return t.skip('needs root: Nix runs post-build hooks as root');
@@ -140,7 +170,7 @@ describe('the post-build hook: loft --enqueue', () => {
     for (const o of await owners(owned)) assert.deepEqual(o, { name: o.name, ...NOBODY });
     // The daemon's user can still write its queue after root's hook ran.
     const stdout = await runAsNobody(['--config', config, '--enqueue', fakePath('e')]);
-    assert.equal(stdout.trim(), 'queued 1 paths for upload (1 new)');
+    assert.equal(stdout.trim(), 'queued 1 path for upload (1 new)');
     assert.equal(queued(join(owned, 'cache.db')).length, 3);
     // Control: root's own directory keeps a root-owned database.
     const rootOwned = await mkdtemp(join(dir, 'root-'));
@@ -191,7 +221,7 @@ describe("loft --status on the service's state", () => {
     for (const o of files) assert.deepEqual(o, { name: o.name, ...NOBODY });
     // The daemon's user can write the database root's --status created.
     const stdout = await runAsNobody(['--config', config, '--enqueue', fakePath('j')]);
-    assert.equal(stdout.trim(), 'queued 1 paths for upload (1 new)');
+    assert.equal(stdout.trim(), 'queued 1 path for upload (1 new)');
     assert.equal(queued(join(owned, 'cache.db')).length, 1);
   });
 });

@@ -114,6 +114,19 @@ describe('never half-published', () => {
     const dry = await runLoft(['-c', cfg, '--dry-run', '--upload-path', '-'], { stdin: `${f.top}\n` });
     assert.equal(dry.code, 0, dry.stderr);
     for (const p of closure) assert.match(dry.stdout, new RegExp(`would upload ${p}`));
+    // Each line says why: what the user asked for, or which path to be uploaded needs it.
+    assert.match(
+      dry.stdout,
+      new RegExp(`^would upload ${f.top} \\(.*\\): not in the cache; requested$`, 'm'),
+    );
+    assert.match(
+      dry.stdout,
+      new RegExp(`^would upload ${f.mid} \\(.*\\): not in the cache; referenced by ${f.top}$`, 'm'),
+    );
+    assert.match(
+      dry.stdout,
+      new RegExp(`^would upload ${f.leaf} \\(.*\\): not in the cache; referenced by ${f.mid}$`, 'm'),
+    );
     assert.equal(await bucketNarInfo(s3, hashPartOfPath(f.top)), undefined);
     const real = await runLoft(['-c', cfg, '--upload-path', '-'], { stdin: `${f.top} ${f.tree}\n` });
     assert.equal(real.code, 0, real.stderr);

@@ -45,6 +45,7 @@ void describe('migrate', () => {
       'nar_size',
       'file_size',
       'added_at',
+      'signer',
     ]);
     assert.deepEqual(columns(db, 'meta'), ['key', 'value']);
     assert.deepEqual(migrate(db, 'x'), { from: MIGRATIONS.length, to: MIGRATIONS.length });

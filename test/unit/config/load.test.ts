@@ -4,6 +4,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LOCAL_KEYS, LOFT_KEYS, S3_KEYS } from '../../../src/config/schema.js';
+import { targetDigest } from '../../../src/config/storage-target.js';
 import { load, rejection, useTempConfigs } from './temp-configs.js';
 
 const EXAMPLE = fileURLToPath(new URL('../../../loft.toml.example', import.meta.url));
@@ -15,7 +16,8 @@ describe('which file', () => {
     const { config, warnings } = await load(cwd, { debug: true });
     assert.equal(config.configPath, undefined);
     assert.deepEqual(config.storage, { kind: 'local', path: join(cwd, 'loft-cache') });
-    assert.equal(config.localCachePath, '/home/t/.local/state/loft/cache.db');
+    const digest = targetDigest(`file://${join(cwd, 'loft-cache')}`);
+    assert.equal(config.localCachePath, `/home/t/.local/state/loft/cache-${digest}.db`);
     assert.equal(config.debug, true);
     assert.deepEqual(warnings, []);
   });

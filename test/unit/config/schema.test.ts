@@ -2,6 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConfigError } from '../../../src/errors.js';
 import { defaultLocalCachePath, storeDirFromEnv, validateDocument } from '../../../src/config/schema.js';
+import { targetDigest } from '../../../src/config/storage-target.js';
 import { CTX, errorOf, NO_FILE, validate } from './schema-context.js';
 
 describe('defaults', () => {
@@ -13,7 +14,7 @@ describe('defaults', () => {
       uploadThreads: 12,
       scanOnStartup: true,
       populateCacheOnStartup: false,
-      localCachePath: '/home/alice/.local/state/loft/cache.db',
+      localCachePath: `/home/alice/.local/state/loft/cache-${targetDigest('file:///srv/work/loft-cache')}.db`,
       compression: 'zstd',
       compressionLevel: 3,
       useDiskForLargeNars: true,
@@ -68,13 +69,20 @@ describe('defaults', () => {
     );
   });
 
-  test('local cache path: XDG_STATE_HOME, else HOME, else the home directory given', () => {
-    assert.equal(defaultLocalCachePath({ XDG_STATE_HOME: '/st', HOME: '/h' }, '/x'), '/st/loft/cache.db');
+  test('local cache path: XDG_STATE_HOME, else HOME, else the home directory given; one file per target', () => {
+    const t = 's3://b/@aws:us-east-1';
+    const file = `cache-${targetDigest(t)}.db`;
+    assert.match(file, /^cache-[0-9a-f]{16}\.db$/);
+    assert.equal(defaultLocalCachePath({ XDG_STATE_HOME: '/st', HOME: '/h' }, '/x', t), `/st/loft/${file}`);
     assert.equal(
-      defaultLocalCachePath({ XDG_STATE_HOME: 'rel', HOME: '/h' }, '/x'),
-      '/h/.local/state/loft/cache.db',
+      defaultLocalCachePath({ XDG_STATE_HOME: 'rel', HOME: '/h' }, '/x', t),
+      `/h/.local/state/loft/${file}`,
     );
-    assert.equal(defaultLocalCachePath({}, '/x'), '/x/.local/state/loft/cache.db');
+    assert.equal(defaultLocalCachePath({}, '/x', t), `/x/.local/state/loft/${file}`);
+    // Two ./loft-cache directories (the embedded default in two working directories) get two files.
+    const a = validateDocument({}, { ...NO_FILE, cwd: '/srv/a' }).config.localCachePath;
+    const b = validateDocument({}, { ...NO_FILE, cwd: '/srv/b' }).config.localCachePath;
+    assert.notEqual(a, b);
   });
 
   test('store dir from NIX_STORE_DIR, trailing slash dropped; relative is an error', () => {
@@ -223,33 +231,33 @@ describe('every key is read', () => {
   });
 });
 
-describe('unknown keys are warnings naming the dotted key', () => {
-  test('typos get a suggestion; unknown tables and root keys are named', () => {
-    const v = validate(`
+describe('unknown keys are errors naming the dotted key', () => {
+  test('typos get a suggestion; unknown tables and root keys are named; at most three are listed', () => {
+    const message = errorOf(`
       top = 1
       [s3]
       bucket = "b"
       regoin = "x"
       [loft]
-      upload_thread = 4
+      signing_key_pth = "key.sec"
       some_new_feature_flag = true
       [extra]
       a = 1
     `);
-    assert.deepEqual(v.warnings.sort(), [
-      'unknown configuration key extra ignored (in /etc/loft/loft.toml)',
-      'unknown configuration key loft.some_new_feature_flag ignored (in /etc/loft/loft.toml)',
-      'unknown configuration key loft.upload_thread (did you mean loft.upload_threads?) ignored (in /etc/loft/loft.toml)',
-      'unknown configuration key s3.regoin (did you mean s3.region?) ignored (in /etc/loft/loft.toml)',
-      'unknown configuration key top ignored (in /etc/loft/loft.toml)',
-    ]);
-    assert.equal(v.config.uploadThreads, 12);
+    assert.match(message, /^\/etc\/loft\/loft\.toml: unknown key top: fix its name or remove it/);
+    assert.match(message, /unknown key extra: /);
+    assert.match(message, /unknown key s3\.regoin \(did you mean s3\.region\?\): /);
+    assert.match(message, /; and 2 more$/);
+    assert.match(
+      errorOf('[s3]\nbucket = "b"\n[loft]\nsigning_key_pth = "k"'),
+      /unknown key loft\.signing_key_pth \(did you mean loft\.signing_key_path\?\): fix its name or remove it \(loft\.toml\.example lists every key\)/,
+    );
   });
 
   test('[local] with an unknown key', () => {
-    const v = validate('[local]\npath = "/c"\npaht = "x"');
-    assert.deepEqual(v.warnings, [
-      'unknown configuration key local.paht (did you mean local.path?) ignored (in /etc/loft/loft.toml)',
-    ]);
+    assert.match(
+      errorOf('[local]\npath = "/c"\npaht = "x"'),
+      /unknown key local\.paht \(did you mean local\.path\?\)/,
+    );
   });
 });

@@ -26,6 +26,7 @@ function okReport(paths: string[]): UploadReport {
     failed: [],
     wouldUpload: [],
     presenceRequests: 0,
+    resigned: [],
     complete: true,
   };
 }

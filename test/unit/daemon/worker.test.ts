@@ -25,6 +25,7 @@ function report(paths: string[], failed: FailedPath[] = []): UploadReport {
     failed,
     wouldUpload: [],
     presenceRequests: 0,
+    resigned: [],
     complete: failed.length === 0,
   };
 }

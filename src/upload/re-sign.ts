@@ -1,0 +1,126 @@
+// Present is not enough for a run that signs: a narinfo written unsigned (no key configured) or
+// under another key is refused by every Nix that requires our signature, and it would stay that way
+// because "already present" paths are never uploaded again. So each present path not known (from
+// the presence cache) to carry a valid signature by our key costs one GET of its narinfo; when our
+// signature is missing, it is added and the narinfo written back in place. The NAR is never
+// touched: the signature covers NarHash, NarSize and References, which we check against what our
+// own Nix registered, so we only ever vouch for contents we hold ourselves.
+import pLimit from 'p-limit';
+import type { PresenceCache } from '../cache/presence-cache.js';
+import { fingerprintPath } from '../format/fingerprint.js';
+import { hashEquals } from '../format/hash.js';
+import { parseNarInfo, renderNarInfo, type NarInfo } from '../format/narinfo.js';
+import type { PathInfo } from '../format/path-info.js';
+import {
+  formatPublicKey,
+  publicKeyOf,
+  signFingerprint,
+  signatureKeyName,
+  verifySignature,
+  type SecretKey,
+} from '../format/signing-key.js';
+import { hashPartOf, storePathBaseName } from '../format/store-path.js';
+import type { Logger } from '../log.js';
+import { CONTENT_TYPE_NARINFO, type ObjectStore } from '../storage/object-store.js';
+import { narinfoKey } from './nar-keys.js';
+
+export interface ReSignDeps {
+  store: ObjectStore;
+  cache: PresenceCache;
+  storeDir: string;
+  signingKey: SecretKey;
+  logger: Logger;
+  signal?: AbortSignal;
+}
+
+export interface ReSignResult {
+  /** Paths whose narinfo got our signature added in place. */
+  resigned: string[];
+  /** Paths that must be uploaded after all: narinfo gone, unreadable, or for other contents. */
+  reupload: Set<string>;
+  requests: number;
+}
+
+/** The identity recorded in the presence cache for narinfos signed by `key`. */
+export function signerId(key: SecretKey): string {
+  return formatPublicKey(publicKeyOf(key));
+}
+
+export async function ensureSignedByUs(present: PathInfo[], deps: ReSignDeps): Promise<ReSignResult> {
+  const signer = signerId(deps.signingKey);
+  const byHash = new Map(present.map((i) => [hashPartOf(i.path, deps.storeDir), i]));
+  const unknown = deps.cache.notSignedBy([...byHash.keys()], signer);
+  const result: ReSignResult = { resigned: [], reupload: new Set(), requests: 0 };
+  const limit = pLimit(16);
+  await Promise.all(
+    unknown.map((hashPart) =>
+      limit(async () => {
+        const info = byHash.get(hashPart)!;
+        const outcome = await checkOne(info, hashPart, deps, result);
+        if (outcome === 'reupload') result.reupload.add(info.path);
+        else deps.cache.setSigner(hashPart, signer);
+        if (outcome === 'resigned') result.resigned.push(info.path);
+      }),
+    ),
+  );
+  return result;
+}
+
+async function checkOne(
+  info: PathInfo,
+  hashPart: string,
+  deps: ReSignDeps,
+  result: ReSignResult,
+): Promise<'signed' | 'resigned' | 'reupload'> {
+  result.requests++;
+  const body = await deps.store.get(narinfoKey(hashPart), deps.signal);
+  const narinfo = body === undefined ? undefined : parseOrUndefined(body, deps);
+  if (narinfo === undefined || !describesSameContents(narinfo, info, deps.storeDir)) {
+    deps.logger.info(
+      { path: info.path },
+      'narinfo in the cache is missing, unreadable or differs; uploading',
+    );
+    return 'reupload';
+  }
+  const fingerprint = fingerprintPath(info.path, info.narHash, info.narSize, info.references, deps.storeDir);
+  const pk = publicKeyOf(deps.signingKey);
+  if (narinfo.signatures.some((sig) => verifySignature(pk, fingerprint, sig))) return 'signed';
+  // Ours first, as on upload; an old signature under our key's name (a replaced key) would only
+  // confuse readers, so it goes.
+  const others = narinfo.signatures.filter((sig) => keyNameOf(sig) !== deps.signingKey.name);
+  narinfo.signatures = [signFingerprint(deps.signingKey, fingerprint), ...others];
+  result.requests++;
+  await deps.store.putBytes(narinfoKey(hashPart), renderNarInfo(narinfo), {
+    contentType: CONTENT_TYPE_NARINFO,
+    ...(deps.signal ? { signal: deps.signal } : {}),
+  });
+  deps.logger.info({ path: info.path, key: deps.signingKey.name }, 'present narinfo re-signed with our key');
+  return 'resigned';
+}
+
+function parseOrUndefined(body: Buffer, deps: ReSignDeps): NarInfo | undefined {
+  try {
+    return parseNarInfo(body.toString('utf8'), deps.storeDir);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The narinfo speaks of the same path with the NarHash, NarSize and References our Nix has. */
+function describesSameContents(n: NarInfo, info: PathInfo, storeDir: string): boolean {
+  const refs = (list: string[]) => [...new Set(list)].sort().join(' ');
+  return (
+    n.storePath === info.path &&
+    hashEquals(n.narHash, info.narHash) &&
+    n.narSize === info.narSize &&
+    refs(n.references) === refs(info.references.map((r) => storePathBaseName(r, storeDir)))
+  );
+}
+
+function keyNameOf(sig: string): string | undefined {
+  try {
+    return signatureKeyName(sig);
+  } catch {
+    return undefined;
+  }
+}

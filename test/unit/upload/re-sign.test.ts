@@ -1,0 +1,128 @@
+// Re-signing present narinfos (src/upload/re-sign.ts) over an in-memory object store and a real
+// SQLite presence cache: what gets signed, what is left alone, and what must be uploaded after all.
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, generateKeyPairSync } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PresenceCache } from '../../../src/cache/presence-cache.js';
+import { fingerprintPath } from '../../../src/format/fingerprint.js';
+import { sha256Hash } from '../../../src/format/hash.js';
+import { parseNarInfo, renderNarInfo } from '../../../src/format/narinfo.js';
+import type { PathInfo } from '../../../src/format/path-info.js';
+import {
+  parseSecretKey,
+  publicKeyOf,
+  signFingerprint,
+  verifySignature,
+  type SecretKey,
+} from '../../../src/format/signing-key.js';
+import { silentLogger } from '../../../src/log.js';
+import { ensureSignedByUs, signerId } from '../../../src/upload/re-sign.js';
+import { MemoryObjectStore } from '../../helpers/memory-object-store.js';
+
+const dirs: string[] = [];
+after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
+
+function key(name: string): SecretKey {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const seed = privateKey.export({ format: 'der', type: 'pkcs8' }).subarray(-32);
+  const pub = publicKey.export({ format: 'der', type: 'spki' }).subarray(-32);
+  return parseSecretKey(`${name}:${Buffer.concat([seed, pub]).toString('base64')}`);
+}
+
+const path = (c: string) => `/nix/store/${c.repeat(32)}-p${c}`;
+function info(p: string, refs: string[] = []): PathInfo {
+  const nar = Buffer.from(`nar of ${p}`);
+  const narHash = sha256Hash(createHash('sha256').update(nar).digest());
+  return { path: p, narHash, narSize: nar.length, references: refs, signatures: [] };
+}
+const fp = (i: PathInfo) => fingerprintPath(i.path, i.narHash, i.narSize, i.references);
+
+/** Stores a narinfo for `i` with `sigs`, as another uploader would have. */
+function publish(store: MemoryObjectStore, i: PathInfo, sigs: string[], narSize = i.narSize): void {
+  const text = renderNarInfo({
+    storePath: i.path,
+    url: `nar/${i.path.slice(11, 43)}.nar`,
+    compression: 'none',
+    narHash: i.narHash,
+    narSize,
+    references: i.references.map((r) => r.slice('/nix/store/'.length)),
+    signatures: sigs,
+    extra: [],
+  });
+  store.objects.set(`${i.path.slice(11, 43)}.narinfo`, {
+    body: Buffer.from(text),
+    contentType: 'text/x-nix-narinfo',
+    lastModified: new Date(),
+  });
+}
+
+async function setup(ours: SecretKey) {
+  const dir = await mkdtemp(join(tmpdir(), 'loft-resign-unit-'));
+  dirs.push(dir);
+  const store = new MemoryObjectStore();
+  const cache = PresenceCache.open(join(dir, 'cache.db'), { target: 'memory://test' });
+  const deps = { store, cache, storeDir: '/nix/store', signingKey: ours, logger: silentLogger() };
+  return { store, cache, deps };
+}
+
+describe('ensureSignedByUs', () => {
+  test('adds our signature in front, keeps other keys, drops an old one under our name', async () => {
+    const ours = key('cache-1');
+    const other = key('other-1');
+    const oldOurs = key('cache-1');
+    const { store, cache, deps } = await setup(ours);
+    const a = info(path('a'));
+    publish(store, a, [signFingerprint(oldOurs, fp(a)), signFingerprint(other, fp(a))]);
+    cache.learn([a.path.slice(11, 43)]);
+    const r = await ensureSignedByUs([a], deps);
+    assert.deepEqual([r.resigned, [...r.reupload], r.requests], [[a.path], [], 2]);
+    const sigs = parseNarInfo(
+      store.objects.get(`${a.path.slice(11, 43)}.narinfo`)!.body.toString(),
+    ).signatures;
+    assert.equal(sigs.length, 2);
+    assert.ok(verifySignature(publicKeyOf(ours), fp(a), sigs[0]!));
+    assert.ok(verifySignature(publicKeyOf(other), fp(a), sigs[1]!));
+    // Recorded: the next run asks nothing.
+    store.calls.length = 0;
+    const again = await ensureSignedByUs([a], deps);
+    assert.deepEqual([again.resigned, again.requests, store.calls], [[], 0, []]);
+  });
+
+  test('already signed by us: one GET, no PUT; known signer: nothing at all', async () => {
+    const ours = key('cache-1');
+    const { store, cache, deps } = await setup(ours);
+    const a = info(path('a'));
+    const b = info(path('b'));
+    publish(store, a, [signFingerprint(ours, fp(a))]);
+    publish(store, b, []);
+    cache.learn([a.path.slice(11, 43)]);
+    cache.add(b.path.slice(11, 43), { signer: signerId(ours) });
+    const r = await ensureSignedByUs([a, b], deps);
+    assert.deepEqual([r.resigned, r.requests], [[], 1]);
+    assert.deepEqual(store.calls, [{ op: 'get', key: `${a.path.slice(11, 43)}.narinfo` }]);
+  });
+
+  test('a narinfo that is gone, unreadable or for other contents is uploaded, never signed', async () => {
+    const ours = key('cache-1');
+    const { store, cache, deps } = await setup(ours);
+    const gone = info(path('a'));
+    const garbage = info(path('b'));
+    const differs = info(path('c'));
+    const otherRefs = info(path('d'), [path('a')]);
+    publish(store, garbage, []);
+    store.objects.get(`${garbage.path.slice(11, 43)}.narinfo`)!.body = Buffer.from(
+      '\u0000\u0001 not a narinfo',
+    );
+    publish(store, differs, [], differs.narSize + 1);
+    publish(store, { ...otherRefs, references: [] }, []);
+    const all = [gone, garbage, differs, otherRefs];
+    cache.learn(all.map((i) => i.path.slice(11, 43)));
+    const r = await ensureSignedByUs(all, deps);
+    assert.deepEqual(r.resigned, []);
+    assert.deepEqual([...r.reupload].sort(), all.map((i) => i.path).sort());
+    assert.ok(!store.calls.some((c) => c.op === 'putBytes'), 'nothing written');
+  });
+});
