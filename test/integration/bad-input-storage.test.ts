@@ -147,6 +147,18 @@ const cases: BadInputCase[] = [
       endpoint: q(await webServer(404)),
     }),
   ),
+  storageCase(
+    'https against a plain-http port',
+    'upload',
+    /^loft: cannot talk TLS to https:\/\/127\.0\.0\.1:\d+ .*\(EPROTO\): the endpoint may be plain http/,
+    (e) => Promise.resolve({ endpoint: q(e.s3.endpoint.replace(/^http:/, 'https:')) }),
+  ),
+  storageCase(
+    'server answering 500',
+    'upload',
+    /^loft: list on bucket "loft-test" at http:\/\/127\.0\.0\.1:\d+ got .*HTTP 500: the server failed it/,
+    async () => ({ endpoint: q(await webServer(500)) }),
+  ),
   {
     ...storageCase(
       'endpoint is a web server answering 200 to everything',
