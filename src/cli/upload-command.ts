@@ -38,8 +38,9 @@ export async function runUpload(
   );
   report.failed.unshift(...invalid);
   report.requested.unshift(...invalid.map((f) => f.path));
-  for (const line of summaryLines(report, Date.now() - started, opts.dryRun)) io.stdout(line);
   rt.logger.debug({ uploaded: report.uploaded.length, failed: report.failed.length }, 'upload finished');
+  // Last: after the progress display's final line and every log line of the run.
+  for (const line of summaryLines(report, Date.now() - started, opts.dryRun)) io.stdout(line);
   return { report, exitCode: exitCodeFor(report, invalid) };
 }
 
