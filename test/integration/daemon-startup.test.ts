@@ -116,6 +116,33 @@ async function relay(port: number, to: string): Promise<Server> {
   return server;
 }
 
+/** A daemon expected to wait for its object store: one warning line per attempt, no exit. */
+function waitingDaemon(cfg: string) {
+  const child = spawnLoft(['-c', cfg], { env: nixEnv() });
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  child.stdout!.resume();
+  const exited = new Promise<number | null>((r) => child.on('close', r));
+  const waits = () =>
+    logLines(stderr).filter((l) => l.msg === 'object store not reachable yet; trying again');
+  return {
+    stderr: () => stderr,
+    waits,
+    async untilWaitedTwice() {
+      const end = Date.now() + 40_000;
+      while (waits().length < 2 && child.exitCode === null && Date.now() < end) await sleep(200);
+      assert.equal(child.exitCode, null, `still running:\n${stderr}`);
+      assert.ok(waits().length >= 2, `two attempts logged:\n${stderr}`);
+      assert.ok(!STACK.test(stderr), `no stack trace:\n${stderr}`);
+    },
+    async stopped() {
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0, stderr);
+      assert.ok(!STACK.test(stderr), `no stack trace:\n${stderr}`);
+    },
+  };
+}
+
 describe('daemon start against an unusable object store', () => {
   test('a missing bucket exits 4 with one line', async (t) => {
     if (!requireNix(t)) return;
@@ -151,30 +178,27 @@ describe('daemon start against an unusable object store', () => {
   test('a closed port is retried with one log line per attempt, then uploads', async (t) => {
     if (!requireNix(t)) return;
     const port = await freePort();
-    const child = spawnLoft(['-c', await config({ endpoint: `http://127.0.0.1:${port}` })], {
-      env: nixEnv(),
-    });
-    let stderr = '';
-    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.stdout!.resume();
-    const exited = new Promise<number | null>((r) => child.on('close', r));
-    const waits = () =>
-      logLines(stderr).filter((l) => l.msg === 'object store not reachable yet; trying again');
-    const end = Date.now() + 40_000;
-    while (waits().length < 2 && child.exitCode === null && Date.now() < end) await sleep(200);
-    assert.equal(child.exitCode, null, `still running:\n${stderr}`);
-    assert.ok(waits().length >= 2, `two attempts logged:\n${stderr}`);
-    assert.ok(!STACK.test(stderr), `no stack trace:\n${stderr}`);
-    assert.match(String((waits()[0]!.err as { message: string }).message), /cannot reach .*\(ECONNREFUSED\)/);
+    const d = waitingDaemon(await config({ endpoint: `http://127.0.0.1:${port}` }));
+    await d.untilWaitedTwice();
+    assert.match(
+      String((d.waits()[0]!.err as { message: string }).message),
+      /cannot reach .*\(ECONNREFUSED\)/,
+    );
 
     const server = await relay(port, s3.endpoint);
     closers.push(() => new Promise((r) => server.close(r)));
     const narinfo = `${hashPartOfPath(path)}.narinfo`;
     const upEnd = Date.now() + 90_000;
     while (!(await bucketObjects(s3)).has(narinfo) && Date.now() < upEnd) await sleep(500);
-    assert.ok((await bucketObjects(s3)).has(narinfo), `uploaded once the endpoint is up:\n${stderr}`);
-    child.kill('SIGTERM');
-    assert.equal(await exited, 0, stderr);
-    assert.ok(!STACK.test(stderr), `no stack trace:\n${stderr}`);
+    assert.ok((await bucketObjects(s3)).has(narinfo), `uploaded once the endpoint is up:\n${d.stderr()}`);
+    await d.stopped();
+  });
+
+  test('a server answering 500 is waited out too, and SIGTERM while waiting exits 0', async (t) => {
+    if (!requireNix(t)) return;
+    const d = waitingDaemon(await config({ endpoint: await webServer(500) }));
+    await d.untilWaitedTwice();
+    assert.match(String((d.waits()[0]!.err as { message: string }).message), /^list on .* got .*HTTP 500: /);
+    await d.stopped();
   });
 });
