@@ -57,6 +57,8 @@ export interface BadInputCase {
   todo?: string;
   /** Needs the in-process s3rver (a proxy in front of it); skipped against LOFT_TEST_S3_ENDPOINT. */
   inProcessOnly?: boolean;
+  /** Kill the run after this long (a daemon that should have exited); default runLoft's. */
+  timeoutMs?: number;
 }
 
 const DAY = 86_400_000;
@@ -224,6 +226,7 @@ export function describeBadInput(title: string, label: string, cases: readonly B
           cwd,
           ...(c.env ? { env: c.env(e) } : {}),
           ...(c.stdin !== undefined ? { stdin: c.stdin } : {}),
+          ...(c.timeoutMs !== undefined ? { timeoutMs: c.timeoutMs } : {}),
         });
         assertOutcome(run, c);
         assert.deepEqual(await bucketSnapshot(e.s3), snapshot, 'nothing published or deleted');
