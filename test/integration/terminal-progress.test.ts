@@ -33,10 +33,12 @@ async function onTerminal(columns: number, args: string[]): Promise<string> {
 
 /** The lines a terminal ends up showing: each redraw (`\r` + erase line) replaces the line. */
 function screenSegments(raw: string): string[] {
+  /* eslint-disable no-control-regex -- the escape sequences are what is parsed here */
   return raw
     .split(/\r\x1b\[2K|\r?\n/)
     .map((s) => s.replace(/\x1b\[[0-9;]*m/g, '').trimEnd())
     .filter((s) => s !== '');
+  /* eslint-enable no-control-regex */
 }
 
 describe('progress on a terminal', () => {
