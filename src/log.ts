@@ -49,7 +49,17 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       ...base,
       transport: {
         target: 'pino-pretty',
-        options: { destination: 2, colorize: true, ignore: 'pid,hostname', translateTime: 'HH:MM:ss' },
+        // One line per event on a terminal too: a daemon retrying every minute stays readable.
+        options: {
+          destination: 2,
+          colorize: true,
+          ignore: 'pid,hostname',
+          translateTime: 'HH:MM:ss',
+          singleLine: true,
+          // pino-pretty prints error fields as an indented block; without --debug they are short
+          // (no stack), so they stay inline on the event's line.
+          ...(options.debug ? {} : { errorLikeObjectKeys: [] }),
+        },
       },
     });
   }
