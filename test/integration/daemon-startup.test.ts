@@ -7,13 +7,16 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync } from 'node:fs';
+import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { logLines, spawnLoft } from '../helpers/loft-cli.js';
+import { promisify } from 'node:util';
+import { LOFT_MAIN, logLines, spawnLoft } from '../helpers/loft-cli.js';
+import { recordChildOutput } from '../helpers/test-secrets.js';
 import { hasNix, nixBin, nixEnv, requireNix } from '../helpers/nix-env.js';
 import { startS3Server, type TestS3 } from '../helpers/s3-server.js';
 import { makeNixKey, type KeyFiles } from '../helpers/signing-keys.js';
@@ -26,6 +29,8 @@ process.env.NIX_STORE_DIR = join(storeRoot, 'store');
 process.env.NIX_STATE_DIR = join(storeRoot, 'state');
 process.env.NIX_LOG_DIR = join(storeRoot, 'log');
 process.env.NIX_CONFIG = `build-users-group =\n${process.env.NIX_CONFIG ?? ''}`;
+
+const execFileAsync = promisify(execFile);
 
 /** Stack frames, raw or inside a JSON log line. */
 const STACK = /(^|\n|\\n)\s+at \S.*(:\d+:\d+\)?|\(native\))/;
@@ -52,9 +57,9 @@ after(async () => {
 });
 
 let configs = 0;
-async function config(s3Edits: Partial<TestS3>): Promise<string> {
+async function config(s3Edits: Partial<TestS3>, extraS3 = ''): Promise<string> {
   const sub = await mkdtemp(join(dir, `c${++configs}-`));
-  return writeConfig({ dir: sub, s3: { ...s3, ...s3Edits }, signingKeyPath: key.secretPath });
+  return writeConfig({ dir: sub, s3: { ...s3, ...s3Edits }, signingKeyPath: key.secretPath, extraS3 });
 }
 
 interface Ended {
@@ -200,5 +205,25 @@ describe('daemon start against an unusable object store', () => {
     await d.untilWaitedTwice();
     assert.match(String((d.waits()[0]!.err as { message: string }).message), /^list on .* got .*HTTP 500: /);
     await d.stopped();
+  });
+
+  test('on a terminal, each attempt is one line too (readable logs), and SIGTERM exits 0', async (t) => {
+    if (!requireNix(t)) return;
+    const cfg = await config({ endpoint: `http://127.0.0.1:${await freePort()}` }, 'max_attempts = 1');
+    // util-linux `script` gives the daemon a pseudo-terminal, so it logs through pino-pretty;
+    // `timeout` sends SIGTERM after 6 s and passes the daemon's own exit status on.
+    const cmd = ['timeout', '--preserve-status', '-s', 'TERM', '6', process.execPath, LOFT_MAIN, '-c', cfg];
+    const { stdout } = await execFileAsync(
+      'script',
+      ['-qec', `stty cols 300; exec ${cmd.map((a) => `'${a}'`).join(' ')}; `, '/dev/null'],
+      { env: nixEnv() },
+    );
+    recordChildOutput('daemon-on-terminal', Buffer.from(stdout), Buffer.alloc(0));
+    const lines = stdout.split(/\r?\n/).filter((l) => l.trim() !== '');
+    const waits = lines.filter((l) => l.includes('object store not reachable yet'));
+    assert.ok(waits.length >= 2, `two attempts logged:\n${stdout}`);
+    for (const l of waits) assert.match(l, /E_STORAGE_UNREACHABLE.*cannot reach .*ECONNREFUSED/);
+    assert.ok(!lines.some((l) => /^\s/.test(l)), `no continuation lines:\n${stdout}`);
+    assert.ok(!STACK.test(stdout), `no stack trace:\n${stdout}`);
   });
 });
