@@ -110,9 +110,16 @@ export class StorageError extends LoftError {
   override readonly name = 'StorageError';
   readonly code: string;
   readonly exitCode = ExitCode.storage;
-  constructor(message: string, options: { code?: string; cause?: unknown } = {}) {
+  /**
+   * True when asking again later may succeed (connection refused, a timeout, a 5xx or throttling
+   * answer); false for a definite answer (no such bucket, access denied, not S3), which only a
+   * change of configuration can fix. The daemon waits out the first kind and exits on the second.
+   */
+  readonly transient: boolean;
+  constructor(message: string, options: { code?: string; cause?: unknown; transient?: boolean } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = options.code ?? 'E_STORAGE';
+    this.transient = options.transient ?? false;
   }
 }
 

@@ -2,6 +2,7 @@
 // Secrets must never reach a log line: callers pass no credentials, and `redact` is a second net
 // for the field names that could carry one by mistake.
 import { pino, type Logger, type DestinationStream } from 'pino';
+import { oneLine } from './errors.js';
 
 export type { Logger };
 
@@ -33,7 +34,14 @@ const REDACT = [
 
 export function createLogger(options: LoggerOptions = {}): Logger {
   const level = options.debug ? 'debug' : 'info';
-  const base = { level, base: null, redact: { paths: REDACT, censor: '[redacted]' } };
+  const base = {
+    level,
+    base: null,
+    redact: { paths: REDACT, censor: '[redacted]' },
+    // A stack trace helps whoever debugs loft, not whoever runs it: a daemon retrying a refused
+    // connection every minute would fill the journal with 40-line traces. --debug keeps them.
+    serializers: { err: options.debug ? pino.stdSerializers.err : briefError },
+  };
   if (options.destination) return pino(base, options.destination);
   const pretty = options.pretty ?? process.stderr.isTTY === true;
   if (pretty) {
@@ -41,11 +49,28 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       ...base,
       transport: {
         target: 'pino-pretty',
-        options: { destination: 2, colorize: true, ignore: 'pid,hostname', translateTime: 'HH:MM:ss' },
+        // One line per event on a terminal too: a daemon retrying every minute stays readable.
+        options: {
+          destination: 2,
+          colorize: true,
+          ignore: 'pid,hostname',
+          translateTime: 'HH:MM:ss',
+          singleLine: true,
+          // pino-pretty prints error fields as an indented block; without --debug they are short
+          // (no stack), so they stay inline on the event's line.
+          ...(options.debug ? {} : { errorLikeObjectKeys: [] }),
+        },
       },
     });
   }
   return pino(base, pino.destination({ dest: 2, sync: true }));
+}
+
+/** An error as a log field without its stack or causes: its class, stable code and one-line message. */
+export function briefError(err: unknown): unknown {
+  if (!(err instanceof Error)) return err;
+  const code = (err as { code?: unknown }).code;
+  return { type: err.name, ...(typeof code === 'string' ? { code } : {}), message: oneLine(err) };
 }
 
 /** A logger that drops everything (unit tests, library use). */

@@ -7,6 +7,7 @@ import type { Config } from '../config/schema.js';
 import { releaseAll, type Release } from '../release-list.js';
 import { parsePruneSchedule } from '../config/prune-schedule.js';
 import { runDaemon } from '../daemon/daemon.js';
+import { waitForStorage } from '../daemon/storage-ready.js';
 import type { ScheduledPrune } from '../daemon/prune-loop.js';
 import { PruneDb } from '../prune/prune-db.js';
 import { runPruneOnce } from '../prune/prune-run.js';
@@ -15,6 +16,7 @@ import { ExitCode, type ExitCodeValue } from '../errors.js';
 import type { Logger } from '../log.js';
 import { listValidStorePaths } from '../store/all-paths.js';
 import { ensureNixCacheInfo } from '../upload/cache-info.js';
+import { NIX_CACHE_INFO_KEY } from '../upload/nar-keys.js';
 import { logProgress } from '../upload/progress.js';
 import { uploadClosure } from '../upload/upload-closure.js';
 import { runPopulateCache } from './cache-commands.js';
@@ -35,6 +37,11 @@ export async function runDaemonCommand(config: Config, logger: Logger): Promise<
     releases.push(() => rt.close());
     const queue = UploadQueue.open(config.localCachePath);
     releases.push(() => queue.close());
+    // Opening the store runs its access check (bucket, credentials, that it is S3 at all).
+    const probe = () => rt.store.head(NIX_CACHE_INFO_KEY, stop.signal);
+    if (!(await waitForStorage(probe, logger.child({ component: 'storage' }), stop.signal))) {
+      return ExitCode.ok;
+    }
     await runDaemon(
       {
         queue,

@@ -51,8 +51,9 @@ export async function runUpload(
   if (!rt.config.signingKey) {
     io.stdout('unsigned: no signing key configured (loft.signing_key_path); Nix needs require-sigs = false');
   }
-  for (const line of summaryLines(report, Date.now() - started, opts.dryRun)) io.stdout(line);
   rt.logger.debug({ uploaded: report.uploaded.length, failed: report.failed.length }, 'upload finished');
+  // Last: after the progress display's final line and every log line of the run.
+  for (const line of summaryLines(report, Date.now() - started, opts.dryRun)) io.stdout(line);
   return { report, exitCode: exitCodeFor(report, invalid) };
 }
 

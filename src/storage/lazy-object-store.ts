@@ -15,8 +15,10 @@ export class LazyObjectStore implements ObjectStore, MultipartUploads {
   #opened: Promise<ObjectStore> | undefined;
 
   /**
-   * @param open builds the store and checks access once; if it fails, every call fails with that
-   *   error (wrong credentials do not get better by asking again).
+   * @param open builds the store and checks access once. If that fails with a definite answer, every
+   *   call fails with that error (wrong credentials do not get better by asking again); after a
+   *   transient failure (connection refused, 5xx) the next call tries again, so a daemon started
+   *   before its endpoint recovers once the endpoint is back.
    */
   constructor(
     readonly description: string,
@@ -24,7 +26,14 @@ export class LazyObjectStore implements ObjectStore, MultipartUploads {
   ) {}
 
   private store(): Promise<ObjectStore> {
-    this.#opened ??= this.open();
+    if (this.#opened === undefined) {
+      const opening = this.open();
+      this.#opened = opening;
+      opening.catch((err: unknown) => {
+        if (err instanceof StorageError && err.transient && this.#opened === opening)
+          this.#opened = undefined;
+      });
+    }
     return this.#opened;
   }
 

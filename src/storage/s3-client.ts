@@ -196,18 +196,51 @@ export function toStorageError(err: unknown, ctx: FailureContext): StorageError 
       { code: 'E_STORAGE_AUTH', cause: err },
     );
   }
-  const kind = classifyFailure(err);
-  if (status === undefined && (kind === 'network' || kind === 'timeout')) {
+  if (status === undefined && isTlsMismatch(err)) {
     return new StorageError(
-      `cannot reach ${ctx.where} for ${ctx.operation} in bucket "${ctx.bucket}" (${label}): check the endpoint URL and the network`,
-      { code: 'E_STORAGE_UNREACHABLE', cause: err },
+      `cannot talk TLS to ${ctx.where} for ${ctx.operation} in bucket "${ctx.bucket}" (${label}): ` +
+        'the endpoint may be plain http (write http:// in s3.endpoint) or its TLS set-up is broken',
+      { code: 'E_STORAGE_TLS', cause: err },
     );
   }
-  return new StorageError(
-    `${ctx.operation} failed on ${on} (${label || 'unknown error'}): see the debug log for details`,
-    {
+  const transient = classifyFailure(err) !== 'fatal';
+  if (status === undefined && transient) {
+    return new StorageError(
+      `cannot reach ${ctx.where} for ${ctx.operation} in bucket "${ctx.bucket}" (${label}): check the endpoint URL and the network`,
+      { code: 'E_STORAGE_UNREACHABLE', cause: err, transient },
+    );
+  }
+  if (status !== undefined) {
+    // Name the request and the answer: "a 500" alone does not say which of thousands of requests.
+    const hint =
+      status >= 500
+        ? "the server failed it after loft's retries: try again later or look at the server's logs"
+        : "rerun with --debug to see the server's answer";
+    return new StorageError(`${ctx.operation} on ${on} got ${label}: ${hint}`, {
       code: 'E_STORAGE',
       cause: err,
-    },
+      transient,
+    });
+  }
+  return new StorageError(
+    `${ctx.operation} failed on ${on} (${label || 'unknown error'}): rerun with --debug for details`,
+    { code: 'E_STORAGE', cause: err, transient },
   );
+}
+
+/** Node's and OpenSSL's ways of saying the other side did not answer in TLS (a plain-http port). */
+const TLS_MISMATCH_CODES = new Set([
+  'EPROTO',
+  'ERR_SSL_WRONG_VERSION_NUMBER',
+  'ERR_SSL_PACKET_LENGTH_TOO_LONG',
+]);
+
+function isTlsMismatch(err: unknown): boolean {
+  let current = err;
+  for (let depth = 0; depth < 5 && typeof current === 'object' && current !== null; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string' && TLS_MISMATCH_CODES.has(code)) return true;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
 }

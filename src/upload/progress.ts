@@ -5,8 +5,10 @@ import type { UploadedPath } from './upload-path.js';
 
 export interface ProgressSink {
   planned(paths: number, narBytes: number): void;
-  started(path: string): void;
-  narBytes(n: number): void;
+  /** A path's upload starts (its NAR is `narSize` bytes). */
+  started(path: string, narSize: number): void;
+  /** `n` more NAR bytes of `path` were read and passed on towards the object store. */
+  narBytes(path: string, n: number): void;
   uploaded(result: UploadedPath): void;
   failed(path: string, error: unknown): void;
   retrying(path: string, attempt: number, error: unknown, delayMs: number): void;

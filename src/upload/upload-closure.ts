@@ -165,10 +165,15 @@ async function uploadMissing(
   const tasks = missing.map((info) => {
     const task = limit(async () => {
       if (fatal !== undefined) throw fatal;
-      deps.progress?.started(info.path);
+      deps.progress?.started(info.path, info.narSize);
       const waitForReferences = () => waitFor(info, committed);
       const result = await runWithRetries(
-        () => uploadPath(info, { ...deps, onNarBytes: (n) => deps.progress?.narBytes(n) }, waitForReferences),
+        () =>
+          uploadPath(
+            info,
+            { ...deps, onNarBytes: (n) => deps.progress?.narBytes(info.path, n) },
+            waitForReferences,
+          ),
         {
           attempts: deps.attempts ?? 3,
           baseMs: deps.retryBaseMs ?? 1000,

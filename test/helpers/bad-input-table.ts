@@ -59,6 +59,8 @@ export interface BadInputCase {
   timeoutMs?: number;
   /** Needs the in-process s3rver (a proxy in front of it); skipped against LOFT_TEST_S3_ENDPOINT. */
   inProcessOnly?: boolean;
+  /** Kill the run after this long (a daemon that should have exited); default runLoft's. */
+  timeoutMs?: number;
 }
 
 const DAY = 86_400_000;

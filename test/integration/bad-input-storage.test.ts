@@ -58,11 +58,13 @@ async function verifying(e: BadInputEnv): Promise<string> {
   return proxy.endpoint;
 }
 
-type Action = 'upload' | 'prune' | 'populate';
+type Action = 'upload' | 'prune' | 'populate' | 'daemon';
 const ACTION: Record<Action, (e: BadInputEnv) => string[]> = {
   upload: (e) => ['--upload-path', e.fresh],
   prune: () => ['--prune'],
   populate: () => ['--populate-cache'],
+  // No action flag: the daemon, which must exit 4 at start instead of retrying forever.
+  daemon: () => [],
 };
 
 function storageCase(
@@ -77,6 +79,7 @@ function storageCase(
     code: 4,
     message,
     inProcessOnly: true,
+    ...(action === 'daemon' ? { timeoutMs: 30_000 } : {}),
     args: async (e) => {
       const edits = { ...(await s3(e)), max_attempts: '1' };
       const config = await e.config(name.replace(/\W+/g, '-').slice(0, 30), { s3: edits, extra });
@@ -146,6 +149,38 @@ const cases: BadInputCase[] = [
     async () => ({
       endpoint: q(await webServer(404)),
     }),
+  ),
+  storageCase(
+    'https against a plain-http port',
+    'upload',
+    /^loft: cannot talk TLS to https:\/\/127\.0\.0\.1:\d+ .*\(EPROTO\): the endpoint may be plain http/,
+    (e) => Promise.resolve({ endpoint: q(e.s3.endpoint.replace(/^http:/, 'https:')) }),
+  ),
+  storageCase(
+    'server answering 500',
+    'upload',
+    /^loft: list on bucket "loft-test" at http:\/\/127\.0\.0\.1:\d+ got .*HTTP 500: the server failed it/,
+    async () => ({ endpoint: q(await webServer(500)) }),
+  ),
+  storageCase('missing bucket', 'daemon', /^loft: bucket "no-such-bucket" at .* does not exist/, noBucket),
+  storageCase(
+    'wrong secret key',
+    'daemon',
+    REFUSED,
+    viaProxy({ secret_key: q('not-the-secret') }),
+    WITH_HEADER,
+  ),
+  storageCase(
+    'endpoint is a web server answering 404',
+    'daemon',
+    /^loft: .*"loft-test" at http:\/\/127\.0\.0\.1:\d+/,
+    async () => ({ endpoint: q(await webServer(404)) }),
+  ),
+  storageCase(
+    'https against a plain-http port',
+    'daemon',
+    /^loft: cannot talk TLS to https:\/\/127\.0\.0\.1:\d+ .*: the endpoint may be plain http/,
+    (e) => Promise.resolve({ endpoint: q(e.s3.endpoint.replace(/^http:/, 'https:')) }),
   ),
   {
     ...storageCase(

@@ -1,19 +1,92 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { terminalProgress } from '../../../src/cli/terminal-progress.js';
+import type { UploadedPath } from '../../../src/upload/upload-path.js';
 
-test('draws done/total, bytes and current paths, and prints failures on their own line', async () => {
-  let out = '';
-  const stream = { columns: 120, write: (s: string) => ((out += s), true) } as unknown as NodeJS.WriteStream;
+const A = '/nix/store/00000000000000000000000000000000-alpha';
+const B = '/nix/store/11111111111111111111111111111111-beta';
+const KiB = 1024;
+
+function fakeTerminal(columns: number) {
+  const writes: string[] = [];
+  const stream = { columns, write: (s: string) => (writes.push(s), true) } as unknown as NodeJS.WriteStream;
+  /** The line as the terminal shows it now: the text after the last redraw. */
+  const shown = () => (writes.join('').split('\r\x1b[2K').pop() ?? '').replace(/\n$/, '');
+  return { stream, writes, shown };
+}
+
+const committed = (path: string, narSize: number): UploadedPath => ({
+  path,
+  narKey: 'k',
+  narSize,
+  fileSize: 1,
+});
+
+test('counts committed paths, caps in-flight bytes at their size, and shows 100% only at the end', async () => {
+  const term = fakeTerminal(160);
   let now = 0;
-  const p = terminalProgress(stream, () => now);
-  p.planned(2, 2048);
-  p.started('/nix/store/00000000000000000000000000000000-alpha');
-  p.narBytes(1024);
+  const p = terminalProgress(term.stream, () => now);
+  p.planned(2, 8 * KiB);
+  p.started(A, 4 * KiB);
+  p.started(B, 4 * KiB);
+  p.narBytes(A, 6 * KiB); // read further than its size: e.g. bytes counted twice by a caller
+  p.narBytes(B, 4 * KiB);
   now = 1000;
-  await new Promise((r) => setTimeout(r, 250));
-  assert.match(out, /\[0\/2\] 1\.0 KiB\/2\.0 KiB 1\.0 KiB\/s alpha/);
-  p.failed('/nix/store/00000000000000000000000000000000-alpha', new Error('boom'));
-  assert.match(out, /failed \/nix\/store\/0+-alpha: boom\n/);
+  await sleep(250);
+  // Every byte read, but nothing committed: not 100%, both paths in flight.
+  assert.match(term.shown(), /^\[0\/2\] 99% 8\.0 KiB\/8\.0 KiB .*\| alpha, beta$/);
+  p.uploaded(committed(A, 4 * KiB));
+  now = 2000;
+  await sleep(250);
+  assert.match(term.shown(), /^\[1\/2\] 99% 8\.0 KiB\/8\.0 KiB .*\| beta$/);
+  p.uploaded(committed(B, 4 * KiB));
   p.done();
+  assert.match(term.shown(), /^\[2\/2\] 100% 8\.0 KiB\/8\.0 KiB/);
+  assert.ok(term.writes.join('').endsWith('\n'), 'the final line is ended');
+});
+
+test('the rate covers the last seconds and gives the ETA', async () => {
+  const term = fakeTerminal(160);
+  let now = 0;
+  const p = terminalProgress(term.stream, () => now);
+  p.planned(1, 100 * KiB);
+  p.started(A, 100 * KiB);
+  for (let i = 1; i <= 5; i++) {
+    now = i * 1000;
+    p.narBytes(A, 10 * KiB);
+    await sleep(220);
+  }
+  // 10 KiB/s over the window, 50 KiB left: 5 s.
+  assert.match(term.shown(), /10\.0 KiB\/s ETA 0:05 \| alpha$/);
+  p.done();
+});
+
+test('a retry starts the path over; failures print on their own line', async () => {
+  const term = fakeTerminal(120);
+  let now = 0;
+  const p = terminalProgress(term.stream, () => now);
+  p.planned(1, 4 * KiB);
+  p.started(A, 4 * KiB);
+  p.narBytes(A, 3 * KiB);
+  p.retrying(A, 1, new Error('reset'), 1000);
+  now = 1000;
+  await sleep(250);
+  assert.match(term.shown(), /^\[0\/1\] 0% 0 B\/4\.0 KiB/);
+  p.failed(A, new Error('boom'));
+  assert.match(term.writes.join(''), /failed \/nix\/store\/0+-alpha: boom\n/);
+  p.done();
+});
+
+test('nothing is drawn after done(), so the summary is the last line', async () => {
+  const term = fakeTerminal(80);
+  const p = terminalProgress(term.stream, () => 0);
+  p.planned(1, KiB);
+  p.started(A, KiB);
+  p.uploaded(committed(A, KiB));
+  p.done();
+  const count = term.writes.length;
+  await sleep(450);
+  p.done();
+  assert.equal(term.writes.length, count);
 });

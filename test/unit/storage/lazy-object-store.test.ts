@@ -40,6 +40,25 @@ test('a failed open fails every call with that error and destroys a stream body'
   await lazy.close();
 });
 
+test('after a transient failure to open, the next call opens again', async () => {
+  let opened = 0;
+  const inner = new MemoryObjectStore();
+  const lazy = new LazyObjectStore('memory://lazy', () => {
+    opened++;
+    if (opened === 1) {
+      return Promise.reject(
+        new StorageError('connection refused', { code: 'E_STORAGE_UNREACHABLE', transient: true }),
+      );
+    }
+    return Promise.resolve(inner);
+  });
+  await assert.rejects(lazy.head('x'), /connection refused/);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(await lazy.head('x'), undefined);
+  assert.equal(opened, 2);
+  await lazy.close();
+});
+
 test('multipart methods are always offered and forwarded to the real store once it is open', async () => {
   let opened = 0;
   const aborted: string[] = [];

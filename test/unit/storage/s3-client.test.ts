@@ -67,10 +67,38 @@ describe('toStorageError', () => {
     });
   }
 
-  test('a 500 after retries -> E_STORAGE', () => {
+  test('a 500 after retries -> E_STORAGE naming the request and the status, transient', () => {
     const e = mapped(s3Error('InternalError', 500));
     assert.equal(e.code, 'E_STORAGE');
-    assert.match(e.message, /InternalError, HTTP 500/);
+    assert.match(
+      e.message,
+      /^put nar\/a\.nar\.zst on bucket "cache" at https:\/\/s3\.example\.org got InternalError, HTTP 500: /,
+    );
+    assert.match(e.message, /try again later/);
+    assert.equal(e.transient, true);
+  });
+
+  test('refusals are not transient; an unreachable endpoint is', () => {
+    assert.equal(mapped(s3Error('NoSuchBucket', 404)).transient, false);
+    assert.equal(mapped(s3Error('AccessDenied', 403)).transient, false);
+    assert.equal(mapped(s3Error('UnknownError', 404)).transient, false);
+    assert.equal(mapped(Object.assign(new Error('x'), { code: 'ECONNREFUSED' })).transient, true);
+  });
+
+  test('https:// against a plain-http port (EPROTO) says the endpoint may be http', () => {
+    const err = Object.assign(new Error(`write EPROTO ssl3_get_record:wrong version number ${secret}`), {
+      code: 'EPROTO',
+    });
+    const e = mapped(err);
+    assert.equal(e.code, 'E_STORAGE_TLS');
+    assert.match(e.message, /the endpoint may be plain http/);
+    assert.equal(e.transient, false);
+  });
+
+  test('an error without status or code points at --debug, not at a debug log that may not exist', () => {
+    const e = mapped(new Error(`odd ${secret}`));
+    assert.match(e.message, /rerun with --debug/);
+    assert.doesNotMatch(e.message, /debug log/);
   });
 
   test('AbortError -> AbortedError', () => {
