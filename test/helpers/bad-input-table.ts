@@ -55,12 +55,10 @@ export interface BadInputCase {
   stdin?: string | Buffer;
   /** A known defect: the case runs and reports, but does not fail the suite. Say what must change. */
   todo?: string;
-  /** Kill loft after this long (a case whose defect is a command that never ends). */
+  /** Kill loft after this long (a daemon that should have exited, a command that never ends); default runLoft's. */
   timeoutMs?: number;
   /** Needs the in-process s3rver (a proxy in front of it); skipped against LOFT_TEST_S3_ENDPOINT. */
   inProcessOnly?: boolean;
-  /** Kill the run after this long (a daemon that should have exited); default runLoft's. */
-  timeoutMs?: number;
 }
 
 const DAY = 86_400_000;
