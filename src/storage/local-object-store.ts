@@ -73,8 +73,11 @@ export class LocalObjectStore implements ObjectStore {
         }
       });
     } catch (err) {
-      // The body's own failure (NAR or compression error, cancellation) is the one to report.
-      const failure = bodyError ?? err;
+      // The body's own failure (NAR or compression error, cancellation) is the one to report. Since
+      // Node 22, pipeline() destroys the body with the file's error (ENOSPC...) too: that one is
+      // the write's failure, already classified in `err`.
+      const fromWrite = bodyError === err || (err instanceof Error && err.cause === bodyError);
+      const failure = bodyError !== undefined && !fromWrite ? bodyError : err;
       body.destroy(failure instanceof Error ? failure : undefined);
       throw failure;
     } finally {

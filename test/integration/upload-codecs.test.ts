@@ -94,9 +94,10 @@ describe('other compressions and the local directory store', () => {
     const env = { XDG_STATE_HOME: join(cwd, 'state') };
     const run = await runLoft(['--upload-path', f.mid], { cwd, env });
     assert.equal(run.code, 0, run.stderr);
-    assert.match(run.stderr, /no signing key/i);
+    assert.match(run.stderr, /UNSIGNED cache/);
     assert.ok(existsSync(join(cwd, 'loft-cache', `${hashPartOfPath(f.mid)}.narinfo`)));
-    assert.ok(existsSync(join(cwd, 'state', 'loft', 'cache.db')), 'presence cache under XDG_STATE_HOME');
+    const dbs = (await readdir(join(cwd, 'state', 'loft'))).filter((n) => /^cache-[0-9a-f]+\.db$/.test(n));
+    assert.equal(dbs.length, 1, 'one presence cache, keyed by its target, under XDG_STATE_HOME');
     const closure = await closureOf([f.mid]);
     await deleteLocally(closure, Object.values(f));
     await substitute([f.mid], `file://${join(cwd, 'loft-cache')}`);
