@@ -19,10 +19,12 @@ import { runDaemonCommand } from './daemon-command.js';
 import { runEnqueueCommand } from './enqueue-command.js';
 import { actAsStateOwner } from './state-owner.js';
 import { runStatusCommand } from './status-command.js';
+import { runWaitCommand } from './wait-command.js';
+import { runWatchExecCommand } from './watch-exec-command.js';
 
 const version = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
 
-async function main(argv: string[]): Promise<ExitCodeValue> {
+async function main(argv: string[]): Promise<number> {
   let cli: CliOptions | undefined;
   try {
     cli = parseCli(argv, version, (s) => process.stdout.write(s));
@@ -38,7 +40,7 @@ async function main(argv: string[]): Promise<ExitCodeValue> {
   }
 }
 
-async function run(cli: CliOptions, logger: Logger): Promise<ExitCodeValue> {
+async function run(cli: CliOptions, logger: Logger): Promise<number> {
   // Before anything that could fail: a post-build hook must never fail a build.
   if (cli.enqueuePaths.length > 0) return runEnqueueCommand(cli, enqueueIo());
   const actions = [
@@ -47,9 +49,13 @@ async function run(cli: CliOptions, logger: Logger): Promise<ExitCodeValue> {
     cli.populateCache,
     cli.prune,
     cli.status,
+    cli.wait,
+    cli.watchExec.length > 0,
   ].filter(Boolean).length;
   if (actions > 1) {
-    throw new UsageError('give one of --upload-path, --force-scan, --populate-cache, --prune, --status');
+    throw new UsageError(
+      'give one of --upload-path, --force-scan, --populate-cache, --prune, --status, --wait, --watch-exec',
+    );
   }
   const { config, warnings } = await loadConfig({
     path: cli.config,
@@ -58,7 +64,7 @@ async function run(cli: CliOptions, logger: Logger): Promise<ExitCodeValue> {
     debug: cli.debug,
     // --status reads only the local database: the service's secret files (systemd credentials)
     // are out of reach of an admin's shell and not needed.
-    ...(cli.status ? { skipSecrets: true } : {}),
+    ...(cli.status || cli.wait ? { skipSecrets: true } : {}),
   });
   for (const w of warnings) logger.warn(w);
   logger.debug({ config: describeConfig(config) }, 'configuration');
@@ -68,12 +74,23 @@ async function run(cli: CliOptions, logger: Logger): Promise<ExitCodeValue> {
     actAsStateOwner(config.localCachePath);
     return runStatusCommand(config, (l) => console.log(l));
   }
-  if (!config.signingKey && (cli.uploadPaths.length > 0 || cli.forceScan || daemon)) {
+  if (cli.wait) {
+    actAsStateOwner(config.localCachePath);
+    return runWaitCommand(config, { timeoutSecs: cli.timeoutSecs }, waitIo());
+  }
+  if (
+    !config.signingKey &&
+    (cli.uploadPaths.length > 0 || cli.forceScan || daemon || cli.watchExec.length > 0)
+  ) {
     logger.warn(
       'no signing key configured (loft.signing_key_path): narinfos are unsigned, and Nix accepts them only with require-sigs = false',
     );
   }
   if (daemon) return startDaemon(cli, config, logger);
+  if (cli.watchExec.length > 0) {
+    if (cli.dryRun) throw new UsageError('--dry-run does not go with --watch-exec, which always uploads');
+    return runWatchExecCommand(config, logger, cli.watchExec);
+  }
   if (cli.prune) assertPruneEnabled(config);
   const uploadInputs = cli.uploadPaths.length > 0 ? await collectPaths(cli.uploadPaths, process.stdin) : [];
   const rt = await openRuntime(config, logger);
@@ -99,6 +116,13 @@ async function run(cli: CliOptions, logger: Logger): Promise<ExitCodeValue> {
 function enqueueIo() {
   return {
     stdin: process.stdin,
+    say: (line: string) => console.log(line),
+    warn: (line: string) => process.stderr.write(`${line}\n`),
+  };
+}
+
+function waitIo() {
+  return {
     say: (line: string) => console.log(line),
     warn: (line: string) => process.stderr.write(`${line}\n`),
   };
