@@ -141,6 +141,17 @@ void describe('loft --watch-exec', { concurrency: false }, () => {
     await verifyClosure([seq.three], key.publicKey);
   });
 
+  test('around `nix build` (the new CLI): the same', async (t) => {
+    if (!requireNix(t)) return;
+    const salt = randomSalt();
+    const seq = await sequencePaths(salt, false);
+    const cmd = ['nix', 'build', '--no-link', '-f', SEQUENCE_NIX, 'last', '--argstr', 'salt', salt];
+    const run = await runLoft(['-c', config, '--watch-exec', '--', ...cmd], { env: nixEnv() });
+    assert.equal(run.code, 0, run.stderr);
+    const all = STEPS.map((s) => seq[s]);
+    assert.deepEqual(await narinfosIn(s3, all), all);
+  });
+
   test("the command's exit code, 128+N for a signal, 127 for a command that does not exist", async (t) => {
     if (!requireNix(t)) return;
     const seven = await runLoft(['-c', config, '--watch-exec', 'sh', '-c', 'exit 7']);
