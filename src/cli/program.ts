@@ -77,7 +77,7 @@ export function buildProgram(version: string): Command {
       .addHelpText(
         'after',
         '\nWithout an action flag loft runs the store-watching daemon (stop it with SIGTERM or SIGINT).\n' +
-          'Exit codes: 0 ok, 1 some paths not uploaded, 2 usage, 3 configuration, 4 storage, 5 nix/path, 70 internal, 124 --wait timed out, 130 daemon stopped by a second signal.\n' +
+          'Exit codes: 0 ok, 1 some paths not uploaded, 2 usage, 3 configuration, 4 storage, 5 nix/path, 70 internal, 124 --wait timed out, 130 stopped by a second signal.\n' +
           "--watch-exec exits with the command's code (128+N when a signal N ended it), or 1 when the command succeeded and uploads failed.\n",
       )
       // Options after the command's first word are the command's: `--watch-exec nix-build -A x` works
