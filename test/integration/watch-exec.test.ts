@@ -3,12 +3,13 @@
 // other test files cannot show up in this store), s3rver, and real Nix substituting the result.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { checkBucket } from '../helpers/bucket-invariants.js';
 import { randomSalt } from '../helpers/fixtures.js';
@@ -67,6 +68,14 @@ async function narinfosIn(s3: TestS3, paths: string[]): Promise<string[]> {
   return paths.filter((p) => objects.has(`${hashPartOfPath(p)}.narinfo`));
 }
 
+/** Resolves once the command printed its first line; rejects if loft ended before that. */
+function untilReady(child: ChildProcess): Promise<void> {
+  return new Promise((resolve, reject) => {
+    child.stdout!.once('data', () => resolve());
+    child.once('close', (code) => reject(new Error(`loft ended (${code}) before the command was ready`)));
+  });
+}
+
 after(async () => {
   await execFileAsync('chmod', ['-R', 'u+w', storeRoot]).catch(() => undefined);
   await rm(storeRoot, { recursive: true, force: true });
@@ -84,6 +93,7 @@ void describe('loft --watch-exec', { concurrency: false }, () => {
     s3 = await startS3Server();
     key = await makeNixKey(dir, 'loft-test-1');
     config = await writeConfig({ dir, s3, signingKeyPath: key.secretPath });
+    await nixBin(['nix-store', '--init']); // loft lists the private store before any build made it
   });
   after(async () => {
     await s3?.close();
@@ -200,12 +210,35 @@ void describe('loft --watch-exec', { concurrency: false }, () => {
     );
     let stderr = '';
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+    await untilReady(child);
     const sent = Date.now();
     child.kill('SIGTERM');
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
     assert.equal(code, 128 + 15, stderr);
     assert.ok(Date.now() - sent < 10_000, 'sleep 60 was stopped, not waited for');
     assert.match(stderr, /signal passed on to the command/);
+  });
+
+  test('a second signal aborts the uploads: loft exits 130 once the command has ended', async (t) => {
+    if (!requireNix(t)) return;
+    // The command ignores SIGTERM (and so does its sleep), so it ends by itself, with 0.
+    const script = 'trap "" TERM; echo ready; sleep 2';
+    const child = spawn(
+      process.execPath,
+      [LOFT_MAIN, '-c', config, '--watch-exec', '--', 'sh', '-c', script],
+      {
+        env: nixEnv(),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    await untilReady(child);
+    child.kill('SIGTERM');
+    await sleep(200);
+    child.kill('SIGTERM');
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    assert.equal(code, 130, stderr);
+    assert.match(stderr, /aborting the uploads in flight/);
   });
 });
