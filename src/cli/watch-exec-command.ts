@@ -14,7 +14,7 @@ import type { Logger } from '../log.js';
 import { ensureNixCacheInfo } from '../upload/cache-info.js';
 import { logProgress } from '../upload/progress.js';
 import { uploadClosure } from '../upload/upload-closure.js';
-import { onStopSignals, startChild, type ChildExit } from './exec-child.js';
+import { onStopSignals, startChild, type ChildExit, type RunningChild } from './exec-child.js';
 import { openRuntime, type Runtime } from './runtime.js';
 import { summaryLines } from './summary.js';
 import { buildUploadDeps } from './upload-deps.js';
@@ -34,9 +34,10 @@ export async function runWatchExecCommand(config: Config, logger: Logger, argv: 
     let commandEnded = false;
     let signalled = false;
     let cancelled = false;
-    const child = startChild(argv);
+    let child: RunningChild | undefined;
+    // Installed before the command starts: it may print, and be signalled, at once.
     const removeHandlers = onStopSignals((signal) => {
-      child.kill(signal); // a no-op once the command has ended
+      child?.kill(signal); // a no-op once the command has ended
       if (!signalled && !commandEnded) {
         signalled = true;
         logger.info({ signal }, 'signal passed on to the command; its paths are still uploaded');
@@ -47,6 +48,7 @@ export async function runWatchExecCommand(config: Config, logger: Logger, argv: 
       session.cancel();
     });
     try {
+      child = startChild(argv);
       const exit = await child.exited;
       commandEnded = true;
       if (exit.spawnError !== undefined) {

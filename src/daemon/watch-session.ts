@@ -38,7 +38,7 @@ export class WatchSession {
   private readonly done = new Set<string>();
   private readonly failed = new Map<string, FailedPath>();
   private readonly uploaded = new Map<string, UploadedPath>();
-  private readonly totals = { alreadyPresent: 0, skipped: [] as UploadReport['skipped'] };
+  private readonly skipped = new Map<string, UploadReport['skipped'][number]>();
   private running: Promise<void> | undefined;
   private fatal: unknown;
   private readonly abort = new AbortController();
@@ -122,8 +122,7 @@ export class WatchSession {
       this.uploaded.set(u.path, u);
       this.failed.delete(u.path);
     }
-    this.totals.alreadyPresent += report.alreadyPresent;
-    this.totals.skipped.push(...report.skipped);
+    for (const sk of report.skipped) this.skipped.set(sk.path, sk);
     for (const p of paths) {
       const f = failures.get(p);
       if (f === undefined) {
@@ -139,16 +138,22 @@ export class WatchSession {
     for (const f of report.failed) if (!paths.includes(f.path)) this.failed.set(f.path, f);
   }
 
+  /**
+   * Over all rounds. Each round's own "already present" count includes what earlier rounds
+   * uploaded (a later path's closure holds the earlier ones), so it is not summed: a path counts
+   * as present when the command made it and the cache had it without an upload from this run.
+   */
   private report(): UploadReport {
     const uploaded = [...this.uploaded.values()];
     const failed = [...this.failed.values()];
+    const present = [...this.done].filter((p) => !this.uploaded.has(p) && !this.skipped.has(p));
     return {
       requested: [...this.done, ...this.failed.keys()],
-      closureSize: uploaded.length + this.totals.alreadyPresent,
+      closureSize: uploaded.length + present.length,
       uploaded,
-      alreadyPresent: this.totals.alreadyPresent,
+      alreadyPresent: present.length,
       learnedFromBucket: 0,
-      skipped: this.totals.skipped,
+      skipped: [...this.skipped.values()],
       failed,
       wouldUpload: [],
       presenceRequests: 0,

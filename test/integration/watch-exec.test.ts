@@ -110,7 +110,7 @@ void describe('loft --watch-exec', { concurrency: false }, () => {
     assert.equal(run.code, 0, run.stderr);
     // The command's stdout is passed through untouched; loft's summary goes to stderr.
     assert.equal(run.stdout.trim(), seq.last);
-    assert.match(run.stderr, /^uploaded 4 paths .* 0 failed, in /m);
+    assert.match(run.stderr, /^uploaded 4 paths \(.*\), 0 already present, .* 0 failed, in /m);
     // Uploads run while the command does: the first step is in the cache before the last starts
     // (each step takes a second; nix-build and loft share the stderr pipe, so the order is real).
     const uploadedOne = run.stderr.indexOf(`"path":"${seq.one}"`);

@@ -117,4 +117,35 @@ void describe('WatchSession', () => {
     assert.deepEqual(r.uploaded, []);
     assert.deepEqual(r.failed, []);
   });
+
+  test('counts: a path uploaded in an earlier round is not "already present" in a later one', async () => {
+    const [a, b, c] = [4, 5, 6].map((n) => join(store, name(n))) as [string, string, string];
+    const rounds: UploadReport[] = [
+      report([a], []), // a uploaded
+      { ...report([], []), requested: [b], alreadyPresent: 1 }, // b's closure: a, present by now
+      { ...report([], []), requested: [c], alreadyPresent: 1 }, // c: in the cache before this run
+    ];
+    rounds[1]!.uploaded = [{ path: b, narKey: 'k', narSize: 1, fileSize: 1 }];
+    const upload: UploadBatch = () => Promise.resolve(rounds.shift()!);
+    const session = new WatchSession({
+      storeDir: store,
+      uploadDerivations: false,
+      upload,
+      logger: silentLogger(),
+      quietMs: 20,
+    });
+    await session.start();
+    for (const p of [a, b, c]) {
+      const before = rounds.length;
+      await writeFile(p, 'x');
+      const end = Date.now() + 3000;
+      while (rounds.length === before && Date.now() < end) await sleep(10);
+    }
+    const { report: r } = await session.finish();
+    assert.deepEqual(
+      r.uploaded.map((u) => u.path),
+      [a, b],
+    );
+    assert.equal(r.alreadyPresent, 1, 'only c');
+  });
 });
