@@ -23,14 +23,16 @@ const version = (JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) 
 
 /** Runs a launcher; resolves with its code and output whatever the code. */
 async function run(launcher: string, args: string[], env = nixEnv()) {
+  let r: { code: number; stdout: string; stderr: string };
   try {
     const { stdout, stderr } = await execFileAsync(launcher, args, { env });
-    recordChildOutput('bin-loft', Buffer.from(stdout), Buffer.from(stderr));
-    return { code: 0, stdout, stderr };
+    r = { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+    r = { code: e.code, stdout: e.stdout, stderr: e.stderr };
   }
+  recordChildOutput('bin-loft', Buffer.from(r.stdout), Buffer.from(r.stderr));
+  return r;
 }
 
 void describe('bin/loft', () => {
