@@ -17,6 +17,8 @@ export const ExitCode = {
   nix: 5,
   /** A bug: an error loft did not expect. */
   internal: 70,
+  /** `--wait` gave up: its --timeout passed with paths still queued (as coreutils' timeout(1)). */
+  timeout: 124,
   /** Stopped by a second SIGINT/SIGTERM. */
   interrupted: 130,
 } as const;

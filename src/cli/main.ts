@@ -19,10 +19,12 @@ import { runDaemonCommand } from './daemon-command.js';
 import { runEnqueueCommand } from './enqueue-command.js';
 import { actAsStateOwner } from './state-owner.js';
 import { runStatusCommand } from './status-command.js';
+import { runWaitCommand } from './wait-command.js';
+import { runWatchExecCommand } from './watch-exec-command.js';
 
 const version = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
 
-async function main(argv: string[]): Promise<ExitCodeValue> {
+async function main(argv: string[]): Promise<number> {
   let cli: CliOptions | undefined;
   try {
     cli = parseCli(argv, `${version} (Node ${process.version})`, (s) => process.stdout.write(s));
@@ -43,7 +45,7 @@ async function main(argv: string[]): Promise<ExitCodeValue> {
   }
 }
 
-async function run(cli: CliOptions, logger: Logger): Promise<ExitCodeValue> {
+async function run(cli: CliOptions, logger: Logger): Promise<number> {
   // Before anything that could fail: a post-build hook must never fail a build.
   if (cli.enqueue) return runEnqueueCommand(cli, enqueueIo());
   const actions = [
@@ -52,9 +54,13 @@ async function run(cli: CliOptions, logger: Logger): Promise<ExitCodeValue> {
     cli.populateCache,
     cli.prune,
     cli.status,
+    cli.wait,
+    cli.watchExec.length > 0,
   ].filter(Boolean).length;
   if (actions > 1) {
-    throw new UsageError('give one of --upload-path, --force-scan, --populate-cache, --prune, --status');
+    throw new UsageError(
+      'give one of --upload-path, --force-scan, --populate-cache, --prune, --status, --wait, --watch-exec',
+    );
   }
   const { config, warnings } = await loadConfig({
     path: cli.config,
@@ -63,7 +69,7 @@ async function run(cli: CliOptions, logger: Logger): Promise<ExitCodeValue> {
     debug: cli.debug,
     // --status reads only the local database: the service's secret files (systemd credentials)
     // are out of reach of an admin's shell and not needed.
-    ...(cli.status ? { skipSecrets: true } : {}),
+    ...(cli.status || cli.wait ? { skipSecrets: true } : {}),
   });
   for (const w of warnings) logger.warn(w);
   logger.debug({ config: describeConfig(config) }, 'configuration');
@@ -73,12 +79,26 @@ async function run(cli: CliOptions, logger: Logger): Promise<ExitCodeValue> {
     actAsStateOwner(config.localCachePath);
     return runStatusCommand(config, (l) => console.log(l));
   }
+  if (cli.wait) {
+    actAsStateOwner(config.localCachePath);
+    return runWaitCommand(config, { timeoutSecs: cli.timeoutSecs }, waitIo());
+  }
   if (daemon) refuseEmbeddedDefault(config, 'the daemon uploads every new store path');
   if (cli.forceScan) refuseEmbeddedDefault(config, '--force-scan uploads every valid store path');
-  if (!config.signingKey && (cli.uploadPaths.length > 0 || cli.forceScan || daemon)) {
+  if (cli.watchExec.length > 0) {
+    refuseEmbeddedDefault(config, '--watch-exec uploads every path the command builds while it runs');
+  }
+  if (
+    !config.signingKey &&
+    (cli.uploadPaths.length > 0 || cli.forceScan || daemon || cli.watchExec.length > 0)
+  ) {
     logger.warn(unsignedWarning(config));
   }
   if (daemon) return startDaemon(cli, config, logger);
+  if (cli.watchExec.length > 0) {
+    if (cli.dryRun) throw new UsageError('--dry-run does not go with --watch-exec, which always uploads');
+    return runWatchExecCommand(config, logger, cli.watchExec);
+  }
   if (cli.prune) assertPruneEnabled(config);
   const uploadInputs = cli.uploadPaths.length > 0 ? await collectPaths(cli.uploadPaths, process.stdin) : [];
   const rt = await openRuntime(config, logger);
@@ -130,6 +150,13 @@ function enqueueIo() {
     say: (line: string) => console.log(line),
     warn: (line: string) => process.stderr.write(`${line}\n`),
     env: process.env,
+  };
+}
+
+function waitIo() {
+  return {
+    say: (line: string) => console.log(line),
+    warn: (line: string) => process.stderr.write(`${line}\n`),
   };
 }
 

@@ -20,47 +20,75 @@ export interface CliOptions {
   /** --enqueue's paths for the daemon's queue ("-" = stdin); empty: $OUT_PATHS, else $DRV_PATH's outputs. */
   enqueuePaths: string[];
   status: boolean;
+  /** --wait: block until the daemon's queue holds nothing enqueued before this start. */
+  wait: boolean;
+  /** --timeout SECS for --wait (0 = no limit). */
+  timeoutSecs: number;
+  /** --watch-exec: the command (argv after `--`) to run while watching the store; [] otherwise. */
+  watchExec: string[];
 }
 
+/** --wait gives up after this long unless --timeout says otherwise (see README, Command line). */
+export const DEFAULT_WAIT_TIMEOUT_SECS = 600;
+
 export function buildProgram(version: string): Command {
-  return new Command('loft')
-    .description('Upload Nix store paths and their closures to an S3 (or local) binary cache, signed.')
-    .version(version, '-V, --version', 'print the version')
-    .helpOption('-h, --help', 'print help')
-    .addOption(new Option('-c, --config <path>', 'configuration file').default('loft.toml'))
-    .option('--debug', 'enable debug logging')
-    .option('--dry-run', 'show what would be uploaded or changed, and change nothing')
-    .option(
-      '--upload-path <path...>',
-      'upload these store paths and their missing closure, then exit ("-" reads paths from stdin, one per line)',
-    )
-    .option('--clear-cache', 'clear the local presence cache')
-    .option('--reset-initial-scan', 'forget that the initial scan ran, so the next start scans again')
-    .option(
-      '--force-scan',
-      'check every valid store path against the bucket (ignoring the local cache), upload what is missing, exit',
-    )
-    .option('--populate-cache', 'fill the local presence cache from the bucket, then exit')
-    .option(
-      '--prune',
-      'delete expired paths (whole closures, never a dependency of a kept path) and old orphan NARs per the loft.prune_* settings once, then exit; with --dry-run, list what would go',
-    )
-    .option(
-      '--enqueue [path...]',
-      'add store paths to the daemon\'s upload queue and exit 0 at once, whatever happens (for Nix\'s post-build-hook; "-" reads stdin; no paths: $OUT_PATHS, else the outputs of $DRV_PATH)',
-    )
-    .option(
-      '--status',
-      "print the daemon's queue, parked failures, last upload and presence cache size, then exit",
-    )
-    .addHelpText(
-      'after',
-      '\nWithout an action flag loft runs the store-watching daemon (stop it with SIGTERM or SIGINT).\n' +
-        'Exit codes: 0 ok, 1 some paths not uploaded, 2 usage, 3 configuration, 4 storage, 5 nix/path, 70 internal, 130 daemon stopped by a second signal.\n',
-    )
-    .allowExcessArguments(false)
-    .exitOverride()
-    .configureOutput({ writeErr: () => undefined });
+  return (
+    new Command('loft')
+      .description('Upload Nix store paths and their closures to an S3 (or local) binary cache, signed.')
+      .version(version, '-V, --version', 'print the version')
+      .helpOption('-h, --help', 'print help')
+      .addOption(new Option('-c, --config <path>', 'configuration file').default('loft.toml'))
+      .option('--debug', 'enable debug logging')
+      .option('--dry-run', 'show what would be uploaded or changed, and change nothing')
+      .option(
+        '--upload-path <path...>',
+        'upload these store paths and their missing closure, then exit ("-" reads paths from stdin, one per line)',
+      )
+      .option('--clear-cache', 'clear the local presence cache')
+      .option('--reset-initial-scan', 'forget that the initial scan ran, so the next start scans again')
+      .option(
+        '--force-scan',
+        'check every valid store path against the bucket (ignoring the local cache), upload what is missing, exit',
+      )
+      .option('--populate-cache', 'fill the local presence cache from the bucket, then exit')
+      .option(
+        '--prune',
+        'delete expired paths (whole closures, never a dependency of a kept path) and old orphan NARs per the loft.prune_* settings once, then exit; with --dry-run, list what would go',
+      )
+      .option(
+        '--enqueue [path...]',
+        'add store paths to the daemon\'s upload queue and exit 0 at once, whatever happens (for Nix\'s post-build-hook; "-" reads stdin; no paths: $OUT_PATHS, else the outputs of $DRV_PATH)',
+      )
+      .option(
+        '--status',
+        "print the daemon's queue, parked failures, last upload and presence cache size, then exit",
+      )
+      .option(
+        '--wait',
+        "wait until the daemon's queue holds nothing that was queued before this start, then exit (1 if some were parked)",
+      )
+      .option(
+        '--timeout <secs>',
+        `with --wait: give up after this many seconds, exit 124 (0 = never; default ${DEFAULT_WAIT_TIMEOUT_SECS})`,
+      )
+      .option(
+        '--watch-exec',
+        "run the command after '--', upload every store path that becomes valid while it runs, exit with its exit code",
+      )
+      .argument('[command...]', 'with --watch-exec: the command and its arguments')
+      .addHelpText(
+        'after',
+        '\nWithout an action flag loft runs the store-watching daemon (stop it with SIGTERM or SIGINT).\n' +
+          'Exit codes: 0 ok, 1 some paths not uploaded, 2 usage, 3 configuration, 4 storage, 5 nix/path, 70 internal, 124 --wait timed out, 130 stopped by a second signal.\n' +
+          "--watch-exec exits with the command's code (128+N when a signal N ended it), or 1 when the command succeeded and uploads failed.\n",
+      )
+      // Options after the command's first word are the command's: `--watch-exec nix-build -A x` works
+      // without `--` (with it, too).
+      .passThroughOptions()
+      .allowExcessArguments(false)
+      .exitOverride()
+      .configureOutput({ writeErr: () => undefined })
+  );
 }
 
 /** Parses argv; help and version print and return undefined. Errors become UsageError. */
@@ -77,6 +105,7 @@ export function parseCli(argv: string[], version: string, out: (s: string) => vo
     throw err;
   }
   const o = program.opts<Record<string, unknown>>();
+  if (o.timeout !== undefined && o.wait !== true) throw new UsageError('--timeout only goes with --wait');
   return {
     config: String(o.config),
     configExplicit: program.getOptionValueSource('config') === 'cli',
@@ -91,5 +120,33 @@ export function parseCli(argv: string[], version: string, out: (s: string) => vo
     enqueue: o.enqueue !== undefined,
     enqueuePaths: Array.isArray(o.enqueue) ? (o.enqueue as string[]) : [],
     status: o.status === true,
+    wait: o.wait === true,
+    timeoutSecs: parseTimeout(o.timeout),
+    watchExec: watchExecCommand(o.watchExec === true, program.args),
   };
+}
+
+function parseTimeout(value: unknown): number {
+  if (value === undefined) return DEFAULT_WAIT_TIMEOUT_SECS;
+  const secs = Number(value);
+  if (typeof value !== 'string' || value.trim() === '' || !Number.isFinite(secs) || secs < 0) {
+    throw new UsageError(
+      `--timeout wants a number of seconds (0 for no limit), got ${JSON.stringify(value)}`,
+    );
+  }
+  return secs;
+}
+
+function watchExecCommand(watchExec: boolean, args: string[]): string[] {
+  if (watchExec && args.length === 0) {
+    throw new UsageError(
+      '--watch-exec needs a command: loft --watch-exec -- nix-build ... (see loft --help)',
+    );
+  }
+  if (!watchExec && args.length > 0) {
+    throw new UsageError(
+      `too many arguments: ${JSON.stringify(args[0])} (only --watch-exec takes a command; see loft --help)`,
+    );
+  }
+  return args;
 }

@@ -150,6 +150,16 @@ export class UploadQueue {
     return { pending: of('pending'), parked: of('parked') };
   }
 
+  /**
+   * Counts of the rows first queued at or before `time` (ms). A path queued again while it waits
+   * keeps its first time; one that was uploaded and queued again later is a new row.
+   */
+  countsQueuedBy(time: number): QueueCounts {
+    const rows = this.s.countsQueuedBy.all(time) as Array<{ state: string; n: number }>;
+    const of = (state: string) => rows.find((r) => r.state === state)?.n ?? 0;
+    return { pending: of('pending'), parked: of('parked') };
+  }
+
   parked(limit = 100): ParkedItem[] {
     const rows = this.s.parked.all(limit) as Array<{
       path: string;
@@ -214,6 +224,9 @@ function prepare(db: Database.Database) {
       `UPDATE queue SET state = 'pending', attempts = 0, next_attempt_at = ? WHERE state = 'parked'`,
     ),
     counts: db.prepare('SELECT state, count(*) AS n FROM queue GROUP BY state'),
+    countsQueuedBy: db.prepare(
+      'SELECT state, count(*) AS n FROM queue WHERE enqueued_at <= ? GROUP BY state',
+    ),
     parked: db.prepare(
       `SELECT path, attempts, last_error FROM queue WHERE state = 'parked' ORDER BY path LIMIT ?`,
     ),

@@ -73,6 +73,16 @@ const cases: BadInputCase[] = [
     timeoutMs: 20_000,
   },
   {
+    // It uploads whatever appears in the store while the command runs, other users' builds too:
+    // a CI job without its config must fail, not fill an unsigned ./loft-cache.
+    name: '--watch-exec without a config file: the command is not started',
+    code: 2,
+    message:
+      /^loft: no config file \(loft\.toml not found here\): --watch-exec uploads every path the command builds while it runs/,
+    args: (e) => ['--watch-exec', '--', 'touch', join(e.dir, 'watch-exec-ran')],
+    timeoutMs: 20_000,
+  },
+  {
     name: 'config file given with -c but missing',
     code: 3,
     message: /^loft: config file .*nope\.toml not found$/,
