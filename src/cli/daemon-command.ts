@@ -15,13 +15,10 @@ import { UploadQueue } from '../daemon/upload-queue.js';
 import { ExitCode, type ExitCodeValue } from '../errors.js';
 import type { Logger } from '../log.js';
 import { listValidStorePaths } from '../store/all-paths.js';
-import { ensureNixCacheInfo } from '../upload/cache-info.js';
 import { NIX_CACHE_INFO_KEY } from '../upload/nar-keys.js';
-import { logProgress } from '../upload/progress.js';
-import { uploadClosure } from '../upload/upload-closure.js';
 import { runPopulateCache } from './cache-commands.js';
+import { batchUploader } from './batch-uploader.js';
 import { openRuntime, type Runtime } from './runtime.js';
-import { buildUploadDeps } from './upload-deps.js';
 
 /** Uploads in progress may finish for this long after SIGTERM/SIGINT; then they are aborted. */
 export const SHUTDOWN_GRACE_MS = 30_000;
@@ -46,7 +43,7 @@ export async function runDaemonCommand(config: Config, logger: Logger): Promise<
       {
         queue,
         cache: rt.cache,
-        upload: daemonUpload(rt),
+        upload: batchUploader(rt),
         listValidPaths: () => listValidStorePaths(config.storeDir),
         populateCache: () => runPopulateCache(rt, false, (line) => logger.info(line)),
         ...scheduledPrune(rt, releases),
@@ -102,26 +99,6 @@ function scheduledPrune(rt: Runtime, releases: Release[]): { prune?: ScheduledPr
     );
   };
   return { prune: { schedule, run } };
-}
-
-/** One batch of queued paths through the same uploader as --upload-path (explicit = false). */
-function daemonUpload(rt: Runtime) {
-  const progress = logProgress(rt.logger.child({ component: 'upload' }));
-  let cacheInfoWritten = false;
-  const c = rt.config;
-  return (paths: string[], signal: AbortSignal) =>
-    uploadClosure(
-      { paths, explicit: false, dryRun: false },
-      {
-        ...buildUploadDeps(rt, { progress, signal }),
-        // Once per process, not once per batch: the bucket's nix-cache-info does not change under us.
-        beforeFirstUpload: async () => {
-          if (cacheInfoWritten) return;
-          await ensureNixCacheInfo(rt.store, { storeDir: c.storeDir, priority: c.priority });
-          cacheInfoWritten = true;
-        },
-      },
-    );
 }
 
 /**

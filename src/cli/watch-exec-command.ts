@@ -11,13 +11,10 @@ import type { Config } from '../config/schema.js';
 import { WatchSession, type WatchSessionResult } from '../daemon/watch-session.js';
 import { ExitCode, oneLine } from '../errors.js';
 import type { Logger } from '../log.js';
-import { ensureNixCacheInfo } from '../upload/cache-info.js';
-import { logProgress } from '../upload/progress.js';
-import { uploadClosure } from '../upload/upload-closure.js';
 import { onStopSignals, startChild, type ChildExit, type RunningChild } from './exec-child.js';
-import { openRuntime, type Runtime } from './runtime.js';
+import { batchUploader } from './batch-uploader.js';
+import { openRuntime } from './runtime.js';
 import { summaryLines } from './summary.js';
-import { buildUploadDeps } from './upload-deps.js';
 
 /** Returns the command's exit code, or one of loft's (see exitCodeFor). */
 export async function runWatchExecCommand(config: Config, logger: Logger, argv: string[]): Promise<number> {
@@ -27,7 +24,7 @@ export async function runWatchExecCommand(config: Config, logger: Logger, argv: 
     const session = new WatchSession({
       storeDir: config.storeDir,
       uploadDerivations: config.uploadDerivations,
-      upload: sessionUpload(rt),
+      upload: batchUploader(rt),
       logger: logger.child({ component: 'watch-exec' }),
     });
     await session.start();
@@ -80,23 +77,4 @@ export function exitCodeFor(exit: ChildExit, result: WatchSessionResult): number
 function report(result: WatchSessionResult, elapsedMs: number): void {
   if (result.fatal !== undefined) process.stderr.write(`loft: uploads stopped: ${oneLine(result.fatal)}\n`);
   for (const line of summaryLines(result.report, elapsedMs, false)) process.stderr.write(`${line}\n`);
-}
-
-/** One round of paths through the same uploader as the daemon's (explicit = false). */
-function sessionUpload(rt: Runtime) {
-  const progress = logProgress(rt.logger.child({ component: 'upload' }));
-  let cacheInfoWritten = false;
-  const c = rt.config;
-  return (paths: string[], signal: AbortSignal) =>
-    uploadClosure(
-      { paths, explicit: false, dryRun: false },
-      {
-        ...buildUploadDeps(rt, { progress, signal }),
-        beforeFirstUpload: async () => {
-          if (cacheInfoWritten) return;
-          await ensureNixCacheInfo(rt.store, { storeDir: c.storeDir, priority: c.priority });
-          cacheInfoWritten = true;
-        },
-      },
-    );
 }
