@@ -60,4 +60,8 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 # npm ci empties node_modules, so the link is made after it, every time.
 ln -sfn "$node_bin" node_modules/.bin/node
+# npm trusts its record of node_modules (.package-lock.json) only while it is newer than the
+# folder; the marker above changed the folder, and a stale record makes `npx loft` reinstall loft
+# from the checkout (running its build) and warn about engines.
+touch node_modules/.package-lock.json
 echo "bootstrap: loft runs on Node $("$node_bin" --version) ($node_bin)" >&2
