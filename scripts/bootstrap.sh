@@ -44,8 +44,9 @@ else
   node_home=$(dirname "$(dirname "$node_bin")")
 fi
 
-# The native addons (better-sqlite3, zstd-napi) build from source here, against the headers of the
-# Node that will load them; npm and node-gyp themselves run on that Node too.
+# npm and any install script run on that Node too. The native addons ship their binaries today
+# (better-sqlite3 13 and lzma-native, both Node-API); should one build from source, node-gyp finds
+# the headers of the Node that will load it here.
 export PATH="$(dirname "$node_bin"):$PATH"
 if [ -f "$node_home/include/node/node_version.h" ]; then
   export npm_config_nodedir="$node_home"

@@ -1,4 +1,4 @@
-// Runs the test suite with node's own runner. Node 20 does not expand globs for --test, so this
+// Runs the test suite with node's own runner. Node 20 did not expand globs for --test, so this
 // collects the *.test.ts files itself. Arguments narrow the folders (default: test/).
 //
 // Every loft child process the tests start writes its output into a fresh log directory named by
@@ -31,7 +31,7 @@ if (files.length === 0) {
   console.error('no test files found');
   process.exit(1);
 }
-// s3rver paginates with DES continuation tokens, which Node 20's OpenSSL 3 only has in the legacy provider.
+// s3rver paginates with DES continuation tokens, which OpenSSL 3 (Node 20 and 24) only has in the legacy provider.
 const nodeOptions = [process.env.NODE_OPTIONS ?? '', '--openssl-legacy-provider'].join(' ').trim();
 const reporter = process.env.LOFT_TEST_REPORTER ?? 'spec';
 const logDir = mkdtempSync(join(tmpdir(), 'loft-test-logs-'));
