@@ -3,7 +3,8 @@
 import { PresenceCache } from '../cache/presence-cache.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import { openObjectStore, storageTarget } from '../storage/open-store.js';
+import { storageTarget } from '../config/storage-target.js';
+import { openObjectStore } from '../storage/open-store.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { releaseAll, type Release } from '../release-list.js';
 

@@ -43,6 +43,3 @@ function s3StoreOptions(s3: S3Settings, logger: Logger | undefined) {
     ...(logger ? { logger } : {}),
   };
 }
-
-// Kept here for the callers that open a target; the identity itself is part of the configuration.
-export { storageTarget } from '../config/storage-target.js';

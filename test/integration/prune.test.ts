@@ -14,7 +14,7 @@ import { parseNarInfo } from '../../src/format/narinfo.js';
 import { silentLogger } from '../../src/log.js';
 import { PruneDb } from '../../src/prune/prune-db.js';
 import { runPruneOnce, type PruneResult } from '../../src/prune/prune-run.js';
-import { storageTarget } from '../../src/storage/open-store.js';
+import { storageTarget } from '../../src/config/storage-target.js';
 import { S3ObjectStore } from '../../src/storage/s3-object-store.js';
 import { checkBucket } from '../helpers/bucket-invariants.js';
 import { buildFixtureClosure, deleteStorePaths, type FixtureCase } from '../helpers/fixtures.js';
