@@ -8,22 +8,14 @@
 //   node --import tsx bench/compression.bench.ts zstd:3:2:200   one case (kind:level:threads:MB)
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  mkdtempSync,
-  openSync,
-  readdirSync,
-  readSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { createCompressor, type Compression } from '../src/upload/compression.js';
+import { readBinaries } from './lib/binaries.js';
 
 const MB = 1_000_000;
 const PIECE = 1 << 20;
@@ -38,30 +30,6 @@ interface Result {
   seconds: number;
   rssBaseMB: number;
   rssPeakMB: number;
-}
-
-/** Up to `limit` bytes of the regular files in /usr/bin, concatenated (without a second copy). */
-function binaries(limit: number): Buffer {
-  const out = Buffer.allocUnsafe(limit);
-  let size = 0;
-  for (const name of readdirSync('/usr/bin').sort()) {
-    if (size >= limit) break;
-    const path = join('/usr/bin', name);
-    try {
-      if (!statSync(path).isFile()) continue;
-      // Read straight into `out`: a transient copy of a large binary would set the peak RSS.
-      const fd = openSync(path, 'r');
-      try {
-        for (let got = 1; got > 0 && size < limit; size += got)
-          got = readSync(fd, out, size, limit - size, null);
-      } finally {
-        closeSync(fd);
-      }
-    } catch {
-      // unreadable entries are skipped
-    }
-  }
-  return out.subarray(0, size);
 }
 
 function* mixedPieces(total: number, random: Buffer, binary: Buffer): Generator<Buffer> {
@@ -84,7 +52,7 @@ function* mixedPieces(total: number, random: Buffer, binary: Buffer): Generator<
 async function runCase(spec: string): Promise<Result> {
   const [kind = 'zstd', level = '3', threads = '1', mb = '200'] = spec.split(':');
   const total = Number(mb) * MB;
-  const data = [...mixedPieces(total, randomBytes(32 * PIECE), binaries(Math.min(total / 2, 100 * MB)))];
+  const data = [...mixedPieces(total, randomBytes(32 * PIECE), readBinaries(Math.min(total / 2, 100 * MB)))];
   const rssBase = process.memoryUsage().rss;
   let rssPeak = rssBase;
   const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, process.memoryUsage().rss)), 10);

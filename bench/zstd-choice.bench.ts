@@ -11,14 +11,13 @@
 //   npm run bench -- zstd-choice                                      all cases, markdown table
 //   node --import tsx bench/zstd-choice.bench.ts zlib:2:400            one case (impl:streams:MB)
 import { spawnSync } from 'node:child_process';
-import { closeSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
 import { Readable, Writable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
+import { readBinaries } from './lib/binaries.js';
 
 const MB = 1_000_000;
 const PIECE = 1 << 20;
@@ -36,37 +35,6 @@ const CASES = [
   'napi-worker:4',
 ];
 const DIRS = ['/usr/lib/x86_64-linux-gnu', '/usr/lib', '/usr/bin', '/usr/libexec'];
-
-/** Up to `limit` bytes of real binaries and libraries, concatenated in directory order. */
-function binaries(limit: number): Buffer {
-  const out = Buffer.allocUnsafe(limit);
-  let size = 0;
-  for (const dir of DIRS) {
-    let names: string[] = [];
-    try {
-      names = readdirSync(dir).sort();
-    } catch {
-      continue;
-    }
-    for (const name of names) {
-      if (size >= limit) return out;
-      const path = join(dir, name);
-      try {
-        if (!statSync(path).isFile()) continue;
-        const fd = openSync(path, 'r');
-        try {
-          for (let got = 1; got > 0 && size < limit; size += got)
-            got = readSync(fd, out, size, limit - size, null);
-        } finally {
-          closeSync(fd);
-        }
-      } catch {
-        // unreadable file: skip it
-      }
-    }
-  }
-  return out.subarray(0, size);
-}
 
 function compressor(impl: string): Transform {
   if (impl === 'zlib') {
@@ -129,7 +97,7 @@ async function child(spec: string): Promise<void> {
   const [impl = 'zlib', streamsText = '1', mbText = String(TOTAL_MB)] = spec.split(':');
   const streams = Number(streamsText);
   // Every stream gets its own share of the bytes, so the total work is the same in every case.
-  const data = binaries(Number(mbText) * MB);
+  const data = readBinaries(Number(mbText) * MB, DIRS);
   const share = Math.ceil(data.length / streams);
   const shares = Array.from({ length: streams }, (_, i) => data.subarray(i * share, (i + 1) * share));
   const workers = impl === 'napi-worker' ? shares.map((s) => onWorker(s)) : [];
