@@ -5,7 +5,7 @@
 // hangs.
 import type { Config } from '../config/schema.js';
 import { releaseAll, type Release } from '../release-list.js';
-import { parsePruneSchedule } from '../config/prune-schedule.js';
+import { parsePruneSchedule } from '../prune/schedule-syntax.js';
 import { runDaemon } from '../daemon/daemon.js';
 import { waitForStorage } from '../daemon/storage-ready.js';
 import type { ScheduledPrune } from '../daemon/prune-loop.js';

@@ -1,7 +1,7 @@
 // A Config for a debug log line: every setting a person needs to see what loft will do, and nothing
 // that could be a secret (no credentials, no header values, no key material; the signing key's
 // name and path are not secret, and the name is what Nix's trusted-public-keys refers to).
-import type { Config } from './schema.js';
+import type { Config } from './config.js';
 
 export function describeConfig(c: Config): Record<string, unknown> {
   return {

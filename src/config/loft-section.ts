@@ -4,8 +4,8 @@
 // large_nar_threshold_mb are accepted for compatibility only: loft streams every NAR, whatever its size.
 import { resolve } from 'node:path';
 import { COMPRESSION_LEVELS, DEFAULTS, LIMITS } from './defaults.js';
-import { parsePruneSchedule, PRUNE_SCHEDULE_SYNTAX } from './prune-schedule.js';
-import type { Compression, Config, PruneSettings } from './schema.js';
+import { parsePruneSchedule, PRUNE_SCHEDULE_SYNTAX } from '../prune/schedule-syntax.js';
+import type { Compression, Config, PruneSettings } from './config.js';
 import type { TableReader } from './table-reader.js';
 
 export const LOFT_KEYS = [

@@ -5,7 +5,7 @@
 import { resolve } from 'node:path';
 import { DEFAULTS, LIMITS } from './defaults.js';
 import type { HeaderEntry } from './extra-headers.js';
-import type { S3Settings } from './schema.js';
+import type { S3Settings } from '../storage/settings.js';
 import type { TableReader } from './table-reader.js';
 
 export const S3_KEYS = [

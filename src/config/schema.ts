@@ -1,6 +1,6 @@
-// loft's configuration: the Config type the rest of loft reads, and the pure validation of a parsed
-// loft.toml (plus the environment) into it. No I/O here: secrets in files, extra header files and the
-// signing key are located here and read by load.ts.
+// The pure validation of a parsed loft.toml (plus the environment) into the Config of config.ts.
+// No I/O here: secrets in files, extra header files and the signing key are located here and read
+// by load.ts.
 //
 // The file format stays compatible with the original Loft's loft.toml: the tables [s3] and [loft]
 // with the same keys and meanings. loft adds [local] (a directory binary cache Nix reads as
@@ -9,7 +9,7 @@
 // a warning to show for it. Every key of the original Loft is known, so its files load unchanged.
 import { isAbsolute, join, resolve } from 'node:path';
 import { ConfigError } from '../errors.js';
-import type { SecretKey } from '../format/signing-key.js';
+import type { Config, StorageSettings } from './config.js';
 import { DEFAULTS } from './defaults.js';
 import type { HeaderEntry } from './extra-headers.js';
 import { LOFT_KEYS, readLoftSection } from './loft-section.js';
@@ -22,67 +22,14 @@ export { describeConfig } from './describe-config.js';
 export { LOFT_KEYS } from './loft-section.js';
 export { S3_KEYS, type CredentialSources, type HeaderFileRef, type SecretSource } from './s3-section.js';
 
-export type Compression = 'zstd' | 'xz' | 'none';
-
-export interface S3Settings {
-  bucket: string;
-  region: string;
-  endpoint?: string;
-  forcePathStyle: boolean;
-  /** undefined: the AWS SDK's default chain (AWS_ACCESS_KEY_ID/..., AWS_PROFILE, instance roles). */
-  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
-  /** Merged from TOML, header files and LOFT_EXTRA_HEADER_*; lower-case names. */
-  extraHeaders: Record<string, string>;
-  /** Multipart part size: default 16, at least 5 (S3's minimum), at most 5120. */
-  partSizeMb: number;
-  /** Folder inside the bucket holding the cache, with a trailing slash; absent = bucket root. */
-  prefix?: string;
-  /** Tries per S3 request, the first included (retries back off exponentially with jitter). */
-  maxAttempts: number;
-  /** Seconds a request may go without a byte moving either way before it is abandoned and retried. */
-  requestTimeoutSecs: number;
-}
-
-export type StorageSettings = { kind: 's3'; s3: S3Settings } | { kind: 'local'; path: string /* absolute */ };
-
-export interface PruneSettings {
-  enabled: boolean;
-  retentionDays: number;
-  maxSizeGb?: number;
-  targetPercentage: number;
-  /** Validated by parsePruneSchedule (src/config/prune-schedule.ts). */
-  schedule?: string;
-  orphanGraceHours: number;
-}
-
-export interface Config {
-  /** Absolute path of the file read; undefined when the embedded default is used. */
-  configPath?: string;
-  storeDir: string;
-  storage: StorageSettings;
-  uploadThreads: number;
-  scanOnStartup: boolean;
-  populateCacheOnStartup: boolean;
-  localCachePath: string;
-  compression: Compression;
-  /** zstd 1-19 (default 3), xz 0-9 (default 6), 0 for none. */
-  compressionLevel: number;
-  /** Accepted for compatibility with the original; loft always streams. */
-  useDiskForLargeNars: boolean;
-  largeNarThresholdMb: number;
-  signingKey?: SecretKey;
-  signingKeyPath?: string;
-  skipSignedByKeys: string[];
-  uploadDerivations: boolean;
-  priority: number;
-  prune: PruneSettings;
-  debug: boolean;
-}
-
-export interface LoadResult {
-  config: Config;
-  warnings: string[];
-}
+export type {
+  Compression,
+  Config,
+  LoadResult,
+  PruneSettings,
+  S3Settings,
+  StorageSettings,
+} from './config.js';
 
 export const ROOT_KEYS = ['s3', 'local', 'loft'] as const;
 export const LOCAL_KEYS = ['path'] as const;

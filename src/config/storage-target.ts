@@ -1,7 +1,7 @@
 // The identity of a cache's storage: the presence database is tied to it (a switch of bucket or
 // directory empties the database), and the default database file is named after it. No secrets.
 import { createHash } from 'node:crypto';
-import type { StorageSettings } from './schema.js';
+import type { StorageSettings } from '../storage/settings.js';
 
 export function storageTarget(settings: StorageSettings): string {
   if (settings.kind === 'local') return `file://${settings.path}`;

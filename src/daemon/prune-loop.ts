@@ -3,7 +3,7 @@
 // never two at once (one loop; the prune itself also takes a lock in the database against other
 // processes). When to run is pure arithmetic in src/prune/schedule.ts.
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { PruneSchedule } from '../config/prune-schedule.js';
+import type { PruneSchedule } from '../prune/schedule-syntax.js';
 import type { Logger } from '../log.js';
 import { msUntilNextPrune } from '../prune/schedule.js';
 

@@ -4,9 +4,9 @@
 // backoff and eventually parked; it never holds up the others. A failure of the whole batch (the
 // bucket unreachable, Nix missing) is not the paths' fault: they are left as they were and the worker
 // itself backs off, resetting on the next success.
-import { lstat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { silentLogger, type Logger } from '../log.js';
+import { storePathExists } from '../store/path-exists.js';
 import type { FailedPath, UploadReport } from '../upload/upload-closure.js';
 import { backoffDelay, type RetryPolicy } from './retry-policy.js';
 import type { QueueItem, UploadQueue } from './upload-queue.js';
@@ -22,7 +22,7 @@ export interface UploadWorkerOptions {
   pollMs?: number;
   /** Backoff of the worker after a whole batch failed (default 1 s doubling to 60 s). */
   batchRetry?: Pick<RetryPolicy, 'baseMs' | 'maxMs'>;
-  /** Whether a path still exists in the store (default: lstat). */
+  /** Whether a path still exists in the store (default: storePathExists). */
   pathExists?: (path: string) => Promise<boolean>;
   logger?: Logger;
 }
@@ -199,12 +199,6 @@ export class UploadWorker {
   }
 
   private async exists(path: string): Promise<boolean> {
-    if (this.opts.pathExists) return this.opts.pathExists(path);
-    try {
-      await lstat(path);
-      return true;
-    } catch {
-      return false;
-    }
+    return (this.opts.pathExists ?? storePathExists)(path);
   }
 }

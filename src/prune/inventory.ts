@@ -10,24 +10,10 @@
 import pLimit from 'p-limit';
 import type { Logger } from '../log.js';
 import type { ObjectInfo, ObjectStore } from '../storage/object-store.js';
+import { multipartUploadsOf } from '../storage/multipart-uploads.js';
 import type { OrphanCandidate, PendingUpload, PrunePath, PruneObject } from './policy.js';
 import type { NarinfoMeta, PruneDb } from './prune-db.js';
 import { summarizeNarinfo } from './narinfo-summary.js';
-
-/** What an S3 store can add: unfinished multipart uploads (invisible to listings) and aborting them. */
-export interface MultipartUploads {
-  listMultipartUploads(
-    signal?: AbortSignal,
-  ): AsyncIterable<{ key: string; uploadId: string; initiated: Date }>;
-  abortMultipartUpload(key: string, uploadId: string, signal?: AbortSignal): Promise<void>;
-}
-
-export function multipartUploadsOf(store: ObjectStore): MultipartUploads | undefined {
-  const s = store as Partial<MultipartUploads>;
-  return typeof s.listMultipartUploads === 'function' && typeof s.abortMultipartUpload === 'function'
-    ? (s as MultipartUploads)
-    : undefined;
-}
 
 export interface InventoryDeps {
   store: ObjectStore;

@@ -1,13 +1,19 @@
 // The reference graph of a bucket's paths for the prune policy: references limited to paths in
 // the snapshot (a reference outside it is served elsewhere, e.g. upstream), walked both ways.
-import type { PrunePath } from './policy.js';
+
+/** What the graph needs of a path; the policy's P carries more. */
+export interface GraphPath {
+  hashPart: string;
+  /** Hash parts of the References. */
+  references: readonly string[];
+}
 
 /** The paths by hash part, with references limited to paths in the snapshot. */
-export class PathGraph {
-  private readonly byHash = new Map<string, PrunePath>();
+export class PathGraph<P extends GraphPath = GraphPath> {
+  private readonly byHash = new Map<string, P>();
   private readonly referrers = new Map<string, string[]>();
 
-  constructor(paths: readonly PrunePath[]) {
+  constructor(paths: readonly P[]) {
     for (const p of paths) this.byHash.set(p.hashPart, p);
     for (const p of paths) {
       for (const r of new Set(p.references)) {
@@ -19,19 +25,19 @@ export class PathGraph {
     }
   }
 
-  get(hashPart: string): PrunePath {
+  get(hashPart: string): P {
     const p = this.byHash.get(hashPart);
     if (!p) throw new Error(`prune graph has no path ${hashPart}`);
     return p;
   }
 
   /** Hash parts reachable from `from` through References (including `from`). */
-  reachable(from: readonly PrunePath[]): Set<string> {
+  reachable(from: readonly P[]): Set<string> {
     return this.walk(from, (h) => this.get(h).references.filter((r) => this.byHash.has(r)));
   }
 
   /** Hash parts of `from` and of every path that references one of them, transitively. */
-  referrersClosure(from: readonly PrunePath[]): Set<string> {
+  referrersClosure(from: readonly P[]): Set<string> {
     return this.walk(from, (h) => this.referrers.get(h) ?? []);
   }
 
@@ -69,7 +75,7 @@ export class PathGraph {
     return dependenciesFirst.reverse();
   }
 
-  private walk(from: readonly PrunePath[], next: (h: string) => readonly string[]): Set<string> {
+  private walk(from: readonly P[], next: (h: string) => readonly string[]): Set<string> {
     const seen = new Set<string>();
     const stack = from.map((p) => p.hashPart);
     for (let h = stack.pop(); h !== undefined; h = stack.pop()) {

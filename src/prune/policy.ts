@@ -169,7 +169,7 @@ export function planPrune(input: PruneInput): PrunePlan {
 
 /** Rule 5: evicts root closures oldest first until `size` is at most `target`; returns the size. */
 function evictBySize(
-  graph: PathGraph,
+  graph: PathGraph<PrunePath>,
   kept: Set<string>,
   pinned: (p: PrunePath) => boolean,
   ledger: Ledger,

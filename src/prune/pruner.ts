@@ -9,7 +9,7 @@
 import type { PresenceCache } from '../cache/presence-cache.js';
 import type { Logger } from '../log.js';
 import type { ObjectStore } from '../storage/object-store.js';
-import { multipartUploadsOf } from './inventory.js';
+import { multipartUploadsOf } from '../storage/multipart-uploads.js';
 import type { PrunePlan } from './policy.js';
 import type { PruneDb } from './prune-db.js';
 

@@ -5,7 +5,7 @@
 //    own duration. A run that overran its slot is followed at once, never twice in a row.
 //  - daily "03:30": the next local wall-clock 03:30 strictly after `now`. On a day when 03:30 does
 //    not exist (a DST jump), JavaScript's Date rolls forward to the first instant after the gap.
-import type { PruneSchedule } from '../config/prune-schedule.js';
+import type { PruneSchedule } from './schedule-syntax.js';
 
 /**
  * @param lastStart when the previous run started; undefined before the first run.

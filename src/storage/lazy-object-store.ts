@@ -2,14 +2,13 @@
 // already knows (a post-build hook on a warm cache, a re-run) never talks to the bucket: it should
 // neither load the AWS SDK (about a tenth of a second) nor send the access check.
 //
-// It always offers the multipart-upload methods the pruner looks for (`multipartUploadsOf` in
-// src/prune/inventory.ts tests for them), since whether the real store has them is only known
+// It always offers the multipart-upload methods the pruner looks for (`hasMultipartUploads` in
+// multipart-uploads.ts tests for them), since whether the real store has them is only known
 // once it is open; openObjectStore wraps S3 stores only, and those have them.
 import type { Readable } from 'node:stream';
 import { StorageError } from '../errors.js';
-import type { MultipartUploads } from '../prune/inventory.js';
 import type { ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
-import type { MultipartUpload } from './s3-multipart.js';
+import { hasMultipartUploads, type MultipartUpload, type MultipartUploads } from './multipart-uploads.js';
 
 export class LazyObjectStore implements ObjectStore, MultipartUploads {
   #opened: Promise<ObjectStore> | undefined;
@@ -66,11 +65,11 @@ export class LazyObjectStore implements ObjectStore, MultipartUploads {
   /** A real store without multipart uploads has no unfinished ones: nothing is listed. */
   async *listMultipartUploads(signal?: AbortSignal): AsyncIterable<MultipartUpload> {
     const store = await this.store();
-    if (hasMultipart(store)) yield* store.listMultipartUploads(signal);
+    if (hasMultipartUploads(store)) yield* store.listMultipartUploads(signal);
   }
   async abortMultipartUpload(key: string, uploadId: string, signal?: AbortSignal): Promise<void> {
     const store = await this.store();
-    if (!hasMultipart(store)) {
+    if (!hasMultipartUploads(store)) {
       throw new StorageError(`${this.description} has no multipart uploads, so none can be aborted (${key})`);
     }
     return store.abortMultipartUpload(key, uploadId, signal);
@@ -80,9 +79,4 @@ export class LazyObjectStore implements ObjectStore, MultipartUploads {
     const store = await this.#opened.catch(() => undefined);
     await store?.close();
   }
-}
-
-function hasMultipart(store: ObjectStore): store is ObjectStore & MultipartUploads {
-  const s = store as Partial<MultipartUploads>;
-  return typeof s.listMultipartUploads === 'function' && typeof s.abortMultipartUpload === 'function';
 }

@@ -1,5 +1,5 @@
 // The one place that turns storage settings into an ObjectStore.
-import type { S3Settings, StorageSettings } from '../config/schema.js';
+import type { S3Settings, StorageSettings } from './settings.js';
 import type { Logger } from '../log.js';
 import { LazyObjectStore } from './lazy-object-store.js';
 import { LocalObjectStore } from './local-object-store.js';

@@ -4,14 +4,8 @@
 import { AbortMultipartUploadCommand, ListMultipartUploadsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { StorageError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { MultipartUpload } from './multipart-uploads.js';
 import { errorCodeOf, httpStatusOf } from './retry.js';
-
-export interface MultipartUpload {
-  /** Without the store's key prefix, like ObjectStore keys. */
-  key: string;
-  uploadId: string;
-  initiated: Date;
-}
 
 /** What the S3 store lends these functions: its client, bucket, prefix and error mapping. */
 export interface MultipartTarget {

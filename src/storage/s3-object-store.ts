@@ -13,16 +13,11 @@ import {
 } from '@aws-sdk/client-s3';
 import { AbortedError, ConfigError, StorageError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { MultipartUploads } from '../prune/inventory.js';
+import type { MultipartUpload, MultipartUploads } from './multipart-uploads.js';
 import type { ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
 import { errorCodeOf, httpStatusOf } from './retry.js';
 import { createS3Client, describeEndpoint, toStorageError, type S3ClientOptions } from './s3-client.js';
-import {
-  abortMultipartUpload,
-  listMultipartUploads,
-  type MultipartTarget,
-  type MultipartUpload,
-} from './s3-multipart.js';
+import { abortMultipartUpload, listMultipartUploads, type MultipartTarget } from './s3-multipart.js';
 import { describeS3Target } from './s3-description.js';
 
 export interface S3StoreOptions extends S3ClientOptions {

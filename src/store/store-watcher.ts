@@ -13,6 +13,7 @@ import { lstat, readdir, stat } from 'node:fs/promises';
 import { InvalidPathError, NixError, oneLine } from '../errors.js';
 import { parseStorePathBaseName } from '../format/store-path.js';
 import { silentLogger, type Logger } from '../log.js';
+import { storePathExists } from './path-exists.js';
 
 export interface StoreWatcherOptions {
   /** The store directory to watch (a temp dir in tests). */
@@ -198,7 +199,7 @@ export class StoreWatcher {
       if (p !== undefined) candidates.add(p);
     }
     const out: string[] = [];
-    for (const p of candidates) if (await exists(p)) out.push(p);
+    for (const p of candidates) if (await storePathExists(p)) out.push(p);
     return out;
   }
 
@@ -240,14 +241,5 @@ export class StoreWatcher {
     const p = work.catch((err: unknown) => this.logger.error({ err }, 'store watcher task failed'));
     this.inFlight.add(p);
     void p.finally(() => this.inFlight.delete(p));
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await lstat(path);
-    return true;
-  } catch {
-    return false;
   }
 }

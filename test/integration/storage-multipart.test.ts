@@ -14,7 +14,7 @@ import { Writable } from 'node:stream';
 import { CreateMultipartUploadCommand } from '@aws-sdk/client-s3';
 import { StorageError } from '../../src/errors.js';
 import { createLogger } from '../../src/log.js';
-import { multipartUploadsOf } from '../../src/prune/inventory.js';
+import { multipartUploadsOf } from '../../src/storage/multipart-uploads.js';
 import { openObjectStore } from '../../src/storage/open-store.js';
 import { createS3Client } from '../../src/storage/s3-client.js';
 import { S3ObjectStore } from '../../src/storage/s3-object-store.js';

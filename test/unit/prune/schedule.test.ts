@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parsePruneSchedule } from '../../../src/config/prune-schedule.js';
+import { parsePruneSchedule } from '../../../src/prune/schedule-syntax.js';
 import { msUntilNextPrune, nextPruneAt } from '../../../src/prune/schedule.js';
 
 const schedule = (text: string) => {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parsePruneSchedule } from '../../../src/config/prune-schedule.js';
+import { parsePruneSchedule } from '../../../src/prune/schedule-syntax.js';
 
 test('intervals <n>s|m|h|d', () => {
   assert.deepEqual(parsePruneSchedule('24h'), { kind: 'interval', ms: 24 * 3_600_000 });

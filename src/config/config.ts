@@ -1,0 +1,48 @@
+// The Config the rest of loft reads, once loft.toml and the environment are validated (schema.ts)
+// and its secrets read (load.ts). Types only, so the section readers and schema.ts can share them
+// without importing one another.
+import type { SecretKey } from '../format/signing-key.js';
+import type { StorageSettings } from '../storage/settings.js';
+
+export type { S3Settings, StorageSettings } from '../storage/settings.js';
+
+export type Compression = 'zstd' | 'xz' | 'none';
+
+export interface PruneSettings {
+  enabled: boolean;
+  retentionDays: number;
+  maxSizeGb?: number;
+  targetPercentage: number;
+  /** Validated by parsePruneSchedule (src/prune/schedule-syntax.ts). */
+  schedule?: string;
+  orphanGraceHours: number;
+}
+
+export interface Config {
+  /** Absolute path of the file read; undefined when the embedded default is used. */
+  configPath?: string;
+  storeDir: string;
+  storage: StorageSettings;
+  uploadThreads: number;
+  scanOnStartup: boolean;
+  populateCacheOnStartup: boolean;
+  localCachePath: string;
+  compression: Compression;
+  /** zstd 1-19 (default 3), xz 0-9 (default 6), 0 for none. */
+  compressionLevel: number;
+  /** Accepted for compatibility with the original; loft always streams. */
+  useDiskForLargeNars: boolean;
+  largeNarThresholdMb: number;
+  signingKey?: SecretKey;
+  signingKeyPath?: string;
+  skipSignedByKeys: string[];
+  uploadDerivations: boolean;
+  priority: number;
+  prune: PruneSettings;
+  debug: boolean;
+}
+
+export interface LoadResult {
+  config: Config;
+  warnings: string[];
+}
