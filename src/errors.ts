@@ -24,9 +24,39 @@ export const ExitCode = {
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 
+/**
+ * What a StorageError says about the target. Matched by callers (the upload pool stops on the codes
+ * of TARGET_FAILURES; the daemon's start check reads `transient`), so the set is closed: a new kind
+ * of failure gets a name here first.
+ */
+export type StorageErrorCode =
+  | 'E_STORAGE'
+  | 'E_STORAGE_NO_BUCKET'
+  | 'E_STORAGE_AUTH'
+  | 'E_STORAGE_TLS'
+  | 'E_STORAGE_UNREACHABLE'
+  | 'E_STORAGE_NOT_S3'
+  | 'E_STORAGE_UNWRITABLE';
+
+/** Every code a LoftError (or a failed path's report) can carry; E_INTERNAL marks a bug. */
+export type ErrorCode =
+  | 'E_FORMAT'
+  | 'E_KEY'
+  | 'E_CONFIG'
+  | 'E_USAGE'
+  | 'E_INVALID_PATH'
+  | 'E_UNSUPPORTED_FILE'
+  | 'E_NIX'
+  | 'E_CORRUPT_PATH'
+  | 'E_DEPENDENCY_FAILED'
+  | 'E_PRUNE_BUSY'
+  | 'E_ABORTED'
+  | 'E_INTERNAL'
+  | StorageErrorCode;
+
 export abstract class LoftError extends Error {
   abstract override readonly name: string;
-  abstract readonly code: string;
+  abstract readonly code: ErrorCode;
   abstract readonly exitCode: ExitCodeValue;
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
@@ -110,7 +140,7 @@ export class CorruptPathError extends LoftError {
 /** The object store failed after retries, refused credentials, or the bucket is missing. */
 export class StorageError extends LoftError {
   override readonly name = 'StorageError';
-  readonly code: string;
+  readonly code: StorageErrorCode;
   readonly exitCode = ExitCode.storage;
   /**
    * True when asking again later may succeed (connection refused, a timeout, a 5xx or throttling
@@ -118,11 +148,41 @@ export class StorageError extends LoftError {
    * change of configuration can fix. The daemon waits out the first kind and exits on the second.
    */
   readonly transient: boolean;
-  constructor(message: string, options: { code?: string; cause?: unknown; transient?: boolean } = {}) {
+  constructor(
+    message: string,
+    options: { code?: StorageErrorCode; cause?: unknown; transient?: boolean } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = options.code ?? 'E_STORAGE';
     this.transient = options.transient ?? false;
   }
+}
+
+/** Failures of the whole target, not of one path: an upload run stops at the first of these. */
+const TARGET_FAILURES: ReadonlySet<StorageErrorCode> = new Set([
+  'E_STORAGE_AUTH',
+  'E_STORAGE_NO_BUCKET',
+  'E_STORAGE_NOT_S3',
+  'E_STORAGE_UNWRITABLE',
+]);
+
+/** Wrong credentials, no bucket, not S3, an unwritable directory: every other upload is pointless. */
+export function isTargetFailure(err: unknown): err is StorageError {
+  return err instanceof StorageError && TARGET_FAILURES.has(err.code);
+}
+
+/** A path's narinfo was not written because one of its references failed to upload. */
+export class DependencyFailedError extends LoftError {
+  override readonly name = 'DependencyFailedError';
+  readonly code = 'E_DEPENDENCY_FAILED';
+  readonly exitCode = ExitCode.partial;
+}
+
+/** Another prune holds the lock (in this process or another one on this host). */
+export class PruneBusyError extends LoftError {
+  override readonly name = 'PruneBusyError';
+  readonly code = 'E_PRUNE_BUSY';
+  readonly exitCode = ExitCode.partial;
 }
 
 /** Work stopped because loft is shutting down. */

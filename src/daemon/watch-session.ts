@@ -6,6 +6,7 @@
 // `X.lock` after), so a path Nix does not call valid yet is kept aside and tried again on its next
 // hint, and once more at the end. No queue table: a CI job's paths belong to that job, and a
 // daemon sharing the database must not pick them up (nor this session the daemon's).
+import type { ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import { StoreWatcher } from '../store/store-watcher.js';
 import type { FailedPath, UploadReport } from '../upload/upload-closure.js';
@@ -29,7 +30,7 @@ export interface WatchSessionResult {
 }
 
 /** Nix said the path is not valid (absent, or its build has not registered it yet). */
-const NOT_VALID = 'E_INVALID_PATH';
+const NOT_VALID: ErrorCode = 'E_INVALID_PATH';
 
 export class WatchSession {
   private readonly watcher: StoreWatcher;

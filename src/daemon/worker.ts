@@ -5,6 +5,7 @@
 // bucket unreachable, Nix missing) is not the paths' fault: they are left as they were and the worker
 // itself backs off, resetting on the next success.
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { ErrorCode } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { storePathExists } from '../store/path-exists.js';
 import type { FailedPath, UploadReport } from '../upload/upload-closure.js';
@@ -34,7 +35,7 @@ export interface WorkerStats {
 }
 
 /** Nix said the path is not valid (absent, or its build has not registered it yet). */
-const NOT_VALID = 'E_INVALID_PATH';
+const NOT_VALID: ErrorCode = 'E_INVALID_PATH';
 
 export class UploadWorker {
   readonly stats: WorkerStats = { uploaded: 0, batches: 0 };

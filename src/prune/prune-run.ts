@@ -6,7 +6,7 @@
 // before each plan, so a prune never deletes what its own uploads are about to reference.
 import { hostname } from 'node:os';
 import type { PresenceCache } from '../cache/presence-cache.js';
-import { ExitCode, LoftError } from '../errors.js';
+import { PruneBusyError } from '../errors.js';
 import { takeInventory, type Inventory, type InventoryDeps } from './inventory.js';
 import { planPrune, type PrunePlan, type PruneSettingsInput } from './policy.js';
 import { applyPlan, type ApplyResult } from './pruner.js';
@@ -31,13 +31,6 @@ export interface PruneResult {
   /** ListObjectsV2 pages read (estimated from the object count; 1000 keys a page). */
   listPages: number;
   applied?: ApplyResult;
-}
-
-/** Another prune holds the lock (in this process or another one on this host). */
-export class PruneBusyError extends LoftError {
-  override readonly name = 'PruneBusyError';
-  readonly code = 'E_PRUNE_BUSY';
-  readonly exitCode = ExitCode.partial;
 }
 
 export async function runPruneOnce(deps: PruneRunDeps, opts: PruneRunOptions): Promise<PruneResult> {

@@ -3,7 +3,14 @@
 // narinfos, so at every moment the cache holds only whole closures.
 import pLimit from 'p-limit';
 import type { PresenceCache } from '../cache/presence-cache.js';
-import { CorruptPathError, ExitCode, LoftError, StorageError, oneLine } from '../errors.js';
+import {
+  CorruptPathError,
+  DependencyFailedError,
+  LoftError,
+  isTargetFailure,
+  oneLine,
+  type ErrorCode,
+} from '../errors.js';
 import type { PathInfo, PathInfoResult } from '../format/path-info.js';
 import { hashPartOf } from '../format/store-path.js';
 import type { Logger } from '../log.js';
@@ -40,7 +47,7 @@ export interface UploadRequest {
 
 export interface FailedPath {
   path: string;
-  code: string;
+  code: ErrorCode;
   message: string;
 }
 
@@ -137,19 +144,6 @@ function isComplete(
   return requested.every((p) => !notThere.has(p));
 }
 
-/** A failure that makes every other upload pointless: wrong credentials, no bucket. */
-/** Failures of the whole target, not of one path: the run stops and reports this one error. */
-const FATAL_STORAGE_CODES = new Set([
-  'E_STORAGE_AUTH',
-  'E_STORAGE_NO_BUCKET',
-  'E_STORAGE_NOT_S3',
-  'E_STORAGE_UNWRITABLE',
-]);
-
-function isFatal(err: unknown): boolean {
-  return err instanceof StorageError && FATAL_STORAGE_CODES.has(err.code);
-}
-
 async function uploadMissing(
   missing: PathInfo[],
   deps: UploadClosureDeps,
@@ -178,7 +172,9 @@ async function uploadMissing(
           attempts: deps.attempts ?? 3,
           baseMs: deps.retryBaseMs ?? 1000,
           retryable: (err) =>
-            !(err instanceof CorruptPathError) && !isFatal(err) && !(err instanceof DependencyFailedError),
+            !(err instanceof CorruptPathError) &&
+            !isTargetFailure(err) &&
+            !(err instanceof DependencyFailedError),
           onRetry: (attempt, err, delayMs) => deps.progress?.retrying(info.path, attempt, err, delayMs),
           ...(deps.signal ? { signal: deps.signal } : {}),
         },
@@ -195,7 +191,7 @@ async function uploadMissing(
     // Registered before any task runs, so a referrer always finds its references' promises.
     committed.set(info.path, task);
     return task.catch((err: unknown) => {
-      if (isFatal(err)) fatal ??= err as StorageError;
+      if (isTargetFailure(err)) fatal ??= err;
       report.failed.push({
         path: info.path,
         code: err instanceof LoftError ? err.code : 'E_INTERNAL',
@@ -207,12 +203,6 @@ async function uploadMissing(
   await Promise.all(tasks);
   deps.progress?.done();
   if (fatal !== undefined) throw fatal;
-}
-
-export class DependencyFailedError extends LoftError {
-  override readonly name = 'DependencyFailedError';
-  readonly code = 'E_DEPENDENCY_FAILED';
-  readonly exitCode = ExitCode.partial;
 }
 
 async function waitFor(info: PathInfo, committed: Map<string, Promise<void>>): Promise<void> {

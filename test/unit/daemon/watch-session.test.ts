@@ -39,7 +39,7 @@ function fakeUploader(invalid: Set<string>) {
     calls.push([...paths].sort());
     const failed = paths
       .filter((p) => invalid.has(p))
-      .map((path) => ({ path, code: 'E_INVALID_PATH', message: 'not valid' }));
+      .map((path) => ({ path, code: 'E_INVALID_PATH' as const, message: 'not valid' }));
     return Promise.resolve(report(paths, failed));
   };
   return { calls, upload };

@@ -82,7 +82,9 @@ void describe('UploadWorker', () => {
     let calls = 0;
     const { queue, worker } = setup((paths) => {
       calls++;
-      const failed = paths.includes(P(3)) ? [{ path: P(3), code: 'E_STORAGE', message: 'nope' }] : [];
+      const failed = paths.includes(P(3))
+        ? [{ path: P(3), code: 'E_STORAGE' as const, message: 'nope' }]
+        : [];
       return Promise.resolve(report(paths, failed));
     });
     queue.enqueue([P(3), P(4)]);
@@ -103,7 +105,7 @@ void describe('UploadWorker', () => {
       (paths) => {
         const failed = paths
           .filter((p) => p === P(6) || (p === P(7) && !valid))
-          .map((path) => ({ path, code: 'E_INVALID_PATH', message: 'not valid' }));
+          .map((path) => ({ path, code: 'E_INVALID_PATH' as const, message: 'not valid' }));
         return Promise.resolve(report(paths, failed));
       },
       { exists: (p) => p !== P(6) },

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { PresenceCache } from '../../../src/cache/presence-cache.js';
 import { silentLogger } from '../../../src/log.js';
 import { PruneDb } from '../../../src/prune/prune-db.js';
-import { PruneBusyError, runPruneOnce, type PruneRunOptions } from '../../../src/prune/prune-run.js';
+import { PruneBusyError } from '../../../src/errors.js';
+import { runPruneOnce, type PruneRunOptions } from '../../../src/prune/prune-run.js';
 import { MemoryObjectStore } from '../../helpers/memory-object-store.js';
 import { h } from './policy-fixtures.js';
 
