@@ -3,6 +3,8 @@
 // configuration most users run): 12 upload threads, scan on startup, skip paths signed by the two
 // big public caches.
 
+import { BACKOFF } from '../backoff.js';
+
 export const DEFAULTS = {
   configFile: 'loft.toml',
   storeDir: '/nix/store',
@@ -12,7 +14,8 @@ export const DEFAULTS = {
   // Garage and MinIO, the original's targets, want path-style URLs; AWS accepts both.
   forcePathStyle: true,
   partSizeMb: 8,
-  maxAttempts: 6,
+  /** Tries per S3 request: the request backoff policy's own default. */
+  maxAttempts: BACKOFF.request.maxAttempts,
   // How long an S3 request may go without a byte moving either way before it is retried.
   requestTimeoutSecs: 300,
   uploadThreads: 12,

@@ -7,7 +7,7 @@ import type { Logger } from '../log.js';
 import { releaseAll, type Release } from '../release-list.js';
 import { StoreWatcher } from '../store/store-watcher.js';
 import { startPruneLoop, type ScheduledPrune } from './prune-loop.js';
-import type { RetryPolicy } from './retry-policy.js';
+import type { Backoff } from '../backoff.js';
 import type { UploadQueue } from './upload-queue.js';
 import { UploadWorker, type UploadBatch } from './worker.js';
 
@@ -41,7 +41,7 @@ export interface DaemonOptions {
   reconcileMs?: number;
   pollMs?: number;
   batchSize?: number;
-  batchRetry?: Pick<RetryPolicy, 'baseMs' | 'maxMs'>;
+  batchRetry?: Partial<Backoff>;
 }
 
 /** Paths are written to the queue in transactions of this many. */

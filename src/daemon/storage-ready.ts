@@ -4,12 +4,9 @@
 // forever. A transient failure (connection refused, a timeout, 5xx) is waited out with backoff, one
 // log line per attempt, since an endpoint that restarts with the machine is common.
 import { setTimeout as sleep } from 'node:timers/promises';
+import { BACKOFF, backoffDelay, type Backoff } from '../backoff.js';
 import { StorageError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { backoffDelay, type RetryPolicy } from './retry-policy.js';
-
-/** 1 s, 2 s, 4 s ... up to 1 min between looks. */
-export const STORAGE_WAIT_POLICY: Pick<RetryPolicy, 'baseMs' | 'maxMs'> = { baseMs: 1000, maxMs: 60_000 };
 
 /**
  * Resolves true once `probe` succeeds, false if `stop` is aborted while waiting; rejects with the
@@ -19,7 +16,7 @@ export async function waitForStorage(
   probe: () => Promise<unknown>,
   logger: Logger,
   stop: AbortSignal,
-  policy: Pick<RetryPolicy, 'baseMs' | 'maxMs'> = STORAGE_WAIT_POLICY,
+  policy: Partial<Backoff> = {},
 ): Promise<boolean> {
   for (let failures = 1; !stop.aborted; failures++) {
     try {
@@ -29,7 +26,7 @@ export async function waitForStorage(
     } catch (err) {
       if (stop.aborted) return false;
       if (!(err instanceof StorageError && err.transient)) throw err;
-      const delayMs = backoffDelay(failures, { ...policy, maxAttempts: Infinity }, Math.random);
+      const delayMs = backoffDelay({ ...BACKOFF.storageWait, ...policy }, failures);
       logger.warn({ err, delayMs }, 'object store not reachable yet; trying again');
       try {
         await sleep(delayMs, undefined, { signal: stop });

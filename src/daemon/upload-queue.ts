@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 import { migrate } from '../cache/migrations.js';
 import type { PresenceFlag } from '../cache/presence-cache.js';
 import { ConfigError } from '../errors.js';
-import { backoffDelay, DEFAULT_RETRY_POLICY, shouldPark, type RetryPolicy } from './retry-policy.js';
+import { attemptsExhausted, BACKOFF, backoffDelay, type Backoff } from '../backoff.js';
 
 export interface QueueItem {
   path: string;
@@ -32,7 +32,7 @@ export interface QueueCounts {
 }
 
 export interface UploadQueueOptions {
-  policy?: RetryPolicy;
+  policy?: Partial<Backoff>;
   /** Clock in ms (tests move it). */
   now?: () => number;
   random?: () => number;
@@ -49,7 +49,7 @@ export type DaemonStateKey =
 
 export class UploadQueue {
   private readonly s: Statements;
-  private readonly policy: RetryPolicy;
+  private readonly policy: Backoff;
   private readonly now: () => number;
   private readonly random: () => number;
 
@@ -59,7 +59,7 @@ export class UploadQueue {
     opts: UploadQueueOptions,
   ) {
     this.s = prepare(db);
-    this.policy = opts.policy ?? DEFAULT_RETRY_POLICY;
+    this.policy = { ...BACKOFF.queue, ...opts.policy };
     this.now = opts.now ?? Date.now;
     this.random = opts.random ?? Math.random;
   }
@@ -127,8 +127,8 @@ export class UploadQueue {
     const row = this.s.attempts.get(path) as { attempts: number } | undefined;
     if (row === undefined) return { parked: false, delayMs: 0 };
     const attempts = row.attempts + 1;
-    const parked = shouldPark(attempts, this.policy);
-    const delayMs = parked ? 0 : backoffDelay(attempts, this.policy, this.random);
+    const parked = attemptsExhausted(this.policy, attempts);
+    const delayMs = parked ? 0 : backoffDelay(this.policy, attempts, this.random);
     this.s.fail.run({
       path,
       attempts,

@@ -9,7 +9,7 @@ import type { ErrorCode } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { storePathExists } from '../store/path-exists.js';
 import type { FailedPath, UploadReport } from '../upload/upload-closure.js';
-import { backoffDelay, type RetryPolicy } from './retry-policy.js';
+import { BACKOFF, backoffDelay, type Backoff } from '../backoff.js';
 import type { QueueItem, UploadQueue } from './upload-queue.js';
 
 export type UploadBatch = (paths: string[], signal: AbortSignal) => Promise<UploadReport>;
@@ -22,7 +22,7 @@ export interface UploadWorkerOptions {
   /** Longest sleep between looks at the queue (default 2 s). */
   pollMs?: number;
   /** Backoff of the worker after a whole batch failed (default 1 s doubling to 60 s). */
-  batchRetry?: Pick<RetryPolicy, 'baseMs' | 'maxMs'>;
+  batchRetry?: Partial<Backoff>;
   /** Whether a path still exists in the store (default: storePathExists). */
   pathExists?: (path: string) => Promise<boolean>;
   logger?: Logger;
@@ -127,8 +127,7 @@ export class UploadWorker {
       } catch (err) {
         if (this.abort.signal.aborted) break;
         failures++;
-        const policy = this.opts.batchRetry ?? { baseMs: 1000, maxMs: 60_000 };
-        const delayMs = backoffDelay(failures, { ...policy, maxAttempts: Infinity });
+        const delayMs = backoffDelay({ ...BACKOFF.batch, ...this.opts.batchRetry }, failures, () => 1);
         this.logger.error({ err, paths: batch, delayMs }, 'upload batch failed; retrying later');
         await this.idle(delayMs, false);
       }

@@ -1,36 +1,8 @@
-// When to try an S3 request again, and how long to wait first. Pure: no timers, no SDK imports;
-// randomness is injected so tests are deterministic. The SDK's retry middleware does the waiting
-// (see createRetryStrategy), so every request, including lib-storage's UploadPart calls, follows
-// this one policy.
-
-export interface RetryPolicy {
-  /** Attempts in total, the first one included. 1 disables retries. */
-  maxAttempts: number;
-  /** Ceiling of the first retry's delay; it doubles per retry. */
-  baseDelayMs: number;
-  /** No delay exceeds this, however many retries came before. */
-  maxDelayMs: number;
-}
-
-export const DEFAULT_RETRY_POLICY: RetryPolicy = { maxAttempts: 6, baseDelayMs: 250, maxDelayMs: 20_000 };
-
-/**
- * "Full jitter" exponential backoff: uniform in [0, min(cap, base * 2^(retry-1))). Spreading retries
- * over the whole window keeps many workers that failed together (a 503 SlowDown burst) from
- * retrying together.
- * @param retry 1 for the first retry, 2 for the second, ...
- * @param random a source of numbers in [0, 1), Math.random by default
- */
-export function backoffDelayMs(
-  policy: RetryPolicy,
-  retry: number,
-  random: () => number = Math.random,
-): number {
-  const exponent = Math.max(0, retry - 1);
-  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** Math.min(exponent, 30));
-  const r = Math.min(Math.max(random(), 0), 1);
-  return Math.floor(r * ceiling);
-}
+// When to try an S3 request again, and how long to wait first (BACKOFF.request in src/backoff.ts).
+// Pure: no timers, no SDK imports; randomness is injected so tests are deterministic. The SDK's
+// retry middleware does the waiting (see createRetryStrategy), so every request, including
+// lib-storage's UploadPart calls, follows this one policy.
+import { attemptsExhausted, backoffDelay, type Backoff } from '../backoff.js';
 
 /** Why a request failed, as far as retrying goes. Only 'fatal' is not retried. */
 export type FailureKind = 'throttling' | 'server' | 'timeout' | 'network' | 'fatal';
@@ -144,7 +116,7 @@ export interface RetryNotice {
 }
 
 export function createRetryStrategy(
-  policy: RetryPolicy,
+  policy: Backoff,
   random: () => number = Math.random,
   onRetry?: (notice: RetryNotice) => void,
 ) {
@@ -159,8 +131,9 @@ export function createRetryStrategy(
     refreshRetryTokenForRetry(previous: RetryToken, info: { error?: unknown }): Promise<RetryToken> {
       const retry = previous.getRetryCount() + 1;
       const kind = classifyFailure(info.error);
-      if (retry >= policy.maxAttempts || kind === 'fatal') return Promise.reject(new Error('not retrying'));
-      const delayMs = backoffDelayMs(policy, retry, random);
+      if (attemptsExhausted(policy, retry) || kind === 'fatal')
+        return Promise.reject(new Error('not retrying'));
+      const delayMs = backoffDelay(policy, retry, random);
       onRetry?.({ retry, delayMs, kind, code: errorCodeOf(info.error) });
       return Promise.resolve(token(retry, delayMs));
     },

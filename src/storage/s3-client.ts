@@ -3,16 +3,10 @@
 // after signing.
 import { Readable } from 'node:stream';
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import { BACKOFF, type Backoff } from '../backoff.js';
 import { AbortedError, StorageError } from '../errors.js';
 import type { Logger } from '../log.js';
-import {
-  classifyFailure,
-  createRetryStrategy,
-  DEFAULT_RETRY_POLICY,
-  errorCodeOf,
-  httpStatusOf,
-  type RetryPolicy,
-} from './retry.js';
+import { classifyFailure, createRetryStrategy, errorCodeOf, httpStatusOf } from './retry.js';
 
 export interface S3Credentials {
   accessKeyId: string;
@@ -47,11 +41,12 @@ export interface S3ClientOptions {
   logger?: Logger;
 }
 
-export function retryPolicyOf(options: S3ClientOptions): RetryPolicy {
+export function retryPolicyOf(options: S3ClientOptions): Backoff {
   return {
-    maxAttempts: options.maxAttempts ?? DEFAULT_RETRY_POLICY.maxAttempts,
-    baseDelayMs: options.retryBaseDelayMs ?? DEFAULT_RETRY_POLICY.baseDelayMs,
-    maxDelayMs: options.retryMaxDelayMs ?? DEFAULT_RETRY_POLICY.maxDelayMs,
+    ...BACKOFF.request,
+    ...(options.maxAttempts !== undefined ? { maxAttempts: options.maxAttempts } : {}),
+    ...(options.retryBaseDelayMs !== undefined ? { baseMs: options.retryBaseDelayMs } : {}),
+    ...(options.retryMaxDelayMs !== undefined ? { maxMs: options.retryMaxDelayMs } : {}),
   };
 }
 

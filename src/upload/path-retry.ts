@@ -1,10 +1,11 @@
 // Retrying one path's whole upload. The SDK retries single requests, but a NAR stream cannot be
 // replayed once a multipart upload broke mid-way: the path is dumped and sent again from the start.
 import { setTimeout as sleep } from 'node:timers/promises';
+import { attemptsExhausted, backoffDelay, type Backoff } from '../backoff.js';
 
 export interface RetryOptions {
-  attempts: number;
-  baseMs: number;
+  /** BACKOFF.path unless a caller (a test) shortens it. */
+  policy: Backoff;
   retryable: (err: unknown) => boolean;
   onRetry?: (attempt: number, err: unknown, delayMs: number) => void;
   signal?: AbortSignal;
@@ -12,14 +13,12 @@ export interface RetryOptions {
 }
 
 export async function runWithRetries<T>(fn: () => Promise<T>, opts: RetryOptions): Promise<T> {
-  const random = opts.random ?? Math.random;
   for (let attempt = 1; ; attempt++) {
     try {
       return await fn();
     } catch (err) {
-      if (attempt >= opts.attempts || !opts.retryable(err) || opts.signal?.aborted) throw err;
-      // Exponential backoff with jitter so hosts retrying the same failing endpoint spread out.
-      const delayMs = Math.round(opts.baseMs * 4 ** (attempt - 1) * (0.5 + random() / 2));
+      if (attemptsExhausted(opts.policy, attempt) || !opts.retryable(err) || opts.signal?.aborted) throw err;
+      const delayMs = backoffDelay(opts.policy, attempt, opts.random);
       opts.onRetry?.(attempt, err, delayMs);
       await sleep(delayMs, undefined, opts.signal ? { signal: opts.signal } : undefined);
     }

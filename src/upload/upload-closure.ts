@@ -3,6 +3,7 @@
 // narinfos, so at every moment the cache holds only whole closures.
 import pLimit from 'p-limit';
 import type { PresenceCache } from '../cache/presence-cache.js';
+import { BACKOFF } from '../backoff.js';
 import {
   CorruptPathError,
   DependencyFailedError,
@@ -31,7 +32,7 @@ export interface UploadClosureDeps extends Omit<UploadPathDeps, 'onNarBytes'> {
   beforeFirstUpload?: () => Promise<void>;
   progress?: ProgressSink;
   logger: Logger;
-  /** Per-path attempts for transient failures (the SDK also retries each request). */
+  /** Per-path attempts for transient failures (default BACKOFF.path; the SDK also retries each request). */
   attempts?: number;
   retryBaseMs?: number;
 }
@@ -169,8 +170,11 @@ async function uploadMissing(
             waitForReferences,
           ),
         {
-          attempts: deps.attempts ?? 3,
-          baseMs: deps.retryBaseMs ?? 1000,
+          policy: {
+            ...BACKOFF.path,
+            ...(deps.attempts !== undefined ? { maxAttempts: deps.attempts } : {}),
+            ...(deps.retryBaseMs !== undefined ? { baseMs: deps.retryBaseMs } : {}),
+          },
           retryable: (err) =>
             !(err instanceof CorruptPathError) &&
             !isTargetFailure(err) &&

@@ -6,19 +6,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PresenceCache } from '../../../src/cache/presence-cache.js';
 import { UploadQueue } from '../../../src/daemon/upload-queue.js';
-import { backoffDelay, type RetryPolicy } from '../../../src/daemon/retry-policy.js';
+import { BACKOFF, backoffDelay, type Backoff } from '../../../src/backoff.js';
 
 const P = (n: number) => `/nix/store/${String(n).padStart(32, '0').replace(/0/g, 'a')}-p${n}`;
-const policy: RetryPolicy = { baseMs: 1000, maxMs: 8000, maxAttempts: 5 };
+const policy: Backoff = { ...BACKOFF.queue, baseMs: 1000, maxMs: 8000, maxAttempts: 5 };
 
 void describe('backoffDelay', () => {
   void test('doubles from the base up to the cap; jitter only shortens', () => {
     assert.deepEqual(
-      [1, 2, 3, 4, 5, 9].map((a) => backoffDelay(a, policy)),
+      [1, 2, 3, 4, 5, 9].map((a) => backoffDelay(policy, a, () => 1)),
       [1000, 2000, 4000, 8000, 8000, 8000],
     );
     assert.equal(
-      backoffDelay(3, policy, () => 0),
+      backoffDelay(policy, 3, () => 0),
       3000,
     );
   });

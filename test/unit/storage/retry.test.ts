@@ -1,17 +1,15 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { BACKOFF, backoffDelay, type Backoff } from '../../../src/backoff.js';
 import {
-  backoffDelayMs,
   classifyFailure,
   createRetryStrategy,
-  DEFAULT_RETRY_POLICY,
   isRetryable,
   type RetryNotice,
-  type RetryPolicy,
 } from '../../../src/storage/retry.js';
 
-const policy: RetryPolicy = { maxAttempts: 4, baseDelayMs: 100, maxDelayMs: 1000 };
+const policy: Backoff = { ...BACKOFF.request, maxAttempts: 4, baseMs: 100, maxMs: 1000 };
 
 /** The shape of an error the SDK throws for an S3 answer. */
 function s3Error(name: string, status: number): Error {
@@ -21,41 +19,41 @@ function errno(code: string, message = `connect ${code}`): Error {
   return Object.assign(new Error(message), { code });
 }
 
-describe('backoffDelayMs', () => {
+describe('backoffDelay (request policy)', () => {
   test('full jitter: the random draw scales the window, which doubles per retry', () => {
     assert.equal(
-      backoffDelayMs(policy, 1, () => 0),
+      backoffDelay(policy, 1, () => 0),
       0,
     );
     assert.equal(
-      backoffDelayMs(policy, 1, () => 0.5),
+      backoffDelay(policy, 1, () => 0.5),
       50,
     );
     assert.equal(
-      backoffDelayMs(policy, 2, () => 0.5),
+      backoffDelay(policy, 2, () => 0.5),
       100,
     );
     assert.equal(
-      backoffDelayMs(policy, 3, () => 0.5),
+      backoffDelay(policy, 3, () => 0.5),
       200,
     );
     assert.equal(
-      backoffDelayMs(policy, 4, () => 0.999),
+      backoffDelay(policy, 4, () => 0.999),
       799,
     );
   });
 
   test('the window stops growing at maxDelayMs', () => {
     assert.equal(
-      backoffDelayMs(policy, 5, () => 0.5),
+      backoffDelay(policy, 5, () => 0.5),
       500,
     );
     assert.equal(
-      backoffDelayMs(policy, 60, () => 0.5),
+      backoffDelay(policy, 60, () => 0.5),
       500,
     );
     assert.equal(
-      backoffDelayMs(policy, 10_000, () => 0.999),
+      backoffDelay(policy, 10_000, () => 0.999),
       999,
     );
   });
@@ -66,11 +64,8 @@ describe('backoffDelayMs', () => {
         fc.integer({ min: 1, max: 100 }),
         fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
         (retry, r) => {
-          const d = backoffDelayMs(DEFAULT_RETRY_POLICY, retry, () => r);
-          const ceiling = Math.min(
-            DEFAULT_RETRY_POLICY.maxDelayMs,
-            DEFAULT_RETRY_POLICY.baseDelayMs * 2 ** (retry - 1),
-          );
+          const d = backoffDelay(BACKOFF.request, retry, () => r);
+          const ceiling = Math.min(BACKOFF.request.maxMs, BACKOFF.request.baseMs * 2 ** (retry - 1));
           return Number.isInteger(d) && d >= 0 && d < ceiling;
         },
       ),

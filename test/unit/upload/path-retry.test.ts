@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { BACKOFF } from '../../../src/backoff.js';
 import { runWithRetries } from '../../../src/upload/path-retry.js';
 
 test('retries retryable failures with growing delays, then succeeds', async () => {
@@ -8,8 +9,7 @@ test('retries retryable failures with growing delays, then succeeds', async () =
   const result = await runWithRetries(
     () => (++calls < 3 ? Promise.reject(new Error('flaky')) : Promise.resolve('ok')),
     {
-      attempts: 3,
-      baseMs: 1,
+      policy: { ...BACKOFF.path, maxAttempts: 3, baseMs: 1 },
       retryable: () => true,
       random: () => 1,
       onRetry: (_a, _e, d) => delays.push(d),
@@ -24,8 +24,7 @@ test('gives up after the last attempt with the last error', async () => {
   let calls = 0;
   await assert.rejects(
     runWithRetries(() => Promise.reject(new Error(`fail ${++calls}`)), {
-      attempts: 2,
-      baseMs: 1,
+      policy: { ...BACKOFF.path, maxAttempts: 2, baseMs: 1 },
       retryable: () => true,
     }),
     /fail 2/,
@@ -36,8 +35,7 @@ test('does not retry what is not retryable', async () => {
   let calls = 0;
   await assert.rejects(
     runWithRetries(() => Promise.reject(new Error(`fail ${++calls}`)), {
-      attempts: 5,
-      baseMs: 1,
+      policy: { ...BACKOFF.path, maxAttempts: 5, baseMs: 1 },
       retryable: () => false,
     }),
     /fail 1/,
