@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
-import { createCompressor, type Compression } from '../src/upload/compression.js';
+import type { Compression } from '../src/format/bucket-layout.js';
+import { createCompressor } from '../src/upload/compression.js';
 import { readBinaries } from './lib/binaries.js';
 
 const MB = 1_000_000;

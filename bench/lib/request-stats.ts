@@ -1,6 +1,6 @@
 // Sorts the requests a recording proxy saw during one upload into S3 operations and per-path
 // counts: a path's upload requests are the writes to `<hash>.narinfo` and `nar/<hash>-...`
-// (nar-keys.ts layout); presence checks (HEAD of a narinfo, listings) are counted apart.
+// (src/format/bucket-layout.ts); presence checks (HEAD of a narinfo, listings) are counted apart.
 import type { RecordedRequest } from '../../test/helpers/s3-server.js';
 
 export type S3Operation =

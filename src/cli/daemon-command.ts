@@ -15,7 +15,7 @@ import { UploadQueue } from '../daemon/upload-queue.js';
 import { ExitCode, type ExitCodeValue } from '../errors.js';
 import type { Logger } from '../log.js';
 import { listValidStorePaths } from '../store/all-paths.js';
-import { NIX_CACHE_INFO_KEY } from '../upload/nar-keys.js';
+import { NIX_CACHE_INFO_KEY } from '../format/bucket-layout.js';
 import { runPopulateCache } from './cache-commands.js';
 import { batchUploader } from './batch-uploader.js';
 import { openRuntime, type Runtime } from './runtime.js';

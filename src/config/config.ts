@@ -1,12 +1,12 @@
 // The Config the rest of loft reads, once loft.toml and the environment are validated (schema.ts)
 // and its secrets read (load.ts). Types only, so the section readers and schema.ts can share them
 // without importing one another.
+import type { Compression } from '../format/bucket-layout.js';
 import type { SecretKey } from '../format/signing-key.js';
 import type { StorageSettings } from '../storage/settings.js';
 
+export type { Compression } from '../format/bucket-layout.js';
 export type { S3Settings, StorageSettings } from '../storage/settings.js';
-
-export type Compression = 'zstd' | 'xz' | 'none';
 
 export interface PruneSettings {
   enabled: boolean;

@@ -35,11 +35,7 @@ export const DEFAULTS = {
 } as const;
 
 /** Levels each compressor accepts and its default (zstd's CLI default 3, xz's preset 6). */
-export const COMPRESSION_LEVELS = {
-  zstd: { min: 1, max: 19, default: 3 },
-  xz: { min: 0, max: 9, default: 6 },
-  none: { min: 0, max: 0, default: 0 },
-} as const;
+export { COMPRESSION_LEVELS } from '../format/bucket-layout.js';
 
 /** Bounds of numeric settings, shared by validation messages and tests. */
 export const LIMITS = {

@@ -8,6 +8,7 @@
 // path its key names) never stops either: it is marked malformed and a warning names its key, on
 // every run (the row in narinfo_meta remembers that it is malformed, not why).
 import pLimit from 'p-limit';
+import { buildLogKey, hashPartOfNarinfoKey, listingKey, narinfoKey } from '../format/bucket-layout.js';
 import type { Logger } from '../log.js';
 import type { ObjectInfo, ObjectStore } from '../storage/object-store.js';
 import { multipartUploadsOf } from '../storage/multipart-uploads.js';
@@ -37,8 +38,6 @@ export interface Inventory {
   /** Keys of every narinfo listed with its LastModified, to tell a later listing what changed. */
   narinfoStamps: Map<string, number>;
 }
-
-const NARINFO_KEY = /^([0-9a-df-np-sv-z]{32})\.narinfo$/;
 
 /** Real narinfos are a few KiB (about 80 bytes per reference); a larger object is not fetched. */
 export const MAX_NARINFO_BYTES = 8 * 1024 * 1024;
@@ -102,7 +101,7 @@ export async function readNarinfoMetas(
   const metas: NarinfoMeta[] = [];
   const toRead: Array<{ hashPart: string; obj: ObjectInfo }> = [];
   for (const obj of objects.values()) {
-    const hashPart = NARINFO_KEY.exec(obj.key)?.[1];
+    const hashPart = hashPartOfNarinfoKey(obj.key);
     if (hashPart === undefined) continue;
     const m = known.get(hashPart);
     known.delete(hashPart);
@@ -178,14 +177,16 @@ function toPaths(metas: readonly NarinfoMeta[], objects: Map<string, ObjectInfo>
   for (const m of metas) if (m.deriver) outputsOf.set(m.deriver, (outputsOf.get(m.deriver) ?? 0) + 1);
   return metas.map((m) => {
     const extraObjects: PruneObject[] = [];
-    const listing = objects.get(`${m.hashPart}.ls`);
+    const listing = objects.get(listingKey(m.hashPart));
     if (listing) extraObjects.push({ key: listing.key, size: listing.size });
     const log =
-      m.deriver !== undefined && outputsOf.get(m.deriver) === 1 ? objects.get(`log/${m.deriver}`) : undefined;
+      m.deriver !== undefined && outputsOf.get(m.deriver) === 1
+        ? objects.get(buildLogKey(m.deriver))
+        : undefined;
     if (log) extraObjects.push({ key: log.key, size: log.size });
     const p: PrunePath = {
       hashPart: m.hashPart,
-      narinfoKey: `${m.hashPart}.narinfo`,
+      narinfoKey: narinfoKey(m.hashPart),
       narinfoSize: m.narinfoSize,
       extraObjects,
       references: m.references,

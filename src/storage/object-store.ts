@@ -1,14 +1,7 @@
 // The one interface the rest of loft uses to reach a binary cache's storage. Keys are the paths Nix
 // reads over HTTP relative to the cache root (`nix-cache-info`, `<hash>.narinfo`, `nar/<x>.nar.zst`),
-// so an S3 bucket and a local directory hold the same layout.
+// so an S3 bucket and a local directory hold the same layout (format/bucket-layout.ts).
 import type { Readable } from 'node:stream';
-
-/** What Nix's HTTP binary cache store sends for a NAR (`nar/*.nar*`). */
-export const CONTENT_TYPE_NAR = 'application/x-nix-nar';
-/** What Nix's binary cache store writes for `<hash>.narinfo`. */
-export const CONTENT_TYPE_NARINFO = 'text/x-nix-narinfo';
-/** What Nix's binary cache store writes for `nix-cache-info`. */
-export const CONTENT_TYPE_NIX_CACHE_INFO = 'text/x-nix-cache-info';
 
 export interface ObjectInfo {
   key: string;

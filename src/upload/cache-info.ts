@@ -3,8 +3,8 @@
 // is refused, since its paths could never be substituted into ours.
 import { ConfigError } from '../errors.js';
 import { parseNixCacheInfo, renderNixCacheInfo, type NixCacheInfo } from '../format/nix-cache-info.js';
-import { CONTENT_TYPE_NIX_CACHE_INFO, type ObjectStore } from '../storage/object-store.js';
-import { NIX_CACHE_INFO_KEY } from './nar-keys.js';
+import type { ObjectStore } from '../storage/object-store.js';
+import { CONTENT_TYPE_NIX_CACHE_INFO, NIX_CACHE_INFO_KEY } from '../format/bucket-layout.js';
 
 export type CacheInfoOutcome = 'unchanged' | 'written';
 

@@ -11,8 +11,7 @@ import { availableParallelism } from 'node:os';
 import { PassThrough, Transform, type TransformCallback } from 'node:stream';
 import zlib from 'node:zlib';
 import { ConfigError } from '../errors.js';
-
-export type Compression = 'zstd' | 'xz' | 'none';
+import { COMPRESSION_LEVELS, type Compression } from '../format/bucket-layout.js';
 
 export interface CompressorOptions {
   /** zstd: its own level range (default 3, like the zstd CLI); xz: preset 0-9 (default 6, like xz). */
@@ -21,8 +20,8 @@ export interface CompressorOptions {
   threads?: number;
 }
 
-export const DEFAULT_ZSTD_LEVEL = 3;
-export const DEFAULT_XZ_LEVEL = 6;
+export const DEFAULT_ZSTD_LEVEL = COMPRESSION_LEVELS.zstd.default;
+export const DEFAULT_XZ_LEVEL = COMPRESSION_LEVELS.xz.default;
 
 export function createCompressor(kind: Compression, opts: CompressorOptions = {}): Transform {
   const threads = checkThreads(opts.threads ?? Math.min(2, availableParallelism()));
@@ -36,23 +35,6 @@ export function createCompressor(kind: Compression, opts: CompressorOptions = {}
   }
 }
 
-/** The NAR file extension Nix's binary cache store uses for each compression. */
-export function narExtension(kind: Compression): string {
-  switch (kind) {
-    case 'zstd':
-      return 'nar.zst';
-    case 'xz':
-      return 'nar.xz';
-    case 'none':
-      return 'nar';
-  }
-}
-
-/** The value of the narinfo `Compression:` field, as Nix writes it. */
-export function narinfoCompressionName(kind: Compression): string {
-  return kind;
-}
-
 function checkThreads(threads: number): number {
   if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
     throw new ConfigError(`compression threads must be a whole number from 1 to 256, not ${threads}`);
@@ -60,22 +42,20 @@ function checkThreads(threads: number): number {
   return threads;
 }
 
-/** zstd's highest level (ZSTD_maxCLevel() in every zstd release so far). */
-export const MAX_ZSTD_LEVEL = 22;
-
 function checkZstdLevel(level: number): number {
-  // Negative ("fast") levels exist but trade too much ratio for a cache that is written once.
-  if (!Number.isInteger(level) || level < 1 || level > MAX_ZSTD_LEVEL) {
-    throw new ConfigError(
-      `zstd compression level must be a whole number from 1 to ${MAX_ZSTD_LEVEL}, not ${level}`,
-    );
-  }
-  return level;
+  return checkLevel('zstd', level);
 }
 
 function checkXzLevel(level: number): number {
-  if (!Number.isInteger(level) || level < 0 || level > 9) {
-    throw new ConfigError(`xz compression level must be a whole number from 0 to 9, not ${level}`);
+  return checkLevel('xz', level);
+}
+
+function checkLevel(kind: 'zstd' | 'xz', level: number): number {
+  const { min, max } = COMPRESSION_LEVELS[kind];
+  if (!Number.isInteger(level) || level < min || level > max) {
+    throw new ConfigError(
+      `${kind} compression level must be a whole number from ${min} to ${max}, not ${level}`,
+    );
   }
   return level;
 }

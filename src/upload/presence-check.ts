@@ -5,7 +5,7 @@
 import pLimit from 'p-limit';
 import type { PresenceCache } from '../cache/presence-cache.js';
 import type { ObjectStore } from '../storage/object-store.js';
-import { hashPartOfNarinfoKey, narinfoKey } from './nar-keys.js';
+import { hashPartOfNarinfoKey, narinfoKey } from '../format/bucket-layout.js';
 
 export interface PresenceResult {
   /** Hash parts of candidates known to be in the cache. */

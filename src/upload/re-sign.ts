@@ -21,8 +21,8 @@ import {
 } from '../format/signing-key.js';
 import { hashPartOf, storePathBaseName } from '../format/store-path.js';
 import type { Logger } from '../log.js';
-import { CONTENT_TYPE_NARINFO, type ObjectStore } from '../storage/object-store.js';
-import { narinfoKey } from './nar-keys.js';
+import type { ObjectStore } from '../storage/object-store.js';
+import { CONTENT_TYPE_NARINFO, narinfoKey } from '../format/bucket-layout.js';
 
 export interface ReSignDeps {
   store: ObjectStore;

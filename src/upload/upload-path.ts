@@ -10,10 +10,17 @@ import { renderNarInfo, type NarInfo } from '../format/narinfo.js';
 import type { PathInfo } from '../format/path-info.js';
 import { signFingerprint, type SecretKey } from '../format/signing-key.js';
 import { hashPartOf, storePathBaseName } from '../format/store-path.js';
-import { CONTENT_TYPE_NAR, CONTENT_TYPE_NARINFO, type ObjectStore } from '../storage/object-store.js';
-import { createCompressor, narinfoCompressionName, type Compression } from './compression.js';
+import type { ObjectStore } from '../storage/object-store.js';
+import { createCompressor } from './compression.js';
 import { HashMeter } from './hash-meter.js';
-import { narinfoKey, narKey } from './nar-keys.js';
+import {
+  CONTENT_TYPE_NAR,
+  CONTENT_TYPE_NARINFO,
+  narinfoCompressionName,
+  narinfoKey,
+  narKey,
+  type Compression,
+} from '../format/bucket-layout.js';
 
 export interface UploadPathDeps {
   store: ObjectStore;

@@ -15,7 +15,7 @@ import { parseNarInfo, type NarInfo } from '../../src/format/narinfo.js';
 import { parseNixCacheInfo } from '../../src/format/nix-cache-info.js';
 import { parsePublicKey, verifySignature, type PublicKey } from '../../src/format/signing-key.js';
 import { S3ObjectStore } from '../../src/storage/s3-object-store.js';
-import { hashPartOfNarinfoKey } from '../../src/upload/nar-keys.js';
+import { hashPartOfNarinfoKey } from '../../src/format/bucket-layout.js';
 import { storeOptionsFor, type RecordedRequest, type TestS3 } from './s3-server.js';
 
 export interface BucketCheck {

@@ -11,7 +11,8 @@ import { pipeline } from 'node:stream/promises';
 import { mkdtemp, readdir, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createCompressor, narExtension, type Compression } from '../../src/upload/compression.js';
+import { narExtension, type Compression } from '../../src/format/bucket-layout.js';
+import { createCompressor } from '../../src/upload/compression.js';
 import { nixBin, nixBinBuffer, requireNix } from '../helpers/nix-env.js';
 
 const MiB = 1024 * 1024;

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { AbortedError, StorageError } from '../../src/errors.js';
 import { LOCAL_TEMP_DIR, LocalObjectStore } from '../../src/storage/local-object-store.js';
-import { CONTENT_TYPE_NAR, CONTENT_TYPE_NARINFO } from '../../src/storage/object-store.js';
+import { CONTENT_TYPE_NAR, CONTENT_TYPE_NARINFO } from '../../src/format/bucket-layout.js';
 
 let root: string;
 let store: LocalObjectStore;

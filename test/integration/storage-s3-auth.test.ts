@@ -7,7 +7,7 @@ import { createServer } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { StorageError } from '../../src/errors.js';
-import { CONTENT_TYPE_NAR, CONTENT_TYPE_NARINFO } from '../../src/storage/object-store.js';
+import { CONTENT_TYPE_NAR, CONTENT_TYPE_NARINFO } from '../../src/format/bucket-layout.js';
 import { S3ObjectStore } from '../../src/storage/s3-object-store.js';
 import {
   s3ErrorXml,

@@ -6,7 +6,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import pLimit from 'p-limit';
 import { AbortedError, StorageError } from '../../src/errors.js';
-import { CONTENT_TYPE_NAR, CONTENT_TYPE_NARINFO } from '../../src/storage/object-store.js';
+import { CONTENT_TYPE_NAR, CONTENT_TYPE_NARINFO } from '../../src/format/bucket-layout.js';
 import { createS3Client } from '../../src/storage/s3-client.js';
 import { S3ObjectStore } from '../../src/storage/s3-object-store.js';
 import { startS3Server, storeOptionsFor, type RecordedRequest, type TestS3 } from '../helpers/s3-server.js';

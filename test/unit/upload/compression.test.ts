@@ -7,12 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { Readable, Writable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  createCompressor,
-  narExtension,
-  narinfoCompressionName,
-  type Compression,
-} from '../../../src/upload/compression.js';
+import { narExtension, narinfoCompressionName, type Compression } from '../../../src/format/bucket-layout.js';
+import { createCompressor } from '../../../src/upload/compression.js';
 import { ConfigError } from '../../../src/errors.js';
 
 const MiB = 1024 * 1024;
