@@ -4,19 +4,18 @@
 import { pipeline } from 'node:stream';
 import type { Readable } from 'node:stream';
 import { CorruptPathError } from '../errors.js';
-import { fingerprintPath } from '../format/fingerprint.js';
 import { formatHashNix32, hashEquals, sha256Hash } from '../format/hash.js';
-import { renderNarInfo, type NarInfo } from '../format/narinfo.js';
+import { renderNarInfo } from '../format/narinfo.js';
+import { buildNarInfo } from '../format/narinfo-builder.js';
 import type { PathInfo } from '../format/path-info.js';
-import { signFingerprint, type SecretKey } from '../format/signing-key.js';
-import { hashPartOf, storePathBaseName } from '../format/store-path.js';
+import type { SecretKey } from '../format/signing-key.js';
+import { hashPartOf } from '../format/store-path.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { createCompressor } from './compression.js';
 import { HashMeter } from './hash-meter.js';
 import {
   CONTENT_TYPE_NAR,
   CONTENT_TYPE_NARINFO,
-  narinfoCompressionName,
   narinfoKey,
   narKey,
   type Compression,
@@ -69,7 +68,13 @@ export async function uploadPath(
   }
 
   await beforeCommit();
-  const narinfo = buildNarInfo(info, key, deps, fileMeter);
+  const stored = {
+    url: key,
+    compression: deps.compression,
+    fileHash: sha256Hash(fileMeter.digest()),
+    fileSize: fileMeter.bytes,
+  };
+  const narinfo = buildNarInfo(info, stored, deps.storeDir, deps.signingKey);
   await deps.store.putBytes(narinfoKey(hashPart), renderNarInfo(narinfo), {
     contentType: CONTENT_TYPE_NARINFO,
     ...(deps.signal ? { signal: deps.signal } : {}),
@@ -111,30 +116,4 @@ async function streamNar(
     throw putResult.reason;
   }
   return { narMeter, fileMeter };
-}
-
-function buildNarInfo(info: PathInfo, url: string, deps: UploadPathDeps, fileMeter: HashMeter): NarInfo {
-  const { storeDir, signingKey } = deps;
-  const baseName = (p: string) => storePathBaseName(p, storeDir);
-  const signatures: string[] = [];
-  if (signingKey) {
-    const fingerprint = fingerprintPath(info.path, info.narHash, info.narSize, info.references, storeDir);
-    signatures.push(signFingerprint(signingKey, fingerprint));
-  }
-  // Keep the path's own signatures (e.g. from the builder), once each, ours first like the original.
-  for (const sig of info.signatures) if (!signatures.includes(sig)) signatures.push(sig);
-  return {
-    storePath: info.path,
-    url,
-    compression: narinfoCompressionName(deps.compression),
-    fileHash: sha256Hash(fileMeter.digest()),
-    fileSize: fileMeter.bytes,
-    narHash: info.narHash,
-    narSize: info.narSize,
-    references: info.references.map(baseName),
-    ...(info.deriver ? { deriver: baseName(info.deriver) } : {}),
-    ...(info.ca ? { ca: info.ca } : {}),
-    signatures,
-    extra: [],
-  };
 }
