@@ -16,7 +16,7 @@ import ts from 'typescript';
 export const LAYERS: ReadonlyArray<{ folder: string; rank: number }> = [
   { folder: 'format', rank: 1 },
   { folder: 'store', rank: 2 },
-  { folder: 'cache', rank: 2 },
+  { folder: 'state', rank: 2 },
   { folder: 'storage', rank: 2 },
   { folder: 'upload', rank: 3 },
   { folder: 'prune', rank: 4 },

@@ -1,6 +1,6 @@
 // The presence-cache commands: --clear-cache, --reset-initial-scan, --populate-cache.
 import { listBucket, readNarinfoMetas } from '../prune/inventory.js';
-import { PruneDb } from '../prune/prune-db.js';
+import { PruneDb } from '../state/prune-db.js';
 import type { CliOptions } from './program.js';
 import type { Runtime } from './runtime.js';
 

@@ -12,7 +12,7 @@
 // acts as the owner of that state before touching it.
 import type { Readable } from 'node:stream';
 import { loadConfig } from '../config/load.js';
-import { UploadQueue } from '../daemon/upload-queue.js';
+import { UploadQueue } from '../state/queue.js';
 import { ExitCode, InvalidPathError, oneLine, shownPath, type ExitCodeValue } from '../errors.js';
 import { countOf } from './format-size.js';
 import { outPathsFromEnv, validOutputsOf } from '../store/derivation-outputs.js';

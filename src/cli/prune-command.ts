@@ -4,7 +4,7 @@
 import type { Config } from '../config/schema.js';
 import { ConfigError, ExitCode, type ExitCodeValue } from '../errors.js';
 import type { PrunePlan } from '../prune/policy.js';
-import { PruneDb } from '../prune/prune-db.js';
+import { PruneDb } from '../state/prune-db.js';
 import { runPruneOnce, type PruneResult } from '../prune/prune-run.js';
 import { formatBytes } from './format-size.js';
 import type { Runtime } from './runtime.js';

@@ -1,6 +1,6 @@
 // Opening what a command works with, from a loaded Config: the object store and the presence
 // cache. Each piece is released in `close`, whatever happened.
-import { PresenceCache } from '../cache/presence-cache.js';
+import { PresenceCache } from '../state/presence.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { storageTarget } from '../config/storage-target.js';

@@ -1,7 +1,7 @@
 // `loft --status`: what the daemon's queue holds, read from the local database without touching the
 // bucket or Nix, so it answers at once even when the daemon is busy or stopped.
 import type { Config } from '../config/schema.js';
-import { UploadQueue } from '../daemon/upload-queue.js';
+import { UploadQueue } from '../state/queue.js';
 import { ExitCode, type ExitCodeValue } from '../errors.js';
 import { countOf } from './format-size.js';
 

@@ -1,5 +1,5 @@
 // `loft --upload-path P...` and `loft --force-scan`: upload closures and report.
-import { UploadQueue } from '../daemon/upload-queue.js';
+import { UploadQueue } from '../state/queue.js';
 import { ExitCode, InvalidPathError, oneLine, type ExitCodeValue } from '../errors.js';
 import { resolveStorePath } from '../store/resolve-path.js';
 import { logProgress, type ProgressSink } from '../upload/progress.js';

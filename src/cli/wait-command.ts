@@ -8,7 +8,7 @@
 // so a daemon that keeps busy with other jobs' builds cannot hold this one up.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config/schema.js';
-import { UploadQueue, type QueueCounts } from '../daemon/upload-queue.js';
+import { UploadQueue, type QueueCounts } from '../state/queue.js';
 import { ExitCode, type ExitCodeValue } from '../errors.js';
 
 export interface WaitIo {

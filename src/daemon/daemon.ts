@@ -2,13 +2,13 @@
 // the worker turns queue rows into uploads, the initial scan queues the whole store once, and a
 // status line says how it goes. Everything it needs from outside (the presence cache, the uploader,
 // Nix's list of valid paths) is handed in, so the CLI owns process concerns and tests can drive it.
-import type { PresenceCache } from '../cache/presence-cache.js';
+import type { PresenceCache } from '../state/presence.js';
 import type { Logger } from '../log.js';
 import { releaseAll, type Release } from '../release-list.js';
 import { StoreWatcher } from '../store/store-watcher.js';
 import { startPruneLoop, type ScheduledPrune } from './prune-loop.js';
 import type { Backoff } from '../backoff.js';
-import type { UploadQueue } from './upload-queue.js';
+import type { UploadQueue } from '../state/queue.js';
 import { UploadWorker, type UploadBatch } from './worker.js';
 
 export interface DaemonDeps {

@@ -10,7 +10,7 @@ import { silentLogger, type Logger } from '../log.js';
 import { storePathExists } from '../store/path-exists.js';
 import type { FailedPath, UploadReport } from '../upload/upload-closure.js';
 import { BACKOFF, backoffDelay, type Backoff } from '../backoff.js';
-import type { QueueItem, UploadQueue } from './upload-queue.js';
+import type { QueueItem, UploadQueue } from '../state/queue.js';
 
 export type UploadBatch = (paths: string[], signal: AbortSignal) => Promise<UploadReport>;
 

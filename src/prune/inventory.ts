@@ -13,7 +13,7 @@ import type { Logger } from '../log.js';
 import type { ObjectInfo, ObjectStore } from '../storage/object-store.js';
 import { multipartUploadsOf } from '../storage/multipart-uploads.js';
 import type { OrphanCandidate, PendingUpload, PrunePath, PruneObject } from './policy.js';
-import type { NarinfoMeta, PruneDb } from './prune-db.js';
+import type { NarinfoMeta, PruneDb } from '../state/prune-db.js';
 import { summarizeNarinfo } from './narinfo-summary.js';
 
 export interface InventoryDeps {

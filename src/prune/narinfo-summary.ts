@@ -3,7 +3,7 @@
 // and everything it might name, so the lenient reading only ever keeps more.
 import { parseNarInfo } from '../format/narinfo.js';
 import { parseStorePath } from '../format/store-path.js';
-import type { NarinfoMeta } from './prune-db.js';
+import type { NarinfoMeta } from '../state/prune-db.js';
 
 const HASH_PART = /^([0-9a-df-np-sv-z]{32})-/;
 

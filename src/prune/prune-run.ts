@@ -5,7 +5,7 @@
 // The daemon passes the hash parts its in-flight uploads rely on (`protectedHashParts`), read right
 // before each plan, so a prune never deletes what its own uploads are about to reference.
 import { hostname } from 'node:os';
-import type { PresenceCache } from '../cache/presence-cache.js';
+import type { PresenceCache } from '../state/presence.js';
 import { PruneBusyError } from '../errors.js';
 import { takeInventory, type Inventory, type InventoryDeps } from './inventory.js';
 import { planPrune, type PrunePlan, type PruneSettingsInput } from './policy.js';

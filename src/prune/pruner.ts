@@ -6,12 +6,12 @@
 //     referrers first (the plan's order), so a delete cut short never strands a referrer;
 //  3. then NARs, listings, logs and orphan NARs; then unfinished multipart uploads are aborted.
 // Deletes go in DeleteObjects batches of up to 1000 keys (ObjectStore.deleteMany).
-import type { PresenceCache } from '../cache/presence-cache.js';
+import type { PresenceCache } from '../state/presence.js';
 import type { Logger } from '../log.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { multipartUploadsOf } from '../storage/multipart-uploads.js';
 import type { PrunePlan } from './policy.js';
-import type { PruneDb } from './prune-db.js';
+import type { PruneDb } from '../state/prune-db.js';
 
 export interface PrunerDeps {
   store: ObjectStore;

@@ -3,7 +3,7 @@
 // a listing of the root when that costs fewer requests. A narinfo's presence means the path is
 // committed (it is written last), so it is the only object worth asking about.
 import pLimit from 'p-limit';
-import type { PresenceCache } from '../cache/presence-cache.js';
+import type { PresenceCache } from '../state/presence.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { hashPartOfNarinfoKey, narinfoKey } from '../format/bucket-layout.js';
 

@@ -6,7 +6,7 @@
 // touched: the signature covers NarHash, NarSize and References, which we check against what our
 // own Nix registered, so we only ever vouch for contents we hold ourselves.
 import pLimit from 'p-limit';
-import type { PresenceCache } from '../cache/presence-cache.js';
+import type { PresenceCache } from '../state/presence.js';
 import { fingerprintPath } from '../format/fingerprint.js';
 import { hashEquals } from '../format/hash.js';
 import { parseNarInfo, renderNarInfo, type NarInfo } from '../format/narinfo.js';

@@ -2,7 +2,7 @@
 // bounded pool uploads the rest, references first. A path's narinfo waits for its references'
 // narinfos, so at every moment the cache holds only whole closures.
 import pLimit from 'p-limit';
-import type { PresenceCache } from '../cache/presence-cache.js';
+import type { PresenceCache } from '../state/presence.js';
 import { BACKOFF } from '../backoff.js';
 import {
   CorruptPathError,

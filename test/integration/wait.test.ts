@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { UploadQueue } from '../../src/daemon/upload-queue.js';
+import { UploadQueue } from '../../src/state/queue.js';
 import { checkBucket } from '../helpers/bucket-invariants.js';
 import { randomSalt } from '../helpers/fixtures.js';
 import { runLoft, spawnLoft } from '../helpers/loft-cli.js';

@@ -7,9 +7,9 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PresenceCache } from '../../../src/cache/presence-cache.js';
+import { PresenceCache } from '../../../src/state/presence.js';
 import { runDaemon, type DaemonDeps } from '../../../src/daemon/daemon.js';
-import { UploadQueue } from '../../../src/daemon/upload-queue.js';
+import { UploadQueue } from '../../../src/state/queue.js';
 import { silentLogger } from '../../../src/log.js';
 import type { UploadReport } from '../../../src/upload/upload-closure.js';
 

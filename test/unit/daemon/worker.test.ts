@@ -5,7 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { UploadQueue } from '../../../src/daemon/upload-queue.js';
+import { UploadQueue } from '../../../src/state/queue.js';
 import { UploadWorker, type UploadBatch } from '../../../src/daemon/worker.js';
 import type { FailedPath, UploadReport } from '../../../src/upload/upload-closure.js';
 

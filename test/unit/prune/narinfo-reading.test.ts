@@ -7,10 +7,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { PresenceCache } from '../../../src/cache/presence-cache.js';
+import { PresenceCache } from '../../../src/state/presence.js';
 import { createLogger } from '../../../src/log.js';
 import { listBucket, MAX_NARINFO_BYTES, readNarinfoMetas } from '../../../src/prune/inventory.js';
-import { PruneDb } from '../../../src/prune/prune-db.js';
+import { PruneDb } from '../../../src/state/prune-db.js';
 import { MemoryObjectStore } from '../../helpers/memory-object-store.js';
 import { h } from './policy-fixtures.js';
 

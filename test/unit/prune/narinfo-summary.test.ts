@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PresenceCache } from '../../../src/cache/presence-cache.js';
+import { PresenceCache } from '../../../src/state/presence.js';
 import { narKeyOfUrl, summarizeNarinfo } from '../../../src/prune/narinfo-summary.js';
-import { PruneDb } from '../../../src/prune/prune-db.js';
+import { PruneDb } from '../../../src/state/prune-db.js';
 import { h } from './policy-fixtures.js';
 
 const dirs: string[] = [];

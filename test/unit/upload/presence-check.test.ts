@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PresenceCache } from '../../../src/cache/presence-cache.js';
+import { PresenceCache } from '../../../src/state/presence.js';
 import { checkPresence, chooseStrategy } from '../../../src/upload/presence-check.js';
 import { MemoryObjectStore } from '../../helpers/memory-object-store.js';
 

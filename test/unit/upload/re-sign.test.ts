@@ -6,7 +6,7 @@ import { createHash, generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PresenceCache } from '../../../src/cache/presence-cache.js';
+import { PresenceCache } from '../../../src/state/presence.js';
 import { fingerprintPath } from '../../../src/format/fingerprint.js';
 import { sha256Hash } from '../../../src/format/hash.js';
 import { parseNarInfo, renderNarInfo } from '../../../src/format/narinfo.js';

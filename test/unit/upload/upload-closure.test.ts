@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { PresenceCache } from '../../../src/cache/presence-cache.js';
+import { PresenceCache } from '../../../src/state/presence.js';
 import { sha256Hash } from '../../../src/format/hash.js';
 import { parseNarInfo } from '../../../src/format/narinfo.js';
 import type { PathInfo, PathInfoResult } from '../../../src/format/path-info.js';

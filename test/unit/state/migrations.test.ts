@@ -5,8 +5,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { MIGRATIONS, migrate, schemaVersion, type Migration } from '../../../src/cache/migrations.js';
-import { PresenceCache } from '../../../src/cache/presence-cache.js';
+import { MIGRATIONS, migrate, schemaVersion, type Migration } from '../../../src/state/migrations.js';
+import { PresenceCache } from '../../../src/state/presence.js';
 import { ConfigError } from '../../../src/errors.js';
 
 let dir: string;

@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PresenceCache } from '../../../src/cache/presence-cache.js';
-import { UploadQueue } from '../../../src/daemon/upload-queue.js';
+import { PresenceCache } from '../../../src/state/presence.js';
+import { UploadQueue } from '../../../src/state/queue.js';
 import { BACKOFF, backoffDelay, type Backoff } from '../../../src/backoff.js';
 
 const P = (n: number) => `/nix/store/${String(n).padStart(32, '0').replace(/0/g, 'a')}-p${n}`;

@@ -5,8 +5,8 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PresenceCache } from '../../../src/cache/presence-cache.js';
-import { PruneDb } from '../../../src/prune/prune-db.js';
+import { PresenceCache } from '../../../src/state/presence.js';
+import { PruneDb } from '../../../src/state/prune-db.js';
 
 let dir: string;
 let cache: PresenceCache;

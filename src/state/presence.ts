@@ -3,11 +3,9 @@
 // after the path's narinfo was stored (the narinfo is the commit point, as in Nix's binary cache
 // store), so a row never claims more than the target holds at that moment; a lost row only costs
 // a re-check. That is also why `synchronous = NORMAL` is enough under WAL.
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { silentLogger, type Logger } from '../log.js';
-import { migrate } from './migrations.js';
+import { bindTarget, openStateDb, TARGET_FLAGS } from './database.js';
 import { openError } from './open-error.js';
 
 /**
@@ -16,7 +14,7 @@ import { openError } from './open-error.js';
  * - initial_scan_complete: every valid path of the local store was seen once and queued.
  * - populated_from_bucket: the presence rows were filled from a listing of the whole target.
  */
-export type PresenceFlag = 'initial_scan_complete' | 'populated_from_bucket';
+export type PresenceFlag = (typeof TARGET_FLAGS)[number];
 
 export interface PresenceInfo {
   narinfoKey?: string;
@@ -37,7 +35,6 @@ export interface PresenceCacheOptions {
   logger?: Logger;
 }
 
-const FLAGS: readonly PresenceFlag[] = ['initial_scan_complete', 'populated_from_bucket'];
 /** Hashes per JSON array parameter: bounds one statement's memory whatever the caller passes. */
 const BATCH = 10_000;
 
@@ -59,22 +56,16 @@ export class PresenceCache {
    */
   static open(path: string, opts: PresenceCacheOptions): PresenceCache {
     const logger = opts.logger ?? silentLogger();
-    let db: Database.Database;
+    const db = openStateDb(path, { logger });
     try {
-      mkdirSync(dirname(path), { recursive: true });
-      // `timeout` is SQLite's busy_timeout: another loft process holding the write lock is waited for.
-      db = new Database(path, { timeout: 10_000 });
-    } catch (err) {
-      throw openError(path, err);
-    }
-    try {
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = NORMAL');
-      const { from, to } = migrate(db, path);
-      if (from !== to) logger.debug({ path, from, to }, 'migrated the local cache database');
-      const cache = new PresenceCache(db, path, opts.target);
-      cache.bindTarget(logger);
-      return cache;
+      const previous = bindTarget(db, opts.target);
+      if (previous !== undefined) {
+        logger.warn(
+          { path, previousTarget: previous, target: opts.target },
+          'local cache belonged to another target; cleared it',
+        );
+      }
+      return new PresenceCache(db, path, opts.target);
     } catch (err) {
       db.close();
       throw openError(path, err);
@@ -169,24 +160,6 @@ export class PresenceCache {
 
   close(): void {
     if (this.db.open) this.db.close();
-  }
-
-  private bindTarget(logger: Logger): void {
-    this.db
-      .transaction(() => {
-        const previous = this.statements.getMeta.get('target') as string | undefined;
-        if (previous === this.target) return;
-        if (previous !== undefined) {
-          this.statements.clear.run();
-          for (const flag of FLAGS) this.statements.deleteMeta.run(flag);
-          logger.warn(
-            { path: this.path, previousTarget: previous, target: this.target },
-            'local cache belonged to another target; cleared it',
-          );
-        }
-        this.statements.setMeta.run('target', this.target);
-      })
-      .immediate();
   }
 }
 

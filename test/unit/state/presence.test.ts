@@ -10,7 +10,7 @@ import { Writable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
-import { PresenceCache } from '../../../src/cache/presence-cache.js';
+import { PresenceCache } from '../../../src/state/presence.js';
 import { ConfigError } from '../../../src/errors.js';
 import { createLogger } from '../../../src/log.js';
 
@@ -182,7 +182,7 @@ void describe('sharing one file', () => {
   void test('three processes opening and writing one new file at once', async () => {
     const path = freshPath();
     const moduleUrl = pathToFileURL(
-      fileURLToPath(new URL('../../../src/cache/presence-cache.ts', import.meta.url)),
+      fileURLToPath(new URL('../../../src/state/presence.ts', import.meta.url)),
     );
     const script = `
       import { PresenceCache } from ${JSON.stringify(moduleUrl.href)};

@@ -3,12 +3,9 @@
 // its upload is done, so a crash or a restart loses nothing: the next start takes up where this one
 // stopped. `loft --enqueue` (the post-build hook) writes here from another process; SQLite's WAL
 // and busy timeout make that safe while the daemon reads.
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
-import { migrate } from '../cache/migrations.js';
-import type { PresenceFlag } from '../cache/presence-cache.js';
-import { ConfigError } from '../errors.js';
+import type Database from 'better-sqlite3';
+import { openStateDb } from './database.js';
+import type { PresenceFlag } from './presence.js';
 import { attemptsExhausted, BACKOFF, backoffDelay, type Backoff } from '../backoff.js';
 
 export interface QueueItem {
@@ -66,23 +63,11 @@ export class UploadQueue {
 
   /** Opens (creating and migrating it when needed) the database file at `path`. */
   static open(path: string, opts: UploadQueueOptions = {}): UploadQueue {
-    let db: Database.Database;
-    try {
-      mkdirSync(dirname(path), { recursive: true });
-      db = new Database(path, { timeout: opts.busyTimeoutMs ?? 10_000 });
-    } catch (err) {
-      throw new ConfigError(`cannot open the loft queue database ${path}: ${reason(err)}`, { cause: err });
-    }
-    try {
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = NORMAL');
-      migrate(db, path);
-      return new UploadQueue(db, path, opts);
-    } catch (err) {
-      db.close();
-      if (err instanceof ConfigError) throw err;
-      throw new ConfigError(`cannot open the loft queue database ${path}: ${reason(err)}`, { cause: err });
-    }
+    const db = openStateDb(
+      path,
+      opts.busyTimeoutMs !== undefined ? { busyTimeoutMs: opts.busyTimeoutMs } : {},
+    );
+    return new UploadQueue(db, path, opts);
   }
 
   /**
@@ -238,7 +223,3 @@ function prepare(db: Database.Database) {
   };
 }
 type Statements = ReturnType<typeof prepare>;
-
-function reason(err: unknown): string {
-  return err instanceof Error ? err.message.replace(/\s*\n\s*/g, ' ') : String(err);
-}
