@@ -35,9 +35,7 @@ export function buildUploadDeps(rt: Runtime, opts: UploadDepsOptions = {}): Uplo
     uploadThreads: uploadConcurrency(c.compression, c.uploadThreads),
     skipSignedByKeys: c.skipSignedByKeys,
     uploadDerivations: c.uploadDerivations,
-    beforeFirstUpload: async () => {
-      await ensureNixCacheInfo(rt.store, { storeDir: c.storeDir, priority: c.priority });
-    },
+    beforeFirstUpload: () => cacheInfoOnce(rt),
     logger: rt.logger,
     ...(opts.progress ? { progress: opts.progress } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
@@ -50,4 +48,23 @@ export function buildUploadDeps(rt: Runtime, opts: UploadDepsOptions = {}): Uplo
  */
 export function uploadConcurrency(compression: string, uploadThreads: number): number {
   return compression === 'xz' ? Math.max(1, Math.min(uploadThreads, availableParallelism())) : uploadThreads;
+}
+
+const cacheInfoWritten = new WeakMap<Runtime, Promise<void>>();
+
+/**
+ * The bucket's nix-cache-info, written before a runtime's first upload and not again: it does not
+ * change under a running loft, and the daemon and --watch-exec build these deps once per batch.
+ * A failed write is forgotten, so the next batch tries again.
+ */
+function cacheInfoOnce(rt: Runtime): Promise<void> {
+  const known = cacheInfoWritten.get(rt);
+  if (known) return known;
+  const done = ensureNixCacheInfo(rt.store, {
+    storeDir: rt.config.storeDir,
+    priority: rt.config.priority,
+  }).then(() => undefined);
+  done.catch(() => cacheInfoWritten.delete(rt));
+  cacheInfoWritten.set(rt, done);
+  return done;
 }

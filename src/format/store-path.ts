@@ -107,3 +107,11 @@ function checkStoreDir(storeDir: string): string {
 function shown(s: string): string {
   return JSON.stringify(s.length > 300 ? `${s.slice(0, 300)}...` : s);
 }
+
+/**
+ * A derivation file (`<hash>-<name>.drv`), by its name as Nix names it. `upload_derivations = false`
+ * keeps these out of the daemon's watch hints and out of uploads nobody asked for by name.
+ */
+export function isDerivation(pathOrBaseName: string): boolean {
+  return pathOrBaseName.endsWith('.drv');
+}

@@ -11,7 +11,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { lstat, readdir, stat } from 'node:fs/promises';
 import { InvalidPathError, NixError, oneLine } from '../errors.js';
-import { parseStorePathBaseName } from '../format/store-path.js';
+import { isDerivation, parseStorePathBaseName } from '../format/store-path.js';
 import { silentLogger, type Logger } from '../log.js';
 import { storePathExists } from './path-exists.js';
 
@@ -43,7 +43,7 @@ export interface StoreWatcherOptions {
 export function hintedPath(name: string, storeDir: string, uploadDerivations: boolean): string | undefined {
   const base = name.endsWith('.lock') ? name.slice(0, -'.lock'.length) : name;
   if (base.endsWith('.chroot') || base.endsWith('.check')) return undefined;
-  if (!uploadDerivations && base.endsWith('.drv')) return undefined;
+  if (!uploadDerivations && isDerivation(base)) return undefined;
   try {
     return parseStorePathBaseName(base, storeDir).path;
   } catch (err) {

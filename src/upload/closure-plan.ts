@@ -1,5 +1,6 @@
 // Deciding what to upload from a closure, with no I/O: which members are served upstream, which
 // are derivations nobody asked for, and the order that keeps the cache a set of whole closures.
+import { isDerivation } from '../format/store-path.js';
 import type { PathInfo } from '../format/path-info.js';
 import { signatureKeyName } from '../format/signing-key.js';
 
@@ -18,10 +19,6 @@ export interface ClosurePlan {
   /** Members to consider for upload, references before referrers. */
   candidates: PathInfo[];
   skipped: Array<{ path: string; reason: SkipReason }>;
-}
-
-export function isDerivation(path: string): boolean {
-  return path.endsWith('.drv');
 }
 
 function upstreamSigned(info: PathInfo, skipKeys: ReadonlySet<string>): boolean {
