@@ -5,7 +5,7 @@
 // It always offers the multipart-upload methods the pruner looks for (`multipartUploadsOf` in
 // src/prune/inventory.ts tests for them), since whether the real store has them is only known
 // once it is open; openObjectStore wraps S3 stores only, and those have them.
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { StorageError } from '../errors.js';
 import type { MultipartUploads } from '../prune/inventory.js';
 import type { ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
@@ -42,6 +42,10 @@ export class LazyObjectStore implements ObjectStore, MultipartUploads {
   }
   async get(key: string, signal?: AbortSignal): Promise<Buffer | undefined> {
     return (await this.store()).get(key, signal);
+  }
+  async getStream(key: string, signal?: AbortSignal): Promise<Readable | undefined> {
+    const store = await this.store();
+    return store.getStream ? store.getStream(key, signal) : bufferStream(await store.get(key, signal));
   }
   async putBytes(key: string, body: Buffer | string, opts: PutOptions): Promise<void> {
     return (await this.store()).putBytes(key, body, opts);
@@ -85,4 +89,8 @@ export class LazyObjectStore implements ObjectStore, MultipartUploads {
 function hasMultipart(store: ObjectStore): store is ObjectStore & MultipartUploads {
   const s = store as Partial<MultipartUploads>;
   return typeof s.listMultipartUploads === 'function' && typeof s.abortMultipartUpload === 'function';
+}
+
+function bufferStream(body: Buffer | undefined): Readable | undefined {
+  return body === undefined ? undefined : Readable.from([body]);
 }
