@@ -1,6 +1,7 @@
 // A Config for a debug log line: every setting a person needs to see what loft will do, and nothing
 // that could be a secret (no credentials, no header values, no key material; the signing key's
 // name and path are not secret, and the name is what Nix's trusted-public-keys refers to).
+import { formatListenAddress } from './metrics-listen.js';
 import type { Config } from './schema.js';
 
 export function describeConfig(c: Config): Record<string, unknown> {
@@ -22,6 +23,7 @@ export function describeConfig(c: Config): Record<string, unknown> {
     uploadDerivations: c.uploadDerivations,
     priority: c.priority,
     prune: { ...c.prune },
+    metricsListen: c.metricsListen ? formatListenAddress(c.metricsListen) : 'off',
     debug: c.debug,
   };
 }

@@ -13,6 +13,7 @@ import type { SecretKey } from '../format/signing-key.js';
 import { DEFAULTS } from './defaults.js';
 import type { HeaderEntry } from './extra-headers.js';
 import { LOFT_KEYS, readLoftSection } from './loft-section.js';
+import type { ListenAddress } from './metrics-listen.js';
 import { readS3Section, S3_KEYS, type CredentialSources, type HeaderFileRef } from './s3-section.js';
 import { storageTarget, targetDigest } from './storage-target.js';
 import { TableReader, type TomlTable } from './table-reader.js';
@@ -76,6 +77,8 @@ export interface Config {
   uploadDerivations: boolean;
   priority: number;
   prune: PruneSettings;
+  /** loft.metrics_listen: where the daemon serves Prometheus metrics; undefined: no metrics. */
+  metricsListen?: ListenAddress;
   debug: boolean;
 }
 
