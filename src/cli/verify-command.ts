@@ -1,11 +1,11 @@
 // `loft verify [--check-contents] [--repair [--delete-unrepairable]] [--dry-run]`: walks the cache,
 // prints one line per problem and a summary, and with --repair mends what the local store can.
 // Exit 0 when the cache is clean (or every problem was mended), 6 when problems are left.
-import { ExitCode, NixError, type ExitCodeValue } from '../errors.js';
+import { ExitCode, type ExitCodeValue } from '../errors.js';
 import type { PathInfo } from '../format/path-info.js';
 import { publicKeyOf, signatureKeyName } from '../format/signing-key.js';
 import { hashPartOf } from '../format/store-path.js';
-import { listValidStorePaths } from '../store/all-paths.js';
+import { storePathsByHashPart } from '../store/paths-by-hash.js';
 import { queryPathInfos } from '../store/path-info-query.js';
 import { uploadClosure } from '../upload/upload-closure.js';
 import { scanBucket, type ScanResult } from '../verify/bucket-scan.js';
@@ -79,7 +79,7 @@ export async function runVerify(
 /**
  * What the local store holds of the paths the problems name: needed to mend them, and to tell a
  * reference served upstream (signed by a skip_signed_by_keys key, so never uploaded) from a
- * missing one. One `nix path-info --all`, then one query of the matches.
+ * missing one. One read of the store directory's names, then one `nix path-info` of the matches.
  */
 async function localInfosFor(
   rt: Runtime,
@@ -96,12 +96,12 @@ async function localInfosFor(
   if (wanted.size === 0) return out;
   const storeDir = rt.config.storeDir;
   try {
-    const paths = (await listValidStorePaths(storeDir)).filter((p) => wanted.has(hashPartOf(p, storeDir)));
+    const paths = await storePathsByHashPart(storeDir, wanted);
     for (const r of await queryPathInfos(paths, { recursive: false, storeDir })) {
       if (r.ok) out.set(hashPartOf(r.info.path, storeDir), r.info);
     }
   } catch (err) {
-    if (repair || !(err instanceof NixError)) throw err;
+    if (repair) throw err;
     // Without Nix a plain verify still reports; references just cannot be recognised as upstream.
     rt.logger.warn({ err }, 'cannot ask the local store which missing references are served upstream');
   }

@@ -8,6 +8,7 @@ import { checkNarinfo } from '../format/narinfo-check.js';
 import { parseNixCacheInfo } from '../format/nix-cache-info.js';
 import type { PublicKey } from '../format/signing-key.js';
 import { parseStorePath } from '../format/store-path.js';
+import { MAX_NARINFO_BYTES } from '../prune/inventory.js';
 import { summarizeNarinfo } from '../prune/narinfo-summary.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { hashPartOfNarinfoKey, NIX_CACHE_INFO_KEY } from '../upload/nar-keys.js';
@@ -89,6 +90,18 @@ async function scanOne(
   narLimit: ReturnType<typeof pLimit>,
 ): Promise<void> {
   const hashPart = hashPartOfNarinfoKey(key)!;
+  const size = sizes.get(key) ?? 0;
+  if (size > MAX_NARINFO_BYTES) {
+    // Not fetched: a real narinfo is a few KiB, and this one would be held in memory whole.
+    result.paths.set(hashPart, { hashPart, references: [] });
+    result.problems.push({
+      kind: 'unparsable',
+      key,
+      hashPart,
+      detail: `${size} bytes, too large to be a narinfo; not read`,
+    });
+    return;
+  }
   const body = await deps.store.get(key, deps.signal);
   if (body === undefined) return; // deleted since the listing: nothing left to judge
   const text = body.toString('utf8');

@@ -7,7 +7,7 @@
 // checker finds nothing and real Nix substitutes every closure with our key required.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fingerprintPath } from '../../src/format/fingerprint.js';
@@ -181,6 +181,43 @@ describe('loft verify and --repair on a bucket with planted defects', () => {
     await deleteLocally(closure, Object.values(f));
     await substitute(roots, httpCacheUrl(s3), key.publicKey);
     await verifyClosure(roots, key.publicKey);
+  });
+
+  test('a [local] cache in xz: --check-contents streams from the directory, --repair mends a changed byte', async (t) => {
+    if (!requireNix(t)) return;
+    const f = await buildFixtureClosure({ largeFileMb: 0 });
+    built.push(f);
+    const sub = join(dir, 'local-xz');
+    await mkdir(sub);
+    const cache = join(sub, 'cache');
+    const cfg = await writeConfig({
+      dir: sub,
+      localPath: cache,
+      compression: 'xz',
+      signingKeyPath: key.secretPath,
+    });
+    const up = await runLoft(['-c', cfg, '--upload-path', f.top, f.tree]);
+    assert.equal(up.code, 0, up.stderr);
+    const run = (...args: string[]) => runLoft(['-c', cfg, 'verify', '--check-contents', ...args]);
+    const clean = await run();
+    assert.equal(clean.code, 0, clean.stdout + clean.stderr);
+    assert.match(clean.stdout, /: \d+ narinfos, 0 problems in 0 objects, contents of \d+ NARs checked/);
+    const narinfo = parseNarInfo(await readFile(join(cache, `${h(f.tree)}.narinfo`), 'utf8'));
+    const narFile = join(cache, narinfo.url);
+    const bytes = await readFile(narFile);
+    const at = bytes.length >> 1;
+    bytes[at] = bytes[at]! ^ 0x01;
+    await writeFile(narFile, bytes);
+    const found = await run();
+    assert.equal(found.code, 6, found.stdout);
+    assert.match(
+      found.stdout,
+      new RegExp(`^${h(f.tree)}\\.narinfo: its NAR \\S+ (does not decode as xz|does not match)`, 'm'),
+    );
+    const mend = await run('--repair');
+    assert.equal(mend.code, 0, mend.stdout + mend.stderr);
+    assert.match(mend.stdout, new RegExp(`^mended ${h(f.tree)}\\.narinfo$`, 'm'));
+    assert.equal((await run()).code, 0);
   });
 
   test('bad command lines are usage errors naming the fix', async () => {
