@@ -6,6 +6,7 @@
 // --delete-unrepairable must delete the rest, referrers first; and afterwards the test-side bucket
 // checker finds nothing and real Nix substitutes every closure with our key required.
 import { after, before, describe, test } from 'node:test';
+import { existsSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -17,7 +18,7 @@ import { S3ObjectStore } from '../../src/storage/s3-object-store.js';
 import { checkBucket } from '../helpers/bucket-invariants.js';
 import { buildFixtureClosure, deleteStorePaths, type FixtureCase } from '../helpers/fixtures.js';
 import { runLoft } from '../helpers/loft-cli.js';
-import { hasNix, requireNix } from '../helpers/nix-env.js';
+import { hasNix, nixBin, requireNix } from '../helpers/nix-env.js';
 import { startS3Server, storeOptionsFor, type TestS3 } from '../helpers/s3-server.js';
 import { makeNixKey, type KeyFiles } from '../helpers/signing-keys.js';
 import {
@@ -218,6 +219,31 @@ describe('loft verify and --repair on a bucket with planted defects', () => {
     assert.equal(mend.code, 0, mend.stdout + mend.stderr);
     assert.match(mend.stdout, new RegExp(`^mended ${h(f.tree)}\\.narinfo$`, 'm'));
     assert.equal((await run()).code, 0);
+  });
+
+  test('a reference signed by a skip_signed_by_keys key is served upstream, not missing', async (t) => {
+    if (!requireNix(t)) return;
+    const f = await buildFixtureClosure({ largeFileMb: 0 });
+    built.push(f);
+    await nixBin(['nix', 'store', 'sign', '--key-file', other.secretPath, '--', f.leaf]);
+    const sub = join(dir, 'upstream');
+    await mkdir(sub);
+    const cache = join(sub, 'cache');
+    const opts = { dir: sub, localPath: cache, signingKeyPath: key.secretPath };
+    const cfg = await writeConfig({ ...opts, skipSignedByKeys: [other.name] });
+    const up = await runLoft(['-c', cfg, '--upload-path', f.mid]);
+    assert.equal(up.code, 0, up.stderr);
+    assert.ok(!existsSync(join(cache, `${h(f.leaf)}.narinfo`)), 'leaf is left to its upstream cache');
+    const ok = await runLoft(['-c', cfg, 'verify']);
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    // The same bucket judged by a host that does not skip that key: the reference is missing.
+    const strict = await writeConfig({ ...opts, skipSignedByKeys: [] });
+    const missing = await runLoft(['-c', strict, 'verify']);
+    assert.equal(missing.code, 6, missing.stdout);
+    assert.match(
+      missing.stdout,
+      new RegExp(`^${h(f.mid)}\\.narinfo: reference ${h(f.leaf)}-\\S+ has no narinfo$`, 'm'),
+    );
   });
 
   test('bad command lines are usage errors naming the fix', async () => {
