@@ -92,7 +92,7 @@ async function run(cli: CliOptions, logger: Logger): Promise<number> {
   }
   if (
     !config.signingKey &&
-    (cli.uploadPaths.length > 0 || cli.forceScan || daemon || cli.watchExec.length > 0)
+    (cli.uploadPaths.length > 0 || cli.forceScan || daemon || cli.watchExec.length > 0 || cli.repair)
   ) {
     logger.warn(unsignedWarning(config));
   }

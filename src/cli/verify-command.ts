@@ -52,12 +52,21 @@ export async function runVerify(
   io.say(summaryLine(rt, scan, problems, Date.now() - started));
   if (!config.signingKey) io.say('signatures not checked: no signing key configured (loft.signing_key_path)');
   if (problems.length === 0 || !opts.repair) return problems.length === 0 ? ExitCode.ok : ExitCode.problems;
-  const plan = planRepair({
-    problems,
-    paths: scan.paths,
-    local,
-    deleteUnrepairable: opts.deleteUnrepairable,
-  });
+  return repair(
+    rt,
+    opts,
+    planRepair({ problems, paths: scan.paths, local, deleteUnrepairable: opts.deleteUnrepairable }),
+    io,
+  );
+}
+
+/** --repair: prints the plan (--dry-run) or applies it; 0 only when nothing is left broken. */
+async function repair(
+  rt: Runtime,
+  opts: VerifyCommandOptions,
+  plan: RepairPlan,
+  io: VerifyIo,
+): Promise<ExitCodeValue> {
   if (opts.dryRun) {
     for (const line of planLines(plan)) io.say(line);
     return ExitCode.problems;
@@ -65,8 +74,8 @@ export async function runVerify(
   const outcome = await applyRepair(plan, {
     store: rt.store,
     cache: rt.cache,
-    storeDir: config.storeDir,
-    priority: config.priority,
+    storeDir: rt.config.storeDir,
+    priority: rt.config.priority,
     logger: rt.logger.child({ component: 'repair' }),
     upload: (paths, force) =>
       uploadClosure({ paths, explicit: true, dryRun: false, forceUpload: force }, buildUploadDeps(rt)),
