@@ -20,6 +20,7 @@ export const LAYERS: ReadonlyArray<{ folder: string; rank: number }> = [
   { folder: 'storage', rank: 2 },
   { folder: 'upload', rank: 3 },
   { folder: 'prune', rank: 4 },
+  { folder: 'verify', rank: 5 },
   { folder: 'daemon', rank: 5 },
   { folder: 'config', rank: 6 },
   { folder: 'cli', rank: 7 },

@@ -15,6 +15,8 @@ export const ExitCode = {
   storage: 4,
   /** Nix is missing or failed, or a path is not a valid store path. */
   nix: 5,
+  /** `loft verify` found problems in the cache (or `--repair` left some unmended). */
+  problems: 6,
   /** A bug: an error loft did not expect. */
   internal: 70,
   /** `--wait` gave up: its --timeout passed with paths still queued (as coreutils' timeout(1)). */

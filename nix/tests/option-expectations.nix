@@ -144,6 +144,14 @@ in
       field = "prune.orphanGraceHours";
       expected = 48;
     };
+    "loft.metrics_listen" = {
+      value = "127.0.0.1:9464";
+      field = "metricsListen";
+      expected = {
+        host = "127.0.0.1";
+        port = 9464;
+      };
+    };
   };
 
   # Keys the module refuses (config-toml.nix reports them for an assertion): inline secrets would

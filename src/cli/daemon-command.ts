@@ -9,8 +9,11 @@ import { parsePruneSchedule } from '../prune/schedule-syntax.js';
 import { runDaemon } from '../daemon/daemon.js';
 import { waitForStorage } from '../daemon/storage-ready.js';
 import type { ScheduledPrune } from '../daemon/prune-loop.js';
+import type { UploadBatch } from '../daemon/worker.js';
 import { PruneDb } from '../state/prune-db.js';
 import { runPruneOnce } from '../prune/prune-run.js';
+import { DaemonMetrics } from '../daemon/metrics.js';
+import { startMetricsServer } from '../daemon/metrics-server.js';
 import { UploadQueue } from '../state/queue.js';
 import { ExitCode, type ExitCodeValue } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -34,6 +37,14 @@ export async function runDaemonCommand(config: Config, logger: Logger): Promise<
     releases.push(() => rt.close());
     const queue = UploadQueue.open(config.localCachePath);
     releases.push(() => queue.close());
+    const metrics = new DaemonMetrics();
+    // Before waiting for the bucket: a scrape then shows the daemon up (and its queue) during an
+    // outage, and a port already taken fails the start at once (exit 3) rather than later.
+    if (config.metricsListen) {
+      const server = await startMetricsServer(config.metricsListen, () => metrics.render(queue.counts()));
+      releases.push(() => server.close());
+      logger.info({ address: server.address }, 'serving Prometheus metrics at /metrics');
+    }
     // Opening the store runs its access check (bucket, credentials, that it is S3 at all).
     const probe = () => rt.store.head(NIX_CACHE_INFO_KEY, stop.signal);
     if (!(await waitForStorage(probe, logger.child({ component: 'storage' }), stop.signal))) {
@@ -43,10 +54,10 @@ export async function runDaemonCommand(config: Config, logger: Logger): Promise<
       {
         queue,
         cache: rt.cache,
-        upload: batchUploader(rt),
+        upload: countedUploads(batchUploader(rt), metrics),
         listValidPaths: () => listValidStorePaths(config.storeDir),
         populateCache: () => runPopulateCache(rt, false, (line) => logger.info(line)),
-        ...scheduledPrune(rt, releases),
+        ...scheduledPrune(rt, releases, metrics),
         logger,
       },
       {
@@ -68,7 +79,11 @@ export async function runDaemonCommand(config: Config, logger: Logger): Promise<
 }
 
 /** loft.prune_schedule, when pruning is enabled and scheduled: the same prune as `loft --prune`. */
-function scheduledPrune(rt: Runtime, releases: Release[]): { prune?: ScheduledPrune } {
+function scheduledPrune(
+  rt: Runtime,
+  releases: Release[],
+  metrics: DaemonMetrics,
+): { prune?: ScheduledPrune } {
   const p = rt.config.prune;
   const schedule = p.enabled && p.schedule !== undefined ? parsePruneSchedule(p.schedule) : undefined;
   if (!schedule) return {};
@@ -88,7 +103,14 @@ function scheduledPrune(rt: Runtime, releases: Release[]): { prune?: ScheduledPr
     ...(p.maxSizeGb !== undefined ? { maxSizeGb: p.maxSizeGb } : {}),
   };
   const run = async () => {
-    const result = await runPruneOnce(deps, { settings, now: new Date(), dryRun: false });
+    let result;
+    try {
+      result = await runPruneOnce(deps, { settings, now: new Date(), dryRun: false });
+    } catch (err) {
+      metrics.lastPrune = { at: Date.now(), ok: false, deletedPaths: 0 };
+      throw err;
+    }
+    metrics.lastPrune = { at: Date.now(), ok: true, deletedPaths: result.plan.paths.length };
     rt.logger.info(
       {
         deleted: result.plan.paths.length,
@@ -99,6 +121,20 @@ function scheduledPrune(rt: Runtime, releases: Release[]): { prune?: ScheduledPr
     );
   };
   return { prune: { schedule, run } };
+}
+
+/** The worker's uploader, with every batch's outcome counted for the metrics. */
+function countedUploads(upload: UploadBatch, metrics: DaemonMetrics): UploadBatch {
+  return async (paths, signal) => {
+    try {
+      const report = await upload(paths, signal);
+      metrics.recordBatch(report);
+      return report;
+    } catch (err) {
+      metrics.failedBatches++;
+      throw err;
+    }
+  };
 }
 
 /**

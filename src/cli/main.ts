@@ -20,6 +20,7 @@ import { runEnqueueCommand } from './enqueue-command.js';
 import { actAsStateOwner } from './state-owner.js';
 import { runStatusCommand } from './status-command.js';
 import { runWaitCommand } from './wait-command.js';
+import { runVerify } from './verify-command.js';
 import { runWatchExecCommand } from './watch-exec-command.js';
 
 const version = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
@@ -56,10 +57,11 @@ async function run(cli: CliOptions, logger: Logger): Promise<number> {
     cli.status,
     cli.wait,
     cli.watchExec.length > 0,
+    cli.verify,
   ].filter(Boolean).length;
   if (actions > 1) {
     throw new UsageError(
-      'give one of --upload-path, --force-scan, --populate-cache, --prune, --status, --wait, --watch-exec',
+      'give one of --upload-path, --force-scan, --populate-cache, --prune, --status, --wait, --watch-exec, verify',
     );
   }
   const { config, warnings } = await loadConfig({
@@ -90,7 +92,7 @@ async function run(cli: CliOptions, logger: Logger): Promise<number> {
   }
   if (
     !config.signingKey &&
-    (cli.uploadPaths.length > 0 || cli.forceScan || daemon || cli.watchExec.length > 0)
+    (cli.uploadPaths.length > 0 || cli.forceScan || daemon || cli.watchExec.length > 0 || cli.repair)
   ) {
     logger.warn(unsignedWarning(config));
   }
@@ -105,6 +107,7 @@ async function run(cli: CliOptions, logger: Logger): Promise<number> {
   try {
     if (maintenance) runCacheMaintenance(rt, cli, (l) => console.log(l));
     if (cli.prune) return await runPrune(rt, { dryRun: cli.dryRun }, (l) => console.log(l));
+    if (cli.verify) return await runVerify(rt, cli, { say: (l) => console.log(l), stderr: process.stderr });
     const io = { stdout: (l: string) => console.log(l), stderr: process.stderr };
     if (cli.uploadPaths.length > 0) {
       return (await runUpload(rt, uploadInputs, { dryRun: cli.dryRun, explicit: true }, io)).exitCode;

@@ -26,6 +26,11 @@ export interface CliOptions {
   timeoutSecs: number;
   /** --watch-exec: the command (argv after `--`) to run while watching the store; [] otherwise. */
   watchExec: string[];
+  /** `loft verify` or `loft --verify`: check the cache and report every broken invariant. */
+  verify: boolean;
+  checkContents: boolean;
+  repair: boolean;
+  deleteUnrepairable: boolean;
 }
 
 /** --wait gives up after this long unless --timeout says otherwise (see README, Command line). */
@@ -72,6 +77,22 @@ export function buildProgram(version: string): Command {
         `with --wait: give up after this many seconds, exit 124 (0 = never; default ${DEFAULT_WAIT_TIMEOUT_SECS})`,
       )
       .option(
+        '--verify',
+        'check every narinfo of the cache (parses, NAR present with its size, references present, signed by our key), report each problem, exit 6 if any (also spelled `loft verify`)',
+      )
+      .option(
+        '--check-contents',
+        'with --verify: also download each NAR and check FileHash, FileSize, NarHash, NarSize',
+      )
+      .option(
+        '--repair',
+        'with --verify: mend what the local store can (re-upload, re-sign, upload missing references); with --dry-run, list what it would do',
+      )
+      .option(
+        '--delete-unrepairable',
+        'with --verify --repair: delete narinfos that cannot be mended here, and every narinfo referencing them, referrers first',
+      )
+      .option(
         '--watch-exec',
         "run the command after '--', upload every store path that becomes valid while it runs, exit with its exit code",
       )
@@ -79,7 +100,7 @@ export function buildProgram(version: string): Command {
       .addHelpText(
         'after',
         '\nWithout an action flag loft runs the store-watching daemon (stop it with SIGTERM or SIGINT).\n' +
-          'Exit codes: 0 ok, 1 some paths not uploaded, 2 usage, 3 configuration, 4 storage, 5 nix/path, 70 internal, 124 --wait timed out, 130 stopped by a second signal.\n' +
+          'Exit codes: 0 ok, 1 some paths not uploaded, 2 usage, 3 configuration, 4 storage, 5 nix/path, 6 --verify found problems (or left some unmended), 70 internal, 124 --wait timed out, 130 stopped by a second signal.\n' +
           "--watch-exec exits with the command's code (128+N when a signal N ended it), or 1 when the command succeeded and uploads failed.\n",
       )
       // Options after the command's first word are the command's: `--watch-exec nix-build -A x` works
@@ -93,19 +114,19 @@ export function buildProgram(version: string): Command {
 
 /** Parses argv; help and version print and return undefined. Errors become UsageError. */
 export function parseCli(argv: string[], version: string, out: (s: string) => void): CliOptions | undefined {
-  const program = buildProgram(version);
-  program.configureOutput({ writeOut: out, writeErr: () => undefined });
-  try {
-    program.parse(argv, { from: 'user' });
-  } catch (err) {
-    if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return undefined;
-      throw new UsageError(`${err.message.replace(/^error: /, '')} (see loft --help)`);
-    }
-    throw err;
+  let program = parseWith(argv, version, out);
+  if (program === undefined) return undefined;
+  // `loft verify ...` is `loft --verify ...`: the one word command of a flag-based CLI, spelled as
+  // the issue and other cache tools spell it. Options after a first word are passed through as
+  // arguments (for --watch-exec), so the word is swapped for the flag and the line parsed again.
+  if (program.args[0] === 'verify' && program.opts<Record<string, unknown>>().watchExec !== true) {
+    const at = argv.length - program.args.length;
+    program = parseWith([...argv.slice(0, at), '--verify', ...argv.slice(at + 1)], version, out);
+    if (program === undefined) return undefined;
   }
   const o = program.opts<Record<string, unknown>>();
   if (o.timeout !== undefined && o.wait !== true) throw new UsageError('--timeout only goes with --wait');
+  checkVerifyFlags(o);
   return {
     config: String(o.config),
     configExplicit: program.getOptionValueSource('config') === 'cli',
@@ -123,7 +144,40 @@ export function parseCli(argv: string[], version: string, out: (s: string) => vo
     wait: o.wait === true,
     timeoutSecs: parseTimeout(o.timeout),
     watchExec: watchExecCommand(o.watchExec === true, program.args),
+    verify: o.verify === true,
+    checkContents: o.checkContents === true,
+    repair: o.repair === true,
+    deleteUnrepairable: o.deleteUnrepairable === true,
   };
+}
+
+function parseWith(argv: string[], version: string, out: (s: string) => void): Command | undefined {
+  const program = buildProgram(version);
+  program.configureOutput({ writeOut: out, writeErr: () => undefined });
+  try {
+    program.parse(argv, { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return undefined;
+      throw new UsageError(`${err.message.replace(/^error: /, '')} (see loft --help)`);
+    }
+    throw err;
+  }
+  return program;
+}
+
+function checkVerifyFlags(o: Record<string, unknown>): void {
+  for (const flag of ['checkContents', 'repair'] as const) {
+    if (o[flag] === true && o.verify !== true) {
+      const name = flag === 'repair' ? '--repair' : '--check-contents';
+      throw new UsageError(`${name} only goes with verify: loft verify ${name}`);
+    }
+  }
+  if (o.deleteUnrepairable === true && o.repair !== true) {
+    throw new UsageError(
+      '--delete-unrepairable only goes with --repair: loft verify --repair --delete-unrepairable',
+    );
+  }
 }
 
 function parseTimeout(value: unknown): number {

@@ -4,6 +4,7 @@
 import type { Compression } from '../format/bucket-layout.js';
 import type { SecretKey } from '../format/signing-key.js';
 import type { StorageSettings } from '../storage/settings.js';
+import type { ListenAddress } from './metrics-listen.js';
 
 export type { Compression } from '../format/bucket-layout.js';
 export type { S3Settings, StorageSettings } from '../storage/settings.js';
@@ -39,6 +40,8 @@ export interface Config {
   uploadDerivations: boolean;
   priority: number;
   prune: PruneSettings;
+  /** loft.metrics_listen: where the daemon serves Prometheus metrics; undefined: no metrics. */
+  metricsListen?: ListenAddress;
   debug: boolean;
 }
 

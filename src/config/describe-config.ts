@@ -2,6 +2,7 @@
 // that could be a secret (no credentials, no header values, no key material; the signing key's
 // name and path are not secret, and the name is what Nix's trusted-public-keys refers to).
 import type { Config } from './config.js';
+import { formatListenAddress } from './metrics-listen.js';
 
 export function describeConfig(c: Config): Record<string, unknown> {
   return {
@@ -22,6 +23,7 @@ export function describeConfig(c: Config): Record<string, unknown> {
     uploadDerivations: c.uploadDerivations,
     priority: c.priority,
     prune: { ...c.prune },
+    metricsListen: c.metricsListen ? formatListenAddress(c.metricsListen) : 'off',
     debug: c.debug,
   };
 }

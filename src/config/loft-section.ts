@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import { COMPRESSION_LEVELS, DEFAULTS, LIMITS } from './defaults.js';
 import { parsePruneSchedule, PRUNE_SCHEDULE_SYNTAX } from '../prune/schedule-syntax.js';
 import type { Compression, Config, PruneSettings } from './config.js';
+import { METRICS_LISTEN_SYNTAX, parseListenAddress } from './metrics-listen.js';
 import type { TableReader } from './table-reader.js';
 
 export const LOFT_KEYS = [
@@ -28,6 +29,7 @@ export const LOFT_KEYS = [
   'prune_target_percentage',
   'prune_schedule',
   'prune_orphan_grace_hours',
+  'metrics_listen',
 ] as const;
 
 export const COMPRESSIONS: readonly Compression[] = ['zstd', 'xz', 'none'];
@@ -62,6 +64,12 @@ export function readLoftSection(r: TableReader, baseDir: string): LoftSection {
     priority: r.int('priority', priority.min, priority.max) ?? DEFAULTS.priority,
     prune: readPrune(r),
   };
+  const metrics = r.string('metrics_listen');
+  if (metrics !== undefined) {
+    const address = parseListenAddress(metrics);
+    if (address === undefined) r.fail('metrics_listen', METRICS_LISTEN_SYNTAX, metrics);
+    else settings.metricsListen = address;
+  }
   const section: LoftSection = { settings };
   const keyPath = r.string('signing_key_path', { nonEmpty: true });
   const keyName = r.string('signing_key_name', { nonEmpty: true });

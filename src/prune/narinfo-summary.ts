@@ -2,8 +2,11 @@
 // parseNarInfo refuses is still read line by line for those three fields: pruning keeps such a path
 // and everything it might name, so the lenient reading only ever keeps more.
 import { parseNarInfo } from '../format/narinfo.js';
+import { narKeyOfUrl } from '../format/narinfo-check.js';
 import { parseStorePath } from '../format/store-path.js';
 import type { NarinfoMeta } from '../state/prune-db.js';
+
+export { narKeyOfUrl };
 
 const HASH_PART = /^([0-9a-df-np-sv-z]{32})-/;
 
@@ -34,12 +37,6 @@ export function summarizeNarinfo(obj: NarinfoObject, text: string, storeDir: str
   } catch (err) {
     return { meta: lenient(base, text), problem: err instanceof Error ? err.message : String(err) };
   }
-}
-
-/** The object key a narinfo URL names, relative to the cache root; undefined for another host. */
-export function narKeyOfUrl(url: string): string | undefined {
-  if (/^[a-z][a-z0-9+.-]*:/i.test(url)) return undefined;
-  return url.replace(/^(\.\/)+/, '');
 }
 
 function lenient(base: Omit<NarinfoMeta, 'references' | 'malformed'>, text: string): NarinfoMeta {

@@ -5,7 +5,7 @@
 // It always offers the multipart-upload methods the pruner looks for (`hasMultipartUploads` in
 // multipart-uploads.ts tests for them), since whether the real store has them is only known
 // once it is open; openObjectStore wraps S3 stores only, and those have them.
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { StorageError } from '../errors.js';
 import type { ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
 import { hasMultipartUploads, type MultipartUpload, type MultipartUploads } from './multipart-uploads.js';
@@ -41,6 +41,10 @@ export class LazyObjectStore implements ObjectStore, MultipartUploads {
   }
   async get(key: string, signal?: AbortSignal): Promise<Buffer | undefined> {
     return (await this.store()).get(key, signal);
+  }
+  async getStream(key: string, signal?: AbortSignal): Promise<Readable | undefined> {
+    const store = await this.store();
+    return store.getStream ? store.getStream(key, signal) : bufferStream(await store.get(key, signal));
   }
   async putBytes(key: string, body: Buffer | string, opts: PutOptions): Promise<void> {
     return (await this.store()).putBytes(key, body, opts);
@@ -79,4 +83,8 @@ export class LazyObjectStore implements ObjectStore, MultipartUploads {
     const store = await this.#opened.catch(() => undefined);
     await store?.close();
   }
+}
+
+function bufferStream(body: Buffer | undefined): Readable | undefined {
+  return body === undefined ? undefined : Readable.from([body]);
 }

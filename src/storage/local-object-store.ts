@@ -42,6 +42,22 @@ export class LocalObjectStore implements ObjectStore {
     }
   }
 
+  async getStream(key: string): Promise<Readable | undefined> {
+    const file = this.pathOf(key);
+    try {
+      // Opened here, so a missing file is answered now rather than as a stream error later.
+      const handle = await fs.open(file, 'r');
+      if (!(await handle.stat()).isFile()) {
+        await handle.close();
+        return undefined;
+      }
+      return handle.createReadStream();
+    } catch (err) {
+      if (isAbsent(err) || errnoOf(err) === 'EISDIR') return undefined;
+      throw this.fail(`read ${key}`, err);
+    }
+  }
+
   async putBytes(key: string, body: Buffer | string, opts: PutOptions): Promise<void> {
     if (opts.signal?.aborted) throw new AbortedError(`write of ${key} was cancelled`);
     await this.writeAtomically(key, async (temp) => {

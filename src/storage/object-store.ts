@@ -23,6 +23,11 @@ export interface ObjectStore {
   head(key: string, signal?: AbortSignal): Promise<ObjectInfo | undefined>;
   /** The whole object in memory (narinfo, nix-cache-info); undefined when absent. */
   get(key: string, signal?: AbortSignal): Promise<Buffer | undefined>;
+  /**
+   * The object as a stream, for bodies too large to hold (a NAR read back by `loft verify
+   * --check-contents`); undefined when absent. Optional: a store without it is read with `get`.
+   */
+  getStream?(key: string, signal?: AbortSignal): Promise<Readable | undefined>;
   putBytes(key: string, body: Buffer | string, opts: PutOptions): Promise<void>;
   /**
    * A body of unknown length with bounded memory. On failure nothing is left under `key`, and the

@@ -103,6 +103,20 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads {
     }
   }
 
+  async getStream(key: string, signal?: AbortSignal): Promise<Readable | undefined> {
+    try {
+      const out = await this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }),
+        opts(signal),
+      );
+      // On Node the SDK's body is an http.IncomingMessage, a Readable.
+      return out.Body instanceof Readable ? out.Body : Readable.from([]);
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw this.fail(`get ${key}`, err);
+    }
+  }
+
   async putBytes(key: string, body: Buffer | string, putOpts: PutOptions): Promise<void> {
     const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
     const input = {

@@ -44,6 +44,11 @@ export interface UploadRequest {
   dryRun: boolean;
   /** Ask the bucket about every member, ignoring the local presence cache. */
   ignoreLocalCache?: boolean;
+  /**
+   * Hash parts uploaded again even when their narinfo is present (`loft verify --repair` mending a
+   * missing or damaged NAR): the NAR and then the narinfo are overwritten.
+   */
+  forceUpload?: ReadonlySet<string>;
 }
 
 export interface FailedPath {
@@ -90,9 +95,15 @@ export async function uploadClosure(req: UploadRequest, deps: UploadClosureDeps)
     ...(req.ignoreLocalCache ? { ignoreLocal: true } : {}),
     ...(deps.signal ? { signal: deps.signal } : {}),
   });
-  const resign = await reSignPresent(plan.candidates, presence.present, req, deps);
+  const forced = (i: PathInfo) => req.forceUpload?.has(hashOf(i)) === true;
+  const resign = await reSignPresent(
+    plan.candidates.filter((i) => !forced(i)),
+    presence.present,
+    req,
+    deps,
+  );
   const missing = plan.candidates.filter(
-    (i) => !presence.present.has(hashOf(i)) || resign.reupload.has(i.path),
+    (i) => !presence.present.has(hashOf(i)) || resign.reupload.has(i.path) || forced(i),
   );
   const report: UploadReport = {
     requested: req.paths,

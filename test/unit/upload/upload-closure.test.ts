@@ -113,6 +113,28 @@ describe('uploadClosure', () => {
     assert.ok(store.objects.has('nix-cache-info') === false, 'nix-cache-info is the caller hook');
   });
 
+  test('forceUpload uploads a present path again (NAR then narinfo), and only that one', async () => {
+    const { store, deps } = await setup([leaf, mid, top]);
+    await uploadClosure({ paths: [top.path], explicit: true, dryRun: false }, deps);
+    const h = '1'.repeat(32);
+    const narKey = parseNarInfo(store.objects.get(`${h}.narinfo`)!.body.toString()).url;
+    store.objects.set(narKey, { body: Buffer.from('truncated'), contentType: 'x', lastModified: new Date() });
+    store.calls.length = 0;
+    const force = new Set([h]);
+    const again = await uploadClosure(
+      { paths: [top.path], explicit: true, dryRun: false, forceUpload: force },
+      deps,
+    );
+    assert.deepEqual(
+      again.uploaded.map((u) => u.path),
+      [mid.path],
+    );
+    assert.equal(again.alreadyPresent, 2);
+    assert.equal(store.objects.get(narKey)!.body.toString(), nars.get(mid.path)!.toString());
+    const writes = store.calls.filter((c) => c.op === 'putStream' || c.op === 'putBytes').map((c) => c.key);
+    assert.deepEqual(writes, [narKey, `${h}.narinfo`]);
+  });
+
   test('a second run asks nothing of the bucket; an empty local cache learns from it', async () => {
     const { store, cache, deps } = await setup([leaf, mid, top]);
     await uploadClosure({ paths: [top.path], explicit: true, dryRun: false }, deps);
