@@ -55,13 +55,13 @@ describe('closureFromNixDb', () => {
     assert.match(byPath.get(paths.leaf)?.deriver ?? '', /\.drv$/);
   });
 
-  test('declines when a requested path is not valid, so Nix names it', async (t) => {
+  test('declines when a requested path is not valid, so Nix names it', (t) => {
     if (!requireNix(t)) return;
     assert.equal(closureFromNixDb([paths.leaf, ABSENT], { env: nixEnv() }), undefined);
     assert.equal(closureFromNixDb([`${paths.leaf}/nothing`], { env: nixEnv() }), undefined);
   });
 
-  test('declines when the environment selects another store or another store directory', async (t) => {
+  test('declines when the environment selects another store or another store directory', (t) => {
     if (!requireNix(t)) return;
     const env = nixEnv();
     assert.equal(
