@@ -2,6 +2,7 @@
 // bounded pool uploads the rest, references first. A path's narinfo waits for its references'
 // narinfos, so at every moment the cache holds only whole closures.
 import pLimit from 'p-limit';
+import { PresenceBatch } from '../cache/presence-batch.js';
 import type { PresenceCache } from '../cache/presence-cache.js';
 import { CorruptPathError, ExitCode, LoftError, StorageError, oneLine } from '../errors.js';
 import type { PathInfo, PathInfoResult } from '../format/path-info.js';
@@ -157,6 +158,7 @@ async function uploadMissing(
 ): Promise<void> {
   const limit = pLimit(deps.uploadThreads);
   const committed = new Map<string, Promise<void>>();
+  const presence = new PresenceBatch(deps.cache);
   let fatal: Error | undefined;
   deps.progress?.planned(
     missing.length,
@@ -183,7 +185,8 @@ async function uploadMissing(
           ...(deps.signal ? { signal: deps.signal } : {}),
         },
       );
-      deps.cache.add(hashPartOf(info.path, deps.storeDir), {
+      presence.add({
+        hashPart: hashPartOf(info.path, deps.storeDir),
         narKey: result.narKey,
         narSize: result.narSize,
         fileSize: result.fileSize,
@@ -204,7 +207,11 @@ async function uploadMissing(
       deps.progress?.failed(info.path, err);
     });
   });
-  await Promise.all(tasks);
+  try {
+    await Promise.all(tasks);
+  } finally {
+    presence.flush();
+  }
   deps.progress?.done();
   if (fatal !== undefined) throw fatal;
 }
