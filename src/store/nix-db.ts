@@ -39,16 +39,20 @@ interface PathRow {
   ultimate: number | null;
   sigs: string | null;
   ca: string | null;
+  /** Full paths of the references, space-separated; null when there are none. */
+  refs: string | null;
 }
 
-// The closure of the requested paths, through Refs; `UNION` (not ALL) visits each path once.
-const CLOSURE = `WITH RECURSIVE closure(id) AS (
+// The closure of the requested paths through Refs (`UNION`, not ALL: each path once), then each
+// member with its references in one column (store paths hold no spaces). CROSS JOIN keeps SQLite
+// from scanning the whole Refs table, which on a large store costs far more than the closure.
+const CLOSURE_SQL = `WITH RECURSIVE closure(id) AS (
     SELECT id FROM ValidPaths WHERE path IN (SELECT value FROM json_each(?))
-    UNION SELECT r.reference FROM Refs r JOIN closure c ON r.referrer = c.id)`;
-const ROWS_SQL = `${CLOSURE} SELECT v.id, v.path, v.hash, v.registrationTime, v.deriver, v.narSize,
-    v.ultimate, v.sigs, v.ca FROM ValidPaths v JOIN closure USING (id)`;
-const REFS_SQL = `${CLOSURE} SELECT r.referrer AS id, p.path AS ref FROM Refs r
-    JOIN closure c ON r.referrer = c.id JOIN ValidPaths p ON p.id = r.reference`;
+    UNION SELECT r.reference FROM closure c CROSS JOIN Refs r ON r.referrer = c.id)
+  SELECT v.id, v.path, v.hash, v.registrationTime, v.deriver, v.narSize, v.ultimate, v.sigs, v.ca,
+    (SELECT group_concat(p.path, ' ') FROM Refs r CROSS JOIN ValidPaths p ON p.id = r.reference
+      WHERE r.referrer = v.id) AS refs
+  FROM closure c CROSS JOIN ValidPaths v ON v.id = c.id`;
 const FOUND_SQL = `SELECT count(*) FROM ValidPaths WHERE path IN (SELECT value FROM json_each(?))`;
 
 /** Where this process's Nix keeps its database, or undefined when the environment picks another store. */
@@ -84,27 +88,18 @@ export function closureFromNixDb(
 
 function readClosure(db: Database.Database, paths: string[]): PathInfoResult[] | undefined {
   const wanted = JSON.stringify(paths);
-  // One read transaction: Nix may register or delete paths meanwhile, and the three answers must
+  // One read transaction: Nix may register or delete paths meanwhile, and both answers must
   // describe one state of the store.
   const read = db.transaction(() => {
     const found = db.prepare(FOUND_SQL).pluck().get(wanted) as number;
     if (found !== paths.length) return undefined;
-    return {
-      rows: db.prepare(ROWS_SQL).all(wanted) as PathRow[],
-      refs: db.prepare(REFS_SQL).all(wanted) as Array<{ id: number; ref: string }>,
-    };
+    return db.prepare(CLOSURE_SQL).all(wanted) as PathRow[];
   });
-  const state = read();
-  if (state === undefined) return undefined;
-  const refsOf = new Map<number, string[]>();
-  for (const { id, ref } of state.refs) {
-    const list = refsOf.get(id);
-    if (list === undefined) refsOf.set(id, [ref]);
-    else list.push(ref);
-  }
+  const rows = read();
+  if (rows === undefined) return undefined;
   const out: PathInfoResult[] = [];
-  for (const row of state.rows) {
-    const info = toPathInfo(row, refsOf.get(row.id) ?? []);
+  for (const row of rows) {
+    const info = toPathInfo(row);
     if (info === undefined) return undefined;
     out.push({ ok: true, info });
   }
@@ -112,13 +107,13 @@ function readClosure(db: Database.Database, paths: string[]): PathInfoResult[] |
 }
 
 /** One row as Nix 2.8's path-info JSON shows it (fields Nix leaves out when 0, null or empty). */
-function toPathInfo(row: PathRow, references: string[]): PathInfo | undefined {
+function toPathInfo(row: PathRow): PathInfo | undefined {
   if (row.narSize === null || row.narSize < 0) return undefined;
   const info: PathInfo = {
     path: row.path,
     narHash: parseHash(row.hash),
     narSize: row.narSize,
-    references: references.sort(),
+    references: row.refs === null ? [] : row.refs.split(' ').sort(),
     signatures: (row.sigs ?? '').split(' ').filter((s) => s !== ''),
   };
   if (row.deriver !== null && row.deriver !== '') info.deriver = row.deriver;
