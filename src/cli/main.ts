@@ -11,17 +11,15 @@ import { createLogger, type Logger } from '../log.js';
 import { parseCli, type CliOptions } from './program.js';
 import { collectPaths } from './read-paths.js';
 import { openRuntime } from './runtime.js';
-import { runUpload } from './upload-command.js';
-import { runCacheMaintenance, runPopulateCache } from './cache-commands.js';
-import { assertPruneEnabled, runPrune } from './prune-command.js';
-import { listValidStorePaths } from '../store/all-paths.js';
-import { runDaemonCommand } from './daemon-command.js';
-import { runEnqueueCommand } from './enqueue-command.js';
-import { actAsStateOwner } from './state-owner.js';
-import { runStatusCommand } from './status-command.js';
-import { runWaitCommand } from './wait-command.js';
-import { runVerify } from './verify-command.js';
-import { runWatchExecCommand } from './watch-exec-command.js';
+
+// Each command's modules load when that command runs: a one-off `--upload-path` answered by the
+// presence cache is over in a few hundred milliseconds, of which loading the daemon, prune and
+// watch code it never runs took a noticeable share (docs/architecture.md, "where the time goes").
+const upload = () => import('./upload-command.js');
+const cacheCommands = () => import('./cache-commands.js');
+const prune = () => import('./prune-command.js');
+const stateOwner = () => import('./state-owner.js');
+const verify = () => import('./verify-command.js');
 
 const version = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
 
@@ -48,7 +46,7 @@ async function main(argv: string[]): Promise<number> {
 
 async function run(cli: CliOptions, logger: Logger): Promise<number> {
   // Before anything that could fail: a post-build hook must never fail a build.
-  if (cli.enqueue) return runEnqueueCommand(cli, enqueueIo());
+  if (cli.enqueue) return (await import('./enqueue-command.js')).runEnqueueCommand(cli, enqueueIo());
   const actions = [
     cli.uploadPaths.length > 0,
     cli.forceScan,
@@ -78,12 +76,16 @@ async function run(cli: CliOptions, logger: Logger): Promise<number> {
   const maintenance = cli.clearCache || cli.resetInitialScan;
   const daemon = actions === 0 && !maintenance;
   if (cli.status) {
-    actAsStateOwner(config.localCachePath);
-    return runStatusCommand(config, (l) => console.log(l));
+    (await stateOwner()).actAsStateOwner(config.localCachePath);
+    return (await import('./status-command.js')).runStatusCommand(config, (l) => console.log(l));
   }
   if (cli.wait) {
-    actAsStateOwner(config.localCachePath);
-    return runWaitCommand(config, { timeoutSecs: cli.timeoutSecs }, waitIo());
+    (await stateOwner()).actAsStateOwner(config.localCachePath);
+    return (await import('./wait-command.js')).runWaitCommand(
+      config,
+      { timeoutSecs: cli.timeoutSecs },
+      waitIo(),
+    );
   }
   if (daemon) refuseEmbeddedDefault(config, 'the daemon uploads every new store path');
   if (cli.forceScan) refuseEmbeddedDefault(config, '--force-scan uploads every valid store path');
@@ -99,25 +101,30 @@ async function run(cli: CliOptions, logger: Logger): Promise<number> {
   if (daemon) return startDaemon(cli, config, logger);
   if (cli.watchExec.length > 0) {
     if (cli.dryRun) throw new UsageError('--dry-run does not go with --watch-exec, which always uploads');
-    return runWatchExecCommand(config, logger, cli.watchExec);
+    return (await import('./watch-exec-command.js')).runWatchExecCommand(config, logger, cli.watchExec);
   }
-  if (cli.prune) assertPruneEnabled(config);
+  if (cli.prune) (await prune()).assertPruneEnabled(config);
   const uploadInputs = cli.uploadPaths.length > 0 ? await collectPaths(cli.uploadPaths, process.stdin) : [];
   const rt = await openRuntime(config, logger);
   try {
-    if (maintenance) runCacheMaintenance(rt, cli, (l) => console.log(l));
-    if (cli.prune) return await runPrune(rt, { dryRun: cli.dryRun }, (l) => console.log(l));
-    if (cli.verify) return await runVerify(rt, cli, { say: (l) => console.log(l), stderr: process.stderr });
+    if (maintenance) (await cacheCommands()).runCacheMaintenance(rt, cli, (l) => console.log(l));
+    if (cli.prune) return await (await prune()).runPrune(rt, { dryRun: cli.dryRun }, (l) => console.log(l));
+    if (cli.verify)
+      return await (
+        await verify()
+      ).runVerify(rt, cli, { say: (l) => console.log(l), stderr: process.stderr });
     const io = { stdout: (l: string) => console.log(l), stderr: process.stderr };
     if (cli.uploadPaths.length > 0) {
-      return (await runUpload(rt, uploadInputs, { dryRun: cli.dryRun, explicit: true }, io)).exitCode;
+      return (await (await upload()).runUpload(rt, uploadInputs, { dryRun: cli.dryRun, explicit: true }, io))
+        .exitCode;
     }
     if (cli.forceScan) {
-      const all = await listValidStorePaths(config.storeDir);
+      const all = await (await import('../store/all-paths.js')).listValidStorePaths(config.storeDir);
       const opts = { dryRun: cli.dryRun, explicit: false, ignoreLocalCache: true, listedFromStore: true };
-      return (await runUpload(rt, all, opts, io)).exitCode;
+      return (await (await upload()).runUpload(rt, all, opts, io)).exitCode;
     }
-    if (cli.populateCache) await runPopulateCache(rt, cli.dryRun, (l) => console.log(l));
+    if (cli.populateCache)
+      await (await cacheCommands()).runPopulateCache(rt, cli.dryRun, (l) => console.log(l));
     return ExitCode.ok;
   } finally {
     await rt.close();
@@ -163,11 +170,11 @@ function waitIo() {
   };
 }
 
-function startDaemon(cli: CliOptions, config: Config, logger: Logger): Promise<ExitCodeValue> {
+async function startDaemon(cli: CliOptions, config: Config, logger: Logger): Promise<ExitCodeValue> {
   if (cli.dryRun) {
     throw new UsageError('--dry-run needs an action such as --upload-path; the daemon always uploads');
   }
-  return runDaemonCommand(config, logger);
+  return (await import('./daemon-command.js')).runDaemonCommand(config, logger);
 }
 
 function report(err: unknown, logger: Logger | undefined): ExitCodeValue {

@@ -21,6 +21,7 @@ export function buildUploadDeps(rt: Runtime, opts: UploadDepsOptions = {}): Uplo
     queryPathInfos: (ps) =>
       queryPathInfos(ps, {
         recursive: true,
+        nixDb: true,
         storeDir: c.storeDir,
         ...(opts.signal ? { signal: opts.signal } : {}),
       }),

@@ -71,7 +71,9 @@ export function decodeNixBase32(s: string): Buffer {
 
 /** True when `s` is non-empty and every character is in the nix32 alphabet (no length check). */
 export function isNixBase32Chars(s: string): boolean {
-  if (s.length === 0) return false;
-  for (const c of s) if (!DIGIT_OF.has(c)) return false;
-  return true;
+  // A regular expression, not a loop over DIGIT_OF: every store path of a closure is checked, and
+  // this is several times faster on the many thousands of paths of a cached re-run.
+  return NIX_BASE32_RE.test(s);
 }
+
+const NIX_BASE32_RE = /^[0-9a-df-np-sv-z]+$/;

@@ -64,35 +64,40 @@ export function isStorePath(path: string, storeDir: string = DEFAULT_STORE_DIR):
 }
 
 function parseBaseName(base: string, dir: string, original: string): StorePath {
-  const what = `${shown(original)} is not a valid store path`;
+  // Built only for an error: a closure parses thousands of valid paths.
+  const what = (): string => `${shown(original)} is not a valid store path`;
   if (base.includes('/')) {
-    throw new InvalidPathError(original, `${what}: it names a file inside a store path, not the path itself`);
+    throw new InvalidPathError(
+      original,
+      `${what()}: it names a file inside a store path, not the path itself`,
+    );
   }
   const hashPart = base.slice(0, STORE_PATH_HASH_LENGTH);
   if (base.length < STORE_PATH_HASH_LENGTH + 2 || base[STORE_PATH_HASH_LENGTH] !== '-') {
-    throw new InvalidPathError(original, `${what}: expected <32-character hash>-<name> after ${dir}/`);
+    throw new InvalidPathError(original, `${what()}: expected <32-character hash>-<name> after ${dir}/`);
   }
   if (!isNixBase32Chars(hashPart)) {
-    throw new InvalidPathError(original, `${what}: the hash part has characters outside nix base-32`);
+    throw new InvalidPathError(original, `${what()}: the hash part has characters outside nix base-32`);
   }
   const name = base.slice(STORE_PATH_HASH_LENGTH + 1);
   if (name.length > STORE_PATH_NAME_MAX) {
     throw new InvalidPathError(
       original,
-      `${what}: the name is longer than ${STORE_PATH_NAME_MAX} characters`,
+      `${what()}: the name is longer than ${STORE_PATH_NAME_MAX} characters`,
     );
   }
   if (name.startsWith('.')) {
-    throw new InvalidPathError(original, `${what}: the name starts with '.'`);
+    throw new InvalidPathError(original, `${what()}: the name starts with '.'`);
   }
   if (!NAME_RE.test(name)) {
-    throw new InvalidPathError(original, `${what}: the name may only hold A-Z a-z 0-9 + - . _ ? =`);
+    throw new InvalidPathError(original, `${what()}: the name may only hold A-Z a-z 0-9 + - . _ ? =`);
   }
   return { storeDir: dir, hashPart, name, path: `${dir}/${base}` };
 }
 
 /** The store directory must be absolute and canonical; a trailing slash is dropped, as Nix does. */
 function checkStoreDir(storeDir: string): string {
+  if (storeDir === lastStoreDir.given) return lastStoreDir.checked;
   const dir = storeDir.length > 1 ? storeDir.replace(/\/+$/, '') : storeDir;
   if (!dir.startsWith('/') || dir === '/' || dir.includes('//') || /(^|\/)\.\.?(\/|$)/.test(dir)) {
     throw new InvalidPathError(
@@ -100,8 +105,12 @@ function checkStoreDir(storeDir: string): string {
       `store directory ${shown(storeDir)} must be an absolute canonical path`,
     );
   }
+  lastStoreDir = { given: storeDir, checked: dir };
   return dir;
 }
+
+/** Every path of a run is in one store: its directory is checked once. */
+let lastStoreDir = { given: '', checked: '' };
 
 /** Quotes a path for an error message, cut short so a huge input cannot flood a log line. */
 function shown(s: string): string {

@@ -18,6 +18,7 @@ import { InvalidPathError, NixError } from '../errors.js';
 import { normalizePathInfoJson, type PathInfoResult } from '../format/path-info.js';
 import { DEFAULT_STORE_DIR, parseStorePath } from '../format/store-path.js';
 import { runNix } from './nix-cli.js';
+import { closureFromNixDb } from './nix-db.js';
 
 export interface QueryPathInfoOptions {
   /** Include the closure (every path the given ones reference, transitively). */
@@ -25,6 +26,9 @@ export interface QueryPathInfoOptions {
   storeDir?: string;
   env?: NodeJS.ProcessEnv;
   signal?: AbortSignal;
+  /** With `recursive`: read the local store's database first, asking Nix only when it cannot
+   * answer (src/store/nix-db.ts). */
+  nixDb?: boolean;
 }
 
 /** Paths per call: keeps argv far below the kernel's limit (about 2 MiB) for any store dir. */
@@ -36,6 +40,10 @@ const PATHS_PER_CALL = 2000;
  */
 export async function queryPathInfos(paths: string[], opts: QueryPathInfoOptions): Promise<PathInfoResult[]> {
   const storeDir = opts.storeDir ?? DEFAULT_STORE_DIR;
+  if (opts.recursive && opts.nixDb) {
+    const fromDb = closureFromNixDb(paths, { storeDir, ...(opts.env ? { env: opts.env } : {}) });
+    if (fromDb !== undefined) return fromDb;
+  }
   const results = new Map<string, PathInfoResult>();
   const wellFormed = new Set<string>();
   for (const p of paths) {

@@ -18,6 +18,8 @@ export interface CompressorOptions {
   level?: number;
   /** xz compression threads; defaults to min(2, available cores). zstd runs on libuv's pool. */
   threads?: number;
+  /** Bytes expected in (the NAR size), when known: sizes zstd's output buffer. */
+  sizeHint?: number;
 }
 
 export const DEFAULT_ZSTD_LEVEL = COMPRESSION_LEVELS.zstd.default;
@@ -27,7 +29,7 @@ export function createCompressor(kind: Compression, opts: CompressorOptions = {}
   const threads = checkThreads(opts.threads ?? Math.min(2, availableParallelism()));
   switch (kind) {
     case 'zstd':
-      return createZstdCompressor(checkZstdLevel(opts.level ?? DEFAULT_ZSTD_LEVEL));
+      return createZstdCompressor(checkZstdLevel(opts.level ?? DEFAULT_ZSTD_LEVEL), opts.sizeHint);
     case 'xz':
       return new XzCompressStream(checkXzLevel(opts.level ?? DEFAULT_XZ_LEVEL), threads);
     case 'none':
@@ -67,11 +69,19 @@ const requireCjs = createRequire(import.meta.url);
 /** Output buffers of 1 MiB: node:zlib's default 16 KiB makes one thread-pool round trip per 16 KiB. */
 const ZSTD_CHUNK = 1 << 20;
 
-function createZstdCompressor(level: number): Transform {
+/** The smallest output buffer: zstd's frame header, checksum and a small NAR fit in one. */
+const ZSTD_MIN_CHUNK = 16 * 1024;
+
+function createZstdCompressor(level: number, sizeHint: number | undefined): Transform {
+  // A 1 MiB buffer for a NAR of a few hundred bytes cost more than compressing it: on 1,000 tiny
+  // paths the allocations and the garbage collection they caused were a tenth of the run
+  // (docs/architecture.md, "where the time goes"). A small NAR gets a buffer about its size.
+  const chunkSize =
+    sizeHint === undefined ? ZSTD_CHUNK : Math.min(ZSTD_CHUNK, Math.max(ZSTD_MIN_CHUNK, sizeHint + 1024));
   // The checksum matches the zstd CLI's default and lets `zstd -t` and Nix's decoder catch a
   // damaged object.
   return zlib.createZstdCompress({
-    chunkSize: ZSTD_CHUNK,
+    chunkSize,
     params: {
       [zlib.constants.ZSTD_c_compressionLevel]: level,
       [zlib.constants.ZSTD_c_checksumFlag]: 1,

@@ -1,7 +1,7 @@
 // Uploading the closures of some store paths: query Nix, plan, learn what the cache has, then one
 // bounded pool uploads the rest, references first. A path's narinfo waits for its references'
 // narinfos, so at every moment the cache holds only whole closures.
-import pLimit from 'p-limit';
+import { PresenceBatch } from '../state/presence-batch.js';
 import type { PresenceCache } from '../state/presence.js';
 import { BACKOFF } from '../backoff.js';
 import {
@@ -21,6 +21,7 @@ import type { ProgressSink } from './progress.js';
 import { uploadPath, type UploadedPath, type UploadPathDeps } from './upload-path.js';
 import { runWithRetries } from './path-retry.js';
 import { ensureSignedByUs, signerId, type ReSignResult } from './re-sign.js';
+import { UploadSlots } from './upload-slots.js';
 
 export interface UploadClosureDeps extends Omit<UploadPathDeps, 'onNarBytes'> {
   cache: PresenceCache;
@@ -161,48 +162,67 @@ async function uploadMissing(
   deps: UploadClosureDeps,
   report: UploadReport,
 ): Promise<void> {
-  const limit = pLimit(deps.uploadThreads);
+  // Up to upload_threads NARs in flight, and as many narinfo writes; a path gives its NAR slot
+  // back before it waits for its references (src/upload/upload-slots.ts).
+  const narSlots = new UploadSlots(deps.uploadThreads);
+  const commitSlots = new UploadSlots(deps.uploadThreads);
   const committed = new Map<string, Promise<void>>();
+  const presence = new PresenceBatch(deps.cache);
   let fatal: Error | undefined;
   deps.progress?.planned(
     missing.length,
     missing.reduce((n, i) => n + i.narSize, 0),
   );
   const tasks = missing.map((info) => {
-    const task = limit(async () => {
-      if (fatal !== undefined) throw fatal;
-      deps.progress?.started(info.path, info.narSize);
-      const waitForReferences = () => waitFor(info, committed);
-      const result = await runWithRetries(
-        () =>
-          uploadPath(
-            info,
-            { ...deps, onNarBytes: (n) => deps.progress?.narBytes(info.path, n) },
-            waitForReferences,
-          ),
-        {
-          policy: {
-            ...BACKOFF.path,
-            ...(deps.attempts !== undefined ? { maxAttempts: deps.attempts } : {}),
-            ...(deps.retryBaseMs !== undefined ? { baseMs: deps.retryBaseMs } : {}),
+    const task = (async () => {
+      const nar = narSlots.holder();
+      try {
+        await nar.take();
+        if (fatal !== undefined) throw fatal;
+        deps.progress?.started(info.path, info.narSize);
+        const pathDeps = { ...deps, onNarBytes: (n: number) => deps.progress?.narBytes(info.path, n) };
+        const result = await runWithRetries(
+          async () => {
+            await nar.take(); // again after a failed attempt that had given it back
+            let committing = false;
+            try {
+              return await uploadPath(info, pathDeps, async () => {
+                nar.give();
+                await waitFor(info, committed);
+                await commitSlots.acquire();
+                committing = true;
+              });
+            } finally {
+              if (committing) commitSlots.release();
+            }
           },
-          retryable: (err) =>
-            !(err instanceof CorruptPathError) &&
-            !isTargetFailure(err) &&
-            !(err instanceof DependencyFailedError),
-          onRetry: (attempt, err, delayMs) => deps.progress?.retrying(info.path, attempt, err, delayMs),
-          ...(deps.signal ? { signal: deps.signal } : {}),
-        },
-      );
-      deps.cache.add(hashPartOf(info.path, deps.storeDir), {
-        narKey: result.narKey,
-        narSize: result.narSize,
-        fileSize: result.fileSize,
-        signer: deps.signingKey ? signerId(deps.signingKey) : '',
-      });
-      deps.progress?.uploaded(result);
-      report.uploaded.push(result);
-    });
+          {
+            policy: {
+              ...BACKOFF.path,
+              ...(deps.attempts !== undefined ? { maxAttempts: deps.attempts } : {}),
+              ...(deps.retryBaseMs !== undefined ? { baseMs: deps.retryBaseMs } : {}),
+            },
+            retryable: (err) =>
+              !(err instanceof CorruptPathError) &&
+              !isTargetFailure(err) &&
+              !(err instanceof DependencyFailedError),
+            onRetry: (attempt, err, delayMs) => deps.progress?.retrying(info.path, attempt, err, delayMs),
+            ...(deps.signal ? { signal: deps.signal } : {}),
+          },
+        );
+        presence.add({
+          hashPart: hashPartOf(info.path, deps.storeDir),
+          narKey: result.narKey,
+          narSize: result.narSize,
+          fileSize: result.fileSize,
+          signer: deps.signingKey ? signerId(deps.signingKey) : '',
+        });
+        deps.progress?.uploaded(result);
+        report.uploaded.push(result);
+      } finally {
+        nar.give();
+      }
+    })();
     // Registered before any task runs, so a referrer always finds its references' promises.
     committed.set(info.path, task);
     return task.catch((err: unknown) => {
@@ -215,7 +235,11 @@ async function uploadMissing(
       deps.progress?.failed(info.path, err);
     });
   });
-  await Promise.all(tasks);
+  try {
+    await Promise.all(tasks);
+  } finally {
+    presence.flush();
+  }
   deps.progress?.done();
   if (fatal !== undefined) throw fatal;
 }

@@ -94,6 +94,7 @@ async function streamNar(
   const compressor = createCompressor(deps.compression, {
     level: deps.compressionLevel,
     threads: deps.compressionThreads,
+    sizeHint: narSize,
   });
   const source = deps.dumpNar(path);
   const piped = new Promise<void>((resolve, reject) => {

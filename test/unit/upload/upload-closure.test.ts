@@ -178,6 +178,34 @@ describe('uploadClosure', () => {
     );
   });
 
+  test('a path waiting to commit its narinfo does not hold an upload slot', async () => {
+    // One slot: the first path's narinfo PUT waits until the second path's NAR upload has begun,
+    // which can only happen if the first gave its slot back before committing.
+    const a = member(path('a', 'first'), []);
+    const b = member(path('b', 'second'), []);
+    const { store, deps } = await setup([a, b], { uploadThreads: 1 });
+    let narOfBStarted: () => void = () => undefined;
+    const started = new Promise<void>((resolve) => (narOfBStarted = resolve));
+    const putStream = store.putStream.bind(store);
+    store.putStream = (key, body, opts) => {
+      if (key.startsWith(`nar/${'b'.repeat(32)}`)) narOfBStarted();
+      return putStream(key, body, opts);
+    };
+    const putBytes = store.putBytes.bind(store);
+    store.putBytes = async (key, body, opts) => {
+      if (key === `${'a'.repeat(32)}.narinfo`) {
+        const gaveUp = new Promise<never>((_, reject) =>
+          setTimeout(() => reject(new Error('the second NAR never started')), 5000).unref(),
+        );
+        await Promise.race([started, gaveUp]);
+      }
+      return putBytes(key, body, opts);
+    };
+    const report = await uploadClosure({ paths: [a.path, b.path], explicit: true, dryRun: false }, deps);
+    assert.deepEqual(report.failed, []);
+    assert.equal(report.uploaded.length, 2);
+  });
+
   test('dry run lists what would be uploaded and writes nothing', async () => {
     const { store, deps } = await setup([leaf, mid]);
     const report = await uploadClosure({ paths: [mid.path], explicit: true, dryRun: true }, deps);
