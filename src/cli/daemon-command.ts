@@ -3,6 +3,7 @@
 // owns the work. Shutdown follows graphile-worker's shape: every opened thing pushes its release
 // function, the list runs in `finally` in reverse, and an unref'd timer forces the exit if a release
 // hangs.
+import { hostname } from 'node:os';
 import type { Config } from '../config/schema.js';
 import { releaseAll, type Release } from '../release-list.js';
 import { parsePruneSchedule } from '../config/prune-schedule.js';
@@ -11,6 +12,8 @@ import { waitForStorage } from '../daemon/storage-ready.js';
 import type { ScheduledPrune } from '../daemon/prune-loop.js';
 import { PruneDb } from '../prune/prune-db.js';
 import { runPruneOnce } from '../prune/prune-run.js';
+import { runSweepOnce } from '../prune/sweep-run.js';
+import { pruneSettings } from './prune-command.js';
 import { UploadQueue } from '../daemon/upload-queue.js';
 import { ExitCode, type ExitCodeValue } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -81,13 +84,13 @@ function scheduledPrune(rt: Runtime, releases: Release[]): { prune?: ScheduledPr
     storeDir: rt.config.storeDir,
     logger: rt.logger.child({ component: 'prune' }),
   };
-  const settings = {
-    retentionDays: p.retentionDays,
-    targetPercentage: p.targetPercentage,
-    orphanGraceHours: p.orphanGraceHours,
-    ...(p.maxSizeGb !== undefined ? { maxSizeGb: p.maxSizeGb } : {}),
-  };
+  const settings = pruneSettings(p);
   const run = async () => {
+    if (settings.graceHours > 0) {
+      const { counts } = await runSweepOnce(deps, { settings, dryRun: false, host: hostname() });
+      rt.logger.info({ ...counts, lease: false }, 'scheduled prune finished');
+      return;
+    }
     const result = await runPruneOnce(deps, { settings, now: new Date(), dryRun: false });
     rt.logger.info(
       {

@@ -1,6 +1,6 @@
 // The [loft] table: behaviour of the uploader. Every key of the original Loft's README and NixOS
 // module is here with the same meaning; compression "none", compression_level, upload_derivations,
-// priority and prune_orphan_grace_hours are loft's additions. use_disk_for_large_nars and
+// priority, prune_orphan_grace_hours and prune_grace_hours are loft's additions. use_disk_for_large_nars and
 // large_nar_threshold_mb are accepted for compatibility only: loft streams every NAR, whatever its size.
 import { resolve } from 'node:path';
 import { COMPRESSION_LEVELS, DEFAULTS, LIMITS } from './defaults.js';
@@ -28,6 +28,7 @@ export const LOFT_KEYS = [
   'prune_target_percentage',
   'prune_schedule',
   'prune_orphan_grace_hours',
+  'prune_grace_hours',
 ] as const;
 
 export const COMPRESSIONS: readonly Compression[] = ['zstd', 'xz', 'none'];
@@ -94,6 +95,7 @@ function readPrune(r: TableReader): PruneSettings {
     targetPercentage: r.int('prune_target_percentage', pct.min, pct.max) ?? DEFAULTS.pruneTargetPercentage,
     orphanGraceHours:
       r.int('prune_orphan_grace_hours', grace.min, grace.max) ?? DEFAULTS.pruneOrphanGraceHours,
+    graceHours: readGraceHours(r),
   };
   const maxSizeGb = r.positiveNumber('prune_max_size_gb', size.max);
   if (maxSizeGb !== undefined) prune.maxSizeGb = maxSizeGb;
@@ -103,4 +105,14 @@ function readPrune(r: TableReader): PruneSettings {
     else prune.schedule = schedule;
   }
   return prune;
+}
+
+/** Fractions allowed (tests and small setups use minutes); 0 turns mark/sweep off. */
+function readGraceHours(r: TableReader): number {
+  const value = r.raw('prune_grace_hours');
+  const { max } = LIMITS.pruneGraceHours;
+  if (value === undefined) return DEFAULTS.pruneGraceHours;
+  if (typeof value === 'number' && Number.isFinite(value) && value >= 0 && value <= max) return value;
+  r.fail('prune_grace_hours', `a number of hours from 0 to ${max} (fractions allowed)`, value);
+  return DEFAULTS.pruneGraceHours;
 }

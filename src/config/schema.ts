@@ -53,6 +53,8 @@ export interface PruneSettings {
   /** Validated by parsePruneSchedule (src/config/prune-schedule.ts). */
   schedule?: string;
   orphanGraceHours: number;
+  /** Hours from mark to doom and from a narinfo's deletion to its NAR's; 0: delete at once. */
+  graceHours: number;
 }
 
 export interface Config {

@@ -11,6 +11,8 @@
 // other's updates): {"v":1,"kind":"mark","host":H,"paths":["<hash32>",...]},
 // {"v":1,"kind":"doom","host":H,"paths":[{"h":"<hash32>","marked":<ms>}]},
 // {"v":1,"kind":"gone","host":H,"paths":["<hash32>"],"keys":["nar/..."]}.
+// Each body may also carry "grace": the writer's prune_grace_hours in ms, so that uploaders whose
+// own setting is longer still re-check as often as the shortest grace in use requires.
 // Times are always the server's (LastModified), never a host's clock.
 import { FormatError } from '../errors.js';
 
@@ -20,7 +22,19 @@ export const PRUNE_STATE_PREFIX = `${LOFT_PREFIX}prune/`;
 
 export type StateKind = 'mark' | 'doom' | 'gone';
 
+/** `settle` is never longer than this, so a prune can wait for its doom's window in the same run. */
+export const MAX_SETTLE_MS = 10 * 60_000;
+
+/**
+ * settle, from the grace period: the doom-to-sweep delay, the length of a sweep's window, and
+ * twice the longest an uploader may publish on one listing of the state objects.
+ */
+export function settleMsOf(graceMs: number): number {
+  return Math.min(graceMs / 4, MAX_SETTLE_MS);
+}
+
 export interface MarkBody {
+  grace?: number;
   kind: 'mark';
   host: string;
   paths: string[];
@@ -31,11 +45,13 @@ export interface DoomEntry {
   marked: number;
 }
 export interface DoomBody {
+  grace?: number;
   kind: 'doom';
   host: string;
   paths: DoomEntry[];
 }
 export interface GoneBody {
+  grace?: number;
   kind: 'gone';
   host: string;
   paths: string[];
@@ -82,6 +98,10 @@ export function parseState(kind: StateKind, text: string): StateBody {
     throw new FormatError(`loft ${kind} object has no version 1 header of its kind`);
   }
   const host = o.host;
+  const g = o.grace;
+  if (g !== undefined && !(typeof g === 'number' && g > 0))
+    throw new FormatError(`loft ${kind} object has a bad grace`);
+  const grace = g === undefined ? {} : { grace: g };
   if (kind === 'doom') {
     const paths = array(o.paths, kind).map((e) => {
       const d = e as Partial<DoomEntry>;
@@ -90,17 +110,17 @@ export function parseState(kind: StateKind, text: string): StateBody {
       }
       return { h: d.h, marked: d.marked };
     });
-    return { kind, host, paths };
+    return { kind, host, ...grace, paths };
   }
   const paths = hashes(o.paths, kind);
-  if (kind === 'mark') return { kind, host, paths };
+  if (kind === 'mark') return { kind, host, ...grace, paths };
   const keys = array(o.keys, kind).map((k) => {
     if (typeof k !== 'string' || k === '' || k.startsWith(LOFT_PREFIX)) {
       throw new FormatError('loft gone object names a key that is not an object of the cache');
     }
     return k;
   });
-  return { kind, host, paths, keys };
+  return { kind, host, ...grace, paths, keys };
 }
 
 function array(v: unknown, kind: StateKind): unknown[] {
@@ -123,8 +143,10 @@ export interface PruneView {
   doomed: Set<string>;
   /** Deleted by a prune: absent, whatever a local presence cache says. */
   gone: Set<string>;
-  /** Keys due for deletion: an upload must not write a NAR under one of them. */
+  /** Keys due for deletion (uploads write every NAR under a key of its own, so never these). */
   pendingKeys: Set<string>;
+  /** The shortest grace (ms) a pruner of this bucket announced, if any did. */
+  minGraceMs?: number;
 }
 
 export function pruneView(objects: readonly StateObject[]): PruneView {
@@ -135,6 +157,7 @@ export function pruneView(objects: readonly StateObject[]): PruneView {
     pendingKeys: new Set(),
   };
   for (const { body } of objects) {
+    if (body.grace !== undefined) view.minGraceMs = Math.min(view.minGraceMs ?? Infinity, body.grace);
     if (body.kind === 'mark') for (const h of body.paths) view.condemned.add(h);
     else if (body.kind === 'doom') for (const e of body.paths) view.doomed.add(e.h);
     else {

@@ -50,6 +50,8 @@ export interface Inventory {
   malformed: number;
   /** Keys of every narinfo listed with its LastModified, to tell a later listing what changed. */
   narinfoStamps: Map<string, number>;
+  /** Every key listed. */
+  keys: Set<string>;
 }
 
 const NARINFO_KEY = /^([0-9a-df-np-sv-z]{32})\.narinfo$/;
@@ -99,6 +101,7 @@ export async function takeInventory(deps: InventoryDeps): Promise<Inventory> {
     narinfosRead: read,
     malformed: malformed.length,
     narinfoStamps,
+    keys: new Set(objects.keys()),
   };
 }
 
