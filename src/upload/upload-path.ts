@@ -13,7 +13,7 @@ import { hashPartOf, storePathBaseName } from '../format/store-path.js';
 import { CONTENT_TYPE_NAR, CONTENT_TYPE_NARINFO, type ObjectStore } from '../storage/object-store.js';
 import { createCompressor, narinfoCompressionName, type Compression } from './compression.js';
 import { HashMeter } from './hash-meter.js';
-import { narinfoKey, narKey } from './nar-keys.js';
+import { narinfoKey, narKey, newUploadId } from './nar-keys.js';
 
 export interface UploadPathDeps {
   store: ObjectStore;
@@ -46,7 +46,7 @@ export async function uploadPath(
   beforeCommit: () => Promise<void>,
 ): Promise<UploadedPath> {
   const hashPart = hashPartOf(info.path, deps.storeDir);
-  const key = narKey(hashPart, info.narHash, deps.compression);
+  const key = narKey(hashPart, info.narHash, deps.compression, newUploadId());
   const { narMeter, fileMeter } = await streamNar(info.path, info.narSize, key, deps);
 
   const narHash = sha256Hash(narMeter.digest());
