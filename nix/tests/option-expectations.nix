@@ -144,6 +144,11 @@ in
       field = "prune.orphanGraceHours";
       expected = 48;
     };
+    "loft.prune_grace_hours" = {
+      value = 0.5;
+      field = "prune.graceHours";
+      expected = 0.5;
+    };
   };
 
   # Keys the module refuses (config-toml.nix reports them for an assertion): inline secrets would

@@ -87,8 +87,8 @@ function scheduledPrune(rt: Runtime, releases: Release[]): { prune?: ScheduledPr
   const settings = pruneSettings(p);
   const run = async () => {
     if (settings.graceHours > 0) {
-      const { counts } = await runSweepOnce(deps, { settings, dryRun: false, host: hostname() });
-      rt.logger.info({ ...counts, lease: false }, 'scheduled prune finished');
+      const { counts, lease } = await runSweepOnce(deps, { settings, dryRun: false, host: hostname() });
+      rt.logger.info({ ...counts, lease: lease.kind }, 'scheduled prune finished');
       return;
     }
     const result = await runPruneOnce(deps, { settings, now: new Date(), dryRun: false });

@@ -4,7 +4,13 @@
 import type { SweepResult } from '../prune/sweep-run.js';
 
 export function sweepLines(r: SweepResult, where: string, dryRun: boolean, ms: number): string[] {
-  const { counts: c, plan } = r;
+  const { counts: c } = r;
+  if (r.lease.kind === 'busy' || r.plan === undefined || r.inventory === undefined) {
+    const holder = r.lease.kind === 'busy' ? r.lease.holder : 'another host';
+    return [`prune of ${where} skipped: ${holder} holds the prune lease (.loft/lease); nothing done`];
+  }
+  const plan = r.plan;
+  const inventory = r.inventory;
   const grace = formatDuration(r.graceMs);
   const settle = formatDuration(r.settleMs);
   if (dryRun) {
@@ -30,11 +36,11 @@ export function sweepLines(r: SweepResult, where: string, dryRun: boolean, ms: n
     ...(c.leftOver > 0
       ? [`${c.leftOver} doomed narinfos are left for the next prune (time budget spent)`]
       : []),
-    'no lease: the mark/sweep rule alone keeps the bucket safe while other hosts upload or prune',
-    `read ${r.inventory.narinfosRead} narinfos over ${r.passes} passes in ${(ms / 1000).toFixed(1)} s`,
-    ...(r.inventory.malformed > 0
-      ? [`${r.inventory.malformed} malformed narinfos were kept (see the log)`]
-      : []),
+    r.lease.kind === 'held'
+      ? 'held the prune lease (.loft/lease): no other host pruned meanwhile'
+      : `no lease (${r.lease.reason}): the mark/sweep rule alone keeps the bucket safe while other hosts upload or prune`,
+    `read ${inventory.narinfosRead} narinfos over ${r.passes} passes in ${(ms / 1000).toFixed(1)} s`,
+    ...(inventory.malformed > 0 ? [`${inventory.malformed} malformed narinfos were kept (see the log)`] : []),
   ];
 }
 

@@ -25,6 +25,7 @@ import { readStates } from '../storage/loft-state-store.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { takeInventory, type Inventory } from './inventory.js';
 import { planPrune, type PruneSettingsInput } from './policy.js';
+import { takeLease } from './lease.js';
 import { planSweep, type SweepPlan } from './sweep-plan.js';
 import { abortUploads, DELETE_BATCH } from './pruner.js';
 import { PruneBusyError, type PruneRunDeps } from './prune-run.js';
@@ -53,11 +54,15 @@ export interface SweepCounts {
   leftOver: number;
 }
 
+export type LeaseState =
+  { kind: 'held' } | { kind: 'none'; reason: string } | { kind: 'busy'; holder: string };
+
 export interface SweepResult {
   counts: SweepCounts;
-  /** The last pass's listing and plan. */
-  inventory: Inventory;
-  plan: SweepPlan;
+  /** The last pass's listing and plan; absent when another host's lease stopped the run. */
+  inventory?: Inventory;
+  plan?: SweepPlan;
+  lease: LeaseState;
   passes: number;
   graceMs: number;
   settleMs: number;
@@ -74,16 +79,29 @@ export async function runSweepOnce(deps: PruneRunDeps, opts: SweepRunOptions): P
     );
   }
   try {
-    return await sweepPasses(deps, opts);
+    const lease = await takeLease(
+      deps.store,
+      opts.host,
+      await serverNow(deps.store, deps.signal),
+      deps.logger,
+    );
+    if (lease.kind === 'busy') {
+      deps.logger.info({ holder: lease.holder }, 'another host holds the prune lease: nothing to do');
+      return { counts: zeroCounts(), lease, passes: 0, graceMs: 0, settleMs: 0 };
+    }
+    try {
+      const result = await sweepPasses(deps, opts);
+      return { ...result, lease: lease.kind === 'held' ? { kind: 'held' } : lease };
+    } finally {
+      if (lease.kind === 'held') await lease.release();
+    }
   } finally {
     deps.db.unlock();
   }
 }
 
-async function sweepPasses(deps: PruneRunDeps, opts: SweepRunOptions): Promise<SweepResult> {
-  const graceMs = opts.settings.graceHours * HOUR_MS;
-  const settleMs = settleMsOf(graceMs);
-  const counts: SweepCounts = {
+function zeroCounts(): SweepCounts {
+  return {
     marked: 0,
     doomed: 0,
     narinfosDeleted: 0,
@@ -92,12 +110,26 @@ async function sweepPasses(deps: PruneRunDeps, opts: SweepRunOptions): Promise<S
     abortedUploads: 0,
     leftOver: 0,
   };
+}
+
+async function sweepPasses(deps: PruneRunDeps, opts: SweepRunOptions): Promise<SweepResult> {
+  const graceMs = opts.settings.graceHours * HOUR_MS;
+  const settleMs = settleMsOf(graceMs);
+  const counts = zeroCounts();
   let passes = 0;
   for (;;) {
     passes++;
     const { inventory, plan } = await onePass(deps, opts, counts, graceMs, settleMs);
     if (opts.dryRun || plan.doom.length === 0 || passes > 1 || opts.waitForDoom === false) {
-      return { counts, inventory, plan, passes, graceMs, settleMs };
+      return {
+        counts,
+        inventory,
+        plan,
+        passes,
+        graceMs,
+        settleMs,
+        lease: { kind: 'none', reason: 'dry run' },
+      };
     }
     deps.logger.info({ settleMs }, 'paths doomed: waiting to carry the doom out in its window');
     // Into the doom's window [settle, 2 settle), with room for LastModified's whole seconds.

@@ -119,7 +119,7 @@ describe('runSweepOnce', () => {
     age(40 * DAY);
     const before = [...store.objects.keys()].sort();
     const dry = await runSweepOnce(deps, { ...opts, dryRun: true });
-    assert.deepEqual(dry.plan.mark, [h(1)]);
+    assert.deepEqual(dry.plan?.mark, [h(1)]);
     assert.deepEqual([...store.objects.keys()].sort(), before);
   });
 });
