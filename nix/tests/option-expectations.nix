@@ -144,6 +144,11 @@ in
       field = "prune.orphanGraceHours";
       expected = 48;
     };
+    "loft.publish_roots" = {
+      value = [ "/run/current-system" ];
+      field = "publishRoots";
+      expected = [ "/run/current-system" ];
+    };
     "loft.prune_grace_hours" = {
       value = 0.5;
       field = "prune.graceHours";

@@ -17,7 +17,9 @@ import { pruneSettings } from './prune-command.js';
 import { UploadQueue } from '../daemon/upload-queue.js';
 import { ExitCode, type ExitCodeValue } from '../errors.js';
 import type { Logger } from '../log.js';
+import { startRootsPublisher } from '../daemon/roots-publisher.js';
 import { listValidStorePaths } from '../store/all-paths.js';
+import { resolveHostRoots } from '../store/host-roots.js';
 import { NIX_CACHE_INFO_KEY } from '../upload/nar-keys.js';
 import { runPopulateCache } from './cache-commands.js';
 import { batchUploader } from './batch-uploader.js';
@@ -42,6 +44,7 @@ export async function runDaemonCommand(config: Config, logger: Logger): Promise<
     if (!(await waitForStorage(probe, logger.child({ component: 'storage' }), stop.signal))) {
       return ExitCode.ok;
     }
+    releases.push(rootsPublisher(rt));
     await runDaemon(
       {
         queue,
@@ -69,6 +72,23 @@ export async function runDaemonCommand(config: Config, logger: Logger): Promise<
     await releaseAll(releases, (err) => logger.error({ err }, 'error while releasing daemon resources'));
   }
 }
+
+/** loft.publish_roots: what this host runs, kept by every host's prunes (README, Pruning). */
+function rootsPublisher(rt: Runtime): Release {
+  const entries = rt.config.publishRoots;
+  if (entries.length === 0) return () => Promise.resolve();
+  const publisher = startRootsPublisher({
+    store: rt.store,
+    host: hostname(),
+    resolve: () => resolveHostRoots(entries, rt.config.storeDir),
+    logger: rt.logger.child({ component: 'roots' }),
+    everyMs: ROOTS_EVERY_MS,
+  });
+  return () => publisher.stop();
+}
+
+/** Often enough that a daemon that runs keeps its roots far younger than any retention (>= 1 day). */
+const ROOTS_EVERY_MS = 6 * 3_600_000;
 
 /** loft.prune_schedule, when pruning is enabled and scheduled: the same prune as `loft --prune`. */
 function scheduledPrune(rt: Runtime, releases: Release[]): { prune?: ScheduledPrune } {

@@ -31,6 +31,8 @@ export const DEFAULTS = {
   pruneOrphanGraceHours: 24,
   // Mark to doom, and narinfo to NAR deletion, on a bucket shared by hosts (README, Pruning).
   pruneGraceHours: 24,
+  // Off unless asked for: publishing writes to the bucket every few hours (README, Pruning).
+  publishRoots: [] as string[],
 } as const;
 
 /** Levels each compressor accepts and its default (zstd's CLI default 3, xz's preset 6). */

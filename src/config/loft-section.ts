@@ -29,6 +29,7 @@ export const LOFT_KEYS = [
   'prune_schedule',
   'prune_orphan_grace_hours',
   'prune_grace_hours',
+  'publish_roots',
 ] as const;
 
 export const COMPRESSIONS: readonly Compression[] = ['zstd', 'xz', 'none'];
@@ -62,6 +63,7 @@ export function readLoftSection(r: TableReader, baseDir: string): LoftSection {
     uploadDerivations: r.bool('upload_derivations') ?? DEFAULTS.uploadDerivations,
     priority: r.int('priority', priority.min, priority.max) ?? DEFAULTS.priority,
     prune: readPrune(r),
+    publishRoots: readPublishRoots(r),
   };
   const section: LoftSection = { settings };
   const keyPath = r.string('signing_key_path', { nonEmpty: true });
@@ -115,4 +117,13 @@ function readGraceHours(r: TableReader): number {
   if (typeof value === 'number' && Number.isFinite(value) && value >= 0 && value <= max) return value;
   r.fail('prune_grace_hours', `a number of hours from 0 to ${max} (fractions allowed)`, value);
   return DEFAULTS.pruneGraceHours;
+}
+
+/** Absolute paths only: they name this machine's roots, wherever the config file lives. */
+function readPublishRoots(r: TableReader): string[] {
+  const roots = r.stringArray('publish_roots');
+  if (roots === undefined) return [...DEFAULTS.publishRoots];
+  const relative = roots.find((p) => !p.startsWith('/'));
+  if (relative !== undefined) r.fail('publish_roots', 'a list of absolute paths', relative);
+  return roots;
 }

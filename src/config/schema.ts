@@ -78,6 +78,8 @@ export interface Config {
   uploadDerivations: boolean;
   priority: number;
   prune: PruneSettings;
+  /** What the daemon publishes as this host's roots (symlinks into the store, or directories of them). */
+  publishRoots: string[];
   debug: boolean;
 }
 

@@ -7,6 +7,8 @@
 //                                 go once the object is `settle` old, unless revived or referenced
 //   .loft/prune/gone-<id>.json    keys (NARs, listings, logs) left by deleted narinfos and orphan
 //                                 NARs: deleted a grace period later unless a narinfo names them then
+//   .loft/roots/<host>.json       the store paths a host runs (its daemon rewrites it periodically):
+//                                 a prune keeps their closures while the object is recent
 // Bodies are JSON, one object per prune step and never rewritten (two prunes cannot lose each
 // other's updates): {"v":1,"kind":"mark","host":H,"paths":["<hash32>",...]},
 // {"v":1,"kind":"doom","host":H,"paths":[{"h":"<hash32>","marked":<ms>}]},
@@ -123,12 +125,12 @@ export function parseState(kind: StateKind, text: string): StateBody {
   return { kind, host, ...grace, paths, keys };
 }
 
-function array(v: unknown, kind: StateKind): unknown[] {
+function array(v: unknown, kind: string): unknown[] {
   if (!Array.isArray(v)) throw new FormatError(`loft ${kind} object has no list where one belongs`);
   return v as unknown[];
 }
 
-function hashes(v: unknown, kind: StateKind): string[] {
+function hashes(v: unknown, kind: string): string[] {
   return array(v, kind).map((h) => {
     if (typeof h !== 'string' || !HASH.test(h)) throw new FormatError(`loft ${kind} object names a bad hash`);
     return h;
@@ -166,4 +168,40 @@ export function pruneView(objects: readonly StateObject[]): PruneView {
     }
   }
   return view;
+}
+
+export const ROOTS_PREFIX = `${LOFT_PREFIX}roots/`;
+
+/** {"v":1,"kind":"roots","host":H,"paths":["<hash32>",...]}: what host H runs. */
+export interface RootsBody {
+  kind: 'roots';
+  host: string;
+  paths: string[];
+}
+
+/** A host name as a key part: lower case, anything but letters, digits, `.` and `-` becomes `-`. */
+export function rootsKey(host: string): string {
+  const safe = host
+    .toLowerCase()
+    .replace(/[^a-z0-9.-]/g, '-')
+    .replace(/^\.+/, '-')
+    .slice(0, 100);
+  return `${ROOTS_PREFIX}${safe || 'host'}.json`;
+}
+
+export function renderRoots(body: RootsBody): string {
+  return `${JSON.stringify({ v: 1, ...body })}\n`;
+}
+
+export function parseRoots(text: string): RootsBody {
+  let o: Record<string, unknown>;
+  try {
+    o = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    throw new FormatError('loft roots object is not JSON');
+  }
+  if (o?.v !== 1 || o.kind !== 'roots' || typeof o.host !== 'string') {
+    throw new FormatError('loft roots object has no version 1 header of its kind');
+  }
+  return { kind: 'roots', host: o.host, paths: hashes(o.paths, 'roots') };
 }

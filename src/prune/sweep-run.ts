@@ -21,7 +21,7 @@ import {
   type StateObject,
 } from '../format/loft-state.js';
 import { StorageError } from '../errors.js';
-import { readStates } from '../storage/loft-state-store.js';
+import { readPublishedRoots, readStates } from '../storage/loft-state-store.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { takeInventory, type Inventory } from './inventory.js';
 import { planPrune, type PruneSettingsInput } from './policy.js';
@@ -69,6 +69,7 @@ export interface SweepResult {
 }
 
 const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;
 
 export async function runSweepOnce(deps: PruneRunDeps, opts: SweepRunOptions): Promise<SweepResult> {
   if (opts.dryRun) return sweepPasses(deps, opts);
@@ -153,6 +154,9 @@ async function onePass(
   const started = performance.now();
   const inventory = await takeInventory(deps);
   const { states } = await readStates(deps);
+  const roots = await readPublishedRoots(deps, now - opts.settings.retentionDays * DAY_MS);
+  const own = opts.protectedHashParts?.() ?? new Set<string>();
+  const protectedHashParts = new Set([...own, ...roots]);
   const policy = planPrune({
     paths: inventory.paths,
     orphanCandidates: inventory.orphanCandidates,
@@ -160,7 +164,7 @@ async function onePass(
     bucketBytes: inventory.bucketBytes,
     now,
     settings: opts.settings,
-    ...(opts.protectedHashParts ? { protectedHashParts: opts.protectedHashParts() } : {}),
+    protectedHashParts,
   });
   const plan = planSweep({
     paths: inventory.paths,
@@ -173,7 +177,7 @@ async function onePass(
     now,
     graceMs,
     settleMs,
-    ...(opts.protectedHashParts ? { protectedHashParts: opts.protectedHashParts() } : {}),
+    protectedHashParts,
   });
   if (opts.dryRun) return { inventory, plan };
   await apply(plan, deps, opts.host, graceMs, counts, () => performance.now() - started < settleMs * 0.8);

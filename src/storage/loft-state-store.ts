@@ -1,11 +1,14 @@
-// Reading loft's state objects (`.loft/prune/*`, src/format/loft-state.ts) from a cache: one
+// Reading loft's state objects (`.loft/prune/*`, src/format/loft-state.ts) and the roots hosts
+// published (`.loft/roots/*`) from a cache: one
 // listing of the prefix, and a GET only of objects not seen before in their current form (the
 // caller keeps `known` between reads), so an uploader's check before each batch usually costs one
 // small listing and nothing more.
 import {
   CLOCK_KEY,
   LOFT_PREFIX,
+  parseRoots,
   parseState,
+  ROOTS_PREFIX,
   stateKindOfKey,
   type StateObject,
 } from '../format/loft-state.js';
@@ -50,4 +53,26 @@ export async function readStates(
   }
   if (known) for (const k of known.keys()) if (!listed.has(k)) known.delete(k);
   return { states: out, ...(clockAt !== undefined ? { clockAt } : {}) };
+}
+
+/**
+ * Hash parts of the roots hosts published (`.loft/roots/*.json`) at or after `since` (server
+ * time, ms); older ones are from hosts that stopped publishing and protect nothing.
+ */
+export async function readPublishedRoots(
+  deps: { store: ObjectStore; logger: Logger; signal?: AbortSignal | undefined },
+  since: number,
+): Promise<Set<string>> {
+  const out = new Set<string>();
+  for await (const o of deps.store.list(ROOTS_PREFIX, deps.signal)) {
+    if (o.lastModified.getTime() < since || !o.key.endsWith('.json')) continue;
+    const body = await deps.store.get(o.key, deps.signal);
+    if (body === undefined) continue;
+    try {
+      for (const h of parseRoots(body.toString('utf8')).paths) out.add(h);
+    } catch (err) {
+      deps.logger.warn({ key: o.key, err }, 'unreadable roots object: ignored');
+    }
+  }
+  return out;
 }

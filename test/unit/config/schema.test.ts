@@ -29,6 +29,7 @@ describe('defaults', () => {
         orphanGraceHours: 24,
         graceHours: 24,
       },
+      publishRoots: [],
       debug: false,
     });
     assert.deepEqual(warnings, []);
@@ -142,6 +143,7 @@ describe('every key is read', () => {
       prune_schedule = "03:30"
       prune_orphan_grace_hours = 0
       prune_grace_hours = 0.5
+      publish_roots = ["/run/current-system"]
     `);
     assert.deepEqual(v.warnings, []);
     const c = v.config;
@@ -195,6 +197,7 @@ describe('every key is read', () => {
       orphanGraceHours: 0,
       graceHours: 0.5,
     });
+    assert.deepEqual(c.publishRoots, ['/run/current-system']);
   });
 
   test('*_file credentials resolve against the config directory', () => {

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PresenceCache } from '../../../src/cache/presence-cache.js';
 import { silentLogger } from '../../../src/log.js';
+import { renderRoots } from '../../../src/format/loft-state.js';
 import { PruneDb } from '../../../src/prune/prune-db.js';
 import { runSweepOnce, type SweepRunOptions } from '../../../src/prune/sweep-run.js';
 import { MemoryObjectStore } from '../../helpers/memory-object-store.js';
@@ -111,6 +112,24 @@ describe('runSweepOnce', () => {
     await runSweepOnce(deps, opts);
     const narinfos = keys('').filter((k) => k.endsWith('.narinfo'));
     assert.deepEqual(narinfos, [h(1), h(3), h(4)].map((x) => `${x}.narinfo`).sort());
+  });
+
+  test('paths in roots a host published within the retention period are never marked', async () => {
+    const { deps, addPath, age, keys, put, store } = await setup();
+    await addPath(1);
+    await addPath(2, [1]);
+    await addPath(3);
+    age(40 * DAY);
+    await put('.loft/roots/host-b.json', renderRoots({ kind: 'roots', host: 'host-b', paths: [h(2)] }));
+    await put('.loft/roots/gone-host.json', renderRoots({ kind: 'roots', host: 'gone-host', paths: [h(3)] }));
+    store.objects.get('.loft/roots/gone-host.json')!.lastModified = new Date(Date.now() - 31 * DAY);
+    const run = await runSweepOnce(deps, opts);
+    assert.deepEqual(
+      run.plan?.mark,
+      [h(3)],
+      'path 2 is a root and path 1 its dependency; path 3 only an old root',
+    );
+    assert.equal(keys('.loft/prune/mark-').length, 1);
   });
 
   test('a dry run writes nothing, not even the clock', async () => {
