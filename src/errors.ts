@@ -52,6 +52,7 @@ export type ErrorCode =
   | 'E_CORRUPT_PATH'
   | 'E_DEPENDENCY_FAILED'
   | 'E_PRUNE_BUSY'
+  | 'E_PRUNE_CONFLICT'
   | 'E_ABORTED'
   | 'E_INTERNAL'
   | StorageErrorCode;
@@ -184,6 +185,13 @@ export class DependencyFailedError extends LoftError {
 export class PruneBusyError extends LoftError {
   override readonly name = 'PruneBusyError';
   readonly code = 'E_PRUNE_BUSY';
+  readonly exitCode = ExitCode.partial;
+}
+
+/** A prune on some host is deleting what this path needs: upload it in a later batch. */
+export class PruneConflictError extends LoftError {
+  override readonly name = 'PruneConflictError';
+  readonly code = 'E_PRUNE_CONFLICT';
   readonly exitCode = ExitCode.partial;
 }
 

@@ -152,6 +152,16 @@ in
         port = 9464;
       };
     };
+    "loft.publish_roots" = {
+      value = [ "/run/current-system" ];
+      field = "publishRoots";
+      expected = [ "/run/current-system" ];
+    };
+    "loft.prune_grace_hours" = {
+      value = 0.5;
+      field = "prune.graceHours";
+      expected = 0.5;
+    };
   };
 
   # Keys the module refuses (config-toml.nix reports them for an assertion): inline secrets would

@@ -3,6 +3,7 @@
 // owns the work. Shutdown follows graphile-worker's shape: every opened thing pushes its release
 // function, the list runs in `finally` in reverse, and an unref'd timer forces the exit if a release
 // hangs.
+import { hostname } from 'node:os';
 import type { Config } from '../config/schema.js';
 import { releaseAll, type Release } from '../release-list.js';
 import { parsePruneSchedule } from '../prune/schedule-syntax.js';
@@ -14,10 +15,14 @@ import { PruneDb } from '../state/prune-db.js';
 import { runPruneOnce } from '../prune/prune-run.js';
 import { DaemonMetrics } from '../daemon/metrics.js';
 import { startMetricsServer } from '../daemon/metrics-server.js';
+import { runSweepOnce } from '../prune/sweep-run.js';
+import { pruneSettings } from './prune-command.js';
 import { UploadQueue } from '../state/queue.js';
 import { ExitCode, type ExitCodeValue } from '../errors.js';
 import type { Logger } from '../log.js';
+import { startRootsPublisher } from '../daemon/roots-publisher.js';
 import { listValidStorePaths } from '../store/all-paths.js';
+import { resolveHostRoots } from '../store/host-roots.js';
 import { NIX_CACHE_INFO_KEY } from '../format/bucket-layout.js';
 import { runPopulateCache } from './cache-commands.js';
 import { batchUploader } from './batch-uploader.js';
@@ -50,6 +55,7 @@ export async function runDaemonCommand(config: Config, logger: Logger): Promise<
     if (!(await waitForStorage(probe, logger.child({ component: 'storage' }), stop.signal))) {
       return ExitCode.ok;
     }
+    releases.push(rootsPublisher(rt));
     await runDaemon(
       {
         queue,
@@ -78,6 +84,23 @@ export async function runDaemonCommand(config: Config, logger: Logger): Promise<
   }
 }
 
+/** loft.publish_roots: what this host runs, kept by every host's prunes (README, Pruning). */
+function rootsPublisher(rt: Runtime): Release {
+  const entries = rt.config.publishRoots;
+  if (entries.length === 0) return () => Promise.resolve();
+  const publisher = startRootsPublisher({
+    store: rt.store,
+    host: hostname(),
+    resolve: () => resolveHostRoots(entries, rt.config.storeDir),
+    logger: rt.logger.child({ component: 'roots' }),
+    everyMs: ROOTS_EVERY_MS,
+  });
+  return () => publisher.stop();
+}
+
+/** Often enough that a daemon that runs keeps its roots far younger than any retention (>= 1 day). */
+const ROOTS_EVERY_MS = 6 * 3_600_000;
+
 /** loft.prune_schedule, when pruning is enabled and scheduled: the same prune as `loft --prune`. */
 function scheduledPrune(
   rt: Runtime,
@@ -96,29 +119,27 @@ function scheduledPrune(
     storeDir: rt.config.storeDir,
     logger: rt.logger.child({ component: 'prune' }),
   };
-  const settings = {
-    retentionDays: p.retentionDays,
-    targetPercentage: p.targetPercentage,
-    orphanGraceHours: p.orphanGraceHours,
-    ...(p.maxSizeGb !== undefined ? { maxSizeGb: p.maxSizeGb } : {}),
-  };
+  const settings = pruneSettings(p);
   const run = async () => {
-    let result;
+    let deleted: number;
     try {
-      result = await runPruneOnce(deps, { settings, now: new Date(), dryRun: false });
+      if (settings.graceHours > 0) {
+        const { counts, lease } = await runSweepOnce(deps, { settings, dryRun: false, host: hostname() });
+        rt.logger.info({ ...counts, lease: lease.kind }, 'scheduled prune finished');
+        deleted = counts.narinfosDeleted;
+      } else {
+        const result = await runPruneOnce(deps, { settings, now: new Date(), dryRun: false });
+        deleted = result.plan.paths.length;
+        rt.logger.info(
+          { deleted, orphans: result.plan.orphans.length, bytes: result.plan.pathBytes },
+          'scheduled prune finished',
+        );
+      }
     } catch (err) {
       metrics.lastPrune = { at: Date.now(), ok: false, deletedPaths: 0 };
       throw err;
     }
-    metrics.lastPrune = { at: Date.now(), ok: true, deletedPaths: result.plan.paths.length };
-    rt.logger.info(
-      {
-        deleted: result.plan.paths.length,
-        orphans: result.plan.orphans.length,
-        bytes: result.plan.pathBytes,
-      },
-      'scheduled prune finished',
-    );
+    metrics.lastPrune = { at: Date.now(), ok: true, deletedPaths: deleted };
   };
   return { prune: { schedule, run } };
 }

@@ -1,12 +1,15 @@
 // `loft --prune [--dry-run]`: runs the configured prune policy once and prints what it deleted (or,
 // with --dry-run, every key it would delete). Refuses when pruning is disabled: the original Loft
 // prunes anyway, which deletes objects from a bucket whose owner turned pruning off.
+import { hostname } from 'node:os';
 import type { Config } from '../config/schema.js';
 import { ConfigError, ExitCode, type ExitCodeValue } from '../errors.js';
 import type { PrunePlan } from '../prune/policy.js';
 import { PruneDb } from '../state/prune-db.js';
 import { runPruneOnce, type PruneResult } from '../prune/prune-run.js';
+import { runSweepOnce, type SweepSettings } from '../prune/sweep-run.js';
 import { formatBytes } from './format-size.js';
+import { sweepLines } from './sweep-summary.js';
 import type { Runtime } from './runtime.js';
 
 export interface PruneCommandOptions {
@@ -32,25 +35,21 @@ export async function runPrune(
   const db = PruneDb.open(rt.cache.path, rt.cache.target);
   try {
     const started = Date.now();
-    const result = await runPruneOnce(
-      {
-        store: rt.store,
-        db,
-        cache: rt.cache,
-        storeDir: rt.config.storeDir,
-        logger: rt.logger.child({ component: 'prune' }),
-      },
-      {
+    if (settings.graceHours > 0) {
+      const sweep = await runSweepOnce(pruneDeps(rt, db), {
         dryRun: opts.dryRun,
-        now: opts.now ?? new Date(),
-        settings: {
-          retentionDays: settings.retentionDays,
-          targetPercentage: settings.targetPercentage,
-          orphanGraceHours: settings.orphanGraceHours,
-          ...(settings.maxSizeGb !== undefined ? { maxSizeGb: settings.maxSizeGb } : {}),
-        },
-      },
-    );
+        host: hostname(),
+        settings: pruneSettings(settings),
+      });
+      for (const line of sweepLines(sweep, rt.store.description, opts.dryRun, Date.now() - started))
+        say(line);
+      return ExitCode.ok;
+    }
+    const result = await runPruneOnce(pruneDeps(rt, db), {
+      dryRun: opts.dryRun,
+      now: opts.now ?? new Date(),
+      settings: pruneSettings(settings),
+    });
     if (opts.dryRun) for (const line of dryRunLines(result.plan)) say(line);
     for (const line of summaryLines(result, rt.store.description, opts.dryRun, Date.now() - started))
       say(line);
@@ -58,6 +57,26 @@ export async function runPrune(
   } finally {
     db.close();
   }
+}
+
+function pruneDeps(rt: Runtime, db: PruneDb) {
+  return {
+    store: rt.store,
+    db,
+    cache: rt.cache,
+    storeDir: rt.config.storeDir,
+    logger: rt.logger.child({ component: 'prune' }),
+  };
+}
+
+export function pruneSettings(p: Config['prune']): SweepSettings {
+  return {
+    retentionDays: p.retentionDays,
+    targetPercentage: p.targetPercentage,
+    orphanGraceHours: p.orphanGraceHours,
+    graceHours: p.graceHours,
+    ...(p.maxSizeGb !== undefined ? { maxSizeGb: p.maxSizeGb } : {}),
+  };
 }
 
 function dryRunLines(plan: PrunePlan): string[] {

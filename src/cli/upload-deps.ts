@@ -3,7 +3,9 @@
 import { availableParallelism } from 'node:os';
 import { dumpNar } from '../store/dump-nar.js';
 import { queryPathInfos } from '../store/path-info-query.js';
+import { DEFAULTS } from '../config/defaults.js';
 import { ensureNixCacheInfo } from '../upload/cache-info.js';
+import { PruneGuard } from '../upload/prune-guard.js';
 import type { ProgressSink } from '../upload/progress.js';
 import type { UploadClosureDeps } from '../upload/upload-closure.js';
 import type { Runtime } from './runtime.js';
@@ -38,6 +40,14 @@ export function buildUploadDeps(rt: Runtime, opts: UploadDepsOptions = {}): Uplo
     uploadDerivations: c.uploadDerivations,
     beforeFirstUpload: () => cacheInfoOnce(rt),
     logger: rt.logger,
+    pruneGuard: new PruneGuard({
+      store: rt.store,
+      cache: rt.cache,
+      logger: rt.logger.child({ component: 'prune-guard' }),
+      // A host that does not prune still respects the protocol, with the default grace unless a
+      // pruner announced a shorter one in the bucket.
+      graceMs: (c.prune.graceHours > 0 ? c.prune.graceHours : DEFAULTS.pruneGraceHours) * 3_600_000,
+    }),
     ...(opts.progress ? { progress: opts.progress } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
   };

@@ -17,6 +17,8 @@ export interface PruneSettings {
   /** Validated by parsePruneSchedule (src/prune/schedule-syntax.ts). */
   schedule?: string;
   orphanGraceHours: number;
+  /** Hours from mark to doom and from a narinfo's deletion to its NAR's; 0: delete at once. */
+  graceHours: number;
 }
 
 export interface Config {
@@ -40,6 +42,8 @@ export interface Config {
   uploadDerivations: boolean;
   priority: number;
   prune: PruneSettings;
+  /** What the daemon publishes as this host's roots (symlinks into the store, or directories of them). */
+  publishRoots: string[];
   /** loft.metrics_listen: where the daemon serves Prometheus metrics; undefined: no metrics. */
   metricsListen?: ListenAddress;
   debug: boolean;

@@ -32,6 +32,10 @@ export const DEFAULTS = {
   pruneRetentionDays: 30,
   pruneTargetPercentage: 80,
   pruneOrphanGraceHours: 24,
+  // Mark to doom, and narinfo to NAR deletion, on a bucket shared by hosts (README, Pruning).
+  pruneGraceHours: 24,
+  // Off unless asked for: publishing writes to the bucket every few hours (README, Pruning).
+  publishRoots: [] as string[],
 } as const;
 
 /** Levels each compressor accepts and its default (zstd's CLI default 3, xz's preset 6). */
@@ -50,4 +54,5 @@ export const LIMITS = {
   pruneMaxSizeGb: { max: 1_000_000 },
   pruneTargetPercentage: { min: 1, max: 99 },
   pruneOrphanGraceHours: { min: 0, max: 8760 },
+  pruneGraceHours: { min: 0, max: 8760 },
 } as const;

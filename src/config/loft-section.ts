@@ -1,6 +1,6 @@
 // The [loft] table: behaviour of the uploader. Every key of the original Loft's README and NixOS
 // module is here with the same meaning; compression "none", compression_level, upload_derivations,
-// priority and prune_orphan_grace_hours are loft's additions. use_disk_for_large_nars and
+// priority, prune_orphan_grace_hours and prune_grace_hours are loft's additions. use_disk_for_large_nars and
 // large_nar_threshold_mb are accepted for compatibility only: loft streams every NAR, whatever its size.
 import { resolve } from 'node:path';
 import { COMPRESSION_LEVELS, DEFAULTS, LIMITS } from './defaults.js';
@@ -30,6 +30,8 @@ export const LOFT_KEYS = [
   'prune_schedule',
   'prune_orphan_grace_hours',
   'metrics_listen',
+  'prune_grace_hours',
+  'publish_roots',
 ] as const;
 
 export const COMPRESSIONS: readonly Compression[] = ['zstd', 'xz', 'none'];
@@ -63,6 +65,7 @@ export function readLoftSection(r: TableReader, baseDir: string): LoftSection {
     uploadDerivations: r.bool('upload_derivations') ?? DEFAULTS.uploadDerivations,
     priority: r.int('priority', priority.min, priority.max) ?? DEFAULTS.priority,
     prune: readPrune(r),
+    publishRoots: readPublishRoots(r),
   };
   const metrics = r.string('metrics_listen');
   if (metrics !== undefined) {
@@ -102,6 +105,7 @@ function readPrune(r: TableReader): PruneSettings {
     targetPercentage: r.int('prune_target_percentage', pct.min, pct.max) ?? DEFAULTS.pruneTargetPercentage,
     orphanGraceHours:
       r.int('prune_orphan_grace_hours', grace.min, grace.max) ?? DEFAULTS.pruneOrphanGraceHours,
+    graceHours: readGraceHours(r),
   };
   const maxSizeGb = r.positiveNumber('prune_max_size_gb', size.max);
   if (maxSizeGb !== undefined) prune.maxSizeGb = maxSizeGb;
@@ -111,4 +115,23 @@ function readPrune(r: TableReader): PruneSettings {
     else prune.schedule = schedule;
   }
   return prune;
+}
+
+/** Fractions allowed (tests and small setups use minutes); 0 turns mark/sweep off. */
+function readGraceHours(r: TableReader): number {
+  const value = r.raw('prune_grace_hours');
+  const { max } = LIMITS.pruneGraceHours;
+  if (value === undefined) return DEFAULTS.pruneGraceHours;
+  if (typeof value === 'number' && Number.isFinite(value) && value >= 0 && value <= max) return value;
+  r.fail('prune_grace_hours', `a number of hours from 0 to ${max} (fractions allowed)`, value);
+  return DEFAULTS.pruneGraceHours;
+}
+
+/** Absolute paths only: they name this machine's roots, wherever the config file lives. */
+function readPublishRoots(r: TableReader): string[] {
+  const roots = r.stringArray('publish_roots');
+  if (roots === undefined) return [...DEFAULTS.publishRoots];
+  const relative = roots.find((p) => !p.startsWith('/'));
+  if (relative !== undefined) r.fail('publish_roots', 'a list of absolute paths', relative);
+  return roots;
 }

@@ -3,9 +3,12 @@
 // prune and verify all read it from here, so a bucket written by one is understood by the others.
 //   nix-cache-info                            the cache's description (StoreDir, priority)
 //   <hashPart>.narinfo                        the commit point, at the root
-//   nar/<hashPart>-<NarHash nix32>.nar.<ext>  the compressed NAR (loft and the original Loft);
-//                                             `nix copy` names it nar/<FileHash>.nar.<ext>, so
-//                                             readers follow a narinfo's URL, never this pattern
+//   nar/<hashPart>-<NarHash nix32>-<id>.nar.<ext>  the compressed NAR, a new id per upload (the
+//                                             original Loft's key has no id; `nix copy` names it
+//                                             nar/<FileHash>.nar.<ext>), so readers follow a
+//                                             narinfo's URL, never this pattern
+//   .loft/...                                 loft's own state (prune marks, lease, roots:
+//                                             format/loft-state.ts), invisible to Nix
 //   <hashPart>.ls                             a file listing (`nix copy --write-nar-listing`)
 //   log/<drv base name>                       a build log, shared by the derivation's outputs
 // The NAR key depends only on what path-info already tells, so it is known before compressing.
@@ -41,8 +44,15 @@ export function narinfoKey(hashPart: string): string {
   return `${hashPart}.narinfo`;
 }
 
-export function narKey(hashPart: string, narHash: Hash, compression: Compression): string {
-  return `nar/${hashPart}-${encodeNixBase32(narHash.digest)}.${narExtension(compression)}`;
+/**
+ * @param uploadId loft adds one per upload (upload/upload-id.ts), so that no NAR key is ever
+ *   written twice: a prune on another host may still be deleting a key it announced
+ *   (prune/sweep-plan.ts), and a re-upload under that same key would lose its NAR. Without it,
+ *   the original Loft's key.
+ */
+export function narKey(hashPart: string, narHash: Hash, compression: Compression, uploadId?: string): string {
+  const id = uploadId === undefined ? '' : `-${uploadId}`;
+  return `nar/${hashPart}-${encodeNixBase32(narHash.digest)}${id}.${narExtension(compression)}`;
 }
 
 export function listingKey(hashPart: string): string {

@@ -37,6 +37,8 @@ export interface Inventory {
   malformed: number;
   /** Keys of every narinfo listed with its LastModified, to tell a later listing what changed. */
   narinfoStamps: Map<string, number>;
+  /** Every key listed. */
+  keys: Set<string>;
 }
 
 /** Real narinfos are a few KiB (about 80 bytes per reference); a larger object is not fetched. */
@@ -84,6 +86,7 @@ export async function takeInventory(deps: InventoryDeps): Promise<Inventory> {
     narinfosRead: read,
     malformed: malformed.length,
     narinfoStamps,
+    keys: new Set(objects.keys()),
   };
 }
 

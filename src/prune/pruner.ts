@@ -10,7 +10,7 @@ import type { PresenceCache } from '../state/presence.js';
 import type { Logger } from '../log.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { multipartUploadsOf } from '../storage/multipart-uploads.js';
-import type { PrunePlan } from './policy.js';
+import type { PendingUpload, PrunePlan } from './policy.js';
 import type { PruneDb } from '../state/prune-db.js';
 
 export interface PrunerDeps {
@@ -43,15 +43,18 @@ export async function applyPlan(plan: PrunePlan, deps: PrunerDeps): Promise<Appl
     await deps.store.deleteMany(plan.dataKeys, deps.signal);
     deleteRequests += Math.ceil(plan.dataKeys.length / DELETE_BATCH);
   }
-  const abortedUploads = await abortUploads(plan, deps);
+  const abortedUploads = await abortUploads(plan.abortUploads, deps);
   return { deletedKeys: plan.narinfoKeys.length + plan.dataKeys.length, deleteRequests, abortedUploads };
 }
 
-async function abortUploads(plan: PrunePlan, deps: PrunerDeps): Promise<number> {
+export async function abortUploads(
+  uploads: readonly PendingUpload[],
+  deps: Pick<PrunerDeps, 'store' | 'logger' | 'signal'>,
+): Promise<number> {
   const mp = multipartUploadsOf(deps.store);
   if (!mp) return 0;
   let aborted = 0;
-  for (const u of plan.abortUploads) {
+  for (const u of uploads) {
     try {
       await mp.abortMultipartUpload(u.key, u.uploadId, deps.signal);
       aborted++;

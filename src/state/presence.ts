@@ -158,6 +158,15 @@ export class PresenceCache {
     else this.statements.deleteMeta.run(name);
   }
 
+  /** A small value of loft's own beside the rows (e.g. what the last prune-state listing saw). */
+  getNote(name: string): string | undefined {
+    return this.statements.getMeta.get(`note:${name}`) as string | undefined;
+  }
+
+  setNote(name: string, value: string): void {
+    this.statements.setMeta.run(`note:${name}`, value);
+  }
+
   close(): void {
     if (this.db.open) this.db.close();
   }

@@ -63,6 +63,12 @@ export class LazyObjectStore implements ObjectStore, MultipartUploads {
   async *list(prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo> {
     yield* (await this.store()).list(prefix, signal);
   }
+  async createExclusive(key: string, body: Buffer | string, opts: PutOptions): Promise<boolean> {
+    const store = await this.store();
+    if (!store.createExclusive) throw new StorageError(`${this.description} has no conditional create`);
+    return store.createExclusive(key, body, opts);
+  }
+
   async deleteMany(keys: string[], signal?: AbortSignal): Promise<void> {
     return (await this.store()).deleteMany(keys, signal);
   }

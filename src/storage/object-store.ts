@@ -36,6 +36,12 @@ export interface ObjectStore {
   putStream(key: string, body: Readable, opts: PutOptions): Promise<void>;
   /** Every object whose key starts with `prefix`, page by page. */
   list(prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo>;
+  /**
+   * Writes `key` only if it does not exist (S3's `If-None-Match: *`): true when written, false when
+   * the key existed. Absent where the store has no such write. Some servers ignore the header and
+   * always write: callers that rely on it probe first (src/prune/lease.ts).
+   */
+  createExclusive?(key: string, body: Buffer | string, opts: PutOptions): Promise<boolean>;
   /** Deleting a key that does not exist is not an error. */
   deleteMany(keys: string[], signal?: AbortSignal): Promise<void>;
   close(): Promise<void>;

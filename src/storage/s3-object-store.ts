@@ -129,6 +129,27 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads {
     await this.run(`put ${key}`, () => this.client.send(new PutObjectCommand(input), opts(putOpts.signal)));
   }
 
+  async createExclusive(key: string, body: Buffer | string, putOpts: PutOptions): Promise<boolean> {
+    const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+    const input = {
+      Bucket: this.bucket,
+      Key: this.prefix + key,
+      Body: bytes,
+      ContentType: putOpts.contentType,
+      ContentLength: bytes.length,
+      IfNoneMatch: '*',
+    };
+    try {
+      await this.client.send(new PutObjectCommand(input), opts(putOpts.signal));
+      return true;
+    } catch (err) {
+      // 412: the key exists; 409: a concurrent conditional write to it won (AWS).
+      const status = httpStatusOf(err);
+      if (status === 412 || status === 409) return false;
+      throw this.fail(`put ${key} if absent`, err);
+    }
+  }
+
   /**
    * Reads ahead up to one part: a body that fits goes in ONE PutObject (a small NAR costs one
    * request, not the three of a multipart upload); a larger one goes through lib-storage in parts.

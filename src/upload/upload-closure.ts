@@ -7,6 +7,7 @@ import { BACKOFF } from '../backoff.js';
 import {
   CorruptPathError,
   DependencyFailedError,
+  PruneConflictError,
   LoftError,
   isTargetFailure,
   oneLine,
@@ -17,6 +18,7 @@ import { hashPartOf } from '../format/store-path.js';
 import type { Logger } from '../log.js';
 import { planClosure, type SkipReason } from './closure-plan.js';
 import { checkPresence } from './presence-check.js';
+import type { PruneGuard } from './prune-guard.js';
 import type { ProgressSink } from './progress.js';
 import { uploadPath, type UploadedPath, type UploadPathDeps } from './upload-path.js';
 import { runWithRetries } from './path-retry.js';
@@ -33,6 +35,8 @@ export interface UploadClosureDeps extends Omit<UploadPathDeps, 'onNarBytes'> {
   beforeFirstUpload?: () => Promise<void>;
   progress?: ProgressSink;
   logger: Logger;
+  /** Respects prunes of other hosts (mark, wait, sweep); absent in unit tests that need none. */
+  pruneGuard?: PruneGuard;
   /** Per-path attempts for transient failures (default BACKOFF.path; the SDK also retries each request). */
   attempts?: number;
   retryBaseMs?: number;
@@ -92,10 +96,7 @@ export async function uploadClosure(req: UploadRequest, deps: UploadClosureDeps)
     explicit,
   });
   const hashOf = (i: PathInfo) => hashPartOf(i.path, deps.storeDir);
-  const presence = await checkPresence(plan.candidates.map(hashOf), deps.cache, deps.store, {
-    ...(req.ignoreLocalCache ? { ignoreLocal: true } : {}),
-    ...(deps.signal ? { signal: deps.signal } : {}),
-  });
+  const { presence, pruned } = await presenceAndPrunes(plan.candidates.map(hashOf), req, deps);
   const forced = (i: PathInfo) => req.forceUpload?.has(hashOf(i)) === true;
   const resign = await reSignPresent(
     plan.candidates.filter((i) => !forced(i)),
@@ -121,10 +122,38 @@ export async function uploadClosure(req: UploadRequest, deps: UploadClosureDeps)
   };
   if (!req.dryRun && missing.length > 0) {
     await deps.beforeFirstUpload?.();
-    await uploadMissing(missing, deps, report);
+    await uploadMissing(missing, deps, report, pruned.blocked);
   }
   report.complete = isComplete(req.paths, report, missing, req.dryRun);
   return report;
+}
+
+/**
+ * What the cache has, minus what prunes on other hosts are taking away (src/upload/prune-guard.ts).
+ * A batch that finds everything present commits nothing and skips the state listing, so a run the
+ * presence cache answers still sends no request; one with uploads to do lists `.loft/` once, and
+ * asks about presence again if that listing showed its presence rows may be stale.
+ */
+async function presenceAndPrunes(hashParts: string[], req: UploadRequest, deps: UploadClosureDeps) {
+  const ask = () =>
+    checkPresence(hashParts, deps.cache, deps.store, {
+      ...(req.ignoreLocalCache ? { ignoreLocal: true } : {}),
+      ...(deps.signal ? { signal: deps.signal } : {}),
+    });
+  const guard = deps.pruneGuard;
+  const askedAt = guard?.now();
+  let presence = await ask();
+  const none = { absent: new Set<string>(), blocked: new Set<string>() };
+  if (!guard || askedAt === undefined || presence.present.size === hashParts.length)
+    return { presence, pruned: none };
+  if (await guard.startBatch(askedAt, deps.signal)) {
+    const first = presence.requests;
+    presence = await ask();
+    presence.requests += first;
+  }
+  const pruned = guard.classify(hashParts);
+  for (const h of [...pruned.absent, ...pruned.blocked]) presence.present.delete(h);
+  return { presence, pruned };
 }
 
 /** In a run that signs, present paths must carry our signature (src/upload/re-sign.ts). */
@@ -161,11 +190,19 @@ async function uploadMissing(
   missing: PathInfo[],
   deps: UploadClosureDeps,
   report: UploadReport,
+  blocked: ReadonlySet<string>,
 ): Promise<void> {
   // Up to upload_threads NARs in flight, and as many narinfo writes; a path gives its NAR slot
   // back before it waits for its references (src/upload/upload-slots.ts).
   const narSlots = new UploadSlots(deps.uploadThreads);
   const commitSlots = new UploadSlots(deps.uploadThreads);
+  const uploading = new Set(missing.map((i) => i.path));
+  const beforeCommit = async (info: PathInfo) => {
+    await waitFor(info, committed);
+    const relied = info.references.filter((r) => r !== info.path && !uploading.has(r));
+    const hashOf = (p: string) => hashPartOf(p, deps.storeDir);
+    await deps.pruneGuard?.beforeCommit(hashOf(info.path), info.path, relied.map(hashOf), deps.signal);
+  };
   const committed = new Map<string, Promise<void>>();
   const presence = new PresenceBatch(deps.cache);
   let fatal: Error | undefined;
@@ -179,6 +216,11 @@ async function uploadMissing(
       try {
         await nar.take();
         if (fatal !== undefined) throw fatal;
+        if (blocked.has(hashPartOf(info.path, deps.storeDir))) {
+          throw new PruneConflictError(
+            `${info.path} not published: a prune is deleting it; it is uploaded again in a later batch`,
+          );
+        }
         deps.progress?.started(info.path, info.narSize);
         const pathDeps = { ...deps, onNarBytes: (n: number) => deps.progress?.narBytes(info.path, n) };
         const result = await runWithRetries(
@@ -188,7 +230,7 @@ async function uploadMissing(
             try {
               return await uploadPath(info, pathDeps, async () => {
                 nar.give();
-                await waitFor(info, committed);
+                await beforeCommit(info);
                 await commitSlots.acquire();
                 committing = true;
               });
@@ -205,7 +247,8 @@ async function uploadMissing(
             retryable: (err) =>
               !(err instanceof CorruptPathError) &&
               !isTargetFailure(err) &&
-              !(err instanceof DependencyFailedError),
+              !(err instanceof DependencyFailedError) &&
+              !(err instanceof PruneConflictError),
             onRetry: (attempt, err, delayMs) => deps.progress?.retrying(info.path, attempt, err, delayMs),
             ...(deps.signal ? { signal: deps.signal } : {}),
           },

@@ -20,6 +20,7 @@ import {
   narKey,
   type Compression,
 } from '../format/bucket-layout.js';
+import { newUploadId } from './upload-id.js';
 
 export interface UploadPathDeps {
   store: ObjectStore;
@@ -52,7 +53,7 @@ export async function uploadPath(
   beforeCommit: () => Promise<void>,
 ): Promise<UploadedPath> {
   const hashPart = hashPartOf(info.path, deps.storeDir);
-  const key = narKey(hashPart, info.narHash, deps.compression);
+  const key = narKey(hashPart, info.narHash, deps.compression, newUploadId());
   const { narMeter, fileMeter } = await streamNar(info.path, info.narSize, key, deps);
 
   const narHash = sha256Hash(narMeter.digest());

@@ -63,7 +63,7 @@ describe('malformed narinfos in the bucket: skipped with a warning, nothing good
       dir,
       s3,
       signingKeyPath: key.secretPath,
-      extraLoft: 'prune_enabled = true',
+      extraLoft: 'prune_enabled = true\nprune_grace_hours = 0',
     });
     [old, fresh] = await Promise.all([
       buildFixtureClosure({ largeFileMb: 0 }),

@@ -164,7 +164,7 @@ describe('kill -9 at twenty moments of uploads and a prune', () => {
       dir,
       s3: { ...s3, endpoint: killer.endpoint },
       signingKeyPath: key.secretPath,
-      extraLoft: 'prune_enabled = true\nprune_retention_days = 30',
+      extraLoft: 'prune_enabled = true\nprune_retention_days = 30\nprune_grace_hours = 0',
     });
   });
   after(async () => {

@@ -175,6 +175,7 @@ describe("the rendered loft.toml through loft's loader", () => {
       maxSizeGb: 100,
       targetPercentage: 70,
       orphanGraceHours: DEFAULTS.pruneOrphanGraceHours,
+      graceHours: DEFAULTS.pruneGraceHours,
     });
   });
 

@@ -186,7 +186,7 @@ describe('pruning a bucket written by loft, then Nix substitutes what was kept',
       dir,
       s3,
       signingKeyPath: key.secretPath,
-      extraLoft: 'prune_enabled = true\nprune_orphan_grace_hours = 0',
+      extraLoft: 'prune_enabled = true\nprune_orphan_grace_hours = 0\nprune_grace_hours = 0',
     });
     await store.deleteMany(['nar/orphan-young.nar.zst']); // left by the first test
     await store.putBytes('nar/cli-orphan.nar.zst', 'o', { contentType: 'application/x-nix-nar' });

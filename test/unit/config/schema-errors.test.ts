@@ -60,6 +60,14 @@ const INVALID: Array<[string, string]> = [
     '[loft]\nprune_orphan_grace_hours = -1',
     'loft.prune_orphan_grace_hours: expected an integer from 0 to 8760, got -1',
   ],
+  [
+    '[loft]\nprune_grace_hours = -0.5',
+    'loft.prune_grace_hours: expected a number of hours from 0 to 8760 (fractions allowed), got -0.5',
+  ],
+  [
+    '[loft]\npublish_roots = ["result"]',
+    'loft.publish_roots: expected a list of absolute paths, got "result"',
+  ],
   ['[loft]\nprune_schedule = "daily"', 'loft.prune_schedule: expected an interval like "24h"'],
   ['[loft]\nprune_schedule = "24:00"', 'got "24:00"'],
   ['[loft]\nprune_schedule = "0h"', 'got "0h"'],

@@ -22,7 +22,14 @@ describe('defaults', () => {
       skipSignedByKeys: ['cache.nixos.org-1', 'nix-community.cachix.org-1'],
       uploadDerivations: false,
       priority: 30,
-      prune: { enabled: false, retentionDays: 30, targetPercentage: 80, orphanGraceHours: 24 },
+      prune: {
+        enabled: false,
+        retentionDays: 30,
+        targetPercentage: 80,
+        orphanGraceHours: 24,
+        graceHours: 24,
+      },
+      publishRoots: [],
       debug: false,
     });
     assert.deepEqual(warnings, []);
@@ -135,6 +142,8 @@ describe('every key is read', () => {
       prune_target_percentage = 60
       prune_schedule = "03:30"
       prune_orphan_grace_hours = 0
+      prune_grace_hours = 0.5
+      publish_roots = ["/run/current-system"]
     `);
     assert.deepEqual(v.warnings, []);
     const c = v.config;
@@ -186,7 +195,9 @@ describe('every key is read', () => {
       targetPercentage: 60,
       schedule: '03:30',
       orphanGraceHours: 0,
+      graceHours: 0.5,
     });
+    assert.deepEqual(c.publishRoots, ['/run/current-system']);
   });
 
   test('*_file credentials resolve against the config directory', () => {
