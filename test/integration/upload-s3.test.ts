@@ -23,7 +23,7 @@ import {
 } from '../helpers/upload-env.js';
 
 describe('loft --upload-path to S3 (zstd), then Nix substitutes it back', () => {
-  let env: IntegrationEnv | undefined;
+  let testEnv: IntegrationEnv | undefined;
   let dir: string;
   let s3: TestS3;
   let key: KeyFiles;
@@ -34,16 +34,16 @@ describe('loft --upload-path to S3 (zstd), then Nix substitutes it back', () => 
 
   before(async () => {
     if (!hasNix()) return;
-    env = await startIntegrationEnv('loft-upload-s3-', 'loft-test-1');
-    ({ dir, s3, key } = env);
-    config = await env.config();
+    testEnv = await startIntegrationEnv('loft-upload-s3-', 'loft-test-1');
+    ({ dir, s3, key } = testEnv);
+    config = await testEnv.config();
     fixtures = await buildFixtureClosure({ largeFileMb: 12 });
     roots = [fixtures.top, fixtures.tree, fixtures.symlinkOut, fixtures.large, fixtures.caUser];
     closure = await closureOf(roots);
   });
   after(async () => {
     if (!hasNix()) return;
-    await env?.close(Object.values(fixtures ?? {}));
+    await testEnv?.close(Object.values(fixtures ?? {}));
   });
 
   test('uploads every closure member: NAR then narinfo, one PUT per small NAR, multipart for the large one', async (t) => {
