@@ -1,7 +1,7 @@
 // The README's post-build hook, run by the machine's Nix during a real `nix-build`, then the daemon
 // uploading what the hook queued. Nix 2.8 (Debian 12's) gives the hook an empty OUT_PATHS and only
-// DRV_PATH (FINDINGS), so `loft --enqueue $OUT_PATHS` gets no argument at all there; a hook that
-// exits non-zero fails the build.
+// DRV_PATH (seen with `nix-build --option post-build-hook`), so `loft --enqueue $OUT_PATHS` gets no
+// argument at all there; a hook that exits non-zero fails the build.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
