@@ -1,6 +1,8 @@
 // s3rver as its own process (not in the bench process, so its CPU and memory are not the bench's),
-// on a free port of 127.0.0.1 with the given buckets created at start. Node 20 needs
-// --openssl-legacy-provider for s3rver's paginated listings (FINDINGS).
+// on a free port of 127.0.0.1 with the given buckets created at start. It needs
+// --openssl-legacy-provider on Node 20 and 24 alike: s3rver encrypts its listings' continuation
+// tokens with DES, which OpenSSL 3 keeps in the legacy provider (without it, every paginated
+// ListObjectsV2 answers 500).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';

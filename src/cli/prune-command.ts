@@ -14,7 +14,10 @@ import type { Runtime } from './runtime.js';
 
 export interface PruneCommandOptions {
   dryRun: boolean;
-  /** The clock the policy sees; tests pass a later time to age the bucket. Default: now. */
+  /**
+   * The clock the policy sees. Default: now. Nothing passes it today: `--prune` prunes at the present,
+   * and the tests that age a bucket call runPruneOnce (prune/prune-run.ts) with their own `now`.
+   */
   now?: Date;
 }
 

@@ -1,6 +1,7 @@
 // The layout of a binary cache, as Nix reads it over HTTP relative to the cache root and as the
-// original Loft writes it (FINDINGS): object keys, content types and compression names. Upload,
-// prune and verify all read it from here, so a bucket written by one is understood by the others.
+// original Loft (v0.3.3, read in its source) writes it: object keys, content types and compression
+// names. Upload, prune and verify all read it from here, so a bucket written by one is understood
+// by the others.
 //   nix-cache-info                            the cache's description (StoreDir, priority)
 //   <hashPart>.narinfo                        the commit point, at the root
 //   nar/<hashPart>-<NarHash nix32>-<id>.nar.<ext>  the compressed NAR, a new id per upload (the

@@ -40,7 +40,7 @@ export const MIGRATIONS: readonly Migration[] = [
     description: 'what pruning needs from each narinfo, so a prune does not re-read them all',
     up(db) {
       // One row per narinfo seen in the bucket, valid while the object's size and LastModified are
-      // unchanged (src/prune/narinfo-meta.ts). `refs` holds the References' hash parts, self
+      // unchanged (src/state/prune-db.ts). `refs` holds the References' hash parts, self
       // excluded, space-separated; `nar_url` is NULL for a malformed narinfo that names no URL.
       db.exec(`
         CREATE TABLE narinfo_meta (

@@ -4,8 +4,8 @@
 // URL's NAR exists with FileSize bytes hashing to FileHash; the NAR, decompressed by the zstd/xz
 // command-line tools (not loft's codecs), has NarSize bytes hashing to NarHash; every reference has
 // a narinfo; our signature verifies. Nix itself refuses a narinfo that breaks any of these
-// (FINDINGS: it checks NarHash and signatures and refuses partial closures), so a violation is a
-// cache users would see broken.
+// (seen with Nix 2.8 substituting over HTTP: it checks NarHash and signatures and refuses partial
+// closures), so a violation is a cache users would see broken.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import pLimit from 'p-limit';

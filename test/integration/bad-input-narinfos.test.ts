@@ -11,17 +11,17 @@
 // (its NAR, old.leaf); and the garbage names no NAR, so no NAR counts as an orphan.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, utimes } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseNarInfo } from '../../src/format/narinfo.js';
 import { S3ObjectStore } from '../../src/storage/s3-object-store.js';
 import { bucketSnapshot } from '../helpers/bad-input-table.js';
-import { buildFixtureClosure, deleteStorePaths, type FixtureCase } from '../helpers/fixtures.js';
+import { buildFixtureClosure, type FixtureCase } from '../helpers/fixtures.js';
 import { logLines, runLoft, type LoftRun } from '../helpers/loft-cli.js';
 import { hasNix, requireNix } from '../helpers/nix-env.js';
-import { startS3Server, storeOptionsFor, type TestS3 } from '../helpers/s3-server.js';
-import { makeNixKey, type KeyFiles } from '../helpers/signing-keys.js';
+import { startIntegrationEnv, type IntegrationEnv } from '../helpers/integration-env.js';
+import { storeOptionsFor, type TestS3 } from '../helpers/s3-server.js';
+import type { KeyFiles } from '../helpers/signing-keys.js';
 import {
   closureOf,
   deleteLocally,
@@ -29,7 +29,6 @@ import {
   httpCacheUrl,
   substitute,
   verifyClosure,
-  writeConfig,
 } from '../helpers/upload-env.js';
 
 const DAY = 86_400_000;
@@ -43,7 +42,7 @@ const PLANTED = {
 };
 
 describe('malformed narinfos in the bucket: skipped with a warning, nothing good deleted', () => {
-  let dir: string;
+  let testEnv: IntegrationEnv | undefined;
   let s3: TestS3;
   let key: KeyFiles;
   let config: string;
@@ -55,16 +54,10 @@ describe('malformed narinfos in the bucket: skipped with a warning, nothing good
 
   before(async () => {
     if (!hasNix()) return;
-    dir = await mkdtemp(join(tmpdir(), 'loft-bad-narinfos-'));
-    s3 = await startS3Server();
+    testEnv = await startIntegrationEnv('loft-bad-narinfos-', 'loft-bad-narinfos-1');
+    ({ s3, key } = testEnv);
     store = new S3ObjectStore(storeOptionsFor(s3));
-    key = await makeNixKey(dir, 'loft-bad-narinfos-1');
-    config = await writeConfig({
-      dir,
-      s3,
-      signingKeyPath: key.secretPath,
-      extraLoft: 'prune_enabled = true\nprune_grace_hours = 0',
-    });
+    config = await testEnv.config({ extraLoft: 'prune_enabled = true\nprune_grace_hours = 0' });
     [old, fresh] = await Promise.all([
       buildFixtureClosure({ largeFileMb: 0 }),
       buildFixtureClosure({ largeFileMb: 0 }),
@@ -76,9 +69,7 @@ describe('malformed narinfos in the bucket: skipped with a warning, nothing good
   after(async () => {
     if (!hasNix()) return;
     await store?.close();
-    await s3?.close();
-    await deleteStorePaths([...Object.values(old ?? {}), ...Object.values(fresh ?? {})]);
-    await rm(dir, { recursive: true, force: true });
+    await testEnv?.close([...Object.values(old ?? {}), ...Object.values(fresh ?? {})]);
   });
 
   const narinfoKey = (p: string) => `${hashPartOfPath(p)}.narinfo`;

@@ -6,29 +6,22 @@
 // Nix runs against a private store (set before any Nix call), so the initial scan sees one path.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync } from 'node:fs';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import { startIntegrationEnv, usePrivateNixStore, type IntegrationEnv } from '../helpers/integration-env.js';
 import { LOFT_MAIN, logLines, spawnLoft } from '../helpers/loft-cli.js';
 import { recordChildOutput } from '../helpers/test-secrets.js';
 import { hasNix, nixBin, nixEnv, requireNix } from '../helpers/nix-env.js';
-import { startS3Server, type TestS3 } from '../helpers/s3-server.js';
-import { makeNixKey, type KeyFiles } from '../helpers/signing-keys.js';
+import type { TestS3 } from '../helpers/s3-server.js';
 import { startSigV4Proxy } from '../helpers/sigv4-proxy.js';
-import { bucketObjects, hashPartOfPath, writeConfig } from '../helpers/upload-env.js';
+import { bucketObjects, hashPartOfPath } from '../helpers/upload-env.js';
 
-const storeRoot = mkdtempSync(join(tmpdir(), 'loft-daemon-start-nix-'));
-chmodSync(storeRoot, 0o755);
-process.env.NIX_STORE_DIR = join(storeRoot, 'store');
-process.env.NIX_STATE_DIR = join(storeRoot, 'state');
-process.env.NIX_LOG_DIR = join(storeRoot, 'log');
-process.env.NIX_CONFIG = `build-users-group =\n${process.env.NIX_CONFIG ?? ''}`;
+const nixStore = usePrivateNixStore('loft-daemon-start-nix-');
 
 const execFileAsync = promisify(execFile);
 
@@ -36,30 +29,27 @@ const execFileAsync = promisify(execFile);
 const STACK = /(^|\n|\\n)\s+at \S.*(:\d+:\d+\)?|\(native\))/;
 
 const closers: Array<() => Promise<unknown>> = [];
+let testEnv: IntegrationEnv | undefined;
 let s3: TestS3;
 let dir: string;
-let key: KeyFiles;
 let path: string;
 
 before(async () => {
   if (!hasNix()) return;
-  dir = await mkdtemp(join(tmpdir(), 'loft-daemon-start-'));
-  s3 = await startS3Server();
-  key = await makeNixKey(dir, 'loft-daemon-start-1');
+  testEnv = await startIntegrationEnv('loft-daemon-start-', 'loft-daemon-start-1');
+  ({ dir, s3 } = testEnv);
   await writeFile(join(dir, 'queued.txt'), `queued ${Date.now()} ${Math.random()}\n`);
   path = (await nixBin(['nix-store', '--add', join(dir, 'queued.txt')])).stdout.trim();
 });
 after(async () => {
   for (const close of closers.reverse()) await close();
-  await s3?.close();
-  if (dir) await rm(dir, { recursive: true, force: true });
-  await rm(storeRoot, { recursive: true, force: true }).catch(() => undefined);
+  await testEnv?.close();
+  await nixStore.remove();
 });
 
 let configs = 0;
 async function config(s3Edits: Partial<TestS3>, extraS3 = ''): Promise<string> {
-  const sub = await mkdtemp(join(dir, `c${++configs}-`));
-  return writeConfig({ dir: sub, s3: { ...s3, ...s3Edits }, signingKeyPath: key.secretPath, extraS3 });
+  return testEnv!.configIn(`c${++configs}`, { s3: { ...s3, ...s3Edits }, extraS3 });
 }
 
 interface Ended {

@@ -4,19 +4,18 @@
 // /nix/store at the same time cannot disturb it, and the initial scan covers a store of known size.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import { buildFixtureClosure, randomSalt } from '../helpers/fixtures.js';
 import { checkBucket } from '../helpers/bucket-invariants.js';
+import { startIntegrationEnv, usePrivateNixStore, type IntegrationEnv } from '../helpers/integration-env.js';
 import { logLines, runLoft, spawnLoft } from '../helpers/loft-cli.js';
 import { hasNix, nixBin, nixEnv, requireNix } from '../helpers/nix-env.js';
-import { startS3Server, type TestS3 } from '../helpers/s3-server.js';
-import { makeNixKey, type KeyFiles } from '../helpers/signing-keys.js';
+import type { TestS3 } from '../helpers/s3-server.js';
+import type { KeyFiles } from '../helpers/signing-keys.js';
 import {
   bucketObjects,
   closureOf,
@@ -31,18 +30,8 @@ import { parseNarInfo, type NarInfo } from '../../src/format/narinfo.js';
 import { S3ObjectStore } from '../../src/storage/s3-object-store.js';
 import { storeOptionsFor } from '../helpers/s3-server.js';
 
-const execFileAsync = promisify(execFile);
-const storeRoot = mkdtempSync(join(tmpdir(), 'loft-daemon-nix-'));
-// Nix's build users must reach the store inside it (mkdtemp makes the directory 0700).
-chmodSync(storeRoot, 0o755);
-const STORE_DIR = join(storeRoot, 'store');
-process.env.NIX_STORE_DIR = STORE_DIR;
-process.env.NIX_STATE_DIR = join(storeRoot, 'state');
-process.env.NIX_LOG_DIR = join(storeRoot, 'log');
-// No build users: the private store has its own user-pool locks, so its builds would share nixbld1
-// with builds in /nix/store running at the same time, and Nix kills every process of a build user
-// when a build starts (seen here: builders "failed due to signal 9").
-process.env.NIX_CONFIG = `build-users-group =\n${process.env.NIX_CONFIG ?? ''}`;
+const nixStore = usePrivateNixStore('loft-daemon-nix-');
+const STORE_DIR = nixStore.storeDir;
 
 /** The daemon as systemd runs it: a child process logging JSON lines on stderr. */
 class Daemon {
@@ -149,13 +138,10 @@ async function buildLoose(salt: string, mb = 0): Promise<string> {
   return stdout.trim();
 }
 
-after(async () => {
-  // Store paths are read-only; a non-root run could not remove them otherwise.
-  await execFileAsync('chmod', ['-R', 'u+w', storeRoot]).catch(() => undefined);
-  await rm(storeRoot, { recursive: true, force: true });
-});
+after(() => nixStore.remove());
 
 void describe('loft daemon: watches the store and uploads new paths', { concurrency: false }, () => {
+  let testEnv: IntegrationEnv | undefined;
   let dir: string;
   let s3: TestS3;
   let key: KeyFiles;
@@ -165,22 +151,15 @@ void describe('loft daemon: watches the store and uploads new paths', { concurre
 
   before(async () => {
     if (!hasNix()) return;
-    dir = await mkdtemp(join(tmpdir(), 'loft-daemon-'));
-    s3 = await startS3Server();
-    key = await makeNixKey(dir, 'loft-test-1');
-    config = await writeConfig({
-      dir,
-      s3,
-      signingKeyPath: key.secretPath,
-      extraLoft: 'scan_on_startup = false',
-    });
+    testEnv = await startIntegrationEnv('loft-daemon-', 'loft-test-1');
+    ({ dir, s3, key } = testEnv);
+    config = await testEnv.config({ extraLoft: 'scan_on_startup = false' });
     loose = await buildLoose(randomSalt()); // before the first start: only --enqueue can bring it
     daemon = await Daemon.start(config);
   });
   after(async () => {
     if (daemon && daemon.child.exitCode === null) daemon.child.kill('SIGKILL');
-    await s3?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await testEnv?.close();
   });
 
   test('a new build appears in the bucket with its whole closure, signed, and Nix substitutes it', async (t) => {

@@ -8,23 +8,17 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtemp, rm, utimes } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { S3ObjectStore } from '../../src/storage/s3-object-store.js';
 import { checkBucket } from '../helpers/bucket-invariants.js';
-import { buildFixtureClosure, deleteStorePaths, randomSalt } from '../helpers/fixtures.js';
+import { startIntegrationEnv, type IntegrationEnv } from '../helpers/integration-env.js';
+import { buildFixtureClosure, randomSalt } from '../helpers/fixtures.js';
 import { runLoft, spawnLoft } from '../helpers/loft-cli.js';
 import { hasNix, nixBin, nixEnv, requireNix } from '../helpers/nix-env.js';
-import {
-  recordOf,
-  type RecordedRequest,
-  type TestS3,
-  startS3Server,
-  storeOptionsFor,
-} from '../helpers/s3-server.js';
-import { makeNixKey, type KeyFiles } from '../helpers/signing-keys.js';
+import { recordOf, type RecordedRequest, type TestS3, storeOptionsFor } from '../helpers/s3-server.js';
+import type { KeyFiles } from '../helpers/signing-keys.js';
 import {
   bucketNarInfo,
   bucketObjects,
@@ -33,7 +27,6 @@ import {
   hashPartOfPath,
   httpCacheUrl,
   substitute,
-  writeConfig,
 } from '../helpers/upload-env.js';
 
 const WIDE_NIX = fileURLToPath(new URL('../fixtures/wide-closure.nix', import.meta.url));
@@ -140,6 +133,7 @@ async function startKillingProxy(
 }
 
 describe('kill -9 at twenty moments of uploads and a prune', () => {
+  let testEnv: IntegrationEnv | undefined;
   let dir: string;
   let s3: TestS3;
   let killer: { endpoint: string; close(): Promise<void> };
@@ -150,8 +144,8 @@ describe('kill -9 at twenty moments of uploads and a prune', () => {
 
   before(async () => {
     if (!hasNix()) return;
-    dir = await mkdtemp(join(tmpdir(), 'loft-crash-'));
-    s3 = await startS3Server();
+    testEnv = await startIntegrationEnv('loft-crash-', 'loft-crash-1');
+    ({ dir, s3, key } = testEnv);
     // In front of the recording proxy: the recorder then sees exactly what reached the server.
     killer = await startKillingProxy(s3.endpoint, (record) => {
       const a = armed;
@@ -159,20 +153,15 @@ describe('kill -9 at twenty moments of uploads and a prune', () => {
       a.fired = true;
       return { when: a.moment.when, kill: () => a.victim.kill('SIGKILL') };
     });
-    key = await makeNixKey(dir, 'loft-crash-1');
-    config = await writeConfig({
-      dir,
+    config = await testEnv.config({
       s3: { ...s3, endpoint: killer.endpoint },
-      signingKeyPath: key.secretPath,
       extraLoft: 'prune_enabled = true\nprune_retention_days = 30\nprune_grace_hours = 0',
     });
   });
   after(async () => {
     if (!hasNix()) return;
     await killer.close();
-    await s3.close();
-    await deleteStorePaths(built);
-    await rm(dir, { recursive: true, force: true });
+    await testEnv?.close(built);
   });
 
   /** Runs the CLI until it exits or the armed moment kills it; returns how it ended. */

@@ -6,8 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkBucket, committedWrites, keysWrittenTwice } from '../helpers/bucket-invariants.js';
@@ -15,8 +14,9 @@ import { FAULT_KINDS, isMultipartRequest, startFaultProxy, type FaultProxy } fro
 import { randomSalt } from '../helpers/fixtures.js';
 import { logLines, runLoft, type LoftRun } from '../helpers/loft-cli.js';
 import { hasNix, nixBin, requireNix } from '../helpers/nix-env.js';
-import { startS3Server, type TestS3 } from '../helpers/s3-server.js';
-import { makeNixKey, type KeyFiles } from '../helpers/signing-keys.js';
+import { startIntegrationEnv, type IntegrationEnv } from '../helpers/integration-env.js';
+import type { TestS3 } from '../helpers/s3-server.js';
+import type { KeyFiles } from '../helpers/signing-keys.js';
 import {
   closureOf,
   hashPartOfPath,
@@ -87,6 +87,7 @@ function describeFaults(proxy: FaultProxy): string {
 }
 
 describe('network faults between loft and the bucket', () => {
+  let testEnv: IntegrationEnv | undefined;
   let dir: string;
   let s3: TestS3;
   let key: KeyFiles;
@@ -94,15 +95,14 @@ describe('network faults between loft and the bucket', () => {
 
   before(async () => {
     if (!hasNix()) return;
-    dir = await mkdtemp(join(tmpdir(), 'loft-faults-net-'));
-    s3 = await startS3Server();
-    key = await makeNixKey(dir, 'loft-faults-1');
+    testEnv = await startIntegrationEnv('loft-faults-net-', 'loft-faults-1');
+    ({ dir, s3, key } = testEnv);
   });
   after(async () => {
     if (!hasNix()) return;
-    await s3.close();
+    // The wide closures have their own deletion (one call, referrers first), not close()'s.
     for (const w of built) await deleteWide(w, false);
-    await rm(dir, { recursive: true, force: true });
+    await testEnv?.close();
   });
 
   async function setUp(width: number, largeFileMb: number): Promise<Wide> {

@@ -7,27 +7,19 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync } from 'node:fs';
-import { chmod, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { chmod, mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomSalt } from '../helpers/fixtures.js';
+import { usePrivateNixStore } from '../helpers/integration-env.js';
 import { runLoft } from '../helpers/loft-cli.js';
 import { hasNix, nixBin, nixEnv, requireNix } from '../helpers/nix-env.js';
 import { hashPartOfPath, writeConfig } from '../helpers/upload-env.js';
 
-const root = mkdtempSync(join(tmpdir(), 'loft-force-scan-gc-'));
-chmodSync(root, 0o755);
-const STORE_DIR = join(root, 'store');
-process.env.NIX_STORE_DIR = STORE_DIR;
-process.env.NIX_STATE_DIR = join(root, 'state');
-process.env.NIX_LOG_DIR = join(root, 'log');
-// No build users: see daemon.test.ts (a private store's builds would share nixbld users).
-process.env.NIX_CONFIG = `build-users-group =\n${process.env.NIX_CONFIG ?? ''}`;
+const nixStore = usePrivateNixStore('loft-force-scan-gc-');
+const { root } = nixStore;
 
-after(async () => {
-  await rm(root, { recursive: true, force: true });
-});
+after(() => nixStore.remove());
 
 /** Builds two unrelated outputs in the private store; returns their paths. */
 async function buildTwo(): Promise<[string, string]> {

@@ -7,18 +7,17 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdtempSync } from 'node:fs';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { checkBucket } from '../helpers/bucket-invariants.js';
+import { startIntegrationEnv, usePrivateNixStore, type IntegrationEnv } from '../helpers/integration-env.js';
 import { randomSalt } from '../helpers/fixtures.js';
 import { isBuilt } from '../helpers/loft-cli.js';
 import { hasNix, nixBin, nixEnv, requireNix } from '../helpers/nix-env.js';
-import { startS3Server, type TestS3 } from '../helpers/s3-server.js';
-import { makeNixKey, type KeyFiles } from '../helpers/signing-keys.js';
+import type { TestS3 } from '../helpers/s3-server.js';
+import type { KeyFiles } from '../helpers/signing-keys.js';
 import { recordChildOutput } from '../helpers/test-secrets.js';
 import {
   bucketObjects,
@@ -31,13 +30,8 @@ import {
 const execFileAsync = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SEQUENCE_NIX = join(ROOT, 'test', 'fixtures', 'sequence.nix');
-const storeRoot = mkdtempSync(join(tmpdir(), 'loft-action-nix-'));
-chmodSync(storeRoot, 0o755);
-const STORE_DIR = join(storeRoot, 'store');
-process.env.NIX_STORE_DIR = STORE_DIR;
-process.env.NIX_STATE_DIR = join(storeRoot, 'state');
-process.env.NIX_LOG_DIR = join(storeRoot, 'log');
-process.env.NIX_CONFIG = `build-users-group =\n${process.env.NIX_CONFIG ?? ''}`;
+const nixStore = usePrivateNixStore('loft-action-nix-');
+const STORE_DIR = nixStore.storeDir;
 
 interface StepRun {
   code: number;
@@ -75,12 +69,10 @@ async function stateEnv(stateFile: string): Promise<Record<string, string>> {
   return env;
 }
 
-after(async () => {
-  await execFileAsync('chmod', ['-R', 'u+w', storeRoot]).catch(() => undefined);
-  await rm(storeRoot, { recursive: true, force: true });
-});
+after(() => nixStore.remove());
 
 void describe('the GitHub Action', { concurrency: false }, () => {
+  let testEnv: IntegrationEnv | undefined;
   let dir: string;
   let s3: TestS3;
   let key: KeyFiles;
@@ -88,15 +80,13 @@ void describe('the GitHub Action', { concurrency: false }, () => {
 
   before(async () => {
     if (!hasNix()) return;
-    dir = await mkdtemp(join(tmpdir(), 'loft-action-'));
-    s3 = await startS3Server();
-    key = await makeNixKey(dir, 'loft-test-1');
+    testEnv = await startIntegrationEnv('loft-action-', 'loft-test-1');
+    ({ dir, s3, key } = testEnv);
     signingKey = (await readFile(key.secretPath, 'utf8')).trim();
     await nixBin(['nix-store', '--init']); // the daemon watches the private store from the start
   });
   after(async () => {
-    await s3?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await testEnv?.close();
   });
 
   /** The environment of a job step: the runner's files plus the action's inputs. */

@@ -1,19 +1,19 @@
 // The README's post-build hook, run by the machine's Nix during a real `nix-build`, then the daemon
 // uploading what the hook queued. Nix 2.8 (Debian 12's) gives the hook an empty OUT_PATHS and only
-// DRV_PATH (FINDINGS), so `loft --enqueue $OUT_PATHS` gets no argument at all there; a hook that
-// exits non-zero fails the build.
+// DRV_PATH (seen with `nix-build --option post-build-hook`), so `loft --enqueue $OUT_PATHS` gets no
+// argument at all there; a hook that exits non-zero fails the build.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { checkBucket } from '../helpers/bucket-invariants.js';
 import { randomSalt } from '../helpers/fixtures.js';
+import { startIntegrationEnv, type IntegrationEnv } from '../helpers/integration-env.js';
 import { LOFT_MAIN, runLoft, spawnLoft } from '../helpers/loft-cli.js';
 import { hasNix, nixBin, requireNix } from '../helpers/nix-env.js';
-import { startS3Server, type TestS3 } from '../helpers/s3-server.js';
-import { makeNixKey, type KeyFiles } from '../helpers/signing-keys.js';
+import type { TestS3 } from '../helpers/s3-server.js';
+import type { KeyFiles } from '../helpers/signing-keys.js';
 import {
   bucketObjects,
   deleteLocally,
@@ -23,18 +23,17 @@ import {
   writeConfig,
 } from '../helpers/upload-env.js';
 
+let testEnv: IntegrationEnv | undefined;
 let dir: string;
 let s3: TestS3;
 let key: KeyFiles;
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'loft-hook-nix-'));
   if (!hasNix()) return;
-  s3 = await startS3Server();
-  key = await makeNixKey(dir, 'loft-hook-test-1');
+  testEnv = await startIntegrationEnv('loft-hook-nix-', 'loft-hook-test-1');
+  ({ dir, s3, key } = testEnv);
 });
 after(async () => {
-  await s3?.close();
-  await rm(dir, { recursive: true, force: true });
+  await testEnv?.close();
 });
 
 /** The README's hook script, with this checkout's CLI in place of an installed `loft`. */

@@ -5,8 +5,7 @@
 // nothing, and the CLI's `--prune` / `--prune --dry-run` / disabled pruning.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, utimes } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PresenceCache } from '../../src/state/presence.js';
 import { loadConfig } from '../../src/config/load.js';
@@ -17,11 +16,12 @@ import { runPruneOnce, type PruneResult } from '../../src/prune/prune-run.js';
 import { storageTarget } from '../../src/config/storage-target.js';
 import { S3ObjectStore } from '../../src/storage/s3-object-store.js';
 import { checkBucket } from '../helpers/bucket-invariants.js';
-import { buildFixtureClosure, deleteStorePaths, type FixtureCase } from '../helpers/fixtures.js';
+import { buildFixtureClosure, type FixtureCase } from '../helpers/fixtures.js';
 import { runLoft } from '../helpers/loft-cli.js';
 import { hasNix, requireNix } from '../helpers/nix-env.js';
-import { startS3Server, storeOptionsFor, type TestS3 } from '../helpers/s3-server.js';
-import { makeNixKey, type KeyFiles } from '../helpers/signing-keys.js';
+import { startIntegrationEnv, type IntegrationEnv } from '../helpers/integration-env.js';
+import { storeOptionsFor, type TestS3 } from '../helpers/s3-server.js';
+import type { KeyFiles } from '../helpers/signing-keys.js';
 import {
   bucketObjects,
   closureOf,
@@ -38,6 +38,7 @@ const SETTINGS = { retentionDays: 30, targetPercentage: 80, orphanGraceHours: 24
 type Fixtures = Record<FixtureCase, string>;
 
 describe('pruning a bucket written by loft, then Nix substitutes what was kept', () => {
+  let testEnv: IntegrationEnv | undefined;
   let dir: string;
   let s3: TestS3;
   let key: KeyFiles;
@@ -47,23 +48,15 @@ describe('pruning a bucket written by loft, then Nix substitutes what was kept',
 
   before(async () => {
     if (!hasNix()) return;
-    dir = await mkdtemp(join(tmpdir(), 'loft-prune-it-'));
-    s3 = await startS3Server();
-    key = await makeNixKey(dir, 'loft-prune-1');
-    config = await writeConfig({
-      dir,
-      s3,
-      signingKeyPath: key.secretPath,
-      extraLoft: 'prune_enabled = true',
-    });
+    testEnv = await startIntegrationEnv('loft-prune-it-', 'loft-prune-1');
+    ({ dir, s3, key } = testEnv);
+    config = await testEnv.config({ extraLoft: 'prune_enabled = true' });
     store = new S3ObjectStore(storeOptionsFor(s3));
   });
   after(async () => {
     if (!hasNix()) return;
     await store?.close();
-    await s3?.close();
-    await deleteStorePaths(built.flatMap((f) => Object.values(f)));
-    await rm(dir, { recursive: true, force: true });
+    await testEnv?.close(built.flatMap((f) => Object.values(f)));
   });
 
   async function build(): Promise<Fixtures> {

@@ -9,23 +9,17 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bucketSnapshot } from '../helpers/bad-input-table.js';
+import { startIntegrationEnv, type IntegrationEnv } from '../helpers/integration-env.js';
 import { logLines, runLoft, spawnLoft, type LoftRun } from '../helpers/loft-cli.js';
 import { hasNix, nixBin, requireNix } from '../helpers/nix-env.js';
-import {
-  s3ErrorXml,
-  startForwardingProxy,
-  startS3Server,
-  type ForwardingProxy,
-  type TestS3,
-} from '../helpers/s3-server.js';
+import { s3ErrorXml, startForwardingProxy, type ForwardingProxy, type TestS3 } from '../helpers/s3-server.js';
 import { startSigV4Proxy, type SigV4Proxy } from '../helpers/sigv4-proxy.js';
-import { makeNixKey, type KeyFiles } from '../helpers/signing-keys.js';
+import type { KeyFiles } from '../helpers/signing-keys.js';
 import { findLeaks, registerSecretWithEncodings, type RegisteredSecret } from '../helpers/test-secrets.js';
 import { hashPartOfPath } from '../helpers/upload-env.js';
 
@@ -67,6 +61,7 @@ function secretForms(key: KeyFiles, keyLine: string): RegisteredSecret[] {
 }
 
 describe('no secret in any output, even with --debug', () => {
+  let testEnv: IntegrationEnv | undefined;
   let dir: string;
   let s3: TestS3;
   let proxy: SigV4Proxy;
@@ -78,8 +73,8 @@ describe('no secret in any output, even with --debug', () => {
 
   before(async () => {
     if (!hasNix()) return;
-    dir = await mkdtemp(join(tmpdir(), 'loft-secrets-'));
-    s3 = await startS3Server();
+    testEnv = await startIntegrationEnv('loft-secrets-', 'loft-secrets-test-1');
+    ({ dir, s3, key } = testEnv);
     // s3rver checks only that it knows the access key id (it does not verify SigV4: the proxy does).
     const account = createRequire(import.meta.url)('s3rver/lib/models/account.js') as {
       DUMMY_ACCOUNT: { createKeyPair(id: string, secret: string): void };
@@ -103,7 +98,6 @@ describe('no secret in any output, even with --debug', () => {
         body: awsSignatureError(req.headers),
       },
     }));
-    key = await makeNixKey(dir, 'loft-secrets-test-1');
     forms = secretForms(key, (await readFile(key.secretPath, 'utf8')).trim());
     for (const name of ['a', 'b']) {
       await writeFile(join(dir, `${name}.txt`), `secrets ${name} ${Date.now()}\n`);
@@ -115,8 +109,7 @@ describe('no secret in any output, even with --debug', () => {
     await nixBin(['nix-store', '--delete', '--', ...paths]).catch(() => undefined);
     await proxy.close();
     await awsLike.close();
-    await s3.close();
-    await rm(dir, { recursive: true, force: true });
+    await testEnv?.close();
   });
 
   /** AWS's SignatureDoesNotMatch quotes the access key id and the canonical request. */

@@ -202,7 +202,7 @@ describe('S3ObjectStore.putStream', () => {
     }
   });
 
-  test('the client sends stream bodies without aws-chunked framing (FINDINGS: SDK 3.729+)', async (t) => {
+  test('the client sends stream bodies without aws-chunked framing (the SDK default since 3.729)', async (t) => {
     const client = createS3Client(storeOptionsFor(s3));
     const data = bytes(300_000, 6);
     const mark = s3.requests.length;

@@ -3,21 +3,22 @@
 // secret may reach its output.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
-import { buildFixtureClosure, deleteStorePaths, type FixtureCase } from '../helpers/fixtures.js';
+import { buildFixtureClosure, type FixtureCase } from '../helpers/fixtures.js';
 import { runLoft } from '../helpers/loft-cli.js';
 import { hasNix, requireNix } from '../helpers/nix-env.js';
-import { startS3Server, type TestS3 } from '../helpers/s3-server.js';
+import { startIntegrationEnv, type IntegrationEnv } from '../helpers/integration-env.js';
+import type { TestS3 } from '../helpers/s3-server.js';
 import { startSigV4Proxy, type SigV4Proxy } from '../helpers/sigv4-proxy.js';
-import { makeNixKey, type KeyFiles } from '../helpers/signing-keys.js';
+import type { KeyFiles } from '../helpers/signing-keys.js';
 import { bucketNarInfo, hashPartOfPath, writeConfig } from '../helpers/upload-env.js';
 
 const HEADER_ID = 'id-4b1d7e';
 const HEADER_SECRET = 'header-secret-9c2f51';
 
 describe('S3 auth and extra headers', () => {
+  let testEnv: IntegrationEnv | undefined;
   let dir: string;
   let s3: TestS3;
   let proxy: SigV4Proxy;
@@ -26,8 +27,8 @@ describe('S3 auth and extra headers', () => {
 
   before(async () => {
     if (!hasNix()) return;
-    dir = await mkdtemp(join(tmpdir(), 'loft-auth-'));
-    s3 = await startS3Server();
+    testEnv = await startIntegrationEnv('loft-auth-', 'loft-auth-test-1');
+    ({ dir, s3, key } = testEnv);
     proxy = await startSigV4Proxy({
       target: s3.endpoint,
       accessKeyId: s3.accessKeyId,
@@ -35,15 +36,12 @@ describe('S3 auth and extra headers', () => {
       region: s3.region,
       requiredHeaders: { 'CF-Access-Client-Id': HEADER_ID, 'CF-Access-Client-Secret': HEADER_SECRET },
     });
-    key = await makeNixKey(dir, 'loft-auth-test-1');
     f = await buildFixtureClosure({ largeFileMb: 6 });
   });
   after(async () => {
     if (!hasNix()) return;
     await proxy.close();
-    await s3.close();
-    await deleteStorePaths(Object.values(f));
-    await rm(dir, { recursive: true, force: true });
+    await testEnv?.close(Object.values(f ?? {}));
   });
 
   test('headers from TOML and LOFT_EXTRA_HEADER_* reach the server unsigned; every signature verifies', async (t) => {

@@ -4,14 +4,12 @@
 // GET each and no NAR written again; then Nix, trusting only the new key, substitutes everything.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { checkBucket } from '../helpers/bucket-invariants.js';
-import { buildFixtureClosure, deleteStorePaths, type FixtureCase } from '../helpers/fixtures.js';
+import { buildFixtureClosure, type FixtureCase } from '../helpers/fixtures.js';
 import { runLoft } from '../helpers/loft-cli.js';
 import { hasNix, requireNix } from '../helpers/nix-env.js';
-import { startS3Server, type TestS3 } from '../helpers/s3-server.js';
+import { startIntegrationEnv, type IntegrationEnv } from '../helpers/integration-env.js';
+import type { TestS3 } from '../helpers/s3-server.js';
 import { makeNixKey, type KeyFiles } from '../helpers/signing-keys.js';
 import {
   bucketNarInfo,
@@ -24,6 +22,7 @@ import {
 } from '../helpers/upload-env.js';
 
 describe('a run with a new signing key re-signs present narinfos, NARs untouched', () => {
+  let testEnv: IntegrationEnv | undefined;
   let dir: string;
   let s3: TestS3;
   let keyA: KeyFiles;
@@ -34,9 +33,8 @@ describe('a run with a new signing key re-signs present narinfos, NARs untouched
 
   before(async () => {
     if (!hasNix()) return;
-    dir = await mkdtemp(join(tmpdir(), 'loft-resign-'));
-    s3 = await startS3Server();
-    keyA = await makeNixKey(dir, 'loft-resign-a-1');
+    testEnv = await startIntegrationEnv('loft-resign-', 'loft-resign-a-1');
+    ({ dir, s3, key: keyA } = testEnv);
     keyB = await makeNixKey(dir, 'loft-resign-b-1');
     fixtures = await buildFixtureClosure({ largeFileMb: 0 });
     roots = [fixtures.top, fixtures.caUser];
@@ -44,9 +42,7 @@ describe('a run with a new signing key re-signs present narinfos, NARs untouched
   });
   after(async () => {
     if (!hasNix()) return;
-    await s3?.close();
-    await deleteStorePaths(Object.values(fixtures ?? {}));
-    await rm(dir, { recursive: true, force: true });
+    await testEnv?.close(Object.values(fixtures ?? {}));
   });
 
   /** PUTs and GETs per kind of key since `from` (index into the recorded requests). */

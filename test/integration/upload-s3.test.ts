@@ -3,14 +3,14 @@
 // signatures and NarHashes, and `nix store verify` passes.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { buildFixtureClosure, deleteStorePaths, type FixtureCase } from '../helpers/fixtures.js';
+import { buildFixtureClosure, type FixtureCase } from '../helpers/fixtures.js';
 import { runLoft } from '../helpers/loft-cli.js';
 import { hasNix, requireNix } from '../helpers/nix-env.js';
-import { startS3Server, type TestS3 } from '../helpers/s3-server.js';
-import { makeNixKey, type KeyFiles } from '../helpers/signing-keys.js';
+import { startIntegrationEnv, type IntegrationEnv } from '../helpers/integration-env.js';
+import type { TestS3 } from '../helpers/s3-server.js';
+import type { KeyFiles } from '../helpers/signing-keys.js';
 import {
   bucketNarInfo,
   bucketObjects,
@@ -20,10 +20,10 @@ import {
   httpCacheUrl,
   substitute,
   verifyClosure,
-  writeConfig,
 } from '../helpers/upload-env.js';
 
 describe('loft --upload-path to S3 (zstd), then Nix substitutes it back', () => {
+  let testEnv: IntegrationEnv | undefined;
   let dir: string;
   let s3: TestS3;
   let key: KeyFiles;
@@ -34,19 +34,16 @@ describe('loft --upload-path to S3 (zstd), then Nix substitutes it back', () => 
 
   before(async () => {
     if (!hasNix()) return;
-    dir = await mkdtemp(join(tmpdir(), 'loft-upload-s3-'));
-    s3 = await startS3Server();
-    key = await makeNixKey(dir, 'loft-test-1');
-    config = await writeConfig({ dir, s3, signingKeyPath: key.secretPath });
+    testEnv = await startIntegrationEnv('loft-upload-s3-', 'loft-test-1');
+    ({ dir, s3, key } = testEnv);
+    config = await testEnv.config();
     fixtures = await buildFixtureClosure({ largeFileMb: 12 });
     roots = [fixtures.top, fixtures.tree, fixtures.symlinkOut, fixtures.large, fixtures.caUser];
     closure = await closureOf(roots);
   });
   after(async () => {
     if (!hasNix()) return;
-    await s3?.close();
-    await deleteStorePaths(Object.values(fixtures ?? {}));
-    await rm(dir, { recursive: true, force: true });
+    await testEnv?.close(Object.values(fixtures ?? {}));
   });
 
   test('uploads every closure member: NAR then narinfo, one PUT per small NAR, multipart for the large one', async (t) => {

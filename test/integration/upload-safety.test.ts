@@ -2,39 +2,30 @@
 // paths served upstream. Plus the ways paths come in: stdin and --dry-run.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { buildFixtureClosure, deleteStorePaths, type FixtureCase } from '../helpers/fixtures.js';
+import { buildFixtureClosure, type FixtureCase } from '../helpers/fixtures.js';
 import { runLoft } from '../helpers/loft-cli.js';
 import { hasNix, nixBin, requireNix } from '../helpers/nix-env.js';
-import { startForwardingProxy, startS3Server, type TestS3 } from '../helpers/s3-server.js';
-import { makeNixKey, type KeyFiles } from '../helpers/signing-keys.js';
-import {
-  bucketNarInfo,
-  bucketObjects,
-  closureOf,
-  hashPartOfPath,
-  writeConfig,
-} from '../helpers/upload-env.js';
+import { startIntegrationEnv, type ConfigEdits, type IntegrationEnv } from '../helpers/integration-env.js';
+import { startForwardingProxy, type TestS3 } from '../helpers/s3-server.js';
+import { makeNixKey } from '../helpers/signing-keys.js';
+import { bucketNarInfo, bucketObjects, closureOf, hashPartOfPath } from '../helpers/upload-env.js';
 
 describe('never half-published', () => {
+  let testEnv: IntegrationEnv | undefined;
   let dir: string;
-  let key: KeyFiles;
   let s3: TestS3;
   const built: string[] = [];
 
   before(async () => {
     if (!hasNix()) return;
-    dir = await mkdtemp(join(tmpdir(), 'loft-safety-'));
-    key = await makeNixKey(dir, 'loft-safety-test-1');
-    s3 = await startS3Server();
+    testEnv = await startIntegrationEnv('loft-safety-', 'loft-safety-test-1');
+    ({ dir, s3 } = testEnv);
   });
   after(async () => {
     if (!hasNix()) return;
-    await s3.close();
-    await deleteStorePaths(built);
-    await rm(dir, { recursive: true, force: true });
+    await testEnv?.close(built);
   });
 
   async function fixtures(largeFileMb = 1): Promise<Record<FixtureCase, string>> {
@@ -42,12 +33,8 @@ describe('never half-published', () => {
     built.push(...Object.values(f));
     return f;
   }
-  async function config(
-    name: string,
-    extra: Parameters<typeof writeConfig>[0] extends infer O ? Partial<O> : never = {},
-  ) {
-    const sub = await mkdtemp(join(dir, `${name}-`));
-    return writeConfig({ dir: sub, s3, signingKeyPath: key.secretPath, ...extra });
+  async function config(name: string, extra: ConfigEdits = {}) {
+    return testEnv!.configIn(name, extra);
   }
 
   test('paths signed by a skip_signed_by_keys key are not uploaded; their referrers are', async (t) => {

@@ -5,16 +5,16 @@
 // consistent (test/helpers/bucket-invariants.ts) and Nix must substitute all of it.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { checkBucket } from '../helpers/bucket-invariants.js';
 import { FAULT_KINDS, startFaultProxy } from '../helpers/fault-proxy.js';
-import { buildFixtureClosure, deleteStorePaths, type FixtureCase } from '../helpers/fixtures.js';
+import { buildFixtureClosure, type FixtureCase } from '../helpers/fixtures.js';
 import { runLoft } from '../helpers/loft-cli.js';
 import { hasNix, requireNix } from '../helpers/nix-env.js';
-import { startS3Server, type TestS3 } from '../helpers/s3-server.js';
-import { makeNixKey, type KeyFiles } from '../helpers/signing-keys.js';
+import { startIntegrationEnv, type IntegrationEnv } from '../helpers/integration-env.js';
+import type { TestS3 } from '../helpers/s3-server.js';
+import type { KeyFiles } from '../helpers/signing-keys.js';
 import {
   bucketNarInfo,
   bucketObjects,
@@ -28,6 +28,7 @@ import {
 } from '../helpers/upload-env.js';
 
 describe('two writers, one bucket', () => {
+  let testEnv: IntegrationEnv | undefined;
   let dir: string;
   let s3: TestS3;
   let key: KeyFiles;
@@ -35,16 +36,13 @@ describe('two writers, one bucket', () => {
 
   before(async () => {
     if (!hasNix()) return;
-    dir = await mkdtemp(join(tmpdir(), 'loft-two-writers-'));
-    s3 = await startS3Server();
-    key = await makeNixKey(dir, 'loft-two-writers-1');
+    testEnv = await startIntegrationEnv('loft-two-writers-', 'loft-two-writers-1');
+    ({ dir, s3, key } = testEnv);
     f = await buildFixtureClosure({ largeFileMb: 12 });
   });
   after(async () => {
     if (!hasNix()) return;
-    await s3.close();
-    await deleteStorePaths(Object.values(f));
-    await rm(dir, { recursive: true, force: true });
+    await testEnv?.close(Object.values(f ?? {}));
   });
 
   test('overlapping closures uploaded at once through 10% faults leave a consistent bucket that Nix substitutes', async (t) => {

@@ -3,29 +3,19 @@
 // post-build hook, and the queue's real SQLite file.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import { UploadQueue } from '../../src/state/queue.js';
 import { checkBucket } from '../helpers/bucket-invariants.js';
+import { startIntegrationEnv, usePrivateNixStore, type IntegrationEnv } from '../helpers/integration-env.js';
 import { randomSalt } from '../helpers/fixtures.js';
 import { runLoft, spawnLoft } from '../helpers/loft-cli.js';
 import { hasNix, nixBin, nixEnv, requireNix } from '../helpers/nix-env.js';
-import { startS3Server, type TestS3 } from '../helpers/s3-server.js';
-import { makeNixKey } from '../helpers/signing-keys.js';
-import { bucketObjects, hashPartOfPath, writeConfig } from '../helpers/upload-env.js';
+import type { TestS3 } from '../helpers/s3-server.js';
+import { bucketObjects, hashPartOfPath } from '../helpers/upload-env.js';
 
-const execFileAsync = promisify(execFile);
-const storeRoot = mkdtempSync(join(tmpdir(), 'loft-wait-nix-'));
-chmodSync(storeRoot, 0o755);
-process.env.NIX_STORE_DIR = join(storeRoot, 'store');
-process.env.NIX_STATE_DIR = join(storeRoot, 'state');
-process.env.NIX_LOG_DIR = join(storeRoot, 'log');
-process.env.NIX_CONFIG = `build-users-group =\n${process.env.NIX_CONFIG ?? ''}`;
+const nixStore = usePrivateNixStore('loft-wait-nix-');
 
 /** A path nothing else references, built before the daemon looks (only --enqueue brings it). */
 async function buildLoose(): Promise<string> {
@@ -46,31 +36,22 @@ async function startDaemon(config: string): Promise<{ child: ChildProcess; exite
   return { child, exited };
 }
 
-after(async () => {
-  await execFileAsync('chmod', ['-R', 'u+w', storeRoot]).catch(() => undefined);
-  await rm(storeRoot, { recursive: true, force: true });
-});
+after(() => nixStore.remove());
 
 void describe('loft --wait', { concurrency: false }, () => {
+  let testEnv: IntegrationEnv | undefined;
   let dir: string;
   let s3: TestS3;
   let config: string;
 
   before(async () => {
     if (!hasNix()) return;
-    dir = await mkdtemp(join(tmpdir(), 'loft-wait-'));
-    s3 = await startS3Server();
-    const key = await makeNixKey(dir, 'loft-test-1');
-    config = await writeConfig({
-      dir,
-      s3,
-      signingKeyPath: key.secretPath,
-      extraLoft: 'scan_on_startup = false',
-    });
+    testEnv = await startIntegrationEnv('loft-wait-', 'loft-test-1');
+    ({ dir, s3 } = testEnv);
+    config = await testEnv.config({ extraLoft: 'scan_on_startup = false' });
   });
   after(async () => {
-    await s3?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await testEnv?.close();
   });
 
   test('returns 0 once the daemon has committed what was enqueued before it', async (t) => {

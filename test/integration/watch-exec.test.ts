@@ -3,20 +3,18 @@
 // other test files cannot show up in this store), s3rver, and real Nix substituting the result.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import { checkBucket } from '../helpers/bucket-invariants.js';
+import { startIntegrationEnv, usePrivateNixStore, type IntegrationEnv } from '../helpers/integration-env.js';
 import { randomSalt } from '../helpers/fixtures.js';
 import { LOFT_MAIN, runLoft } from '../helpers/loft-cli.js';
 import { hasNix, nixBin, nixEnv, requireNix } from '../helpers/nix-env.js';
-import { startS3Server, type TestS3 } from '../helpers/s3-server.js';
-import { makeNixKey, type KeyFiles } from '../helpers/signing-keys.js';
+import type { TestS3 } from '../helpers/s3-server.js';
+import type { KeyFiles } from '../helpers/signing-keys.js';
 import {
   bucketObjects,
   deleteLocally,
@@ -27,16 +25,9 @@ import {
   writeConfig,
 } from '../helpers/upload-env.js';
 
-const execFileAsync = promisify(execFile);
 const SEQUENCE_NIX = fileURLToPath(new URL('../fixtures/sequence.nix', import.meta.url));
-const storeRoot = mkdtempSync(join(tmpdir(), 'loft-watch-exec-nix-'));
-chmodSync(storeRoot, 0o755); // Nix's build users must reach the store inside it
-const STORE_DIR = join(storeRoot, 'store');
-process.env.NIX_STORE_DIR = STORE_DIR;
-process.env.NIX_STATE_DIR = join(storeRoot, 'state');
-process.env.NIX_LOG_DIR = join(storeRoot, 'log');
-// No build users: see daemon.test.ts (a private store shares nixbld1 with /nix/store's builds).
-process.env.NIX_CONFIG = `build-users-group =\n${process.env.NIX_CONFIG ?? ''}`;
+const nixStore = usePrivateNixStore('loft-watch-exec-nix-');
+const STORE_DIR = nixStore.storeDir;
 
 const STEPS = ['one', 'two', 'three', 'last'] as const;
 
@@ -76,12 +67,10 @@ function untilReady(child: ChildProcess): Promise<void> {
   });
 }
 
-after(async () => {
-  await execFileAsync('chmod', ['-R', 'u+w', storeRoot]).catch(() => undefined);
-  await rm(storeRoot, { recursive: true, force: true });
-});
+after(() => nixStore.remove());
 
 void describe('loft --watch-exec', { concurrency: false }, () => {
+  let testEnv: IntegrationEnv | undefined;
   let dir: string;
   let s3: TestS3;
   let key: KeyFiles;
@@ -89,15 +78,13 @@ void describe('loft --watch-exec', { concurrency: false }, () => {
 
   before(async () => {
     if (!hasNix()) return;
-    dir = await mkdtemp(join(tmpdir(), 'loft-watch-exec-'));
-    s3 = await startS3Server();
-    key = await makeNixKey(dir, 'loft-test-1');
-    config = await writeConfig({ dir, s3, signingKeyPath: key.secretPath });
+    testEnv = await startIntegrationEnv('loft-watch-exec-', 'loft-test-1');
+    ({ dir, s3, key } = testEnv);
+    config = await testEnv.config();
     await nixBin(['nix-store', '--init']); // loft lists the private store before any build made it
   });
   after(async () => {
-    await s3?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await testEnv?.close();
   });
 
   test('around a nix-build: every path it built is uploaded, exit 0, and Nix substitutes them', async (t) => {

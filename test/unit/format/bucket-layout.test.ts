@@ -1,5 +1,5 @@
 // The bucket layout's keys, checked against a NAR key the original Loft wrote and the rules Nix
-// follows for narinfo keys (FINDINGS).
+// follows for narinfo keys (`<hash part>.narinfo` at the cache root).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
