@@ -12,6 +12,7 @@ import { signFingerprint, type SecretKey } from '../format/signing-key.js';
 import { hashPartOf, storePathBaseName } from '../format/store-path.js';
 import { CONTENT_TYPE_NAR, CONTENT_TYPE_NARINFO, type ObjectStore } from '../storage/object-store.js';
 import { createCompressor, narinfoCompressionName, type Compression } from './compression.js';
+import type { ComputePool } from './compute-pool.js';
 import { HashMeter } from './hash-meter.js';
 import { narinfoKey, narKey } from './nar-keys.js';
 
@@ -22,6 +23,8 @@ export interface UploadPathDeps {
   compression: Compression;
   compressionLevel: number;
   compressionThreads: number;
+  /** The run's frame budget for zstd, shared by every path in flight. */
+  computePool?: ComputePool;
   storeDir: string;
   signingKey: SecretKey | undefined;
   signal?: AbortSignal;
@@ -82,6 +85,7 @@ async function streamNar(
   const compressor = createCompressor(deps.compression, {
     level: deps.compressionLevel,
     threads: deps.compressionThreads,
+    ...(deps.computePool ? { pool: deps.computePool } : {}),
   });
   const source = deps.dumpNar(path);
   const piped = new Promise<void>((resolve, reject) => {
