@@ -39,6 +39,15 @@ export interface UploadedPath {
   fileSize: number;
 }
 
+/** A path whose NAR is stored and checked against Nix's NarHash, its narinfo not yet written. */
+export interface StoredNar {
+  info: PathInfo;
+  narKey: string;
+  narSize: number;
+  fileHash: Buffer;
+  fileSize: number;
+}
+
 /**
  * @param beforeCommit resolves once every reference's narinfo exists; rejects if one failed, in
  *   which case this path's narinfo is not written.
@@ -48,6 +57,13 @@ export async function uploadPath(
   deps: UploadPathDeps,
   beforeCommit: () => Promise<void>,
 ): Promise<UploadedPath> {
+  const stored = await uploadNar(info, deps);
+  await beforeCommit();
+  return await commitNarInfo(stored, deps);
+}
+
+/** The NAR alone: dumped, hashed, compressed, stored, then checked against Nix's NarHash and size. */
+export async function uploadNar(info: PathInfo, deps: UploadPathDeps): Promise<StoredNar> {
   const hashPart = hashPartOf(info.path, deps.storeDir);
   const key = narKey(hashPart, info.narHash, deps.compression);
   const { narMeter, fileMeter } = await streamNar(info.path, info.narSize, key, deps);
@@ -63,14 +79,24 @@ export async function uploadPath(
         `run 'nix-store --verify --check-contents --repair'`,
     );
   }
+  return {
+    info,
+    narKey: key,
+    narSize: narMeter.bytes,
+    fileHash: fileMeter.digest(),
+    fileSize: fileMeter.bytes,
+  };
+}
 
-  await beforeCommit();
-  const narinfo = buildNarInfo(info, key, deps, fileMeter);
-  await deps.store.putBytes(narinfoKey(hashPart), renderNarInfo(narinfo), {
+/** The signed narinfo of a stored NAR: the commit point. The caller waits for references first. */
+export async function commitNarInfo(stored: StoredNar, deps: UploadPathDeps): Promise<UploadedPath> {
+  const { info } = stored;
+  const narinfo = buildNarInfo(stored, deps);
+  await deps.store.putBytes(narinfoKey(hashPartOf(info.path, deps.storeDir)), renderNarInfo(narinfo), {
     contentType: CONTENT_TYPE_NARINFO,
     ...(deps.signal ? { signal: deps.signal } : {}),
   });
-  return { path: info.path, narKey: key, narSize: narMeter.bytes, fileSize: fileMeter.bytes };
+  return { path: info.path, narKey: stored.narKey, narSize: stored.narSize, fileSize: stored.fileSize };
 }
 
 async function streamNar(
@@ -110,7 +136,8 @@ async function streamNar(
   return { narMeter, fileMeter };
 }
 
-function buildNarInfo(info: PathInfo, url: string, deps: UploadPathDeps, fileMeter: HashMeter): NarInfo {
+function buildNarInfo(stored: StoredNar, deps: UploadPathDeps): NarInfo {
+  const { info } = stored;
   const { storeDir, signingKey } = deps;
   const baseName = (p: string) => storePathBaseName(p, storeDir);
   const signatures: string[] = [];
@@ -122,10 +149,10 @@ function buildNarInfo(info: PathInfo, url: string, deps: UploadPathDeps, fileMet
   for (const sig of info.signatures) if (!signatures.includes(sig)) signatures.push(sig);
   return {
     storePath: info.path,
-    url,
+    url: stored.narKey,
     compression: narinfoCompressionName(deps.compression),
-    fileHash: sha256Hash(fileMeter.digest()),
-    fileSize: fileMeter.bytes,
+    fileHash: sha256Hash(stored.fileHash),
+    fileSize: stored.fileSize,
     narHash: info.narHash,
     narSize: info.narSize,
     references: info.references.map(baseName),
