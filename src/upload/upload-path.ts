@@ -121,6 +121,8 @@ async function streamNar(
     contentType: CONTENT_TYPE_NAR,
     // Compressed NARs can be a little larger than the NAR itself (incompressible data + framing).
     sizeHint: Math.ceil(narSize * 1.01) + 1024 * 1024,
+    // The FileHash, once the compressed stream has ended: a single PUT signs it as its payload hash.
+    sha256: () => fileMeter.digest(),
     ...(deps.signal ? { signal: deps.signal } : {}),
   });
   const [pipeResult, putResult] = await Promise.allSettled([piped, put]);

@@ -122,6 +122,10 @@ describe('multi-frame zstd NARs, largest first, substituted by Nix', () => {
       .map((r) => r.key);
     const order = [paths.small, paths.large, paths.user].map((p) => `${hashPartOfPath(p)}.narinfo`);
     assert.deepEqual(narinfos, order, 'narinfos references first');
+    // A small NAR is one PUT whose signed payload hash is the FileHash loft computed anyway.
+    const small = await bucketNarInfo(s3, hashPartOfPath(paths.small));
+    const smallPut = s3.requests.find((r) => r.method === 'PUT' && r.key === small?.url);
+    assert.equal(smallPut?.headers['x-amz-content-sha256'], small?.fileHash.digest.toString('hex'));
     const bucket = await checkBucket(s3, { publicKey: key.publicKey });
     assert.deepEqual(bucket.violations, []);
     assert.equal(bucket.narsVerified, 3);
