@@ -127,6 +127,10 @@ async function streamNar(
   });
   const [pipeResult, putResult] = await Promise.allSettled([piped, put]);
   if (pipeResult.status === 'rejected') {
+    // The store destroys the body with its own failure (a full disk's ENOSPC), which then also
+    // fails the pipeline: the store's classified error is the one to report.
+    const putError = putResult.status === 'rejected' ? (putResult.reason as unknown) : undefined;
+    if (putError instanceof Error && [putError, putError.cause].includes(pipeResult.reason)) throw putError;
     // A read or compression failure also fails the upload; report the cause, not the symptom.
     if (putResult.status === 'fulfilled') await deps.store.deleteMany([key]).catch(() => undefined);
     throw pipeResult.reason;
