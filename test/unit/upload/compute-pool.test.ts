@@ -5,22 +5,22 @@ import { availableParallelism } from 'node:os';
 import { setImmediate as tick } from 'node:timers/promises';
 import { computeThreads } from '../../../src/cli/upload-deps.js';
 import { ConfigError } from '../../../src/errors.js';
-import { ComputePool } from '../../../src/upload/compute-pool.js';
+import { ComputePool, type FrameSlot } from '../../../src/upload/compute-pool.js';
 
 void describe('ComputePool', () => {
   void test('hands out one slot per thread; a release passes the slot to the first waiter', async () => {
     const pool = new ComputePool(2, 1024);
     const a = await pool.acquire();
     const b = await pool.acquire();
-    let third: Awaited<ReturnType<ComputePool['acquire']>> | undefined;
-    void pool.acquire().then((s) => (third = s));
+    const third: { slot?: FrameSlot } = {};
+    void pool.acquire().then((s) => (third.slot = s));
     await tick();
-    assert.equal(third, undefined, 'a third frame waits while two are held');
+    assert.equal(third.slot, undefined, 'a third frame waits while two are held');
     a.release();
     a.release(); // a second release must not free a second slot
     await tick();
-    assert.ok(third, 'the waiter got the released slot');
-    assert.equal(third.buffer, a.buffer, 'the input buffer is reused, not reallocated');
+    assert.ok(third.slot, 'the waiter got the released slot');
+    assert.equal(third.slot.buffer, a.buffer, 'the input buffer is reused, not reallocated');
     let fourth = false;
     void pool.acquire().then(() => (fourth = true));
     await tick();
