@@ -20,7 +20,7 @@ export interface BuiltClosure {
 
 /** Builds one attribute of the fixture (`root` or `big`) and returns its output path. */
 export async function buildAttr(
-  attr: 'root' | 'big',
+  attr: 'root' | 'big' | 'bigMixed',
   salt: string,
   extraArgs: string[] = [],
 ): Promise<string> {

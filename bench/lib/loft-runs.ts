@@ -61,13 +61,14 @@ export async function runLoftUpload(
   configPath: string,
   root: string,
   extraNodeArgs: string[] = [],
+  env: NodeJS.ProcessEnv = {},
 ): Promise<LoftRun> {
   if (!existsSync(LOFT_MAIN)) throw new Error(`${LOFT_MAIN} is missing: run 'npm run build' first`);
   const run = await runTimed(
     process.execPath,
     [...extraNodeArgs, LOFT_MAIN, '-c', configPath, '--upload-path', root],
     {
-      env: nixEnv(),
+      env: { ...nixEnv(), ...env },
     },
   );
   let uploaded = 0;

@@ -19,7 +19,7 @@ async function sync(dir: string, endpoint: string, bucket: string, concurrency: 
     region: 'us-east-1',
     forcePathStyle: true,
     credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-    // The SDK's default aws-chunked bodies are stored as data by s3rver (FINDINGS).
+    // The SDK's default aws-chunked bodies are stored as data by s3rver (see src/storage/s3-client.ts).
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
   });

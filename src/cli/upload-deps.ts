@@ -4,7 +4,9 @@ import { availableParallelism } from 'node:os';
 import { dumpNar } from '../store/dump-nar.js';
 import { queryPathInfos } from '../store/path-info-query.js';
 import { DEFAULTS } from '../config/defaults.js';
+import { ConfigError } from '../errors.js';
 import { ensureNixCacheInfo } from '../upload/cache-info.js';
+import { ComputePool } from '../upload/compute-pool.js';
 import { PruneGuard } from '../upload/prune-guard.js';
 import type { ProgressSink } from '../upload/progress.js';
 import type { UploadClosureDeps } from '../upload/upload-closure.js';
@@ -33,6 +35,7 @@ export function buildUploadDeps(rt: Runtime, opts: UploadDepsOptions = {}): Uplo
     // One thread per stream: uploads run side by side anyway, and each multi-threaded zstd context
     // costs 40-50 MB and blocks the event loop while it waits for its workers (bench/upload.bench.ts).
     compressionThreads: 1,
+    computePool: new ComputePool(computeThreads(process.env)),
     storeDir: c.storeDir,
     signingKey: c.signingKey,
     uploadThreads: uploadConcurrency(c.compression, c.uploadThreads),
@@ -78,4 +81,24 @@ function cacheInfoOnce(rt: Runtime): Promise<void> {
   done.catch(() => cacheInfoWritten.delete(rt));
   cacheInfoWritten.set(rt, done);
   return done;
+}
+
+/** The variable that sizes the compute pool (zstd frames compressing at once). */
+export const COMPUTE_THREADS_ENV = 'LOFT_COMPUTE_THREADS';
+
+/**
+ * One thread per available core by default. The variable exists to measure what the pool buys
+ * (bench/upload.bench.ts runs one large NAR with 1) and to leave cores to other work on a shared
+ * machine; it is not a config key because it tunes this machine, not the cache.
+ */
+export function computeThreads(env: NodeJS.ProcessEnv): number {
+  const raw = env[COMPUTE_THREADS_ENV];
+  if (raw === undefined || raw.trim() === '') return availableParallelism();
+  const n = Number(raw.trim());
+  if (!Number.isInteger(n) || n < 1 || n > 256) {
+    throw new ConfigError(
+      `${COMPUTE_THREADS_ENV}=${raw.trim()} is not a whole number from 1 to 256: set a thread count or unset it`,
+    );
+  }
+  return n;
 }

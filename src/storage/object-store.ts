@@ -14,6 +14,12 @@ export interface PutOptions {
   signal?: AbortSignal;
   /** An upper bound of the body's size when known, so a huge body gets parts large enough. */
   sizeHint?: number;
+  /**
+   * The body's sha256 when the caller computes it anyway (putBytes: of `body`; putStream: called
+   * once the stream has ended, e.g. the FileHash meter's digest). S3 sends it as the SigV4 payload
+   * hash instead of hashing the body a second time.
+   */
+  sha256?: () => Buffer;
 }
 
 export interface ObjectStore {

@@ -126,7 +126,9 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads {
       ContentType: putOpts.contentType,
       ContentLength: bytes.length,
     };
-    await this.run(`put ${key}`, () => this.client.send(new PutObjectCommand(input), opts(putOpts.signal)));
+    const command = new PutObjectCommand(input);
+    if (putOpts.sha256) usePayloadHash(command, putOpts.sha256().toString('hex'));
+    await this.run(`put ${key}`, () => this.client.send(command, opts(putOpts.signal)));
   }
 
   async createExclusive(key: string, body: Buffer | string, putOpts: PutOptions): Promise<boolean> {
@@ -163,6 +165,7 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads {
     try {
       const partSize = partSizeFor(this.options.partSizeBytes, putOpts.sizeHint);
       const head = await source.readUpTo(partSize);
+      // The body has ended, so a caller's hash of it (putOpts.sha256) is final and goes along.
       if (head.ended) await this.putBytes(key, Buffer.concat(head.chunks), putOpts);
       else {
         const parts = Readable.from(source.rest(head.chunks));
@@ -310,6 +313,23 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads {
   private fail(operation: string, err: unknown): Error {
     return toStorageError(err, { operation, bucket: this.bucket, where: this.where });
   }
+}
+
+/**
+ * The SigV4 signer (@smithy/signature-v4 5.7) hashes every string or Buffer body itself, over http
+ * and https alike, unless the request already carries `x-amz-content-sha256`: then it signs that
+ * value as the payload hash (getPayloadHash). Set in the build step, before signing, it is signed.
+ * The server checks it against the body, so a wrong value fails the PUT instead of storing garbage.
+ */
+function usePayloadHash(command: PutObjectCommand, hex: string): void {
+  command.middlewareStack.add(
+    (next) => (args) => {
+      const request = args.request as { headers?: Record<string, string> };
+      if (request.headers) request.headers['x-amz-content-sha256'] = hex;
+      return next(args);
+    },
+    { step: 'build', name: 'loftPayloadHash' },
+  );
 }
 
 function opts(signal: AbortSignal | undefined): { abortSignal?: AbortSignal } {

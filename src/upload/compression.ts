@@ -3,23 +3,28 @@
 // write. Each compressor is a Transform with real backpressure: memory stays bounded by the codec's
 // own window and job buffers however large the NAR is and however slow the upload is.
 //
-// zstd is node:zlib's (Node >= 22.15): it compresses on libuv's thread pool, so the main thread
-// keeps reading, hashing and sending while another core compresses, and several NARs compress on
-// several cores at once. bench/zstd-choice.bench.ts chose it over zstd-napi (docs/architecture.md).
+// zstd is node:zlib's (Node >= 22.15), written as independent frames of 16 MiB of input that
+// compress side by side on libuv's thread pool (src/upload/zstd-frames.ts): one large NAR uses every
+// core, and the main thread keeps reading, hashing and sending meanwhile. bench/zstd-choice.bench.ts
+// chose node:zlib over zstd-napi (docs/architecture.md).
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { PassThrough, Transform, type TransformCallback } from 'node:stream';
-import zlib from 'node:zlib';
 import { ConfigError } from '../errors.js';
 import { COMPRESSION_LEVELS, type Compression } from '../format/bucket-layout.js';
+import { ComputePool } from './compute-pool.js';
+import { ZstdFrameCompressor } from './zstd-frames.js';
 
 export interface CompressorOptions {
   /** zstd: its own level range (default 3, like the zstd CLI); xz: preset 0-9 (default 6, like xz). */
   level?: number;
-  /** xz compression threads; defaults to min(2, available cores). zstd runs on libuv's pool. */
+  /**
+   * xz compression threads; defaults to min(2, available cores). For zstd without a `pool`: the
+   * size of a private pool (default: the available cores).
+   */
   threads?: number;
-  /** Bytes expected in (the NAR size), when known: sizes zstd's output buffer. */
-  sizeHint?: number;
+  /** zstd: the run's shared frame budget (one per run, so memory is bounded across uploads). */
+  pool?: ComputePool;
 }
 
 export const DEFAULT_ZSTD_LEVEL = COMPRESSION_LEVELS.zstd.default;
@@ -29,7 +34,10 @@ export function createCompressor(kind: Compression, opts: CompressorOptions = {}
   const threads = checkThreads(opts.threads ?? Math.min(2, availableParallelism()));
   switch (kind) {
     case 'zstd':
-      return createZstdCompressor(checkZstdLevel(opts.level ?? DEFAULT_ZSTD_LEVEL), opts.sizeHint);
+      return new ZstdFrameCompressor(
+        opts.pool ?? new ComputePool(opts.threads ?? availableParallelism()),
+        checkZstdLevel(opts.level ?? DEFAULT_ZSTD_LEVEL),
+      );
     case 'xz':
       return new XzCompressStream(checkXzLevel(opts.level ?? DEFAULT_XZ_LEVEL), threads);
     case 'none':
@@ -65,29 +73,6 @@ function checkLevel(kind: 'zstd' | 'xz', level: number): number {
 // The native addon loads on first use: a run that compresses nothing (everything already cached)
 // or uses another codec should not pay for loading it (start-up time, bench/upload.bench.ts).
 const requireCjs = createRequire(import.meta.url);
-
-/** Output buffers of 1 MiB: node:zlib's default 16 KiB makes one thread-pool round trip per 16 KiB. */
-const ZSTD_CHUNK = 1 << 20;
-
-/** The smallest output buffer: zstd's frame header, checksum and a small NAR fit in one. */
-const ZSTD_MIN_CHUNK = 16 * 1024;
-
-function createZstdCompressor(level: number, sizeHint: number | undefined): Transform {
-  // A 1 MiB buffer for a NAR of a few hundred bytes cost more than compressing it: on 1,000 tiny
-  // paths the allocations and the garbage collection they caused were a tenth of the run
-  // (docs/architecture.md, "where the time goes"). A small NAR gets a buffer about its size.
-  const chunkSize =
-    sizeHint === undefined ? ZSTD_CHUNK : Math.min(ZSTD_CHUNK, Math.max(ZSTD_MIN_CHUNK, sizeHint + 1024));
-  // The checksum matches the zstd CLI's default and lets `zstd -t` and Nix's decoder catch a
-  // damaged object.
-  return zlib.createZstdCompress({
-    chunkSize,
-    params: {
-      [zlib.constants.ZSTD_c_compressionLevel]: level,
-      [zlib.constants.ZSTD_c_checksumFlag]: 1,
-    },
-  });
-}
 
 // ---- xz ------------------------------------------------------------------------------------------
 

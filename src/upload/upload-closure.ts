@@ -186,6 +186,22 @@ function isComplete(
   return requested.every((p) => !notThere.has(p));
 }
 
+/**
+ * NARs start largest first: the largest NAR is the longest single job, and started last it would
+ * run alone at the end (Nix #15957 measured 117.7 s -> 47.2 s for a closure copied with xz). The
+ * narinfos still commit references first.
+ *
+ * Why the reference wait can never deadlock: a path gives its NAR slot back once its NAR is stored,
+ * before it waits for its references (upload-slots.ts), so no NAR slot is held by a waiting task
+ * and every NAR upload ends on its own; a commit slot is taken only after the wait. Every task is
+ * registered in `committed` before any of them waits, so a referrer always finds its references'
+ * promises, whatever order the NARs started in.
+ */
+export function largestFirst(infos: readonly PathInfo[]): PathInfo[] {
+  // Equal sizes keep the references-first order (Array.prototype.sort is stable).
+  return [...infos].sort((a, b) => b.narSize - a.narSize);
+}
+
 async function uploadMissing(
   missing: PathInfo[],
   deps: UploadClosureDeps,
@@ -210,7 +226,7 @@ async function uploadMissing(
     missing.length,
     missing.reduce((n, i) => n + i.narSize, 0),
   );
-  const tasks = missing.map((info) => {
+  const tasks = largestFirst(missing).map((info) => {
     const task = (async () => {
       const nar = narSlots.holder();
       try {

@@ -12,6 +12,7 @@ import type { SecretKey } from '../format/signing-key.js';
 import { hashPartOf } from '../format/store-path.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { createCompressor } from './compression.js';
+import type { ComputePool } from './compute-pool.js';
 import { HashMeter } from './hash-meter.js';
 import {
   CONTENT_TYPE_NAR,
@@ -29,6 +30,8 @@ export interface UploadPathDeps {
   compression: Compression;
   compressionLevel: number;
   compressionThreads: number;
+  /** The run's frame budget for zstd, shared by every path in flight. */
+  computePool?: ComputePool;
   storeDir: string;
   signingKey: SecretKey | undefined;
   signal?: AbortSignal;
@@ -43,6 +46,15 @@ export interface UploadedPath {
   fileSize: number;
 }
 
+/** A path whose NAR is stored and checked against Nix's NarHash, its narinfo not yet written. */
+export interface StoredNar {
+  info: PathInfo;
+  narKey: string;
+  narSize: number;
+  fileHash: Buffer;
+  fileSize: number;
+}
+
 /**
  * @param beforeCommit resolves once every reference's narinfo exists; rejects if one failed, in
  *   which case this path's narinfo is not written.
@@ -52,6 +64,13 @@ export async function uploadPath(
   deps: UploadPathDeps,
   beforeCommit: () => Promise<void>,
 ): Promise<UploadedPath> {
+  const stored = await uploadNar(info, deps);
+  await beforeCommit();
+  return await commitNarInfo(stored, deps);
+}
+
+/** The NAR alone: dumped, hashed, compressed, stored, then checked against Nix's NarHash and size. */
+export async function uploadNar(info: PathInfo, deps: UploadPathDeps): Promise<StoredNar> {
   const hashPart = hashPartOf(info.path, deps.storeDir);
   const key = narKey(hashPart, info.narHash, deps.compression, newUploadId());
   const { narMeter, fileMeter } = await streamNar(info.path, info.narSize, key, deps);
@@ -67,20 +86,30 @@ export async function uploadPath(
         `run 'nix-store --verify --check-contents --repair'`,
     );
   }
-
-  await beforeCommit();
-  const stored = {
-    url: key,
-    compression: deps.compression,
-    fileHash: sha256Hash(fileMeter.digest()),
+  return {
+    info,
+    narKey: key,
+    narSize: narMeter.bytes,
+    fileHash: fileMeter.digest(),
     fileSize: fileMeter.bytes,
   };
-  const narinfo = buildNarInfo(info, stored, deps.storeDir, deps.signingKey);
-  await deps.store.putBytes(narinfoKey(hashPart), renderNarInfo(narinfo), {
+}
+
+/** The signed narinfo of a stored NAR: the commit point. The caller waits for references first. */
+export async function commitNarInfo(stored: StoredNar, deps: UploadPathDeps): Promise<UploadedPath> {
+  const { info } = stored;
+  const file = {
+    url: stored.narKey,
+    compression: deps.compression,
+    fileHash: sha256Hash(stored.fileHash),
+    fileSize: stored.fileSize,
+  };
+  const narinfo = buildNarInfo(info, file, deps.storeDir, deps.signingKey);
+  await deps.store.putBytes(narinfoKey(hashPartOf(info.path, deps.storeDir)), renderNarInfo(narinfo), {
     contentType: CONTENT_TYPE_NARINFO,
     ...(deps.signal ? { signal: deps.signal } : {}),
   });
-  return { path: info.path, narKey: key, narSize: narMeter.bytes, fileSize: fileMeter.bytes };
+  return { path: info.path, narKey: stored.narKey, narSize: stored.narSize, fileSize: stored.fileSize };
 }
 
 async function streamNar(
@@ -95,7 +124,7 @@ async function streamNar(
   const compressor = createCompressor(deps.compression, {
     level: deps.compressionLevel,
     threads: deps.compressionThreads,
-    sizeHint: narSize,
+    ...(deps.computePool ? { pool: deps.computePool } : {}),
   });
   const source = deps.dumpNar(path);
   const piped = new Promise<void>((resolve, reject) => {
@@ -105,10 +134,16 @@ async function streamNar(
     contentType: CONTENT_TYPE_NAR,
     // Compressed NARs can be a little larger than the NAR itself (incompressible data + framing).
     sizeHint: Math.ceil(narSize * 1.01) + 1024 * 1024,
+    // The FileHash, once the compressed stream has ended: a single PUT signs it as its payload hash.
+    sha256: () => fileMeter.digest(),
     ...(deps.signal ? { signal: deps.signal } : {}),
   });
   const [pipeResult, putResult] = await Promise.allSettled([piped, put]);
   if (pipeResult.status === 'rejected') {
+    // The store destroys the body with its own failure (a full disk's ENOSPC), which then also
+    // fails the pipeline: the store's classified error is the one to report.
+    const putError = putResult.status === 'rejected' ? (putResult.reason as unknown) : undefined;
+    if (putError instanceof Error && [putError, putError.cause].includes(pipeResult.reason)) throw putError;
     // A read or compression failure also fails the upload; report the cause, not the symptom.
     if (putResult.status === 'fulfilled') await deps.store.deleteMany([key]).catch(() => undefined);
     throw pipeResult.reason;

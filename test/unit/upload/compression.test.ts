@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { narExtension, narinfoCompressionName, type Compression } from '../../../src/format/bucket-layout.js';
 import { createCompressor } from '../../../src/upload/compression.js';
 import { ConfigError } from '../../../src/errors.js';
+import { ZSTD_FRAME_BYTES } from '../../../src/upload/zstd-frames.js';
 
 const MiB = 1024 * 1024;
 
@@ -121,9 +122,14 @@ void describe('options', () => {
 
 void describe('backpressure', () => {
   void test('zstd: a stalled consumer stops the source; 200 MiB keep RSS bounded', async () => {
-    const growth = await checkBackpressure(createCompressor('zstd', { threads: 2 }), 200 * MiB, 64 * MiB);
-    // Without backpressure most of the 200 MiB of compressed output would pile up in memory.
-    assert.ok(growth < 128 * MiB, `RSS grew by ${Math.round(growth / MiB)} MiB`);
+    // What may be held: one frame per pool thread, plus the output already handed on.
+    const held = (2 + 1) * ZSTD_FRAME_BYTES + 4 * MiB;
+    const growth = await checkBackpressure(createCompressor('zstd', { threads: 2 }), 200 * MiB, held);
+    // Without backpressure most of the 200 MiB of compressed output would pile up in memory. With
+    // it: per thread a 16 MiB input buffer and up to 16 MiB of output, plus the frame handed on
+    // and garbage not yet collected (132 MiB seen once on a loaded machine).
+    const bound = 2 * 2 * ZSTD_FRAME_BYTES + ZSTD_FRAME_BYTES + 80 * MiB;
+    assert.ok(growth < bound, `RSS grew by ${Math.round(growth / MiB)} MiB`);
   });
 
   void test('xz: a stalled consumer stops the source', async () => {

@@ -210,6 +210,29 @@ describe('uploadClosure', () => {
     assert.equal(report.uploaded.length, 2);
   });
 
+  test('largest NAR first, narinfos references first, no deadlock with one upload slot', async () => {
+    // A small path under a large one under a small one: the large NAR must start first, while its
+    // narinfo waits for the small reference and the small referrer waits for it.
+    const small = member(path('5', 'small-leaf'), []);
+    const large = member(path('6', 'large'), [small.path], 'x'.repeat(100_000));
+    const user = member(path('7', 'small-user'), [large.path]);
+    for (const uploadThreads of [1, 4]) {
+      const { store, deps } = await setup([small, large, user], { uploadThreads });
+      const report = await uploadClosure({ paths: [user.path], explicit: true, dryRun: false }, deps);
+      assert.equal(report.complete, true);
+      const hashOf = (p: string) => p.slice(S.length, S.length + 32);
+      const firstNar = store.calls.find((c) => c.op === 'putStream')!;
+      assert.ok(firstNar.key.startsWith(`nar/${hashOf(large.path)}-`), `largest first (${uploadThreads})`);
+      const narinfoPuts = store.calls
+        .filter((c) => c.op === 'putBytes' && c.key.endsWith('.narinfo'))
+        .map((c) => c.key);
+      assert.deepEqual(
+        narinfoPuts,
+        [small, large, user].map((m) => `${hashOf(m.path)}.narinfo`),
+      );
+    }
+  });
+
   test('dry run lists what would be uploaded and writes nothing', async () => {
     const { store, deps } = await setup([leaf, mid]);
     const report = await uploadClosure({ paths: [mid.path], explicit: true, dryRun: true }, deps);

@@ -1,0 +1,158 @@
+// The upload pipeline against what users would do otherwise, side by side in one run, medians of
+// `--rounds`, each with wall time, CPU seconds (user + sys, of the command and its children) and
+// peak RSS:
+//   A. loft -> [local] directory            vs  B. nix copy --to file://DIR?compression=zstd
+//   C. loft -> s3rver (own process)         vs  D. nix copy --to file://DIR + a sync of DIR to
+//                                                   the same s3rver (bench/lib/s3-sync.ts)
+//   E. one --big-mb MiB mixed-data NAR to [local] with the compute pool at full size vs
+//      LOFT_COMPUTE_THREADS=1.
+//   npm run build && node --import tsx bench/pipeline.bench.ts [--rounds 3] [--big-mb 2048] [--small]
+// Bars (issue 13): A/B <= 0.8 (goal 0.6), C/D <= 0.7, E >= 1.6x faster with the full pool and
+// peak RSS <= 200 MB, closure upload peak RSS <= 250 MB. Deletes what it built at the end.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { randomSalt } from '../test/helpers/fixtures.js';
+import { buildAttr, buildBenchClosure, deleteWithDerivers, warmPageCache } from './lib/bench-closure.js';
+import { generateSigningKey, runLoftUpload, runNixCopy, writeLoftConfig } from './lib/loft-runs.js';
+import { startS3rverProcess, type S3rverProcess } from './lib/s3rver-process.js';
+import { median, runTimed, type TimedRun } from './lib/timed-command.js';
+
+const SYNC = fileURLToPath(new URL('./lib/s3-sync.ts', import.meta.url));
+const { values: opt } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '3' },
+    'big-mb': { type: 'string', default: '2048' },
+    small: { type: 'boolean', default: false },
+  },
+});
+const rounds = Number(opt.rounds);
+const smallClosure = ['--arg', 'perLayer', '5', '--arg', 'randomBigMb', '8', '--arg', 'textBigMb', '20'];
+const bigMb = opt.small ? '128' : opt['big-mb'];
+
+const rows: string[] = [];
+const row = (what: string, value: string, bar = ''): void =>
+  void rows.push(`| ${what} | ${value} | ${bar} |`);
+const med = (runs: TimedRun[], f: (r: TimedRun) => number): number => median(runs.map(f));
+const wall = (runs: TimedRun[]): number => med(runs, (r) => r.seconds);
+const rssMb = (runs: TimedRun[]): number => Math.max(...runs.map((r) => r.maxRssKb)) / 1024;
+const describe = (runs: TimedRun[]): string =>
+  `${wall(runs).toFixed(2)} s (${runs.map((r) => r.seconds.toFixed(2)).join(', ')}), ` +
+  `CPU ${med(runs, (r) => r.cpuSeconds).toFixed(1)} s, peak RSS ${rssMb(runs).toFixed(0)} MB`;
+const verdict = (ok: boolean): string => (ok ? 'ok' : 'MISSED');
+
+/** nix copy then the sync, as one run: times and CPU add up, the peak is the larger one. */
+function combined(copy: TimedRun, sync: TimedRun): TimedRun {
+  return {
+    ...sync,
+    seconds: copy.seconds + sync.seconds,
+    cpuSeconds: copy.cpuSeconds + sync.cpuSeconds,
+    maxRssKb: Math.max(copy.maxRssKb, sync.maxRssKb),
+  };
+}
+
+interface Ctx {
+  tmp: string;
+  keyPath: string;
+  root: string;
+  s3: S3rverProcess;
+}
+
+async function closureRounds(ctx: Ctx): Promise<void> {
+  const runs = { a: [] as TimedRun[], b: [] as TimedRun[], c: [] as TimedRun[], d: [] as TimedRun[] };
+  const serverCpu = { c: [] as number[], d: [] as number[] };
+  for (let i = 1; i <= rounds; i++) {
+    const localDir = join(ctx.tmp, `local-${i}`);
+    runs.a.push(
+      await runLoftUpload(writeLoftConfig(join(ctx.tmp, `a-${i}`), { localDir }, ctx.keyPath), ctx.root),
+    );
+    rmSync(localDir, { recursive: true, force: true });
+    const nixDir = join(ctx.tmp, `nix-${i}`);
+    runs.b.push(await runNixCopy(nixDir, ctx.root, ctx.keyPath));
+    let before = ctx.s3.cpuSeconds();
+    const s3Target = { s3: { endpoint: ctx.s3.endpoint, bucket: `loft-${i}` } };
+    runs.c.push(
+      await runLoftUpload(writeLoftConfig(join(ctx.tmp, `c-${i}`), s3Target, ctx.keyPath), ctx.root),
+    );
+    serverCpu.c.push(ctx.s3.cpuSeconds() - before);
+    before = ctx.s3.cpuSeconds();
+    const sync = await runTimed(process.execPath, [SYNC, nixDir, ctx.s3.endpoint, `nix-${i}`]);
+    serverCpu.d.push(ctx.s3.cpuSeconds() - before);
+    runs.d.push(combined(runs.b[runs.b.length - 1]!, sync));
+    rmSync(nixDir, { recursive: true, force: true });
+  }
+  row('A. loft -> [local]', describe(runs.a), `peak RSS <= 250 MB ${verdict(rssMb(runs.a) <= 250)}`);
+  row('B. nix copy --to file://DIR?compression=zstd', describe(runs.b));
+  const ab = wall(runs.a) / wall(runs.b);
+  row('A / B (wall)', ab.toFixed(2), `<= 0.8 ${verdict(ab <= 0.8)} (goal 0.6 ${verdict(ab <= 0.6)})`);
+  row('C. loft -> s3rver', describe(runs.c), `peak RSS <= 250 MB ${verdict(rssMb(runs.c) <= 250)}`);
+  row('D. nix copy --to file://DIR, then sync DIR -> s3rver', describe(runs.d));
+  const cd = wall(runs.c) / wall(runs.d);
+  row('C / D (wall)', cd.toFixed(2), `<= 0.7 ${verdict(cd <= 0.7)}`);
+  row('C / B (loft to S3 / nix copy alone)', (wall(runs.c) / wall(runs.b)).toFixed(2), 'goal 1.0');
+  row(
+    's3rver CPU during C / during the sync of D (medians)',
+    `${median(serverCpu.c).toFixed(1)} s / ${median(serverCpu.d).toFixed(1)} s`,
+  );
+}
+
+async function bigNar(ctx: Ctx, salt: string, toDelete: string[]): Promise<void> {
+  const path = await buildAttr('bigMixed', salt, ['--arg', 'bigFileMb', bigMb]);
+  toDelete.push(path);
+  await warmPageCache([path]);
+  const byThreads = new Map<number, TimedRun[]>();
+  for (const threads of [availableParallelism(), 1]) {
+    const runs: TimedRun[] = [];
+    for (let i = 1; i <= rounds; i++) {
+      const localDir = join(ctx.tmp, `big-${threads}-${i}`);
+      const config = writeLoftConfig(join(ctx.tmp, `e-${threads}-${i}`), { localDir }, ctx.keyPath);
+      runs.push(await runLoftUpload(config, path, [], { LOFT_COMPUTE_THREADS: String(threads) }));
+      rmSync(localDir, { recursive: true, force: true });
+    }
+    byThreads.set(threads, runs);
+    row(`E. one ${bigMb} MiB mixed NAR -> [local], LOFT_COMPUTE_THREADS=${threads}`, describe(runs));
+  }
+  const full = byThreads.get(availableParallelism())!;
+  const one = byThreads.get(1)!;
+  const speedup = wall(one) / wall(full);
+  row(
+    'E speed-up, full pool / one thread (wall)',
+    `${speedup.toFixed(2)}x`,
+    `>= 1.6 ${verdict(speedup >= 1.6)}`,
+  );
+  row('E peak RSS, full pool', `${rssMb(full).toFixed(0)} MB`, `<= 200 MB ${verdict(rssMb(full) <= 200)}`);
+}
+
+async function main(): Promise<void> {
+  const tmp = mkdtempSync(join(tmpdir(), 'loft-pipeline-bench-'));
+  const salt = randomSalt();
+  const toDelete: string[] = [];
+  let s3: S3rverProcess | undefined;
+  try {
+    row('machine', `${availableParallelism()} cores, load average at start ${loadavg()[0]!.toFixed(2)}`);
+    const closure = await buildBenchClosure(salt, opt.small ? smallClosure : []);
+    toDelete.push(...[...closure.paths].reverse());
+    row('closure', `${closure.narSizes.size} paths, NAR ${(closure.narTotal / 2 ** 20).toFixed(0)} MiB`);
+    const keyPath = join(tmp, 'signing-key');
+    generateSigningKey(keyPath);
+    const buckets = Array.from({ length: rounds }, (_, i) => [`loft-${i + 1}`, `nix-${i + 1}`]).flat();
+    s3 = await startS3rverProcess(join(tmp, 's3rver'), buckets);
+    await warmPageCache(closure.paths);
+    const ctx: Ctx = { tmp, keyPath, root: closure.root, s3 };
+    await closureRounds(ctx);
+    await bigNar(ctx, salt, toDelete);
+  } finally {
+    console.log(
+      `\nPipeline benchmark (${rounds} rounds, medians)\n\n| measure | value | bar |\n|---|---|---|`,
+    );
+    console.log(rows.join('\n'));
+    await s3?.stop();
+    const left = await deleteWithDerivers(toDelete);
+    if (left.length > 0) console.error(`could not delete ${left.length} store paths, e.g. ${left[0]}`);
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -1,0 +1,65 @@
+// The budget shared by every compressor of a run. Per-byte work that can be split (zstd frames) is
+// handed to libuv's thread pool in pieces; this pool only decides how many large pieces may exist at
+// once, so memory stays bounded however many NARs upload side by side and however slow the network.
+//
+// A slot stands for one large frame: its input while it fills and compresses, then its output until
+// it is handed downstream. There are as many slots as threads: filling a frame from the page cache
+// takes about a tenth of the time compressing it does, and each extra slot cost about 50 MB of peak
+// RSS on a 1 GiB NAR (input, output, zstd's context and the garbage they leave). Waiting for a slot
+// never deadlocks: a holder only waits for its own NAR reader (which waits on nothing but the disk),
+// its own compression jobs, or its own consumer, never for another slot.
+import { availableParallelism } from 'node:os';
+import { ConfigError } from '../errors.js';
+
+/** Input bytes per zstd frame: Nix 2.35's choice, large enough that framing costs nothing measurable. */
+export const ZSTD_FRAME_BYTES = 16 * 1024 * 1024;
+
+/** One frame's place in memory: its input buffer (reused from frame to frame) and the way back. */
+export interface FrameSlot {
+  buffer: Buffer;
+  release(): void;
+}
+
+export class ComputePool {
+  /** How many large frames may exist (and so compress) at once: one per core by default. */
+  readonly threads: number;
+  private free: number;
+  private readonly waiting: Array<() => void> = [];
+  /**
+   * Input buffers of released slots. Reusing them keeps the footprint flat: a fresh 16 MiB buffer
+   * per frame left RSS far above the live data (455 MiB against 300 on 1 GiB in one measurement).
+   */
+  private readonly spare: Buffer[] = [];
+
+  constructor(
+    threads: number = availableParallelism(),
+    readonly frameBytes: number = ZSTD_FRAME_BYTES,
+  ) {
+    if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
+      throw new ConfigError(`compute threads must be a whole number from 1 to 256, not ${threads}`);
+    }
+    this.threads = threads;
+    this.free = threads;
+  }
+
+  /**
+   * Resolves with a slot once one is free. Its buffer may be written until release(), which must
+   * come only after every job reading the buffer has finished; later calls to release() do nothing.
+   */
+  async acquire(): Promise<FrameSlot> {
+    if (this.free > 0) this.free--;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    const buffer = this.spare.pop() ?? Buffer.allocUnsafeSlow(this.frameBytes);
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      this.spare.push(buffer);
+      const next = this.waiting.shift();
+      // The slot passes straight to the next waiter, so a newcomer cannot overtake it.
+      if (next) next();
+      else this.free++;
+    };
+    return { buffer, release };
+  }
+}

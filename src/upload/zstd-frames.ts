@@ -1,0 +1,175 @@
+// zstd as a sequence of independent frames, one per ZSTD_FRAME_BYTES of input, compressed side by
+// side on libuv's thread pool and written in order. Every zstd decoder reads a file of concatenated
+// frames as the concatenation of their contents (the zstd format's own rule, RFC 8878 section 3.1),
+// which is how Nix 2.35 writes large NARs (16 MiB frames compressed in parallel) and what Nix 2.8
+// reads here (test/integration/zstd-frames-nix.test.ts). A NAR smaller than one frame is one frame.
+//
+// Why node:zlib on libuv's pool rather than worker threads: the frame buffer goes to the pool as it
+// is (no copy into a worker, no worker start-up or messaging), and node:zlib was already loft's zstd
+// (docs/architecture.md, "zstd from node:zlib").
+import { Transform, type TransformCallback } from 'node:stream';
+import zlib from 'node:zlib';
+import type { ComputePool, FrameSlot } from './compute-pool.js';
+
+export { ZSTD_FRAME_BYTES } from './compute-pool.js';
+
+/**
+ * A frame that ends within this many bytes needs no slot: most NARs are small, and a slot held while
+ * a small path's many files are read would leave the cores idle (the reads wait on the disk). What
+ * such frames hold is bounded by the number of uploads in flight times this.
+ */
+const SMALL_FRAME_BYTES = 1024 * 1024;
+const OUTPUT_CHUNK = 1024 * 1024;
+
+interface Frame {
+  /** Compressed pieces not yet pushed; the first frame's go downstream as they are produced. */
+  pieces: Buffer[];
+  done: boolean;
+  slot: FrameSlot | undefined;
+}
+
+export class ZstdFrameCompressor extends Transform {
+  /** The frame being filled: first as a list of small chunks, then copied into a slot's buffer. */
+  #small: Buffer[] = [];
+  #slot: FrameSlot | undefined;
+  #fillBytes = 0;
+  #framesStarted = 0;
+  /** Frames in input order, compressing or waiting to be pushed. */
+  readonly #frames: Frame[] = [];
+  /** The consumer is full: hold compressed pieces (and their slots) until it reads again. */
+  #blocked = false;
+  #flushCallback: TransformCallback | undefined;
+
+  constructor(
+    private readonly pool: ComputePool,
+    private readonly level: number,
+  ) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
+    this.#take(chunk).then(() => callback(), callback);
+  }
+
+  async #take(chunk: Buffer): Promise<void> {
+    let offset = 0;
+    while (offset < chunk.length && !this.destroyed) {
+      const rest = chunk.length - offset;
+      if (this.#slot === undefined && this.#fillBytes + rest <= SMALL_FRAME_BYTES) {
+        this.#small.push(offset === 0 ? chunk : chunk.subarray(offset));
+        this.#fillBytes += rest;
+        return;
+      }
+      if (this.#slot === undefined) {
+        // The slot is taken before the frame grows past small, so filling counts against memory.
+        const slot = await this.pool.acquire();
+        if (this.destroyed) return slot.release();
+        this.#slot = slot;
+        let at = 0;
+        for (const piece of this.#small.splice(0)) at += piece.copy(slot.buffer, at);
+      }
+      // Copied, not kept: the stream's chunks are freed at once and the frame buffer is reused.
+      const n = chunk.copy(this.#slot.buffer, this.#fillBytes, offset);
+      this.#fillBytes += n;
+      offset += n;
+      if (this.#fillBytes === this.pool.frameBytes) this.#startFrame();
+    }
+  }
+
+  override _flush(callback: TransformCallback): void {
+    // An empty input still gets one (empty) frame: a zero-byte file is not a zstd file.
+    if (this.#fillBytes > 0 || this.#framesStarted === 0) this.#startFrame();
+    this.#flushCallback = callback;
+    this.#pushReady();
+  }
+
+  #startFrame(): void {
+    const slot = this.#slot;
+    const input = slot
+      ? slot.buffer.subarray(0, this.#fillBytes)
+      : Buffer.concat(this.#small.splice(0), this.#fillBytes);
+    const frame: Frame = { pieces: [], done: false, slot };
+    this.#slot = undefined;
+    this.#fillBytes = 0;
+    this.#framesStarted++;
+    this.#frames.push(frame);
+    compressFrame(input, this.level, {
+      piece: (p) => {
+        frame.pieces.push(p);
+        if (frame === this.#frames[0]) this.#pushReady();
+      },
+      done: (err) => {
+        if (this.destroyed) return slot?.release();
+        if (err) return void this.destroy(err);
+        frame.done = true;
+        this.#pushReady();
+      },
+    });
+  }
+
+  /** Pushes compressed pieces in order while the consumer takes them; ends after the last frame. */
+  #pushReady(): void {
+    while (!this.#blocked && !this.destroyed) {
+      const head = this.#frames[0];
+      if (head === undefined) break;
+      const piece = head.pieces.shift();
+      if (piece !== undefined) {
+        if (!this.push(piece)) this.#blocked = true;
+        continue;
+      }
+      if (!head.done) break;
+      this.#frames.shift();
+      head.slot?.release();
+    }
+    if (this.#frames.length === 0 && this.#flushCallback !== undefined && !this.destroyed) {
+      const cb = this.#flushCallback;
+      this.#flushCallback = undefined;
+      cb();
+    }
+  }
+
+  override _read(size: number): void {
+    this.#blocked = false;
+    this.#pushReady();
+    super._read(size);
+  }
+
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    // Frames still compressing give their slot back when their job returns (see #startFrame).
+    for (const frame of this.#frames) if (frame.done) frame.slot?.release();
+    this.#frames.length = 0;
+    this.#slot?.release();
+    this.#slot = undefined;
+    this.#small = [];
+    callback(err);
+  }
+}
+
+interface FrameSink {
+  piece(p: Buffer): void;
+  done(err: Error | null): void;
+}
+
+/**
+ * One frame on libuv's thread pool, through a stream of its own rather than the one-shot
+ * `zstdCompress`, whose result concatenates the pieces: one more copy of every compressed byte,
+ * and garbage that showed as RSS.
+ */
+function compressFrame(input: Buffer, level: number, sink: FrameSink): void {
+  const z = zlib.createZstdCompress({
+    // Pieces of up to 1 MiB: one trip to the thread pool each (the default 16 KiB would make 64
+    // times as many); a tiny NAR gets a buffer of about its own size.
+    chunkSize: Math.min(OUTPUT_CHUNK, input.length + (input.length >> 7) + 1024),
+    params: {
+      [zlib.constants.ZSTD_c_compressionLevel]: level,
+      // The zstd CLI's default: `zstd -t` and Nix's decoder catch a damaged frame.
+      [zlib.constants.ZSTD_c_checksumFlag]: 1,
+    },
+    // The frame header records the input size, as the one-shot zstd API writes it.
+    pledgedSrcSize: input.length,
+  });
+  z.on('data', (piece: Buffer) => sink.piece(piece));
+  z.once('error', (err) => sink.done(err));
+  z.once('end', () => sink.done(null));
+  z.end(input);
+}
