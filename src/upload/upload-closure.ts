@@ -144,7 +144,9 @@ async function presenceAndPrunes(hashParts: string[], req: UploadRequest, deps: 
   const askedAt = guard?.now();
   let presence = await ask();
   const none = { absent: new Set<string>(), blocked: new Set<string>() };
-  if (!guard || askedAt === undefined || presence.present.size === hashParts.length)
+  // Nothing to upload, nothing to guard; a forced upload (verify --repair) has something.
+  const forcing = (req.forceUpload?.size ?? 0) > 0;
+  if (!guard || askedAt === undefined || (presence.present.size === hashParts.length && !forcing))
     return { presence, pruned: none };
   if (await guard.startBatch(askedAt, deps.signal)) {
     const first = presence.requests;

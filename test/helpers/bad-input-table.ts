@@ -110,7 +110,13 @@ async function setUp(label: string): Promise<BadInputEnv> {
   const dir = await mkdtemp(join(tmpdir(), `loft-${label}-`));
   const s3 = await startS3Server();
   const key = await makeNixKey(dir, `loft-${label}-1`);
-  const base = { dir, s3, signingKeyPath: key.secretPath, extraLoft: 'prune_enabled = true' };
+  // Grace 0: a prune that wrongly ran would delete the old path at once (not only mark it).
+  const base = {
+    dir,
+    s3,
+    signingKeyPath: key.secretPath,
+    extraLoft: 'prune_enabled = true\nprune_grace_hours = 0',
+  };
   const good = await writeConfig(base);
   const add = async (name: string) => {
     await writeFile(join(dir, name), `${label} ${name} ${Date.now()} ${Math.random()}\n`);
@@ -171,6 +177,7 @@ function configText(s3: TestS3, key: KeyFiles, dir: string, o: ConfigEdits): str
       local_cache_path: q(join(dir, 'cache.db')),
       signing_key_path: q(key.secretPath),
       prune_enabled: 'true',
+      prune_grace_hours: '0',
     },
     o.loft,
   );
