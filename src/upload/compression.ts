@@ -36,10 +36,10 @@ export function createCompressor(kind: Compression, opts: CompressorOptions = {}
     case 'zstd':
       return new ZstdFrameCompressor(
         opts.pool ?? new ComputePool(opts.threads ?? availableParallelism()),
-        checkZstdLevel(opts.level ?? DEFAULT_ZSTD_LEVEL),
+        checkLevel('zstd', opts.level ?? DEFAULT_ZSTD_LEVEL),
       );
     case 'xz':
-      return new XzCompressStream(checkXzLevel(opts.level ?? DEFAULT_XZ_LEVEL), threads);
+      return new XzCompressStream(checkLevel('xz', opts.level ?? DEFAULT_XZ_LEVEL), threads);
     case 'none':
       return new PassThrough();
   }
@@ -50,14 +50,6 @@ function checkThreads(threads: number): number {
     throw new ConfigError(`compression threads must be a whole number from 1 to 256, not ${threads}`);
   }
   return threads;
-}
-
-function checkZstdLevel(level: number): number {
-  return checkLevel('zstd', level);
-}
-
-function checkXzLevel(level: number): number {
-  return checkLevel('xz', level);
 }
 
 function checkLevel(kind: 'zstd' | 'xz', level: number): number {

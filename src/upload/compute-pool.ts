@@ -10,6 +10,7 @@
 // its own compression jobs, or its own consumer, never for another slot.
 import { availableParallelism } from 'node:os';
 import { ConfigError } from '../errors.js';
+import { UploadSlots } from './upload-slots.js';
 
 /** Input bytes per zstd frame: Nix 2.35's choice, large enough that framing costs nothing measurable. */
 export const ZSTD_FRAME_BYTES = 16 * 1024 * 1024;
@@ -23,8 +24,8 @@ export interface FrameSlot {
 export class ComputePool {
   /** How many large frames may exist (and so compress) at once: one per core by default. */
   readonly threads: number;
-  private free: number;
-  private readonly waiting: Array<() => void> = [];
+  /** First come first served, and a released slot passes straight to the next waiter. */
+  private readonly slots: UploadSlots;
   /**
    * Input buffers of released slots. Reusing them keeps the footprint flat: a fresh 16 MiB buffer
    * per frame left RSS far above the live data (455 MiB against 300 on 1 GiB in one measurement).
@@ -39,7 +40,7 @@ export class ComputePool {
       throw new ConfigError(`compute threads must be a whole number from 1 to 256, not ${threads}`);
     }
     this.threads = threads;
-    this.free = threads;
+    this.slots = new UploadSlots(threads);
   }
 
   /**
@@ -47,18 +48,14 @@ export class ComputePool {
    * come only after every job reading the buffer has finished; later calls to release() do nothing.
    */
   async acquire(): Promise<FrameSlot> {
-    if (this.free > 0) this.free--;
-    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    await this.slots.acquire();
     const buffer = this.spare.pop() ?? Buffer.allocUnsafeSlow(this.frameBytes);
     let released = false;
     const release = (): void => {
       if (released) return;
       released = true;
       this.spare.push(buffer);
-      const next = this.waiting.shift();
-      // The slot passes straight to the next waiter, so a newcomer cannot overtake it.
-      if (next) next();
-      else this.free++;
+      this.slots.release();
     };
     return { buffer, release };
   }

@@ -47,7 +47,7 @@ export interface UploadedPath {
 }
 
 /** A path whose NAR is stored and checked against Nix's NarHash, its narinfo not yet written. */
-export interface StoredNar {
+interface CheckedNar {
   info: PathInfo;
   narKey: string;
   narSize: number;
@@ -70,7 +70,7 @@ export async function uploadPath(
 }
 
 /** The NAR alone: dumped, hashed, compressed, stored, then checked against Nix's NarHash and size. */
-export async function uploadNar(info: PathInfo, deps: UploadPathDeps): Promise<StoredNar> {
+async function uploadNar(info: PathInfo, deps: UploadPathDeps): Promise<CheckedNar> {
   const hashPart = hashPartOf(info.path, deps.storeDir);
   const key = narKey(hashPart, info.narHash, deps.compression, newUploadId());
   const { narMeter, fileMeter } = await streamNar(info.path, info.narSize, key, deps);
@@ -96,7 +96,7 @@ export async function uploadNar(info: PathInfo, deps: UploadPathDeps): Promise<S
 }
 
 /** The signed narinfo of a stored NAR: the commit point. The caller waits for references first. */
-export async function commitNarInfo(stored: StoredNar, deps: UploadPathDeps): Promise<UploadedPath> {
+async function commitNarInfo(stored: CheckedNar, deps: UploadPathDeps): Promise<UploadedPath> {
   const { info } = stored;
   const file = {
     url: stored.narKey,

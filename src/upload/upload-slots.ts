@@ -2,7 +2,8 @@
 // NAR is read, compressed and stored, and gives it back before waiting for the path's references
 // to be committed: a slot held through that wait did no work, and with many tiny paths most of a
 // path's time was that wait plus the narinfo's round trip. First come first served keeps the
-// references-first order in which tasks asked.
+// order in which tasks asked (largest NAR first, see upload-closure.ts). The compute pool counts
+// its frame slots with one too.
 export class UploadSlots {
   private free: number;
   private readonly waiting: Array<() => void> = [];
