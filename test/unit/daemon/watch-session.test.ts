@@ -45,6 +45,19 @@ function fakeUploader(invalid: Set<string>) {
   return { calls, upload };
 }
 
+/** A started session on the test store with a short quiet time. */
+async function startSession(storeDir: string, upload: UploadBatch): Promise<WatchSession> {
+  const session = new WatchSession({
+    storeDir,
+    uploadDerivations: false,
+    upload,
+    logger: silentLogger(),
+    quietMs: 20,
+  });
+  await session.start();
+  return session;
+}
+
 void describe('WatchSession', () => {
   let store: string;
   before(async () => {
@@ -57,14 +70,7 @@ void describe('WatchSession', () => {
   test('what was in the store before start is never uploaded; new paths are, at once', async () => {
     await writeFile(join(store, name(0)), 'old');
     const { calls, upload } = fakeUploader(new Set());
-    const session = new WatchSession({
-      storeDir: store,
-      uploadDerivations: false,
-      upload,
-      logger: silentLogger(),
-      quietMs: 20,
-    });
-    await session.start();
+    const session = await startSession(store, upload);
     await writeFile(join(store, name(1)), 'new');
     const end = Date.now() + 3000;
     while (calls.length === 0 && Date.now() < end) await sleep(10);
@@ -80,14 +86,7 @@ void describe('WatchSession', () => {
     const p = join(store, name(2));
     const invalid = new Set([p]);
     const { calls, upload } = fakeUploader(invalid);
-    const session = new WatchSession({
-      storeDir: store,
-      uploadDerivations: false,
-      upload,
-      logger: silentLogger(),
-      quietMs: 20,
-    });
-    await session.start();
+    const session = await startSession(store, upload);
     await writeFile(p, 'registered later');
     const end = Date.now() + 3000;
     while (calls.length === 0 && Date.now() < end) await sleep(10);
@@ -105,14 +104,7 @@ void describe('WatchSession', () => {
   test('a path that never becomes valid (a failed build) is neither uploaded nor a failure', async () => {
     const p = join(store, name(3));
     const { upload } = fakeUploader(new Set([p]));
-    const session = new WatchSession({
-      storeDir: store,
-      uploadDerivations: false,
-      upload,
-      logger: silentLogger(),
-      quietMs: 20,
-    });
-    await session.start();
+    const session = await startSession(store, upload);
     await writeFile(p, 'never registered');
     const { report: r } = await session.finish();
     assert.deepEqual(r.uploaded, []);
@@ -128,14 +120,7 @@ void describe('WatchSession', () => {
     ];
     rounds[1]!.uploaded = [{ path: b, narKey: 'k', narSize: 1, fileSize: 1 }];
     const upload: UploadBatch = () => Promise.resolve(rounds.shift()!);
-    const session = new WatchSession({
-      storeDir: store,
-      uploadDerivations: false,
-      upload,
-      logger: silentLogger(),
-      quietMs: 20,
-    });
-    await session.start();
+    const session = await startSession(store, upload);
     for (const p of [a, b, c]) {
       const before = rounds.length;
       await writeFile(p, 'x');
