@@ -32,10 +32,10 @@ export function buildUploadDeps(rt: Runtime, opts: UploadDepsOptions = {}): Uplo
     dumpNar: (p) => dumpNar(p),
     compression: c.compression,
     compressionLevel: c.compressionLevel,
-    // One thread per stream: uploads run side by side anyway, and each multi-threaded zstd context
-    // costs 40-50 MB and blocks the event loop while it waits for its workers (bench/upload.bench.ts).
+    // xz: one thread per stream, since uploads run side by side anyway. zstd: frames share the
+    // runtime's compute pool.
     compressionThreads: 1,
-    computePool: new ComputePool(computeThreads(process.env)),
+    computePool: shared(rt).computePool,
     storeDir: c.storeDir,
     signingKey: c.signingKey,
     uploadThreads: uploadConcurrency(c.compression, c.uploadThreads),
@@ -43,14 +43,7 @@ export function buildUploadDeps(rt: Runtime, opts: UploadDepsOptions = {}): Uplo
     uploadDerivations: c.uploadDerivations,
     beforeFirstUpload: () => cacheInfoOnce(rt),
     logger: rt.logger,
-    pruneGuard: new PruneGuard({
-      store: rt.store,
-      cache: rt.cache,
-      logger: rt.logger.child({ component: 'prune-guard' }),
-      // A host that does not prune still respects the protocol, with the default grace unless a
-      // pruner announced a shorter one in the bucket.
-      graceMs: (c.prune.graceHours > 0 ? c.prune.graceHours : DEFAULTS.pruneGraceHours) * 3_600_000,
-    }),
+    pruneGuard: shared(rt).pruneGuard,
     ...(opts.progress ? { progress: opts.progress } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
   };
@@ -64,22 +57,55 @@ export function uploadConcurrency(compression: string, uploadThreads: number): n
   return compression === 'xz' ? Math.max(1, Math.min(uploadThreads, availableParallelism())) : uploadThreads;
 }
 
-const cacheInfoWritten = new WeakMap<Runtime, Promise<void>>();
+/**
+ * What one runtime's uploads share, however many times its deps are built (the daemon and
+ * --watch-exec build them once per batch): the compute pool, so memory stays bounded across
+ * batches; the prune guard, so the state objects it has read are not fetched again for every
+ * batch; and the nix-cache-info write.
+ */
+interface RuntimeShared {
+  computePool: ComputePool;
+  pruneGuard: PruneGuard;
+  cacheInfo?: Promise<void>;
+}
+
+const sharedByRuntime = new WeakMap<Runtime, RuntimeShared>();
+
+function shared(rt: Runtime): RuntimeShared {
+  let s = sharedByRuntime.get(rt);
+  if (!s) {
+    const c = rt.config;
+    s = {
+      computePool: new ComputePool(computeThreads(process.env)),
+      pruneGuard: new PruneGuard({
+        store: rt.store,
+        cache: rt.cache,
+        logger: rt.logger.child({ component: 'prune-guard' }),
+        // A host that does not prune still respects the protocol, with the default grace unless a
+        // pruner announced a shorter one in the bucket.
+        graceMs: (c.prune.graceHours > 0 ? c.prune.graceHours : DEFAULTS.pruneGraceHours) * 3_600_000,
+      }),
+    };
+    sharedByRuntime.set(rt, s);
+  }
+  return s;
+}
 
 /**
  * The bucket's nix-cache-info, written before a runtime's first upload and not again: it does not
- * change under a running loft, and the daemon and --watch-exec build these deps once per batch.
- * A failed write is forgotten, so the next batch tries again.
+ * change under a running loft. A failed write is forgotten, so the next batch tries again.
  */
 function cacheInfoOnce(rt: Runtime): Promise<void> {
-  const known = cacheInfoWritten.get(rt);
-  if (known) return known;
+  const s = shared(rt);
+  if (s.cacheInfo) return s.cacheInfo;
   const done = ensureNixCacheInfo(rt.store, {
     storeDir: rt.config.storeDir,
     priority: rt.config.priority,
   }).then(() => undefined);
-  done.catch(() => cacheInfoWritten.delete(rt));
-  cacheInfoWritten.set(rt, done);
+  done.catch(() => {
+    if (s.cacheInfo === done) delete s.cacheInfo;
+  });
+  s.cacheInfo = done;
   return done;
 }
 
