@@ -20,7 +20,10 @@ export interface NarSource {
   node(path: Buffer): Promise<NarNode>;
   /** Entry names of a directory, raw bytes, any order (the encoder sorts bytewise). */
   entries(path: Buffer): Promise<Buffer[]>;
-  /** File contents in chunks; must yield exactly `size` bytes. */
+  /**
+   * File contents in chunks; must yield exactly `size` bytes. A chunk shorter than NAR_COPIED_CHUNK
+   * is copied before the encoder asks for anything else, so a source may reuse its memory then.
+   */
   contents(path: Buffer, size: number): AsyncIterable<Buffer>;
 }
 
@@ -28,8 +31,8 @@ const ZEROS = Buffer.alloc(8);
 
 /** Pending output gathers headers, padding and small files so the consumer sees few, large chunks. */
 const SLAB_SIZE = 256 * 1024;
-/** File chunks at least this big pass through without a copy. */
-const COPY_LIMIT = 64 * 1024;
+/** File chunks at least this big pass through without a copy; shorter ones are always copied. */
+export const NAR_COPIED_CHUNK = 64 * 1024;
 /** Hand pending output to the consumer once this much has gathered. */
 const FLUSH_AT = 128 * 1024;
 
@@ -79,10 +82,6 @@ class Assembler {
     if (this.pos > this.start) out.push(this.slab.subarray(this.start, this.pos));
     this.start = this.pos;
     return out;
-  }
-
-  room(): number {
-    return this.slab.length - this.pos;
   }
 
   private reserve(n: number): void {
@@ -219,7 +218,8 @@ async function* regularFile(
   for await (const chunk of source.contents(path, size)) {
     seen += chunk.length;
     if (seen > size) break;
-    if (chunk.length < COPY_LIMIT && chunk.length <= asm.room()) {
+    if (chunk.length < NAR_COPIED_CHUNK) {
+      // Copied even when the slab is full (bytes() starts a new one): the source may reuse it.
       asm.bytes(chunk);
       if (asm.pending >= FLUSH_AT) yield* asm.take();
     } else {

@@ -18,11 +18,12 @@ import {
   type Stats,
 } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import { READ_CHUNKS } from '../chunk-pool.js';
 import { CorruptPathError, UnsupportedFileError } from '../errors.js';
-import type { NarNode, NarSource } from '../format/nar-writer.js';
+import { NAR_COPIED_CHUNK, type NarNode, type NarSource } from '../format/nar-writer.js';
 
-/** Read size for large files. */
-export const READ_CHUNK = 1024 * 1024;
+/** Read size for large files: one buffer of the shared pool (src/chunk-pool.ts). */
+export const READ_CHUNK = READ_CHUNKS.chunkBytes;
 /** Files up to this size are read in one synchronous call. */
 export const SMALL_FILE = 64 * 1024;
 const SMALL_SLAB = 1024 * 1024;
@@ -47,12 +48,18 @@ function changed(path: Buffer, size: number, how: string): CorruptPathError {
  * O_NONBLOCK: one swapped for a FIFO fails instead of blocking the open. */
 const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
+/** Where a small file is read to: readSmall() takes size + 1 bytes and gives the probe byte back. */
+interface SmallBuffers {
+  take(n: number): Buffer;
+  giveBack(n: number): void;
+}
+
 /**
  * Hands out small buffers as slices of a larger slab: one ArrayBuffer per 1 MiB instead of one per
  * file keeps the garbage collector out of the way on paths with thousands of small files. A slice
  * is never written again once handed out (the offset only moves forward).
  */
-class SlabAllocator {
+class SlabAllocator implements SmallBuffers {
   private slab = Buffer.allocUnsafe(0);
   private pos = 0;
   constructor(private readonly slabSize: number) {}
@@ -72,11 +79,25 @@ class SlabAllocator {
 }
 
 /**
+ * One buffer reused for every file the NAR encoder copies (shorter than NAR_COPIED_CHUNK): the
+ * encoder has copied a file's bytes before it asks for the next file, so nothing else can see them
+ * being overwritten, and a path of 20,000 small files allocates nothing per file.
+ */
+class ScratchBuffer implements SmallBuffers {
+  private buf = Buffer.allocUnsafeSlow(NAR_COPIED_CHUNK + 1);
+  take(n: number): Buffer {
+    if (n > this.buf.length) this.buf = Buffer.allocUnsafeSlow(n);
+    return this.buf.subarray(0, n);
+  }
+  giveBack(): void {}
+}
+
+/**
  * Reads a small file in one read of size + 1 bytes. On Linux a read of a regular file returns less
  * than asked only at end of file, so getting exactly `size` bytes proves the size still holds; more
  * means the file grew after lstat (Nix would hash different bytes), less that it shrank.
  */
-function readSmall(path: Buffer, size: number, alloc: SlabAllocator): Buffer {
+function readSmall(path: Buffer, size: number, alloc: SmallBuffers): Buffer {
   const fd = openSync(path, OPEN_FLAGS);
   try {
     const buf = alloc.take(size + 1);
@@ -97,7 +118,7 @@ function readSmall(path: Buffer, size: number, alloc: SlabAllocator): Buffer {
 }
 
 // eslint-disable-next-line @typescript-eslint/require-await -- an AsyncIterable as NarSource demands
-async function* readWhole(path: Buffer, size: number, alloc: SlabAllocator): AsyncGenerator<Buffer> {
+async function* readWhole(path: Buffer, size: number, alloc: SmallBuffers): AsyncGenerator<Buffer> {
   yield readSmall(path, size, alloc);
 }
 
@@ -108,7 +129,8 @@ async function readChunk(
   want: number,
   size: number,
 ): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(want);
+  // From the pool when the chunk fits one of its buffers; the compressor gives it back.
+  const buf = want <= READ_CHUNKS.chunkBytes ? READ_CHUNKS.take(want) : Buffer.allocUnsafe(want);
   let filled = 0;
   while (filled < want) {
     const { bytesRead } = await handle.read(buf, filled, want - filled, offset + filled);
@@ -149,7 +171,8 @@ export interface FsNarSourceOptions {
 export function fsNarSource(opts: FsNarSourceOptions = {}): NarSource {
   const chunkSize = opts.chunkSize ?? READ_CHUNK;
   const smallFile = Math.min(opts.smallFile ?? SMALL_FILE, chunkSize);
-  const alloc = new SlabAllocator(SMALL_SLAB);
+  const slab = new SlabAllocator(SMALL_SLAB);
+  const scratch = new ScratchBuffer();
   return {
     // eslint-disable-next-line @typescript-eslint/require-await -- async so errors reject, not throw
     async node(path: Buffer): Promise<NarNode> {
@@ -164,7 +187,7 @@ export function fsNarSource(opts: FsNarSourceOptions = {}): NarSource {
       return readdirSync(path, { encoding: 'buffer' });
     },
     contents(path: Buffer, size: number): AsyncIterable<Buffer> {
-      if (size <= smallFile) return readWhole(path, size, alloc);
+      if (size <= smallFile) return readWhole(path, size, size < NAR_COPIED_CHUNK ? scratch : slab);
       return readLarge(path, size, chunkSize);
     },
   };

@@ -9,6 +9,7 @@
 // (docs/architecture.md, "zstd from node:zlib").
 import { Transform, type TransformCallback } from 'node:stream';
 import zlib from 'node:zlib';
+import { READ_CHUNKS } from '../chunk-pool.js';
 import type { ComputePool, FrameSlot } from './compute-pool.js';
 
 export { ZSTD_FRAME_BYTES } from './compute-pool.js';
@@ -56,6 +57,7 @@ export class ZstdFrameCompressor extends Transform {
     while (offset < chunk.length && !this.destroyed) {
       const rest = chunk.length - offset;
       if (this.#slot === undefined && this.#fillBytes + rest <= SMALL_FRAME_BYTES) {
+        // Kept by reference until the frame starts (then copied, and given back if it was whole).
         this.#small.push(offset === 0 ? chunk : chunk.subarray(offset));
         this.#fillBytes += rest;
         return;
@@ -66,7 +68,10 @@ export class ZstdFrameCompressor extends Transform {
         if (this.destroyed) return slot.release();
         this.#slot = slot;
         let at = 0;
-        for (const piece of this.#small.splice(0)) at += piece.copy(slot.buffer, at);
+        for (const piece of this.#small.splice(0)) {
+          at += piece.copy(slot.buffer, at);
+          READ_CHUNKS.giveBack(piece);
+        }
       }
       // Copied, not kept: the stream's chunks are freed at once and the frame buffer is reused.
       const n = chunk.copy(this.#slot.buffer, this.#fillBytes, offset);
@@ -74,6 +79,8 @@ export class ZstdFrameCompressor extends Transform {
       offset += n;
       if (this.#fillBytes === this.pool.frameBytes) this.#startFrame();
     }
+    // Every byte is in a frame buffer now; a read buffer goes back to the NAR reader's pool.
+    READ_CHUNKS.giveBack(chunk);
   }
 
   override _flush(callback: TransformCallback): void {
@@ -85,9 +92,7 @@ export class ZstdFrameCompressor extends Transform {
 
   #startFrame(): void {
     const slot = this.#slot;
-    const input = slot
-      ? slot.buffer.subarray(0, this.#fillBytes)
-      : Buffer.concat(this.#small.splice(0), this.#fillBytes);
+    const input = slot ? slot.buffer.subarray(0, this.#fillBytes) : this.#concatSmall();
     const frame: Frame = { pieces: [], done: false, slot };
     this.#slot = undefined;
     this.#fillBytes = 0;
@@ -105,6 +110,13 @@ export class ZstdFrameCompressor extends Transform {
         this.#pushReady();
       },
     });
+  }
+
+  #concatSmall(): Buffer {
+    const pieces = this.#small.splice(0);
+    const whole = Buffer.concat(pieces, this.#fillBytes);
+    for (const piece of pieces) READ_CHUNKS.giveBack(piece);
+    return whole;
   }
 
   /** Pushes compressed pieces in order while the consumer takes them; ends after the last frame. */

@@ -4,7 +4,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
-import { encodeNar, type NarNode, type NarSource } from '../../../src/format/nar-writer.js';
+import { encodeNar, NAR_COPIED_CHUNK, type NarNode, type NarSource } from '../../../src/format/nar-writer.js';
 import { CorruptPathError, FormatError, UnsupportedFileError } from '../../../src/errors.js';
 
 type Tree =
@@ -206,6 +206,34 @@ describe('encodeNar against a naive reference encoder', () => {
     for (let i = 0; i < 20_000; i++) entries.push([b(`f${i}`), file(`content ${i}`, i % 7 === 0)]);
     const tree = dir(entries);
     assert.ok((await encodeAll(memorySource(tree, 4096))).equals(referenceNar(tree)));
+  });
+});
+
+describe('encodeNar and a source that reuses its buffers', () => {
+  test('chunks shorter than NAR_COPIED_CHUNK may be overwritten once the encoder asks for more', async () => {
+    // The file source reads every small file into one buffer (src/store/nar-source-fs.ts): this fake
+    // does the same and scribbles over the buffer before each next chunk, so a kept reference shows.
+    const entries: Array<[Buffer, Tree]> = [];
+    for (let i = 0; i < 300; i++) entries.push([b(`f${i}`), file(`small file ${i} `.repeat(i % 40))]);
+    entries.push([b('big'), file(Buffer.alloc(NAR_COPIED_CHUNK * 3, 7))]);
+    const tree = dir(entries);
+    const plain = memorySource(tree, NAR_COPIED_CHUNK - 1);
+    const scratch = Buffer.alloc(NAR_COPIED_CHUNK);
+    const reusing: NarSource = {
+      ...plain,
+      async *contents(p, size) {
+        for await (const chunk of plain.contents(p, size)) {
+          if (chunk.length >= NAR_COPIED_CHUNK) {
+            yield chunk;
+            continue;
+          }
+          chunk.copy(scratch);
+          yield scratch.subarray(0, chunk.length);
+          scratch.fill(0xee);
+        }
+      },
+    };
+    assert.ok((await encodeAll(reusing)).equals(referenceNar(tree)));
   });
 });
 

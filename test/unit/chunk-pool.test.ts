@@ -1,0 +1,81 @@
+// The read-buffer pool and its one giver-back, the zstd frame compressor: reused memory must never
+// be visible in what the compressor produces.
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { zstdDecompressSync } from 'node:zlib';
+import { ChunkPool, READ_CHUNKS } from '../../src/chunk-pool.js';
+import { ComputePool } from '../../src/upload/compute-pool.js';
+import { ZstdFrameCompressor } from '../../src/upload/zstd-frames.js';
+
+describe('ChunkPool', () => {
+  test('a buffer given back is handed out again; unknown and repeated give-backs are ignored', () => {
+    const pool = new ChunkPool(1024, 4);
+    const a = pool.take(1024);
+    const b = pool.take(100);
+    assert.equal(b.length, 100);
+    assert.notEqual(a.buffer, b.buffer);
+    pool.giveBack(b);
+    pool.giveBack(b); // twice: must not put the same memory on the free list twice
+    pool.giveBack(Buffer.alloc(1024)); // not ours
+    const c = pool.take(1024);
+    const d = pool.take(1024);
+    assert.equal(c.buffer, b.buffer, 'the given-back buffer is reused');
+    assert.notEqual(d.buffer, c.buffer, 'one give-back, one reuse');
+    assert.throws(() => pool.take(1025), RangeError);
+  });
+
+  test('no more than `keep` free buffers are kept', () => {
+    const pool = new ChunkPool(16, 1);
+    const [x, y] = [pool.take(16), pool.take(16)];
+    pool.giveBack(x);
+    pool.giveBack(y);
+    assert.equal(pool.take(16).buffer, x.buffer);
+    assert.notEqual(pool.take(16).buffer, y.buffer);
+  });
+});
+
+/** Emits the data in pool chunks of random sizes and scribbles over every buffer given back. */
+function poolSource(data: Buffer): Readable {
+  let at = 0;
+  return new Readable({
+    read() {
+      if (at >= data.length) return void this.push(null);
+      const n = Math.min(data.length - at, 1 + Math.floor(Math.random() * READ_CHUNKS.chunkBytes));
+      const chunk = READ_CHUNKS.take(n);
+      data.copy(chunk, 0, at, at + n);
+      at += n;
+      this.push(chunk);
+      // Whatever the compressor gave back so far is overwritten now, as the next read would.
+      for (let i = 0; i < 4; i++) {
+        const reused = READ_CHUNKS.take(READ_CHUNKS.chunkBytes);
+        reused.fill(0xee);
+        READ_CHUNKS.giveBack(reused);
+      }
+    },
+  });
+}
+
+describe('ZstdFrameCompressor gives read buffers back only once it has copied them', () => {
+  for (const [name, size] of [
+    ['a small NAR (one frame kept by reference)', 700 * 1024],
+    ['a NAR of several frames', 2 * 1024 * 1024 + 12345],
+  ] as const) {
+    test(name, async () => {
+      // Small frames so that several frames, slot copies and the small-frame path all happen.
+      const pool = new ComputePool(2, 1024 * 1024);
+      const data = Buffer.concat([randomBytes(size >> 1), Buffer.alloc(size - (size >> 1), 3)]);
+      const out: Buffer[] = [];
+      const sink = new Writable({
+        write(c: Buffer, _e, cb) {
+          out.push(c);
+          cb();
+        },
+      });
+      await pipeline(poolSource(data), new ZstdFrameCompressor(pool, 3), sink);
+      assert.ok(zstdDecompressSync(Buffer.concat(out)).equals(data));
+    });
+  }
+});
