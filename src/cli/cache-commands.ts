@@ -1,6 +1,5 @@
 // The presence-cache commands: --clear-cache, --reset-initial-scan, --populate-cache.
-import { listBucket, readNarinfoMetas } from '../prune/inventory.js';
-import { PruneDb } from '../state/prune-db.js';
+import { populateCache, type PopulateCacheDeps } from '../daemon/populate-cache.js';
 import type { CliOptions } from './program.js';
 import type { Runtime } from './runtime.js';
 
@@ -24,44 +23,20 @@ export function runCacheMaintenance(
   }
 }
 
-/**
- * Makes the local cache say exactly what the bucket's narinfos say: adds what it lacks and drops
- * entries whose narinfo is gone (pruned, or deleted by hand), which would otherwise be skipped forever.
- * Each narinfo is read (once: pruning's narinfo_meta table remembers what it says until the object
- * changes), and one that is malformed is left out with a warning naming its key: Nix could not
- * substitute that path, so the cache must not claim it.
- */
+/** `--populate-cache`: the local cache made to match the bucket (daemon/populate-cache.ts). */
 export async function runPopulateCache(
   rt: Runtime,
   dryRun: boolean,
   say: (line: string) => void,
 ): Promise<void> {
-  const db = PruneDb.open(rt.cache.path, rt.cache.target);
-  let inBucket: string[];
-  let malformed: number;
-  try {
-    const { objects } = await listBucket(rt.store);
-    const deps = {
-      store: rt.store,
-      db,
-      storeDir: rt.config.storeDir,
-      logger: rt.logger.child({ component: 'populate-cache' }),
-    };
-    const { metas } = await readNarinfoMetas(objects, deps, 'left out of the local cache');
-    inBucket = metas.filter((m) => !m.malformed).map((m) => m.hashPart);
-    malformed = metas.length - inBucket.length;
-  } finally {
-    db.close();
-  }
-  const before = rt.cache.count();
-  if (!dryRun) {
-    rt.cache.clear();
-    rt.cache.addMany(inBucket.map((hashPart) => ({ hashPart })));
-    rt.cache.setFlag('populated_from_bucket', true);
-  }
-  say(
-    `${dryRun ? 'would populate' : 'populated'} the local cache from ${rt.store.description}: ` +
-      `${inBucket.length} paths in the bucket (the cache had ${before})` +
-      (malformed > 0 ? `; ${malformed} malformed narinfos left out (see the log)` : ''),
-  );
+  say(await populateCache(populateDeps(rt), dryRun));
+}
+
+export function populateDeps(rt: Runtime): PopulateCacheDeps {
+  return {
+    store: rt.store,
+    cache: rt.cache,
+    storeDir: rt.config.storeDir,
+    logger: rt.logger.child({ component: 'populate-cache' }),
+  };
 }

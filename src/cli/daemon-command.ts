@@ -1,30 +1,29 @@
 // `loft -c loft.toml` without an action flag: the store-watching daemon as a process. This file
-// owns the process concerns (signals, the forced exit, releasing what was opened); src/daemon/
-// owns the work. Shutdown follows graphile-worker's shape: every opened thing pushes its release
-// function, the list runs in `finally` in reverse, and an unref'd timer forces the exit if a release
-// hangs.
+// owns the process concerns (signals, the forced exit, releasing what was opened) and wiring only:
+// it opens things and hands them in. src/daemon/ owns the work and its decisions (what the prune
+// timer runs, what the metrics count, which roots are published, how the cache is populated).
+// Shutdown follows graphile-worker's shape: every opened thing pushes its release function, the
+// list runs in `finally` in reverse, and an unref'd timer forces the exit if a release hangs.
 import { hostname } from 'node:os';
 import type { Config } from '../config/schema.js';
 import { releaseAll, type Release } from '../release-list.js';
-import { parsePruneSchedule } from '../prune/schedule-syntax.js';
 import { runDaemon } from '../daemon/daemon.js';
 import { waitForStorage } from '../daemon/storage-ready.js';
 import type { ScheduledPrune } from '../daemon/prune-loop.js';
-import type { UploadBatch } from '../daemon/worker.js';
 import { PruneDb } from '../state/prune-db.js';
-import { runPruneOnce } from '../prune/prune-run.js';
 import { DaemonMetrics } from '../daemon/metrics.js';
 import { startMetricsServer } from '../daemon/metrics-server.js';
-import { runSweepOnce } from '../prune/sweep-run.js';
+import { countedUploads } from '../daemon/counted-uploads.js';
+import { populateCache } from '../daemon/populate-cache.js';
+import { publishConfiguredRoots } from '../daemon/roots-publisher.js';
+import { pruneScheduleOf, scheduledPrune } from '../daemon/scheduled-prune.js';
 import { pruneSettings } from './prune-command.js';
 import { UploadQueue } from '../state/queue.js';
 import { ExitCode, type ExitCodeValue } from '../errors.js';
 import type { Logger } from '../log.js';
-import { startRootsPublisher } from '../daemon/roots-publisher.js';
 import { listValidStorePaths } from '../store/all-paths.js';
-import { resolveHostRoots } from '../store/host-roots.js';
 import { NIX_CACHE_INFO_KEY } from '../format/bucket-layout.js';
-import { runPopulateCache } from './cache-commands.js';
+import { populateDeps } from './cache-commands.js';
 import { batchUploader } from './batch-uploader.js';
 import { openRuntime, type Runtime } from './runtime.js';
 
@@ -55,15 +54,23 @@ export async function runDaemonCommand(config: Config, logger: Logger): Promise<
     if (!(await waitForStorage(probe, logger.child({ component: 'storage' }), stop.signal))) {
       return ExitCode.ok;
     }
-    releases.push(rootsPublisher(rt));
+    releases.push(
+      publishConfiguredRoots({
+        entries: config.publishRoots,
+        storeDir: config.storeDir,
+        store: rt.store,
+        host: hostname(),
+        logger: logger.child({ component: 'roots' }),
+      }),
+    );
     await runDaemon(
       {
         queue,
         cache: rt.cache,
         upload: countedUploads(batchUploader(rt), metrics),
         listValidPaths: () => listValidStorePaths(config.storeDir),
-        populateCache: () => runPopulateCache(rt, false, (line) => logger.info(line)),
-        ...scheduledPrune(rt, releases, metrics),
+        populateCache: async () => logger.info(await populateCache(populateDeps(rt), false)),
+        ...schedulePrune(rt, releases, metrics),
         logger,
       },
       {
@@ -84,78 +91,21 @@ export async function runDaemonCommand(config: Config, logger: Logger): Promise<
   }
 }
 
-/** loft.publish_roots: what this host runs, kept by every host's prunes (README, Pruning). */
-function rootsPublisher(rt: Runtime): Release {
-  const entries = rt.config.publishRoots;
-  if (entries.length === 0) return () => Promise.resolve();
-  const publisher = startRootsPublisher({
-    store: rt.store,
-    host: hostname(),
-    resolve: () => resolveHostRoots(entries, rt.config.storeDir),
-    logger: rt.logger.child({ component: 'roots' }),
-    everyMs: ROOTS_EVERY_MS,
-  });
-  return () => publisher.stop();
-}
-
-/** Often enough that a daemon that runs keeps its roots far younger than any retention (>= 1 day). */
-const ROOTS_EVERY_MS = 6 * 3_600_000;
-
-/** loft.prune_schedule, when pruning is enabled and scheduled: the same prune as `loft --prune`. */
-function scheduledPrune(
-  rt: Runtime,
-  releases: Release[],
-  metrics: DaemonMetrics,
-): { prune?: ScheduledPrune } {
-  const p = rt.config.prune;
-  const schedule = p.enabled && p.schedule !== undefined ? parsePruneSchedule(p.schedule) : undefined;
+/** The prune the daemon's timer runs, when loft.prune_schedule asks for one (daemon/scheduled-prune.ts). */
+function schedulePrune(rt: Runtime, releases: Release[], metrics: DaemonMetrics): { prune?: ScheduledPrune } {
+  const schedule = pruneScheduleOf(rt.config.prune);
   if (!schedule) return {};
   const db = PruneDb.open(rt.cache.path, rt.cache.target);
   releases.push(() => db.close());
-  const deps = {
+  const prune = {
     store: rt.store,
     db,
     cache: rt.cache,
     storeDir: rt.config.storeDir,
     logger: rt.logger.child({ component: 'prune' }),
   };
-  const settings = pruneSettings(p);
-  const run = async () => {
-    let deleted: number;
-    try {
-      if (settings.graceHours > 0) {
-        const { counts, lease } = await runSweepOnce(deps, { settings, dryRun: false, host: hostname() });
-        rt.logger.info({ ...counts, lease: lease.kind }, 'scheduled prune finished');
-        deleted = counts.narinfosDeleted;
-      } else {
-        const result = await runPruneOnce(deps, { settings, now: new Date(), dryRun: false });
-        deleted = result.plan.paths.length;
-        rt.logger.info(
-          { deleted, orphans: result.plan.orphans.length, bytes: result.plan.pathBytes },
-          'scheduled prune finished',
-        );
-      }
-    } catch (err) {
-      metrics.lastPrune = { at: Date.now(), ok: false, deletedPaths: 0 };
-      throw err;
-    }
-    metrics.lastPrune = { at: Date.now(), ok: true, deletedPaths: deleted };
-  };
-  return { prune: { schedule, run } };
-}
-
-/** The worker's uploader, with every batch's outcome counted for the metrics. */
-function countedUploads(upload: UploadBatch, metrics: DaemonMetrics): UploadBatch {
-  return async (paths, signal) => {
-    try {
-      const report = await upload(paths, signal);
-      metrics.recordBatch(report);
-      return report;
-    } catch (err) {
-      metrics.failedBatches++;
-      throw err;
-    }
-  };
+  const deps = { prune, metrics, host: hostname(), logger: rt.logger };
+  return { prune: scheduledPrune(schedule, pruneSettings(rt.config.prune), deps) };
 }
 
 /**

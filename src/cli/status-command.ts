@@ -1,6 +1,7 @@
 // `loft --status`: what the daemon's queue holds, read from the local database without touching the
 // bucket or Nix, so it answers at once even when the daemon is busy or stopped.
 import type { Config } from '../config/schema.js';
+import { readPresenceStatus, type PresenceStatus } from '../state/presence.js';
 import { UploadQueue } from '../state/queue.js';
 import { ExitCode, type ExitCodeValue } from '../errors.js';
 import { countOf } from './format-size.js';
@@ -11,15 +12,24 @@ const PARKED_SHOWN = 50;
 export function runStatusCommand(config: Config, say: (line: string) => void): ExitCodeValue {
   const queue = UploadQueue.open(config.localCachePath);
   try {
-    for (const line of statusLines(queue, config.localCachePath, config.scanOnStartup)) say(line);
+    const presence = readPresenceStatus(config.localCachePath);
+    for (const line of statusLines(queue, presence, config.localCachePath, config.scanOnStartup)) say(line);
   } finally {
     queue.close();
   }
   return ExitCode.ok;
 }
 
-/** `last upload` counts the daemon's uploads and those of `--upload-path`/`--force-scan` alike. */
-export function statusLines(queue: UploadQueue, dbPath: string, scanOnStartup: boolean): string[] {
+/**
+ * The queue's lines, then the presence table's (one file, two owners: state/queue.ts and
+ * state/presence.ts). `last upload` counts the daemon's uploads and those of `--upload-path`/`--force-scan` alike.
+ */
+export function statusLines(
+  queue: UploadQueue,
+  presence: PresenceStatus,
+  dbPath: string,
+  scanOnStartup: boolean,
+): string[] {
   const { pending, parked } = queue.counts();
   const last = Number(queue.getState('last_upload_at'));
   const lines = [
@@ -32,8 +42,8 @@ export function statusLines(queue: UploadQueue, dbPath: string, scanOnStartup: b
   if (parked > PARKED_SHOWN) lines.push(`  ... and ${parked - PARKED_SHOWN} more`);
   lines.push(
     `last upload: ${Number.isFinite(last) && last > 0 ? new Date(last).toISOString() : 'never'}`,
-    `presence cache: ${countOf(queue.presenceCount(), 'path')} known to be in the cache (${dbPath})`,
-    `initial scan: ${initialScan(queue.presenceFlag('initial_scan_complete'), scanOnStartup)}`,
+    `presence cache: ${countOf(presence.paths, 'path')} known to be in the cache (${dbPath})`,
+    `initial scan: ${initialScan(presence.initialScanComplete, scanOnStartup)}`,
   );
   return lines;
 }

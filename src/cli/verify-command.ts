@@ -4,7 +4,6 @@
 import { ExitCode, type ExitCodeValue } from '../errors.js';
 import type { PathInfo } from '../format/path-info.js';
 import { publicKeyOf, signatureKeyName } from '../format/signing-key.js';
-import { hashPartOf } from '../format/store-path.js';
 import { storePathsByHashPart } from '../store/paths-by-hash.js';
 import { queryPathInfos } from '../store/path-info-query.js';
 import { uploadClosure } from '../upload/upload-closure.js';
@@ -107,7 +106,7 @@ async function localInfosFor(
   try {
     const paths = await storePathsByHashPart(storeDir, wanted);
     for (const r of await queryPathInfos(paths, { recursive: false, storeDir })) {
-      if (r.ok) out.set(hashPartOf(r.info.path, storeDir), r.info);
+      if (r.ok) out.set(r.info.hashPart, r.info);
     }
   } catch (err) {
     if (repair) throw err;

@@ -7,7 +7,6 @@ import type { Logger } from '../log.js';
 import { releaseAll, type Release } from '../release-list.js';
 import { StoreWatcher } from '../store/store-watcher.js';
 import { startPruneLoop, type ScheduledPrune } from './prune-loop.js';
-import type { Backoff } from '../backoff.js';
 import type { UploadQueue } from '../state/queue.js';
 import { UploadWorker, type UploadBatch } from './worker.js';
 
@@ -37,13 +36,13 @@ export interface DaemonOptions {
   signingKeyName?: string;
   /** How long in-flight uploads may run on after a stop request before they are aborted. */
   graceMs?: number;
-  statusIntervalMs?: number;
-  reconcileMs?: number;
+  /** Longest sleep between the worker's looks at the queue (tests shorten it). */
   pollMs?: number;
   batchSize?: number;
-  batchRetry?: Partial<Backoff>;
 }
 
+/** How often the daemon logs its status line (and records that it is alive, for the catch-up). */
+const STATUS_EVERY_MS = 60_000;
 /** Paths are written to the queue in transactions of this many. */
 const ENQUEUE_CHUNK = 5000;
 /** A path landing this close before the previous run's last sign of life is looked at again. */
@@ -63,7 +62,7 @@ export async function runDaemon(rootDeps: DaemonDeps, opts: DaemonOptions, stop:
       queue,
       upload: deps.upload,
       logger: root.child({ component: 'worker' }),
-      ...pick(opts, ['pollMs', 'batchSize', 'batchRetry']),
+      ...pick(opts, ['pollMs', 'batchSize']),
     });
     const notify = worker.notify.bind(worker);
     const watcher = startWatcher(deps, opts, notify, root.child({ component: 'watcher' }));
@@ -87,10 +86,7 @@ export async function runDaemon(rootDeps: DaemonDeps, opts: DaemonOptions, stop:
       releases.push(() => loop.stop());
     }
 
-    const status = setInterval(
-      () => logStatus(deps, started.stats.uploaded),
-      opts.statusIntervalMs ?? 60_000,
-    );
+    const status = setInterval(() => logStatus(deps, started.stats.uploaded), STATUS_EVERY_MS);
     status.unref();
     releases.push(() => clearInterval(status));
 
@@ -125,7 +121,6 @@ function startWatcher(
     },
     logger,
     ...(Number.isFinite(last) && last > 0 ? { since: last - CATCH_UP_SLACK_MS } : {}),
-    ...(opts.reconcileMs !== undefined ? { reconcileMs: opts.reconcileMs } : {}),
   });
 }
 

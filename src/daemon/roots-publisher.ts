@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { renderRoots, rootsKey } from '../format/loft-state.js';
 import type { Logger } from '../log.js';
 import type { ObjectStore } from '../storage/object-store.js';
+import { resolveHostRoots } from '../store/host-roots.js';
 
 export interface RootsPublisherDeps {
   store: ObjectStore;
@@ -47,4 +48,30 @@ export function startRootsPublisher(deps: RootsPublisherDeps): { stop(): Promise
       await loop;
     },
   };
+}
+
+/** Often enough that a daemon that runs keeps its roots far younger than any retention (>= 1 day). */
+export const ROOTS_EVERY_MS = 6 * 3_600_000;
+
+/**
+ * loft.publish_roots as the daemon runs it: nothing when no entry is configured (the host publishes
+ * no roots file at all), else a publisher of what the entries resolve to now (store/host-roots.ts).
+ * Returns the function that stops it.
+ */
+export function publishConfiguredRoots(opts: {
+  entries: readonly string[];
+  storeDir: string;
+  store: ObjectStore;
+  host: string;
+  logger: Logger;
+}): () => Promise<void> {
+  if (opts.entries.length === 0) return () => Promise.resolve();
+  const publisher = startRootsPublisher({
+    store: opts.store,
+    host: opts.host,
+    resolve: () => resolveHostRoots(opts.entries, opts.storeDir),
+    logger: opts.logger,
+    everyMs: ROOTS_EVERY_MS,
+  });
+  return () => publisher.stop();
 }

@@ -21,7 +21,10 @@ export interface UploadWorkerOptions {
   batchSize?: number;
   /** Longest sleep between looks at the queue (default 2 s). */
   pollMs?: number;
-  /** Backoff of the worker after a whole batch failed (default 1 s doubling to 60 s). */
+  /**
+   * Backoff of the worker after a whole batch failed (default BACKOFF.batch: 1 s doubling to 60 s).
+   * Only tests pass it, to see a failed batch retried in milliseconds.
+   */
   batchRetry?: Partial<Backoff>;
   /** Whether a path still exists in the store (default: storePathExists). */
   pathExists?: (path: string) => Promise<boolean>;

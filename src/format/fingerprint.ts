@@ -15,6 +15,20 @@ export function fingerprintPath(
   storeDir: string = DEFAULT_STORE_DIR,
 ): string {
   const path = checked(storePath, storeDir, 'the path');
+  const refs = references.map((r) => checked(r, storeDir, 'a reference'));
+  return fingerprintOfParsed(path, narHash, narSize, refs);
+}
+
+/**
+ * The same text for a path and references that were parsed already (a PathInfo's: see
+ * src/format/path-info.ts), as the narinfo builder has them: they are not parsed again.
+ */
+export function fingerprintOfParsed(
+  path: string,
+  narHash: Hash,
+  narSize: number,
+  references: readonly string[],
+): string {
   if (narHash.algorithm !== 'sha256') {
     throw new FormatError(
       `cannot fingerprint ${path}: its NarHash is ${narHash.algorithm}, Nix signs only sha256`,
@@ -25,7 +39,7 @@ export function fingerprintPath(
   }
   // Nix keeps references in a sorted set (StorePathSet), so order and duplicates from the caller
   // must not change the text.
-  const refs = [...new Set(references.map((r) => checked(r, storeDir, 'a reference')))].sort();
+  const refs = [...new Set(references)].sort();
   return `1;${path};${formatHashNix32(narHash)};${narSize};${refs.join(',')}`;
 }
 

@@ -2,12 +2,12 @@
 // measured of the stored file, signed with our key. Pure, so it is tested byte for byte against
 // narinfos written by `nix copy` and by the original Loft (test/unit/format/narinfo-builder.test.ts).
 import { narinfoCompressionName, type Compression } from './bucket-layout.js';
-import { fingerprintPath } from './fingerprint.js';
+import { fingerprintOfParsed } from './fingerprint.js';
 import type { Hash } from './hash.js';
 import type { NarInfo } from './narinfo.js';
 import type { PathInfo } from './path-info.js';
 import { signFingerprint, type SecretKey } from './signing-key.js';
-import { storePathBaseName } from './store-path.js';
+import { baseNameOfParsed } from './store-path.js';
 
 /** The stored NAR file, as the upload measured it. */
 export interface StoredNar {
@@ -18,13 +18,10 @@ export interface StoredNar {
   fileSize: number;
 }
 
-export function buildNarInfo(
-  info: PathInfo,
-  nar: StoredNar,
-  storeDir: string,
-  signingKey: SecretKey | undefined,
-): NarInfo {
-  const baseName = (p: string) => storePathBaseName(p, storeDir);
+export function buildNarInfo(info: PathInfo, nar: StoredNar, signingKey: SecretKey | undefined): NarInfo {
+  // The references come as full paths because the fingerprint signs full paths; the narinfo
+  // names them by base name. Both were checked when the PathInfo was made.
+  const baseName = baseNameOfParsed;
   return {
     storePath: info.path,
     url: nar.url,
@@ -36,7 +33,7 @@ export function buildNarInfo(
     references: info.references.map(baseName),
     ...(info.deriver ? { deriver: baseName(info.deriver) } : {}),
     ...(info.ca ? { ca: info.ca } : {}),
-    signatures: signaturesFor(info, storeDir, signingKey),
+    signatures: signaturesFor(info, signingKey),
     extra: [],
   };
 }
@@ -45,10 +42,10 @@ export function buildNarInfo(
  * Our signature over Nix's fingerprint of the path, then the path's own signatures (from its
  * builder or another cache), once each: the original Loft's order.
  */
-export function signaturesFor(info: PathInfo, storeDir: string, signingKey: SecretKey | undefined): string[] {
+export function signaturesFor(info: PathInfo, signingKey: SecretKey | undefined): string[] {
   const signatures: string[] = [];
   if (signingKey) {
-    const fingerprint = fingerprintPath(info.path, info.narHash, info.narSize, info.references, storeDir);
+    const fingerprint = fingerprintOfParsed(info.path, info.narHash, info.narSize, info.references);
     signatures.push(signFingerprint(signingKey, fingerprint));
   }
   for (const sig of info.signatures) if (!signatures.includes(sig)) signatures.push(sig);

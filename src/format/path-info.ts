@@ -10,10 +10,17 @@
 // Malformed JSON throws FormatError for the whole document; an invalid path only affects itself.
 import { FormatError, InvalidPathError } from '../errors.js';
 import { formatHashNix32, parseHash, type Hash } from './hash.js';
-import { DEFAULT_STORE_DIR, parseStorePath, parseStorePathBaseName } from './store-path.js';
+import { DEFAULT_STORE_DIR, parseStorePath, parseStorePathBaseName, type StorePath } from './store-path.js';
 
+/**
+ * One valid store path as Nix registered it. `path`, `references` and `deriver` were parsed and
+ * checked once, where the PathInfo was made (here, or src/store/nix-db.ts): later layers read
+ * `hashPart` and take base names with baseNameOfParsed instead of parsing them again.
+ */
 export interface PathInfo {
   path: string;
+  /** The 32 characters of `path` that name its narinfo (`<hashPart>.narinfo`). */
+  hashPart: string;
   narHash: Hash;
   narSize: number;
   /** Full store paths, sorted, the path itself included when it refers to itself. */
@@ -44,13 +51,14 @@ export function normalizePathInfoJson(json: unknown, storeDir: string = DEFAULT_
   }
   const top = asObject(json, 'the document');
   return Object.entries(top).map(([key, value]) => {
-    if (value === null) return invalid(toFullPath(key, storeDir, 'key'));
+    if (value === null) return invalid(toStorePath(key, storeDir, 'key').path);
     return entryResult(key, asObject(value, `the value of ${key}`), storeDir);
   });
 }
 
 function entryResult(pathText: string, o: JsonObject, storeDir: string): PathInfoResult {
-  const path = toFullPath(pathText, storeDir, 'path');
+  const parsed = toStorePath(pathText, storeDir, 'path');
+  const path = parsed.path;
   if (o['valid'] === false) return invalid(path);
   if (
     typeof o['storeDir'] === 'string' &&
@@ -58,7 +66,7 @@ function entryResult(pathText: string, o: JsonObject, storeDir: string): PathInf
   ) {
     throw new FormatError(`path-info JSON: ${path} is in store ${o['storeDir']}, expected ${storeDir}`);
   }
-  return { ok: true, info: parseInfo(path, o, storeDir) };
+  return { ok: true, info: parseInfo(parsed, o, storeDir) };
 }
 
 function invalid(path: string): PathInfoResult {
@@ -66,19 +74,21 @@ function invalid(path: string): PathInfoResult {
   return { ok: false, path, error };
 }
 
-function parseInfo(path: string, o: JsonObject, storeDir: string): PathInfo {
+function parseInfo(parsed: StorePath, o: JsonObject, storeDir: string): PathInfo {
+  const { path, hashPart } = parsed;
   const ctx = `path-info JSON for ${path}`;
   const info: PathInfo = {
     path,
+    hashPart,
     narHash: withContext(ctx, () => parseHash(o['narHash'])),
     narSize: nonNegativeInteger(o['narSize'], `${ctx}: narSize`),
     references: stringArray(o['references'] ?? [], `${ctx}: references`)
-      .map((r) => toFullPath(r, storeDir, 'reference'))
+      .map((r) => toStorePath(r, storeDir, 'reference').path)
       .sort(),
     signatures: signatures(o['signatures'], ctx),
   };
   const deriver = o['deriver'];
-  if (typeof deriver === 'string') info.deriver = toFullPath(deriver, storeDir, 'deriver');
+  if (typeof deriver === 'string') info.deriver = toStorePath(deriver, storeDir, 'deriver').path;
   else if (deriver !== undefined && deriver !== null)
     throw new FormatError(`${ctx}: deriver is not a string`);
   const ca = contentAddress(o['ca'], ctx);
@@ -127,12 +137,10 @@ function contentAddress(v: unknown, ctx: string): string | undefined {
   return prefix + formatHashNix32(withContext(ctx, () => parseHash(o['hash'])));
 }
 
-/** Full path as given, or a base name (2.33 JSON) resolved against the store dir. */
-function toFullPath(text: string, storeDir: string, what: string): string {
+/** A full path as given, or a base name (2.33 JSON) resolved against the store dir: parsed once. */
+function toStorePath(text: string, storeDir: string, what: string): StorePath {
   try {
-    return text.startsWith('/')
-      ? parseStorePath(text, storeDir).path
-      : parseStorePathBaseName(text, storeDir).path;
+    return text.startsWith('/') ? parseStorePath(text, storeDir) : parseStorePathBaseName(text, storeDir);
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
     throw new FormatError(`path-info JSON: bad ${what}: ${msg}`, { cause: err });

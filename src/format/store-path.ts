@@ -53,6 +53,20 @@ export function hashPartOf(path: string, storeDir: string = DEFAULT_STORE_DIR): 
   return parseStorePath(path, storeDir).hashPart;
 }
 
+/**
+ * The base name of a store path that was parsed already (a PathInfo's path, references, deriver:
+ * checked once where they entered, src/format/path-info.ts or src/store/nix-db.ts). No second check:
+ * a full path is `<storeDir>/<base name>` and a base name holds no '/'.
+ */
+export function baseNameOfParsed(path: string): string {
+  return path.slice(path.lastIndexOf('/') + 1);
+}
+
+/** The hash part of a store path that was parsed already (see baseNameOfParsed). */
+export function hashPartOfParsed(path: string): string {
+  return baseNameOfParsed(path).slice(0, STORE_PATH_HASH_LENGTH);
+}
+
 /** True when `path` parses as a store path in `storeDir`. */
 export function isStorePath(path: string, storeDir: string = DEFAULT_STORE_DIR): boolean {
   try {

@@ -172,6 +172,29 @@ export class PresenceCache {
   }
 }
 
+export interface PresenceStatus {
+  /** Rows: paths known to be in the target. */
+  paths: number;
+  initialScanComplete: boolean;
+}
+
+/**
+ * What `loft --status` shows of the presence table. It opens the file without binding a target:
+ * a look at the status must never clear the rows, whatever target the config names now.
+ */
+export function readPresenceStatus(path: string): PresenceStatus {
+  const db = openStateDb(path);
+  try {
+    const s = prepareStatements(db);
+    return {
+      paths: s.count.get() as number,
+      initialScanComplete: s.getMeta.get('initial_scan_complete') === '1',
+    };
+  } finally {
+    db.close();
+  }
+}
+
 function prepareStatements(db: Database.Database) {
   return {
     has: db.prepare('SELECT 1 FROM presence WHERE hash_part = ?').pluck(),

@@ -5,7 +5,6 @@
 // and busy timeout make that safe while the daemon reads.
 import type Database from 'better-sqlite3';
 import { openStateDb } from './database.js';
-import type { PresenceFlag } from './presence.js';
 import { attemptsExhausted, BACKOFF, backoffDelay, type Backoff } from '../backoff.js';
 
 export interface QueueItem {
@@ -167,16 +166,6 @@ export class UploadQueue {
     this.s.setState.run(key, value);
   }
 
-  /** Rows of the presence table (same file), for status output. */
-  presenceCount(): number {
-    return this.s.presenceCount.get() as number;
-  }
-
-  /** A presence-cache flag, read without opening (and so without re-binding) the presence cache. */
-  presenceFlag(name: PresenceFlag): boolean {
-    return this.s.getMeta.get(name) === '1';
-  }
-
   close(): void {
     if (this.db.open) this.db.close();
   }
@@ -218,8 +207,6 @@ function prepare(db: Database.Database) {
     nextDue: db.prepare(`SELECT min(next_attempt_at) FROM queue WHERE state = 'pending'`).pluck(),
     getState: db.prepare('SELECT value FROM daemon_state WHERE key = ?').pluck(),
     setState: db.prepare('INSERT OR REPLACE INTO daemon_state (key, value) VALUES (?, ?)'),
-    presenceCount: db.prepare('SELECT count(*) FROM presence').pluck(),
-    getMeta: db.prepare('SELECT value FROM meta WHERE key = ?').pluck(),
   };
 }
 type Statements = ReturnType<typeof prepare>;

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { parseHash } from '../format/hash.js';
 import type { PathInfo, PathInfoResult } from '../format/path-info.js';
-import { DEFAULT_STORE_DIR } from '../format/store-path.js';
+import { DEFAULT_STORE_DIR, parseStorePath, type StorePath } from '../format/store-path.js';
 
 /** The only schema this reader knows (Nix 2.0 to at least 2.35, Lix). */
 const KNOWN_SCHEMA = '10';
@@ -78,7 +78,7 @@ export function closureFromNixDb(
   try {
     if (readFileSync(join(dir, 'schema'), 'utf8').trim() !== KNOWN_SCHEMA) return undefined;
     db = new Database(join(dir, 'db.sqlite'), { readonly: true, fileMustExist: true });
-    return readClosure(db, [...new Set(paths)]);
+    return readClosure(db, [...new Set(paths)], opts.storeDir ?? DEFAULT_STORE_DIR);
   } catch {
     return undefined;
   } finally {
@@ -86,7 +86,7 @@ export function closureFromNixDb(
   }
 }
 
-function readClosure(db: Database.Database, paths: string[]): PathInfoResult[] | undefined {
+function readClosure(db: Database.Database, paths: string[], storeDir: string): PathInfoResult[] | undefined {
   const wanted = JSON.stringify(paths);
   // One read transaction: Nix may register or delete paths meanwhile, and both answers must
   // describe one state of the store.
@@ -97,26 +97,48 @@ function readClosure(db: Database.Database, paths: string[]): PathInfoResult[] |
   });
   const rows = read();
   if (rows === undefined) return undefined;
+  // Each member's path is parsed here, once (the PathInfo carries its hash part on); a reference is
+  // checked by being a member, since the closure holds every reference of every member.
+  const parsed = new Map<string, StorePath>();
+  for (const row of rows) {
+    const p = parsedOrUndefined(row.path, storeDir);
+    if (p === undefined) return undefined;
+    parsed.set(row.path, p);
+  }
   const out: PathInfoResult[] = [];
   for (const row of rows) {
-    const info = toPathInfo(row);
-    if (info === undefined) return undefined;
+    const info = toPathInfo(row, parsed.get(row.path)!, storeDir);
+    if (info === undefined || !info.references.every((r) => parsed.has(r))) return undefined;
     out.push({ ok: true, info });
   }
   return out;
 }
 
+/** A row this code does not understand answers "unknown", like any other (see the top). */
+function parsedOrUndefined(path: string, storeDir: string): StorePath | undefined {
+  try {
+    return parseStorePath(path, storeDir);
+  } catch {
+    return undefined;
+  }
+}
+
 /** One row as Nix 2.8's path-info JSON shows it (fields Nix leaves out when 0, null or empty). */
-function toPathInfo(row: PathRow): PathInfo | undefined {
+function toPathInfo(row: PathRow, parsed: StorePath, storeDir: string): PathInfo | undefined {
   if (row.narSize === null || row.narSize < 0) return undefined;
   const info: PathInfo = {
-    path: row.path,
+    path: parsed.path,
+    hashPart: parsed.hashPart,
     narHash: parseHash(row.hash),
     narSize: row.narSize,
     references: row.refs === null ? [] : row.refs.split(' ').sort(),
     signatures: (row.sigs ?? '').split(' ').filter((s) => s !== ''),
   };
-  if (row.deriver !== null && row.deriver !== '') info.deriver = row.deriver;
+  if (row.deriver !== null && row.deriver !== '') {
+    const deriver = parsedOrUndefined(row.deriver, storeDir);
+    if (deriver === undefined) return undefined;
+    info.deriver = deriver.path;
+  }
   if (row.ca !== null && row.ca !== '') info.ca = row.ca;
   if (row.registrationTime !== null && row.registrationTime !== 0)
     info.registrationTime = row.registrationTime;

@@ -28,8 +28,6 @@ export interface StoreWatcherOptions {
   maxDelayMs?: number;
   /** Readdir reconciliation interval (default 60 s); 0 turns it off. */
   reconcileMs?: number;
-  /** Delay before re-opening a watch that failed (default 5 s). */
-  rewatchMs?: number;
   /**
    * When given, start() also reports entries whose ctime is at or after this time (ms): paths that
    * arrived while no loft was watching. Nix sets mtime to 1 but the rename into the store and the
@@ -38,6 +36,9 @@ export interface StoreWatcherOptions {
   since?: number;
   logger?: Logger;
 }
+
+/** A watch that failed is re-opened after this pause; the reconciliation then covers the gap. */
+const REWATCH_MS = 5000;
 
 /** The store path an entry name stands for, or undefined when it is not a hint worth reporting. */
 export function hintedPath(name: string, storeDir: string, uploadDerivations: boolean): string | undefined {
@@ -160,7 +161,7 @@ export class StoreWatcher {
       if (this.stopped) return;
       this.openWatch();
       this.track(this.reconcile().then(() => undefined));
-    }, this.opts.rewatchMs ?? 5000);
+    }, REWATCH_MS);
     this.rewatchTimer.unref();
   }
 

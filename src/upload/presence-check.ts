@@ -18,9 +18,11 @@ export interface PresenceResult {
 export interface PresenceOptions {
   /** Skip the local cache (`--force-scan`): the bucket is the truth. */
   ignoreLocal?: boolean;
-  headConcurrency?: number;
   signal?: AbortSignal;
 }
+
+/** HEADs of narinfos in flight at once: enough to hide a round trip, few enough for any endpoint. */
+const HEAD_CONCURRENCY = 32;
 
 /** ListObjectsV2 returns up to 1000 keys a page; each path costs about two keys (narinfo + NAR). */
 const KEYS_PER_PAGE = 1000;
@@ -56,7 +58,7 @@ export async function checkPresence(
   const found: string[] = [];
   const strategy = chooseStrategy(unknown.length, cache.count());
   if (strategy === 'head') {
-    const limit = pLimit(options.headConcurrency ?? 32);
+    const limit = pLimit(HEAD_CONCURRENCY);
     await Promise.all(
       unknown.map((h) =>
         limit(async () => {

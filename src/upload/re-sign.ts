@@ -7,7 +7,7 @@
 // own Nix registered, so we only ever vouch for contents we hold ourselves.
 import pLimit from 'p-limit';
 import type { PresenceCache } from '../state/presence.js';
-import { fingerprintPath } from '../format/fingerprint.js';
+import { fingerprintOfParsed } from '../format/fingerprint.js';
 import { hashEquals } from '../format/hash.js';
 import { parseNarInfo, renderNarInfo, type NarInfo } from '../format/narinfo.js';
 import type { PathInfo } from '../format/path-info.js';
@@ -19,7 +19,7 @@ import {
   verifySignature,
   type SecretKey,
 } from '../format/signing-key.js';
-import { hashPartOf, storePathBaseName } from '../format/store-path.js';
+import { baseNameOfParsed } from '../format/store-path.js';
 import type { Logger } from '../log.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { CONTENT_TYPE_NARINFO, narinfoKey } from '../format/bucket-layout.js';
@@ -48,7 +48,7 @@ export function signerId(key: SecretKey): string {
 
 export async function ensureSignedByUs(present: PathInfo[], deps: ReSignDeps): Promise<ReSignResult> {
   const signer = signerId(deps.signingKey);
-  const byHash = new Map(present.map((i) => [hashPartOf(i.path, deps.storeDir), i]));
+  const byHash = new Map(present.map((i) => [i.hashPart, i]));
   const unknown = deps.cache.notSignedBy([...byHash.keys()], signer);
   const result: ReSignResult = { resigned: [], reupload: new Set(), requests: 0 };
   const limit = pLimit(16);
@@ -75,14 +75,14 @@ async function checkOne(
   result.requests++;
   const body = await deps.store.get(narinfoKey(hashPart), deps.signal);
   const narinfo = body === undefined ? undefined : parseOrUndefined(body, deps);
-  if (narinfo === undefined || !describesSameContents(narinfo, info, deps.storeDir)) {
+  if (narinfo === undefined || !describesSameContents(narinfo, info)) {
     deps.logger.info(
       { path: info.path },
       'narinfo in the cache is missing, unreadable or differs; uploading',
     );
     return 'reupload';
   }
-  const fingerprint = fingerprintPath(info.path, info.narHash, info.narSize, info.references, deps.storeDir);
+  const fingerprint = fingerprintOfParsed(info.path, info.narHash, info.narSize, info.references);
   const pk = publicKeyOf(deps.signingKey);
   if (narinfo.signatures.some((sig) => verifySignature(pk, fingerprint, sig))) return 'signed';
   // Ours first, as on upload; an old signature under our key's name (a replaced key) would only
@@ -107,13 +107,13 @@ function parseOrUndefined(body: Buffer, deps: ReSignDeps): NarInfo | undefined {
 }
 
 /** The narinfo speaks of the same path with the NarHash, NarSize and References our Nix has. */
-function describesSameContents(n: NarInfo, info: PathInfo, storeDir: string): boolean {
+function describesSameContents(n: NarInfo, info: PathInfo): boolean {
   const refs = (list: string[]) => [...new Set(list)].sort().join(' ');
   return (
     n.storePath === info.path &&
     hashEquals(n.narHash, info.narHash) &&
     n.narSize === info.narSize &&
-    refs(n.references) === refs(info.references.map((r) => storePathBaseName(r, storeDir)))
+    refs(n.references) === refs(info.references.map(baseNameOfParsed))
   );
 }
 

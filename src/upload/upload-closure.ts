@@ -14,7 +14,7 @@ import {
   type ErrorCode,
 } from '../errors.js';
 import type { PathInfo, PathInfoResult } from '../format/path-info.js';
-import { hashPartOf } from '../format/store-path.js';
+import { hashPartOfParsed } from '../format/store-path.js';
 import type { Logger } from '../log.js';
 import { planClosure, type SkipReason } from './closure-plan.js';
 import { checkPresence } from './presence-check.js';
@@ -26,6 +26,8 @@ import { ensureSignedByUs, signerId, type ReSignResult } from './re-sign.js';
 import { UploadSlots } from './upload-slots.js';
 
 export interface UploadClosureDeps extends Omit<UploadPathDeps, 'onNarBytes'> {
+  /** The store the paths are in: re-signing parses present narinfos against it. */
+  storeDir: string;
   cache: PresenceCache;
   queryPathInfos: (paths: string[]) => Promise<PathInfoResult[]>;
   uploadThreads: number;
@@ -95,9 +97,12 @@ export async function uploadClosure(req: UploadRequest, deps: UploadClosureDeps)
     uploadDerivations: deps.uploadDerivations,
     explicit,
   });
-  const hashOf = (i: PathInfo) => hashPartOf(i.path, deps.storeDir);
-  const { presence, pruned } = await presenceAndPrunes(plan.candidates.map(hashOf), req, deps);
-  const forced = (i: PathInfo) => req.forceUpload?.has(hashOf(i)) === true;
+  const { presence, pruned } = await presenceAndPrunes(
+    plan.candidates.map((i) => i.hashPart),
+    req,
+    deps,
+  );
+  const forced = (i: PathInfo) => req.forceUpload?.has(i.hashPart) === true;
   const resign = await reSignPresent(
     plan.candidates.filter((i) => !forced(i)),
     presence.present,
@@ -105,7 +110,7 @@ export async function uploadClosure(req: UploadRequest, deps: UploadClosureDeps)
     deps,
   );
   const missing = plan.candidates.filter(
-    (i) => !presence.present.has(hashOf(i)) || resign.reupload.has(i.path) || forced(i),
+    (i) => !presence.present.has(i.hashPart) || resign.reupload.has(i.path) || forced(i),
   );
   const report: UploadReport = {
     requested: req.paths,
@@ -166,7 +171,7 @@ async function reSignPresent(
   deps: UploadClosureDeps,
 ): Promise<ReSignResult> {
   if (deps.signingKey === undefined || req.dryRun) return { resigned: [], reupload: new Set(), requests: 0 };
-  const found = candidates.filter((i) => present.has(hashPartOf(i.path, deps.storeDir)));
+  const found = candidates.filter((i) => present.has(i.hashPart));
   return ensureSignedByUs(found, {
     store: deps.store,
     cache: deps.cache,
@@ -218,8 +223,7 @@ async function uploadMissing(
   const beforeCommit = async (info: PathInfo) => {
     await waitFor(info, committed);
     const relied = info.references.filter((r) => r !== info.path && !uploading.has(r));
-    const hashOf = (p: string) => hashPartOf(p, deps.storeDir);
-    await deps.pruneGuard?.beforeCommit(hashOf(info.path), info.path, relied.map(hashOf), deps.signal);
+    await deps.pruneGuard?.beforeCommit(info.hashPart, info.path, relied.map(hashPartOfParsed), deps.signal);
   };
   const committed = new Map<string, Promise<void>>();
   const presence = new PresenceBatch(deps.cache);
@@ -234,7 +238,7 @@ async function uploadMissing(
       try {
         await nar.take();
         if (fatal !== undefined) throw fatal;
-        if (blocked.has(hashPartOf(info.path, deps.storeDir))) {
+        if (blocked.has(info.hashPart)) {
           throw new PruneConflictError(
             `${info.path} not published: a prune is deleting it; it is uploaded again in a later batch`,
           );
@@ -272,7 +276,7 @@ async function uploadMissing(
           },
         );
         presence.add({
-          hashPart: hashPartOf(info.path, deps.storeDir),
+          hashPart: info.hashPart,
           narKey: result.narKey,
           narSize: result.narSize,
           fileSize: result.fileSize,

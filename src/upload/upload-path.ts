@@ -9,7 +9,6 @@ import { renderNarInfo } from '../format/narinfo.js';
 import { buildNarInfo } from '../format/narinfo-builder.js';
 import type { PathInfo } from '../format/path-info.js';
 import type { SecretKey } from '../format/signing-key.js';
-import { hashPartOf } from '../format/store-path.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { createCompressor } from './compression.js';
 import type { ComputePool } from './compute-pool.js';
@@ -32,7 +31,6 @@ export interface UploadPathDeps {
   compressionThreads: number;
   /** The run's frame budget for zstd, shared by every path in flight. */
   computePool?: ComputePool;
-  storeDir: string;
   signingKey: SecretKey | undefined;
   signal?: AbortSignal;
   /** Called with NAR bytes as they are read, for progress. */
@@ -71,8 +69,7 @@ export async function uploadPath(
 
 /** The NAR alone: dumped, hashed, compressed, stored, then checked against Nix's NarHash and size. */
 async function uploadNar(info: PathInfo, deps: UploadPathDeps): Promise<CheckedNar> {
-  const hashPart = hashPartOf(info.path, deps.storeDir);
-  const key = narKey(hashPart, info.narHash, deps.compression, newUploadId());
+  const key = narKey(info.hashPart, info.narHash, deps.compression, newUploadId());
   const { narMeter, fileMeter } = await streamNar(info.path, info.narSize, key, deps);
 
   const narHash = sha256Hash(narMeter.digest());
@@ -104,8 +101,8 @@ async function commitNarInfo(stored: CheckedNar, deps: UploadPathDeps): Promise<
     fileHash: sha256Hash(stored.fileHash),
     fileSize: stored.fileSize,
   };
-  const narinfo = buildNarInfo(info, file, deps.storeDir, deps.signingKey);
-  await deps.store.putBytes(narinfoKey(hashPartOf(info.path, deps.storeDir)), renderNarInfo(narinfo), {
+  const narinfo = buildNarInfo(info, file, deps.signingKey);
+  await deps.store.putBytes(narinfoKey(info.hashPart), renderNarInfo(narinfo), {
     contentType: CONTENT_TYPE_NARINFO,
     ...(deps.signal ? { signal: deps.signal } : {}),
   });

@@ -9,7 +9,6 @@ import type { Logger } from '../log.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { ensureNixCacheInfo } from '../upload/cache-info.js';
 import type { FailedPath, UploadReport } from '../upload/upload-closure.js';
-import { hashPartOf } from '../format/store-path.js';
 import type { RepairPlan } from './repair-plan.js';
 
 export interface RepairDeps {
@@ -42,13 +41,10 @@ export async function applyRepair(plan: RepairPlan, deps: RepairDeps): Promise<R
     }
   }
   const actions = [...plan.reupload, ...plan.resign, ...plan.uploadMissing];
-  const touched = [
-    ...actions.map((a) => hashPartOf(a.info.path, deps.storeDir)),
-    ...plan.deletions.map((d) => d.hashPart),
-  ];
+  const touched = [...actions.map((a) => a.info.hashPart), ...plan.deletions.map((d) => d.hashPart)];
   deps.cache.remove(touched);
   if (actions.length > 0) {
-    const force = new Set(plan.reupload.map((a) => hashPartOf(a.info.path, deps.storeDir)));
+    const force = new Set(plan.reupload.map((a) => a.info.hashPart));
     const report = await deps.upload([...new Set(actions.map((a) => a.info.path))], force);
     const failed = new Map<string, FailedPath>(report.failed.map((f) => [f.path, f]));
     for (const a of actions) {

@@ -5,7 +5,7 @@
 // and the bucket untouched.
 import { after } from 'node:test';
 import { createServer as createHttpServer, type Server } from 'node:http';
-import { createServer } from 'node:net';
+import { closedPort } from '../helpers/closed-port.js';
 import { describeBadInput, type BadInputCase, type BadInputEnv } from '../helpers/bad-input-table.js';
 import { startSigV4Proxy, type SigV4Proxy } from '../helpers/sigv4-proxy.js';
 import { registerSecret } from '../helpers/test-secrets.js';
@@ -15,14 +15,6 @@ registerSecret('extra header value', ACCESS_HEADER);
 
 const closers: Array<() => Promise<void>> = [];
 after(() => Promise.all(closers.map((c) => c())));
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as { port: number };
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 /** A web server that is not S3: every request gets `status` and an HTML page. */
 async function webServer(status: number): Promise<string> {

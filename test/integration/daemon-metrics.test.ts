@@ -1,21 +1,23 @@
 // The daemon's Prometheus metrics (loft.metrics_listen), scraped from the real daemon: the built
 // CLI as a child process with a config, s3rver, and the machine's Nix adding paths to a PRIVATE
 // store (as in daemon.test.ts, so other test files' builds cannot move the counters). The numbers
-// must change after an upload; a bad address or a taken port is a config error (exit 3).
+// must change after an upload and after a scheduled prune (the daemon also publishes this host's
+// roots); a bad address or a taken port is a config error (exit 3).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { parseRoots, rootsKey } from '../../src/format/loft-state.js';
 import { logLines, runLoft, spawnLoft } from '../helpers/loft-cli.js';
 import { hasNix, nixBin, nixEnv, requireNix } from '../helpers/nix-env.js';
 import { startS3Server, type TestS3 } from '../helpers/s3-server.js';
 import { makeNixKey } from '../helpers/signing-keys.js';
-import { bucketObjects, hashPartOfPath, writeConfig } from '../helpers/upload-env.js';
+import { bucketObjects, hashPartOfPath, httpCacheUrl, writeConfig } from '../helpers/upload-env.js';
 
 const storeRoot = mkdtempSync(join(tmpdir(), 'loft-metrics-nix-'));
 chmodSync(storeRoot, 0o755);
@@ -98,6 +100,51 @@ describe('daemon metrics (loft.metrics_listen)', () => {
     assert.equal(now.get('loft_upload_failures_total'), 0);
     assert.equal(now.get('loft_queue_paths'), 0);
 
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0, stderr);
+    daemon = undefined;
+  });
+
+  test("the scheduled prune is recorded in the metrics; publish_roots writes this host's roots", async (t) => {
+    if (!requireNix(t)) return;
+    const file = join(dir, 'root.txt');
+    await writeFile(file, `root ${Date.now()}\n`);
+    const root = (await nixBin(['nix-store', '--add', file])).stdout.trim();
+    const extraLoft = [
+      'scan_on_startup = false',
+      'metrics_listen = "127.0.0.1:0"',
+      'prune_enabled = true',
+      'prune_schedule = "2s"',
+      `publish_roots = ["${root}"]`,
+    ].join('\n');
+    const config = await writeConfig({ dir, s3, extraLoft });
+    const child = spawnLoft(['-c', config], { env: nixEnv() });
+    daemon = child;
+    let stderr = '';
+    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.stdout!.resume();
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const line = (msg: string) => logLines(stderr).find((l) => l.msg === msg);
+    await until(
+      () => line('serving Prometheus metrics at /metrics') !== undefined,
+      () => stderr,
+    );
+    const port = (line('serving Prometheus metrics at /metrics')!.address as { port: number }).port;
+    await until(
+      async () => (await scrape(port)).get('loft_last_prune_timestamp_seconds')! > 0,
+      () => stderr,
+    );
+    const after = await scrape(port);
+    assert.equal(after.get('loft_last_prune_success'), 1, stderr);
+    assert.equal(after.get('loft_last_prune_deleted_paths'), 0, 'nothing in the bucket is old');
+    assert.ok(line('scheduled prune finished'), stderr);
+    const rootsFile = rootsKey(hostname());
+    await until(
+      async () => (await bucketObjects(s3)).has(rootsFile),
+      () => stderr,
+    );
+    const body = await (await fetch(`${httpCacheUrl(s3)}/${rootsFile}`)).text();
+    assert.deepEqual(parseRoots(body).paths, [hashPartOfPath(root)]);
     child.kill('SIGTERM');
     assert.equal(await exited, 0, stderr);
     daemon = undefined;

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
+import { closedPort } from '../helpers/closed-port.js';
 import { join } from 'node:path';
 import { bucketSnapshot } from '../helpers/bad-input-table.js';
 import { startIntegrationEnv, type IntegrationEnv } from '../helpers/integration-env.js';
@@ -35,14 +35,6 @@ const SECRETS = {
 };
 type SecretKind = keyof typeof SECRETS;
 for (const [kind, value] of Object.entries(SECRETS)) registerSecretWithEncodings(kind, value);
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as { port: number };
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 /** Every form of every secret, for this file's own checks (the final suite check sees them too). */
 function secretForms(key: KeyFiles, keyLine: string): RegisteredSecret[] {

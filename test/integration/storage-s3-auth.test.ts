@@ -3,7 +3,7 @@
 // cannot forward to an external endpoint without breaking the signature over its Host header.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
+import { closedPort } from '../helpers/closed-port.js';
 import { PassThrough } from 'node:stream';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { StorageError } from '../../src/errors.js';
@@ -299,12 +299,3 @@ describe('S3 failures and retries', { skip }, () => {
     }
   });
 });
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}

@@ -2,7 +2,7 @@
 // them verify (see signing-key.test.ts, which checks our signature equals Nix's byte for byte).
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fingerprintPath } from '../../../src/format/fingerprint.js';
+import { fingerprintOfParsed, fingerprintPath } from '../../../src/format/fingerprint.js';
 import { parseHash } from '../../../src/format/hash.js';
 import { FormatError } from '../../../src/errors.js';
 
@@ -31,6 +31,14 @@ void describe('fingerprintPath', () => {
   void test("sorts and de-duplicates references like Nix's StorePathSet", () => {
     const expected = fingerprintPath(TOP, TOP_HASH, 600, [DEP, TOP]);
     assert.equal(fingerprintPath(TOP, TOP_HASH, 600, [TOP, DEP, TOP]), expected);
+  });
+
+  void test('for a PathInfo (parsed already): the same text as Nix, sorted and de-duplicated alike', () => {
+    assert.equal(
+      fingerprintOfParsed(TOP, TOP_HASH, 600, [TOP, DEP, TOP]),
+      `1;${TOP};sha256:0dn1dpc0zxq1kcg0mn548ky5plw5fqgngqryrbl7gkzzpfdipp29;600;${DEP},${TOP}`,
+    );
+    assert.throws(() => fingerprintOfParsed(TOP, parseHash(`sha1:${'0'.repeat(32)}`), 600, []), FormatError);
   });
 
   void test('uses the store dir it is given', () => {

@@ -48,7 +48,7 @@ for (const name of [
   test(`unsigned by us, the narinfo of ${name} is what nix copy wrote, byte for byte`, () => {
     const expected = read('narinfo', name);
     const written = parseNarInfo(expected);
-    const built = buildNarInfo(infoFor(written), storedNarOf(written), '/nix/store', undefined);
+    const built = buildNarInfo(infoFor(written), storedNarOf(written), undefined);
     assert.equal(renderNarInfo(built), expected);
   });
 }
@@ -57,7 +57,7 @@ for (const name of ['loft-original-dep.narinfo', 'loft-original-fixture-file.nar
   test(`signed with loft-test-2, ${name} matches the original Loft's field for field`, () => {
     const key = parseSecretKey(read('narinfo', 'TEST-ONLY-loft-test-2.secret-key'));
     const written = parseNarInfo(read('narinfo', name));
-    const built = buildNarInfo(infoFor(written), storedNarOf(written), '/nix/store', key);
+    const built = buildNarInfo(infoFor(written), storedNarOf(written), key);
     // Our signature first (deterministic ed25519, so the same bytes), then the path's own.
     assert.deepEqual(built.signatures, written.signatures);
     const { deriver, ...withoutDeriver } = built;
@@ -70,6 +70,6 @@ for (const name of ['loft-original-dep.narinfo', 'loft-original-fixture-file.nar
 test('a path signed twice by the same key is not given the signature twice', () => {
   const key = parseSecretKey(read('narinfo', 'TEST-ONLY-loft-test-1.secret-key'));
   const written = parseNarInfo(read('narinfo', 'nix-copy-none-top.narinfo'));
-  const built = buildNarInfo(infoFor(written), storedNarOf(written), '/nix/store', key);
+  const built = buildNarInfo(infoFor(written), storedNarOf(written), key);
   assert.deepEqual(built.signatures, written.signatures);
 });

@@ -86,6 +86,7 @@ function checkResults(results: PathInfoResult[], paths: string[], invalid: strin
       ...(r.info.ca !== undefined ? { ca: r.info.ca } : {}),
     };
     assert.deepEqual(got, want, r.info.path);
+    assert.equal(r.info.hashPart, r.info.path.slice(11, 43), 'the hash part comes with the one parse');
     assert.equal(r.info.registrationTime, 1795249868);
   }
 }

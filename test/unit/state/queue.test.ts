@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PresenceCache } from '../../../src/state/presence.js';
+import { PresenceCache, readPresenceStatus } from '../../../src/state/presence.js';
 import { UploadQueue } from '../../../src/state/queue.js';
 import { BACKOFF, backoffDelay, type Backoff } from '../../../src/backoff.js';
 
@@ -130,8 +130,8 @@ void describe('UploadQueue', () => {
       [P(7)],
     );
     assert.equal(again.getState('last_upload_at'), '12345');
-    assert.equal(again.presenceCount(), 1);
-    assert.equal(again.presenceFlag('initial_scan_complete'), true);
+    assert.equal(readPresenceStatus(path).paths, 1);
+    assert.equal(readPresenceStatus(path).initialScanComplete, true);
     cache.close();
     again.close();
   });

@@ -9,7 +9,14 @@ function p(hashChar: string, name: string): string {
   return `${S}${hashChar.repeat(32)}-${name}`;
 }
 function info(path: string, references: string[] = [], signatures: string[] = []): PathInfo {
-  return { path, narHash: sha256Hash(Buffer.alloc(32)), narSize: 8, references, signatures };
+  return {
+    path,
+    hashPart: path.slice(S.length, S.length + 32),
+    narHash: sha256Hash(Buffer.alloc(32)),
+    narSize: 8,
+    references,
+    signatures,
+  };
 }
 
 const leaf = p('0', 'leaf');

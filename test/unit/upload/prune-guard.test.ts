@@ -31,6 +31,7 @@ function info(path: string, refs: string[]): PathInfo {
   nars.set(path, nar);
   return {
     path,
+    hashPart: hashOf(path),
     narHash: sha256Hash(createHash('sha256').update(nar).digest()),
     narSize: nar.length,
     references: refs,

@@ -36,7 +36,14 @@ const path = (c: string) => `/nix/store/${c.repeat(32)}-p${c}`;
 function info(p: string, refs: string[] = []): PathInfo {
   const nar = Buffer.from(`nar of ${p}`);
   const narHash = sha256Hash(createHash('sha256').update(nar).digest());
-  return { path: p, narHash, narSize: nar.length, references: refs, signatures: [] };
+  return {
+    path: p,
+    hashPart: p.slice(11, 43),
+    narHash,
+    narSize: nar.length,
+    references: refs,
+    signatures: [],
+  };
 }
 const fp = (i: PathInfo) => fingerprintPath(i.path, i.narHash, i.narSize, i.references);
 

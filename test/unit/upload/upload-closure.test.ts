@@ -36,6 +36,7 @@ function member(p: string, refs: string[], content = `nar of ${p}`): PathInfo {
   nars.set(p, nar);
   return {
     path: p,
+    hashPart: p.slice(S.length, S.length + 32),
     narHash: sha256Hash(createHash('sha256').update(nar).digest()),
     narSize: nar.length,
     references: refs,

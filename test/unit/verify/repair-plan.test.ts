@@ -13,6 +13,7 @@ const [A, B, C, D, E] = ['a', 'b', 'c', 'd', 'f'].map(H) as [string, string, str
 const path = (h: string) => `/nix/store/${h}-p`;
 const info = (h: string): PathInfo => ({
   path: path(h),
+  hashPart: h,
   narHash: parseHash(`sha256:${'0'.repeat(52)}`),
   narSize: 1,
   references: [],
