@@ -27,8 +27,6 @@ export interface S3ClientOptions {
   maxAttempts?: number;
   retryBaseDelayMs?: number;
   retryMaxDelayMs?: number;
-  /** Give up on a TCP connect after this long (default 10 s). */
-  connectTimeoutMs?: number;
   /**
    * Give up on a request (and retry it) when no byte moved either way for this long (default 5 min).
    * An idle limit, not a total one: a large part on a slow link keeps bytes moving and never trips
@@ -40,6 +38,9 @@ export interface S3ClientOptions {
   /** Retries are logged at debug level (they are expected now and then). */
   logger?: Logger;
 }
+
+/** Give up on a TCP connect after this long; a reachable server answers a connect in milliseconds. */
+const CONNECT_TIMEOUT_MS = 10_000;
 
 export function retryPolicyOf(options: S3ClientOptions): Backoff {
   return {
@@ -64,7 +65,7 @@ export function createS3Client(options: S3ClientOptions): S3Client {
       options.logger?.debug(notice, 'retrying S3 request'),
     ),
     requestHandler: {
-      connectionTimeout: options.connectTimeoutMs ?? 10_000,
+      connectionTimeout: CONNECT_TIMEOUT_MS,
       // The socket's idle timeout. The handler's `requestTimeout` is not used: it caps the time until
       // the answer's headers, which includes sending the body, so with 5 GiB parts it would cut
       // off healthy uploads, and it does not cover a stall after the headers at all.
