@@ -39,6 +39,14 @@ export interface UploadClosureDeps extends Omit<UploadPathDeps, 'onNarBytes'> {
   logger: Logger;
   /** Respects prunes of other hosts (mark, wait, sweep); absent in unit tests that need none. */
   pruneGuard?: PruneGuard;
+  /**
+   * Bytes of NAR bodies the store may hold in memory at once, and the most one body holds: the S3
+   * store keeps up to about three parts of a body (src/storage/s3-object-store.ts), and with the
+   * largest NARs starting first every upload thread would otherwise hold that much at the same time.
+   * A NAR weighs min(its size, perBody); one that would not fit waits its turn. NARs smaller than
+   * `exempt` weigh nothing: they are many, each holds little, and they must not queue behind large ones.
+   */
+  bodyMemory?: { budget: number; perBody: number; exempt: number };
   /** Per-path attempts for transient failures (default BACKOFF.path; the SDK also retries each request). */
   attempts?: number;
   retryBaseMs?: number;
@@ -209,6 +217,27 @@ export function largestFirst(infos: readonly PathInfo[]): PathInfo[] {
   return [...infos].sort((a, b) => b.narSize - a.narSize);
 }
 
+type Holder = ReturnType<UploadSlots['holder']>;
+
+/**
+ * A task's hold on a NAR slot, after its share of the body-memory budget. In that order: a large
+ * NAR waiting for memory holds no NAR slot, so smaller NARs keep uploading beside the large ones.
+ * No deadlock: a holder of either is streaming its NAR, which ends on its own.
+ */
+function narHolder(narSlots: UploadSlots, memory: Holder | undefined): Holder {
+  const nar = narSlots.holder();
+  return {
+    take: async () => {
+      await memory?.take();
+      await nar.take();
+    },
+    give: () => {
+      nar.give();
+      memory?.give();
+    },
+  };
+}
+
 async function uploadMissing(
   missing: PathInfo[],
   deps: UploadClosureDeps,
@@ -219,6 +248,8 @@ async function uploadMissing(
   // back before it waits for its references (src/upload/upload-slots.ts).
   const narSlots = new UploadSlots(deps.uploadThreads);
   const commitSlots = new UploadSlots(deps.uploadThreads);
+  const memory = deps.bodyMemory;
+  const bodyBytes = memory ? new UploadSlots(memory.budget) : undefined;
   const uploading = new Set(missing.map((i) => i.path));
   const beforeCommit = async (info: PathInfo) => {
     await waitFor(info, committed);
@@ -234,7 +265,11 @@ async function uploadMissing(
   );
   const tasks = largestFirst(missing).map((info) => {
     const task = (async () => {
-      const nar = narSlots.holder();
+      const weighed = memory !== undefined && info.narSize >= memory.exempt;
+      const nar = narHolder(
+        narSlots,
+        weighed ? bodyBytes?.holder(Math.min(info.narSize, memory.perBody)) : undefined,
+      );
       try {
         await nar.take();
         if (fatal !== undefined) throw fatal;

@@ -234,6 +234,43 @@ describe('uploadClosure', () => {
     }
   });
 
+  test('NAR bodies share the memory budget: large ones take turns, small ones go beside them', async () => {
+    // Six large NARs (weight 300 each against a budget of 600) and four small ones (under `exempt`), six upload
+    // threads: never more than two large bodies in the store at once, and the small ones start
+    // before any large one is done (a large NAR waiting for memory must not sit on an upload slot).
+    const large = ['a', 'b', 'c', 'd', 'e', 'f'].map((c) => member(path(c, 'large'), [], c.repeat(5_000)));
+    const small = ['1', '2', '3', '4'].map((c) => member(path(c, 'small'), [], `small ${c}`));
+    const { store, deps } = await setup([...large, ...small], {
+      uploadThreads: 6,
+      bodyMemory: { budget: 600, perBody: 300, exempt: 100 },
+    });
+    let inStore = 0;
+    let most = 0;
+    let largeDone = 0;
+    let smallAfterLarge = 0;
+    const putStream = store.putStream.bind(store);
+    store.putStream = async (key, body, opts) => {
+      const big = large.some((m) => key.startsWith(`nar/${m.hashPart}-`));
+      if (!big && largeDone > 0) smallAfterLarge++;
+      if (big) most = Math.max(most, ++inStore);
+      try {
+        await new Promise((r) => setTimeout(r, big ? 20 : 1));
+        return await putStream(key, body, opts);
+      } finally {
+        if (big) {
+          inStore--;
+          largeDone++;
+        }
+      }
+    };
+    const all = [...large, ...small].map((m) => m.path);
+    const report = await uploadClosure({ paths: all, explicit: true, dryRun: false }, deps);
+    assert.equal(report.complete, true);
+    assert.equal(report.uploaded.length, 10);
+    assert.equal(most, 2, 'two large bodies at a time');
+    assert.equal(smallAfterLarge, 0, 'small NARs did not wait for the large ones');
+  });
+
   test('dry run lists what would be uploaded and writes nothing', async () => {
     const { store, deps } = await setup([leaf, mid]);
     const report = await uploadClosure({ paths: [mid.path], explicit: true, dryRun: true }, deps);

@@ -1,0 +1,69 @@
+// The uploader's semaphore: counted slots, and weighted ones for the S3 body-memory budget.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setImmediate as tick } from 'node:timers/promises';
+import { UploadSlots } from '../../../src/upload/upload-slots.js';
+
+describe('UploadSlots with weights', () => {
+  test('a light request goes past a heavy one that does not fit; waiters are served in order', async () => {
+    const slots = new UploadSlots(10);
+    await slots.acquire(6);
+    const order: string[] = [];
+    void slots.acquire(8).then(() => order.push('heavy'));
+    void slots.acquire(3).then(() => order.push('light'));
+    void slots.acquire(2).then(() => order.push('second light'));
+    await tick();
+    assert.deepEqual(order, ['light'], 'the heavy one waits for 8 of 10 units; 3 fit at once');
+    slots.release(6);
+    await tick();
+    assert.deepEqual(order, ['light', 'second light'], '7 free: the heavy one still waits, 2 fit');
+    slots.release(3);
+    await tick();
+    assert.deepEqual(order, ['light', 'second light', 'heavy'], '8 free: now the heavy one');
+  });
+
+  test('with unit requests, first come first served', async () => {
+    const slots = new UploadSlots(1);
+    await slots.acquire();
+    const order: number[] = [];
+    for (const i of [1, 2, 3]) void slots.acquire().then(() => order.push(i));
+    for (let i = 0; i < 3; i++) {
+      slots.release();
+      await tick();
+    }
+    assert.deepEqual(order, [1, 2, 3]);
+  });
+
+  test('a request larger than the whole waits for all of it, then goes alone', async () => {
+    const slots = new UploadSlots(4);
+    await slots.acquire(1);
+    let got = false;
+    void slots.acquire(100).then(() => (got = true));
+    await tick();
+    assert.equal(got, false);
+    slots.release(1);
+    await tick();
+    assert.equal(got, true);
+    let next = false;
+    void slots.acquire(1).then(() => (next = true));
+    await tick();
+    assert.equal(next, false, 'the oversized holder has every unit');
+    slots.release(100);
+    await tick();
+    assert.equal(next, true);
+  });
+
+  test('a holder takes and gives its weight once however often it is called', async () => {
+    const slots = new UploadSlots(5);
+    const h = slots.holder(3);
+    await h.take();
+    await h.take();
+    h.give();
+    h.give();
+    await slots.acquire(5); // would wait forever if the holder had leaked or double-freed units
+    let extra = false;
+    void slots.acquire(1).then(() => (extra = true));
+    await tick();
+    assert.equal(extra, false, 'no unit was given back twice');
+  });
+});
