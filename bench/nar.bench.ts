@@ -1,7 +1,9 @@
-// NAR writer benchmark: loft's encodeNar + sha256 against `nix-store --dump` on the same store path,
-// and the peak memory of loft's writer on one 2 GiB file.
+// NAR writer benchmark: loft's encodeNar + sha256 against `nix hash path` (Nix's NAR writer and
+// sha256) and `nix-store --dump` on the same store path, and the peak memory of loft's writer on
+// one 2 GiB file.
 //   node --import tsx bench/nar.bench.ts [--tree-mb 1024] [--small 20000] [--rss-gb 2]
-// Bars: throughput ratio ours/nix >= 0.7, peak RSS <= 100 MB. Creates its files in a temp dir and
+// Bars (issue 13): loft / `nix hash path` >= 1.0; peak RSS <= 100 MB. The ratios against
+// `nix-store --dump` (which does not hash) are reported without a bar. Creates its files in a temp dir and
 // one store path, and removes both at the end.
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -238,26 +240,24 @@ async function main(): Promise<void> {
     console.log('|---|---|---|');
     const sha = sha256Speed();
     const mbs = (v: number, sec: number[]): string => `${v.toFixed(0)} MB/s (${median(sec).toFixed(2)} s)`;
-    const bar = (r: number): string => `>= 0.7 ${r >= 0.7 ? 'ok' : 'MISSED'}`;
+    const bar = (r: number): string => `>= 1.0 ${r >= 1.0 ? 'ok' : 'MISSED'}`;
     console.log(`| A. loft encodeNar + sha256 | ${mbs(oursMBs, oursS)} | |`);
     console.log(`| B. nix-store --dump > /dev/null | ${mbs(nixMBs, nixS)} | |`);
     console.log(
-      `| ratio A / B | ${ratio.toFixed(2)} | ${bar(ratio)} (ceiling here: sha256 alone / B = ${(sha / nixMBs).toFixed(2)}) |`,
+      `| ratio A / B | ${ratio.toFixed(2)} | (ceiling here: sha256 alone / B = ${(sha / nixMBs).toFixed(2)}) |`,
     );
     console.log(`| C. nix hash path (Nix's NAR + sha256) | ${mbs(nixHashMBs, nixHashS)} | |`);
     console.log(
       `| ratio A / C (both hash) | ${(oursMBs / nixHashMBs).toFixed(2)} | ${bar(oursMBs / nixHashMBs)} |`,
     );
     console.log(`| D. loft encodeNar alone, no hash | ${mbs(rawMBs, rawS)} | |`);
-    console.log(
-      `| ratio D / B (neither hashes) | ${(rawMBs / nixMBs).toFixed(2)} | ${bar(rawMBs / nixMBs)} |`,
-    );
+    console.log(`| ratio D / B (neither hashes) | ${(rawMBs / nixMBs).toFixed(2)} | |`);
     if (cold) {
       const a = narBytes / MiB / cold.ours;
       const b = narBytes / MiB / cold.nix;
       console.log(`| A cold (page cache dropped first) | ${mbs(a, [cold.ours])} | |`);
       console.log(`| B cold (page cache dropped first) | ${mbs(b, [cold.nix])} | |`);
-      console.log(`| ratio A / B, cold | ${(a / b).toFixed(2)} | ${bar(a / b)} |`);
+      console.log(`| ratio A / B, cold | ${(a / b).toFixed(2)} | |`);
     } else {
       console.log('| cold runs | not measured: /proc/sys/vm/drop_caches is not writable here | |');
     }
