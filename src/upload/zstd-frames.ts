@@ -170,8 +170,10 @@ interface FrameSink {
 function compressFrame(input: Buffer, level: number, sink: FrameSink): void {
   const z = zlib.createZstdCompress({
     // Pieces of up to 1 MiB: one trip to the thread pool each (the default 16 KiB would make 64
-    // times as many); a tiny NAR gets a buffer of about its own size.
-    chunkSize: Math.min(OUTPUT_CHUNK, input.length + (input.length >> 7) + 1024),
+    // times as many). A smaller frame gets a buffer of half its size: store paths compress about
+    // 2-3 to 1, and every output buffer is memory the garbage collector counts; one that does not
+    // compress takes a second piece.
+    chunkSize: Math.min(OUTPUT_CHUNK, (input.length >> 1) + 1024),
     params: {
       [zlib.constants.ZSTD_c_compressionLevel]: level,
       // The zstd CLI's default: `zstd -t` and Nix's decoder catch a damaged frame.
