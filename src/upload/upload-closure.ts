@@ -23,7 +23,7 @@ import type { ProgressSink } from './progress.js';
 import { uploadPath, type UploadedPath, type UploadPathDeps } from './upload-path.js';
 import { runWithRetries } from './path-retry.js';
 import { ensureSignedByUs, signerId, type ReSignResult } from './re-sign.js';
-import { UploadSlots } from './upload-slots.js';
+import { UploadSlots, type SlotHolder } from './upload-slots.js';
 
 export interface UploadClosureDeps extends Omit<UploadPathDeps, 'onNarBytes'> {
   /** The store the paths are in: re-signing parses present narinfos against it. */
@@ -217,20 +217,23 @@ export function largestFirst(infos: readonly PathInfo[]): PathInfo[] {
   return [...infos].sort((a, b) => b.narSize - a.narSize);
 }
 
-type Holder = ReturnType<UploadSlots['holder']>;
-
 /**
- * A task's hold on a NAR slot, after its share of the body-memory budget. In that order: a large
- * NAR waiting for memory holds no NAR slot, so smaller NARs keep uploading beside the large ones.
- * No deadlock: a holder of either is streaming its NAR, which ends on its own.
+ * A task's hold on a NAR slot and, for a NAR that counts against the S3 body budget, its share of
+ * that memory. The NAR slot comes first, so NARs start in the slots' order (largest first); a NAR
+ * whose memory is not free gives its slot back while it waits for the memory, so it never holds up
+ * smaller NARs. No deadlock: whoever holds memory or a slot is streaming its NAR, which ends.
  */
-function narHolder(narSlots: UploadSlots, memory: Holder | undefined): Holder {
+function narHolder(narSlots: UploadSlots, memory: SlotHolder | undefined): SlotHolder {
   const nar = narSlots.holder();
   return {
     take: async () => {
-      await memory?.take();
+      await nar.take();
+      if (memory === undefined || memory.tryTake()) return;
+      nar.give();
+      await memory.take();
       await nar.take();
     },
+    tryTake: () => nar.tryTake() && (memory === undefined || memory.tryTake() || (nar.give(), false)),
     give: () => {
       nar.give();
       memory?.give();

@@ -4,6 +4,13 @@
 // path's time was that wait plus the narinfo's round trip. First come first served keeps the
 // order in which tasks asked (largest NAR first, see upload-closure.ts). The compute pool counts
 // its frame slots with one too, and the uploader weighs S3 bodies by the memory they may hold.
+export interface SlotHolder {
+  take(): Promise<void>;
+  /** Takes the units now if they are free (or already held); never waits. */
+  tryTake(): boolean;
+  give(): void;
+}
+
 export class UploadSlots {
   private free: number;
   private readonly size: number;
@@ -28,6 +35,14 @@ export class UploadSlots {
     await new Promise<void>((resolve) => this.waiting.push({ n: want, resolve }));
   }
 
+  /** Takes `n` units now if they are free; never waits. */
+  tryAcquire(n = 1): boolean {
+    const want = Math.min(n, this.size);
+    if (this.free < want) return false;
+    this.free -= want;
+    return true;
+  }
+
   release(n = 1): void {
     this.free += Math.min(n, this.size);
     // In order, each waiter that fits now; one that does not keeps its place.
@@ -44,9 +59,10 @@ export class UploadSlots {
   }
 
   /** One task's hold on `n` units at most once: take() and give() may be called again and again. */
-  holder(n = 1): { take: () => Promise<void>; give: () => void } {
+  holder(n = 1): SlotHolder {
     let holding = false;
     return {
+      tryTake: () => (holding ||= this.tryAcquire(n)),
       take: async () => {
         if (!holding) await this.acquire(n);
         holding = true;

@@ -66,4 +66,16 @@ describe('UploadSlots with weights', () => {
     await tick();
     assert.equal(extra, false, 'no unit was given back twice');
   });
+
+  test('tryAcquire takes free units at once and never waits', () => {
+    const slots = new UploadSlots(3);
+    assert.equal(slots.tryAcquire(2), true);
+    assert.equal(slots.tryAcquire(2), false, 'one unit left');
+    const h = slots.holder(1);
+    assert.equal(h.tryTake(), true);
+    assert.equal(h.tryTake(), true, 'already held: no second unit taken');
+    assert.equal(slots.tryAcquire(1), false);
+    h.give();
+    assert.equal(slots.tryAcquire(1), true);
+  });
 });
