@@ -2,7 +2,7 @@
 // sha256) and `nix-store --dump` on the same store path, and the peak memory of loft's writer on
 // one 2 GiB file.
 //   node --import tsx bench/nar.bench.ts [--tree-mb 1024] [--small 20000] [--rss-gb 2]
-// Bars (issue 13): loft (sha256 on the hash thread, as uploads of NARs >= 1 MiB) / `nix hash path` >= 1.0; peak RSS <= 100 MB. The ratios against
+// Bars (issue 13): loft / `nix hash path` >= 1.0; peak RSS <= 100 MB. The ratios against
 // `nix-store --dump` (which does not hash) are reported without a bar. Creates its files in a temp dir and
 // one store path, and removes both at the end.
 import { execFileSync, spawn } from 'node:child_process';
@@ -23,7 +23,6 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { encodeNar } from '../src/format/nar-writer.js';
 import { fsNarSource } from '../src/store/nar-source-fs.js';
-import { HashThread } from '../src/upload/hash-thread.js';
 import { nixEnv } from '../test/helpers/nix-env.js';
 
 const MiB = 1024 * 1024;
@@ -61,27 +60,15 @@ function makeTree(root: string, bigMb: number, smallCount: number): number {
   return total;
 }
 
-/** One hash thread for the whole bench, started before the first timed run (as an upload's is). */
-const hashThread = new HashThread();
-
-/**
- * loft's NAR writer with sha256 in line (`inline`), on the hash thread as an upload of a NAR of
- * 1 MiB or more does (`thread`), or not at all (`none`).
- */
-async function ours(
-  path: string,
-  hash: 'inline' | 'thread' | 'none',
-): Promise<{ seconds: number; bytes: number; sha256: string }> {
+async function ours(path: string, hash = true): Promise<{ seconds: number; bytes: number; sha256: string }> {
   const start = process.hrtime.bigint();
   const h = createHash('sha256');
-  const remote = hash === 'thread' ? hashThread.hasher() : undefined;
   let bytes = 0;
   for await (const chunk of encodeNar(fsNarSource(), Buffer.from(path))) {
-    if (remote) await remote.update(chunk);
-    else if (hash === 'inline') h.update(chunk);
+    if (hash) h.update(chunk);
     bytes += chunk.length;
   }
-  const sha256 = remote ? (await remote.digest()).toString('hex') : h.digest('hex');
+  const sha256 = h.digest('hex');
   return { seconds: Number(process.hrtime.bigint() - start) / 1e9, bytes, sha256 };
 }
 
@@ -152,7 +139,7 @@ function childPeakRss(script: string, path: string | undefined): { hwmKb: number
 }
 
 async function rssChild(path: string): Promise<void> {
-  const bytes = path === '' ? 0 : (await ours(path, 'inline')).bytes;
+  const bytes = path === '' ? 0 : (await ours(path)).bytes;
   const status = (await import('node:fs')).readFileSync('/proc/self/status', 'utf8');
   const hwm = /VmHWM:\s+(\d+) kB/.exec(status);
   const hwmKb = hwm ? Number(hwm[1]) : process.resourceUsage().maxRSS;
@@ -176,7 +163,7 @@ function dropCaches(): boolean {
 /** One cold run of each side (the page cache emptied before each), when the kernel allows it. */
 async function coldRuns(storePath: string): Promise<{ ours: number; nix: number } | undefined> {
   if (!dropCaches()) return undefined;
-  const ours_ = (await ours(storePath, 'inline')).seconds;
+  const ours_ = (await ours(storePath)).seconds;
   dropCaches();
   const nix = await nixDump(storePath);
   return { ours: ours_, nix };
@@ -209,22 +196,17 @@ async function main(): Promise<void> {
     }).trim();
     await nixDump(storePath); // warm the page cache for both sides
     const oursS: number[] = [];
-    const threadS: number[] = [];
     const rawS: number[] = [];
     const nixS: number[] = [];
     const nixHashS: number[] = [];
     let narBytes = 0;
     let narSha = '';
-    await hashThread.hasher().digest(); // the thread's start is not part of a timed run
     for (let i = 0; i < Number(values.rounds); i++) {
-      rawS.push((await ours(storePath, 'none')).seconds);
-      const r = await ours(storePath, 'inline');
+      rawS.push((await ours(storePath, false)).seconds);
+      const r = await ours(storePath);
       oursS.push(r.seconds);
       narBytes = r.bytes;
       narSha = r.sha256;
-      const t = await ours(storePath, 'thread');
-      if (t.sha256 !== r.sha256) throw new Error('the hash thread disagrees with the in-line sha256');
-      threadS.push(t.seconds);
       nixS.push(await nixDump(storePath));
       nixHashS.push(nixHashPath(storePath));
     }
@@ -238,8 +220,6 @@ async function main(): Promise<void> {
     const nixMBs = narBytes / MiB / median(nixS);
     const nixHashMBs = narBytes / MiB / median(nixHashS);
     const rawMBs = narBytes / MiB / median(rawS);
-    const threadMBs = narBytes / MiB / median(threadS);
-    await hashThread.close();
 
     const bigFile = join(tmp, 'one-big-file');
     writeBigFile(bigFile, Number(values['rss-gb']) * 1024 * MiB);
@@ -267,12 +247,8 @@ async function main(): Promise<void> {
       `| ratio A / B | ${ratio.toFixed(2)} | (ceiling here: sha256 alone / B = ${(sha / nixMBs).toFixed(2)}) |`,
     );
     console.log(`| C. nix hash path (Nix's NAR + sha256) | ${mbs(nixHashMBs, nixHashS)} | |`);
-    console.log(`| ratio A / C (both hash) | ${(oursMBs / nixHashMBs).toFixed(2)} | |`);
     console.log(
-      `| A2. loft encodeNar + sha256 on the hash thread (as uploads do) | ${mbs(threadMBs, threadS)} | |`,
-    );
-    console.log(
-      `| ratio A2 / C (both hash) | ${(threadMBs / nixHashMBs).toFixed(2)} | ${bar(threadMBs / nixHashMBs)} |`,
+      `| ratio A / C (both hash) | ${(oursMBs / nixHashMBs).toFixed(2)} | ${bar(oursMBs / nixHashMBs)} |`,
     );
     console.log(`| D. loft encodeNar alone, no hash | ${mbs(rawMBs, rawS)} | |`);
     console.log(`| ratio D / B (neither hashes) | ${(rawMBs / nixMBs).toFixed(2)} | |`);

@@ -7,7 +7,6 @@ import { DEFAULTS } from '../config/defaults.js';
 import { ConfigError } from '../errors.js';
 import { ensureNixCacheInfo } from '../upload/cache-info.js';
 import { ComputePool } from '../upload/compute-pool.js';
-import { HashThread } from '../upload/hash-thread.js';
 import { PruneGuard } from '../upload/prune-guard.js';
 import type { ProgressSink } from '../upload/progress.js';
 import type { UploadClosureDeps } from '../upload/upload-closure.js';
@@ -37,7 +36,6 @@ export function buildUploadDeps(rt: Runtime, opts: UploadDepsOptions = {}): Uplo
     // runtime's compute pool.
     compressionThreads: 1,
     computePool: shared(rt).computePool,
-    hashThread: shared(rt).hashThread,
     storeDir: c.storeDir,
     signingKey: c.signingKey,
     uploadThreads: uploadConcurrency(c.compression, c.uploadThreads),
@@ -83,7 +81,6 @@ export function uploadConcurrency(compression: string, uploadThreads: number): n
  */
 interface RuntimeShared {
   computePool: ComputePool;
-  hashThread: HashThread;
   pruneGuard: PruneGuard;
   cacheInfo?: Promise<void>;
 }
@@ -96,7 +93,6 @@ function shared(rt: Runtime): RuntimeShared {
     const c = rt.config;
     s = {
       computePool: new ComputePool(computeThreads(process.env)),
-      hashThread: new HashThread(),
       pruneGuard: new PruneGuard({
         store: rt.store,
         cache: rt.cache,

@@ -13,7 +13,6 @@ import type { ObjectStore } from '../storage/object-store.js';
 import { createCompressor } from './compression.js';
 import type { ComputePool } from './compute-pool.js';
 import { HashMeter } from './hash-meter.js';
-import type { HashThread } from './hash-thread.js';
 import {
   CONTENT_TYPE_NAR,
   CONTENT_TYPE_NARINFO,
@@ -22,9 +21,6 @@ import {
   type Compression,
 } from '../format/bucket-layout.js';
 import { newUploadId } from './upload-id.js';
-
-/** NARs from this size on are hashed on the hash thread. */
-const HASH_THREAD_MIN_BYTES = 1024 * 1024;
 
 export interface UploadPathDeps {
   store: ObjectStore;
@@ -35,8 +31,6 @@ export interface UploadPathDeps {
   compressionThreads: number;
   /** The run's frame budget for zstd, shared by every path in flight. */
   computePool?: ComputePool;
-  /** Where large NARs' NarHash is computed (src/upload/hash-thread.ts); absent: in line. */
-  hashThread?: HashThread;
   signingKey: SecretKey | undefined;
   signal?: AbortSignal;
   /** Called with NAR bytes as they are read, for progress. */
@@ -78,7 +72,7 @@ async function uploadNar(info: PathInfo, deps: UploadPathDeps): Promise<CheckedN
   const key = narKey(info.hashPart, info.narHash, deps.compression, newUploadId());
   const { narMeter, fileMeter } = await streamNar(info.path, info.narSize, key, deps);
 
-  const narHash = sha256Hash(await narMeter.finalDigest());
+  const narHash = sha256Hash(narMeter.digest());
   if (!hashEquals(narHash, info.narHash) || narMeter.bytes !== info.narSize) {
     // The store changed after Nix registered the path. Nothing refers to this NAR yet: remove it.
     await deps.store.deleteMany([key]).catch(() => undefined);
@@ -121,9 +115,7 @@ async function streamNar(
   key: string,
   deps: UploadPathDeps,
 ): Promise<{ narMeter: HashMeter; fileMeter: HashMeter }> {
-  // Small NARs hash in line: for them a trip to the hash thread costs more than the hash.
-  const remote = deps.hashThread && narSize >= HASH_THREAD_MIN_BYTES ? deps.hashThread.hasher() : undefined;
-  const narMeter = new HashMeter(remote);
+  const narMeter = new HashMeter();
   narMeter.onBytes = deps.onNarBytes;
   const fileMeter = new HashMeter();
   const compressor = createCompressor(deps.compression, {
@@ -144,8 +136,6 @@ async function streamNar(
     ...(deps.signal ? { signal: deps.signal } : {}),
   });
   const [pipeResult, putResult] = await Promise.allSettled([piped, put]);
-  // A failed upload's NarHash is never asked for: the hash thread may forget it.
-  if (pipeResult.status === 'rejected' || putResult.status === 'rejected') remote?.drop();
   if (pipeResult.status === 'rejected') {
     // The store destroys the body with its own failure (a full disk's ENOSPC), which then also
     // fails the pipeline: the store's classified error is the one to report.
