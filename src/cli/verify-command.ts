@@ -11,7 +11,7 @@ import { scanBucket, type ScanResult } from '../verify/bucket-scan.js';
 import { problemLine, type Problem } from '../verify/problems.js';
 import { applyRepair, type RepairOutcome } from '../verify/repair.js';
 import { planRepair, type RepairPlan } from '../verify/repair-plan.js';
-import { formatBytes } from './format-size.js';
+import { countOf, formatBytes } from './format-size.js';
 import type { Runtime } from './runtime.js';
 import { buildUploadDeps } from './upload-deps.js';
 import { verifyProgress } from './verify-progress.js';
@@ -142,12 +142,12 @@ function summaryLine(rt: Runtime, scan: ScanResult, problems: readonly Problem[]
   const broken = new Set(problems.map((p) => p.key)).size;
   const contents =
     scan.narsChecked + scan.narsNotChecked.length > 0
-      ? `, contents of ${scan.narsChecked} NARs checked (${formatBytes(scan.bytesRead)})` +
+      ? `, contents of ${countOf(scan.narsChecked, 'NAR')} checked (${formatBytes(scan.bytesRead)})` +
         (scan.narsNotChecked.length > 0 ? `, ${scan.narsNotChecked.length} not checkable here` : '')
       : '';
   return (
-    `verified ${rt.store.description}: ${scan.paths.size} narinfos, ${problems.length} problems ` +
-    `in ${broken} objects${contents}, in ${(ms / 1000).toFixed(1)} s`
+    `verified ${rt.store.description}: ${countOf(scan.paths.size, 'narinfo')}, ` +
+    `${countOf(problems.length, 'problem')} in ${countOf(broken, 'object')}${contents}, in ${(ms / 1000).toFixed(1)} s`
   );
 }
 
