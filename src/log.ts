@@ -2,7 +2,11 @@
 // Secrets must never reach a log line: callers pass no credentials, and `redact` is a second net
 // for the field names that could carry one by mistake.
 import { pino, type Logger, type DestinationStream } from 'pino';
+import { createRequire } from 'node:module';
 import { oneLine } from './errors.js';
+
+// pino-pretty loads only on a terminal: services and pipes never pay for it.
+const requireCjs = createRequire(import.meta.url);
 
 export type { Logger };
 
@@ -45,23 +49,24 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   if (options.destination) return pino(base, options.destination);
   const pretty = options.pretty ?? process.stderr.isTTY === true;
   if (pretty) {
-    return pino({
-      ...base,
-      transport: {
-        target: 'pino-pretty',
-        // One line per event on a terminal too: a daemon retrying every minute stays readable.
-        options: {
-          destination: 2,
-          colorize: true,
-          ignore: 'pid,hostname',
-          translateTime: 'HH:MM:ss',
-          singleLine: true,
-          // pino-pretty prints error fields as an indented block; without --debug they are short
-          // (no stack), so they stay inline on the event's line.
-          ...(options.debug ? {} : { errorLikeObjectKeys: [] }),
-        },
-      },
+    // In this thread and synchronous, not as a pino transport (a worker thread): a transport's lines
+    // reached the terminal after whatever the command printed next, such as its summary line.
+    const pinoPretty = requireCjs('pino-pretty') as (opts: Record<string, unknown>) => DestinationStream;
+    const stream = pinoPretty({
+      destination: 2,
+      sync: true,
+      colorize: true,
+      ignore: 'pid,hostname',
+      translateTime: 'HH:MM:ss',
+      // One line per event on a terminal too: a daemon retrying every minute stays readable.
+      singleLine: true,
+      // pino-pretty prints error fields as an indented block; without --debug they are short
+      // (no stack), so they stay inline on the event's line.
+      ...(options.debug ? {} : { errorLikeObjectKeys: [] }),
     });
+    // Handed over as a bare writer: given the stream itself, pino announces its errorKey to it and
+    // pino-pretty then prints `err` as an indented block despite errorLikeObjectKeys.
+    return pino(base, { write: (line: string) => void stream.write(line) });
   }
   return pino(base, pino.destination({ dest: 2, sync: true }));
 }
