@@ -39,6 +39,21 @@ async function scrape(port: number): Promise<Map<string, number>> {
   return values;
 }
 
+/** The daemon started with `config`, its stderr collected, once it serves /metrics. */
+async function startDaemon(config: string) {
+  const child = spawnLoft(['-c', config], { env: nixEnv() });
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  child.stdout!.resume();
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+  const log = () => stderr;
+  const line = (msg: string) => logLines(stderr).find((l) => l.msg === msg);
+  await until(() => line('serving Prometheus metrics at /metrics') !== undefined, log);
+  const port = (line('serving Prometheus metrics at /metrics')!.address as { port: number }).port;
+  assert.ok(port > 0);
+  return { child, exited, log, line, port };
+}
+
 describe('daemon metrics (loft.metrics_listen)', () => {
   let dir: string;
   let s3: TestS3;
@@ -62,19 +77,9 @@ describe('daemon metrics (loft.metrics_listen)', () => {
     const key = await makeNixKey(dir, 'loft-metrics-1');
     const extraLoft = 'scan_on_startup = false\nmetrics_listen = "127.0.0.1:0"';
     const config = await writeConfig({ dir, s3, signingKeyPath: key.secretPath, extraLoft });
-    const child = spawnLoft(['-c', config], { env: nixEnv() });
+    const { child, exited, log, line, port } = await startDaemon(config);
     daemon = child;
-    let stderr = '';
-    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.stdout!.resume();
-    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
-    const line = (msg: string) => logLines(stderr).find((l) => l.msg === msg);
-    await until(
-      () => line('daemon started, watching the store') !== undefined,
-      () => stderr,
-    );
-    const port = (line('serving Prometheus metrics at /metrics')!.address as { port: number }).port;
-    assert.ok(port > 0);
+    await until(() => line('daemon started, watching the store') !== undefined, log);
 
     const before = await scrape(port);
     assert.equal(before.get('loft_uploaded_paths_total'), 0);
@@ -86,14 +91,8 @@ describe('daemon metrics (loft.metrics_listen)', () => {
     await writeFile(file, `metrics ${Date.now()}\n`.repeat(100));
     const { stdout } = await nixBin(['nix-store', '--add', file]);
     const path = stdout.trim();
-    await until(
-      async () => (await bucketObjects(s3)).has(`${hashPartOfPath(path)}.narinfo`),
-      () => stderr,
-    );
-    await until(
-      async () => (await scrape(port)).get('loft_uploaded_paths_total') === 1,
-      () => stderr,
-    );
+    await until(async () => (await bucketObjects(s3)).has(`${hashPartOfPath(path)}.narinfo`), log);
+    await until(async () => (await scrape(port)).get('loft_uploaded_paths_total') === 1, log);
     const now = await scrape(port);
     assert.equal(now.get('loft_uploaded_nar_bytes_total')! > 2000, true, 'the NAR holds the 2 kB file');
     assert.ok(now.get('loft_uploaded_file_bytes_total')! > 0);
@@ -101,7 +100,7 @@ describe('daemon metrics (loft.metrics_listen)', () => {
     assert.equal(now.get('loft_queue_paths'), 0);
 
     child.kill('SIGTERM');
-    assert.equal(await exited, 0, stderr);
+    assert.equal(await exited, 0, log());
     daemon = undefined;
   });
 
@@ -118,35 +117,19 @@ describe('daemon metrics (loft.metrics_listen)', () => {
       `publish_roots = ["${root}"]`,
     ].join('\n');
     const config = await writeConfig({ dir, s3, extraLoft });
-    const child = spawnLoft(['-c', config], { env: nixEnv() });
+    const { child, exited, log, line, port } = await startDaemon(config);
     daemon = child;
-    let stderr = '';
-    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.stdout!.resume();
-    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
-    const line = (msg: string) => logLines(stderr).find((l) => l.msg === msg);
-    await until(
-      () => line('serving Prometheus metrics at /metrics') !== undefined,
-      () => stderr,
-    );
-    const port = (line('serving Prometheus metrics at /metrics')!.address as { port: number }).port;
-    await until(
-      async () => (await scrape(port)).get('loft_last_prune_timestamp_seconds')! > 0,
-      () => stderr,
-    );
+    await until(async () => (await scrape(port)).get('loft_last_prune_timestamp_seconds')! > 0, log);
     const after = await scrape(port);
-    assert.equal(after.get('loft_last_prune_success'), 1, stderr);
+    assert.equal(after.get('loft_last_prune_success'), 1, log());
     assert.equal(after.get('loft_last_prune_deleted_paths'), 0, 'nothing in the bucket is old');
-    assert.ok(line('scheduled prune finished'), stderr);
+    assert.ok(line('scheduled prune finished'), log());
     const rootsFile = rootsKey(hostname());
-    await until(
-      async () => (await bucketObjects(s3)).has(rootsFile),
-      () => stderr,
-    );
+    await until(async () => (await bucketObjects(s3)).has(rootsFile), log);
     const body = await (await fetch(`${httpCacheUrl(s3)}/${rootsFile}`)).text();
     assert.deepEqual(parseRoots(body).paths, [hashPartOfPath(root)]);
     child.kill('SIGTERM');
-    assert.equal(await exited, 0, stderr);
+    assert.equal(await exited, 0, log());
     daemon = undefined;
   });
 
