@@ -9,29 +9,17 @@ import { silentLogger } from '../../../src/log.js';
 import { populateCache } from '../../../src/daemon/populate-cache.js';
 import { PresenceCache } from '../../../src/state/presence.js';
 import { MemoryObjectStore } from '../../helpers/memory-object-store.js';
-import { h } from '../prune/policy-fixtures.js';
+import { h, narinfoText } from '../prune/policy-fixtures.js';
 
 const dirs: string[] = [];
 after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
-
-function narinfo(id: number): string {
-  return [
-    `StorePath: /nix/store/${h(id)}-p${id}`,
-    `URL: nar/${h(id)}.nar.zst`,
-    'Compression: zstd',
-    `NarHash: sha256:${'1'.repeat(52)}`,
-    'NarSize: 100',
-    'References: ',
-    '',
-  ].join('\n');
-}
 
 async function setup() {
   const dir = await mkdtemp(join(tmpdir(), 'loft-populate-'));
   dirs.push(dir);
   const store = new MemoryObjectStore();
   const cache = PresenceCache.open(join(dir, 'c.db'), { target: 'memory://t' });
-  for (const id of [1, 2]) await store.putBytes(`${h(id)}.narinfo`, narinfo(id), { contentType: 'x' });
+  for (const id of [1, 2]) await store.putBytes(`${h(id)}.narinfo`, narinfoText(id), { contentType: 'x' });
   await store.putBytes(`${h(3)}.narinfo`, 'StorePath: nonsense\n', { contentType: 'x' });
   cache.add(h(9)); // gone from the bucket (pruned elsewhere)
   return { store, cache, deps: { store, cache, storeDir: '/nix/store', logger: silentLogger() } };

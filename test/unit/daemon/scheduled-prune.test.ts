@@ -13,7 +13,7 @@ import { parsePruneSchedule } from '../../../src/prune/schedule-syntax.js';
 import { PresenceCache } from '../../../src/state/presence.js';
 import { PruneDb } from '../../../src/state/prune-db.js';
 import { MemoryObjectStore } from '../../helpers/memory-object-store.js';
-import { h } from '../prune/policy-fixtures.js';
+import { h, narinfoText } from '../prune/policy-fixtures.js';
 
 const DAY = 86_400_000;
 const dirs: string[] = [];
@@ -26,15 +26,7 @@ async function setup() {
   const store = new MemoryObjectStore();
   const cache = PresenceCache.open(join(dir, 'c.db'), { target: 'memory://t' });
   const db = PruneDb.open(cache.path, cache.target);
-  const narinfo = [
-    `StorePath: /nix/store/${h(1)}-p1`,
-    `URL: nar/${h(1)}.nar.zst`,
-    'Compression: zstd',
-    `NarHash: sha256:${'1'.repeat(52)}`,
-    'NarSize: 100',
-    'References: ',
-    '',
-  ].join('\n');
+  const narinfo = narinfoText(1);
   await store.putBytes(`nar/${h(1)}.nar.zst`, 'x'.repeat(500), { contentType: 'x' });
   await store.putBytes(`${h(1)}.narinfo`, narinfo, { contentType: 'x' });
   for (const o of store.objects.values()) o.lastModified = new Date(Date.now() - 40 * DAY);

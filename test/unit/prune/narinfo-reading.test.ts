@@ -12,22 +12,10 @@ import { createLogger } from '../../../src/log.js';
 import { listBucket, MAX_NARINFO_BYTES, readNarinfoMetas } from '../../../src/prune/inventory.js';
 import { PruneDb } from '../../../src/state/prune-db.js';
 import { MemoryObjectStore } from '../../helpers/memory-object-store.js';
-import { h } from './policy-fixtures.js';
+import { h, narinfoText } from './policy-fixtures.js';
 
 const dirs: string[] = [];
 after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
-
-function good(id: number): string {
-  return [
-    `StorePath: /nix/store/${h(id)}-p${id}`,
-    `URL: nar/${h(id)}.nar.zst`,
-    'Compression: zstd',
-    `NarHash: sha256:${'1'.repeat(52)}`,
-    'NarSize: 100',
-    'References: ',
-    '',
-  ].join('\n');
-}
 
 async function setup() {
   const dir = await mkdtemp(join(tmpdir(), 'loft-narinfo-reading-'));
@@ -53,9 +41,9 @@ const warned = (lines: Array<Record<string, unknown>>) =>
 
 test('broken narinfos are marked and named once per run, from a GET or from narinfo_meta', async () => {
   const { store, db, lines, put, deps } = await setup();
-  await put(`${h(1)}.narinfo`, good(1));
+  await put(`${h(1)}.narinfo`, narinfoText(1));
   await put(`${h(2)}.narinfo`, 'garbage');
-  await put(`${h(3)}.narinfo`, good(4)); // the StorePath of another path
+  await put(`${h(3)}.narinfo`, narinfoText(4)); // the StorePath of another path
   const run = deps();
   const first = await readNarinfoMetas((await listBucket(store)).objects, run, 'kept');
   assert.deepEqual(

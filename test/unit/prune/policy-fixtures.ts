@@ -63,3 +63,24 @@ export function inputOf(paths: PrunePath[], extra: Partial<PruneInput> = {}): Pr
     ...extra,
   };
 }
+
+/**
+ * The text of a minimal narinfo for path `id` (`/nix/store/<h(id)>-p<id>`) referring to `refs`, as
+ * the bucket of the prune, sweep and populate tests holds them; `extra` is one more line.
+ */
+export function narinfoText(
+  id: number,
+  refs: number[] = [],
+  url = `nar/${h(id)}.nar.zst`,
+  extra = '',
+): string {
+  return [
+    `StorePath: /nix/store/${h(id)}-p${id}`,
+    `URL: ${url}`,
+    'Compression: zstd',
+    `NarHash: sha256:${'1'.repeat(52)}`,
+    'NarSize: 100',
+    `References: ${refs.map((r) => `${h(r)}-p${r}`).join(' ')}`,
+    extra,
+  ].join('\n');
+}

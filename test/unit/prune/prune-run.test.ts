@@ -10,23 +10,11 @@ import { PruneDb } from '../../../src/state/prune-db.js';
 import { PruneBusyError } from '../../../src/errors.js';
 import { runPruneOnce, type PruneRunOptions } from '../../../src/prune/prune-run.js';
 import { MemoryObjectStore } from '../../helpers/memory-object-store.js';
-import { h } from './policy-fixtures.js';
+import { h, narinfoText } from './policy-fixtures.js';
 
 const DAY = 86_400_000;
 const dirs: string[] = [];
 after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
-
-function narinfo(id: number, refs: number[], url = `nar/${h(id)}.nar.zst`, extra = ''): string {
-  return [
-    `StorePath: /nix/store/${h(id)}-p${id}`,
-    `URL: ${url}`,
-    'Compression: zstd',
-    `NarHash: sha256:${'1'.repeat(52)}`,
-    'NarSize: 100',
-    `References: ${refs.map((r) => `${h(r)}-p${r}`).join(' ')}`,
-    extra,
-  ].join('\n');
-}
 
 async function setup() {
   const dir = await mkdtemp(join(tmpdir(), 'loft-prune-'));
@@ -40,7 +28,7 @@ async function setup() {
   await put('README.txt', 'not ours');
   const addPath = async (id: number, refs: number[] = []) => {
     await put(`nar/${h(id)}.nar.zst`, 'x'.repeat(500));
-    await put(`${h(id)}.narinfo`, narinfo(id, refs));
+    await put(`${h(id)}.narinfo`, narinfoText(id, refs));
     cache.add(h(id));
   };
   return { store, cache, db, deps, put, addPath };
@@ -81,7 +69,7 @@ describe('runPruneOnce', () => {
     const second = await runPruneOnce(deps, opts(0, { dryRun: true }));
     assert.equal(second.narinfosRead, 0);
     assert.equal(gets(), before);
-    await put(`${h(2)}.narinfo`, narinfo(2, [1]) + '\nSig: k:x');
+    await put(`${h(2)}.narinfo`, narinfoText(2, [1]) + '\nSig: k:x');
     const third = await runPruneOnce(deps, opts(0, { dryRun: true }));
     assert.equal(third.narinfosRead, 1);
   });
@@ -105,7 +93,7 @@ describe('runPruneOnce', () => {
     await put('nar/1b8m3sgpz8c27wrdfwddx2vgr1ix0szbzv0lv9a8zcr7v8cddgm0.nar.xz', 'y'.repeat(300));
     await put(
       `${h(3)}.narinfo`,
-      narinfo(3, [], 'nar/1b8m3sgpz8c27wrdfwddx2vgr1ix0szbzv0lv9a8zcr7v8cddgm0.nar.xz'),
+      narinfoText(3, [], 'nar/1b8m3sgpz8c27wrdfwddx2vgr1ix0szbzv0lv9a8zcr7v8cddgm0.nar.xz'),
     );
     await put(`${h(3)}.ls`, '{}');
     const result = await runPruneOnce(deps, opts(40));
@@ -130,7 +118,7 @@ describe('runPruneOnce', () => {
       if (!injected) {
         injected = true;
         await put(`nar/${h(5)}.nar.zst`, 'z');
-        await put(`${h(5)}.narinfo`, narinfo(5, [1]));
+        await put(`${h(5)}.narinfo`, narinfoText(5, [1]));
       }
       return get(key);
     };

@@ -11,24 +11,12 @@ import { renderRoots } from '../../../src/format/loft-state.js';
 import { PruneDb } from '../../../src/state/prune-db.js';
 import { runSweepOnce, type SweepRunOptions } from '../../../src/prune/sweep-run.js';
 import { MemoryObjectStore } from '../../helpers/memory-object-store.js';
-import { h } from './policy-fixtures.js';
+import { h, narinfoText } from './policy-fixtures.js';
 
 const DAY = 86_400_000;
 const GRACE_HOURS = 0.01; // 36 s; settle 9 s
 const dirs: string[] = [];
 after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
-
-function narinfo(id: number, refs: number[]): string {
-  return [
-    `StorePath: /nix/store/${h(id)}-p${id}`,
-    `URL: nar/${h(id)}.nar.zst`,
-    'Compression: zstd',
-    `NarHash: sha256:${'1'.repeat(52)}`,
-    'NarSize: 100',
-    `References: ${refs.map((r) => `${h(r)}-p${r}`).join(' ')}`,
-    '',
-  ].join('\n');
-}
 
 async function setup() {
   const dir = await mkdtemp(join(tmpdir(), 'loft-sweep-'));
@@ -40,7 +28,7 @@ async function setup() {
   const put = (key: string, body: string) => store.putBytes(key, body, { contentType: 'x' });
   const addPath = async (id: number, refs: number[] = []) => {
     await put(`nar/${h(id)}.nar.zst`, 'x'.repeat(500));
-    await put(`${h(id)}.narinfo`, narinfo(id, refs));
+    await put(`${h(id)}.narinfo`, narinfoText(id, refs));
   };
   /** Moves every object (or those under `prefix`) `ms` into the past. */
   const age = (ms: number, prefix = '') => {
