@@ -41,7 +41,7 @@ export interface UploadClosureDeps extends Omit<UploadPathDeps, 'onNarBytes'> {
   pruneGuard?: PruneGuard;
   /**
    * Bytes of NAR bodies the store may hold in memory at once, and the most one body holds: the S3
-   * store keeps up to about three parts of a body (src/storage/s3-object-store.ts), and with the
+   * store keeps up to about four parts of a body (src/storage/s3-object-store.ts), and with the
    * largest NARs starting first every upload thread would otherwise hold that much at the same time.
    * A NAR weighs min(its size, perBody); one that would not fit waits its turn. NARs smaller than
    * `exempt` weigh nothing: they are many, each holds little, and they must not queue behind large ones.
@@ -223,7 +223,7 @@ export function largestFirst(infos: readonly PathInfo[]): PathInfo[] {
  * whose memory is not free gives its slot back while it waits for the memory, so it never holds up
  * smaller NARs. No deadlock: whoever holds memory or a slot is streaming its NAR, which ends.
  */
-function narHolder(narSlots: UploadSlots, memory: SlotHolder | undefined): SlotHolder {
+function narHolder(narSlots: UploadSlots, memory: SlotHolder | undefined): Pick<SlotHolder, 'take' | 'give'> {
   const nar = narSlots.holder();
   return {
     take: async () => {
@@ -233,7 +233,6 @@ function narHolder(narSlots: UploadSlots, memory: SlotHolder | undefined): SlotH
       await memory.take();
       await nar.take();
     },
-    tryTake: () => nar.tryTake() && (memory === undefined || memory.tryTake() || (nar.give(), false)),
     give: () => {
       nar.give();
       memory?.give();

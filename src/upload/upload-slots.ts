@@ -27,12 +27,8 @@ export class UploadSlots {
    * one for memory. With unit requests this is plain first come first served.
    */
   async acquire(n = 1): Promise<void> {
-    const want = Math.min(n, this.size);
-    if (this.free >= want) {
-      this.free -= want;
-      return;
-    }
-    await new Promise<void>((resolve) => this.waiting.push({ n: want, resolve }));
+    if (this.tryAcquire(n)) return;
+    await new Promise<void>((resolve) => this.waiting.push({ n: Math.min(n, this.size), resolve }));
   }
 
   /** Takes `n` units now if they are free; never waits. */
