@@ -17,7 +17,7 @@ import { countedUploads } from '../daemon/counted-uploads.js';
 import { populateCache } from '../daemon/populate-cache.js';
 import { publishConfiguredRoots } from '../daemon/roots-publisher.js';
 import { pruneScheduleOf, scheduledPrune } from '../daemon/scheduled-prune.js';
-import { pruneSettings } from './prune-command.js';
+import { pruneDeps, pruneSettings } from './prune-command.js';
 import { UploadQueue } from '../state/queue.js';
 import { ExitCode, type ExitCodeValue } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -97,14 +97,7 @@ function schedulePrune(rt: Runtime, releases: Release[], metrics: DaemonMetrics)
   if (!schedule) return {};
   const db = PruneDb.open(rt.cache.path, rt.cache.target);
   releases.push(() => db.close());
-  const prune = {
-    store: rt.store,
-    db,
-    cache: rt.cache,
-    storeDir: rt.config.storeDir,
-    logger: rt.logger.child({ component: 'prune' }),
-  };
-  const deps = { prune, metrics, host: hostname(), logger: rt.logger };
+  const deps = { prune: pruneDeps(rt, db), metrics, host: hostname(), logger: rt.logger };
   return { prune: scheduledPrune(schedule, pruneSettings(rt.config.prune), deps) };
 }
 

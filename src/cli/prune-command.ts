@@ -6,8 +6,9 @@ import type { Config } from '../config/schema.js';
 import { ConfigError, ExitCode, type ExitCodeValue } from '../errors.js';
 import type { PrunePlan } from '../prune/policy.js';
 import { PruneDb } from '../state/prune-db.js';
-import { runPruneOnce, type PruneResult } from '../prune/prune-run.js';
-import { runSweepOnce, type SweepSettings } from '../prune/sweep-run.js';
+import { runConfiguredPrune } from '../prune/configured-prune.js';
+import type { PruneResult, PruneRunDeps } from '../prune/prune-run.js';
+import type { SweepSettings } from '../prune/sweep-run.js';
 import { formatBytes } from './format-size.js';
 import { sweepLines } from './sweep-summary.js';
 import type { Runtime } from './runtime.js';
@@ -38,31 +39,27 @@ export async function runPrune(
   const db = PruneDb.open(rt.cache.path, rt.cache.target);
   try {
     const started = Date.now();
-    if (settings.graceHours > 0) {
-      const sweep = await runSweepOnce(pruneDeps(rt, db), {
-        dryRun: opts.dryRun,
-        host: hostname(),
-        settings: pruneSettings(settings),
-      });
-      for (const line of sweepLines(sweep, rt.store.description, opts.dryRun, Date.now() - started))
-        say(line);
+    const outcome = await runConfiguredPrune(pruneDeps(rt, db), {
+      dryRun: opts.dryRun,
+      host: hostname(),
+      settings: pruneSettings(settings),
+      ...(opts.now ? { now: opts.now } : {}),
+    });
+    const ms = Date.now() - started;
+    if (outcome.kind === 'sweep') {
+      for (const line of sweepLines(outcome.sweep, rt.store.description, opts.dryRun, ms)) say(line);
       return ExitCode.ok;
     }
-    const result = await runPruneOnce(pruneDeps(rt, db), {
-      dryRun: opts.dryRun,
-      now: opts.now ?? new Date(),
-      settings: pruneSettings(settings),
-    });
-    if (opts.dryRun) for (const line of dryRunLines(result.plan)) say(line);
-    for (const line of summaryLines(result, rt.store.description, opts.dryRun, Date.now() - started))
-      say(line);
+    if (opts.dryRun) for (const line of dryRunLines(outcome.result.plan)) say(line);
+    for (const line of summaryLines(outcome.result, rt.store.description, opts.dryRun, ms)) say(line);
     return ExitCode.ok;
   } finally {
     db.close();
   }
 }
 
-function pruneDeps(rt: Runtime, db: PruneDb) {
+/** What a prune reads and writes; the daemon's timer prunes with the same. */
+export function pruneDeps(rt: Runtime, db: PruneDb): PruneRunDeps {
   return {
     store: rt.store,
     db,

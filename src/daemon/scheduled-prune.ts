@@ -1,11 +1,10 @@
-// What the daemon's prune timer runs (loft.prune_schedule): the same prune as `loft --prune`, with
-// the same choice between the two algorithms, and its outcome kept for the metrics. With a grace
-// period (loft.prune_grace_hours > 0) it is the mark-and-sweep that several hosts can share
-// (prune/sweep-run.ts); with none, the single-pass prune that deletes at once (prune/prune-run.ts).
+// What the daemon's prune timer runs (loft.prune_schedule): the same prune as `loft --prune`
+// (prune/configured-prune.ts chooses the algorithm for both), and its outcome kept for the metrics.
 // The CLI opens the database and hands everything in, so this file knows no config and no process.
-import { runPruneOnce, type PruneRunDeps } from '../prune/prune-run.js';
+import { runConfiguredPrune } from '../prune/configured-prune.js';
+import type { PruneRunDeps } from '../prune/prune-run.js';
 import { parsePruneSchedule, type PruneSchedule } from '../prune/schedule-syntax.js';
-import { runSweepOnce, type SweepSettings } from '../prune/sweep-run.js';
+import type { SweepSettings } from '../prune/sweep-run.js';
 import type { Logger } from '../log.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { ScheduledPrune } from './prune-loop.js';
@@ -49,16 +48,16 @@ export function scheduledPrune(
 
 /** One prune; the number of paths (narinfos) it deleted. */
 async function pruneOnce(deps: ScheduledPruneDeps, settings: SweepSettings): Promise<number> {
-  if (settings.graceHours > 0) {
-    const { counts, lease } = await runSweepOnce(deps.prune, { settings, dryRun: false, host: deps.host });
+  const outcome = await runConfiguredPrune(deps.prune, { settings, dryRun: false, host: deps.host });
+  if (outcome.kind === 'sweep') {
+    const { counts, lease } = outcome.sweep;
     deps.logger.info({ ...counts, lease: lease.kind }, 'scheduled prune finished');
     return counts.narinfosDeleted;
   }
-  const result = await runPruneOnce(deps.prune, { settings, now: new Date(), dryRun: false });
-  const deleted = result.plan.paths.length;
+  const { plan } = outcome.result;
   deps.logger.info(
-    { deleted, orphans: result.plan.orphans.length, bytes: result.plan.pathBytes },
+    { deleted: plan.paths.length, orphans: plan.orphans.length, bytes: plan.pathBytes },
     'scheduled prune finished',
   );
-  return deleted;
+  return plan.paths.length;
 }
