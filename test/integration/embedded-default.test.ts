@@ -6,8 +6,12 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runLoft } from '../helpers/loft-cli.js';
-import { hasNix, nixBin, requireNix } from '../helpers/nix-env.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { LOFT_MAIN, runLoft } from '../helpers/loft-cli.js';
+import { hasNix, nixBin, nixEnv, requireNix } from '../helpers/nix-env.js';
+
+const execFileAsync = promisify(execFile);
 import { hashPartOfPath } from '../helpers/upload-env.js';
 
 describe('loft without a config file', () => {
@@ -48,5 +52,20 @@ describe('loft without a config file', () => {
     const status = await runLoft(['--status'], { cwd: a, env });
     assert.match(status.stdout, /^presence cache: 1 path known to be in the cache/m);
     assert.match(status.stdout, /^last upload: \d{4}-/m);
+  });
+
+  test('on a terminal, the unsigned warning comes before the summary, not after it', async (t) => {
+    if (!requireNix(t)) return;
+    const cwd = await mkdtemp(join(dir, 'tty-'));
+    // util-linux `script` gives loft a pseudo-terminal, so it logs through pino-pretty.
+    const cmd = [process.execPath, LOFT_MAIN, '--upload-path', path].map((a) => `'${a}'`).join(' ');
+    const { stdout } = await execFileAsync('script', ['-qec', `exec ${cmd}`, '/dev/null'], {
+      cwd,
+      env: { ...nixEnv(), XDG_STATE_HOME: join(dir, 'tty-state') },
+    });
+    const warning = stdout.indexOf('using the embedded default');
+    const summary = stdout.indexOf('uploaded 1 path');
+    assert.ok(warning >= 0 && summary >= 0, stdout);
+    assert.ok(warning < summary, `the warning came after the summary:\n${stdout}`);
   });
 });
