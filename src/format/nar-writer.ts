@@ -8,6 +8,7 @@
 //            | str("directory") { str("entry") str("(") str("name") str(name) str("node") node str(")") }
 // Directory entries come in bytewise order of their raw names (Nix sorts std::string names), which is
 // not JavaScript's UTF-16 string order. The tree is read through a NarSource, so this file does no I/O.
+import { NAR_SLABS, type Slab } from '../chunk-pool.js';
 import { CorruptPathError, FormatError, UnsupportedFileError } from '../errors.js';
 
 export type NarNode =
@@ -29,22 +30,29 @@ export interface NarSource {
 
 const ZEROS = Buffer.alloc(8);
 
-/** Pending output gathers headers, padding and small files so the consumer sees few, large chunks. */
-const SLAB_SIZE = 256 * 1024;
 /** File chunks at least this big pass through without a copy; shorter ones are always copied. */
 export const NAR_COPIED_CHUNK = 64 * 1024;
 /** Hand pending output to the consumer once this much has gathered. */
 const FLUSH_AT = 128 * 1024;
 
 /**
- * Appends into a slab and hands out slices of it. A handed-out slice is never written again (the
- * write position only moves forward; a full slab is replaced, not reused), so the consumer may keep it.
+ * Gathers headers, padding and small files so the consumer sees few, large chunks: appends into a
+ * slab and hands out slices of it. A handed-out slice is never written again (the write position
+ * only moves forward; a full slab is replaced, not reused), so the consumer may keep it. Slabs come
+ * from NAR_SLABS (src/chunk-pool.ts): a consumer that copies a slice and gives it back lets the slab
+ * be reused once the assembler has moved on from it.
  */
 class Assembler {
-  private slab = Buffer.allocUnsafe(SLAB_SIZE);
+  private slab: Slab | undefined;
+  private buf: Buffer;
   private start = 0;
   private pos = 0;
   private full: Buffer[] = [];
+
+  constructor() {
+    this.slab = NAR_SLABS.slab();
+    this.buf = this.slab.buffer;
+  }
 
   get pending(): number {
     return this.pos - this.start + this.full.reduce((n, b) => n + b.length, 0);
@@ -52,15 +60,15 @@ class Assembler {
 
   bytes(b: Uint8Array): void {
     this.reserve(b.length);
-    this.slab.set(b, this.pos);
+    this.buf.set(b, this.pos);
     this.pos += b.length;
   }
 
   u64(n: number): void {
     this.reserve(8);
     // Sizes are below 2^53 (Number.MAX_SAFE_INTEGER), so two 32-bit halves are exact.
-    this.slab.writeUInt32LE(n % 0x100000000, this.pos);
-    this.slab.writeUInt32LE(Math.floor(n / 0x100000000), this.pos + 4);
+    this.buf.writeUInt32LE(n % 0x100000000, this.pos);
+    this.buf.writeUInt32LE(Math.floor(n / 0x100000000), this.pos + 4);
     this.pos += 8;
   }
 
@@ -79,25 +87,48 @@ class Assembler {
   take(): Buffer[] {
     const out = this.full;
     this.full = [];
-    if (this.pos > this.start) out.push(this.slab.subarray(this.start, this.pos));
+    if (this.pos > this.start) out.push(this.cut());
     this.start = this.pos;
     return out;
   }
 
+  /** The encoder is done (or stopped): the last slab may go back once its slices have. */
+  close(): void {
+    this.slab?.seal();
+    this.slab = undefined;
+  }
+
+  private cut(): Buffer {
+    return this.slab ? this.slab.lend(this.start, this.pos) : this.buf.subarray(this.start, this.pos);
+  }
+
   private reserve(n: number): void {
-    if (n <= this.slab.length - this.pos) return;
-    if (this.pos > this.start) this.full.push(this.slab.subarray(this.start, this.pos));
-    this.slab = Buffer.allocUnsafe(Math.max(SLAB_SIZE, n));
+    if (n <= this.buf.length - this.pos) return;
+    if (this.pos > this.start) this.full.push(this.cut());
+    this.close();
+    // Nothing the encoder writes in one piece is larger than a slab (file chunks that big pass
+    // through); a source's oversized name or target still gets room of its own.
+    if (n <= NAR_SLABS.chunkBytes) {
+      this.slab = NAR_SLABS.slab();
+      this.buf = this.slab.buffer;
+    } else {
+      this.buf = Buffer.allocUnsafe(n);
+    }
     this.start = 0;
     this.pos = 0;
   }
 }
 
-/** Bytes of str(s) for a constant token. */
+/** Bytes of str(s) for each word of a constant token. */
 function token(...words: string[]): Buffer {
-  const asm = new Assembler();
-  for (const w of words) asm.str(Buffer.from(w, 'utf8'));
-  return Buffer.concat(asm.take());
+  const parts: Buffer[] = [];
+  for (const w of words) {
+    const b = Buffer.from(w, 'utf8');
+    const len = Buffer.alloc(8);
+    len.writeUInt32LE(b.length, 0);
+    parts.push(len, b, ZEROS.subarray(0, (8 - (b.length % 8)) % 8));
+  }
+  return Buffer.concat(parts);
 }
 
 const MAGIC = token('nix-archive-1');
@@ -152,6 +183,14 @@ function checkEntryNames(dir: Buffer, names: Buffer[]): void {
  */
 export async function* encodeNar(source: NarSource, root: Buffer): AsyncGenerator<Buffer> {
   const asm = new Assembler();
+  try {
+    yield* encodeTree(source, root, asm);
+  } finally {
+    asm.close();
+  }
+}
+
+async function* encodeTree(source: NarSource, root: Buffer, asm: Assembler): AsyncGenerator<Buffer> {
   const stack: DirFrame[] = [];
   asm.bytes(MAGIC);
   let path: Buffer | undefined = root;

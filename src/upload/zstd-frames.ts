@@ -9,7 +9,7 @@
 // (docs/architecture.md, "zstd from node:zlib").
 import { Transform, type TransformCallback } from 'node:stream';
 import zlib from 'node:zlib';
-import { READ_CHUNKS } from '../chunk-pool.js';
+import { giveBack, READ_CHUNKS } from '../chunk-pool.js';
 import type { ComputePool, FrameSlot } from './compute-pool.js';
 
 export { ZSTD_FRAME_BYTES } from './compute-pool.js';
@@ -17,9 +17,10 @@ export { ZSTD_FRAME_BYTES } from './compute-pool.js';
 /**
  * A frame that ends within this many bytes needs no slot: most NARs are small, and a slot held while
  * a small path's many files are read would leave the cores idle (the reads wait on the disk). What
- * such frames hold is bounded by the number of uploads in flight times this.
+ * such frames hold is bounded by the number of uploads in flight times this. One read buffer: a
+ * small frame is gathered into one before it is compressed.
  */
-const SMALL_FRAME_BYTES = 1024 * 1024;
+const SMALL_FRAME_BYTES = READ_CHUNKS.chunkBytes;
 const OUTPUT_CHUNK = 1024 * 1024;
 
 interface Frame {
@@ -70,7 +71,7 @@ export class ZstdFrameCompressor extends Transform {
         let at = 0;
         for (const piece of this.#small.splice(0)) {
           at += piece.copy(slot.buffer, at);
-          READ_CHUNKS.giveBack(piece);
+          giveBack(piece);
         }
       }
       // Copied, not kept: the stream's chunks are freed at once and the frame buffer is reused.
@@ -79,8 +80,8 @@ export class ZstdFrameCompressor extends Transform {
       offset += n;
       if (this.#fillBytes === this.pool.frameBytes) this.#startFrame();
     }
-    // Every byte is in a frame buffer now; a read buffer goes back to the NAR reader's pool.
-    READ_CHUNKS.giveBack(chunk);
+    // Every byte is in a frame buffer now; a pooled chunk goes back to its pool.
+    giveBack(chunk);
   }
 
   override _flush(callback: TransformCallback): void {
@@ -92,7 +93,9 @@ export class ZstdFrameCompressor extends Transform {
 
   #startFrame(): void {
     const slot = this.#slot;
-    const input = slot ? slot.buffer.subarray(0, this.#fillBytes) : this.#concatSmall();
+    // A small frame is gathered into a pooled read buffer (it is at most one), given back when done.
+    const gathered = slot ? undefined : this.#concatSmall();
+    const input = slot ? slot.buffer.subarray(0, this.#fillBytes) : gathered!;
     const frame: Frame = { pieces: [], done: false, slot };
     this.#slot = undefined;
     this.#fillBytes = 0;
@@ -104,6 +107,7 @@ export class ZstdFrameCompressor extends Transform {
         if (frame === this.#frames[0]) this.#pushReady();
       },
       done: (err) => {
+        if (gathered) giveBack(gathered);
         if (this.destroyed) return slot?.release();
         if (err) return void this.destroy(err);
         frame.done = true;
@@ -113,9 +117,12 @@ export class ZstdFrameCompressor extends Transform {
   }
 
   #concatSmall(): Buffer {
-    const pieces = this.#small.splice(0);
-    const whole = Buffer.concat(pieces, this.#fillBytes);
-    for (const piece of pieces) READ_CHUNKS.giveBack(piece);
+    const whole = READ_CHUNKS.take(this.#fillBytes);
+    let at = 0;
+    for (const piece of this.#small.splice(0)) {
+      at += piece.copy(whole, at);
+      giveBack(piece);
+    }
     return whole;
   }
 

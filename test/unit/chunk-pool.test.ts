@@ -6,7 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { zstdDecompressSync } from 'node:zlib';
-import { ChunkPool, READ_CHUNKS } from '../../src/chunk-pool.js';
+import { ChunkPool, giveBack, NAR_SLABS, READ_CHUNKS } from '../../src/chunk-pool.js';
+import { encodeNar, type NarSource } from '../../src/format/nar-writer.js';
 import { ComputePool } from '../../src/upload/compute-pool.js';
 import { ZstdFrameCompressor } from '../../src/upload/zstd-frames.js';
 
@@ -25,6 +26,25 @@ describe('ChunkPool', () => {
     assert.equal(c.buffer, b.buffer, 'the given-back buffer is reused');
     assert.notEqual(d.buffer, c.buffer, 'one give-back, one reuse');
     assert.throws(() => pool.take(1025), RangeError);
+  });
+
+  test('a slab comes back only once it is sealed and every slice lent from it is back', () => {
+    const pool = new ChunkPool(64, 4);
+    const slab = pool.slab();
+    const a = slab.lend(0, 10);
+    const b = slab.lend(10, 30);
+    giveBack(a);
+    giveBack(b);
+    assert.notEqual(pool.take(64).buffer, slab.buffer.buffer, 'not sealed yet: the owner may still write');
+    const c = slab.lend(30, 40);
+    slab.seal();
+    assert.throws(() => slab.lend(40, 50), /sealed/);
+    giveBack(c.subarray(1)); // a view of a slice is not the slice: ignored
+    assert.notEqual(pool.take(64).buffer, slab.buffer.buffer, 'one slice is still out');
+    giveBack(c);
+    giveBack(c);
+    assert.equal(pool.take(64).buffer, slab.buffer.buffer, 'sealed and all back: reused');
+    assert.notEqual(pool.take(64).buffer, slab.buffer.buffer, 'and only once');
   });
 
   test('no more than `keep` free buffers are kept', () => {
@@ -59,6 +79,53 @@ function poolSource(data: Buffer): Readable {
 }
 
 describe('ZstdFrameCompressor gives read buffers back only once it has copied them', () => {
+  test("the NAR encoder's slab slices, overwritten as soon as they come back", async () => {
+    // Many small files: every chunk the encoder yields is a slice of a NAR_SLABS slab.
+    const files = Array.from({ length: 400 }, (_, i) => randomBytes(100 + ((i * 7919) % 9000)));
+    const names = files.map((_, i) => Buffer.from(`f${String(i).padStart(4, '0')}`));
+    const source: NarSource = {
+      node: (p) =>
+        Promise.resolve(
+          p.length === 1
+            ? { type: 'directory' }
+            : { type: 'regular', executable: false, size: files[Number(p.subarray(3).toString())]!.length },
+        ),
+      entries: () => Promise.resolve(names),
+      // eslint-disable-next-line @typescript-eslint/require-await
+      contents: async function* (p) {
+        yield files[Number(p.subarray(3).toString())]!;
+      },
+    };
+    const expected: Buffer[] = [];
+    for await (const c of encodeNar(source, Buffer.from('/'))) expected.push(Buffer.from(c));
+    const scribbling = new Readable({
+      objectMode: false,
+      read() {},
+    });
+    void (async () => {
+      for await (const chunk of encodeNar(source, Buffer.from('/'))) {
+        scribbling.push(chunk);
+        // Whatever came back so far is handed out and overwritten, as the next NAR would.
+        for (let i = 0; i < 4; i++) {
+          const s = NAR_SLABS.slab();
+          s.buffer.fill(0xee);
+          s.seal();
+        }
+        await new Promise((r) => setImmediate(r));
+      }
+      scribbling.push(null);
+    })();
+    const out: Buffer[] = [];
+    const sink = new Writable({
+      write(c: Buffer, _e, cb) {
+        out.push(c);
+        cb();
+      },
+    });
+    await pipeline(scribbling, new ZstdFrameCompressor(new ComputePool(2, 1024 * 1024), 3), sink);
+    assert.ok(zstdDecompressSync(Buffer.concat(out)).equals(Buffer.concat(expected)));
+  });
+
   for (const [name, size] of [
     ['a small NAR (one frame kept by reference)', 700 * 1024],
     ['a NAR of several frames', 2 * 1024 * 1024 + 12345],
