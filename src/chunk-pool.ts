@@ -84,6 +84,18 @@ export class Slab {
     return view;
   }
 
+  /**
+   * Lends a view someone else cut from this slab's memory (node:zlib slices its output buffer); a
+   * view of other memory is returned as it is, unregistered.
+   */
+  adopt(view: Buffer): Buffer {
+    if (this.#loan.sealed) throw new Error('a sealed slab lends nothing more');
+    if (view.buffer !== this.buffer.buffer || loans.has(view)) return view;
+    this.#loan.out++;
+    loans.set(view, this.#loan);
+    return view;
+  }
+
   /** No more slices will be cut (later calls do nothing). */
   seal(): void {
     if (this.#loan.sealed) return;

@@ -9,7 +9,7 @@
 // (docs/architecture.md, "zstd from node:zlib").
 import { Transform, type TransformCallback } from 'node:stream';
 import zlib from 'node:zlib';
-import { giveBack, READ_CHUNKS } from '../chunk-pool.js';
+import { ChunkPool, giveBack, READ_CHUNKS, type Slab } from '../chunk-pool.js';
 import type { ComputePool, FrameSlot } from './compute-pool.js';
 
 export { ZSTD_FRAME_BYTES } from './compute-pool.js';
@@ -21,7 +21,22 @@ export { ZSTD_FRAME_BYTES } from './compute-pool.js';
  * small frame is gathered into one before it is compressed.
  */
 const SMALL_FRAME_BYTES = READ_CHUNKS.chunkBytes;
-const OUTPUT_CHUNK = 1024 * 1024;
+/** A frame goes to the thread pool in steps of this much input, each with an output buffer of its own. */
+const STEP_BYTES = 1024 * 1024;
+
+/**
+ * Room for what one step can produce: zstd's ZSTD_COMPRESSBOUND of the step (incompressible data
+ * grows by 1/256), plus one block (128 KiB) that zstd may still hold from the step before and the
+ * frame's header and checksum.
+ */
+const STEP_OUTPUT_BYTES = STEP_BYTES + (STEP_BYTES >>> 8) + 129 * 1024;
+
+/**
+ * Output buffers of every frame, given back by the store once written (src/chunk-pool.ts). They
+ * replace the fresh buffers node:zlib would allocate: that memory was most of what still started
+ * full garbage collections, and the garbage waiting for one was a large part of peak RSS.
+ */
+export const FRAME_OUTPUTS = new ChunkPool(STEP_OUTPUT_BYTES, 16);
 
 interface Frame {
   /** Compressed pieces not yet pushed; the first frame's go downstream as they are produced. */
@@ -169,18 +184,28 @@ interface FrameSink {
   done(err: Error | null): void;
 }
 
+/** The fields of a node:zlib stream that say where its output goes (lib/zlib.js, since Node 0.x). */
+interface ZlibOutput {
+  _outBuffer: Buffer;
+  _outOffset: number;
+  _chunkSize: number;
+}
+
 /**
  * One frame on libuv's thread pool, through a stream of its own rather than the one-shot
- * `zstdCompress`, whose result concatenates the pieces: one more copy of every compressed byte,
- * and garbage that showed as RSS.
+ * `zstdCompress`, whose result concatenates the pieces: one more copy of every compressed byte.
+ *
+ * The input goes in steps of STEP_BYTES, and before each step the stream is pointed at a pooled
+ * output buffer with room for all the step can produce: node:zlib compresses into `_outBuffer`
+ * from `_outOffset` up to `_chunkSize`, pushes slices of it, and allocates a fresh buffer only once
+ * it is full, which this one never is. The pieces are lent from that buffer, which returns to
+ * FRAME_OUTPUTS once the store has given every piece back. Should a later Node ignore these fields,
+ * its own buffers are used and simply not lent (test/unit/chunk-pool.test.ts checks the pieces).
  */
 function compressFrame(input: Buffer, level: number, sink: FrameSink): void {
   const z = zlib.createZstdCompress({
-    // Pieces of up to 1 MiB: one trip to the thread pool each (the default 16 KiB would make 64
-    // times as many). A smaller frame gets a buffer of half its size: store paths compress about
-    // 2-3 to 1, and every output buffer is memory the garbage collector counts; one that does not
-    // compress takes a second piece.
-    chunkSize: Math.min(OUTPUT_CHUNK, (input.length >> 1) + 1024),
+    // The smallest allowed: the buffer node:zlib allocates here is replaced before any output.
+    chunkSize: zlib.constants.Z_MIN_CHUNK,
     params: {
       [zlib.constants.ZSTD_c_compressionLevel]: level,
       // The zstd CLI's default: `zstd -t` and Nix's decoder catch a damaged frame.
@@ -189,8 +214,30 @@ function compressFrame(input: Buffer, level: number, sink: FrameSink): void {
     // The frame header records the input size, as the one-shot zstd API writes it.
     pledgedSrcSize: input.length,
   });
-  z.on('data', (piece: Buffer) => sink.piece(piece));
-  z.once('error', (err) => sink.done(err));
-  z.once('end', () => sink.done(null));
-  z.end(input);
+  let output: Slab | undefined;
+  const nextOutput = (): void => {
+    output?.seal();
+    output = FRAME_OUTPUTS.slab();
+    const target: ZlibOutput = { _outBuffer: output.buffer, _outOffset: 0, _chunkSize: output.buffer.length };
+    Object.assign(z, target);
+  };
+  z.on('data', (piece: Buffer) => sink.piece(output ? output.adopt(piece) : piece));
+  z.once('error', (err) => {
+    output?.seal();
+    sink.done(err);
+  });
+  z.once('end', () => {
+    output?.seal();
+    sink.done(null);
+  });
+  let at = 0;
+  const step = (): void => {
+    const piece = input.subarray(at, at + STEP_BYTES);
+    at += piece.length;
+    nextOutput();
+    // The last step's buffer also takes the frame's end (the rest of zstd's block, the checksum).
+    if (at >= input.length) z.end(piece);
+    else z.write(piece, (err) => void (err ? undefined : step()));
+  };
+  step();
 }

@@ -9,7 +9,7 @@ import { zstdDecompressSync } from 'node:zlib';
 import { ChunkPool, giveBack, NAR_SLABS, READ_CHUNKS } from '../../src/chunk-pool.js';
 import { encodeNar, type NarSource } from '../../src/format/nar-writer.js';
 import { ComputePool } from '../../src/upload/compute-pool.js';
-import { ZstdFrameCompressor } from '../../src/upload/zstd-frames.js';
+import { FRAME_OUTPUTS, ZstdFrameCompressor } from '../../src/upload/zstd-frames.js';
 
 describe('ChunkPool', () => {
   test('a buffer given back is handed out again; unknown and repeated give-backs are ignored', () => {
@@ -77,6 +77,38 @@ function poolSource(data: Buffer): Readable {
     },
   });
 }
+
+describe("ZstdFrameCompressor's output comes from pools and goes back once the store gives it", () => {
+  for (const [name, size, frameMiB] of [
+    ['a small NAR', 300 * 1024, 1],
+    ['a NAR of several frames', 3 * 1024 * 1024 + 777, 1],
+    ['frames of several steps each', 9 * 1024 * 1024 + 5, 4],
+  ] as const) {
+    test(name, async () => {
+      const pool = new ComputePool(2, frameMiB * 1024 * 1024);
+      const data = Buffer.concat([randomBytes(size >> 1), Buffer.alloc(size - (size >> 1), 5)]);
+      const out: Buffer[] = [];
+      const outputs = new Set<ArrayBufferLike>();
+      const sink = new Writable({
+        write(c: Buffer, _e, cb) {
+          outputs.add(c.buffer);
+          out.push(Buffer.from(c)); // copied, then given back: a store that has written it
+          giveBack(c);
+          // Whatever came back is handed out and overwritten at once, as the next frame would.
+          const reused = FRAME_OUTPUTS.take(FRAME_OUTPUTS.chunkBytes);
+          reused.fill(0xee);
+          giveBack(reused);
+          setImmediate(cb);
+        },
+      });
+      await pipeline(Readable.from([data]), new ZstdFrameCompressor(pool, 3), sink);
+      assert.ok(zstdDecompressSync(Buffer.concat(out)).equals(data));
+      // node:zlib wrote into the pooled buffers, not buffers of its own, and they were reused.
+      for (const b of outputs) assert.equal(b.byteLength, FRAME_OUTPUTS.chunkBytes);
+      assert.ok(outputs.size <= 6, `${outputs.size} output buffers`);
+    });
+  }
+});
 
 describe('ZstdFrameCompressor gives read buffers back only once it has copied them', () => {
   test("the NAR encoder's slab slices, overwritten as soon as they come back", async () => {
