@@ -2,6 +2,7 @@
 // Secrets must never reach a log line: callers pass no credentials, and `redact` is a second net
 // for the field names that could carry one by mistake.
 import { pino, type Logger, type DestinationStream } from 'pino';
+import { writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { oneLine } from './errors.js';
 
@@ -64,9 +65,18 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       // (no stack), so they stay inline on the event's line.
       ...(options.debug ? {} : { errorLikeObjectKeys: [] }),
     });
+    // A log line starts by clearing the terminal's current row: an upload's progress line sits
+    // there without a newline, and a warning would otherwise be printed after it on the same row
+    // (the progress line is drawn again below on its next tick).
+    const clearRow = process.stderr.isTTY === true ? () => writeSync(2, '\r\x1b[2K') : () => undefined;
     // Handed over as a bare writer: given the stream itself, pino announces its errorKey to it and
     // pino-pretty then prints `err` as an indented block despite errorLikeObjectKeys.
-    return pino(base, { write: (line: string) => void stream.write(line) });
+    return pino(base, {
+      write: (line: string) => {
+        clearRow();
+        stream.write(line);
+      },
+    });
   }
   return pino(base, pino.destination({ dest: 2, sync: true }));
 }

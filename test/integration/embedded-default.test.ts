@@ -67,5 +67,12 @@ describe('loft without a config file', () => {
     const summary = stdout.indexOf('uploaded 1 path');
     assert.ok(warning >= 0 && summary >= 0, stdout);
     assert.ok(warning < summary, `the warning came after the summary:\n${stdout}`);
+    // Every log line starts by clearing its row, so one logged while the progress line is drawn
+    // (which has no newline) does not land on the end of it.
+    // eslint-disable-next-line no-control-regex -- the escape sequence is what is checked
+    const logLines = [...stdout.matchAll(/(\r\x1b\[2K)?(?:\x1b\[[0-9;]*m)*\[\d\d:\d\d:\d\d(?:\.\d+)?\]/g)];
+    assert.ok(logLines.length > 0, stdout);
+    for (const m of logLines)
+      assert.ok(m[1] !== undefined, `a log line without a clear before it:\n${JSON.stringify(stdout)}`);
   });
 });
