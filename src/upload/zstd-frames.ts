@@ -43,12 +43,14 @@ interface Frame {
   pieces: Buffer[];
   done: boolean;
   slot: FrameSlot | undefined;
+  stream: FrameStream;
 }
 
 export class ZstdFrameCompressor extends Transform {
-  /** The frame being filled: first as a list of small chunks, then copied into a slot's buffer. */
+  /** Input of a frame too small so far for a slot, kept by reference. */
   #small: Buffer[] = [];
-  #slot: FrameSlot | undefined;
+  /** The frame being filled in its slot's buffer, compressing as it fills. */
+  #open: Frame | undefined;
   #fillBytes = 0;
   #framesStarted = 0;
   /** Frames in input order, compressing or waiting to be pushed. */
@@ -72,63 +74,82 @@ export class ZstdFrameCompressor extends Transform {
     let offset = 0;
     while (offset < chunk.length && !this.destroyed) {
       const rest = chunk.length - offset;
-      if (this.#slot === undefined && this.#fillBytes + rest <= SMALL_FRAME_BYTES) {
+      if (this.#open === undefined && this.#fillBytes + rest <= SMALL_FRAME_BYTES) {
         // Kept by reference until the frame starts (then copied, and given back if it was whole).
         this.#small.push(offset === 0 ? chunk : chunk.subarray(offset));
         this.#fillBytes += rest;
         return;
       }
-      if (this.#slot === undefined) {
+      if (this.#open === undefined) {
         // The slot is taken before the frame grows past small, so filling counts against memory.
         const slot = await this.pool.acquire();
         if (this.destroyed) return slot.release();
-        this.#slot = slot;
         let at = 0;
         for (const piece of this.#small.splice(0)) {
           at += piece.copy(slot.buffer, at);
           giveBack(piece);
         }
+        this.#open = this.#startFrame(slot.buffer, slot, undefined);
       }
       // Copied, not kept: the stream's chunks are freed at once and the frame buffer is reused.
-      const n = chunk.copy(this.#slot.buffer, this.#fillBytes, offset);
+      const open = this.#open;
+      const n = chunk.copy(open.slot!.buffer, this.#fillBytes, offset);
       this.#fillBytes += n;
       offset += n;
-      if (this.#fillBytes === this.pool.frameBytes) this.#startFrame();
+      if (this.#fillBytes === this.pool.frameBytes) this.#closeOpenFrame();
+      else open.stream.filled(this.#fillBytes);
     }
     // Every byte is in a frame buffer now; a pooled chunk goes back to its pool.
     giveBack(chunk);
   }
 
   override _flush(callback: TransformCallback): void {
+    if (this.#open) this.#closeOpenFrame();
     // An empty input still gets one (empty) frame: a zero-byte file is not a zstd file.
-    if (this.#fillBytes > 0 || this.#framesStarted === 0) this.#startFrame();
+    else if (this.#fillBytes > 0 || this.#framesStarted === 0) {
+      // A small frame is gathered into a pooled read buffer (it is at most one), given back when done.
+      const gathered = this.#concatSmall();
+      this.#startFrame(gathered, undefined, gathered, gathered.length).stream.finish(gathered.length);
+      this.#fillBytes = 0;
+    }
     this.#flushCallback = callback;
     this.#pushReady();
   }
 
-  #startFrame(): void {
-    const slot = this.#slot;
-    // A small frame is gathered into a pooled read buffer (it is at most one), given back when done.
-    const gathered = slot ? undefined : this.#concatSmall();
-    const input = slot ? slot.buffer.subarray(0, this.#fillBytes) : gathered!;
-    const frame: Frame = { pieces: [], done: false, slot };
-    this.#slot = undefined;
+  #closeOpenFrame(): void {
+    this.#open!.stream.finish(this.#fillBytes);
+    this.#open = undefined;
     this.#fillBytes = 0;
+  }
+
+  /** A frame over `input`, which is filled from the start and compressed as it fills. */
+  #startFrame(
+    input: Buffer,
+    slot: FrameSlot | undefined,
+    gathered: Buffer | undefined,
+    knownSize?: number,
+  ): Frame {
     this.#framesStarted++;
+    const frame: Frame = {
+      pieces: [],
+      done: false,
+      slot,
+      stream: new FrameStream(input, this.level, knownSize, {
+        piece: (p) => {
+          frame.pieces.push(p);
+          if (frame === this.#frames[0]) this.#pushReady();
+        },
+        done: (err) => {
+          if (gathered) giveBack(gathered);
+          if (this.destroyed) return slot?.release();
+          if (err) return void this.destroy(err);
+          frame.done = true;
+          this.#pushReady();
+        },
+      }),
+    };
     this.#frames.push(frame);
-    compressFrame(input, this.level, {
-      piece: (p) => {
-        frame.pieces.push(p);
-        if (frame === this.#frames[0]) this.#pushReady();
-      },
-      done: (err) => {
-        if (gathered) giveBack(gathered);
-        if (this.destroyed) return slot?.release();
-        if (err) return void this.destroy(err);
-        frame.done = true;
-        this.#pushReady();
-      },
-    });
+    return frame;
   }
 
   #concatSmall(): Buffer {
@@ -169,11 +190,14 @@ export class ZstdFrameCompressor extends Transform {
   }
 
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
-    // Frames still compressing give their slot back when their job returns (see #startFrame).
-    for (const frame of this.#frames) if (frame.done) frame.slot?.release();
+    // A frame still compressing gives its slot back when its stream settles (see #startFrame); one
+    // still waiting for input is stopped.
+    for (const frame of this.#frames) {
+      if (frame.done) frame.slot?.release();
+      else frame.stream.abort();
+    }
     this.#frames.length = 0;
-    this.#slot?.release();
-    this.#slot = undefined;
+    this.#open = undefined;
     this.#small = [];
     callback(err);
   }
@@ -195,49 +219,113 @@ interface ZlibOutput {
  * One frame on libuv's thread pool, through a stream of its own rather than the one-shot
  * `zstdCompress`, whose result concatenates the pieces: one more copy of every compressed byte.
  *
- * The input goes in steps of STEP_BYTES, and before each step the stream is pointed at a pooled
- * output buffer with room for all the step can produce: node:zlib compresses into `_outBuffer`
- * from `_outOffset` up to `_chunkSize`, pushes slices of it, and allocates a fresh buffer only once
- * it is full, which this one never is. The pieces are lent from that buffer, which returns to
- * FRAME_OUTPUTS once the store has given every piece back. Should a later Node ignore these fields,
- * its own buffers are used and simply not lent (test/unit/chunk-pool.test.ts checks the pieces).
+ * The input is compressed while it is still being filled: a step of STEP_BYTES goes to the thread
+ * pool as soon as it is there, so a frame's compression overlaps the reading and hashing of the
+ * rest instead of waiting for all 16 MiB (both cores were not kept busy otherwise). A large frame's
+ * size is therefore not known when it starts, and its header records none (every zstd decoder,
+ * Nix's included, reads frames without one); a small frame, gathered whole, records its size, which
+ * also lets zstd size its tables to it.
+ *
+ * Before each step the stream is pointed at a pooled output buffer with room for all the step can
+ * produce: node:zlib compresses into `_outBuffer` from `_outOffset` up to `_chunkSize`, pushes
+ * slices of it, and allocates a fresh buffer only once it is full, which this one never is. The
+ * pieces are lent from that buffer, which returns to FRAME_OUTPUTS once the store has given every
+ * piece back. Should a later Node ignore these fields, its own buffers are used and simply not lent
+ * (test/unit/chunk-pool.test.ts checks the pieces).
  */
-function compressFrame(input: Buffer, level: number, sink: FrameSink): void {
-  const z = zlib.createZstdCompress({
-    // The smallest allowed: the buffer node:zlib allocates here is replaced before any output.
-    chunkSize: zlib.constants.Z_MIN_CHUNK,
-    params: {
-      [zlib.constants.ZSTD_c_compressionLevel]: level,
-      // The zstd CLI's default: `zstd -t` and Nix's decoder catch a damaged frame.
-      [zlib.constants.ZSTD_c_checksumFlag]: 1,
-    },
-    // The frame header records the input size, as the one-shot zstd API writes it.
-    pledgedSrcSize: input.length,
-  });
-  let output: Slab | undefined;
-  const nextOutput = (): void => {
-    output?.seal();
-    output = FRAME_OUTPUTS.slab();
-    const target: ZlibOutput = { _outBuffer: output.buffer, _outOffset: 0, _chunkSize: output.buffer.length };
-    Object.assign(z, target);
-  };
-  z.on('data', (piece: Buffer) => sink.piece(output ? output.adopt(piece) : piece));
-  z.once('error', (err) => {
-    output?.seal();
-    sink.done(err);
-  });
-  z.once('end', () => {
-    output?.seal();
-    sink.done(null);
-  });
-  let at = 0;
-  const step = (): void => {
-    const piece = input.subarray(at, at + STEP_BYTES);
-    at += piece.length;
-    nextOutput();
-    // The last step's buffer also takes the frame's end (the rest of zstd's block, the checksum).
-    if (at >= input.length) z.end(piece);
-    else z.write(piece, (err) => void (err ? undefined : step()));
-  };
-  step();
+class FrameStream {
+  readonly #z: zlib.ZstdCompress;
+  #output: Slab | undefined;
+  /** Input bytes handed to zstd, and bytes of `input` filled so far. */
+  #fed = 0;
+  #filled = 0;
+  #final = false;
+  /** A step is on the thread pool: the next waits for it. */
+  #busy = false;
+  #settled = false;
+
+  constructor(
+    private readonly input: Buffer,
+    level: number,
+    knownSize: number | undefined,
+    private readonly sink: FrameSink,
+  ) {
+    this.#z = zlib.createZstdCompress({
+      ...(knownSize === undefined ? {} : { pledgedSrcSize: knownSize }),
+      // The smallest allowed: the buffer node:zlib allocates here is replaced before any output.
+      chunkSize: zlib.constants.Z_MIN_CHUNK,
+      params: {
+        [zlib.constants.ZSTD_c_compressionLevel]: level,
+        // The zstd CLI's default: `zstd -t` and Nix's decoder catch a damaged frame.
+        [zlib.constants.ZSTD_c_checksumFlag]: 1,
+      },
+    });
+    this.#z.on('data', (piece: Buffer) => sink.piece(this.#output ? this.#output.adopt(piece) : piece));
+    this.#z.once('error', (err) => this.#settle(err));
+    this.#z.once('end', () => this.#settle(null));
+  }
+
+  /** The first `n` bytes of the input are filled. */
+  filled(n: number): void {
+    this.#filled = n;
+    this.#pump();
+  }
+
+  /** The input is complete at `n` bytes: compress the rest and end the frame. */
+  finish(n: number): void {
+    this.#filled = n;
+    this.#final = true;
+    this.#pump();
+  }
+
+  /** Stops a frame that is still waiting for input; its sink hears of it as an error. */
+  abort(): void {
+    if (this.#settled || this.#final) return;
+    this.#final = true;
+    if (!this.#busy) this.#stop();
+  }
+
+  #pump(): void {
+    if (this.#busy || this.#settled) return;
+    const ready = this.#filled - this.#fed;
+    if (ready < STEP_BYTES && !this.#final) return;
+    const piece = this.input.subarray(this.#fed, this.#fed + Math.min(ready, STEP_BYTES));
+    this.#fed += piece.length;
+    this.#nextOutput();
+    if (this.#final && this.#fed === this.#filled) {
+      // The last step's buffer also takes the frame's end (the rest of zstd's block, the checksum).
+      if (piece.length > 0) this.#z.end(piece);
+      else this.#z.end();
+      return;
+    }
+    this.#busy = true;
+    this.#z.write(piece, (err) => {
+      this.#busy = false;
+      if (err) return; // 'error' settles the frame
+      this.#pump();
+    });
+  }
+
+  #nextOutput(): void {
+    this.#output?.seal();
+    this.#output = FRAME_OUTPUTS.slab();
+    const target: ZlibOutput = {
+      _outBuffer: this.#output.buffer,
+      _outOffset: 0,
+      _chunkSize: this.#output.buffer.length,
+    };
+    Object.assign(this.#z, target);
+  }
+
+  #stop(): void {
+    this.#z.destroy();
+    this.#settle(new Error('frame stopped before its input was complete'));
+  }
+
+  #settle(err: Error | null): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#output?.seal();
+    this.sink.done(err);
+  }
 }

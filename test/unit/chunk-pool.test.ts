@@ -178,3 +178,25 @@ describe('ZstdFrameCompressor gives read buffers back only once it has copied th
     });
   }
 });
+
+describe('ZstdFrameCompressor stopped mid-frame', () => {
+  for (const pauseMs of [0, 5]) {
+    test(`gives its slot back (a source failing ${pauseMs} ms after its last chunk)`, async () => {
+      const pool = new ComputePool(1, 4 * 1024 * 1024);
+      const boom = new Error('source broke');
+      async function* failing(): AsyncGenerator<Buffer> {
+        for (let i = 0; i < 5; i++) yield randomBytes(512 * 1024);
+        await new Promise((r) => setTimeout(r, pauseMs));
+        throw boom;
+      }
+      const sink = new Writable({ write: (_c, _e, cb) => cb() });
+      await assert.rejects(pipeline(Readable.from(failing()), new ZstdFrameCompressor(pool, 3), sink), boom);
+      const slot = await Promise.race([
+        pool.acquire(),
+        new Promise<'stuck'>((r) => setTimeout(() => r('stuck'), 3000)),
+      ]);
+      assert.notEqual(slot, 'stuck', 'the stopped frame kept its slot');
+      if (slot !== 'stuck') slot.release();
+    });
+  }
+});
