@@ -209,7 +209,12 @@ describe('daemon start against an unusable object store', () => {
       { env: nixEnv() },
     );
     recordChildOutput('daemon-on-terminal', Buffer.from(stdout), Buffer.alloc(0));
-    const lines = stdout.split(/\r?\n/).filter((l) => l.trim() !== '');
+    // Each log line starts by clearing its row (carriage return, ESC[2K): not a continuation.
+    const lines = stdout
+      .split(/\r?\n/)
+      // eslint-disable-next-line no-control-regex -- the escape sequence is what is removed
+      .map((l) => l.replace(/^\r\x1b\[2K/, ''))
+      .filter((l) => l.trim() !== '');
     const waits = lines.filter((l) => l.includes('object store not reachable yet'));
     assert.ok(waits.length >= 2, `two attempts logged:\n${stdout}`);
     for (const l of waits) assert.match(l, /E_STORAGE_UNREACHABLE.*cannot reach .*ECONNREFUSED/);
