@@ -5,12 +5,14 @@
 // CPU than hashing the NARs (docs/architecture.md, "Performance").
 //
 // Two kinds of loan: take() lends a whole buffer (a file read); a Slab lends many slices of one
-// buffer (the NAR encoder's headers and small files), which comes back once it is sealed and every
-// slice has been given back.
+// buffer (the NAR encoder's headers and small files, zstd's output), which comes back once it is
+// sealed and every slice has been given back.
 //
-// The rule that keeps this safe: only the reader that copies a chunk's bytes elsewhere and keeps no
-// reference gives it back (the zstd frame compressor, which copies into its frame buffer). Any other
-// consumer simply drops chunks, which the garbage collector then frees as before.
+// The rule that keeps this safe: only a chunk's last reader gives it back, once it has copied or
+// written the bytes and keeps no reference: the zstd frame compressor for the NAR's chunks (it
+// copies them into its frame buffer), the object store for the compressed ones (after its write
+// returns, or after copying a single PUT's body). Any other consumer simply drops chunks, which the
+// garbage collector then frees as before.
 
 /** What one pooled buffer has lent: how many views are still out, and whether more may be cut. */
 interface Loan {
