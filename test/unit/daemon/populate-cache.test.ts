@@ -1,24 +1,14 @@
 // populate_cache_on_startup and --populate-cache over the in-memory object store and a real SQLite
 // file: afterwards the presence cache holds exactly the bucket's well-formed narinfos.
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { silentLogger } from '../../../src/log.js';
 import { populateCache } from '../../../src/daemon/populate-cache.js';
-import { PresenceCache } from '../../../src/state/presence.js';
-import { MemoryObjectStore } from '../../helpers/memory-object-store.js';
+import { memoryBucket } from '../../helpers/memory-bucket.js';
 import { h, narinfoText } from '../prune/policy-fixtures.js';
 
-const dirs: string[] = [];
-after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
-
 async function setup() {
-  const dir = await mkdtemp(join(tmpdir(), 'loft-populate-'));
-  dirs.push(dir);
-  const store = new MemoryObjectStore();
-  const cache = PresenceCache.open(join(dir, 'c.db'), { target: 'memory://t' });
+  const { store, cache } = await memoryBucket('populate');
   for (const id of [1, 2]) await store.putBytes(`${h(id)}.narinfo`, narinfoText(id), { contentType: 'x' });
   await store.putBytes(`${h(3)}.narinfo`, 'StorePath: nonsense\n', { contentType: 'x' });
   cache.add(h(9)); // gone from the bucket (pruned elsewhere)

@@ -1,31 +1,20 @@
 // What the daemon's prune timer runs: the single-pass prune without a grace period, the
 // mark-and-sweep with one, and either outcome kept for /metrics. Over the in-memory object store
 // and a real SQLite file.
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { silentLogger } from '../../../src/log.js';
 import { DaemonMetrics } from '../../../src/daemon/metrics.js';
 import { pruneScheduleOf, scheduledPrune } from '../../../src/daemon/scheduled-prune.js';
 import { parsePruneSchedule } from '../../../src/prune/schedule-syntax.js';
-import { PresenceCache } from '../../../src/state/presence.js';
-import { PruneDb } from '../../../src/state/prune-db.js';
-import { MemoryObjectStore } from '../../helpers/memory-object-store.js';
+import { memoryBucket } from '../../helpers/memory-bucket.js';
 import { h, narinfoText } from '../prune/policy-fixtures.js';
 
 const DAY = 86_400_000;
-const dirs: string[] = [];
-after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
 
 /** A bucket with one path uploaded 40 days ago: past a 30-day retention. */
 async function setup() {
-  const dir = await mkdtemp(join(tmpdir(), 'loft-scheduled-prune-'));
-  dirs.push(dir);
-  const store = new MemoryObjectStore();
-  const cache = PresenceCache.open(join(dir, 'c.db'), { target: 'memory://t' });
-  const db = PruneDb.open(cache.path, cache.target);
+  const { store, cache, db } = await memoryBucket('scheduled-prune');
   const narinfo = narinfoText(1);
   await store.putBytes(`nar/${h(1)}.nar.zst`, 'x'.repeat(500), { contentType: 'x' });
   await store.putBytes(`${h(1)}.narinfo`, narinfo, { contentType: 'x' });

@@ -1,28 +1,16 @@
 // readNarinfoMetas: broken narinfos are marked and named in a warning once per run (also when the
 // narinfo_meta table, not a GET, says they are broken), and an object too large to be a narinfo is
 // never fetched. Over the in-memory object store, a real SQLite file and pino's real JSON lines.
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { PresenceCache } from '../../../src/state/presence.js';
 import { createLogger } from '../../../src/log.js';
 import { listBucket, MAX_NARINFO_BYTES, readNarinfoMetas } from '../../../src/prune/inventory.js';
-import { PruneDb } from '../../../src/state/prune-db.js';
-import { MemoryObjectStore } from '../../helpers/memory-object-store.js';
+import { memoryBucket } from '../../helpers/memory-bucket.js';
 import { h, narinfoText } from './policy-fixtures.js';
 
-const dirs: string[] = [];
-after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
-
 async function setup() {
-  const dir = await mkdtemp(join(tmpdir(), 'loft-narinfo-reading-'));
-  dirs.push(dir);
-  const store = new MemoryObjectStore();
-  const cache = PresenceCache.open(join(dir, 'c.db'), { target: 'memory://t' });
-  const db = PruneDb.open(cache.path, cache.target);
+  const { store, db } = await memoryBucket('narinfo-reading');
   const lines: Array<Record<string, unknown>> = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {

@@ -1,27 +1,16 @@
 // The prune from bucket to bucket, over the in-memory object store and a real SQLite file.
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { PresenceCache } from '../../../src/state/presence.js';
 import { silentLogger } from '../../../src/log.js';
-import { PruneDb } from '../../../src/state/prune-db.js';
 import { PruneBusyError } from '../../../src/errors.js';
 import { runPruneOnce, type PruneRunOptions } from '../../../src/prune/prune-run.js';
-import { MemoryObjectStore } from '../../helpers/memory-object-store.js';
+import { memoryBucket } from '../../helpers/memory-bucket.js';
 import { h, narinfoText } from './policy-fixtures.js';
 
 const DAY = 86_400_000;
-const dirs: string[] = [];
-after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
 
 async function setup() {
-  const dir = await mkdtemp(join(tmpdir(), 'loft-prune-'));
-  dirs.push(dir);
-  const store = new MemoryObjectStore();
-  const cache = PresenceCache.open(join(dir, 'c.db'), { target: 'memory://t' });
-  const db = PruneDb.open(cache.path, cache.target);
+  const { store, cache, db } = await memoryBucket('prune');
   const deps = { store, cache, db, storeDir: '/nix/store', logger: silentLogger() };
   const put = async (key: string, body: string) => store.putBytes(key, body, { contentType: 'x' });
   await put('nix-cache-info', 'StoreDir: /nix/store\n');

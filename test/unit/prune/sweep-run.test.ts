@@ -1,29 +1,18 @@
 // Mark, wait, sweep against the in-memory object store and a real SQLite file: the objects each
 // run writes and deletes, with the server's clock moved by shifting LastModified back.
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { PresenceCache } from '../../../src/state/presence.js';
 import { silentLogger } from '../../../src/log.js';
 import { renderRoots } from '../../../src/format/loft-state.js';
-import { PruneDb } from '../../../src/state/prune-db.js';
 import { runSweepOnce, type SweepRunOptions } from '../../../src/prune/sweep-run.js';
-import { MemoryObjectStore } from '../../helpers/memory-object-store.js';
+import { memoryBucket } from '../../helpers/memory-bucket.js';
 import { h, narinfoText } from './policy-fixtures.js';
 
 const DAY = 86_400_000;
 const GRACE_HOURS = 0.01; // 36 s; settle 9 s
-const dirs: string[] = [];
-after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
 
 async function setup() {
-  const dir = await mkdtemp(join(tmpdir(), 'loft-sweep-'));
-  dirs.push(dir);
-  const store = new MemoryObjectStore();
-  const cache = PresenceCache.open(join(dir, 'c.db'), { target: 'memory://t' });
-  const db = PruneDb.open(cache.path, cache.target);
+  const { store, cache, db } = await memoryBucket('sweep');
   const deps = { store, cache, db, storeDir: '/nix/store', logger: silentLogger() };
   const put = (key: string, body: string) => store.putBytes(key, body, { contentType: 'x' });
   const addPath = async (id: number, refs: number[] = []) => {
