@@ -48,11 +48,6 @@ export class ChunkPool {
     return new Slab(this, this.#whole());
   }
 
-  /** The caller has copied what it needed: see the module-level giveBack(). */
-  giveBack(view: Buffer): void {
-    giveBack(view);
-  }
-
   /** @internal A loan is over: keep its buffer for the next take(), up to `keep` of them. */
   recycle(whole: Buffer): void {
     if (this.#free.length < this.keep) this.#free.push(whole);

@@ -18,9 +18,9 @@ describe('ChunkPool', () => {
     const b = pool.take(100);
     assert.equal(b.length, 100);
     assert.notEqual(a.buffer, b.buffer);
-    pool.giveBack(b);
-    pool.giveBack(b); // twice: must not put the same memory on the free list twice
-    pool.giveBack(Buffer.alloc(1024)); // not ours
+    giveBack(b);
+    giveBack(b); // twice: must not put the same memory on the free list twice
+    giveBack(Buffer.alloc(1024)); // not ours
     const c = pool.take(1024);
     const d = pool.take(1024);
     assert.equal(c.buffer, b.buffer, 'the given-back buffer is reused');
@@ -50,8 +50,8 @@ describe('ChunkPool', () => {
   test('no more than `keep` free buffers are kept', () => {
     const pool = new ChunkPool(16, 1);
     const [x, y] = [pool.take(16), pool.take(16)];
-    pool.giveBack(x);
-    pool.giveBack(y);
+    giveBack(x);
+    giveBack(y);
     assert.equal(pool.take(16).buffer, x.buffer);
     assert.notEqual(pool.take(16).buffer, y.buffer);
   });
@@ -72,7 +72,7 @@ function poolSource(data: Buffer): Readable {
       for (let i = 0; i < 4; i++) {
         const reused = READ_CHUNKS.take(READ_CHUNKS.chunkBytes);
         reused.fill(0xee);
-        READ_CHUNKS.giveBack(reused);
+        giveBack(reused);
       }
     },
   });
