@@ -1,13 +1,9 @@
 // The presence-cache commands: --clear-cache, --reset-initial-scan, --populate-cache.
 import { populateCache, type PopulateCacheDeps } from '../daemon/populate-cache.js';
-import type { CliOptions } from './program.js';
+import type { CacheMaintenance } from './action.js';
 import type { Runtime } from './runtime.js';
 
-export function runCacheMaintenance(
-  rt: Runtime,
-  cli: Pick<CliOptions, 'clearCache' | 'resetInitialScan' | 'dryRun'>,
-  say: (line: string) => void,
-): void {
+export function runCacheMaintenance(rt: Runtime, cli: CacheMaintenance, say: (line: string) => void): void {
   if (cli.clearCache) {
     const n = rt.cache.count();
     if (!cli.dryRun) rt.cache.clear();
@@ -36,6 +32,7 @@ export function populateDeps(rt: Runtime): PopulateCacheDeps {
   return {
     store: rt.store,
     cache: rt.cache,
+    db: rt.pruneDb(),
     storeDir: rt.config.storeDir,
     logger: rt.logger.child({ component: 'populate-cache' }),
   };

@@ -10,7 +10,6 @@ import { releaseAll, type Release } from '../release-list.js';
 import { runDaemon } from '../daemon/daemon.js';
 import { waitForStorage } from '../daemon/storage-ready.js';
 import type { ScheduledPrune } from '../daemon/prune-loop.js';
-import { PruneDb } from '../state/prune-db.js';
 import { DaemonMetrics } from '../daemon/metrics.js';
 import { startMetricsServer } from '../daemon/metrics-server.js';
 import { countedUploads } from '../daemon/counted-uploads.js';
@@ -70,7 +69,7 @@ export async function runDaemonCommand(config: Config, logger: Logger): Promise<
         upload: countedUploads(batchUploader(rt), metrics),
         listValidPaths: () => listValidStorePaths(config.storeDir),
         populateCache: async () => logger.info(await populateCache(populateDeps(rt), false)),
-        ...schedulePrune(rt, releases, metrics),
+        ...schedulePrune(rt, metrics),
         logger,
       },
       {
@@ -92,12 +91,10 @@ export async function runDaemonCommand(config: Config, logger: Logger): Promise<
 }
 
 /** The prune the daemon's timer runs, when loft.prune_schedule asks for one (daemon/scheduled-prune.ts). */
-function schedulePrune(rt: Runtime, releases: Release[], metrics: DaemonMetrics): { prune?: ScheduledPrune } {
+function schedulePrune(rt: Runtime, metrics: DaemonMetrics): { prune?: ScheduledPrune } {
   const schedule = pruneScheduleOf(rt.config.prune);
   if (!schedule) return {};
-  const db = PruneDb.open(rt.cache.path, rt.cache.target);
-  releases.push(() => db.close());
-  const deps = { prune: pruneDeps(rt, db), metrics, host: hostname(), logger: rt.logger };
+  const deps = { prune: pruneDeps(rt), metrics, host: hostname(), logger: rt.logger };
   return { prune: scheduledPrune(schedule, pruneSettings(rt.config.prune), deps) };
 }
 

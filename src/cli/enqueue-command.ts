@@ -17,7 +17,7 @@ import { ExitCode, InvalidPathError, oneLine, shownPath, type ExitCodeValue } fr
 import { countOf } from './format-size.js';
 import { outPathsFromEnv, validOutputsOf } from '../store/derivation-outputs.js';
 import { resolveStorePath } from '../store/resolve-path.js';
-import type { CliOptions } from './program.js';
+import type { Cli } from './action.js';
 import { collectPaths } from './read-paths.js';
 import { actAsStateOwner } from './state-owner.js';
 
@@ -32,7 +32,9 @@ export interface EnqueueIo {
 const LOCK_WAIT_MS = 2000;
 
 export async function runEnqueueCommand(
-  cli: Pick<CliOptions, 'config' | 'configExplicit' | 'debug' | 'enqueuePaths'>,
+  cli: Pick<Cli, 'config' | 'configExplicit' | 'debug'>,
+  /** --enqueue's paths ("-" = stdin); empty: $OUT_PATHS, else $DRV_PATH's outputs. */
+  given: string[],
   io: EnqueueIo,
 ): Promise<ExitCodeValue> {
   try {
@@ -43,7 +45,7 @@ export async function runEnqueueCommand(
       debug: cli.debug,
       skipSecrets: true,
     });
-    const inputs = await hookInputs(cli.enqueuePaths, config.storeDir, io);
+    const inputs = await hookInputs(given, config.storeDir, io);
     if (inputs.length === 0) {
       io.warn(`loft: warning: nothing to queue: ${nothingWhy(io.env)}`);
       return ExitCode.ok;

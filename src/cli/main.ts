@@ -7,8 +7,9 @@ import { DEFAULTS } from '../config/defaults.js';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { ExitCode, isLoftError, oneLine, UsageError, type ExitCodeValue } from '../errors.js';
+import type { Action, ActionKind, Cli } from './action.js';
 import { createLogger, type Logger } from '../log.js';
-import { parseCli, type CliOptions } from './program.js';
+import { parseCli } from './program.js';
 import { collectPaths } from './read-paths.js';
 import { openRuntime } from './runtime.js';
 
@@ -24,7 +25,7 @@ const verify = () => import('./verify-command.js');
 const version = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
 
 async function main(argv: string[]): Promise<number> {
-  let cli: CliOptions | undefined;
+  let cli: Cli | undefined;
   try {
     cli = parseCli(argv, `${version} (Node ${process.version})`, (s) => process.stdout.write(s));
   } catch (err) {
@@ -44,90 +45,102 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-async function run(cli: CliOptions, logger: Logger): Promise<number> {
+async function run(cli: Cli, logger: Logger): Promise<number> {
+  const { action } = cli;
   // Before anything that could fail: a post-build hook must never fail a build.
-  if (cli.enqueue) return (await import('./enqueue-command.js')).runEnqueueCommand(cli, enqueueIo());
-  const actions = [
-    cli.uploadPaths.length > 0,
-    cli.forceScan,
-    cli.populateCache,
-    cli.prune,
-    cli.status,
-    cli.wait,
-    cli.watchExec.length > 0,
-    cli.verify,
-  ].filter(Boolean).length;
-  if (actions > 1) {
-    throw new UsageError(
-      'give one of --upload-path, --force-scan, --populate-cache, --prune, --status, --wait, --watch-exec, verify',
-    );
+  if (action.kind === 'enqueue') {
+    return (await import('./enqueue-command.js')).runEnqueueCommand(cli, action.paths, enqueueIo());
   }
   const { config, warnings } = await loadConfig({
     path: cli.config,
     explicit: cli.configExplicit,
     env: process.env,
     debug: cli.debug,
-    // --status reads only the local database: the service's secret files (systemd credentials)
-    // are out of reach of an admin's shell and not needed.
-    ...(cli.status || cli.wait ? { skipSecrets: true } : {}),
+    // --status and --wait read only the local database: the service's secret files (systemd
+    // credentials) are out of reach of an admin's shell and not needed.
+    ...(action.kind === 'status' || action.kind === 'wait' ? { skipSecrets: true } : {}),
   });
   for (const w of warnings) logger.warn(w);
   logger.debug({ config: describeConfig(config) }, 'configuration');
-  const maintenance = cli.clearCache || cli.resetInitialScan;
-  const daemon = actions === 0 && !maintenance;
-  if (cli.status) {
-    (await stateOwner()).actAsStateOwner(config.localCachePath);
-    return (await import('./status-command.js')).runStatusCommand(config, (l) => console.log(l));
+  const everything = UPLOADS_EVERYTHING[action.kind];
+  if (everything !== undefined) refuseEmbeddedDefault(config, everything);
+  if (!config.signingKey && uploads(action)) logger.warn(unsignedWarning(config));
+  switch (action.kind) {
+    case 'status':
+      (await stateOwner()).actAsStateOwner(config.localCachePath);
+      return (await import('./status-command.js')).runStatusCommand(config, (l) => console.log(l));
+    case 'wait':
+      (await stateOwner()).actAsStateOwner(config.localCachePath);
+      return (await import('./wait-command.js')).runWaitCommand(config, action, waitIo());
+    case 'daemon':
+      return (await import('./daemon-command.js')).runDaemonCommand(config, logger);
+    case 'watch-exec':
+      return (await import('./watch-exec-command.js')).runWatchExecCommand(config, logger, action.command);
+    default:
+      return runOneOff(cli, action, config, logger);
   }
-  if (cli.wait) {
-    (await stateOwner()).actAsStateOwner(config.localCachePath);
-    return (await import('./wait-command.js')).runWaitCommand(
-      config,
-      { timeoutSecs: cli.timeoutSecs },
-      waitIo(),
-    );
-  }
-  if (daemon) refuseEmbeddedDefault(config, 'the daemon uploads every new store path');
-  if (cli.forceScan) refuseEmbeddedDefault(config, '--force-scan uploads every valid store path');
-  if (cli.watchExec.length > 0) {
-    refuseEmbeddedDefault(config, '--watch-exec uploads every path the command builds while it runs');
-  }
-  if (
-    !config.signingKey &&
-    (cli.uploadPaths.length > 0 || cli.forceScan || daemon || cli.watchExec.length > 0 || cli.repair)
-  ) {
-    logger.warn(unsignedWarning(config));
-  }
-  if (daemon) return startDaemon(cli, config, logger);
-  if (cli.watchExec.length > 0) {
-    if (cli.dryRun) throw new UsageError('--dry-run does not go with --watch-exec, which always uploads');
-    return (await import('./watch-exec-command.js')).runWatchExecCommand(config, logger, cli.watchExec);
-  }
-  if (cli.prune) (await prune()).assertPruneEnabled(config);
-  const uploadInputs = cli.uploadPaths.length > 0 ? await collectPaths(cli.uploadPaths, process.stdin) : [];
+}
+
+/** The actions that open the object store and the presence cache, run once, and exit. */
+type OneOff = Exclude<Action, { kind: 'enqueue' | 'status' | 'wait' | 'daemon' | 'watch-exec' }>;
+
+async function runOneOff(cli: Cli, action: OneOff, config: Config, logger: Logger): Promise<number> {
+  if (action.kind === 'prune') (await prune()).assertPruneEnabled(config);
+  const uploadInputs = action.kind === 'upload' ? await collectPaths(action.paths, process.stdin) : [];
+  const say = (l: string) => console.log(l);
   const rt = await openRuntime(config, logger);
   try {
-    if (maintenance) (await cacheCommands()).runCacheMaintenance(rt, cli, (l) => console.log(l));
-    if (cli.prune) return await (await prune()).runPrune(rt, { dryRun: cli.dryRun }, (l) => console.log(l));
-    if (cli.verify)
-      return await (
-        await verify()
-      ).runVerify(rt, cli, { say: (l) => console.log(l), stderr: process.stderr });
-    const io = { stdout: (l: string) => console.log(l), stderr: process.stderr };
-    if (cli.uploadPaths.length > 0) {
-      return (await (await upload()).runUpload(rt, uploadInputs, { dryRun: cli.dryRun, explicit: true }, io))
-        .exitCode;
+    if (cli.maintenance) (await cacheCommands()).runCacheMaintenance(rt, cli.maintenance, say);
+    const io = { stdout: say, stderr: process.stderr };
+    switch (action.kind) {
+      case 'cache-maintenance':
+        return ExitCode.ok;
+      case 'prune':
+        return await (await prune()).runPrune(rt, action, say);
+      case 'verify':
+        return await (await verify()).runVerify(rt, action, { say, stderr: process.stderr });
+      case 'upload': {
+        const opts = { dryRun: action.dryRun, explicit: true };
+        return (await (await upload()).runUpload(rt, uploadInputs, opts, io)).exitCode;
+      }
+      case 'force-scan': {
+        const all = await (await import('../store/all-paths.js')).listValidStorePaths(config.storeDir);
+        const opts = {
+          dryRun: action.dryRun,
+          explicit: false,
+          ignoreLocalCache: true,
+          listedFromStore: true,
+        };
+        return (await (await upload()).runUpload(rt, all, opts, io)).exitCode;
+      }
+      case 'populate-cache':
+        await (await cacheCommands()).runPopulateCache(rt, action.dryRun, say);
+        return ExitCode.ok;
     }
-    if (cli.forceScan) {
-      const all = await (await import('../store/all-paths.js')).listValidStorePaths(config.storeDir);
-      const opts = { dryRun: cli.dryRun, explicit: false, ignoreLocalCache: true, listedFromStore: true };
-      return (await (await upload()).runUpload(rt, all, opts, io)).exitCode;
-    }
-    if (cli.populateCache)
-      await (await cacheCommands()).runPopulateCache(rt, cli.dryRun, (l) => console.log(l));
-    return ExitCode.ok;
   } finally {
     await rt.close();
+  }
+}
+
+/** Actions that would copy the whole store, and so refuse the embedded default config. */
+const UPLOADS_EVERYTHING: Partial<Record<ActionKind, string>> = {
+  daemon: 'the daemon uploads every new store path',
+  'force-scan': '--force-scan uploads every valid store path',
+  'watch-exec': '--watch-exec uploads every path the command builds while it runs',
+};
+
+/** The action may upload, and so warns when it would publish unsigned narinfos. */
+function uploads(action: Action): boolean {
+  switch (action.kind) {
+    case 'upload':
+    case 'force-scan':
+    case 'daemon':
+    case 'watch-exec':
+      return true;
+    case 'verify':
+      return action.repair;
+    default:
+      return false;
   }
 }
 
@@ -168,13 +181,6 @@ function waitIo() {
     say: (line: string) => console.log(line),
     warn: (line: string) => process.stderr.write(`${line}\n`),
   };
-}
-
-async function startDaemon(cli: CliOptions, config: Config, logger: Logger): Promise<ExitCodeValue> {
-  if (cli.dryRun) {
-    throw new UsageError('--dry-run needs an action such as --upload-path; the daemon always uploads');
-  }
-  return (await import('./daemon-command.js')).runDaemonCommand(config, logger);
 }
 
 function report(err: unknown, logger: Logger | undefined): ExitCodeValue {

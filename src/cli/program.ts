@@ -2,36 +2,7 @@
 // paths). Parsing only: no file, network or Nix access here.
 import { Command, CommanderError, Option } from 'commander';
 import { UsageError } from '../errors.js';
-
-export interface CliOptions {
-  config: string;
-  /** -c/--config was given (a missing file is then an error, not the embedded default). */
-  configExplicit: boolean;
-  debug: boolean;
-  dryRun: boolean;
-  uploadPaths: string[];
-  clearCache: boolean;
-  resetInitialScan: boolean;
-  forceScan: boolean;
-  populateCache: boolean;
-  prune: boolean;
-  /** --enqueue was given (with or without paths). */
-  enqueue: boolean;
-  /** --enqueue's paths for the daemon's queue ("-" = stdin); empty: $OUT_PATHS, else $DRV_PATH's outputs. */
-  enqueuePaths: string[];
-  status: boolean;
-  /** --wait: block until the daemon's queue holds nothing enqueued before this start. */
-  wait: boolean;
-  /** --timeout SECS for --wait (0 = no limit). */
-  timeoutSecs: number;
-  /** --watch-exec: the command (argv after `--`) to run while watching the store; [] otherwise. */
-  watchExec: string[];
-  /** `loft verify` or `loft --verify`: check the cache and report every broken invariant. */
-  verify: boolean;
-  checkContents: boolean;
-  repair: boolean;
-  deleteUnrepairable: boolean;
-}
+import { actionOf, type Cli } from './action.js';
 
 /** --wait gives up after this long unless --timeout says otherwise (see README, Command line). */
 export const DEFAULT_WAIT_TIMEOUT_SECS = 600;
@@ -113,7 +84,7 @@ export function buildProgram(version: string): Command {
 }
 
 /** Parses argv; help and version print and return undefined. Errors become UsageError. */
-export function parseCli(argv: string[], version: string, out: (s: string) => void): CliOptions | undefined {
+export function parseCli(argv: string[], version: string, out: (s: string) => void): Cli | undefined {
   let program = parseWith(argv, version, out);
   if (program === undefined) return undefined;
   // `loft verify ...` is `loft --verify ...`: the one word command of a flag-based CLI, spelled as
@@ -127,27 +98,32 @@ export function parseCli(argv: string[], version: string, out: (s: string) => vo
   const o = program.opts<Record<string, unknown>>();
   if (o.timeout !== undefined && o.wait !== true) throw new UsageError('--timeout only goes with --wait');
   checkVerifyFlags(o);
-  return {
-    config: String(o.config),
-    configExplicit: program.getOptionValueSource('config') === 'cli',
-    debug: o.debug === true,
+  const list = (v: unknown) => (Array.isArray(v) ? (v as string[]) : undefined);
+  const watchExec = watchExecCommand(o.watchExec === true, program.args);
+  const flags = {
     dryRun: o.dryRun === true,
-    uploadPaths: Array.isArray(o.uploadPath) ? (o.uploadPath as string[]) : [],
-    clearCache: o.clearCache === true,
-    resetInitialScan: o.resetInitialScan === true,
+    uploadPath: list(o.uploadPath),
     forceScan: o.forceScan === true,
     populateCache: o.populateCache === true,
     prune: o.prune === true,
-    enqueue: o.enqueue !== undefined,
-    enqueuePaths: Array.isArray(o.enqueue) ? (o.enqueue as string[]) : [],
+    // `--enqueue` alone is `true`: paths come from stdin or the hook's environment.
+    enqueue: o.enqueue === undefined ? undefined : (list(o.enqueue) ?? []),
     status: o.status === true,
     wait: o.wait === true,
     timeoutSecs: parseTimeout(o.timeout),
-    watchExec: watchExecCommand(o.watchExec === true, program.args),
+    watchExec: o.watchExec === true ? watchExec : undefined,
     verify: o.verify === true,
     checkContents: o.checkContents === true,
     repair: o.repair === true,
     deleteUnrepairable: o.deleteUnrepairable === true,
+    clearCache: o.clearCache === true,
+    resetInitialScan: o.resetInitialScan === true,
+  };
+  return {
+    config: String(o.config),
+    configExplicit: program.getOptionValueSource('config') === 'cli',
+    debug: o.debug === true,
+    ...actionOf(flags),
   };
 }
 

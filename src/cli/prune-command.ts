@@ -5,7 +5,6 @@ import { hostname } from 'node:os';
 import type { Config } from '../config/schema.js';
 import { ConfigError, ExitCode, type ExitCodeValue } from '../errors.js';
 import type { PrunePlan } from '../prune/policy.js';
-import { PruneDb } from '../state/prune-db.js';
 import { runConfiguredPrune } from '../prune/configured-prune.js';
 import type { PruneResult, PruneRunDeps } from '../prune/prune-run.js';
 import type { SweepSettings } from '../prune/sweep-run.js';
@@ -36,33 +35,28 @@ export async function runPrune(
 ): Promise<ExitCodeValue> {
   assertPruneEnabled(rt.config);
   const settings = rt.config.prune;
-  const db = PruneDb.open(rt.cache.path, rt.cache.target);
-  try {
-    const started = Date.now();
-    const outcome = await runConfiguredPrune(pruneDeps(rt, db), {
-      dryRun: opts.dryRun,
-      host: hostname(),
-      settings: pruneSettings(settings),
-      ...(opts.now ? { now: opts.now } : {}),
-    });
-    const ms = Date.now() - started;
-    if (outcome.kind === 'sweep') {
-      for (const line of sweepLines(outcome.sweep, rt.store.description, opts.dryRun, ms)) say(line);
-      return ExitCode.ok;
-    }
-    if (opts.dryRun) for (const line of dryRunLines(outcome.result.plan)) say(line);
-    for (const line of summaryLines(outcome.result, rt.store.description, opts.dryRun, ms)) say(line);
+  const started = Date.now();
+  const outcome = await runConfiguredPrune(pruneDeps(rt), {
+    dryRun: opts.dryRun,
+    host: hostname(),
+    settings: pruneSettings(settings),
+    ...(opts.now ? { now: opts.now } : {}),
+  });
+  const ms = Date.now() - started;
+  if (outcome.kind === 'sweep') {
+    for (const line of sweepLines(outcome.sweep, rt.store.description, opts.dryRun, ms)) say(line);
     return ExitCode.ok;
-  } finally {
-    db.close();
   }
+  if (opts.dryRun) for (const line of dryRunLines(outcome.result.plan)) say(line);
+  for (const line of summaryLines(outcome.result, rt.store.description, opts.dryRun, ms)) say(line);
+  return ExitCode.ok;
 }
 
 /** What a prune reads and writes; the daemon's timer prunes with the same. */
-export function pruneDeps(rt: Runtime, db: PruneDb): PruneRunDeps {
+export function pruneDeps(rt: Runtime): PruneRunDeps {
   return {
     store: rt.store,
-    db,
+    db: rt.pruneDb(),
     cache: rt.cache,
     storeDir: rt.config.storeDir,
     logger: rt.logger.child({ component: 'prune' }),

@@ -1,18 +1,39 @@
 // Opening what a command works with, from a loaded Config: the object store and the presence
-// cache. Each piece is released in `close`, whatever happened.
+// cache, and on first use what several of its parts share (the prune database, what every upload
+// batch shares). Each piece is released in `close`, whatever happened.
 import { PresenceCache } from '../state/presence.js';
+import { PruneDb } from '../state/prune-db.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { storageTarget } from '../config/storage-target.js';
 import { openObjectStore } from '../storage/open-store.js';
 import type { ObjectStore } from '../storage/object-store.js';
+import type { ComputePool } from '../upload/compute-pool.js';
+import type { PruneGuard } from '../upload/prune-guard.js';
 import { releaseAll, type Release } from '../release-list.js';
+
+/**
+ * What one runtime's uploads share, however many times their deps are built (the daemon and
+ * --watch-exec build them once per batch): the compute pool, so memory stays bounded across
+ * batches; the prune guard, so the state objects it has read are not fetched again for every
+ * batch; and the nix-cache-info write. Made at the first upload by cli/upload-deps.ts.
+ */
+export interface RuntimeUploads {
+  computePool: ComputePool;
+  pruneGuard: PruneGuard;
+  /** The write of nix-cache-info, once it has started and not failed. */
+  cacheInfo?: Promise<void>;
+}
 
 export interface Runtime {
   config: Config;
   logger: Logger;
   store: ObjectStore;
   cache: PresenceCache;
+  /** Set at the first upload (cli/upload-deps.ts); absent in a runtime that uploads nothing. */
+  uploads?: RuntimeUploads;
+  /** Pruning's tables of the same database file, opened on first use and closed with the runtime. */
+  pruneDb(): PruneDb;
   close(): Promise<void>;
 }
 
@@ -25,11 +46,21 @@ export async function openRuntime(config: Config, logger: Logger): Promise<Runti
       logger: logger.child({ component: 'presence-cache' }),
     });
     releases.push(() => cache.close());
+    let pruneDb: PruneDb | undefined;
     return {
       config,
       logger,
       store,
       cache,
+      pruneDb: () => {
+        if (pruneDb) return pruneDb;
+        const db = PruneDb.open(cache.path, cache.target);
+        releases.push(() => {
+          db.close();
+          pruneDb = undefined;
+        });
+        return (pruneDb = db);
+      },
       close: () => releaseAll(releases),
     };
   } catch (err) {

@@ -10,7 +10,7 @@ import { ComputePool } from '../upload/compute-pool.js';
 import { PruneGuard } from '../upload/prune-guard.js';
 import type { ProgressSink } from '../upload/progress.js';
 import type { UploadClosureDeps } from '../upload/upload-closure.js';
-import type { Runtime } from './runtime.js';
+import type { Runtime, RuntimeUploads } from './runtime.js';
 
 export interface UploadDepsOptions {
   progress?: ProgressSink;
@@ -73,38 +73,21 @@ export function uploadConcurrency(compression: string, uploadThreads: number): n
   return compression === 'xz' ? Math.max(1, Math.min(uploadThreads, availableParallelism())) : uploadThreads;
 }
 
-/**
- * What one runtime's uploads share, however many times its deps are built (the daemon and
- * --watch-exec build them once per batch): the compute pool, so memory stays bounded across
- * batches; the prune guard, so the state objects it has read are not fetched again for every
- * batch; and the nix-cache-info write.
- */
-interface RuntimeShared {
-  computePool: ComputePool;
-  pruneGuard: PruneGuard;
-  cacheInfo?: Promise<void>;
-}
-
-const sharedByRuntime = new WeakMap<Runtime, RuntimeShared>();
-
-function shared(rt: Runtime): RuntimeShared {
-  let s = sharedByRuntime.get(rt);
-  if (!s) {
-    const c = rt.config;
-    s = {
-      computePool: new ComputePool(computeThreads(process.env)),
-      pruneGuard: new PruneGuard({
-        store: rt.store,
-        cache: rt.cache,
-        logger: rt.logger.child({ component: 'prune-guard' }),
-        // A host that does not prune still respects the protocol, with the default grace unless a
-        // pruner announced a shorter one in the bucket.
-        graceMs: (c.prune.graceHours > 0 ? c.prune.graceHours : DEFAULTS.pruneGraceHours) * 3_600_000,
-      }),
-    };
-    sharedByRuntime.set(rt, s);
-  }
-  return s;
+/** The runtime's upload state (cli/runtime.ts, RuntimeUploads), made at its first upload. */
+function shared(rt: Runtime): RuntimeUploads {
+  const c = rt.config;
+  rt.uploads ??= {
+    computePool: new ComputePool(computeThreads(process.env)),
+    pruneGuard: new PruneGuard({
+      store: rt.store,
+      cache: rt.cache,
+      logger: rt.logger.child({ component: 'prune-guard' }),
+      // A host that does not prune still respects the protocol, with the default grace unless a
+      // pruner announced a shorter one in the bucket.
+      graceMs: (c.prune.graceHours > 0 ? c.prune.graceHours : DEFAULTS.pruneGraceHours) * 3_600_000,
+    }),
+  };
+  return rt.uploads;
 }
 
 /**

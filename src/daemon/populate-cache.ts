@@ -8,12 +8,14 @@
 import type { Logger } from '../log.js';
 import { listBucket, readNarinfoMetas } from '../prune/inventory.js';
 import type { PresenceCache } from '../state/presence.js';
-import { PruneDb } from '../state/prune-db.js';
+import type { PruneDb } from '../state/prune-db.js';
 import type { ObjectStore } from '../storage/object-store.js';
 
 export interface PopulateCacheDeps {
   store: ObjectStore;
   cache: PresenceCache;
+  /** Pruning's record of what each narinfo says, so a narinfo seen before is not read again. */
+  db: PruneDb;
   storeDir: string;
   logger: Logger;
 }
@@ -21,18 +23,11 @@ export interface PopulateCacheDeps {
 /** Returns the one line that says what was done (or, with dryRun, what would be). */
 export async function populateCache(deps: PopulateCacheDeps, dryRun: boolean): Promise<string> {
   const { cache, store } = deps;
-  const db = PruneDb.open(cache.path, cache.target);
-  let inBucket: string[];
-  let malformed: number;
-  try {
-    const { objects } = await listBucket(store);
-    const readDeps = { store, db, storeDir: deps.storeDir, logger: deps.logger };
-    const { metas } = await readNarinfoMetas(objects, readDeps, 'left out of the local cache');
-    inBucket = metas.filter((m) => !m.malformed).map((m) => m.hashPart);
-    malformed = metas.length - inBucket.length;
-  } finally {
-    db.close();
-  }
+  const { objects } = await listBucket(store);
+  const readDeps = { store, db: deps.db, storeDir: deps.storeDir, logger: deps.logger };
+  const { metas } = await readNarinfoMetas(objects, readDeps, 'left out of the local cache');
+  const inBucket = metas.filter((m) => !m.malformed).map((m) => m.hashPart);
+  const malformed = metas.length - inBucket.length;
   const before = cache.count();
   if (!dryRun) {
     cache.clear();

@@ -8,11 +8,11 @@ import { memoryBucket } from '../../helpers/memory-bucket.js';
 import { h, narinfoText } from '../prune/policy-fixtures.js';
 
 async function setup() {
-  const { store, cache } = await memoryBucket('populate');
+  const { store, cache, db } = await memoryBucket('populate');
   for (const id of [1, 2]) await store.putBytes(`${h(id)}.narinfo`, narinfoText(id), { contentType: 'x' });
   await store.putBytes(`${h(3)}.narinfo`, 'StorePath: nonsense\n', { contentType: 'x' });
   cache.add(h(9)); // gone from the bucket (pruned elsewhere)
-  return { store, cache, deps: { store, cache, storeDir: '/nix/store', logger: silentLogger() } };
+  return { store, cache, deps: { store, cache, db, storeDir: '/nix/store', logger: silentLogger() } };
 }
 
 test('the cache ends up with the bucket: missing rows added, stale and malformed ones left out', async () => {
