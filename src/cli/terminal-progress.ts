@@ -3,9 +3,9 @@
 // - paths: committed (narinfo written, so Nix can substitute them) out of the paths to upload;
 // - bytes: the NAR size of every committed path, plus for each path in flight the NAR bytes it has
 //   read and passed on to compression and the object store, capped at its size. That part runs
-//   ahead of what the store has acknowledged by at most the buffers of one upload (the parts in
-//   flight and the next one: up to three parts per path), so the percentage stops at 99 until the
-//   last path is committed;
+//   ahead of what the store has acknowledged by at most what the store buffers of one upload
+//   (ObjectStore.bufferedPerUpload), so the percentage stops at 99 until the last path is
+//   committed;
 // - the rate over the last 5 s of that count, and the ETA from that rate.
 // Nothing is drawn after done(): the summary printed next is the last line.
 import { basename } from 'node:path';

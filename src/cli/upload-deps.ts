@@ -39,7 +39,6 @@ export function buildUploadDeps(rt: Runtime, opts: UploadDepsOptions = {}): Uplo
     storeDir: c.storeDir,
     signingKey: c.signingKey,
     uploadThreads: uploadConcurrency(c.compression, c.uploadThreads),
-    ...bodyMemoryOf(c),
     skipSignedByKeys: c.skipSignedByKeys,
     uploadDerivations: c.uploadDerivations,
     beforeFirstUpload: () => cacheInfoOnce(rt),
@@ -49,21 +48,6 @@ export function buildUploadDeps(rt: Runtime, opts: UploadDepsOptions = {}): Uplo
     ...(opts.signal ? { signal: opts.signal } : {}),
   };
 }
-
-/**
- * An S3 body is held a part at a time: the first part read ahead (to choose one PUT or multipart),
- * then lib-storage's part being filled and its two in flight, so about four parts per large NAR.
- * With the largest NARs starting first, twelve upload threads would hold 48 parts at once (384 MiB
- * at the default 8 MiB parts, 3 GiB at 64 MiB). NAR bodies to S3 therefore share a budget of
- * S3_BODY_BUDGET bytes (or one body, if a body is larger): three large NARs at a time at the
- * default part size, any number of NARs under 1 MiB. A directory target streams and needs none.
- */
-export function bodyMemoryOf(c: Runtime['config']): Pick<UploadClosureDeps, 'bodyMemory'> {
-  if (c.storage.kind !== 's3') return {};
-  const perBody = 4 * c.storage.s3.partSizeMb * 1024 * 1024;
-  return { bodyMemory: { budget: Math.max(S3_BODY_BUDGET, perBody), perBody, exempt: 1024 * 1024 } };
-}
-const S3_BODY_BUDGET = 96 * 1024 * 1024;
 
 /**
  * xz needs about 110 MB per stream and is CPU-bound at a few MB/s, so more xz streams than cores only

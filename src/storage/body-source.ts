@@ -15,6 +15,23 @@ export function partSizeFor(configured: number, sizeHint: number | undefined): n
   return Math.max(configured, Math.ceil(sizeHint / TARGET_MAX_PARTS / MiB) * MiB);
 }
 
+/** Parts of one multipart upload in flight at once, unless the store is told otherwise. */
+export const DEFAULT_QUEUE_SIZE = 2;
+
+/**
+ * What one S3 upload of a body of about `sizeHint` bytes holds in memory: the part read ahead (to
+ * choose one PUT or multipart), then lib-storage's part being filled and `queueSize` parts in
+ * flight, so queueSize + 2 parts, and never more than the body.
+ */
+export function s3BufferedPerUpload(
+  partSizeBytes: number,
+  queueSize: number | undefined,
+  sizeHint: number,
+): number {
+  const parts = (queueSize ?? DEFAULT_QUEUE_SIZE) + 2;
+  return Math.min(sizeHint, parts * partSizeFor(partSizeBytes, sizeHint));
+}
+
 /**
  * Pulls a Readable by hand so the first part can be inspected before choosing PutObject or
  * multipart, and remembers whether a failure came from the body rather than from S3.

@@ -22,7 +22,13 @@ export class LazyObjectStore implements ObjectStore, MultipartUploads {
   constructor(
     readonly description: string,
     private readonly open: () => Promise<ObjectStore>,
+    /** The real store's bufferedPerUpload, known from its settings before it is open. */
+    private readonly buffered: (sizeHint: number) => number = () => 0,
   ) {}
+
+  bufferedPerUpload(sizeHint: number): number {
+    return this.buffered(sizeHint);
+  }
 
   private store(): Promise<ObjectStore> {
     if (this.#opened === undefined) {

@@ -51,6 +51,11 @@ export class LocalObjectStore implements ObjectStore {
     this.description = `directory ${this.root}`;
   }
 
+  /** A body goes to its file as it comes: nothing beyond the write stream's own small buffer. */
+  bufferedPerUpload(): number {
+    return 0;
+  }
+
   async head(key: string): Promise<ObjectInfo | undefined> {
     try {
       const st = await fs.stat(this.pathOf(key));

@@ -40,6 +40,13 @@ export interface ObjectStore {
    * body stream is destroyed with the error that is thrown (so a pipeline feeding it settles).
    */
   putStream(key: string, body: Readable, opts: PutOptions): Promise<void>;
+  /**
+   * The most bytes of a body that one putStream holds in memory at once, for a body of about
+   * `sizeHint` bytes (the hint putStream is given): the uploader keeps the sum over the uploads in
+   * flight under a budget. 0 for a store that writes the body through as it comes; a store without
+   * this method counts as 0.
+   */
+  bufferedPerUpload?(sizeHint: number): number;
   /** Every object whose key starts with `prefix`, page by page. */
   list(prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo>;
   /**

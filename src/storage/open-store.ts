@@ -1,6 +1,7 @@
 // The one place that turns storage settings into an ObjectStore.
 import type { S3Settings, StorageSettings } from './settings.js';
 import type { Logger } from '../log.js';
+import { s3BufferedPerUpload } from './body-source.js';
 import { LazyObjectStore } from './lazy-object-store.js';
 import { LocalObjectStore } from './local-object-store.js';
 import type { ObjectStore } from './object-store.js';
@@ -15,9 +16,13 @@ export function openObjectStore(settings: StorageSettings, logger?: Logger): Obj
   if (settings.kind === 'local') return new LocalObjectStore(settings.path);
   const s3 = settings.s3;
   const description = describeS3Target(s3.bucket, s3.prefix ?? '', s3.endpoint, s3.region);
-  return new LazyObjectStore(description, async () => {
+  const options = s3StoreOptions(s3, logger);
+  const buffered = (sizeHint: number) => s3BufferedPerUpload(options.partSizeBytes, undefined, sizeHint);
+  return new LazyObjectStore(description, open, buffered);
+
+  async function open(): Promise<ObjectStore> {
     const { S3ObjectStore } = await import('./s3-object-store.js');
-    const store = new S3ObjectStore(s3StoreOptions(s3, logger));
+    const store = new S3ObjectStore(options);
     try {
       await store.checkAccess();
     } catch (err) {
@@ -25,7 +30,7 @@ export function openObjectStore(settings: StorageSettings, logger?: Logger): Obj
       throw err;
     }
     return store;
-  });
+  }
 }
 
 function s3StoreOptions(s3: S3Settings, logger: Logger | undefined) {

@@ -2,7 +2,7 @@
 // createS3Client (retries, unsigned extra headers, no aws-chunked bodies); every failure leaves as
 // a StorageError with a stable code.
 import { Readable } from 'node:stream';
-import { BodySource, partSizeFor } from './body-source.js';
+import { BodySource, DEFAULT_QUEUE_SIZE, partSizeFor, s3BufferedPerUpload } from './body-source.js';
 import {
   DeleteObjectsCommand,
   GetObjectCommand,
@@ -25,7 +25,7 @@ export interface S3StoreOptions extends S3ClientOptions {
   bucket: string;
   /** Bodies up to this size go in one PutObject; larger ones are sent in parts of this size (>= 5 MiB). */
   partSizeBytes: number;
-  /** Parts in flight per upload; memory per upload is about partSizeBytes * (queueSize + 1). Default 2. */
+  /** Parts in flight per upload (default 2); what one upload holds is bufferedPerUpload(). */
   queueSize?: number;
   /** Prepended to every key, e.g. "cache/"; list() returns keys without it. */
   keyPrefix?: string;
@@ -186,6 +186,10 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads {
     }
   }
 
+  bufferedPerUpload(sizeHint: number): number {
+    return s3BufferedPerUpload(this.options.partSizeBytes, this.options.queueSize, sizeHint);
+  }
+
   /**
    * lib-storage runs several part uploaders that all read the body; when one request fails the
    * others keep waiting for body data, so the first failure destroys the body to stop them all.
@@ -217,7 +221,7 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads {
       client: stopOnFailure,
       params: { Bucket: this.bucket, Key: this.prefix + key, Body: parts, ContentType: contentType },
       partSize,
-      queueSize: this.options.queueSize ?? 2,
+      queueSize: this.options.queueSize ?? DEFAULT_QUEUE_SIZE,
       leavePartsOnError: true,
     });
     try {

@@ -10,7 +10,7 @@
 // its own compression jobs, or its own consumer, never for another slot.
 import { availableParallelism } from 'node:os';
 import { ConfigError } from '../errors.js';
-import { UploadSlots } from './upload-slots.js';
+import { Semaphore } from './semaphore.js';
 
 /** Input bytes per zstd frame: Nix 2.35's choice, large enough that framing costs nothing measurable. */
 export const ZSTD_FRAME_BYTES = 16 * 1024 * 1024;
@@ -25,7 +25,7 @@ export class ComputePool {
   /** How many large frames may exist (and so compress) at once: one per core by default. */
   readonly threads: number;
   /** First come first served, and a released slot passes straight to the next waiter. */
-  private readonly slots: UploadSlots;
+  private readonly slots: Semaphore;
   /**
    * Input buffers of released slots. Reusing them keeps the footprint flat: a fresh 16 MiB buffer
    * per frame left RSS far above the live data (455 MiB against 300 on 1 GiB in one measurement).
@@ -40,7 +40,7 @@ export class ComputePool {
       throw new ConfigError(`compute threads must be a whole number from 1 to 256, not ${threads}`);
     }
     this.threads = threads;
-    this.slots = new UploadSlots(threads);
+    this.slots = new Semaphore(threads);
   }
 
   /**

@@ -1,55 +1,24 @@
 // Uploading the closures of some store paths: query Nix, plan, learn what the cache has, then one
 // bounded pool uploads the rest, references first. A path's narinfo waits for its references'
 // narinfos, so at every moment the cache holds only whole closures.
-import { PresenceBatch } from '../state/presence-batch.js';
-import type { PresenceCache } from '../state/presence.js';
-import { BACKOFF } from '../backoff.js';
-import {
-  CorruptPathError,
-  DependencyFailedError,
-  PruneConflictError,
-  LoftError,
-  isTargetFailure,
-  oneLine,
-  type ErrorCode,
-} from '../errors.js';
+import { LoftError, oneLine, type ErrorCode } from '../errors.js';
 import type { PathInfo, PathInfoResult } from '../format/path-info.js';
-import { hashPartOfParsed } from '../format/store-path.js';
 import type { Logger } from '../log.js';
 import { planClosure, type SkipReason } from './closure-plan.js';
+import { PathTasks, type PathTaskDeps } from './path-task.js';
 import { checkPresence } from './presence-check.js';
-import type { PruneGuard } from './prune-guard.js';
-import type { ProgressSink } from './progress.js';
-import { uploadPath, type UploadedPath, type UploadPathDeps } from './upload-path.js';
-import { runWithRetries } from './path-retry.js';
-import { ensureSignedByUs, signerId, type ReSignResult } from './re-sign.js';
-import { UploadSlots, type SlotHolder } from './upload-slots.js';
+import { ensureSignedByUs, type ReSignResult } from './re-sign.js';
+import type { UploadedPath } from './upload-path.js';
 
-export interface UploadClosureDeps extends Omit<UploadPathDeps, 'onNarBytes'> {
+export interface UploadClosureDeps extends PathTaskDeps {
   /** The store the paths are in: re-signing parses present narinfos against it. */
   storeDir: string;
-  cache: PresenceCache;
   queryPathInfos: (paths: string[]) => Promise<PathInfoResult[]>;
-  uploadThreads: number;
   skipSignedByKeys: readonly string[];
   uploadDerivations: boolean;
   /** Called once before the first upload of the run (writes nix-cache-info when needed). */
   beforeFirstUpload?: () => Promise<void>;
-  progress?: ProgressSink;
   logger: Logger;
-  /** Respects prunes of other hosts (mark, wait, sweep); absent in unit tests that need none. */
-  pruneGuard?: PruneGuard;
-  /**
-   * Bytes of NAR bodies the store may hold in memory at once, and the most one body holds: the S3
-   * store keeps up to about four parts of a body (src/storage/s3-object-store.ts), and with the
-   * largest NARs starting first every upload thread would otherwise hold that much at the same time.
-   * A NAR weighs min(its size, perBody); one that would not fit waits its turn. NARs smaller than
-   * `exempt` weigh nothing: they are many, each holds little, and they must not queue behind large ones.
-   */
-  bodyMemory?: { budget: number; perBody: number; exempt: number };
-  /** Per-path attempts for transient failures (default BACKOFF.path; the SDK also retries each request). */
-  attempts?: number;
-  retryBaseMs?: number;
 }
 
 export interface UploadRequest {
@@ -204,40 +173,12 @@ function isComplete(
 /**
  * NARs start largest first: the largest NAR is the longest single job, and started last it would
  * run alone at the end (Nix #15957 measured 117.7 s -> 47.2 s for a closure copied with xz). The
- * narinfos still commit references first.
- *
- * Why the reference wait can never deadlock: a path gives its NAR slot back once its NAR is stored,
- * before it waits for its references (upload-slots.ts), so no NAR slot is held by a waiting task
- * and every NAR upload ends on its own; a commit slot is taken only after the wait. Every task is
- * registered in `committed` before any of them waits, so a referrer always finds its references'
- * promises, whatever order the NARs started in.
+ * narinfos still commit references first (path-task.ts: a path's NAR turn ends before it waits for
+ * its references, so the wait never deadlocks).
  */
 export function largestFirst(infos: readonly PathInfo[]): PathInfo[] {
   // Equal sizes keep the references-first order (Array.prototype.sort is stable).
   return [...infos].sort((a, b) => b.narSize - a.narSize);
-}
-
-/**
- * A task's hold on a NAR slot and, for a NAR that counts against the S3 body budget, its share of
- * that memory. The NAR slot comes first, so NARs start in the slots' order (largest first); a NAR
- * whose memory is not free gives its slot back while it waits for the memory, so it never holds up
- * smaller NARs. No deadlock: whoever holds memory or a slot is streaming its NAR, which ends.
- */
-function narHolder(narSlots: UploadSlots, memory: SlotHolder | undefined): Pick<SlotHolder, 'take' | 'give'> {
-  const nar = narSlots.holder();
-  return {
-    take: async () => {
-      await nar.take();
-      if (memory === undefined || memory.tryTake()) return;
-      nar.give();
-      await memory.take();
-      await nar.take();
-    },
-    give: () => {
-      nar.give();
-      memory?.give();
-    },
-  };
 }
 
 async function uploadMissing(
@@ -246,115 +187,31 @@ async function uploadMissing(
   report: UploadReport,
   blocked: ReadonlySet<string>,
 ): Promise<void> {
-  // Up to upload_threads NARs in flight, and as many narinfo writes; a path gives its NAR slot
-  // back before it waits for its references (src/upload/upload-slots.ts).
-  const narSlots = new UploadSlots(deps.uploadThreads);
-  const commitSlots = new UploadSlots(deps.uploadThreads);
-  const memory = deps.bodyMemory;
-  const bodyBytes = memory ? new UploadSlots(memory.budget) : undefined;
-  const uploading = new Set(missing.map((i) => i.path));
-  const beforeCommit = async (info: PathInfo) => {
-    await waitFor(info, committed);
-    const relied = info.references.filter((r) => r !== info.path && !uploading.has(r));
-    await deps.pruneGuard?.beforeCommit(info.hashPart, info.path, relied.map(hashPartOfParsed), deps.signal);
-  };
-  const committed = new Map<string, Promise<void>>();
-  const presence = new PresenceBatch(deps.cache);
-  let fatal: Error | undefined;
+  const tasks = new PathTasks(deps, blocked);
   deps.progress?.planned(
     missing.length,
     missing.reduce((n, i) => n + i.narSize, 0),
   );
-  const tasks = largestFirst(missing).map((info) => {
-    const task = (async () => {
-      const weighed = memory !== undefined && info.narSize >= memory.exempt;
-      const nar = narHolder(
-        narSlots,
-        weighed ? bodyBytes?.holder(Math.min(info.narSize, memory.perBody)) : undefined,
-      );
-      try {
-        await nar.take();
-        if (fatal !== undefined) throw fatal;
-        if (blocked.has(info.hashPart)) {
-          throw new PruneConflictError(
-            `${info.path} not published: a prune is deleting it; it is uploaded again in a later batch`,
-          );
-        }
-        deps.progress?.started(info.path, info.narSize);
-        const pathDeps = { ...deps, onNarBytes: (n: number) => deps.progress?.narBytes(info.path, n) };
-        const result = await runWithRetries(
-          async () => {
-            await nar.take(); // again after a failed attempt that had given it back
-            let committing = false;
-            try {
-              return await uploadPath(info, pathDeps, async () => {
-                nar.give();
-                await beforeCommit(info);
-                await commitSlots.acquire();
-                committing = true;
-              });
-            } finally {
-              if (committing) commitSlots.release();
-            }
-          },
-          {
-            policy: {
-              ...BACKOFF.path,
-              ...(deps.attempts !== undefined ? { maxAttempts: deps.attempts } : {}),
-              ...(deps.retryBaseMs !== undefined ? { baseMs: deps.retryBaseMs } : {}),
-            },
-            retryable: (err) =>
-              !(err instanceof CorruptPathError) &&
-              !isTargetFailure(err) &&
-              !(err instanceof DependencyFailedError) &&
-              !(err instanceof PruneConflictError),
-            onRetry: (attempt, err, delayMs) => deps.progress?.retrying(info.path, attempt, err, delayMs),
-            ...(deps.signal ? { signal: deps.signal } : {}),
-          },
-        );
-        presence.add({
-          hashPart: info.hashPart,
-          narKey: result.narKey,
-          narSize: result.narSize,
-          fileSize: result.fileSize,
-          signer: deps.signingKey ? signerId(deps.signingKey) : '',
+  const ordered = largestFirst(missing);
+  const settled = tasks.start(ordered).map((task, i) =>
+    task.then(
+      (uploaded) => void report.uploaded.push(uploaded),
+      (err: unknown) => {
+        const path = ordered[i]!.path;
+        report.failed.push({
+          path,
+          code: err instanceof LoftError ? err.code : 'E_INTERNAL',
+          message: oneLine(err),
         });
-        deps.progress?.uploaded(result);
-        report.uploaded.push(result);
-      } finally {
-        nar.give();
-      }
-    })();
-    // Registered before any task runs, so a referrer always finds its references' promises.
-    committed.set(info.path, task);
-    return task.catch((err: unknown) => {
-      if (isTargetFailure(err)) fatal ??= err;
-      report.failed.push({
-        path: info.path,
-        code: err instanceof LoftError ? err.code : 'E_INTERNAL',
-        message: oneLine(err),
-      });
-      deps.progress?.failed(info.path, err);
-    });
-  });
+        deps.progress?.failed(path, err);
+      },
+    ),
+  );
   try {
-    await Promise.all(tasks);
+    await Promise.all(settled);
   } finally {
-    presence.flush();
+    tasks.flush();
   }
   deps.progress?.done();
-  if (fatal !== undefined) throw fatal;
-}
-
-async function waitFor(info: PathInfo, committed: Map<string, Promise<void>>): Promise<void> {
-  for (const ref of info.references) {
-    if (ref === info.path) continue;
-    const pending = committed.get(ref);
-    if (!pending) continue; // already in the cache, or served upstream
-    try {
-      await pending;
-    } catch {
-      throw new DependencyFailedError(`${info.path} not published: its reference ${ref} failed to upload`);
-    }
-  }
+  if (tasks.fatal !== undefined) throw tasks.fatal;
 }

@@ -1,6 +1,7 @@
-// Uploading one store path: NAR stream -> NarHash meter -> compressor -> FileHash meter -> object
-// store, then the signed narinfo. The narinfo is written last and only after the caller says the
-// path's references are committed: it is what makes the path visible to Nix.
+// Uploading one store path's objects: its NAR (stream -> NarHash meter -> compressor -> FileHash
+// meter -> object store, then checked against Nix's NarHash and NarSize), and its signed narinfo.
+// The caller (upload/path-task.ts) writes the narinfo last, once the path's references are
+// committed: it is what makes the path visible to Nix.
 import { pipeline } from 'node:stream';
 import type { Readable } from 'node:stream';
 import { CorruptPathError } from '../errors.js';
@@ -45,7 +46,7 @@ export interface UploadedPath {
 }
 
 /** A path whose NAR is stored and checked against Nix's NarHash, its narinfo not yet written. */
-interface CheckedNar {
+export interface CheckedNar {
   info: PathInfo;
   narKey: string;
   narSize: number;
@@ -53,22 +54,8 @@ interface CheckedNar {
   fileSize: number;
 }
 
-/**
- * @param beforeCommit resolves once every reference's narinfo exists; rejects if one failed, in
- *   which case this path's narinfo is not written.
- */
-export async function uploadPath(
-  info: PathInfo,
-  deps: UploadPathDeps,
-  beforeCommit: () => Promise<void>,
-): Promise<UploadedPath> {
-  const stored = await uploadNar(info, deps);
-  await beforeCommit();
-  return await commitNarInfo(stored, deps);
-}
-
 /** The NAR alone: dumped, hashed, compressed, stored, then checked against Nix's NarHash and size. */
-async function uploadNar(info: PathInfo, deps: UploadPathDeps): Promise<CheckedNar> {
+export async function uploadNar(info: PathInfo, deps: UploadPathDeps): Promise<CheckedNar> {
   const key = narKey(info.hashPart, info.narHash, deps.compression, newUploadId());
   const { narMeter, fileMeter } = await streamNar(info.path, info.narSize, key, deps);
 
@@ -93,7 +80,7 @@ async function uploadNar(info: PathInfo, deps: UploadPathDeps): Promise<CheckedN
 }
 
 /** The signed narinfo of a stored NAR: the commit point. The caller waits for references first. */
-async function commitNarInfo(stored: CheckedNar, deps: UploadPathDeps): Promise<UploadedPath> {
+export async function commitNarInfo(stored: CheckedNar, deps: UploadPathDeps): Promise<UploadedPath> {
   const { info } = stored;
   const file = {
     url: stored.narKey,
@@ -107,6 +94,11 @@ async function commitNarInfo(stored: CheckedNar, deps: UploadPathDeps): Promise<
     ...(deps.signal ? { signal: deps.signal } : {}),
   });
   return { path: info.path, narKey: stored.narKey, narSize: stored.narSize, fileSize: stored.fileSize };
+}
+
+/** A bound of a NAR's compressed size: a little larger than the NAR at worst (incompressible data + framing). */
+export function narSizeHint(narSize: number): number {
+  return Math.ceil(narSize * 1.01) + 1024 * 1024;
 }
 
 async function streamNar(
@@ -129,8 +121,7 @@ async function streamNar(
   });
   const put = deps.store.putStream(key, fileMeter, {
     contentType: CONTENT_TYPE_NAR,
-    // Compressed NARs can be a little larger than the NAR itself (incompressible data + framing).
-    sizeHint: Math.ceil(narSize * 1.01) + 1024 * 1024,
+    sizeHint: narSizeHint(narSize),
     // The FileHash, once the compressed stream has ended: a single PUT signs it as its payload hash.
     sha256: () => fileMeter.digest(),
     ...(deps.signal ? { signal: deps.signal } : {}),

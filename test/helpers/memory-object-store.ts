@@ -12,6 +12,8 @@ export class MemoryObjectStore implements ObjectStore {
   readonly description = 'memory://test';
   readonly objects = new Map<string, { body: Buffer; contentType: string; lastModified: Date }>();
   readonly calls: MemoryCall[] = [];
+  /** What the store says one upload buffers (ObjectStore.bufferedPerUpload); a test may set it. */
+  bufferedPerUpload: (sizeHint: number) => number = () => 0;
   /** Make the next matching put fail, once. */
   failPut: ((key: string) => Error | undefined) | undefined;
 

@@ -235,15 +235,17 @@ describe('uploadClosure', () => {
   });
 
   test('NAR bodies share the memory budget: large ones take turns, small ones go beside them', async () => {
-    // Six large NARs (weight 300 each against a budget of 600) and four small ones (under `exempt`), six upload
-    // threads: never more than two large bodies in the store at once, and the small ones start
-    // before any large one is done (a large NAR waiting for memory must not sit on an upload slot).
+    // Six large NARs (the store buffers 300 bytes of each, against a budget of 600) and four small
+    // ones (under `exempt`), six upload threads: never more than two large bodies in the store at
+    // once, and the small ones start before any large one is done (a large NAR waiting for memory
+    // must not sit on an upload slot).
     const large = ['a', 'b', 'c', 'd', 'e', 'f'].map((c) => member(path(c, 'large'), [], c.repeat(5_000)));
     const small = ['1', '2', '3', '4'].map((c) => member(path(c, 'small'), [], `small ${c}`));
     const { store, deps } = await setup([...large, ...small], {
       uploadThreads: 6,
-      bodyMemory: { budget: 600, perBody: 300, exempt: 100 },
+      bodyMemory: { budget: 600, exempt: 100 },
     });
+    store.bufferedPerUpload = (sizeHint) => Math.min(sizeHint, 300);
     let inStore = 0;
     let most = 0;
     let largeDone = 0;

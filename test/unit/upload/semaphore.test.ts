@@ -1,12 +1,12 @@
-// The uploader's semaphore: counted slots, and weighted ones for the S3 body-memory budget.
+// The uploader's semaphore: counted slots, and weighted ones for the body-memory budget.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setImmediate as tick } from 'node:timers/promises';
-import { UploadSlots } from '../../../src/upload/upload-slots.js';
+import { Semaphore } from '../../../src/upload/semaphore.js';
 
-describe('UploadSlots with weights', () => {
+describe('Semaphore with weights', () => {
   test('a light request goes past a heavy one that does not fit; waiters are served in order', async () => {
-    const slots = new UploadSlots(10);
+    const slots = new Semaphore(10);
     await slots.acquire(6);
     const order: string[] = [];
     void slots.acquire(8).then(() => order.push('heavy'));
@@ -23,7 +23,7 @@ describe('UploadSlots with weights', () => {
   });
 
   test('with unit requests, first come first served', async () => {
-    const slots = new UploadSlots(1);
+    const slots = new Semaphore(1);
     await slots.acquire();
     const order: number[] = [];
     for (const i of [1, 2, 3]) void slots.acquire().then(() => order.push(i));
@@ -35,7 +35,7 @@ describe('UploadSlots with weights', () => {
   });
 
   test('a request larger than the whole waits for all of it, then goes alone', async () => {
-    const slots = new UploadSlots(4);
+    const slots = new Semaphore(4);
     await slots.acquire(1);
     let got = false;
     void slots.acquire(100).then(() => (got = true));
@@ -53,14 +53,14 @@ describe('UploadSlots with weights', () => {
     assert.equal(next, true);
   });
 
-  test('a holder takes and gives its weight once however often it is called', async () => {
-    const slots = new UploadSlots(5);
-    const h = slots.holder(3);
-    await h.take();
-    await h.take();
-    h.give();
-    h.give();
-    await slots.acquire(5); // would wait forever if the holder had leaked or double-freed units
+  test('use() gives its units back whether its work succeeds or fails', async () => {
+    const slots = new Semaphore(5);
+    assert.equal(await slots.use(() => Promise.resolve('done'), 3), 'done');
+    await assert.rejects(
+      slots.use(() => Promise.reject(new Error('boom')), 3),
+      /boom/,
+    );
+    await slots.acquire(5); // would wait forever if use() had leaked units
     let extra = false;
     void slots.acquire(1).then(() => (extra = true));
     await tick();
@@ -68,14 +68,12 @@ describe('UploadSlots with weights', () => {
   });
 
   test('tryAcquire takes free units at once and never waits', () => {
-    const slots = new UploadSlots(3);
+    const slots = new Semaphore(3);
     assert.equal(slots.tryAcquire(2), true);
     assert.equal(slots.tryAcquire(2), false, 'one unit left');
-    const h = slots.holder(1);
-    assert.equal(h.tryTake(), true);
-    assert.equal(h.tryTake(), true, 'already held: no second unit taken');
+    assert.equal(slots.tryAcquire(1), true);
     assert.equal(slots.tryAcquire(1), false);
-    h.give();
+    slots.release(1);
     assert.equal(slots.tryAcquire(1), true);
   });
 });

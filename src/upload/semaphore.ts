@@ -1,17 +1,8 @@
-// A counting semaphore, first come first served. The closure uploader holds one while a path's
-// NAR is read, compressed and stored, and gives it back before waiting for the path's references
-// to be committed: a slot held through that wait did no work, and with many tiny paths most of a
-// path's time was that wait plus the narinfo's round trip. First come first served keeps the
-// order in which tasks asked (largest NAR first, see upload-closure.ts). The compute pool counts
-// its frame slots with one too, and the uploader weighs S3 bodies by the memory they may hold.
-export interface SlotHolder {
-  take(): Promise<void>;
-  /** Takes the units now if they are free (or already held); never waits. */
-  tryTake(): boolean;
-  give(): void;
-}
-
-export class UploadSlots {
+// A counting semaphore with weights, first come first served among the requests that fit. The
+// uploader counts NAR upload slots, narinfo commit slots and bytes of bodies the object store holds
+// in memory with it (upload/nar-turns.ts); the compute pool counts zstd frames. First come first
+// served keeps the order in which tasks asked (largest NAR first, see upload-closure.ts).
+export class Semaphore {
   private free: number;
   private readonly size: number;
   private readonly waiting: Array<{ n: number; resolve: () => void }> = [];
@@ -54,19 +45,13 @@ export class UploadSlots {
     }
   }
 
-  /** One task's hold on `n` units at most once: take() and give() may be called again and again. */
-  holder(n = 1): SlotHolder {
-    let holding = false;
-    return {
-      tryTake: () => (holding ||= this.tryAcquire(n)),
-      take: async () => {
-        if (!holding) await this.acquire(n);
-        holding = true;
-      },
-      give: () => {
-        if (holding) this.release(n);
-        holding = false;
-      },
-    };
+  /** Runs `fn` holding `n` units, given back however it ends. */
+  async use<T>(fn: () => Promise<T>, n = 1): Promise<T> {
+    await this.acquire(n);
+    try {
+      return await fn();
+    } finally {
+      this.release(n);
+    }
   }
 }

@@ -1,0 +1,167 @@
+// One store path's upload within a closure upload, start to end, and what the paths of one upload
+// share. Each path goes through three steps, retried together on a transient failure:
+//   1. NAR: under its turn (nar-turns.ts: an upload slot and the memory its body takes in the
+//      store), dumped, compressed, stored, and checked against Nix's NarHash and NarSize;
+//   2. wait: its references' narinfos are committed (or the reference failed, and so does it), and
+//      no prune on another host is deleting what it relies on (prune-guard.ts);
+//   3. commit: its signed narinfo written under a commit slot, the point at which Nix sees it.
+// Then, once, the path is recorded as present. The turn is held in step 1 only, so a path waiting
+// for its references holds no upload slot (docs/architecture.md, "Whole closures only").
+import { BACKOFF } from '../backoff.js';
+import { CorruptPathError, DependencyFailedError, PruneConflictError, isTargetFailure } from '../errors.js';
+import type { PathInfo } from '../format/path-info.js';
+import { hashPartOfParsed } from '../format/store-path.js';
+import type { PresenceCache } from '../state/presence.js';
+import { PresenceBatch } from '../state/presence-batch.js';
+import { NarTurns, type BodyMemory } from './nar-turns.js';
+import { runWithRetries } from './path-retry.js';
+import type { ProgressSink } from './progress.js';
+import type { PruneGuard } from './prune-guard.js';
+import { signerId } from './re-sign.js';
+import { Semaphore } from './semaphore.js';
+import { commitNarInfo, uploadNar, type UploadedPath, type UploadPathDeps } from './upload-path.js';
+
+export interface PathTaskDeps extends Omit<UploadPathDeps, 'onNarBytes'> {
+  cache: PresenceCache;
+  uploadThreads: number;
+  progress?: ProgressSink;
+  /** Respects prunes of other hosts (mark, wait, sweep); absent in unit tests that need none. */
+  pruneGuard?: PruneGuard;
+  /** The budget of NAR bodies the store holds in memory (default DEFAULT_BODY_MEMORY). */
+  bodyMemory?: BodyMemory;
+  /** Per-path attempts for transient failures (default BACKOFF.path; the SDK also retries each request). */
+  attempts?: number;
+  retryBaseMs?: number;
+}
+
+/**
+ * Not worth a second attempt: the path's contents are wrong, the target refuses us (credentials,
+ * bucket), a reference failed, or a prune is deleting what it needs (a later batch uploads it).
+ */
+function retryable(err: unknown): boolean {
+  return (
+    !(err instanceof CorruptPathError) &&
+    !isTargetFailure(err) &&
+    !(err instanceof DependencyFailedError) &&
+    !(err instanceof PruneConflictError)
+  );
+}
+
+/** The tasks of one closure upload: its paths, started in the order given (largest NAR first). */
+export class PathTasks {
+  /** A failure of the target itself (credentials, bucket): paths not yet streaming stop with it. */
+  fatal: Error | undefined;
+  private readonly turns: NarTurns;
+  /** Narinfo writes at once, besides the NAR uploads. */
+  private readonly commits: Semaphore;
+  /** Every path of this upload, to its task: a referrer waits for its references' tasks. */
+  private readonly tasks = new Map<string, Promise<UploadedPath>>();
+  private readonly presence: PresenceBatch;
+
+  /**
+   * @param blocked hash parts a prune is deleting: their uploads fail with E_PRUNE_CONFLICT and
+   *   wait for a later batch.
+   */
+  constructor(
+    private readonly deps: PathTaskDeps,
+    private readonly blocked: ReadonlySet<string>,
+  ) {
+    this.turns = new NarTurns(deps.uploadThreads, deps.store, deps.bodyMemory);
+    this.commits = new Semaphore(deps.uploadThreads);
+    this.presence = new PresenceBatch(deps.cache);
+  }
+
+  /**
+   * Starts every path's task; all are registered before any runs, so a referrer always finds its
+   * references' tasks, whatever order they start in.
+   */
+  start(infos: readonly PathInfo[]): Array<Promise<UploadedPath>> {
+    return infos.map((info) => {
+      const task = this.run(info);
+      this.tasks.set(info.path, task);
+      task.catch((err: unknown) => {
+        if (isTargetFailure(err)) this.fatal ??= err;
+      });
+      return task;
+    });
+  }
+
+  /** Writes the presence rows of every path committed so far (at the end of the upload). */
+  flush(): void {
+    this.presence.flush();
+  }
+
+  private async run(info: PathInfo): Promise<UploadedPath> {
+    const { deps } = this;
+    let started = false;
+    const uploaded = await runWithRetries(
+      async () => {
+        const stored = await this.turns.with(info.narSize, () => {
+          if (this.fatal !== undefined) throw this.fatal;
+          if (this.blocked.has(info.hashPart)) {
+            throw new PruneConflictError(
+              `${info.path} not published: a prune is deleting it; it is uploaded again in a later batch`,
+            );
+          }
+          if (!started) deps.progress?.started(info.path, info.narSize);
+          started = true;
+          return uploadNar(info, { ...deps, onNarBytes: (n) => deps.progress?.narBytes(info.path, n) });
+        });
+        await this.referencesCommitted(info);
+        return this.commits.use(() => commitNarInfo(stored, deps));
+      },
+      {
+        policy: {
+          ...BACKOFF.path,
+          ...(deps.attempts !== undefined ? { maxAttempts: deps.attempts } : {}),
+          ...(deps.retryBaseMs !== undefined ? { baseMs: deps.retryBaseMs } : {}),
+        },
+        retryable,
+        onRetry: (attempt, err, delayMs) => deps.progress?.retrying(info.path, attempt, err, delayMs),
+        ...(deps.signal ? { signal: deps.signal } : {}),
+      },
+    );
+    this.afterCommit(info, uploaded);
+    return uploaded;
+  }
+
+  /**
+   * The path's narinfo is in the cache: record it. Whatever else a published path brings along
+   * (build logs, realisations) belongs here too, after the commit and outside its retries.
+   */
+  private afterCommit(info: PathInfo, uploaded: UploadedPath): void {
+    const { deps } = this;
+    this.presence.add({
+      hashPart: info.hashPart,
+      narKey: uploaded.narKey,
+      narSize: uploaded.narSize,
+      fileSize: uploaded.fileSize,
+      signer: deps.signingKey ? signerId(deps.signingKey) : '',
+    });
+    deps.progress?.uploaded(uploaded);
+  }
+
+  /**
+   * Resolves once every reference's narinfo is in the cache and no prune is deleting what the path
+   * relies on; a reference that failed fails the path, whose narinfo is then not written.
+   */
+  private async referencesCommitted(info: PathInfo): Promise<void> {
+    for (const ref of info.references) {
+      if (ref === info.path) continue;
+      const pending = this.tasks.get(ref);
+      if (!pending) continue; // already in the cache, or served upstream
+      try {
+        await pending;
+      } catch {
+        throw new DependencyFailedError(`${info.path} not published: its reference ${ref} failed to upload`);
+      }
+    }
+    const relied = info.references.filter((r) => r !== info.path && !this.tasks.has(r));
+    await this.deps.pruneGuard?.beforeCommit(
+      info.hashPart,
+      info.path,
+      relied.map(hashPartOfParsed),
+      this.deps.signal,
+    );
+  }
+}
