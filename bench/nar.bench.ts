@@ -4,7 +4,7 @@
 //   node --import tsx bench/nar.bench.ts [--tree-mb 1024] [--small 20000] [--rss-gb 2]
 // Bars (issue 13): loft / `nix hash path` >= 1.0; peak RSS <= 100 MB. The ratios against
 // `nix-store --dump` (which does not hash) are reported without a bar. loft's side gives each chunk
-// back once hashed, as an upload's compressor does (see ours()); A' shows the cost of not doing so.
+// back once hashed, as an upload's compressor does (see ours()); A' reads into fresh memory instead.
 // Creates its files in a temp dir and one store path, and removes both at the end.
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -22,7 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { giveBack } from '../src/chunk-pool.js';
+import { NarMemory } from '../src/chunk-pool.js';
 import { encodeNar } from '../src/format/nar-writer.js';
 import { fsNarSource } from '../src/store/nar-source-fs.js';
 import { nixEnv } from '../test/helpers/nix-env.js';
@@ -63,9 +63,9 @@ function makeTree(root: string, bigMb: number, smallCount: number): number {
 }
 
 /**
- * loft's NAR writer over `path`. By default each chunk is given back once hashed, as in an upload,
- * where the zstd compressor gives it back once copied into its frame (src/chunk-pool.ts), so the
- * reader reuses its buffers; `keep` leaves every chunk to the garbage collector instead.
+ * loft's NAR writer over `path`. By default its chunks are lent from a NarMemory and given back once
+ * hashed, as in an upload, where the zstd compressor reports them once copied into its frame
+ * (src/chunk-pool.ts), so the reader reuses its buffers; `keep` reads into fresh memory instead.
  */
 async function ours(
   path: string,
@@ -74,10 +74,11 @@ async function ours(
   const start = process.hrtime.bigint();
   const h = createHash('sha256');
   let bytes = 0;
-  for await (const chunk of encodeNar(fsNarSource(), Buffer.from(path))) {
+  const memory = keep ? undefined : new NarMemory();
+  for await (const chunk of encodeNar(fsNarSource(memory ? { memory } : {}), Buffer.from(path))) {
     if (hash) h.update(chunk);
     bytes += chunk.length;
-    if (!keep) giveBack(chunk);
+    memory?.giveBack(chunk);
   }
   const sha256 = h.digest('hex');
   return { seconds: Number(process.hrtime.bigint() - start) / 1e9, bytes, sha256 };

@@ -1,30 +1,19 @@
-// Buffers that their last reader hands back, so a NAR's bytes pass through the same few megabytes
-// over and over instead of fresh memory per read. Why it matters: every fresh buffer is memory
-// outside V8's heap, and V8 starts a full collection each time some tens of megabytes of it have
-// been allocated. A 1.4 GB closure made about a hundred full collections, whose marking cost more
-// CPU than hashing the NARs (docs/architecture.md, "Performance").
+// Reused memory, so a NAR's bytes pass through the same few megabytes over and over instead of
+// fresh memory per read. Why it matters: every fresh buffer is memory outside V8's heap, and V8
+// starts a full collection each time some tens of megabytes of it have been allocated. A 1.4 GB
+// closure made about a hundred full collections, whose marking cost more CPU than hashing the NARs
+// (docs/architecture.md, "Performance").
 //
-// Two kinds of loan: take() lends a whole buffer (a file read); a Slab lends many slices of one
-// buffer (the NAR encoder's headers and small files, zstd's output), which comes back once it is
-// sealed and every slice has been given back.
-//
-// The rule that keeps this safe: only a chunk's last reader gives it back, once it has copied or
-// written the bytes and keeps no reference: the zstd frame compressor for the NAR's chunks (it
-// copies them into its frame buffer), the object store for the compressed ones (after its write
-// returns, or after copying a single PUT's body). Any other consumer simply drops chunks, which the
-// garbage collector then frees as before.
+// Two kinds of owner:
+// - ChunkPool: a free list of equal buffers that one module takes and recycles itself (the
+//   compute pool's frame buffers, the zstd compressor's small-frame buffers). Nothing is lent.
+// - NarMemory: the memory a NAR's reader lends downstream, the one memory that crosses modules.
+//   The file reader and the NAR encoder take buffers from it (read() and slab()); the compressor
+//   that copies its input (zstd) reports each chunk consumed, and the upload path wires that report
+//   to NarMemory.giveBack, the one way back. A chunk nobody reports is left to the garbage
+//   collector, which is always safe.
 
-/** What one pooled buffer has lent: how many views are still out, and whether more may be cut. */
-interface Loan {
-  pool: ChunkPool;
-  whole: Buffer;
-  out: number;
-  sealed: boolean;
-}
-
-/** Every view lent and not yet given back, to its loan: one registry, so one giveBack() for all pools. */
-const loans = new WeakMap<Buffer, Loan>();
-
+/** Equal buffers of `chunkBytes`, taken and recycled by the same owner. */
 export class ChunkPool {
   readonly #free: Buffer[] = [];
 
@@ -34,90 +23,90 @@ export class ChunkPool {
     private readonly keep: number,
   ) {}
 
-  /** A buffer of `length` bytes (at most chunkBytes), whose contents are undefined. */
-  take(length: number): Buffer {
-    if (length > this.chunkBytes) throw new RangeError(`${length} bytes is more than one chunk`);
-    const whole = this.#whole();
-    const view = length === this.chunkBytes ? whole : whole.subarray(0, length);
-    loans.set(view, { pool: this, whole, out: 1, sealed: true });
-    return view;
+  /** A whole buffer, whose contents are undefined. */
+  take(): Buffer {
+    return this.#free.pop() ?? Buffer.allocUnsafeSlow(this.chunkBytes);
   }
 
-  /** A whole buffer to lend in slices (see Slab). */
-  slab(): Slab {
-    return new Slab(this, this.#whole());
-  }
-
-  /** @internal A loan is over: keep its buffer for the next take(), up to `keep` of them. */
+  /** The owner is done with `whole` (a buffer take() returned): keep it for the next take(). */
   recycle(whole: Buffer): void {
     if (this.#free.length < this.keep) this.#free.push(whole);
   }
+}
 
-  #whole(): Buffer {
-    return this.#free.pop() ?? Buffer.allocUnsafeSlow(this.chunkBytes);
+/** What one pooled buffer has lent: how many views are still out, and whether more may be cut. */
+interface Loan {
+  pool: ChunkPool;
+  whole: Buffer;
+  out: number;
+  sealed: boolean;
+}
+
+/** Large-file reads (1 MiB each) and the NAR encoder's slabs (256 KiB each). */
+const READ_BYTES = 1024 * 1024;
+const SLAB_BYTES = 256 * 1024;
+
+export class NarMemory {
+  readonly readBytes = READ_BYTES;
+  readonly #reads = new ChunkPool(READ_BYTES, 16);
+  readonly #slabs = new ChunkPool(SLAB_BYTES, 16);
+  /** Every view lent and not yet given back, to its loan. */
+  readonly #loans = new WeakMap<Buffer, Loan>();
+
+  /** A read buffer of `length` bytes (at most readBytes), whose contents are undefined. */
+  read(length: number): Buffer {
+    if (length > READ_BYTES) throw new RangeError(`${length} bytes is more than one read buffer`);
+    const whole = this.#reads.take();
+    const view = length === READ_BYTES ? whole : whole.subarray(0, length);
+    this.#loans.set(view, { pool: this.#reads, whole, out: 1, sealed: true });
+    return view;
   }
+
+  /** A buffer to lend in slices (see Slab). */
+  slab(): Slab {
+    const whole = this.#slabs.take();
+    const loan: Loan = { pool: this.#slabs, whole, out: 0, sealed: false };
+    return new Slab(whole, loan, (view) => this.#loans.set(view, loan));
+  }
+
+  /**
+   * The consumer has copied what it needed from `view` and holds no reference: its memory may be
+   * reused. A view this memory did not lend (or a sub-view of one), or one already given back, is
+   * ignored. An arrow function, so it can be handed on as a callback.
+   */
+  readonly giveBack = (view: Buffer): void => {
+    const loan = this.#loans.get(view);
+    if (loan === undefined) return;
+    this.#loans.delete(view);
+    loan.out--;
+    if (loan.sealed && loan.out === 0) loan.pool.recycle(loan.whole);
+  };
 }
 
 /**
  * One pooled buffer lent in slices. The owner writes into `buffer`, lends the written ranges with
  * lend() (never writing them again), and seals the slab when it moves to the next one; the buffer
- * returns to the pool once it is sealed and every slice has been given back.
+ * returns to its pool once it is sealed and every slice has been given back.
  */
 export class Slab {
-  readonly #loan: Loan;
-
   constructor(
-    pool: ChunkPool,
     readonly buffer: Buffer,
-  ) {
-    this.#loan = { pool, whole: buffer, out: 0, sealed: false };
-  }
+    private readonly loan: Loan,
+    private readonly register: (view: Buffer) => void,
+  ) {}
 
   lend(start: number, end: number): Buffer {
-    if (this.#loan.sealed) throw new Error('a sealed slab lends nothing more');
+    if (this.loan.sealed) throw new Error('a sealed slab lends nothing more');
     const view = this.buffer.subarray(start, end);
-    this.#loan.out++;
-    loans.set(view, this.#loan);
-    return view;
-  }
-
-  /**
-   * Lends a view someone else cut from this slab's memory (node:zlib slices its output buffer); a
-   * view of other memory is returned as it is, unregistered.
-   */
-  adopt(view: Buffer): Buffer {
-    if (this.#loan.sealed) throw new Error('a sealed slab lends nothing more');
-    if (view.buffer !== this.buffer.buffer || loans.has(view)) return view;
-    this.#loan.out++;
-    loans.set(view, this.#loan);
+    this.loan.out++;
+    this.register(view);
     return view;
   }
 
   /** No more slices will be cut (later calls do nothing). */
   seal(): void {
-    if (this.#loan.sealed) return;
-    this.#loan.sealed = true;
-    if (this.#loan.out === 0) this.#loan.pool.recycle(this.#loan.whole);
+    if (this.loan.sealed) return;
+    this.loan.sealed = true;
+    if (this.loan.out === 0) this.loan.pool.recycle(this.loan.whole);
   }
 }
-
-/**
- * The caller has copied what it needed from `view` and holds no reference: its memory may be
- * reused. A view no pool lent (or a sub-view of one), or one already given back, is ignored.
- */
-export function giveBack(view: Buffer): void {
-  const loan = loans.get(view);
-  if (loan === undefined) return;
-  loans.delete(view);
-  loan.out--;
-  if (loan.sealed && loan.out === 0) loan.pool.recycle(loan.whole);
-}
-
-/** Large-file reads of the NAR reader (1 MiB each), given back by the zstd frame compressor. */
-export const READ_CHUNKS = new ChunkPool(1024 * 1024, 16);
-
-/**
- * The NAR encoder's slabs (headers, padding and small files, 256 KiB each), given back slice by
- * slice by the zstd frame compressor.
- */
-export const NAR_SLABS = new ChunkPool(256 * 1024, 16);

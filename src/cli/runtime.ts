@@ -8,18 +8,21 @@ import type { Logger } from '../log.js';
 import { storageTarget } from '../config/storage-target.js';
 import { openObjectStore } from '../storage/open-store.js';
 import type { ObjectStore } from '../storage/object-store.js';
+import type { NarMemory } from '../chunk-pool.js';
 import type { ComputePool } from '../upload/compute-pool.js';
 import type { PruneGuard } from '../upload/prune-guard.js';
 import { releaseAll, type Release } from '../release-list.js';
 
 /**
  * What one runtime's uploads share, however many times their deps are built (the daemon and
- * --watch-exec build them once per batch): the compute pool, so memory stays bounded across
- * batches; the prune guard, so the state objects it has read are not fetched again for every
+ * --watch-exec build them once per batch): the compute pool and the NAR memory, so memory stays
+ * bounded and reused across batches; the prune guard, so the state objects it has read are not fetched again for every
  * batch; and the nix-cache-info write. Made at the first upload by cli/upload-deps.ts.
  */
 export interface RuntimeUploads {
   computePool: ComputePool;
+  /** The NAR reader's memory, lent to the compressor and given back by it (src/chunk-pool.ts). */
+  narMemory: NarMemory;
   pruneGuard: PruneGuard;
   /** The write of nix-cache-info, once it has started and not failed. */
   cacheInfo?: Promise<void>;

@@ -1,6 +1,7 @@
 // The uploader's dependencies built from an open Runtime: shared by `--upload-path`/`--force-scan`
 // and the daemon, so both upload the same way.
 import { availableParallelism } from 'node:os';
+import { NarMemory } from '../chunk-pool.js';
 import { dumpNar } from '../store/dump-nar.js';
 import { queryPathInfos } from '../store/path-info-query.js';
 import { DEFAULTS } from '../config/defaults.js';
@@ -29,13 +30,14 @@ export function buildUploadDeps(rt: Runtime, opts: UploadDepsOptions = {}): Uplo
         storeDir: c.storeDir,
         ...(opts.signal ? { signal: opts.signal } : {}),
       }),
-    dumpNar: (p) => dumpNar(p),
+    dumpNar: (p, memory) => dumpNar(p, memory),
     compression: c.compression,
     compressionLevel: c.compressionLevel,
     // xz: one thread per stream, since uploads run side by side anyway. zstd: frames share the
     // runtime's compute pool.
     compressionThreads: 1,
     computePool: shared(rt).computePool,
+    narMemory: shared(rt).narMemory,
     storeDir: c.storeDir,
     signingKey: c.signingKey,
     uploadThreads: uploadConcurrency(c.compression, c.uploadThreads),
@@ -62,6 +64,7 @@ function shared(rt: Runtime): RuntimeUploads {
   const c = rt.config;
   rt.uploads ??= {
     computePool: new ComputePool(computeThreads(process.env)),
+    narMemory: new NarMemory(),
     pruneGuard: new PruneGuard({
       store: rt.store,
       cache: rt.cache,

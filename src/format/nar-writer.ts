@@ -8,7 +8,6 @@
 //            | str("directory") { str("entry") str("(") str("name") str(name) str("node") node str(")") }
 // Directory entries come in bytewise order of their raw names (Nix sorts std::string names), which is
 // not JavaScript's UTF-16 string order. The tree is read through a NarSource, so this file does no I/O.
-import { NAR_SLABS, type Slab } from '../chunk-pool.js';
 import { CorruptPathError, FormatError, UnsupportedFileError } from '../errors.js';
 
 export type NarNode =
@@ -26,6 +25,29 @@ export interface NarSource {
    * is copied before the encoder asks for anything else, so a source may reuse its memory then.
    */
   contents(path: Buffer, size: number): AsyncIterable<Buffer>;
+  /**
+   * Memory for the encoder's headers, padding and small files (an upload lends its reused slabs
+   * here); without it the encoder allocates its own.
+   */
+  slab?(): NarSlab;
+}
+
+/**
+ * A buffer the encoder writes into and lends in slices: lend() hands out a written range, which is
+ * never written again; seal() says no more slices will be cut from it.
+ */
+export interface NarSlab {
+  readonly buffer: Buffer;
+  lend(start: number, end: number): Buffer;
+  seal(): void;
+}
+
+/** Bytes of a slab the encoder allocates itself. */
+const SLAB_BYTES = 256 * 1024;
+
+function ownSlab(): NarSlab {
+  const buffer = Buffer.allocUnsafe(SLAB_BYTES);
+  return { buffer, lend: (start, end) => buffer.subarray(start, end), seal: () => undefined };
 }
 
 const ZEROS = Buffer.alloc(8);
@@ -38,19 +60,18 @@ const FLUSH_AT = 128 * 1024;
 /**
  * Gathers headers, padding and small files so the consumer sees few, large chunks: appends into a
  * slab and hands out slices of it. A handed-out slice is never written again (the write position
- * only moves forward; a full slab is replaced, not reused), so the consumer may keep it. Slabs come
- * from NAR_SLABS (src/chunk-pool.ts): a consumer that copies a slice and gives it back lets the slab
- * be reused once the assembler has moved on from it.
+ * only moves forward; a full slab is replaced, not reused), so the consumer may keep it. Whether a
+ * slab's memory is reused once its slices come back is for the one who lent it (NarSource.slab).
  */
 class Assembler {
-  private slab: Slab | undefined;
+  private slab: NarSlab | undefined;
   private buf: Buffer;
   private start = 0;
   private pos = 0;
   private full: Buffer[] = [];
 
-  constructor() {
-    this.slab = NAR_SLABS.slab();
+  constructor(private readonly newSlab: () => NarSlab) {
+    this.slab = newSlab();
     this.buf = this.slab.buffer;
   }
 
@@ -108,10 +129,12 @@ class Assembler {
     this.close();
     // Nothing the encoder writes in one piece is larger than a slab (file chunks that big pass
     // through); a source's oversized name or target still gets room of its own.
-    if (n <= NAR_SLABS.chunkBytes) {
-      this.slab = NAR_SLABS.slab();
-      this.buf = this.slab.buffer;
+    const slab = this.newSlab();
+    if (n <= slab.buffer.length) {
+      this.slab = slab;
+      this.buf = slab.buffer;
     } else {
+      slab.seal();
       this.buf = Buffer.allocUnsafe(n);
     }
     this.start = 0;
@@ -182,7 +205,7 @@ function checkEntryNames(dir: Buffer, names: Buffer[]): void {
  * entry names Nix would refuse.
  */
 export async function* encodeNar(source: NarSource, root: Buffer): AsyncGenerator<Buffer> {
-  const asm = new Assembler();
+  const asm = new Assembler(source.slab?.bind(source) ?? ownSlab);
   try {
     yield* encodeTree(source, root, asm);
   } finally {

@@ -3,44 +3,16 @@
 // appears under its final name only once complete: it is written to a temporary file inside the
 // root (same file system), flushed, then renamed into place.
 import { randomBytes } from 'node:crypto';
-import { WriteStream, type Dirent } from 'node:fs';
+import { createWriteStream, type Dirent } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { giveBack } from '../chunk-pool.js';
 import { AbortedError, StorageError } from '../errors.js';
 import type { ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
 
 /** Temporary files live here, inside the root; list() never enters it. */
 export const LOCAL_TEMP_DIR = '.loft-tmp';
-
-type WriteCallback = (err?: Error | null) => void;
-/** fs.WriteStream with the constructor createWriteStream() calls, which @types/node leaves out. */
-const FileWriteStream = WriteStream as unknown as new (
-  path: string,
-  options: { flags: string },
-) => WriteStream;
-
-/**
- * A file write stream that gives each chunk back to its pool once written (src/chunk-pool.ts): the
- * store is the last reader of an upload's body, so the compressor's output buffers are reused.
- */
-class GivingBackWriteStream extends FileWriteStream {
-  override _write(chunk: Buffer, encoding: BufferEncoding, callback: WriteCallback): void {
-    super._write(chunk, encoding, (err) => {
-      giveBack(chunk);
-      callback(err);
-    });
-  }
-
-  override _writev(chunks: { chunk: Buffer; encoding: BufferEncoding }[], callback: WriteCallback): void {
-    super._writev!(chunks, (err) => {
-      for (const c of chunks) giveBack(c.chunk);
-      callback(err);
-    });
-  }
-}
 
 export class LocalObjectStore implements ObjectStore {
   readonly description: string;
@@ -112,7 +84,7 @@ export class LocalObjectStore implements ObjectStore {
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       await this.writeAtomically(key, async (temp) => {
-        const out = new GivingBackWriteStream(temp, { flags: 'w' });
+        const out = createWriteStream(temp, { flags: 'w' });
         await pipeline(body, out);
         const handle = await fs.open(temp, 'r+');
         try {

@@ -11,7 +11,6 @@ import {
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { giveBack } from '../chunk-pool.js';
 import { AbortedError, ConfigError, StorageError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { MultipartUpload, MultipartUploads } from './multipart-uploads.js';
@@ -168,10 +167,7 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads {
       const head = await source.readUpTo(partSize);
       // The body has ended, so a caller's hash of it (putOpts.sha256) is final and goes along.
       if (head.ended) {
-        const bytes = Buffer.concat(head.chunks);
-        // Copied: the body's chunks go back to their pools (src/chunk-pool.ts).
-        for (const chunk of head.chunks) giveBack(chunk);
-        await this.putBytes(key, bytes, putOpts);
+        await this.putBytes(key, Buffer.concat(head.chunks), putOpts);
       } else {
         const parts = Readable.from(source.rest(head.chunks));
         await this.putMultipart(key, body, parts, putOpts.contentType, partSize);

@@ -1,6 +1,7 @@
 // The NAR of a path on disk as a byte stream (what `nix-store --dump PATH` writes to stdout).
 import { Readable } from 'node:stream';
-import { encodeNar, type NarSource } from '../format/nar-writer.js';
+import type { NarMemory } from '../chunk-pool.js';
+import { encodeNar } from '../format/nar-writer.js';
 import { fsNarSource } from './nar-source-fs.js';
 
 /**
@@ -9,7 +10,12 @@ import { fsNarSource } from './nar-source-fs.js';
  */
 const HIGH_WATER_MARK = 1024 * 1024;
 
-export function dumpNar(path: string, source: NarSource = fsNarSource()): Readable {
+/**
+ * @param memory lends the stream's chunks (src/chunk-pool.ts): only for a consumer that reports
+ *   each chunk back to it once copied; without it every chunk is fresh memory.
+ */
+export function dumpNar(path: string, memory?: NarMemory): Readable {
+  const source = fsNarSource(memory ? { memory } : {});
   return Readable.from(encodeNar(source, Buffer.from(path, 'utf8')), {
     objectMode: false,
     highWaterMark: HIGH_WATER_MARK,

@@ -2,7 +2,8 @@
 // stored as a symlink, never followed), raw byte names and targets (a name need not be UTF-8), and
 // "executable" meaning the owner-execute bit (S_IXUSR). Large files are read in fixed-size chunks
 // from one file handle, one chunk ahead of the consumer, so memory stays constant whatever the size
-// and reading overlaps hashing/compressing.
+// and reading overlaps hashing/compressing. Given a NarMemory (src/chunk-pool.ts), the reads and
+// the encoder's slabs are lent from it; otherwise every chunk is fresh memory.
 //
 // Metadata and small files use synchronous calls on purpose: every fs.promises call is a thread-pool
 // round trip of tens of microseconds, and a store path with 20,000 small files would spend seconds
@@ -18,15 +19,12 @@ import {
   type Stats,
 } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { READ_CHUNKS } from '../chunk-pool.js';
+import type { NarMemory } from '../chunk-pool.js';
 import { CorruptPathError, UnsupportedFileError } from '../errors.js';
 import { NAR_COPIED_CHUNK, type NarNode, type NarSource } from '../format/nar-writer.js';
 
-/** Read size for large files: one buffer of the shared pool (src/chunk-pool.ts). */
-export const READ_CHUNK = READ_CHUNKS.chunkBytes;
-/** Files up to this size are read in one synchronous call. */
-export const SMALL_FILE = 64 * 1024;
-const SMALL_SLAB = 1024 * 1024;
+/** Read size for large files: one read buffer of NarMemory. */
+export const READ_CHUNK = 1024 * 1024;
 
 function kindOf(st: Stats): string | undefined {
   if (st.isSocket()) return 'socket';
@@ -48,48 +46,17 @@ function changed(path: Buffer, size: number, how: string): CorruptPathError {
  * O_NONBLOCK: one swapped for a FIFO fails instead of blocking the open. */
 const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
-/** Where a small file is read to: readSmall() takes size + 1 bytes and gives the probe byte back. */
-interface SmallBuffers {
-  take(n: number): Buffer;
-  giveBack(n: number): void;
-}
-
-/**
- * Hands out small buffers as slices of a larger slab: one ArrayBuffer per 1 MiB instead of one per
- * file keeps the garbage collector out of the way on paths with thousands of small files. A slice
- * is never written again once handed out (the offset only moves forward).
- */
-class SlabAllocator implements SmallBuffers {
-  private slab = Buffer.allocUnsafe(0);
-  private pos = 0;
-  constructor(private readonly slabSize: number) {}
-  take(n: number): Buffer {
-    if (n > this.slab.length - this.pos) {
-      this.slab = Buffer.allocUnsafe(Math.max(this.slabSize, n));
-      this.pos = 0;
-    }
-    const b = this.slab.subarray(this.pos, this.pos + n);
-    this.pos += n;
-    return b;
-  }
-  /** Returns the unused tail of the last take() (it was one byte of probe room). */
-  giveBack(n: number): void {
-    this.pos -= n;
-  }
-}
-
 /**
  * One buffer reused for every file the NAR encoder copies (shorter than NAR_COPIED_CHUNK): the
  * encoder has copied a file's bytes before it asks for the next file, so nothing else can see them
  * being overwritten, and a path of 20,000 small files allocates nothing per file.
  */
-class ScratchBuffer implements SmallBuffers {
-  private buf = Buffer.allocUnsafeSlow(NAR_COPIED_CHUNK + 1);
+class ScratchBuffer {
+  private readonly buf = Buffer.allocUnsafeSlow(NAR_COPIED_CHUNK + 1);
+  /** Room for a file shorter than NAR_COPIED_CHUNK and its probe byte. */
   take(n: number): Buffer {
-    if (n > this.buf.length) this.buf = Buffer.allocUnsafeSlow(n);
     return this.buf.subarray(0, n);
   }
-  giveBack(): void {}
 }
 
 /**
@@ -97,10 +64,10 @@ class ScratchBuffer implements SmallBuffers {
  * than asked only at end of file, so getting exactly `size` bytes proves the size still holds; more
  * means the file grew after lstat (Nix would hash different bytes), less that it shrank.
  */
-function readSmall(path: Buffer, size: number, alloc: SmallBuffers): Buffer {
+function readSmall(path: Buffer, size: number, scratch: ScratchBuffer): Buffer {
   const fd = openSync(path, OPEN_FLAGS);
   try {
-    const buf = alloc.take(size + 1);
+    const buf = scratch.take(size + 1);
     let filled = 0;
     for (;;) {
       const n = readSync(fd, buf, filled, size + 1 - filled, filled);
@@ -110,7 +77,6 @@ function readSmall(path: Buffer, size: number, alloc: SmallBuffers): Buffer {
       if (filled === size) break; // a short read: end of file
     }
     if (filled < size) throw changed(path, size, 'shrank');
-    alloc.giveBack(1);
     return buf.subarray(0, size);
   } finally {
     closeSync(fd);
@@ -118,8 +84,8 @@ function readSmall(path: Buffer, size: number, alloc: SmallBuffers): Buffer {
 }
 
 // eslint-disable-next-line @typescript-eslint/require-await -- an AsyncIterable as NarSource demands
-async function* readWhole(path: Buffer, size: number, alloc: SmallBuffers): AsyncGenerator<Buffer> {
-  yield readSmall(path, size, alloc);
+async function* readWhole(path: Buffer, size: number, scratch: ScratchBuffer): AsyncGenerator<Buffer> {
+  yield readSmall(path, size, scratch);
 }
 
 async function readChunk(
@@ -128,9 +94,10 @@ async function readChunk(
   offset: number,
   want: number,
   size: number,
+  memory: NarMemory | undefined,
 ): Promise<Buffer> {
-  // From the pool when the chunk fits one of its buffers; the compressor gives it back.
-  const buf = want <= READ_CHUNKS.chunkBytes ? READ_CHUNKS.take(want) : Buffer.allocUnsafe(want);
+  // Lent when it fits a read buffer; the upload path gives it back once the compressor copied it.
+  const buf = memory && want <= memory.readBytes ? memory.read(want) : Buffer.allocUnsafe(want);
   let filled = 0;
   while (filled < want) {
     const { bytesRead } = await handle.read(buf, filled, want - filled, offset + filled);
@@ -140,16 +107,21 @@ async function readChunk(
   return buf;
 }
 
-async function* readLarge(path: Buffer, size: number, chunkSize: number): AsyncGenerator<Buffer> {
+async function* readLarge(
+  path: Buffer,
+  size: number,
+  chunkSize: number,
+  memory: NarMemory | undefined,
+): AsyncGenerator<Buffer> {
   const handle = await open(path, OPEN_FLAGS);
   let offset = 0;
-  let ahead: Promise<Buffer> | undefined = readChunk(handle, path, 0, Math.min(chunkSize, size), size);
+  const read = (at: number) => readChunk(handle, path, at, Math.min(chunkSize, size - at), size, memory);
+  let ahead: Promise<Buffer> | undefined = read(0);
   try {
     while (ahead !== undefined) {
       const buf: Buffer = await ahead;
       offset += buf.length;
-      ahead =
-        offset < size ? readChunk(handle, path, offset, Math.min(chunkSize, size - offset), size) : undefined;
+      ahead = offset < size ? read(offset) : undefined;
       yield buf;
     }
     const probe = Buffer.allocUnsafe(1);
@@ -164,14 +136,15 @@ async function* readLarge(path: Buffer, size: number, chunkSize: number): AsyncG
 export interface FsNarSourceOptions {
   /** Bytes per read of a large file (default 1 MiB). */
   chunkSize?: number;
-  /** Files up to this many bytes are read synchronously in one go (default 64 KiB). */
-  smallFile?: number;
+  /** Where reads and the encoder's slabs come from; without it, fresh memory. */
+  memory?: NarMemory;
 }
 
 export function fsNarSource(opts: FsNarSourceOptions = {}): NarSource {
   const chunkSize = opts.chunkSize ?? READ_CHUNK;
-  const smallFile = Math.min(opts.smallFile ?? SMALL_FILE, chunkSize);
-  const slab = new SlabAllocator(SMALL_SLAB);
+  const { memory } = opts;
+  // Files the encoder copies are read in one synchronous call into one scratch buffer.
+  const smallFile = Math.min(NAR_COPIED_CHUNK - 1, chunkSize);
   const scratch = new ScratchBuffer();
   return {
     // eslint-disable-next-line @typescript-eslint/require-await -- async so errors reject, not throw
@@ -187,8 +160,9 @@ export function fsNarSource(opts: FsNarSourceOptions = {}): NarSource {
       return readdirSync(path, { encoding: 'buffer' });
     },
     contents(path: Buffer, size: number): AsyncIterable<Buffer> {
-      if (size <= smallFile) return readWhole(path, size, size < NAR_COPIED_CHUNK ? scratch : slab);
-      return readLarge(path, size, chunkSize);
+      if (size <= smallFile) return readWhole(path, size, scratch);
+      return readLarge(path, size, chunkSize, memory);
     },
+    ...(memory ? { slab: () => memory.slab() } : {}),
   };
 }

@@ -25,6 +25,20 @@ export interface CompressorOptions {
   threads?: number;
   /** zstd: the run's shared frame budget (one per run, so memory is bounded across uploads). */
   pool?: ComputePool;
+  /**
+   * Called with each input chunk once the compressor needs none of its bytes (see copiesInput):
+   * the chunk's lender may then reuse its memory. Compressors that do not copy never call it.
+   */
+  consumed?: (chunk: Buffer) => void;
+}
+
+/**
+ * Whether the compressor copies every input chunk before it asks for the next (zstd, into its frame
+ * buffers) and reports it through `consumed`. xz's native stream and `none` pass chunks on or keep
+ * them where we cannot see: their input must not be lent memory that comes back.
+ */
+export function copiesInput(kind: Compression): boolean {
+  return kind === 'zstd';
 }
 
 export const DEFAULT_ZSTD_LEVEL = COMPRESSION_LEVELS.zstd.default;
@@ -37,6 +51,7 @@ export function createCompressor(kind: Compression, opts: CompressorOptions = {}
       return new ZstdFrameCompressor(
         opts.pool ?? new ComputePool(opts.threads ?? availableParallelism()),
         checkLevel('zstd', opts.level ?? DEFAULT_ZSTD_LEVEL),
+        opts.consumed ? { consumed: opts.consumed } : {},
       );
     case 'xz':
       return new XzCompressStream(checkLevel('xz', opts.level ?? DEFAULT_XZ_LEVEL), threads);

@@ -11,7 +11,8 @@ import { buildNarInfo } from '../format/narinfo-builder.js';
 import type { PathInfo } from '../format/path-info.js';
 import type { SecretKey } from '../format/signing-key.js';
 import type { ObjectStore } from '../storage/object-store.js';
-import { createCompressor } from './compression.js';
+import type { NarMemory } from '../chunk-pool.js';
+import { copiesInput, createCompressor } from './compression.js';
 import type { ComputePool } from './compute-pool.js';
 import { HashMeter } from './hash-meter.js';
 import {
@@ -25,8 +26,16 @@ import { newUploadId } from './upload-id.js';
 
 export interface UploadPathDeps {
   store: ObjectStore;
-  /** Produces the path's NAR (src/store/dump-nar.ts in production). */
-  dumpNar: (path: string) => Readable;
+  /**
+   * Produces the path's NAR (src/store/dump-nar.ts in production), its chunks lent from `memory`
+   * when one is given.
+   */
+  dumpNar: (path: string, memory?: NarMemory) => Readable;
+  /**
+   * Memory the NAR's chunks are lent from, given back once the compressor has copied them. Used
+   * only with a compressor that copies its input (copiesInput in compression.ts).
+   */
+  narMemory?: NarMemory;
   compression: Compression;
   compressionLevel: number;
   compressionThreads: number;
@@ -110,12 +119,15 @@ async function streamNar(
   const narMeter = new HashMeter();
   narMeter.onBytes = deps.onNarBytes;
   const fileMeter = new HashMeter();
+  // The one place lent NAR memory comes back: the compressor reports each chunk it has copied.
+  const memory = copiesInput(deps.compression) ? deps.narMemory : undefined;
   const compressor = createCompressor(deps.compression, {
     level: deps.compressionLevel,
     threads: deps.compressionThreads,
     ...(deps.computePool ? { pool: deps.computePool } : {}),
+    ...(memory ? { consumed: memory.giveBack } : {}),
   });
-  const source = deps.dumpNar(path);
+  const source = deps.dumpNar(path, memory);
   const piped = new Promise<void>((resolve, reject) => {
     pipeline(source, narMeter, compressor, fileMeter, (err) => (err ? reject(err) : resolve()));
   });

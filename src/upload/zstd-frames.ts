@@ -9,7 +9,7 @@
 // (docs/architecture.md, "zstd from node:zlib").
 import { Transform, type TransformCallback } from 'node:stream';
 import zlib from 'node:zlib';
-import { ChunkPool, giveBack, READ_CHUNKS, type Slab } from '../chunk-pool.js';
+import { ChunkPool } from '../chunk-pool.js';
 import type { ComputePool, FrameSlot } from './compute-pool.js';
 
 export { ZSTD_FRAME_BYTES } from './compute-pool.js';
@@ -17,26 +17,26 @@ export { ZSTD_FRAME_BYTES } from './compute-pool.js';
 /**
  * A frame that ends within this many bytes needs no slot: most NARs are small, and a slot held while
  * a small path's many files are read would leave the cores idle (the reads wait on the disk). What
- * such frames hold is bounded by the number of uploads in flight times this. One read buffer: a
- * small frame is gathered into one before it is compressed.
+ * such frames hold is bounded by the number of uploads in flight times this. A small frame is
+ * gathered, copied, into one buffer of SMALL_FRAMES, taken and recycled here.
  */
-const SMALL_FRAME_BYTES = READ_CHUNKS.chunkBytes;
-/** A frame goes to the thread pool in steps of this much input, each with an output buffer of its own. */
+const SMALL_FRAME_BYTES = 1024 * 1024;
+const SMALL_FRAMES = new ChunkPool(SMALL_FRAME_BYTES, 16);
+/** A frame goes to the thread pool in steps of this much input. */
 const STEP_BYTES = 1024 * 1024;
-
 /**
- * Room for what one step can produce: zstd's ZSTD_COMPRESSBOUND of the step (incompressible data
- * grows by 1/256), plus one block (128 KiB) that zstd may still hold from the step before and the
- * frame's header and checksum.
+ * node:zlib's output buffer of a large frame: about what a step produces, so a step's output is one
+ * or two pieces. node:zlib allocates it (lib/zlib.js fills one buffer, then allocates the next).
  */
-const STEP_OUTPUT_BYTES = STEP_BYTES + (STEP_BYTES >>> 8) + 129 * 1024;
+const LARGE_FRAME_OUTPUT_BYTES = 1024 * 1024;
 
-/**
- * Output buffers of every frame, given back by the store once written (src/chunk-pool.ts). They
- * replace the fresh buffers node:zlib would allocate: that memory was most of what still started
- * full garbage collections, and the garbage waiting for one was a large part of peak RSS.
- */
-export const FRAME_OUTPUTS = new ChunkPool(STEP_OUTPUT_BYTES, 16);
+export interface ZstdFrameOptions {
+  /**
+   * Called with every input chunk exactly once, when no byte of it is needed any more (copied into
+   * a frame buffer): the chunk's lender may reuse its memory then (src/chunk-pool.ts).
+   */
+  consumed?: (chunk: Buffer) => void;
+}
 
 interface Frame {
   /** Compressed pieces not yet pushed; the first frame's go downstream as they are produced. */
@@ -47,8 +47,8 @@ interface Frame {
 }
 
 export class ZstdFrameCompressor extends Transform {
-  /** Input of a frame too small so far for a slot, kept by reference. */
-  #small: Buffer[] = [];
+  /** The frame too small so far for a slot, gathered (copied) into a SMALL_FRAMES buffer. */
+  #small: Buffer | undefined;
   /** The frame being filled in its slot's buffer, compressing as it fills. */
   #open: Frame | undefined;
   #fillBytes = 0;
@@ -62,12 +62,17 @@ export class ZstdFrameCompressor extends Transform {
   constructor(
     private readonly pool: ComputePool,
     private readonly level: number,
+    private readonly opts: ZstdFrameOptions = {},
   ) {
     super();
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
-    this.#take(chunk).then(() => callback(), callback);
+    this.#take(chunk).then(() => {
+      // Every byte of the chunk is in a frame buffer now.
+      this.opts.consumed?.(chunk);
+      callback();
+    }, callback);
   }
 
   async #take(chunk: Buffer): Promise<void> {
@@ -75,23 +80,21 @@ export class ZstdFrameCompressor extends Transform {
     while (offset < chunk.length && !this.destroyed) {
       const rest = chunk.length - offset;
       if (this.#open === undefined && this.#fillBytes + rest <= SMALL_FRAME_BYTES) {
-        // Kept by reference until the frame starts (then copied, and given back if it was whole).
-        this.#small.push(offset === 0 ? chunk : chunk.subarray(offset));
-        this.#fillBytes += rest;
+        this.#small ??= SMALL_FRAMES.take();
+        this.#fillBytes += chunk.copy(this.#small, this.#fillBytes, offset);
         return;
       }
       if (this.#open === undefined) {
         // The slot is taken before the frame grows past small, so filling counts against memory.
         const slot = await this.pool.acquire();
         if (this.destroyed) return slot.release();
-        let at = 0;
-        for (const piece of this.#small.splice(0)) {
-          at += piece.copy(slot.buffer, at);
-          giveBack(piece);
+        if (this.#small) {
+          this.#small.copy(slot.buffer, 0, 0, this.#fillBytes);
+          SMALL_FRAMES.recycle(this.#small);
+          this.#small = undefined;
         }
         this.#open = this.#startFrame(slot.buffer, slot, undefined);
       }
-      // Copied, not kept: the stream's chunks are freed at once and the frame buffer is reused.
       const open = this.#open;
       const n = chunk.copy(open.slot!.buffer, this.#fillBytes, offset);
       this.#fillBytes += n;
@@ -99,17 +102,17 @@ export class ZstdFrameCompressor extends Transform {
       if (this.#fillBytes === this.pool.frameBytes) this.#closeOpenFrame();
       else open.stream.filled(this.#fillBytes);
     }
-    // Every byte is in a frame buffer now; a pooled chunk goes back to its pool.
-    giveBack(chunk);
   }
 
   override _flush(callback: TransformCallback): void {
     if (this.#open) this.#closeOpenFrame();
     // An empty input still gets one (empty) frame: a zero-byte file is not a zstd file.
     else if (this.#fillBytes > 0 || this.#framesStarted === 0) {
-      // A small frame is gathered into a pooled read buffer (it is at most one), given back when done.
-      const gathered = this.#concatSmall();
-      this.#startFrame(gathered, undefined, gathered, gathered.length).stream.finish(gathered.length);
+      // The small frame's buffer goes back to SMALL_FRAMES when its compression ends.
+      const gathered = this.#small ?? SMALL_FRAMES.take();
+      this.#small = undefined;
+      const input = gathered.subarray(0, this.#fillBytes);
+      this.#startFrame(input, undefined, gathered, input.length).stream.finish(input.length);
       this.#fillBytes = 0;
     }
     this.#flushCallback = callback;
@@ -140,7 +143,7 @@ export class ZstdFrameCompressor extends Transform {
           if (frame === this.#frames[0]) this.#pushReady();
         },
         done: (err) => {
-          if (gathered) giveBack(gathered);
+          if (gathered) SMALL_FRAMES.recycle(gathered);
           if (this.destroyed) return slot?.release();
           if (err) return void this.destroy(err);
           frame.done = true;
@@ -150,16 +153,6 @@ export class ZstdFrameCompressor extends Transform {
     };
     this.#frames.push(frame);
     return frame;
-  }
-
-  #concatSmall(): Buffer {
-    const whole = READ_CHUNKS.take(this.#fillBytes);
-    let at = 0;
-    for (const piece of this.#small.splice(0)) {
-      at += piece.copy(whole, at);
-      giveBack(piece);
-    }
-    return whole;
   }
 
   /** Pushes compressed pieces in order while the consumer takes them; ends after the last frame. */
@@ -198,7 +191,8 @@ export class ZstdFrameCompressor extends Transform {
     }
     this.#frames.length = 0;
     this.#open = undefined;
-    this.#small = [];
+    if (this.#small) SMALL_FRAMES.recycle(this.#small);
+    this.#small = undefined;
     callback(err);
   }
 }
@@ -206,13 +200,6 @@ export class ZstdFrameCompressor extends Transform {
 interface FrameSink {
   piece(p: Buffer): void;
   done(err: Error | null): void;
-}
-
-/** The fields of a node:zlib stream that say where its output goes (lib/zlib.js, since Node 0.x). */
-interface ZlibOutput {
-  _outBuffer: Buffer;
-  _outOffset: number;
-  _chunkSize: number;
 }
 
 /**
@@ -226,16 +213,13 @@ interface ZlibOutput {
  * Nix's included, reads frames without one); a small frame, gathered whole, records its size, which
  * also lets zstd size its tables to it.
  *
- * Before each step the stream is pointed at a pooled output buffer with room for all the step can
- * produce: node:zlib compresses into `_outBuffer` from `_outOffset` up to `_chunkSize`, pushes
- * slices of it, and allocates a fresh buffer only once it is full, which this one never is. The
- * pieces are lent from that buffer, which returns to FRAME_OUTPUTS once the store has given every
- * piece back. Should a later Node ignore these fields, its own buffers are used and simply not lent
- * (test/unit/chunk-pool.test.ts checks the pieces).
+ * The output is node:zlib's own: it offers no public way to compress into buffers of ours, and
+ * pooled output through its private fields (`_outBuffer`, `_outOffset`, `_chunkSize`) was dropped
+ * for that reason (docs/architecture.md, "Performance", measures the cost). A small frame's output
+ * buffer is half its input, a large one's LARGE_FRAME_OUTPUT_BYTES.
  */
 class FrameStream {
   readonly #z: zlib.ZstdCompress;
-  #output: Slab | undefined;
   /** Input bytes handed to zstd, and bytes of `input` filled so far. */
   #fed = 0;
   #filled = 0;
@@ -252,15 +236,14 @@ class FrameStream {
   ) {
     this.#z = zlib.createZstdCompress({
       ...(knownSize === undefined ? {} : { pledgedSrcSize: knownSize }),
-      // The smallest allowed: the buffer node:zlib allocates here is replaced before any output.
-      chunkSize: zlib.constants.Z_MIN_CHUNK,
+      chunkSize: outputBytes(knownSize),
       params: {
         [zlib.constants.ZSTD_c_compressionLevel]: level,
         // The zstd CLI's default: `zstd -t` and Nix's decoder catch a damaged frame.
         [zlib.constants.ZSTD_c_checksumFlag]: 1,
       },
     });
-    this.#z.on('data', (piece: Buffer) => sink.piece(this.#output ? this.#output.adopt(piece) : piece));
+    this.#z.on('data', (piece: Buffer) => sink.piece(piece));
     this.#z.once('error', (err) => this.#settle(err));
     this.#z.once('end', () => this.#settle(null));
   }
@@ -291,7 +274,6 @@ class FrameStream {
     if (ready < STEP_BYTES && !this.#final) return;
     const piece = this.input.subarray(this.#fed, this.#fed + Math.min(ready, STEP_BYTES));
     this.#fed += piece.length;
-    this.#nextOutput();
     if (this.#final && this.#fed === this.#filled) {
       // The last step's buffer also takes the frame's end (the rest of zstd's block, the checksum).
       if (piece.length > 0) this.#z.end(piece);
@@ -306,17 +288,6 @@ class FrameStream {
     });
   }
 
-  #nextOutput(): void {
-    this.#output?.seal();
-    this.#output = FRAME_OUTPUTS.slab();
-    const target: ZlibOutput = {
-      _outBuffer: this.#output.buffer,
-      _outOffset: 0,
-      _chunkSize: this.#output.buffer.length,
-    };
-    Object.assign(this.#z, target);
-  }
-
   #stop(): void {
     this.#z.destroy();
     this.#settle(new Error('frame stopped before its input was complete'));
@@ -325,7 +296,12 @@ class FrameStream {
   #settle(err: Error | null): void {
     if (this.#settled) return;
     this.#settled = true;
-    this.#output?.seal();
     this.sink.done(err);
   }
+}
+
+/** Most small NARs compress to well under half; one that does not gets a second buffer. */
+function outputBytes(knownSize: number | undefined): number {
+  if (knownSize === undefined) return LARGE_FRAME_OUTPUT_BYTES;
+  return Math.max(zlib.constants.Z_MIN_CHUNK, Math.min(LARGE_FRAME_OUTPUT_BYTES, knownSize >>> 1));
 }
