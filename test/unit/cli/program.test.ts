@@ -80,11 +80,11 @@ test('the flags become exactly one action; none is the daemon', () => {
 
 test('--enqueue wins over every other action: a post-build hook never fails a build', () => {
   assert.deepEqual(parse(['--enqueue']).action, { kind: 'enqueue', paths: [] });
-  assert.deepEqual(parse(['--enqueue', 'p', '--prune', '--status']).action, {
+  assert.deepEqual(parse(['--prune', '--status', '--enqueue', 'p', 'q']).action, {
     kind: 'enqueue',
-    paths: ['p', '--prune', '--status'],
+    paths: ['p', 'q'],
   });
-  assert.deepEqual(parse(['--prune', '--status', '--enqueue', 'p']).action, {
+  assert.deepEqual(parse(['--enqueue', 'p', '--upload-path', 'x', '--dry-run']).action, {
     kind: 'enqueue',
     paths: ['p'],
   });
