@@ -5,10 +5,10 @@ import { PresenceBatch } from '../state/presence-batch.js';
 import type { PresenceCache } from '../state/presence.js';
 import { BACKOFF } from '../backoff.js';
 import {
-  CorruptPathError,
   DependencyFailedError,
   PruneConflictError,
   LoftError,
+  isRetryablePathError,
   isTargetFailure,
   oneLine,
   type ErrorCode,
@@ -303,11 +303,7 @@ async function uploadMissing(
               ...(deps.attempts !== undefined ? { maxAttempts: deps.attempts } : {}),
               ...(deps.retryBaseMs !== undefined ? { baseMs: deps.retryBaseMs } : {}),
             },
-            retryable: (err) =>
-              !(err instanceof CorruptPathError) &&
-              !isTargetFailure(err) &&
-              !(err instanceof DependencyFailedError) &&
-              !(err instanceof PruneConflictError),
+            retryable: isRetryablePathError,
             onRetry: (attempt, err, delayMs) => deps.progress?.retrying(info.path, attempt, err, delayMs),
             ...(deps.signal ? { signal: deps.signal } : {}),
           },
