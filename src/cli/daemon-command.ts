@@ -12,6 +12,7 @@ import { waitForStorage } from '../daemon/storage-ready.js';
 import type { ScheduledPrune } from '../daemon/prune-loop.js';
 import { PruneDb } from '../state/prune-db.js';
 import { DaemonMetrics } from '../daemon/metrics.js';
+import { AccessState, decodeAccessLost, encodeAccessLost, probeAccess } from '../daemon/access-state.js';
 import { startMetricsServer } from '../daemon/metrics-server.js';
 import { countedUploads } from '../daemon/counted-uploads.js';
 import { populateCache } from '../daemon/populate-cache.js';
@@ -41,7 +42,13 @@ export async function runDaemonCommand(config: Config, logger: Logger): Promise<
     releases.push(() => rt.close());
     const queue = UploadQueue.open(config.localCachePath);
     releases.push(() => queue.close());
+    const access = new AccessState({
+      logger: logger.child({ component: 'storage' }),
+      initial: decodeAccessLost(queue.getState('storage_access')),
+      persist: (lost) => queue.setState('storage_access', encodeAccessLost(lost)),
+    });
     const metrics = new DaemonMetrics();
+    metrics.access = access;
     // Before waiting for the bucket: a scrape then shows the daemon up (and its queue) during an
     // outage, and a port already taken fails the start at once (exit 3) rather than later.
     if (config.metricsListen) {
@@ -54,6 +61,7 @@ export async function runDaemonCommand(config: Config, logger: Logger): Promise<
     if (!(await waitForStorage(probe, logger.child({ component: 'storage' }), stop.signal))) {
       return ExitCode.ok;
     }
+    access.markOk(); // clears what a run stopped while access was lost recorded
     releases.push(
       publishConfiguredRoots({
         entries: config.publishRoots,
@@ -71,6 +79,8 @@ export async function runDaemonCommand(config: Config, logger: Logger): Promise<
         listValidPaths: () => listValidStorePaths(config.storeDir),
         populateCache: async () => logger.info(await populateCache(populateDeps(rt), false)),
         ...schedulePrune(rt, releases, metrics),
+        access,
+        probeAccess: (signal) => probeAccess(rt.store, signal),
         logger,
       },
       {

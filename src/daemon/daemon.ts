@@ -9,6 +9,7 @@ import { StoreWatcher } from '../store/store-watcher.js';
 import { startPruneLoop, type ScheduledPrune } from './prune-loop.js';
 import type { UploadQueue } from '../state/queue.js';
 import { UploadWorker, type UploadBatch } from './worker.js';
+import type { AccessState } from './access-state.js';
 
 export interface DaemonDeps {
   queue: UploadQueue;
@@ -20,6 +21,10 @@ export interface DaemonDeps {
   populateCache?: () => Promise<void>;
   /** Pruning on loft.prune_schedule, when enabled. */
   prune?: ScheduledPrune;
+  /** Whether the object store accepts loft (shared with /metrics); the worker keeps it. */
+  access?: AccessState;
+  /** One cheap request the worker sends while access is lost (access-state.ts's probeAccess). */
+  probeAccess?: (signal: AbortSignal) => Promise<void>;
   /**
    * A logger without a `component` binding: the daemon's own lines get component "daemon" and its
    * parts their own name (a child of a child would repeat the key in every JSON line).
@@ -63,6 +68,7 @@ export async function runDaemon(rootDeps: DaemonDeps, opts: DaemonOptions, stop:
       upload: deps.upload,
       logger: root.child({ component: 'worker' }),
       ...pick(opts, ['pollMs', 'batchSize']),
+      ...pick(deps, ['access', 'probeAccess']),
     });
     const notify = worker.notify.bind(worker);
     const watcher = startWatcher(deps, opts, notify, root.child({ component: 'watcher' }));
