@@ -20,6 +20,8 @@ import { publishConfiguredRoots } from '../daemon/roots-publisher.js';
 import { pruneScheduleOf, scheduledPrune } from '../daemon/scheduled-prune.js';
 import { pruneDeps, pruneSettings } from './prune-command.js';
 import { UploadQueue } from '../state/queue.js';
+import { healStateDb, openStateDb } from '../state/database.js';
+import { isDatabaseCorrupt, isSound } from '../state/heal.js';
 import { ExitCode, type ExitCodeValue } from '../errors.js';
 import type { Logger } from '../log.js';
 import { listValidStorePaths } from '../store/all-paths.js';
@@ -37,6 +39,46 @@ export async function runDaemonCommand(config: Config, logger: Logger): Promise<
   const releases: Release[] = [];
   const stop = new AbortController();
   releases.push(installSignalHandlers(stop, logger));
+  try {
+    // SQLite may call the local database damaged while the daemon runs: everything is closed, the
+    // file heals (src/state/heal.ts: moved aside, a fresh one rebuilt) and the daemon starts again
+    // in this process, so a service heals without a restart by systemd.
+    for (;;) {
+      const damaged = new AbortController();
+      try {
+        const code = await runDaemonOnce(config, logger, stop.signal, damaged);
+        if (!damaged.signal.aborted || stop.signal.aborted) return code;
+        healClosedDb(config.localCachePath, damaged.signal.reason, logger);
+      } catch (err) {
+        if (!isDatabaseCorrupt(err) || stop.signal.aborted) throw err;
+        healClosedDb(config.localCachePath, err, logger);
+      }
+    }
+  } finally {
+    await releaseAll(releases, (err) => logger.error({ err }, 'error while releasing daemon resources'));
+  }
+}
+
+/**
+ * Heals the file the daemon found damaged, now that it is closed; unless the file there now is
+ * sound (another loft process, `--enqueue`, healed it first: moving it would lose its rows).
+ */
+function healClosedDb(path: string, cause: unknown, logger: Logger): void {
+  const opts = { logger: logger.child({ component: 'state' }) };
+  const db = openStateDb(path, opts);
+  const sound = isSound(db);
+  db.close();
+  if (!sound) healStateDb(path, cause, opts).close();
+}
+
+async function runDaemonOnce(
+  config: Config,
+  logger: Logger,
+  stopSignal: AbortSignal,
+  damaged: AbortController,
+): Promise<ExitCodeValue> {
+  const releases: Release[] = [];
+  const stop = { signal: AbortSignal.any([stopSignal, damaged.signal]) };
   try {
     const rt = await openRuntime(config, logger);
     releases.push(() => rt.close());
@@ -81,6 +123,7 @@ export async function runDaemonCommand(config: Config, logger: Logger): Promise<
         ...schedulePrune(rt, releases, metrics),
         access,
         probeAccess: (signal) => probeAccess(rt.store, signal),
+        onDatabaseDamaged: (err) => damaged.abort(err),
         logger,
       },
       {

@@ -14,6 +14,7 @@ import type { FailedPath, UploadReport } from '../upload/upload-closure.js';
 import { BACKOFF, backoffDelay, type Backoff } from '../backoff.js';
 import type { QueueItem, UploadQueue } from '../state/queue.js';
 import { AccessState } from './access-state.js';
+import { isDatabaseCorrupt } from '../state/heal.js';
 
 export type UploadBatch = (paths: string[], signal: AbortSignal) => Promise<UploadReport>;
 
@@ -36,6 +37,8 @@ export interface UploadWorkerOptions {
    * probeAccess); while access is lost, the worker sends it instead of a whole batch.
    */
   probeAccess?: (signal: AbortSignal) => Promise<void>;
+  /** SQLite reported the database damaged: the worker stops and tells (daemon.ts's DaemonDeps). */
+  onDatabaseDamaged?: (err: unknown) => void;
   /** Backoff while access is lost (default BACKOFF.accessLost); tests shorten it. */
   accessRetry?: Partial<Backoff>;
   /** Whether a path still exists in the store (default: storePathExists). */
@@ -155,6 +158,10 @@ export class UploadWorker {
         this.accessRegained();
       } catch (err) {
         if (this.abort.signal.aborted) break;
+        if (this.opts.onDatabaseDamaged && isDatabaseCorrupt(err)) {
+          this.opts.onDatabaseDamaged(err);
+          break;
+        }
         if (isTargetFailure(err)) {
           // Not one line per batch or path: the access state logs when it changes.
           refusals++;
