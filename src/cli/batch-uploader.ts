@@ -15,9 +15,10 @@ export function batchUploader(rt: Runtime): (paths: string[], signal: AbortSigna
 
 /**
  * A refusal of the whole target (access denied, no bucket) fails every path in flight: the caller
- * says so once (the daemon's access state, --watch-exec's "uploads stopped"), not a line per path.
+ * says so once (the daemon's access state, --watch-exec's "uploads stopped", --upload-path's error
+ * line), not a line per path.
  */
-function quietOnTargetFailures(sink: ProgressSink): ProgressSink {
+export function quietOnTargetFailures(sink: ProgressSink): ProgressSink {
   return {
     ...sink,
     failed: (path, error) => {
