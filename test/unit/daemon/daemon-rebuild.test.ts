@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runDaemon } from '../../../src/daemon/daemon.js';
+import { UploadWorker } from '../../../src/daemon/worker.js';
 import { silentLogger } from '../../../src/log.js';
 import { PresenceCache } from '../../../src/state/presence.js';
 import { UploadQueue } from '../../../src/state/queue.js';
@@ -83,5 +84,36 @@ test('a healed database is rebuilt by one scan of the store, whatever scan_on_st
   } finally {
     queue.close();
     cache.close();
+  }
+});
+
+test('the worker hands corruption reported while running to onDatabaseDamaged and stops', async () => {
+  const queue = UploadQueue.open(join(dir, 'q-damaged.db'));
+  const damaged: unknown[] = [];
+  let batches = 0;
+  const worker = new UploadWorker({
+    queue,
+    upload: () => {
+      batches++;
+      return Promise.reject(
+        Object.assign(new Error('database disk image is malformed'), { code: 'SQLITE_CORRUPT' }),
+      );
+    },
+    onDatabaseDamaged: (err) => damaged.push(err),
+    pollMs: 20,
+    batchRetry: { baseMs: 10, maxMs: 10 },
+  });
+  try {
+    queue.enqueue([`/nix/store/${'b'.repeat(32)}-x`]);
+    worker.start();
+    const end = Date.now() + 3000;
+    while (damaged.length === 0 && Date.now() < end) await sleep(10);
+    await sleep(100);
+    assert.equal(damaged.length, 1);
+    assert.equal(batches, 1, 'no batch after the damage: the daemon heals and starts again');
+    assert.equal(queue.counts().pending, 1, 'the path is still queued');
+  } finally {
+    await worker.stop(0);
+    queue.close();
   }
 });
