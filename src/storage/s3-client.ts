@@ -6,7 +6,7 @@ import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { BACKOFF, type Backoff } from '../backoff.js';
 import { AbortedError, StorageError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { RequestLimiter } from './request-limiter.js';
+import { adaptiveConcurrency, limitRequestsInFlight } from './s3-request-limit.js';
 import { classifyFailure, createRetryStrategy, errorCodeOf, httpStatusOf } from './retry.js';
 
 export interface S3Credentials {
@@ -97,45 +97,8 @@ export function createS3Client(options: S3ClientOptions): S3Client {
   const client = new S3Client(config);
   addExtraHeaders(client, options.extraHeaders);
   readSmallBodiesInsideRetries(client);
-  limitRequestsInFlight(client, requestLimiterOf(options));
+  limitRequestsInFlight(client, adaptiveConcurrency(options));
   return client;
-}
-
-function requestLimiterOf(options: S3ClientOptions): RequestLimiter {
-  return new RequestLimiter({
-    adaptive: options.adaptiveConcurrency ?? true,
-    onChange: (limit, inFlight) =>
-      options.logger?.debug(
-        { limit: limit ?? 'none', inFlight },
-        limit === undefined ? 'S3 requests in flight no longer limited' : 'S3 requests in flight limited',
-      ),
-  });
-}
-
-/**
- * Each attempt of each request takes a place from the limiter and gives it back with its outcome.
- * The middleware sits right after the retry middleware (same step), so a retry's backoff sleep holds
- * no place, and a throttled attempt lowers the limit before the next attempt asks for one.
- */
-function limitRequestsInFlight(client: S3Client, limiter: RequestLimiter): void {
-  type Handler = (args: unknown) => Promise<unknown>;
-  const middleware =
-    (next: Handler, context: { __smithy_context?: { abortSignal?: AbortSignal } }): Handler =>
-    async (args) => {
-      const ticket = await limiter.acquire(context.__smithy_context?.abortSignal);
-      try {
-        const result = await next(args);
-        limiter.release(ticket, 'ok');
-        return result;
-      } catch (err) {
-        limiter.release(ticket, classifyFailure(err) === 'throttling' ? 'throttled' : 'other');
-        throw err;
-      }
-    };
-  client.middlewareStack.addRelativeTo(
-    middleware as unknown as Parameters<S3Client['middlewareStack']['addRelativeTo']>[0],
-    { relation: 'after', toMiddleware: 'retryMiddleware', name: 'loftRequestLimiterMiddleware' },
-  );
 }
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 300_000;
