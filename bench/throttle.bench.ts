@@ -4,7 +4,7 @@
 // throttling proxy (test/helpers/throttle-proxy.ts: a token bucket, 503 with Retry-After: 2, a
 // fixed latency per forwarded request) in front of an in-process s3rver; each run's objects are
 // read back and compared, so "same bytes, nothing lost" is checked, not assumed.
-//   node --import tsx bench/throttle.bench.ts [--objects 200] [--kib 64] [--concurrency 16]
+//   node --import tsx bench/throttle.bench.ts [--objects 400] [--kib 64] [--concurrency 16]
 //     [--rate 40] [--burst 10] [--latency-ms 50] [--runs 3]
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
@@ -14,7 +14,7 @@ import { startThrottleProxy } from '../test/helpers/throttle-proxy.js';
 
 const { values } = parseArgs({
   options: {
-    objects: { type: 'string', default: '200' },
+    objects: { type: 'string', default: '400' },
     kib: { type: 'string', default: '64' },
     concurrency: { type: 'string', default: '16' },
     rate: { type: 'string', default: '40' },

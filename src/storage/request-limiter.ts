@@ -10,8 +10,11 @@
 //  - a throttled answer halves the limit (from the number in flight, the first time), at least 1;
 //    answers to requests sent before the last decrease do not decrease it again, so one burst of
 //    503s is one halving, not a collapse to 1;
-//  - every `limit` successes in a row raise it by one (one step per round of requests); past
-//    `max` it is unlimited again.
+//  - every `limit` successes in a row raise it by one (one step per round of requests), but at
+//    most one step per `growEveryMs` (1 s): a round lasts one round trip, tens of milliseconds,
+//    while a throttled request waits seconds (Retry-After), so growing per round would bring the
+//    next throttling long before the last one's retries came back (measured: as many 503s as with
+//    no limit at all). Past `max` it is unlimited again.
 // Pure bookkeeping and a FIFO of waiters; no timers, no SDK imports.
 
 export type RequestOutcome = 'ok' | 'throttled' | 'other';
@@ -26,6 +29,9 @@ export interface RequestLimiterOptions {
   max?: number;
   /** false: never limits (the fixed concurrency of the callers); for measurements. */
   adaptive?: boolean;
+  /** The least time between two increases (default 1000 ms). */
+  growEveryMs?: number;
+  now?: () => number;
   /** Told whenever the limit changes (undefined: unlimited). */
   onChange?: (limit: number | undefined, inFlight: number) => void;
 }
@@ -41,6 +47,7 @@ export class RequestLimiter {
   /** Raised at each decrease; a ticket from an older generation cannot decrease again. */
   #generation = 0;
   #throttles = 0;
+  #changedAt = -Infinity;
   readonly #waiting: Waiter[] = [];
   readonly #max: number;
   readonly #adaptive: boolean;
@@ -109,14 +116,20 @@ export class RequestLimiter {
   #succeeded(): void {
     if (!Number.isFinite(this.#limit)) return;
     if (++this.#successes < this.#limit) return;
+    if (this.#clock() - this.#changedAt < (this.options.growEveryMs ?? 1000)) return;
     this.#successes = 0;
     this.#set(this.#limit + 1 > this.#max ? Infinity : this.#limit + 1);
   }
 
   #set(limit: number): void {
+    this.#changedAt = this.#clock();
     if (limit === this.#limit) return;
     this.#limit = limit;
     this.options.onChange?.(this.limit, this.#inFlight);
+  }
+
+  #clock(): number {
+    return (this.options.now ?? Date.now)();
   }
 
   #pump(): void {

@@ -85,6 +85,7 @@ describe('object store access lost while running', { skip }, () => {
   test('the daemon keeps its queue, says so once, shows it, and resumes by itself', async (t) => {
     if (!requireNix(t)) return;
     const config = await configVia(proxy.endpoint, 'scan_on_startup = false\nmetrics_listen = "127.0.0.1:0"');
+    await addPath('before-the-start'); // creates the private store the daemon watches
     daemon = spawnLoft(['-c', config], { env: nixEnv() });
     let stderr = '';
     daemon.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));

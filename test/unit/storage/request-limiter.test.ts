@@ -56,13 +56,15 @@ test('above the limit, requests wait and are let in first come, first served', a
 });
 
 test('additive increase: one more place after each round of `limit` successes, lifted past max', async () => {
-  const limiter = new RequestLimiter({ max: 6 });
+  let now = 0;
+  const limiter = new RequestLimiter({ max: 6, now: () => now });
   const first = await takeAll(limiter, 8);
   limiter.release(first[0]!, 'throttled');
   for (const t of first.slice(1)) limiter.release(t, 'other');
   assert.equal(limiter.limit, 4);
   const seen: Array<number | undefined> = [];
   for (let i = 0; i < 4 + 5 + 6; i++) {
+    now += 1000; // a second per success: growth is never held back by time here
     limiter.release(await limiter.acquire(), 'ok');
     seen.push(limiter.limit);
   }
@@ -72,8 +74,22 @@ test('additive increase: one more place after each round of `limit` successes, l
   assert.equal(seen[14], undefined);
 });
 
+test('at most one increase per second, however fast the successes come', async () => {
+  let now = 0;
+  const limiter = new RequestLimiter({ now: () => now });
+  const first = await takeAll(limiter, 8);
+  limiter.release(first[0]!, 'throttled'); // limit 4 at t = 0
+  for (const t of first.slice(1)) limiter.release(t, 'other');
+  for (let i = 0; i < 40; i++) limiter.release(await limiter.acquire(), 'ok');
+  assert.equal(limiter.limit, 4, 'no growth within the second of the decrease');
+  now = 1000;
+  for (let i = 0; i < 40; i++) limiter.release(await limiter.acquire(), 'ok');
+  assert.equal(limiter.limit, 5, 'one step once the second has passed');
+});
+
 test('a throttled answer starts the count of successes again', async () => {
-  const limiter = new RequestLimiter();
+  let now = 0;
+  const limiter = new RequestLimiter({ now: () => (now += 1000) });
   const first = await takeAll(limiter, 4);
   limiter.release(first[0]!, 'throttled'); // limit 2
   for (const t of first.slice(1)) limiter.release(t, 'other');
