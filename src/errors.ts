@@ -206,7 +206,23 @@ export function isLoftError(err: unknown): err is LoftError {
   return err instanceof LoftError;
 }
 
-/** One line for a person: the message of a LoftError, or a generic line for a bug. */
+/**
+ * Whether a path's whole upload is worth trying again (the uploader's per-path retry; the SDK has
+ * already retried each request). Not when trying again cannot change the answer: the path's
+ * contents differ from what Nix registered, the whole target refuses (every other path would fail
+ * the same way, and the run or the daemon's access-lost state handles it), a reference failed, a
+ * prune is deleting the path (a later batch uploads it), or loft is shutting down.
+ */
+export function isRetryablePathError(err: unknown): boolean {
+  return !(
+    err instanceof CorruptPathError ||
+    isTargetFailure(err) ||
+    err instanceof DependencyFailedError ||
+    err instanceof PruneConflictError ||
+    err instanceof AbortedError
+  );
+}
+
 /**
  * A path as shown in a message: quoted as JSON when it holds control characters, so a newline in
  * a file name cannot split a report line or forge another, and no raw control byte reaches a

@@ -11,6 +11,7 @@ import { runDaemon } from '../daemon/daemon.js';
 import { waitForStorage } from '../daemon/storage-ready.js';
 import type { ScheduledPrune } from '../daemon/prune-loop.js';
 import { DaemonMetrics } from '../daemon/metrics.js';
+import { AccessState, decodeAccessLost, encodeAccessLost, probeAccess } from '../daemon/access-state.js';
 import { startMetricsServer } from '../daemon/metrics-server.js';
 import { countedUploads } from '../daemon/counted-uploads.js';
 import { populateCache } from '../daemon/populate-cache.js';
@@ -18,6 +19,8 @@ import { publishConfiguredRoots } from '../daemon/roots-publisher.js';
 import { pruneScheduleOf, scheduledPrune } from '../daemon/scheduled-prune.js';
 import { pruneDeps, pruneSettings } from './prune-command.js';
 import { UploadQueue } from '../state/queue.js';
+import { healStateDb, openStateDb } from '../state/database.js';
+import { isDatabaseCorrupt, isSound } from '../state/heal.js';
 import { ExitCode, type ExitCodeValue } from '../errors.js';
 import type { Logger } from '../log.js';
 import { listValidStorePaths } from '../store/all-paths.js';
@@ -36,11 +39,57 @@ export async function runDaemonCommand(config: Config, logger: Logger): Promise<
   const stop = new AbortController();
   releases.push(installSignalHandlers(stop, logger));
   try {
+    // SQLite may call the local database damaged while the daemon runs: everything is closed, the
+    // file heals (src/state/heal.ts: moved aside, a fresh one rebuilt) and the daemon starts again
+    // in this process, so a service heals without a restart by systemd.
+    for (;;) {
+      const damaged = new AbortController();
+      try {
+        const code = await runDaemonOnce(config, logger, stop.signal, damaged);
+        if (!damaged.signal.aborted || stop.signal.aborted) return code;
+        healClosedDb(config.localCachePath, damaged.signal.reason, logger);
+      } catch (err) {
+        if (!isDatabaseCorrupt(err) || stop.signal.aborted) throw err;
+        healClosedDb(config.localCachePath, err, logger);
+      }
+    }
+  } finally {
+    await releaseAll(releases, (err) => logger.error({ err }, 'error while releasing daemon resources'));
+  }
+}
+
+/**
+ * Heals the file the daemon found damaged, now that it is closed; unless the file there now is
+ * sound (another loft process, `--enqueue`, healed it first: moving it would lose its rows).
+ */
+function healClosedDb(path: string, cause: unknown, logger: Logger): void {
+  const opts = { logger: logger.child({ component: 'state' }) };
+  const db = openStateDb(path, opts);
+  const sound = isSound(db);
+  db.close();
+  if (!sound) healStateDb(path, cause, opts).close();
+}
+
+async function runDaemonOnce(
+  config: Config,
+  logger: Logger,
+  stopSignal: AbortSignal,
+  damaged: AbortController,
+): Promise<ExitCodeValue> {
+  const releases: Release[] = [];
+  const stop = { signal: AbortSignal.any([stopSignal, damaged.signal]) };
+  try {
     const rt = await openRuntime(config, logger);
     releases.push(() => rt.close());
     const queue = UploadQueue.open(config.localCachePath);
     releases.push(() => queue.close());
+    const access = new AccessState({
+      logger: logger.child({ component: 'storage' }),
+      initial: decodeAccessLost(queue.getState('storage_access')),
+      persist: (lost) => queue.setState('storage_access', encodeAccessLost(lost)),
+    });
     const metrics = new DaemonMetrics();
+    metrics.access = access;
     // Before waiting for the bucket: a scrape then shows the daemon up (and its queue) during an
     // outage, and a port already taken fails the start at once (exit 3) rather than later.
     if (config.metricsListen) {
@@ -53,6 +102,7 @@ export async function runDaemonCommand(config: Config, logger: Logger): Promise<
     if (!(await waitForStorage(probe, logger.child({ component: 'storage' }), stop.signal))) {
       return ExitCode.ok;
     }
+    access.markOk(); // clears what a run stopped while access was lost recorded
     releases.push(
       publishConfiguredRoots({
         entries: config.publishRoots,
@@ -70,6 +120,9 @@ export async function runDaemonCommand(config: Config, logger: Logger): Promise<
         listValidPaths: () => listValidStorePaths(config.storeDir),
         populateCache: async () => logger.info(await populateCache(populateDeps(rt), false)),
         ...schedulePrune(rt, metrics),
+        access,
+        probeAccess: (signal) => probeAccess(rt.store, signal),
+        onDatabaseDamaged: (err) => damaged.abort(err),
         logger,
       },
       {

@@ -5,6 +5,7 @@ import { readPresenceStatus, type PresenceStatus } from '../state/presence.js';
 import { UploadQueue } from '../state/queue.js';
 import { ExitCode, type ExitCodeValue } from '../errors.js';
 import { countOf } from './format-size.js';
+import { decodeAccessLost } from '../daemon/access-state.js';
 
 /** Parked paths listed in full; the rest are counted. */
 const PARKED_SHOWN = 50;
@@ -42,6 +43,7 @@ export function statusLines(
   if (parked > PARKED_SHOWN) lines.push(`  ... and ${parked - PARKED_SHOWN} more`);
   lines.push(
     `last upload: ${Number.isFinite(last) && last > 0 ? new Date(last).toISOString() : 'never'}`,
+    storageAccessLine(queue.getState('storage_access')),
     `presence cache: ${countOf(presence.paths, 'path')} known to be in the cache (${dbPath})`,
     `initial scan: ${initialScan(presence.initialScanComplete, scanOnStartup)}`,
   );
@@ -51,4 +53,14 @@ export function statusLines(
 function initialScan(done: boolean, enabled: boolean): string {
   if (done) return 'done';
   return enabled ? 'not done yet' : 'off (scan_on_startup = false)';
+}
+
+/** What the daemon last saw of the object store (src/daemon/access-state.ts). */
+function storageAccessLine(record: string | undefined): string {
+  const lost = decodeAccessLost(record);
+  if (lost === undefined) return 'storage access: ok';
+  return (
+    `storage access: LOST since ${new Date(lost.since).toISOString()} (${lost.code}): ${lost.message}; ` +
+    'uploads are paused, the queue is kept, and the daemon resumes by itself once access returns'
+  );
 }

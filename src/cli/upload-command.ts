@@ -8,6 +8,7 @@ import type { Runtime } from './runtime.js';
 import { summaryLines } from './summary.js';
 import { buildUploadDeps } from './upload-deps.js';
 import { terminalProgress } from './terminal-progress.js';
+import { quietOnTargetFailures } from './batch-uploader.js';
 
 export interface UploadCommandIo {
   stdout: (line: string) => void;
@@ -34,7 +35,9 @@ export async function runUpload(
     opts.dryRun ? 'dry run against cache' : 'uploading to cache',
   );
   const { paths, invalid } = await resolveAll(inputs, rt.config.storeDir);
-  const progress: ProgressSink = io.stderr.isTTY ? terminalProgress(io.stderr) : logProgress(rt.logger);
+  const progress: ProgressSink = quietOnTargetFailures(
+    io.stderr.isTTY ? terminalProgress(io.stderr) : logProgress(rt.logger),
+  );
   const report = await uploadClosure(
     {
       paths,

@@ -9,7 +9,7 @@
 // path, so the cache stays whole) and loft exits 130.
 import type { Config } from '../config/schema.js';
 import { WatchSession, type WatchSessionResult } from '../daemon/watch-session.js';
-import { ExitCode, oneLine } from '../errors.js';
+import { ExitCode, isTargetFailure, oneLine } from '../errors.js';
 import type { Logger } from '../log.js';
 import { onStopSignals, startChild, type ChildExit, type RunningChild } from './exec-child.js';
 import { batchUploader } from './batch-uploader.js';
@@ -65,11 +65,13 @@ export async function runWatchExecCommand(config: Config, logger: Logger, argv: 
 }
 
 /**
- * The command's code when it failed (so CI reports the build's failure, not ours); 1 (partial)
+ * The command's code when it failed (so CI reports the build's failure, not ours); 4 when the
+ * object store refused loft (access lost, no bucket: the same code as --upload-path); 1 (partial)
  * when it succeeded but some uploads failed, so a CI step notices a cache that missed paths.
  */
 export function exitCodeFor(exit: ChildExit, result: WatchSessionResult): number {
   if (exit.code !== 0) return exit.code;
+  if (isTargetFailure(result.fatal)) return ExitCode.storage;
   return result.fatal !== undefined || result.report.failed.length > 0 ? ExitCode.partial : ExitCode.ok;
 }
 

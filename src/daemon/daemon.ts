@@ -9,6 +9,8 @@ import { StoreWatcher } from '../store/store-watcher.js';
 import { startPruneLoop, type ScheduledPrune } from './prune-loop.js';
 import type { UploadQueue } from '../state/queue.js';
 import { UploadWorker, type UploadBatch } from './worker.js';
+import type { AccessState } from './access-state.js';
+import { isDatabaseCorrupt } from '../state/heal.js';
 
 export interface DaemonDeps {
   queue: UploadQueue;
@@ -20,6 +22,16 @@ export interface DaemonDeps {
   populateCache?: () => Promise<void>;
   /** Pruning on loft.prune_schedule, when enabled. */
   prune?: ScheduledPrune;
+  /** Whether the object store accepts loft (shared with /metrics); the worker keeps it. */
+  access?: AccessState;
+  /** One cheap request the worker sends while access is lost (access-state.ts's probeAccess). */
+  probeAccess?: (signal: AbortSignal) => Promise<void>;
+  /**
+   * SQLite reported the local database damaged while the daemon ran: the caller stops this run,
+   * closes the file, lets it heal (src/state/heal.ts) and starts again. Without it, the error
+   * backs the worker off like any other.
+   */
+  onDatabaseDamaged?: (err: unknown) => void;
   /**
    * A logger without a `component` binding: the daemon's own lines get component "daemon" and its
    * parts their own name (a child of a child would repeat the key in every JSON line).
@@ -63,6 +75,7 @@ export async function runDaemon(rootDeps: DaemonDeps, opts: DaemonOptions, stop:
       upload: deps.upload,
       logger: root.child({ component: 'worker' }),
       ...pick(opts, ['pollMs', 'batchSize']),
+      ...pick(deps, ['access', 'probeAccess', 'onDatabaseDamaged']),
     });
     const notify = worker.notify.bind(worker);
     const watcher = startWatcher(deps, opts, notify, root.child({ component: 'watcher' }));
@@ -86,14 +99,25 @@ export async function runDaemon(rootDeps: DaemonDeps, opts: DaemonOptions, stop:
       releases.push(() => loop.stop());
     }
 
-    const status = setInterval(() => logStatus(deps, started.stats.uploaded), STATUS_EVERY_MS);
+    const status = setInterval(() => {
+      try {
+        logStatus(deps, started.stats.uploaded);
+      } catch (err) {
+        damagedOrLogged(deps, err);
+      }
+    }, STATUS_EVERY_MS);
     status.unref();
     releases.push(() => clearInterval(status));
 
-    if (opts.scanOnStartup && !deps.cache.getFlag('initial_scan_complete')) {
+    // A fresh file standing in for a damaged one (src/state/heal.ts) lost the queue: the store is
+    // scanned whatever scan_on_startup says, and each upload asks the bucket what it has.
+    const rebuild = deps.cache.getNote(REBUILD_NOTE);
+    if ((opts.scanOnStartup || rebuild) && !deps.cache.getFlag('initial_scan_complete')) {
+      if (rebuild) logger.info({ reason: rebuild }, 'local database was rebuilt: queueing the store again');
       await initialScan(deps, stop);
       notify();
     }
+    if (rebuild && !stop.aborted) deps.cache.setNote(REBUILD_NOTE, '');
     await abortedPromise(stop);
     logger.info('stopping: no new uploads; waiting for uploads in progress');
   } finally {
@@ -115,7 +139,14 @@ function startWatcher(
     storeDir: opts.storeDir,
     uploadDerivations: opts.uploadDerivations,
     onPaths: (paths) => {
-      const added = deps.queue.enqueue(paths);
+      let added: number;
+      try {
+        added = deps.queue.enqueue(paths);
+      } catch (err) {
+        // Not lost: the rebuilt database is filled by a scan of the store.
+        if (deps.onDatabaseDamaged && isDatabaseCorrupt(err)) return deps.onDatabaseDamaged(err);
+        throw err;
+      }
       deps.logger.debug({ paths: paths.length, added }, 'store paths queued');
       notify();
     },
@@ -138,6 +169,14 @@ async function initialScan(deps: DaemonDeps, stop: AbortSignal): Promise<void> {
     added += deps.queue.enqueue(paths.slice(i, i + ENQUEUE_CHUNK));
   deps.cache.setFlag('initial_scan_complete', true);
   deps.logger.info({ paths: paths.length, added }, 'initial scan queued the store');
+}
+
+/** The rebuild note of a healed database (REBUILD_NOTE_KEY in src/state/heal.ts, without `note:`). */
+const REBUILD_NOTE = 'rebuild';
+
+function damagedOrLogged(deps: DaemonDeps, err: unknown): void {
+  if (deps.onDatabaseDamaged && isDatabaseCorrupt(err)) deps.onDatabaseDamaged(err);
+  else deps.logger.error({ err }, 'daemon status failed');
 }
 
 function logStatus(deps: DaemonDeps, uploadedSinceStart: number): void {

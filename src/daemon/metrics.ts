@@ -6,6 +6,7 @@
 // Counters count since the daemon started (Prometheus handles the reset at a restart); gauges are
 // read when scraped (the queue from the database, so paths queued by `--enqueue` show at once).
 import type { UploadReport } from '../upload/upload-closure.js';
+import type { AccessState } from './access-state.js';
 
 export interface QueueGauges {
   pending: number;
@@ -28,6 +29,8 @@ export class DaemonMetrics {
   /** Batches that failed as a whole (bucket unreachable, Nix missing). */
   failedBatches = 0;
   lastPrune: PruneRecord | undefined;
+  /** Whether the object store accepts loft (src/daemon/access-state.ts); absent: assumed yes. */
+  access: AccessState | undefined;
 
   recordBatch(report: UploadReport): void {
     this.uploadedPaths += report.uploaded.length;
@@ -74,6 +77,25 @@ export class DaemonMetrics {
       'counter',
       'Upload batches that failed as a whole (bucket or Nix unreachable).',
       this.failedBatches,
+    );
+    const lost = this.access?.lost;
+    metric(
+      'loft_storage_access_ok',
+      'gauge',
+      '1 while the object store accepts loft, 0 while it refuses it (credentials, bucket, permissions).',
+      lost === undefined ? 1 : 0,
+    );
+    metric(
+      'loft_storage_access_lost_since_timestamp_seconds',
+      'gauge',
+      'When the object store started refusing loft (0: it does not).',
+      lost === undefined ? 0 : lost.since / 1000,
+    );
+    metric(
+      'loft_storage_access_lost_total',
+      'counter',
+      'Times the object store started refusing loft.',
+      this.access?.lostCount ?? 0,
     );
     const p = this.lastPrune;
     metric(

@@ -3,14 +3,18 @@
 // closures as one batch and settles each path on its own outcome. A failing path is retried with
 // backoff and eventually parked; it never holds up the others. A failure of the whole batch (the
 // bucket unreachable, Nix missing) is not the paths' fault: they are left as they were and the worker
-// itself backs off, resetting on the next success.
+// itself backs off, resetting on the next success. A refusal of the whole target (credentials
+// revoked, bucket deleted: a target failure) is "access lost" (access-state.ts): the worker then
+// only probes, rarely, and takes up its queue again once the store answers.
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ErrorCode } from '../errors.js';
+import { isTargetFailure, type ErrorCode } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { storePathExists } from '../store/path-exists.js';
 import type { FailedPath, UploadReport } from '../upload/upload-closure.js';
 import { BACKOFF, backoffDelay, type Backoff } from '../backoff.js';
 import type { QueueItem, UploadQueue } from '../state/queue.js';
+import { AccessState } from './access-state.js';
+import { isDatabaseCorrupt } from '../state/heal.js';
 
 export type UploadBatch = (paths: string[], signal: AbortSignal) => Promise<UploadReport>;
 
@@ -26,6 +30,17 @@ export interface UploadWorkerOptions {
    * Only tests pass it, to see a failed batch retried in milliseconds.
    */
   batchRetry?: Partial<Backoff>;
+  /** Told when the target refuses loft and when it accepts again (default: one of its own). */
+  access?: AccessState;
+  /**
+   * One cheap request that fails like an upload would when access is lost (access-state.ts's
+   * probeAccess); while access is lost, the worker sends it instead of a whole batch.
+   */
+  probeAccess?: (signal: AbortSignal) => Promise<void>;
+  /** SQLite reported the database damaged: the worker stops and tells (daemon.ts's DaemonDeps). */
+  onDatabaseDamaged?: (err: unknown) => void;
+  /** Backoff while access is lost (default BACKOFF.accessLost); tests shorten it. */
+  accessRetry?: Partial<Backoff>;
   /** Whether a path still exists in the store (default: storePathExists). */
   pathExists?: (path: string) => Promise<boolean>;
   logger?: Logger;
@@ -53,8 +68,11 @@ export class UploadWorker {
   /** An exclusive job (a prune) that no batch may overlap. */
   private pausedBy: Promise<unknown> | undefined;
 
+  readonly access: AccessState;
+
   constructor(private readonly opts: UploadWorkerOptions) {
     this.logger = opts.logger ?? silentLogger();
+    this.access = opts.access ?? new AccessState({ logger: this.logger });
   }
 
   start(): void {
@@ -104,6 +122,8 @@ export class UploadWorker {
 
   private async loop(): Promise<void> {
     let failures = 0;
+    /** Looks at the target that it refused, since access was lost. */
+    let refusals = 0;
     while (!this.stopping) {
       this.notified = false;
       let batch = 0;
@@ -111,12 +131,19 @@ export class UploadWorker {
         await this.pausedBy.catch(() => undefined);
         continue;
       }
+      if (this.access.lost !== undefined && refusals > 0) {
+        await this.idle(backoffDelay({ ...BACKOFF.accessLost, ...this.opts.accessRetry }, refusals), false);
+        if (this.stopping) break;
+      }
       try {
+        if (this.access.lost !== undefined) await this.opts.probeAccess?.(this.abort.signal);
         // The queue is read inside the try too: a database error (a lock held too long by another
         // process) must back the worker off, not end it.
         const items = this.opts.queue.takeDue(this.opts.batchSize ?? 200);
         batch = items.length;
         if (items.length === 0) {
+          this.accessRegained();
+          refusals = 0;
           await this.idle(this.untilNextDue());
           continue;
         }
@@ -127,14 +154,30 @@ export class UploadWorker {
           this.batchInFlight = undefined;
         }
         failures = 0;
+        refusals = 0;
+        this.accessRegained();
       } catch (err) {
         if (this.abort.signal.aborted) break;
+        if (this.opts.onDatabaseDamaged && isDatabaseCorrupt(err)) {
+          this.opts.onDatabaseDamaged(err);
+          break;
+        }
+        if (isTargetFailure(err)) {
+          // Not one line per batch or path: the access state logs when it changes.
+          refusals++;
+          this.access.markLost(err, this.opts.queue.counts().pending);
+          continue;
+        }
         failures++;
         const delayMs = backoffDelay({ ...BACKOFF.batch, ...this.opts.batchRetry }, failures, () => 1);
         this.logger.error({ err, paths: batch, delayMs }, 'upload batch failed; retrying later');
         await this.idle(delayMs, false);
       }
     }
+  }
+
+  private accessRegained(): void {
+    if (this.access.lost !== undefined) this.access.markOk();
   }
 
   private untilNextDue(): number {

@@ -5,12 +5,14 @@
 //   prune-db.ts    narinfo_meta                     what each narinfo says, for pruning
 //   prune-lock.ts  the `prune_lock` row of `meta`   one prune at a time on this host
 // WAL lets `loft --enqueue` (another process) write while the daemon reads; the busy timeout waits
-// for another process's write lock instead of failing.
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+// for another process's write lock instead of failing. A damaged file heals itself (heal.ts).
+import { existsSync, mkdirSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { silentLogger, type Logger } from '../log.js';
-import { migrate } from './migrations.js';
+import { oneLine } from '../errors.js';
+import { createLogger, silentLogger, type Logger } from '../log.js';
+import { isDatabaseCorrupt, moveAside, noteRebuild, ownSchemaPath, warnOnce } from './heal.js';
+import { MIGRATIONS, migrate, schemaVersion } from './migrations.js';
 import { openError } from './open-error.js';
 
 export type StateDb = Database.Database;
@@ -18,28 +20,84 @@ export type StateDb = Database.Database;
 export interface OpenStateOptions {
   /** SQLite busy timeout: how long a write waits for another process's lock (default 10 s). */
   busyTimeoutMs?: number;
+  /** Where the warnings of a healed file go (default: a logger on stderr, as the CLI's). */
   logger?: Logger;
 }
 
-/** Opens (creating it and its parent directories when missing) and migrates the file at `path`. */
+/**
+ * Opens (creating it and its parent directories when missing) and migrates the file at `path`. A
+ * damaged file is moved aside and replaced by a fresh one, and a newer loft's file is left alone
+ * for one of this loft's own beside it (heal.ts says why); either way with one warning.
+ */
 export function openStateDb(path: string, opts: OpenStateOptions = {}): StateDb {
+  try {
+    return openAndMigrate(path, opts);
+  } catch (err) {
+    if (err instanceof NewerSchema) return openOwnSchema(path, err.version, opts);
+    if (!isDatabaseCorrupt(err)) throw openError(path, err);
+    return healStateDb(path, err, opts);
+  }
+}
+
+/**
+ * Moves the damaged file at `path` aside and opens a fresh one in its place, marked for a rebuild.
+ * The daemon calls it too when SQLite reports corruption while it runs (after closing the file).
+ */
+export function healStateDb(path: string, cause: unknown, opts: OpenStateOptions = {}): StateDb {
+  let aside: string;
   let db: StateDb;
   try {
-    mkdirSync(dirname(path), { recursive: true });
-    db = new Database(path, { timeout: opts.busyTimeoutMs ?? 10_000 });
+    aside = moveAside(path);
+    db = openAndMigrate(path, opts);
+    noteRebuild(db, `damaged file moved to ${basename(aside)}`);
   } catch (err) {
-    throw openError(path, err);
+    throw openError(path, err instanceof NewerSchema ? cause : err);
   }
+  (opts.logger ?? createLogger()).warn(
+    { path, movedTo: aside, reason: oneLine(cause) },
+    'the local database was damaged: moved it aside and started a fresh one; presence is re-learned ' +
+      'from the bucket and the store is scanned again',
+  );
+  return db;
+}
+
+/** A file of a newer loft: this loft works in its own file beside it (heal.ts). */
+function openOwnSchema(path: string, version: number, opts: OpenStateOptions): StateDb {
+  const own = ownSchemaPath(path, MIGRATIONS.length);
+  const fresh = !existsSync(own);
+  const db = openStateDb(own, opts);
+  if (fresh) noteRebuild(db, `${path} has the schema ${version} of a newer loft`);
+  warnOnce(
+    opts.logger ?? createLogger(),
+    path,
+    { path, version, known: MIGRATIONS.length, using: own },
+    'the local database was written by a newer loft: left it untouched and using a file of this ' +
+      "loft's own beside it (delete the newer file once you will not go back to the newer loft)",
+  );
+  return db;
+}
+
+class NewerSchema extends Error {
+  constructor(readonly version: number) {
+    super(`schema version ${version}`);
+  }
+}
+
+function openAndMigrate(path: string, opts: OpenStateOptions): StateDb {
+  mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path, { timeout: opts.busyTimeoutMs ?? 10_000 });
   try {
     db.pragma('journal_mode = WAL');
     // Enough under WAL: a row lost in a power cut only costs a re-check (see presence.ts).
     db.pragma('synchronous = NORMAL');
+    const version = schemaVersion(db);
+    if (version > MIGRATIONS.length) throw new NewerSchema(version);
     const { from, to } = migrate(db, path);
     if (from !== to) (opts.logger ?? silentLogger()).debug({ path, from, to }, 'migrated the local database');
     return db;
   } catch (err) {
     db.close();
-    throw openError(path, err);
+    throw err;
   }
 }
 

@@ -41,7 +41,9 @@ export type DaemonStateKey =
   /** When the daemon last uploaded a path (ms). */
   | 'last_upload_at'
   /** The daemon's last sign of life while watching (ms): a restart looks at paths newer than it. */
-  | 'last_watch_at';
+  | 'last_watch_at'
+  /** JSON {since, code, message} while the object store refuses the daemon, '' otherwise. */
+  | 'storage_access';
 
 export class UploadQueue {
   private readonly s: Statements;

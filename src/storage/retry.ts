@@ -1,8 +1,13 @@
-// When to try an S3 request again, and how long to wait first (BACKOFF.request in src/backoff.ts).
-// Pure: no timers, no SDK imports; randomness is injected so tests are deterministic. The SDK's
-// retry middleware does the waiting (see createRetryStrategy), so every request, including
-// lib-storage's UploadPart calls, follows this one policy.
-import { attemptsExhausted, backoffDelay, type Backoff } from '../backoff.js';
+// When to try an S3 request again, and how long to wait first (BACKOFF.request, and
+// BACKOFF.throttled for a throttled answer, in src/backoff.ts). Pure: no timers, no SDK imports;
+// randomness and the clock are injected so tests are deterministic. The SDK's retry middleware
+// does the waiting (see createRetryStrategy), so every request, including lib-storage's UploadPart
+// calls, follows this one policy.
+//
+// Throttling follows Nix 2.35 (NixOS/nix#15449, the fix for #15023): 503 counts as throttling like
+// 429, full jitter, and a Retry-After header (seconds or an HTTP-date) is a floor: the jittered
+// delay is added on top of it, so clients told the same time do not all come back at once.
+import { attemptsExhausted, BACKOFF, backoffDelay, type Backoff } from '../backoff.js';
 
 /** Why a request failed, as far as retrying goes. Only 'fatal' is not retried. */
 export type FailureKind = 'throttling' | 'server' | 'timeout' | 'network' | 'fatal';
@@ -63,7 +68,8 @@ export function errorCodeOf(err: unknown): string | undefined {
 
 function classifyOne(f: ErrorFields, status: number | undefined): FailureKind | undefined {
   const names = [f.name, f.code, f.Code].filter((v): v is string => typeof v === 'string');
-  if (status === 429 || names.some((n) => THROTTLING_CODES.has(n))) return 'throttling';
+  // 503 is S3's SlowDown status, and R2, GCS and others send it bare when they shed load.
+  if (status === 429 || status === 503 || names.some((n) => THROTTLING_CODES.has(n))) return 'throttling';
   if (names.some((n) => TIMEOUT_NAMES.has(n) || TIMEOUT_ERRNOS.has(n))) return 'timeout';
   if (names.some((n) => NETWORK_ERRNOS.has(n))) return 'network';
   if (typeof f.message === 'string' && /socket hang up/i.test(f.message)) return 'network';
@@ -97,6 +103,33 @@ export function isRetryable(err: unknown): boolean {
   return classifyFailure(err) !== 'fatal';
 }
 
+/** The longest Retry-After loft waits out; a server asking for more gets the request failed instead. */
+export const MAX_RETRY_AFTER_MS = 10 * 60_000;
+
+/**
+ * Milliseconds a Retry-After value asks for (RFC 9110: delay-seconds or an HTTP-date), 0 for a
+ * time already past, undefined when the value is neither.
+ */
+export function parseRetryAfter(value: string, nowMs: number): number | undefined {
+  const v = value.trim();
+  if (/^\d+(\.\d+)?$/.test(v)) return Math.round(Number(v) * 1000);
+  // An HTTP-date names its zone (IMF-fixdate "GMT"); Date.parse reads it and its obsolete forms.
+  if (!/[a-z]/i.test(v)) return undefined;
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
+}
+
+/** The Retry-After of a failed request's answer, in ms from `nowMs`, if it carried one. */
+export function retryAfterOf(err: unknown, nowMs: number): number | undefined {
+  const headers = (fieldsOf(err) as { $response?: { headers?: unknown } } | undefined)?.$response?.headers;
+  if (typeof headers !== 'object' || headers === null) return undefined;
+  for (const [name, value] of Object.entries(headers)) {
+    if (name.toLowerCase() === 'retry-after' && typeof value === 'string')
+      return parseRetryAfter(value, nowMs);
+  }
+  return undefined;
+}
+
 /** The SDK's RetryToken, structurally (this file imports nothing from the SDK). */
 export interface RetryToken {
   getRetryCount(): number;
@@ -113,13 +146,24 @@ export interface RetryNotice {
   delayMs: number;
   kind: FailureKind;
   code: string | undefined;
+  /** What the answer's Retry-After asked for, when it had one. */
+  retryAfterMs?: number;
+}
+
+export interface RetryStrategyOptions {
+  /** Delays after a throttled answer (default BACKOFF.throttled, with `policy`'s maxAttempts). */
+  throttled?: Backoff;
+  now?: () => number;
 }
 
 export function createRetryStrategy(
   policy: Backoff,
   random: () => number = Math.random,
   onRetry?: (notice: RetryNotice) => void,
+  options: RetryStrategyOptions = {},
 ) {
+  const throttled = options.throttled ?? { ...BACKOFF.throttled, maxAttempts: policy.maxAttempts };
+  const now = options.now ?? Date.now;
   const token = (count: number, delay: number): RetryToken => ({
     getRetryCount: () => count,
     getRetryDelay: () => delay,
@@ -133,8 +177,14 @@ export function createRetryStrategy(
       const kind = classifyFailure(info.error);
       if (attemptsExhausted(policy, retry) || kind === 'fatal')
         return Promise.reject(new Error('not retrying'));
-      const delayMs = backoffDelay(policy, retry, random);
-      onRetry?.({ retry, delayMs, kind, code: errorCodeOf(info.error) });
+      const retryAfterMs = retryAfterOf(info.error, now());
+      if (retryAfterMs !== undefined && retryAfterMs > MAX_RETRY_AFTER_MS)
+        return Promise.reject(new Error('not retrying: Retry-After too far away'));
+      const jittered = backoffDelay(kind === 'throttling' ? throttled : policy, retry, random);
+      const delayMs = (retryAfterMs ?? 0) + jittered;
+      const notice: RetryNotice = { retry, delayMs, kind, code: errorCodeOf(info.error) };
+      if (retryAfterMs !== undefined) notice.retryAfterMs = retryAfterMs;
+      onRetry?.(notice);
       return Promise.resolve(token(retry, delayMs));
     },
     recordSuccess(_token: RetryToken): void {},

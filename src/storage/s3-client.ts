@@ -1,11 +1,12 @@
 // Builds the S3Client every S3 operation goes through: checksums only when required, our retry
-// policy, timeouts, small GetObject bodies read inside the retry loop, and extra headers added
-// after signing.
+// policy (Retry-After honoured), an adaptive limit on requests in flight, timeouts, small GetObject
+// bodies read inside the retry loop, and extra headers added after signing.
 import { Readable } from 'node:stream';
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { BACKOFF, type Backoff } from '../backoff.js';
 import { AbortedError, StorageError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { adaptiveConcurrency, limitRequestsInFlight } from './s3-request-limit.js';
 import { classifyFailure, createRetryStrategy, errorCodeOf, httpStatusOf } from './retry.js';
 
 export interface S3Credentials {
@@ -37,6 +38,12 @@ export interface S3ClientOptions {
   random?: () => number;
   /** Retries are logged at debug level (they are expected now and then). */
   logger?: Logger;
+  /**
+   * Lower the number of requests in flight when the server throttles, and raise it again slowly
+   * (src/storage/request-limiter.ts). Default true; false keeps the callers' fixed concurrency
+   * (bench/throttle.bench.ts compares the two).
+   */
+  adaptiveConcurrency?: boolean;
 }
 
 /** Give up on a TCP connect after this long; a reachable server answers a connect in milliseconds. */
@@ -46,6 +53,16 @@ export function retryPolicyOf(options: S3ClientOptions): Backoff {
   return {
     ...BACKOFF.request,
     ...(options.maxAttempts !== undefined ? { maxAttempts: options.maxAttempts } : {}),
+    ...(options.retryBaseDelayMs !== undefined ? { baseMs: options.retryBaseDelayMs } : {}),
+    ...(options.retryMaxDelayMs !== undefined ? { maxMs: options.retryMaxDelayMs } : {}),
+  };
+}
+
+/** Delays after a throttled answer: BACKOFF.throttled, shortened by the same options (tests). */
+export function throttledPolicyOf(options: S3ClientOptions): Backoff {
+  return {
+    ...BACKOFF.throttled,
+    maxAttempts: options.maxAttempts ?? BACKOFF.throttled.maxAttempts,
     ...(options.retryBaseDelayMs !== undefined ? { baseMs: options.retryBaseDelayMs } : {}),
     ...(options.retryMaxDelayMs !== undefined ? { maxMs: options.retryMaxDelayMs } : {}),
   };
@@ -61,8 +78,11 @@ export function createS3Client(options: S3ClientOptions): S3Client {
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
     maxAttempts: policy.maxAttempts,
-    retryStrategy: createRetryStrategy(policy, options.random, (notice) =>
-      options.logger?.debug(notice, 'retrying S3 request'),
+    retryStrategy: createRetryStrategy(
+      policy,
+      options.random,
+      (notice) => options.logger?.debug(notice, 'retrying S3 request'),
+      { throttled: throttledPolicyOf(options) },
     ),
     requestHandler: {
       connectionTimeout: CONNECT_TIMEOUT_MS,
@@ -77,6 +97,7 @@ export function createS3Client(options: S3ClientOptions): S3Client {
   const client = new S3Client(config);
   addExtraHeaders(client, options.extraHeaders);
   readSmallBodiesInsideRetries(client);
+  limitRequestsInFlight(client, adaptiveConcurrency(options));
   return client;
 }
 

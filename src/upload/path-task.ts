@@ -8,7 +8,7 @@
 // Then, once, the path is recorded as present. The turn is held in step 1 only, so a path waiting
 // for its references holds no upload slot (docs/architecture.md, "Whole closures only").
 import { BACKOFF } from '../backoff.js';
-import { CorruptPathError, DependencyFailedError, PruneConflictError, isTargetFailure } from '../errors.js';
+import { DependencyFailedError, PruneConflictError, isRetryablePathError, isTargetFailure } from '../errors.js';
 import type { PathInfo } from '../format/path-info.js';
 import { hashPartOfParsed } from '../format/store-path.js';
 import type { PresenceCache } from '../state/presence.js';
@@ -32,19 +32,6 @@ export interface PathTaskDeps extends Omit<UploadPathDeps, 'onNarBytes'> {
   /** Per-path attempts for transient failures (default BACKOFF.path; the SDK also retries each request). */
   attempts?: number;
   retryBaseMs?: number;
-}
-
-/**
- * Not worth a second attempt: the path's contents are wrong, the target refuses us (credentials,
- * bucket), a reference failed, or a prune is deleting what it needs (a later batch uploads it).
- */
-function retryable(err: unknown): boolean {
-  return (
-    !(err instanceof CorruptPathError) &&
-    !isTargetFailure(err) &&
-    !(err instanceof DependencyFailedError) &&
-    !(err instanceof PruneConflictError)
-  );
 }
 
 /** The tasks of one closure upload: its paths, started in the order given (largest NAR first). */
@@ -116,7 +103,7 @@ export class PathTasks {
           ...(deps.attempts !== undefined ? { maxAttempts: deps.attempts } : {}),
           ...(deps.retryBaseMs !== undefined ? { baseMs: deps.retryBaseMs } : {}),
         },
-        retryable,
+        retryable: isRetryablePathError,
         onRetry: (attempt, err, delayMs) => deps.progress?.retrying(info.path, attempt, err, delayMs),
         ...(deps.signal ? { signal: deps.signal } : {}),
       },

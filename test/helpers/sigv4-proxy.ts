@@ -35,17 +35,34 @@ export interface VerifiedRequest {
 export interface SigV4Proxy {
   endpoint: string;
   seen: VerifiedRequest[];
+  /**
+   * The secret requests must be signed with from now on: a different one plays credentials
+   * revoked (every request answered 403 SignatureDoesNotMatch), the original one their return.
+   */
+  setSecret(secretAccessKey: string): void;
+  /** Called with each request before it is checked (a test may change the secret there). */
+  onRequest?: (req: IncomingMessage) => void;
   close(): Promise<void>;
 }
 
 export async function startSigV4Proxy(options: SigV4ProxyOptions): Promise<SigV4Proxy> {
   const seen: VerifiedRequest[] = [];
+  const current = { ...options };
   const proxy = await startForwardingProxy(options.target, (req) => {
-    const { result, record } = check(req, options);
+    handle.onRequest?.(req);
+    const { result, record } = check(req, current);
     seen.push(record);
     return result;
   });
-  return { endpoint: proxy.endpoint, seen, close: () => proxy.close() };
+  const handle: SigV4Proxy = {
+    endpoint: proxy.endpoint,
+    seen,
+    setSecret: (secret) => {
+      current.secretAccessKey = secret;
+    },
+    close: () => proxy.close(),
+  };
+  return handle;
 }
 
 function check(

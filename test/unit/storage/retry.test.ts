@@ -6,6 +6,7 @@ import {
   classifyFailure,
   createRetryStrategy,
   isRetryable,
+  parseRetryAfter,
   type RetryNotice,
 } from '../../../src/storage/retry.js';
 
@@ -80,7 +81,7 @@ describe('classifyFailure', () => {
     ['throttling code on a 400', s3Error('ThrottlingException', 400), 'throttling'],
     ['500 InternalError', s3Error('InternalError', 500), 'server'],
     ['502 from a gateway', s3Error('Unknown', 502), 'server'],
-    ['503 without a code (HEAD)', s3Error('503', 503), 'server'],
+    ['503 without a code (HEAD): throttling, as Nix 2.35 treats it', s3Error('503', 503), 'throttling'],
     ['ECONNRESET', errno('ECONNRESET'), 'network'],
     ['EPIPE', errno('EPIPE'), 'network'],
     ['ECONNREFUSED', errno('ECONNREFUSED'), 'network'],
@@ -125,18 +126,18 @@ describe('createRetryStrategy (the SDK RetryStrategyV2 shape)', () => {
     assert.equal(token.getRetryCount(), 0);
     const delays: number[] = [];
     for (let i = 1; i < policy.maxAttempts; i++) {
-      token = await strategy.refreshRetryTokenForRetry(token, { error: s3Error('SlowDown', 503) });
+      token = await strategy.refreshRetryTokenForRetry(token, { error: s3Error('InternalError', 500) });
       assert.equal(token.getRetryCount(), i);
       delays.push(token.getRetryDelay());
     }
     assert.deepEqual(delays, [50, 100, 200]);
-    await assert.rejects(strategy.refreshRetryTokenForRetry(token, { error: s3Error('SlowDown', 503) }));
+    await assert.rejects(strategy.refreshRetryTokenForRetry(token, { error: s3Error('InternalError', 500) }));
     assert.deepEqual(
       notices.map((n) => [n.retry, n.kind, n.code]),
       [
-        [1, 'throttling', 'SlowDown'],
-        [2, 'throttling', 'SlowDown'],
-        [3, 'throttling', 'SlowDown'],
+        [1, 'server', 'InternalError'],
+        [2, 'server', 'InternalError'],
+        [3, 'server', 'InternalError'],
       ],
     );
   });
@@ -158,5 +159,68 @@ describe('createRetryStrategy (the SDK RetryStrategyV2 shape)', () => {
     const strategy = createRetryStrategy({ ...policy, maxAttempts: 1 });
     const token = await strategy.acquireInitialRetryToken('');
     await assert.rejects(strategy.refreshRetryTokenForRetry(token, { error: errno('ECONNRESET') }));
+  });
+});
+
+describe('Retry-After and throttled answers (Nix 2.35: a floor, full jitter above it)', () => {
+  /** An SDK error whose raw answer carried headers, as the deserializer leaves it. */
+  function answered(name: string, status: number, headers: Record<string, string>): Error {
+    return Object.assign(s3Error(name, status), { $response: { statusCode: status, headers } });
+  }
+  const now = Date.parse('2026-12-06T12:00:00Z');
+
+  test('parseRetryAfter reads delay-seconds and HTTP-dates, and nothing else', () => {
+    assert.equal(parseRetryAfter('2', now), 2000);
+    assert.equal(parseRetryAfter(' 0 ', now), 0);
+    assert.equal(parseRetryAfter('1.5', now), 1500);
+    assert.equal(parseRetryAfter('Sun, 06 Dec 2026 12:00:05 GMT', now), 5000);
+    assert.equal(parseRetryAfter('Sun, 06 Dec 2026 11:00:00 GMT', now), 0, 'a date in the past: now');
+    assert.equal(parseRetryAfter('soon', now), undefined);
+    assert.equal(parseRetryAfter('-3', now), undefined);
+    assert.equal(parseRetryAfter('', now), undefined);
+  });
+
+  test('a 503 or 429 with Retry-After waits at least that long, jitter on top', async () => {
+    for (const [status, code] of [
+      [503, 'SlowDown'],
+      [429, 'TooManyRequests'],
+      [503, '503'],
+    ] as const) {
+      for (const r of [0, 0.5, 0.999]) {
+        const strategy = createRetryStrategy(policy, () => r, undefined, { now: () => now });
+        const token = await strategy.acquireInitialRetryToken('');
+        const next = await strategy.refreshRetryTokenForRetry(token, {
+          error: answered(code, status, { 'Retry-After': '2' }),
+        });
+        assert.ok(next.getRetryDelay() >= 2000, `${status} ${code} r=${r}: ${next.getRetryDelay()}`);
+        assert.ok(next.getRetryDelay() <= 2000 + BACKOFF.throttled.baseMs);
+      }
+    }
+    const strategy = createRetryStrategy(policy, () => 0, undefined, { now: () => now });
+    const dated = await strategy.refreshRetryTokenForRetry(await strategy.acquireInitialRetryToken(''), {
+      error: answered('SlowDown', 503, { 'retry-after': 'Sun, 06 Dec 2026 12:00:07 GMT' }),
+    });
+    assert.equal(dated.getRetryDelay(), 7000);
+  });
+
+  test('a throttled answer without Retry-After backs off on the throttled policy', async () => {
+    const strategy = createRetryStrategy(policy, () => 0.5);
+    let token = await strategy.acquireInitialRetryToken('');
+    const delays: number[] = [];
+    for (let i = 1; i < policy.maxAttempts; i++) {
+      token = await strategy.refreshRetryTokenForRetry(token, { error: s3Error('SlowDown', 503) });
+      delays.push(token.getRetryDelay());
+    }
+    assert.deepEqual(delays, [500, 1000, 2000]);
+  });
+
+  test('a Retry-After beyond ten minutes is not waited for', async () => {
+    const strategy = createRetryStrategy(policy, () => 0.5, undefined, { now: () => now });
+    const token = await strategy.acquireInitialRetryToken('');
+    await assert.rejects(
+      strategy.refreshRetryTokenForRetry(token, {
+        error: answered('SlowDown', 503, { 'retry-after': '3600' }),
+      }),
+    );
   });
 });
