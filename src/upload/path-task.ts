@@ -8,7 +8,12 @@
 // Then, once, the path is recorded as present. The turn is held in step 1 only, so a path waiting
 // for its references holds no upload slot (docs/architecture.md, "Whole closures only").
 import { BACKOFF } from '../backoff.js';
-import { DependencyFailedError, PruneConflictError, isRetryablePathError, isTargetFailure } from '../errors.js';
+import {
+  DependencyFailedError,
+  PruneConflictError,
+  isRetryablePathError,
+  isTargetFailure,
+} from '../errors.js';
 import type { PathInfo } from '../format/path-info.js';
 import { hashPartOfParsed } from '../format/store-path.js';
 import type { PresenceCache } from '../state/presence.js';
