@@ -38,7 +38,9 @@ export type StorageErrorCode =
   | 'E_STORAGE_TLS'
   | 'E_STORAGE_UNREACHABLE'
   | 'E_STORAGE_NOT_S3'
-  | 'E_STORAGE_UNWRITABLE';
+  | 'E_STORAGE_UNWRITABLE'
+  /** The store cannot list its keys (an HTTP cache without WebDAV PROPFIND). */
+  | 'E_STORAGE_NO_LISTING';
 
 /** Every code a LoftError (or a failed path's report) can carry; E_INTERNAL marks a bug. */
 export type ErrorCode =
