@@ -59,7 +59,7 @@ export async function startNginx(opts: { user?: string; password?: string } = {}
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const stderr: Buffer[] = [];
-  child.stderr!.on('data', (c: Buffer) => stderr.push(c));
+  child.stderr.on('data', (c: Buffer) => stderr.push(c));
   try {
     await waitForPort(port, child, () => Buffer.concat(stderr).toString());
   } catch (err) {
