@@ -27,7 +27,7 @@ export interface TestNginx {
   root: string;
   user: string;
   password: string;
-  /** The access log's lines: `METHOD URI STATUS TRANSFER-ENCODING CONTENT-LENGTH`. */
+  /** The access log's lines: `METHOD URI STATUS "TRANSFER-ENCODING" "CONTENT-LENGTH" "CONTENT-TYPE"`. */
   requests(): Promise<string[]>;
   close(): Promise<void>;
 }
@@ -102,7 +102,7 @@ error_log ${dir}/error.log warn;
 load_module ${DAV_EXT};
 events { worker_connections 512; }
 http {
-  log_format loft '$request_method $uri $status "$http_transfer_encoding" "$http_content_length"';
+  log_format loft '$request_method $uri $status "$http_transfer_encoding" "$http_content_length" "$content_type"';
   access_log ${dir}/access.log loft;
   client_body_temp_path ${dir}/tmp/body;
   proxy_temp_path ${dir}/tmp/proxy;
