@@ -14,6 +14,7 @@ import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export const NGINX = '/usr/sbin/nginx';
@@ -37,6 +38,21 @@ export function nginxMissing(): string | undefined {
   if (!existsSync(NGINX)) return `${NGINX} is not installed (apt-get install nginx)`;
   if (!existsSync(DAV_EXT)) return `${DAV_EXT} is not installed (apt-get install libnginx-mod-http-dav-ext)`;
   return undefined;
+}
+
+/**
+ * Call at the top of a test that needs nginx: true when it is there. Without it, a failure when CI
+ * is set (.ci/run installs it; a skip would hide breakage), else a loud skip.
+ */
+export function requireNginx(t: TestContext, also: string | undefined = undefined): boolean {
+  const missing = nginxMissing() ?? also;
+  if (missing === undefined) return true;
+  if (process.env['CI'] !== undefined && process.env['CI'] !== '') {
+    throw new Error(`${missing}; CI is set, so this is a failure, not a skip`);
+  }
+  console.error(`\n!!!!!!!! SKIPPED: ${missing} !!!!!!!!\n`);
+  t.skip(missing);
+  return false;
 }
 
 export async function startNginx(opts: { user?: string; password?: string } = {}): Promise<TestNginx> {

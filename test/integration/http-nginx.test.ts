@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { buildFixtureClosure, type FixtureCase } from '../helpers/fixtures.js';
 import { runLoft } from '../helpers/loft-cli.js';
 import { hasNix, nixBin, requireNix } from '../helpers/nix-env.js';
-import { nginxMissing, startNginx, type TestNginx } from '../helpers/nginx-server.js';
+import { nginxMissing, requireNginx, startNginx, type TestNginx } from '../helpers/nginx-server.js';
 import { makeNixKey, type KeyFiles } from '../helpers/signing-keys.js';
 import { registerSecretWithEncodings } from '../helpers/test-secrets.js';
 import { closureOf, deleteLocally, hashPartOfPath, substitute } from '../helpers/upload-env.js';
@@ -50,11 +50,7 @@ describe('[http] to a real nginx with WebDAV', () => {
   }
 
   function skipUnlessReady(t: TestContext): boolean {
-    if (missing !== undefined) {
-      t.skip(missing);
-      return false;
-    }
-    return requireNix(t);
+    return requireNginx(t) && requireNix(t);
   }
 
   before(async () => {
