@@ -28,6 +28,8 @@ export interface CliOptions {
   watchExec: string[];
   /** `loft verify` or `loft --verify`: check the cache and report every broken invariant. */
   verify: boolean;
+  /** `loft verify PATH...`: only these paths' closures, found without listing the cache. */
+  verifyPaths: string[];
   checkContents: boolean;
   repair: boolean;
   deleteUnrepairable: boolean;
@@ -78,7 +80,7 @@ export function buildProgram(version: string): Command {
       )
       .option(
         '--verify',
-        'check every narinfo of the cache (parses, NAR present with its size, references present, signed by our key), report each problem, exit 6 if any (also spelled `loft verify`)',
+        'check every narinfo of the cache (parses, NAR present with its size, references present, signed by our key), report each problem, exit 6 if any (also spelled `loft verify`; `loft verify PATH...` checks only those closures)',
       )
       .option(
         '--check-contents',
@@ -96,7 +98,10 @@ export function buildProgram(version: string): Command {
         '--watch-exec',
         "run the command after '--', upload every store path that becomes valid while it runs, exit with its exit code",
       )
-      .argument('[command...]', 'with --watch-exec: the command and its arguments')
+      .argument(
+        '[command...]',
+        'with --watch-exec: the command and its arguments; with verify: store paths whose closures to check (no listing needed)',
+      )
       .addHelpText(
         'after',
         '\nWithout an action flag loft runs the store-watching daemon (stop it with SIGTERM or SIGINT).\n' +
@@ -143,8 +148,9 @@ export function parseCli(argv: string[], version: string, out: (s: string) => vo
     status: o.status === true,
     wait: o.wait === true,
     timeoutSecs: parseTimeout(o.timeout),
-    watchExec: watchExecCommand(o.watchExec === true, program.args),
+    watchExec: watchExecCommand(o.watchExec === true, o.verify === true ? [] : program.args),
     verify: o.verify === true,
+    verifyPaths: o.verify === true && o.watchExec !== true ? [...program.args] : [],
     checkContents: o.checkContents === true,
     repair: o.repair === true,
     deleteUnrepairable: o.deleteUnrepairable === true,
@@ -199,7 +205,7 @@ function watchExecCommand(watchExec: boolean, args: string[]): string[] {
   }
   if (!watchExec && args.length > 0) {
     throw new UsageError(
-      `too many arguments: ${JSON.stringify(args[0])} (only --watch-exec takes a command; see loft --help)`,
+      `too many arguments: ${JSON.stringify(args[0])} (only --watch-exec takes a command, and verify paths; see loft --help)`,
     );
   }
   return args;

@@ -192,5 +192,15 @@ describe('[http] to a real nginx with WebDAV', () => {
       assert.equal(lines.length, 1, run.stdout + run.stderr);
       assert.match(lines[0]!, /cannot list its files \(PROPFIND answered HTTP 405\)/);
     }
+    // verify PATH... walks the closure through the narinfos instead of a listing.
+    const top = await closureOf([fixtures.top]);
+    const verify = await runLoft(['-c', cfg, 'verify', fixtures.top]);
+    assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+    assert.match(verify.stdout, new RegExp(`${top.length} narinfos, 0 problems`));
+    const leaf = hashPartOfPath(fixtures.leaf);
+    await rm(join(nginx.root, 'nolist', `${leaf}.narinfo`));
+    const broken = await runLoft(['-c', cfg, 'verify', fixtures.top]);
+    assert.equal(broken.code, 6, broken.stdout + broken.stderr);
+    assert.match(broken.stdout, new RegExp(`reference ${leaf}-[^ ]+ has no narinfo`));
   });
 });

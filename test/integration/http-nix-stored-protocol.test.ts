@@ -107,7 +107,7 @@ describe('[http] against a stand-in answering as nix-stored does', () => {
     assert.match(lines[0]!, /stores no uncompressed NARs .*set loft\.compression to "zstd"/);
   });
 
-  test('without a listing, verify of the whole cache and --populate-cache stop with one line', async (t) => {
+  test('without a listing, verify of the whole cache and --populate-cache stop with one line; verify PATH... works', async (t) => {
     if (!requireNix(t)) return;
     const cfg = await config();
     for (const args of [['verify'], ['--populate-cache']]) {
@@ -117,5 +117,8 @@ describe('[http] against a stand-in answering as nix-stored does', () => {
       assert.equal(lines.length, 1, run.stdout + run.stderr);
       assert.match(lines[0]!, /cannot list its files \(PROPFIND answered HTTP 404\)/);
     }
+    const verify = await runLoft(['-c', cfg, 'verify', fixtures.top, fixtures.large]);
+    assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+    assert.match(verify.stdout, new RegExp(`${closure.length} narinfos, 0 problems`));
   });
 });
