@@ -79,6 +79,15 @@ describe('[http] against a stand-in answering as nix-stored does', () => {
       assert.ok(server.objects.has(`${h}.narinfo`), `narinfo of ${p}`);
       assert.ok([...server.objects.keys()].some((k) => k.startsWith(`nar/${h}-`) && k.endsWith('.nar.zst')));
     }
+    // With the priority the JSON says (30, the default), loft has nothing to write: it read the JSON.
+    const mark = server.requests.length;
+    const again = await runLoft(['-c', await config(), '--upload-path', fixtures.symlinkOut]);
+    assert.equal(again.code, 0, again.stdout + again.stderr);
+    assert.ok(
+      !server.requests.slice(mark).some((l) => l.startsWith('PUT /nix-cache-info')),
+      server.requests.join('\n'),
+    );
+    assert.ok(!again.stderr.includes('takes no uploads of'), again.stderr);
   });
 
   test('a wrong password (nix-stored answers 500): exit 4, one line saying to check the credentials', async (t) => {
