@@ -20,13 +20,13 @@ const noTime = existsSync('/usr/bin/time')
   ? undefined
   : '/usr/bin/time is not installed (apt-get install time)';
 const missing = nginxMissing() ?? noTime;
-const LARGE_MB = 192;
+const LARGE_MB = 320;
 const MiB = 1024 * 1024;
 
 /** The CLI under /usr/bin/time: exit code, output, and the peak RSS in bytes. */
 async function runMeasured(args: string[]): Promise<{ code: number | null; out: string; peakRss: number }> {
   const child = spawn('/usr/bin/time', ['-f', 'loft-peak-rss-kb=%M', process.execPath, LOFT_MAIN, ...args], {
-    env: { ...nixEnv(), LOFT_COMPUTE_THREADS: '2' },
+    env: { ...nixEnv(), LOFT_COMPUTE_THREADS: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const out: Buffer[] = [];
@@ -87,7 +87,8 @@ describe('[http] to a server that refuses chunked bodies (411)', () => {
     assert.ok(Number(/"(\d+)"/.exec(puts[1]!)?.[1]) > LARGE_MB * MiB, 'random data does not compress');
     t.diagnostic(`peak RSS ${(run.peakRss / MiB).toFixed(0)} MiB for a ${LARGE_MB} MiB NAR`);
     // Holding the NAR (as Nix 2.8's upsertFile does) would need more than its size on top of Node.
-    assert.ok(run.peakRss < LARGE_MB * MiB, `peak RSS ${run.peakRss} bytes`);
+    // loft's memory is its compression frames and Node itself, whatever the NAR's size.
+    assert.ok(run.peakRss < (LARGE_MB / 2) * MiB + 100 * MiB, `peak RSS ${run.peakRss} bytes`);
     const closure = await closureOf([fixtures.large]);
     await deleteLocally(closure, Object.values(fixtures));
     await substitute([fixtures.large], `${nginx.origin}/nochunk`, key.publicKey);

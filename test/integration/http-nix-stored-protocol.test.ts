@@ -104,12 +104,10 @@ describe('[http] against a stand-in answering as nix-stored does', () => {
 
   test('compression = "none": nix-stored has no uncompressed .nar, and loft says so', async (t) => {
     if (!requireNix(t)) return;
-    const run = await runLoft([
-      '-c',
-      await config({ loft: 'compression = "none"' }),
-      '--upload-path',
-      fixtures.leaf,
-    ]);
+    // A path no earlier test uploaded (their closures overlap).
+    const uploaded = new Set([...closure, ...(await closureOf([fixtures.symlinkOut]))]);
+    const fresh = [fixtures.caUser, fixtures.tree].find((p) => !uploaded.has(p))!;
+    const run = await runLoft(['-c', await config({ loft: 'compression = "none"' }), '--upload-path', fresh]);
     assert.equal(run.code, 4, run.stdout + run.stderr);
     const lines = errorLines(run);
     assert.equal(lines.length, 1, run.stdout + run.stderr);
