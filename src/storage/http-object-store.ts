@@ -7,6 +7,7 @@ import type { Readable } from 'node:stream';
 import { giveBack } from '../chunk-pool.js';
 import { AbortedError, StorageError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { parseNixCacheInfo } from '../format/nix-cache-info.js';
 import { BodySource } from './body-source.js';
 import { cacheInfoAsLines, optionalObjectKind, refusesThisKindOfUpload } from './http-cache-shapes.js';
 import { HttpClient, type HttpAnswer, type HttpClientOptions } from './http-client.js';
@@ -45,8 +46,21 @@ export class HttpObjectStore implements ObjectStore {
    */
   async checkAccess(signal?: AbortSignal): Promise<void> {
     const answer = await this.send('GET', 'nix-cache-info', 'read nix-cache-info', { signal }, true);
-    if (answer.status >= 400 && !ABSENT.has(answer.status))
+    if (ABSENT.has(answer.status)) return;
+    if (answer.status >= 300) {
       throw this.statusFailure('GET', 'nix-cache-info', answer, 'read nix-cache-info', true);
+    }
+    try {
+      parseNixCacheInfo(cacheInfoAsLines(answer.body).toString('utf8'));
+    } catch {
+      // A web server that answers every path (a fallback page) would also answer 200 to every
+      // HEAD, so every path would look present and loft would upload nothing.
+      throw new StorageError(
+        `${this.description}/nix-cache-info is not a binary cache's nix-cache-info ` +
+          `(${answer.headers['content-type'] ?? 'no content type'}): check http.url`,
+        { code: 'E_STORAGE_NOT_CACHE' },
+      );
+    }
   }
 
   async head(key: string, signal?: AbortSignal): Promise<ObjectInfo | undefined> {

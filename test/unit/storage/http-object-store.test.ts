@@ -195,3 +195,40 @@ describe('HttpObjectStore', () => {
     await s.close();
   });
 });
+
+describe('HttpObjectStore.checkAccess', () => {
+  test('a web server answering every path with a page is not taken for a cache (every HEAD would say present)', async () => {
+    const srv = await server(async (req, res) => {
+      await readBody(req);
+      res.writeHead(200, { 'content-type': 'text/html' }).end('<html>\n<body>welcome</body>\n</html>\n');
+    });
+    const s = store(srv.url);
+    await assert.rejects(s.checkAccess(), (err: unknown) => {
+      const e = err as { code?: string; message: string };
+      assert.equal(e.code, 'E_STORAGE_NOT_CACHE');
+      assert.match(
+        e.message,
+        /nix-cache-info is not a binary cache's nix-cache-info \(text\/html\): check http\.url/,
+      );
+      return true;
+    });
+    await s.close();
+  });
+
+  test("no nix-cache-info yet, Nix's, or nix-stored's JSON: accepted", async () => {
+    for (const body of [
+      undefined,
+      'StoreDir: /nix/store\n',
+      '{"Priority":30,"StoreDir":"/nix/store","WantMassQuery":1}',
+    ]) {
+      const srv = await server(async (req, res) => {
+        await readBody(req);
+        if (body === undefined) res.writeHead(404).end();
+        else res.writeHead(200).end(body);
+      });
+      const s = store(srv.url);
+      await s.checkAccess();
+      await s.close();
+    }
+  });
+});
