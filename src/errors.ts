@@ -38,7 +38,11 @@ export type StorageErrorCode =
   | 'E_STORAGE_TLS'
   | 'E_STORAGE_UNREACHABLE'
   | 'E_STORAGE_NOT_S3'
-  | 'E_STORAGE_UNWRITABLE';
+  | 'E_STORAGE_UNWRITABLE'
+  /** The store cannot list its keys (an HTTP cache without WebDAV PROPFIND). */
+  | 'E_STORAGE_NO_LISTING'
+  /** An HTTP URL whose nix-cache-info is not one: not a binary cache (a fallback page, say). */
+  | 'E_STORAGE_NOT_CACHE';
 
 /** Every code a LoftError (or a failed path's report) can carry; E_INTERNAL marks a bug. */
 export type ErrorCode =
@@ -166,6 +170,7 @@ const TARGET_FAILURES: ReadonlySet<StorageErrorCode> = new Set([
   'E_STORAGE_AUTH',
   'E_STORAGE_NO_BUCKET',
   'E_STORAGE_NOT_S3',
+  'E_STORAGE_NOT_CACHE',
   'E_STORAGE_UNWRITABLE',
 ]);
 

@@ -26,7 +26,15 @@ export type Action =
   /** --watch-exec: the command (argv after `--`) to run while watching the store. */
   | { kind: 'watch-exec'; command: string[] }
   /** `loft verify` or `loft --verify`: check the cache and report every broken invariant. */
-  | { kind: 'verify'; checkContents: boolean; repair: boolean; deleteUnrepairable: boolean; dryRun: boolean }
+  | {
+      kind: 'verify';
+      /** `loft verify PATH...`: only these paths' closures, found without listing the cache. */
+      paths: string[];
+      checkContents: boolean;
+      repair: boolean;
+      deleteUnrepairable: boolean;
+      dryRun: boolean;
+    }
   /** Only --clear-cache and/or --reset-initial-scan. */
   | { kind: 'cache-maintenance' };
 
@@ -57,6 +65,8 @@ export interface ParsedFlags {
   /** --watch-exec's command; undefined when not given. */
   watchExec: string[] | undefined;
   verify: boolean;
+  /** verify's store paths (empty: the whole cache). */
+  verifyPaths: string[];
   checkContents: boolean;
   repair: boolean;
   deleteUnrepairable: boolean;
@@ -112,5 +122,5 @@ export function actionOf(f: ParsedFlags): Pick<Cli, 'action' | 'maintenance'> {
 
 function verifyAction(f: ParsedFlags): Action {
   const { checkContents, repair, deleteUnrepairable, dryRun } = f;
-  return { kind: 'verify', checkContents, repair, deleteUnrepairable, dryRun };
+  return { kind: 'verify', paths: f.verifyPaths, checkContents, repair, deleteUnrepairable, dryRun };
 }

@@ -164,7 +164,9 @@ function unsignedWarning(config: Config): string {
 }
 
 function describeTarget(config: Config): string {
-  return config.storage.kind === 'local' ? config.storage.path : `s3://${config.storage.s3.bucket}`;
+  const storage = config.storage;
+  if (storage.kind === 'http') return storage.http.url;
+  return storage.kind === 'local' ? storage.path : `s3://${storage.s3.bucket}`;
 }
 
 function enqueueIo() {

@@ -49,7 +49,7 @@ export function buildProgram(version: string): Command {
       )
       .option(
         '--verify',
-        'check every narinfo of the cache (parses, NAR present with its size, references present, signed by our key), report each problem, exit 6 if any (also spelled `loft verify`)',
+        'check every narinfo of the cache (parses, NAR present with its size, references present, signed by our key), report each problem, exit 6 if any (also spelled `loft verify`; `loft verify PATH...` checks only those closures)',
       )
       .option(
         '--check-contents',
@@ -67,7 +67,10 @@ export function buildProgram(version: string): Command {
         '--watch-exec',
         "run the command after '--', upload every store path that becomes valid while it runs, exit with its exit code",
       )
-      .argument('[command...]', 'with --watch-exec: the command and its arguments')
+      .argument(
+        '[command...]',
+        'with --watch-exec: the command and its arguments; with verify: store paths whose closures to check (no listing needed)',
+      )
       .addHelpText(
         'after',
         '\nWithout an action flag loft runs the store-watching daemon (stop it with SIGTERM or SIGINT).\n' +
@@ -99,7 +102,7 @@ export function parseCli(argv: string[], version: string, out: (s: string) => vo
   if (o.timeout !== undefined && o.wait !== true) throw new UsageError('--timeout only goes with --wait');
   checkVerifyFlags(o);
   const list = (v: unknown) => (Array.isArray(v) ? (v as string[]) : undefined);
-  const watchExec = watchExecCommand(o.watchExec === true, program.args);
+  const watchExec = watchExecCommand(o.watchExec === true, o.verify === true ? [] : program.args);
   const flags = {
     dryRun: o.dryRun === true,
     uploadPath: list(o.uploadPath),
@@ -113,6 +116,7 @@ export function parseCli(argv: string[], version: string, out: (s: string) => vo
     timeoutSecs: parseTimeout(o.timeout),
     watchExec: o.watchExec === true ? watchExec : undefined,
     verify: o.verify === true,
+    verifyPaths: o.verify === true && o.watchExec !== true ? [...program.args] : [],
     checkContents: o.checkContents === true,
     repair: o.repair === true,
     deleteUnrepairable: o.deleteUnrepairable === true,
@@ -175,7 +179,7 @@ function watchExecCommand(watchExec: boolean, args: string[]): string[] {
   }
   if (!watchExec && args.length > 0) {
     throw new UsageError(
-      `too many arguments: ${JSON.stringify(args[0])} (only --watch-exec takes a command; see loft --help)`,
+      `too many arguments: ${JSON.stringify(args[0])} (only --watch-exec takes a command, and verify paths; see loft --help)`,
     );
   }
   return args;

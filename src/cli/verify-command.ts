@@ -8,6 +8,9 @@ import { storePathsByHashPart } from '../store/paths-by-hash.js';
 import { queryPathInfos } from '../store/path-info-query.js';
 import { uploadClosure } from '../upload/upload-closure.js';
 import { scanBucket, type ScanResult } from '../verify/bucket-scan.js';
+import { scanClosures } from '../verify/closure-scan.js';
+import { resolveStorePath } from '../store/resolve-path.js';
+import { parseStorePath } from '../format/store-path.js';
 import { problemLine, type Problem } from '../verify/problems.js';
 import { applyRepair, type RepairOutcome } from '../verify/repair.js';
 import { planRepair, type RepairPlan } from '../verify/repair-plan.js';
@@ -17,6 +20,8 @@ import { buildUploadDeps } from './upload-deps.js';
 import { verifyProgress } from './verify-progress.js';
 
 export interface VerifyCommandOptions {
+  /** Store paths whose closures to verify (found without a listing); empty: the whole cache. */
+  paths?: string[];
   checkContents: boolean;
   repair: boolean;
   deleteUnrepairable: boolean;
@@ -36,13 +41,17 @@ export async function runVerify(
   const started = Date.now();
   const { config } = rt;
   const progress = io.stderr.isTTY ? verifyProgress(io.stderr) : undefined;
-  const scan = await scanBucket({
+  const deps = {
     store: rt.store,
     storeDir: config.storeDir,
     checkContents: opts.checkContents,
     ...(config.signingKey ? { publicKey: publicKeyOf(config.signingKey) } : {}),
     ...(progress ? { onProgress: progress.update } : {}),
-  }).finally(() => progress?.done());
+  };
+  const given = await hashPartsOf(opts.paths ?? [], config.storeDir);
+  const scan = await (given.length > 0 ? scanClosures(deps, given) : scanBucket(deps)).finally(() =>
+    progress?.done(),
+  );
   for (const n of scan.narsNotChecked)
     rt.logger.warn({ key: n.key, reason: n.reason }, 'NAR contents not checked');
   const local = await localInfosFor(rt, scan.problems, opts.repair);
@@ -185,4 +194,11 @@ function repairSummary(plan: RepairPlan, outcome: RepairOutcome | undefined): st
     return `repair plan: would mend ${mendable} (${plan.reupload.length} re-uploads, ${plan.resign.length} re-signs, ${plan.uploadMissing.length} missing references), delete ${plan.deletions.length} narinfos, leave ${left}`;
   }
   return `repaired: mended ${outcome.mended.length}, deleted ${outcome.deleted.length}, ${outcome.failed.length} failed, ${left} cannot be mended here`;
+}
+
+/** The hash parts of the paths given to `loft verify PATH...` (`./result` and the like resolved). */
+async function hashPartsOf(paths: readonly string[], storeDir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const p of paths) out.push(parseStorePath(await resolveStorePath(p, storeDir), storeDir).hashPart);
+  return out;
 }

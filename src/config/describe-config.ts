@@ -30,6 +30,24 @@ export function describeConfig(c: Config): Record<string, unknown> {
 
 function describeStorage(c: Config): Record<string, unknown> {
   if (c.storage.kind === 'local') return { kind: 'local', path: c.storage.path };
+  if (c.storage.kind === 'http') {
+    const http = c.storage.http;
+    return {
+      kind: 'http',
+      url: http.url,
+      auth:
+        http.auth === undefined
+          ? 'none'
+          : http.auth.kind === 'basic'
+            ? `basic (user ${http.auth.user})`
+            : 'bearer',
+      ca: http.ca === undefined ? 'system' : 'ca_file',
+      clientCertificate: http.clientCert !== undefined,
+      maxAttempts: http.maxAttempts,
+      requestTimeoutSecs: http.requestTimeoutSecs,
+      extraHeaders: Object.fromEntries(Object.keys(http.extraHeaders).map((name) => [name, '[redacted]'])),
+    };
+  }
   const s3 = c.storage.s3;
   return {
     kind: 's3',

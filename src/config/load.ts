@@ -23,6 +23,7 @@ import {
   type ValidatedDocument,
 } from './schema.js';
 import { readSecretFile, readSigningKeyFile } from './secret-files.js';
+import { completeHttp } from './http-secrets.js';
 import type { SecretSource } from './s3-section.js';
 import type { TomlTable } from './table-reader.js';
 
@@ -67,6 +68,15 @@ export async function loadConfig(opts: LoadOptions): Promise<LoadResult> {
     if (ctx.configPath !== undefined && hasInlineSecret(validated)) {
       warnings.push(...(await exposedFileWarning(ctx.configPath)));
     }
+  } else if (config.storage.kind === 'http') {
+    const sources = { files: validated.httpFiles ?? {}, inlineHeaders: validated.inlineHeaders };
+    warnings.push(
+      ...(await completeHttp(
+        config.storage.http,
+        { ...sources, headerFiles: validated.headerFiles },
+        envHeaders,
+      )),
+    );
   } else if (envHeaders.length > 0) {
     warnings.push('LOFT_EXTRA_HEADER_* environment variables are ignored: the cache is a local directory');
   }

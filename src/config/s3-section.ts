@@ -156,7 +156,7 @@ function readCredentials(r: TableReader, baseDir: string): CredentialSources | u
   return sessionToken === undefined ? { accessKey, secretKey } : { accessKey, secretKey, sessionToken };
 }
 
-function readInlineHeaders(r: TableReader): HeaderEntry[] {
+export function readInlineHeaders(r: TableReader): HeaderEntry[] {
   const table = r.table('extra_headers', []);
   if (table === undefined) return [];
   const out: HeaderEntry[] = [];
@@ -169,7 +169,7 @@ function readInlineHeaders(r: TableReader): HeaderEntry[] {
   return out;
 }
 
-function readHeaderFiles(r: TableReader, baseDir: string): HeaderFileRef[] {
+export function readHeaderFiles(r: TableReader, baseDir: string): HeaderFileRef[] {
   const table = r.table('extra_headers_file', []);
   if (table === undefined) return [];
   const out: HeaderFileRef[] = [];

@@ -14,12 +14,14 @@ import { DEFAULTS } from './defaults.js';
 import type { HeaderEntry } from './extra-headers.js';
 import { LOFT_KEYS, readLoftSection } from './loft-section.js';
 import { readS3Section, S3_KEYS, type CredentialSources, type HeaderFileRef } from './s3-section.js';
+import { HTTP_KEYS, readHttpSection, type HttpFileRefs } from './http-section.js';
 import { storageTarget, targetDigest } from './storage-target.js';
 import { TableReader, type TomlTable } from './table-reader.js';
 
 export { COMPRESSION_LEVELS, DEFAULTS, LIMITS } from './defaults.js';
 export { describeConfig } from './describe-config.js';
 export { LOFT_KEYS } from './loft-section.js';
+export { HTTP_KEYS } from './http-section.js';
 export { S3_KEYS, type CredentialSources, type HeaderFileRef, type SecretSource } from './s3-section.js';
 
 export type {
@@ -31,7 +33,7 @@ export type {
   StorageSettings,
 } from './config.js';
 
-export const ROOT_KEYS = ['s3', 'local', 'loft'] as const;
+export const ROOT_KEYS = ['s3', 'local', 'http', 'loft'] as const;
 export const LOCAL_KEYS = ['path'] as const;
 
 export interface SchemaContext {
@@ -53,6 +55,8 @@ export interface ValidatedDocument {
   credentials?: CredentialSources;
   inlineHeaders: HeaderEntry[];
   headerFiles: HeaderFileRef[];
+  /** [http]'s credential, CA and client certificate files, for the loader. */
+  httpFiles?: HttpFileRefs;
   signingKeyName?: string;
   warnings: string[];
 }
@@ -66,32 +70,41 @@ export function validateDocument(doc: TomlTable, ctx: SchemaContext): ValidatedD
   const root = new TableReader(doc, '', ROOT_KEYS, errors);
   const s3Table = root.table('s3', S3_KEYS);
   const localTable = root.table('local', LOCAL_KEYS);
+  const httpTable = root.table('http', HTTP_KEYS);
   const loftTable = root.table('loft', LOFT_KEYS) ?? new TableReader({}, 'loft', LOFT_KEYS, errors);
   const loft = readLoftSection(loftTable, ctx.baseDir);
   const s3 = s3Table === undefined ? undefined : readS3Section(s3Table, ctx.baseDir);
+  const http = httpTable === undefined ? undefined : readHttpSection(httpTable, ctx.baseDir);
   const localPath = localTable?.string('path', { nonEmpty: true });
   if (localTable !== undefined && !localTable.has('path')) {
     errors.push('local.path: required in [local] (the directory of the local binary cache)');
   }
-  if (s3Table !== undefined && localTable !== undefined) {
-    errors.push('[s3] and [local] are both present; a cache lives in one place, keep one of them');
+  const targets = [s3Table && '[s3]', localTable && '[local]', httpTable && '[http]'].filter(Boolean);
+  if (targets.length > 1) {
+    const which = targets.length === 2 ? 'both' : 'all';
+    errors.push(
+      `${targets.join(' and ')} are ${which} present; a cache lives in one place, keep one of them`,
+    );
   }
-  if (ctx.configPath !== undefined && s3Table === undefined && localTable === undefined) {
+  if (ctx.configPath !== undefined && targets.length === 0) {
     // Only the built-in default (no config file at all) may fall back to ./loft-cache: a config
     // file without a cache is a mistake (a misplaced table header), and uploading into a directory
     // where the user did not look would hide it.
     errors.push(
-      'no [s3] or [local] table: say where the cache is ([s3] bucket = ..., or [local] path = ...)',
+      'no [s3], [local] or [http] table: say where the cache is ([s3] bucket = ..., [local] path = ..., or [http] url = ...)',
     );
   }
   const storeDir = storeDirFromEnv(ctx.env, errors);
-  for (const key of [root, s3Table, localTable, loftTable].flatMap((t) => t?.unknownKeys() ?? [])) {
+  for (const key of [root, s3Table, localTable, httpTable, loftTable].flatMap(
+    (t) => t?.unknownKeys() ?? [],
+  )) {
     errors.push(`unknown key ${key}: fix its name or remove it (loft.toml.example lists every key)`);
   }
   if (errors.length > 0) throw configError(errors, ctx.configPath);
   const warnings: string[] = [];
   let storage: StorageSettings;
   if (s3 !== undefined) storage = { kind: 's3', s3: s3.s3 };
+  else if (http !== undefined) storage = { kind: 'http', http: http.http };
   else if (localPath !== undefined) storage = { kind: 'local', path: resolve(ctx.baseDir, localPath) };
   else storage = { kind: 'local', path: join(ctx.cwd, DEFAULTS.localDir) };
 
@@ -102,10 +115,11 @@ export function validateDocument(doc: TomlTable, ctx: SchemaContext): ValidatedD
   if (ctx.configPath !== undefined) config.configPath = ctx.configPath;
   const out: ValidatedDocument = {
     config,
-    inlineHeaders: s3?.inlineHeaders ?? [],
-    headerFiles: s3?.headerFiles ?? [],
+    inlineHeaders: s3?.inlineHeaders ?? http?.inlineHeaders ?? [],
+    headerFiles: s3?.headerFiles ?? http?.headerFiles ?? [],
     warnings,
   };
+  if (http !== undefined) out.httpFiles = http.files;
   if (s3?.credentials !== undefined) out.credentials = s3.credentials;
   if (loft.signingKeyName !== undefined) out.signingKeyName = loft.signingKeyName;
   return out;

@@ -5,6 +5,7 @@ import type { StorageSettings } from '../storage/settings.js';
 
 export function storageTarget(settings: StorageSettings): string {
   if (settings.kind === 'local') return `file://${settings.path}`;
+  if (settings.kind === 'http') return settings.http.url;
   const s3 = settings.s3;
   return `s3://${s3.bucket}/${s3.prefix ?? ''}@${s3.endpoint ?? `aws:${s3.region}`}`;
 }

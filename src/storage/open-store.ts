@@ -1,5 +1,5 @@
 // The one place that turns storage settings into an ObjectStore.
-import type { S3Settings, StorageSettings } from './settings.js';
+import type { HttpSettings, S3Settings, StorageSettings } from './settings.js';
 import type { Logger } from '../log.js';
 import { s3BufferedPerUpload } from './body-source.js';
 import { LazyObjectStore } from './lazy-object-store.js';
@@ -8,12 +8,13 @@ import type { ObjectStore } from './object-store.js';
 import { describeS3Target } from './s3-description.js';
 
 /**
- * An S3 target is opened on first use (see LazyObjectStore): then the AWS SDK loads and one cheap
+ * An S3 or HTTP target is opened on first use (see LazyObjectStore): then the AWS SDK loads and one cheap
  * authenticated request checks endpoint, bucket and credentials, so a wrong setting fails with one
  * clear error before any upload starts.
  */
 export function openObjectStore(settings: StorageSettings, logger?: Logger): ObjectStore {
   if (settings.kind === 'local') return new LocalObjectStore(settings.path);
+  if (settings.kind === 'http') return openHttpStore(settings.http, logger);
   const s3 = settings.s3;
   const description = describeS3Target(s3.bucket, s3.prefix ?? '', s3.endpoint, s3.region);
   const options = s3StoreOptions(s3, logger);
@@ -47,4 +48,33 @@ function s3StoreOptions(s3: S3Settings, logger: Logger | undefined) {
     ...(s3.prefix !== undefined ? { keyPrefix: s3.prefix } : {}),
     ...(logger ? { logger } : {}),
   };
+}
+
+/**
+ * An HTTP cache is opened on first use too, with one read of nix-cache-info as its access check
+ * (http-object-store.ts): a run the presence cache answers sends no request.
+ */
+function openHttpStore(http: HttpSettings, logger: Logger | undefined): ObjectStore {
+  return new LazyObjectStore(http.url, async () => {
+    const { HttpObjectStore } = await import('./http-object-store.js');
+    const store = new HttpObjectStore({
+      url: http.url,
+      ...(http.auth !== undefined ? { auth: http.auth } : {}),
+      extraHeaders: http.extraHeaders,
+      ...(http.ca !== undefined ? { ca: http.ca } : {}),
+      ...(http.clientCert !== undefined && http.clientKey !== undefined
+        ? { clientCert: http.clientCert, clientKey: http.clientKey }
+        : {}),
+      maxAttempts: http.maxAttempts,
+      requestTimeoutMs: http.requestTimeoutSecs * 1000,
+      ...(logger ? { logger } : {}),
+    });
+    try {
+      await store.checkAccess();
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+    return store;
+  });
 }

@@ -21,4 +21,28 @@ export interface S3Settings {
   requestTimeoutSecs: number;
 }
 
-export type StorageSettings = { kind: 's3'; s3: S3Settings } | { kind: 'local'; path: string /* absolute */ };
+/** Credentials for an HTTP cache, already read from their files (config/http-secrets.ts). */
+export type HttpAuth = { kind: 'basic'; user: string; password: string } | { kind: 'bearer'; token: string };
+
+export interface HttpSettings {
+  /** http:// or https://, with the cache's path prefix and no trailing slash, no userinfo or query. */
+  url: string;
+  /** undefined: anonymous requests (a netrc file without an entry for the host gives none too). */
+  auth?: HttpAuth;
+  /** Merged from TOML, header files and LOFT_EXTRA_HEADER_*; lower-case names. */
+  extraHeaders: Record<string, string>;
+  /** PEM text of the CA certificates to trust instead of the system's (ca_file). */
+  ca?: string;
+  /** PEM text of the client certificate and its key, for mutual TLS. */
+  clientCert?: string;
+  clientKey?: string;
+  /** Tries per HTTP request, the first included. */
+  maxAttempts: number;
+  /** Seconds a request may go without a byte moving either way before it is abandoned and retried. */
+  requestTimeoutSecs: number;
+}
+
+export type StorageSettings =
+  | { kind: 's3'; s3: S3Settings }
+  | { kind: 'local'; path: string /* absolute */ }
+  | { kind: 'http'; http: HttpSettings };

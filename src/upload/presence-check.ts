@@ -3,6 +3,7 @@
 // a listing of the root when that costs fewer requests. A narinfo's presence means the path is
 // committed (it is written last), so it is the only object worth asking about.
 import pLimit from 'p-limit';
+import { StorageError } from '../errors.js';
 import type { PresenceCache } from '../state/presence.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { hashPartOfNarinfoKey, narinfoKey } from '../format/bucket-layout.js';
@@ -56,7 +57,28 @@ export async function checkPresence(
 
   let requests = 0;
   const found: string[] = [];
-  const strategy = chooseStrategy(unknown.length, cache.count());
+  let strategy = chooseStrategy(unknown.length, cache.count());
+  if (strategy === 'list') {
+    try {
+      let keys = 0;
+      const seen: string[] = [];
+      for await (const obj of store.list('', options.signal)) {
+        keys++;
+        const h = hashPartOfNarinfoKey(obj.key);
+        if (h === undefined) continue;
+        seen.push(h);
+        if (unknownSet.has(h)) found.push(h);
+      }
+      requests += Math.max(1, Math.ceil(keys / KEYS_PER_PAGE));
+      // The listing paid for every narinfo in the bucket: remember them all, which also makes the
+      // next size estimate right.
+      cache.learn(seen);
+    } catch (err) {
+      // A store that cannot list (an HTTP cache without WebDAV) is asked path by path instead.
+      if (!(err instanceof StorageError && err.code === 'E_STORAGE_NO_LISTING')) throw err;
+      strategy = 'head';
+    }
+  }
   if (strategy === 'head') {
     const limit = pLimit(HEAD_CONCURRENCY);
     await Promise.all(
@@ -67,22 +89,8 @@ export async function checkPresence(
         }),
       ),
     );
-  } else {
-    let keys = 0;
-    const seen: string[] = [];
-    for await (const obj of store.list('', options.signal)) {
-      keys++;
-      const h = hashPartOfNarinfoKey(obj.key);
-      if (h === undefined) continue;
-      seen.push(h);
-      if (unknownSet.has(h)) found.push(h);
-    }
-    requests += Math.max(1, Math.ceil(keys / KEYS_PER_PAGE));
-    // The listing paid for every narinfo in the bucket: remember them all, which also makes the
-    // next size estimate right.
-    cache.learn(seen);
+    cache.learn(found);
   }
-  if (strategy === 'head') cache.learn(found);
   for (const h of found) present.add(h);
   return { present, learnedFromBucket: found.length, requests };
 }

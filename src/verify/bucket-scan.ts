@@ -54,6 +54,14 @@ export interface ScanResult {
 export async function scanBucket(deps: ScanDeps): Promise<ScanResult> {
   const sizes = new Map<string, number>();
   for await (const o of deps.store.list('', deps.signal)) sizes.set(o.key, o.size);
+  return scanObjects(deps, sizes);
+}
+
+/**
+ * Judges every narinfo among `sizes` (key -> size: what a listing or the closure walk of
+ * closure-scan.ts found), and nix-cache-info when there is any narinfo.
+ */
+export async function scanObjects(deps: ScanDeps, sizes: ReadonlyMap<string, number>): Promise<ScanResult> {
   const narinfoKeys = [...sizes.keys()].filter((k) => hashPartOfNarinfoKey(k) !== undefined).sort();
   const result: ScanResult = {
     problems: [],

@@ -6,7 +6,9 @@ export type ProblemKind =
   /** --check-contents: the NAR's bytes do not match FileHash/FileSize/NarHash/NarSize, or do not decode. */
   | 'nar-contents'
   /** nix-cache-info missing (while narinfos exist), unreadable, or for another store directory. */
-  | 'cache-info';
+  | 'cache-info'
+  /** `loft verify PATH...`: a path asked about has no narinfo in the cache. */
+  | 'not-in-cache';
 
 export interface Problem {
   kind: ProblemKind;

@@ -54,8 +54,17 @@ test('the flags become exactly one action; none is the daemon', () => {
   assert.deepEqual(parse(['--prune', '--dry-run']).action, { kind: 'prune', dryRun: true });
   assert.deepEqual(parse(['verify', '--repair']).action, {
     kind: 'verify',
+    paths: [],
     checkContents: false,
     repair: true,
+    deleteUnrepairable: false,
+    dryRun: false,
+  });
+  assert.deepEqual(parse(['verify', '/nix/store/a', './result']).action, {
+    kind: 'verify',
+    paths: ['/nix/store/a', './result'],
+    checkContents: false,
+    repair: false,
     deleteUnrepairable: false,
     dryRun: false,
   });

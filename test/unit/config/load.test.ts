@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LOCAL_KEYS, LOFT_KEYS, S3_KEYS } from '../../../src/config/schema.js';
+import { HTTP_KEYS, LOCAL_KEYS, LOFT_KEYS, S3_KEYS } from '../../../src/config/schema.js';
 import { targetDigest } from '../../../src/config/storage-target.js';
 import { load, rejection, useTempConfigs } from './temp-configs.js';
 
@@ -72,10 +72,17 @@ describe('loft.toml.example', () => {
   test('documents every key', async () => {
     const text = await readFile(EXAMPLE, 'utf8');
     const tables = new Set(['extra_headers', 'extra_headers_file']);
-    for (const key of [...S3_KEYS, ...LOFT_KEYS, ...LOCAL_KEYS].filter((k) => !tables.has(k))) {
+    for (const key of [...S3_KEYS, ...LOFT_KEYS, ...LOCAL_KEYS, ...HTTP_KEYS].filter((k) => !tables.has(k))) {
       assert.ok(new RegExp(`^(# )?${key} = `, 'm').test(text), `${key} is missing from loft.toml.example`);
     }
-    for (const table of ['[s3]', '[s3.extra_headers]', '[s3.extra_headers_file]', '[local]', '[loft]']) {
+    for (const table of [
+      '[s3]',
+      '[s3.extra_headers]',
+      '[s3.extra_headers_file]',
+      '[local]',
+      '[http]',
+      '[loft]',
+    ]) {
       assert.ok(text.includes(table), table);
     }
   });

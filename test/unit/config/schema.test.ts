@@ -35,13 +35,13 @@ describe('defaults', () => {
     assert.deepEqual(warnings, []);
   });
 
-  test('a config file without [s3] or [local] is an error, not a silent ./loft-cache', () => {
+  test('a config file without [s3], [local] or [http] is an error, not a silent ./loft-cache', () => {
     for (const doc of [{}, { loft: { upload_threads: 4 } }, { loft: { s3: { bucket: 'misplaced' } } }]) {
       assert.throws(
         () => validateDocument(doc, CTX),
         (err: unknown) =>
           err instanceof ConfigError &&
-          /^\/etc\/loft\/loft\.toml: .*no \[s3\] or \[local\] table: say where the cache is/.test(
+          /^\/etc\/loft\/loft\.toml: .*no \[s3\], \[local\] or \[http\] table: say where the cache is/.test(
             err.message,
           ),
       );
@@ -255,7 +255,10 @@ describe('unknown keys are errors naming the dotted key', () => {
       [extra]
       a = 1
     `);
-    assert.match(message, /^\/etc\/loft\/loft\.toml: unknown key top: fix its name or remove it/);
+    assert.match(
+      message,
+      /^\/etc\/loft\/loft\.toml: unknown key top \(did you mean http\?\): fix its name or remove it/,
+    );
     assert.match(message, /unknown key extra: /);
     assert.match(message, /unknown key s3\.regoin \(did you mean s3\.region\?\): /);
     assert.match(message, /; and 2 more$/);

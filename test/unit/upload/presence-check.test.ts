@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { StorageError } from '../../../src/errors.js';
 import { PresenceCache } from '../../../src/state/presence.js';
 import { checkPresence, chooseStrategy } from '../../../src/upload/presence-check.js';
 import { MemoryObjectStore } from '../../helpers/memory-object-store.js';
@@ -67,4 +68,22 @@ test('--force-scan ignores what the local cache says', async () => {
   cache.add(hash(7));
   const r = await checkPresence([hash(7)], cache, store, { ignoreLocal: true });
   assert.equal(r.present.size, 0);
+});
+
+test('a store that cannot list (an HTTP cache without WebDAV) is asked with HEADs instead', async () => {
+  const { cache, store } = await setup();
+  const all = Array.from({ length: 600 }, (_, i) => hash(i));
+  for (const h of all.slice(0, 10)) await store.putBytes(`${h}.narinfo`, 'x', { contentType: 't' });
+  store.list = () => {
+    throw new StorageError('cannot list its files', { code: 'E_STORAGE_NO_LISTING' });
+  };
+  assert.equal(chooseStrategy(all.length, cache.count()), 'list');
+  const r = await checkPresence(all, cache, store);
+  assert.deepEqual([...r.present].sort(), all.slice(0, 10).sort());
+  assert.equal(r.requests, all.length);
+  // Any other listing failure is the run's failure, as before.
+  store.list = () => {
+    throw new StorageError('refused', { code: 'E_STORAGE_AUTH' });
+  };
+  await assert.rejects(checkPresence(all.slice(10), cache, store), /refused/);
 });
