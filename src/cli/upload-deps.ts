@@ -1,12 +1,15 @@
 // The uploader's dependencies built from an open Runtime: shared by `--upload-path`/`--force-scan`
 // and the daemon, so both upload the same way.
 import { availableParallelism } from 'node:os';
+import { readBuildLog } from '../store/build-log.js';
 import { dumpNar } from '../store/dump-nar.js';
+import { realisationsFromNixDb } from '../store/realisations.js';
 import { queryPathInfos } from '../store/path-info-query.js';
 import { DEFAULTS } from '../config/defaults.js';
 import { ConfigError } from '../errors.js';
 import { ensureNixCacheInfo } from '../upload/cache-info.js';
 import { ComputePool } from '../upload/compute-pool.js';
+import { PathExtras } from '../upload/path-extras.js';
 import { PruneGuard } from '../upload/prune-guard.js';
 import type { ProgressSink } from '../upload/progress.js';
 import type { UploadClosureDeps } from '../upload/upload-closure.js';
@@ -29,7 +32,17 @@ export function buildUploadDeps(rt: Runtime, opts: UploadDepsOptions = {}): Uplo
         storeDir: c.storeDir,
         ...(opts.signal ? { signal: opts.signal } : {}),
       }),
-    dumpNar: (p) => dumpNar(p),
+    dumpNar: (p, onEntry) => dumpNar(p, undefined, onEntry),
+    extras: new PathExtras({
+      store: rt.store,
+      signingKey: c.signingKey,
+      settings: c.extras,
+      readBuildLog: (drv) => readBuildLog(drv),
+      readRealisations: (p) => realisationsFromNixDb([p], { storeDir: c.storeDir })?.get(p),
+      logger: rt.logger,
+      logsDone: shared(rt).logsDone,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    }),
     compression: c.compression,
     compressionLevel: c.compressionLevel,
     // xz: one thread per stream, since uploads run side by side anyway. zstd: frames share the
@@ -83,6 +96,8 @@ interface RuntimeShared {
   computePool: ComputePool;
   pruneGuard: PruneGuard;
   cacheInfo?: Promise<void>;
+  /** Derivations whose build log is in the bucket: each log is written once per runtime. */
+  logsDone: Set<string>;
 }
 
 const sharedByRuntime = new WeakMap<Runtime, RuntimeShared>();
@@ -93,6 +108,7 @@ function shared(rt: Runtime): RuntimeShared {
     const c = rt.config;
     s = {
       computePool: new ComputePool(computeThreads(process.env)),
+      logsDone: new Set(),
       pruneGuard: new PruneGuard({
         store: rt.store,
         cache: rt.cache,

@@ -1,6 +1,6 @@
 // The NAR of a path on disk as a byte stream (what `nix-store --dump PATH` writes to stdout).
 import { Readable } from 'node:stream';
-import { encodeNar, type NarSource } from '../format/nar-writer.js';
+import { encodeNar, type NarListener, type NarSource } from '../format/nar-writer.js';
 import { fsNarSource } from './nar-source-fs.js';
 
 /**
@@ -9,8 +9,9 @@ import { fsNarSource } from './nar-source-fs.js';
  */
 const HIGH_WATER_MARK = 1024 * 1024;
 
-export function dumpNar(path: string, source: NarSource = fsNarSource()): Readable {
-  return Readable.from(encodeNar(source, Buffer.from(path, 'utf8')), {
+/** @param onEntry sees every node as it is written (a file listing made in the same pass). */
+export function dumpNar(path: string, source: NarSource = fsNarSource(), onEntry?: NarListener): Readable {
+  return Readable.from(encodeNar(source, Buffer.from(path, 'utf8'), onEntry), {
     objectMode: false,
     highWaterMark: HIGH_WATER_MARK,
   });

@@ -21,11 +21,17 @@ import {
   type Compression,
 } from '../format/bucket-layout.js';
 import { newUploadId } from './upload-id.js';
+import type { NarListener } from '../format/nar-writer.js';
+import type { NarListingBuilder } from '../format/nar-listing.js';
+import type { PathExtras } from './path-extras.js';
 
 export interface UploadPathDeps {
   store: ObjectStore;
-  /** Produces the path's NAR (src/store/dump-nar.ts in production). */
-  dumpNar: (path: string) => Readable;
+  /**
+   * Produces the path's NAR (src/store/dump-nar.ts in production); `onEntry` sees each node as it
+   * is written, for a file listing made in the same pass.
+   */
+  dumpNar: (path: string, onEntry?: NarListener) => Readable;
   compression: Compression;
   compressionLevel: number;
   compressionThreads: number;
@@ -33,6 +39,8 @@ export interface UploadPathDeps {
   computePool?: ComputePool;
   signingKey: SecretKey | undefined;
   signal?: AbortSignal;
+  /** Logs, realisations, listings and the debug-info index (src/upload/path-extras.ts). */
+  extras?: PathExtras;
   /** Called with NAR bytes as they are read, for progress. */
   onNarBytes?: (n: number) => void;
 }
@@ -51,6 +59,7 @@ interface CheckedNar {
   narSize: number;
   fileHash: Buffer;
   fileSize: number;
+  listing?: NarListingBuilder;
 }
 
 /**
@@ -63,14 +72,18 @@ export async function uploadPath(
   beforeCommit: () => Promise<void>,
 ): Promise<UploadedPath> {
   const stored = await uploadNar(info, deps);
+  await deps.extras?.afterNar(info, stored.narKey, stored.listing);
   await beforeCommit();
-  return await commitNarInfo(stored, deps);
+  const uploaded = await commitNarInfo(stored, deps);
+  await deps.extras?.afterNarInfo(info);
+  return uploaded;
 }
 
 /** The NAR alone: dumped, hashed, compressed, stored, then checked against Nix's NarHash and size. */
 async function uploadNar(info: PathInfo, deps: UploadPathDeps): Promise<CheckedNar> {
   const key = narKey(info.hashPart, info.narHash, deps.compression, newUploadId());
-  const { narMeter, fileMeter } = await streamNar(info.path, info.narSize, key, deps);
+  const listing = deps.extras?.startListing();
+  const { narMeter, fileMeter } = await streamNar(info.path, info.narSize, key, deps, listing);
 
   const narHash = sha256Hash(narMeter.digest());
   if (!hashEquals(narHash, info.narHash) || narMeter.bytes !== info.narSize) {
@@ -89,6 +102,7 @@ async function uploadNar(info: PathInfo, deps: UploadPathDeps): Promise<CheckedN
     narSize: narMeter.bytes,
     fileHash: fileMeter.digest(),
     fileSize: fileMeter.bytes,
+    ...(listing ? { listing } : {}),
   };
 }
 
@@ -114,6 +128,7 @@ async function streamNar(
   narSize: number,
   key: string,
   deps: UploadPathDeps,
+  listing: NarListingBuilder | undefined,
 ): Promise<{ narMeter: HashMeter; fileMeter: HashMeter }> {
   const narMeter = new HashMeter();
   narMeter.onBytes = deps.onNarBytes;
@@ -123,7 +138,7 @@ async function streamNar(
     threads: deps.compressionThreads,
     ...(deps.computePool ? { pool: deps.computePool } : {}),
   });
-  const source = deps.dumpNar(path);
+  const source = deps.dumpNar(path, listing?.onEntry);
   const piped = new Promise<void>((resolve, reject) => {
     pipeline(source, narMeter, compressor, fileMeter, (err) => (err ? reject(err) : resolve()));
   });
