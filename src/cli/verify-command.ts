@@ -56,6 +56,8 @@ export async function runVerify(
     opts,
     planRepair({ problems, paths: scan.paths, local, deleteUnrepairable: opts.deleteUnrepairable }),
     io,
+    // Broken extras (realisations, listings, debug-info entries) are reported, never mended.
+    problems.filter((p) => p.kind === 'extra').length,
   );
 }
 
@@ -65,6 +67,7 @@ async function repair(
   opts: VerifyCommandOptions,
   plan: RepairPlan,
   io: VerifyIo,
+  extras: number,
 ): Promise<ExitCodeValue> {
   if (opts.dryRun) {
     for (const line of planLines(plan)) io.say(line);
@@ -80,7 +83,7 @@ async function repair(
       uploadClosure({ paths, explicit: true, dryRun: false, forceUpload: force }, buildUploadDeps(rt)),
   });
   for (const line of outcomeLines(plan, outcome)) io.say(line);
-  const left = outcome.failed.length + (opts.deleteUnrepairable ? 0 : plan.unmendable.length);
+  const left = outcome.failed.length + extras + (opts.deleteUnrepairable ? 0 : plan.unmendable.length);
   return left === 0 ? ExitCode.ok : ExitCode.problems;
 }
 

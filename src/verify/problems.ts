@@ -6,7 +6,9 @@ export type ProblemKind =
   /** --check-contents: the NAR's bytes do not match FileHash/FileSize/NarHash/NarSize, or do not decode. */
   | 'nar-contents'
   /** nix-cache-info missing (while narinfos exist), unreadable, or for another store directory. */
-  | 'cache-info';
+  | 'cache-info'
+  /** A realisation, listing or debug-info entry that does not parse or names what is not there. */
+  | 'extra';
 
 export interface Problem {
   kind: ProblemKind;
