@@ -123,7 +123,11 @@ function object(json: unknown, what: string): Record<string, unknown> {
 
 function baseName(v: unknown, what: string, storeDir: string): string {
   if (typeof v !== 'string') throw new FormatError(`${what} is not a string`);
-  parseStorePathBaseName(v, storeDir);
+  try {
+    parseStorePathBaseName(v, storeDir);
+  } catch {
+    throw new FormatError(`${what} is not a store path base name`);
+  }
   return v;
 }
 
