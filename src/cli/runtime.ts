@@ -26,6 +26,8 @@ export interface RuntimeUploads {
   pruneGuard: PruneGuard;
   /** The write of nix-cache-info, once it has started and not failed. */
   cacheInfo?: Promise<void>;
+  /** Derivations whose build log is in the bucket: each log is written once per runtime. */
+  logsDone: Set<string>;
 }
 
 export interface Runtime {

@@ -2,12 +2,15 @@
 // and the daemon, so both upload the same way.
 import { availableParallelism } from 'node:os';
 import { NarMemory } from '../chunk-pool.js';
+import { readBuildLog } from '../store/build-log.js';
 import { dumpNar } from '../store/dump-nar.js';
+import { realisationsFromNixDb } from '../store/realisations.js';
 import { queryPathInfos } from '../store/path-info-query.js';
 import { DEFAULTS } from '../config/defaults.js';
 import { ConfigError } from '../errors.js';
 import { ensureNixCacheInfo } from '../upload/cache-info.js';
 import { ComputePool } from '../upload/compute-pool.js';
+import { PathExtras } from '../upload/path-extras.js';
 import { PruneGuard } from '../upload/prune-guard.js';
 import type { ProgressSink } from '../upload/progress.js';
 import type { UploadClosureDeps } from '../upload/upload-closure.js';
@@ -30,7 +33,17 @@ export function buildUploadDeps(rt: Runtime, opts: UploadDepsOptions = {}): Uplo
         storeDir: c.storeDir,
         ...(opts.signal ? { signal: opts.signal } : {}),
       }),
-    dumpNar: (p, memory) => dumpNar(p, memory),
+    dumpNar: (p, memory, onEntry) => dumpNar(p, memory, onEntry),
+    extras: new PathExtras({
+      store: rt.store,
+      signingKey: c.signingKey,
+      settings: c.extras,
+      readBuildLog: (drv) => readBuildLog(drv),
+      readRealisations: (p) => realisationsFromNixDb([p], { storeDir: c.storeDir })?.get(p),
+      logger: rt.logger,
+      logsDone: shared(rt).logsDone,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    }),
     compression: c.compression,
     compressionLevel: c.compressionLevel,
     // xz: one thread per stream, since uploads run side by side anyway. zstd: frames share the
@@ -65,6 +78,7 @@ function shared(rt: Runtime): RuntimeUploads {
   rt.uploads ??= {
     computePool: new ComputePool(computeThreads(process.env)),
     narMemory: new NarMemory(),
+    logsDone: new Set(),
     pruneGuard: new PruneGuard({
       store: rt.store,
       cache: rt.cache,

@@ -65,6 +65,8 @@ export async function runVerify(
     opts,
     planRepair({ problems, paths: scan.paths, local, deleteUnrepairable: opts.deleteUnrepairable }),
     io,
+    // Broken extras (realisations, listings, debug-info entries) are reported, never mended.
+    problems.filter((p) => p.kind === 'extra').length,
   );
 }
 
@@ -74,6 +76,7 @@ async function repair(
   opts: VerifyCommandOptions,
   plan: RepairPlan,
   io: VerifyIo,
+  extras: number,
 ): Promise<ExitCodeValue> {
   if (opts.dryRun) {
     for (const line of planLines(plan)) io.say(line);
@@ -89,7 +92,7 @@ async function repair(
       uploadClosure({ paths, explicit: true, dryRun: false, forceUpload: force }, buildUploadDeps(rt)),
   });
   for (const line of outcomeLines(plan, outcome)) io.say(line);
-  const left = outcome.failed.length + (opts.deleteUnrepairable ? 0 : plan.unmendable.length);
+  const left = outcome.failed.length + extras + (opts.deleteUnrepairable ? 0 : plan.unmendable.length);
   return left === 0 ? ExitCode.ok : ExitCode.problems;
 }
 

@@ -42,6 +42,8 @@ export interface Config {
   uploadDerivations: boolean;
   priority: number;
   prune: PruneSettings;
+  /** Extras uploaded with each path: build logs (default on), NAR listings, debug-info index (off). */
+  extras: { uploadLogs: boolean; writeNarListing: boolean; indexDebugInfo: boolean };
   /** What the daemon publishes as this host's roots (symlinks into the store, or directories of them). */
   publishRoots: string[];
   /** loft.metrics_listen: where the daemon serves Prometheus metrics; undefined: no metrics. */

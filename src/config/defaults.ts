@@ -34,6 +34,11 @@ export const DEFAULTS = {
   pruneOrphanGraceHours: 24,
   // Mark to doom, and narinfo to NAR deletion, on a bucket shared by hosts (README, Pruning).
   pruneGraceHours: 24,
+  // As niks3 does: `nix log --store` works for what loft pushed. Listings and the debug-info index
+  // are off by default, as Nix's write-nar-listing and index-debug-info are.
+  uploadLogs: true,
+  writeNarListing: false,
+  indexDebugInfo: false,
   // Off unless asked for: publishing writes to the bucket every few hours (README, Pruning).
   publishRoots: [] as string[],
 } as const;

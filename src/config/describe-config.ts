@@ -23,6 +23,7 @@ export function describeConfig(c: Config): Record<string, unknown> {
     uploadDerivations: c.uploadDerivations,
     priority: c.priority,
     prune: { ...c.prune },
+    extras: { ...c.extras },
     metricsListen: c.metricsListen ? formatListenAddress(c.metricsListen) : 'off',
     debug: c.debug,
   };

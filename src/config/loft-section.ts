@@ -32,6 +32,9 @@ export const LOFT_KEYS = [
   'metrics_listen',
   'prune_grace_hours',
   'publish_roots',
+  'upload_logs',
+  'write_nar_listing',
+  'index_debug_info',
 ] as const;
 
 export const COMPRESSIONS: readonly Compression[] = ['zstd', 'xz', 'none'];
@@ -66,6 +69,11 @@ export function readLoftSection(r: TableReader, baseDir: string): LoftSection {
     priority: r.int('priority', priority.min, priority.max) ?? DEFAULTS.priority,
     prune: readPrune(r),
     publishRoots: readPublishRoots(r),
+    extras: {
+      uploadLogs: r.bool('upload_logs') ?? DEFAULTS.uploadLogs,
+      writeNarListing: r.bool('write_nar_listing') ?? DEFAULTS.writeNarListing,
+      indexDebugInfo: r.bool('index_debug_info') ?? DEFAULTS.indexDebugInfo,
+    },
   };
   const metrics = r.string('metrics_listen');
   if (metrics !== undefined) {

@@ -10,8 +10,12 @@
 //                                             narinfo's URL, never this pattern
 //   .loft/...                                 loft's own state (prune marks, lease, roots:
 //                                             format/loft-state.ts), invisible to Nix
-//   <hashPart>.ls                             a file listing (`nix copy --write-nar-listing`)
+//   <hashPart>.ls                             a file listing (`nix copy --write-nar-listing`,
+//                                             format/nar-listing.ts)
 //   log/<drv base name>                       a build log, shared by the derivation's outputs
+//   realisations/<drv hash>!<out>.doi         a CA output's realisation, Nix <= 2.34 and Lix
+//   build-trace-v2/<drv base name>/<out>.doi  the same for Nix >= 2.35 (format/realisation.ts)
+//   debuginfo/<build id>.debug                where a debug file is (format/debug-info.ts)
 // The NAR key depends only on what path-info already tells, so it is known before compressing.
 import type { Hash } from './hash.js';
 import { encodeNixBase32 } from './nix-base32.js';
@@ -24,6 +28,9 @@ export const CONTENT_TYPE_NAR = 'application/x-nix-nar';
 export const CONTENT_TYPE_NARINFO = 'text/x-nix-narinfo';
 /** What Nix's binary cache store writes for `nix-cache-info`. */
 export const CONTENT_TYPE_NIX_CACHE_INFO = 'text/x-nix-cache-info';
+
+/** What Nix's binary cache store writes for `log/<drv>` (upsertFile in binary-cache-store.cc). */
+export const CONTENT_TYPE_BUILD_LOG = 'text/plain; charset=utf-8';
 
 /** The compressions loft writes; Nix reads these (and more: bzip2, br, gzip... which loft reads but never writes). */
 export type Compression = 'zstd' | 'xz' | 'none';
@@ -64,6 +71,9 @@ export function listingKey(hashPart: string): string {
 export function buildLogKey(drvBaseName: string): string {
   return `log/${drvBaseName}`;
 }
+
+/** Prefixes of the objects that belong to paths besides their narinfo and NAR (prune, verify). */
+export const EXTRA_PREFIXES = ['log/', 'realisations/', 'build-trace-v2/', 'debuginfo/'] as const;
 
 /** The hash part of a root-level `<hash>.narinfo` key, or undefined for any other key. */
 export function hashPartOfNarinfoKey(key: string): string | undefined {

@@ -50,6 +50,19 @@ function ownSlab(): NarSlab {
   return { buffer, lend: (start, end) => buffer.subarray(start, end), seal: () => undefined };
 }
 
+/**
+ * One node as the encoder writes it, for a listener that builds a file listing in the same pass
+ * (format/nar-listing.ts). `path` is relative to the root ('' for the root), raw bytes joined by '/'.
+ */
+export interface NarEntry {
+  path: Buffer;
+  node: NarNode;
+  /** Regular files: where the contents start in the NAR (Nix's `narOffset`). */
+  narOffset?: number;
+}
+
+export type NarListener = (entry: NarEntry) => void;
+
 const ZEROS = Buffer.alloc(8);
 
 /** File chunks at least this big pass through without a copy; shorter ones are always copied. */
@@ -69,6 +82,8 @@ class Assembler {
   private start = 0;
   private pos = 0;
   private full: Buffer[] = [];
+  /** Bytes of NAR written so far, including file chunks that passed through (see passed()). */
+  offset = 0;
 
   constructor(private readonly newSlab: () => NarSlab) {
     this.slab = newSlab();
@@ -83,6 +98,12 @@ class Assembler {
     this.reserve(b.length);
     this.buf.set(b, this.pos);
     this.pos += b.length;
+    this.offset += b.length;
+  }
+
+  /** A chunk the encoder yielded itself, around the assembler. */
+  passed(n: number): void {
+    this.offset += n;
   }
 
   u64(n: number): void {
@@ -91,6 +112,7 @@ class Assembler {
     this.buf.writeUInt32LE(n % 0x100000000, this.pos);
     this.buf.writeUInt32LE(Math.floor(n / 0x100000000), this.pos + 4);
     this.pos += 8;
+    this.offset += 8;
   }
 
   padding(length: number): void {
@@ -204,16 +226,32 @@ function checkEntryNames(dir: Buffer, names: Buffer[]): void {
  * `type`), CorruptPathError when a file yields more or fewer bytes than its size, FormatError for
  * entry names Nix would refuse.
  */
-export async function* encodeNar(source: NarSource, root: Buffer): AsyncGenerator<Buffer> {
+export async function* encodeNar(
+  source: NarSource,
+  root: Buffer,
+  onEntry?: NarListener,
+): AsyncGenerator<Buffer> {
   const asm = new Assembler(source.slab?.bind(source) ?? ownSlab);
+  const relative = (p: Buffer) => p.subarray(Math.min(p.length, root.length + 1));
+  const listen =
+    onEntry &&
+    ((p: Buffer, node: NarNode, narOffset?: number) =>
+      onEntry({ path: relative(p), node, ...(narOffset === undefined ? {} : { narOffset }) }));
   try {
-    yield* encodeTree(source, root, asm);
+    yield* encodeTree(source, root, asm, listen);
   } finally {
     asm.close();
   }
 }
 
-async function* encodeTree(source: NarSource, root: Buffer, asm: Assembler): AsyncGenerator<Buffer> {
+type Listen = (path: Buffer, node: NarNode, narOffset?: number) => void;
+
+async function* encodeTree(
+  source: NarSource,
+  root: Buffer,
+  asm: Assembler,
+  listen: Listen | undefined,
+): AsyncGenerator<Buffer> {
   const stack: DirFrame[] = [];
   asm.bytes(MAGIC);
   let path: Buffer | undefined = root;
@@ -223,13 +261,15 @@ async function* encodeTree(source: NarSource, root: Buffer, asm: Assembler): Asy
       asm.bytes(DIRECTORY);
       const names = (await source.entries(path)).sort((a, b) => Buffer.compare(a, b));
       checkEntryNames(path, names);
+      listen?.(path, node);
       stack.push({ path, names, next: 0 });
     } else if (node.type === 'regular') {
-      yield* regularFile(source, asm, path, node);
+      yield* regularFile(source, asm, path, node, listen);
       asm.bytes(CLOSE);
     } else if (node.type === 'symlink') {
       asm.bytes(SYMLINK);
       asm.str(node.target);
+      listen?.(path, node);
       asm.bytes(CLOSE);
     } else {
       throw new UnsupportedFileError(
@@ -267,7 +307,8 @@ async function* regularFile(
   source: NarSource,
   asm: Assembler,
   path: Buffer,
-  node: { executable: boolean; size: number },
+  node: { type: 'regular'; executable: boolean; size: number },
+  listen: Listen | undefined,
 ): AsyncGenerator<Buffer> {
   const { size } = node;
   if (!Number.isSafeInteger(size) || size < 0)
@@ -276,6 +317,7 @@ async function* regularFile(
   if (node.executable) asm.bytes(EXECUTABLE);
   asm.bytes(CONTENTS);
   asm.u64(size);
+  listen?.(path, node, asm.offset);
   let seen = 0;
   for await (const chunk of source.contents(path, size)) {
     seen += chunk.length;
@@ -286,6 +328,7 @@ async function* regularFile(
       if (asm.pending >= FLUSH_AT) yield* asm.take();
     } else {
       yield* asm.take();
+      asm.passed(chunk.length);
       yield chunk;
     }
   }

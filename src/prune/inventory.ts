@@ -8,13 +8,14 @@
 // path its key names) never stops either: it is marked malformed and a warning names its key, on
 // every run (the row in narinfo_meta remembers that it is malformed, not why).
 import pLimit from 'p-limit';
-import { buildLogKey, hashPartOfNarinfoKey, listingKey, narinfoKey } from '../format/bucket-layout.js';
+import { hashPartOfNarinfoKey, narinfoKey } from '../format/bucket-layout.js';
 import type { Logger } from '../log.js';
 import type { ObjectInfo, ObjectStore } from '../storage/object-store.js';
 import { multipartUploadsOf } from '../storage/multipart-uploads.js';
-import type { OrphanCandidate, PendingUpload, PrunePath, PruneObject } from './policy.js';
+import type { OrphanCandidate, PendingUpload, PrunePath } from './policy.js';
 import type { NarinfoMeta, PruneDb } from '../state/prune-db.js';
 import { summarizeNarinfo } from './narinfo-summary.js';
+import { extraObjectsOf, readExtrasIndex, sharedCounts, type ExtrasIndex } from './extras-index.js';
 
 export interface InventoryDeps {
   store: ObjectStore;
@@ -78,7 +79,7 @@ export async function takeInventory(deps: InventoryDeps): Promise<Inventory> {
         .filter((o) => o.key.startsWith('nar/') && !named.has(o.key))
         .map((o) => ({ key: o.key, size: o.size, lastModified: o.lastModified.getTime() }));
   return {
-    paths: toPaths(metas, objects),
+    paths: toPaths(metas, objects, await readExtrasIndex(objects, deps)),
     orphanCandidates,
     pendingUploads: await pendingUploads(deps),
     bucketBytes,
@@ -173,20 +174,15 @@ function warnMalformed(
   for (const m of todo) warned.add(m.hashPart);
 }
 
-function toPaths(metas: readonly NarinfoMeta[], objects: Map<string, ObjectInfo>): PrunePath[] {
-  // A build log is stored per derivation (`log/<drv>`), shared by its outputs: it belongs to a path
-  // only when that path is the one output of its deriver in the bucket.
-  const outputsOf = new Map<string, number>();
-  for (const m of metas) if (m.deriver) outputsOf.set(m.deriver, (outputsOf.get(m.deriver) ?? 0) + 1);
+function toPaths(
+  metas: readonly NarinfoMeta[],
+  objects: Map<string, ObjectInfo>,
+  extras: ExtrasIndex,
+): PrunePath[] {
+  // Listings, logs, realisations and debug-info entries go with their path (prune/extras-index.ts).
+  const shared = sharedCounts(metas);
   return metas.map((m) => {
-    const extraObjects: PruneObject[] = [];
-    const listing = objects.get(listingKey(m.hashPart));
-    if (listing) extraObjects.push({ key: listing.key, size: listing.size });
-    const log =
-      m.deriver !== undefined && outputsOf.get(m.deriver) === 1
-        ? objects.get(buildLogKey(m.deriver))
-        : undefined;
-    if (log) extraObjects.push({ key: log.key, size: log.size });
+    const extraObjects = extraObjectsOf(m, objects, extras, shared);
     const p: PrunePath = {
       hashPart: m.hashPart,
       narinfoKey: narinfoKey(m.hashPart),

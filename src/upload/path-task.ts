@@ -99,8 +99,14 @@ export class PathTasks {
           started = true;
           return uploadNar(info, { ...deps, onNarBytes: (n) => deps.progress?.narBytes(info.path, n) });
         });
+        // Listings and debug-info entries name the NAR, so they go before the narinfo; realisations
+        // and the build log after it (path-extras.ts). A failed extra fails the attempt like a
+        // failed narinfo write, so nothing a published path needs goes missing.
+        await deps.extras?.afterNar(info, stored.narKey, stored.listing);
         await this.referencesCommitted(info);
-        return this.commits.use(() => commitNarInfo(stored, deps));
+        const committed = await this.commits.use(() => commitNarInfo(stored, deps));
+        await deps.extras?.afterNarInfo(info);
+        return committed;
       },
       {
         policy: {
@@ -118,8 +124,7 @@ export class PathTasks {
   }
 
   /**
-   * The path's narinfo is in the cache: record it. Whatever else a published path brings along
-   * (build logs, realisations) belongs here too, after the commit and outside its retries.
+   * The path's narinfo (and its extras) are in the cache: record it, once, outside the retries.
    */
   private afterCommit(info: PathInfo, uploaded: UploadedPath): void {
     const { deps } = this;

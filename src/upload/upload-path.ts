@@ -23,14 +23,18 @@ import {
   type Compression,
 } from '../format/bucket-layout.js';
 import { newUploadId } from './upload-id.js';
+import type { NarListener } from '../format/nar-writer.js';
+import type { NarListingBuilder } from '../format/nar-listing.js';
+import type { PathExtras } from './path-extras.js';
 
 export interface UploadPathDeps {
   store: ObjectStore;
   /**
    * Produces the path's NAR (src/store/dump-nar.ts in production), its chunks lent from `memory`
-   * when one is given.
+   * when one is given; `onEntry` sees each node as it is written, for a file listing made in the
+   * same pass.
    */
-  dumpNar: (path: string, memory?: NarMemory) => Readable;
+  dumpNar: (path: string, memory?: NarMemory, onEntry?: NarListener) => Readable;
   /**
    * Memory the NAR's chunks are lent from, given back once the compressor has copied them. Used
    * only with a compressor that copies its input (copiesInput in compression.ts).
@@ -43,6 +47,8 @@ export interface UploadPathDeps {
   computePool?: ComputePool;
   signingKey: SecretKey | undefined;
   signal?: AbortSignal;
+  /** Logs, realisations, listings and the debug-info index (src/upload/path-extras.ts). */
+  extras?: PathExtras;
   /** Called with NAR bytes as they are read, for progress. */
   onNarBytes?: (n: number) => void;
 }
@@ -61,12 +67,14 @@ export interface CheckedNar {
   narSize: number;
   fileHash: Buffer;
   fileSize: number;
+  listing?: NarListingBuilder;
 }
 
 /** The NAR alone: dumped, hashed, compressed, stored, then checked against Nix's NarHash and size. */
 export async function uploadNar(info: PathInfo, deps: UploadPathDeps): Promise<CheckedNar> {
   const key = narKey(info.hashPart, info.narHash, deps.compression, newUploadId());
-  const { narMeter, fileMeter } = await streamNar(info.path, info.narSize, key, deps);
+  const listing = deps.extras?.startListing();
+  const { narMeter, fileMeter } = await streamNar(info.path, info.narSize, key, deps, listing);
 
   const narHash = sha256Hash(narMeter.digest());
   if (!hashEquals(narHash, info.narHash) || narMeter.bytes !== info.narSize) {
@@ -85,6 +93,7 @@ export async function uploadNar(info: PathInfo, deps: UploadPathDeps): Promise<C
     narSize: narMeter.bytes,
     fileHash: fileMeter.digest(),
     fileSize: fileMeter.bytes,
+    ...(listing ? { listing } : {}),
   };
 }
 
@@ -115,6 +124,7 @@ async function streamNar(
   narSize: number,
   key: string,
   deps: UploadPathDeps,
+  listing: NarListingBuilder | undefined,
 ): Promise<{ narMeter: HashMeter; fileMeter: HashMeter }> {
   const narMeter = new HashMeter();
   narMeter.onBytes = deps.onNarBytes;
@@ -127,7 +137,7 @@ async function streamNar(
     ...(deps.computePool ? { pool: deps.computePool } : {}),
     ...(memory ? { consumed: memory.giveBack } : {}),
   });
-  const source = deps.dumpNar(path, memory);
+  const source = deps.dumpNar(path, memory, listing?.onEntry);
   const piped = new Promise<void>((resolve, reject) => {
     pipeline(source, narMeter, compressor, fileMeter, (err) => (err ? reject(err) : resolve()));
   });

@@ -1,9 +1,11 @@
 // Walking a cache for `loft verify`: one listing, then every narinfo fetched (bounded in parallel)
 // and judged by the pure check in format/narinfo-check.ts; with --check-contents each NAR is also
 // streamed and hashed. Only what Nix reads is judged: nix-cache-info, `<hash>.narinfo` at the root
-// and the NARs their URLs name. Every other object (build logs, listings, anything another tool or
-// another part of loft keeps under its own prefix) is not ours to judge and is left out entirely.
+// and the NARs their URLs name, plus the extras Nix follows from them (realisations, listings,
+// debug-info entries: format/extra-check.ts). Every other object (build logs, anything another tool
+// or another part of loft keeps under its own prefix) is not ours to judge and is left out entirely.
 import pLimit from 'p-limit';
+import { checkExtra, isCheckedExtraKey } from '../format/extra-check.js';
 import { checkNarinfo } from '../format/narinfo-check.js';
 import { parseNixCacheInfo } from '../format/nix-cache-info.js';
 import type { PublicKey } from '../format/signing-key.js';
@@ -85,6 +87,8 @@ export async function scanObjects(deps: ScanDeps, sizes: ReadonlyMap<string, num
       }),
     ),
   );
+  const extraKeys = [...sizes.keys()].filter(isCheckedExtraKey);
+  await Promise.all(extraKeys.map((key) => narinfoLimit(() => scanExtra(key, sizes, deps, result))));
   if (narinfoKeys.length > 0) result.problems.push(...(await cacheInfoProblems(deps)));
   result.problems.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   return result;
@@ -133,6 +137,28 @@ async function scanOne(
     } else result.narsNotChecked.push({ key, reason: outcome.reason });
   }
   result.problems.push(...problems);
+}
+
+async function scanExtra(
+  key: string,
+  sizes: ReadonlyMap<string, number>,
+  deps: ScanDeps,
+  result: ScanResult,
+): Promise<void> {
+  if ((sizes.get(key) ?? 0) > MAX_NARINFO_BYTES) {
+    result.problems.push({ kind: 'extra', key, detail: 'too large to be what its key names; not read' });
+    return;
+  }
+  const body = await deps.store.get(key, deps.signal);
+  if (body === undefined) return;
+  const details = checkExtra({
+    key,
+    text: body.toString('utf8'),
+    sizes,
+    storeDir: deps.storeDir,
+    ...(deps.publicKey ? { publicKey: deps.publicKey } : {}),
+  });
+  for (const detail of details) result.problems.push({ kind: 'extra', key, detail });
 }
 
 function referencesOf(

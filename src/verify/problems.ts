@@ -8,7 +8,9 @@ export type ProblemKind =
   /** nix-cache-info missing (while narinfos exist), unreadable, or for another store directory. */
   | 'cache-info'
   /** `loft verify PATH...`: a path asked about has no narinfo in the cache. */
-  | 'not-in-cache';
+  | 'not-in-cache'
+  /** A realisation, listing or debug-info entry that does not parse or names what is not there. */
+  | 'extra';
 
 export interface Problem {
   kind: ProblemKind;

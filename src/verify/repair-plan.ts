@@ -65,6 +65,7 @@ export function planRepair(input: RepairInput): RepairPlan {
       plan.fixCacheInfo = true;
       continue;
     }
+    if (p.kind === 'extra') continue; // reported, not mended: delete or re-upload it by hand
     const hashPart = p.hashPart!;
     if (p.kind === 'missing-reference') {
       const refHash = p.reference!.slice(0, 32);

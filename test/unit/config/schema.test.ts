@@ -30,6 +30,7 @@ describe('defaults', () => {
         graceHours: 24,
       },
       publishRoots: [],
+      extras: { uploadLogs: true, writeNarListing: false, indexDebugInfo: false },
       debug: false,
     });
     assert.deepEqual(warnings, []);
@@ -144,6 +145,9 @@ describe('every key is read', () => {
       prune_orphan_grace_hours = 0
       prune_grace_hours = 0.5
       publish_roots = ["/run/current-system"]
+      upload_logs = false
+      write_nar_listing = true
+      index_debug_info = true
     `);
     assert.deepEqual(v.warnings, []);
     const c = v.config;
@@ -188,6 +192,7 @@ describe('every key is read', () => {
       [false, 10, true, 41],
     );
     assert.deepEqual(c.skipSignedByKeys, []);
+    assert.deepEqual(c.extras, { uploadLogs: false, writeNarListing: true, indexDebugInfo: true });
     assert.deepEqual(c.prune, {
       enabled: true,
       retentionDays: 7,

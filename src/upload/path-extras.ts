@@ -1,0 +1,129 @@
+// What loft uploads with a path besides its NAR and narinfo, as Nix's binary cache store does:
+//   <hash>.ls and debuginfo/<build id>.debug   after the NAR, before the narinfo (they name the NAR)
+//   realisations and build-trace-v2 entries    after the narinfo (a client that finds one fetches
+//                                              the output's narinfo next: it must be there)
+//   log/<drv base name>                        after the narinfo, once per derivation
+// A local log that cannot be read is skipped with a warning; a failed write fails the path like a
+// failed narinfo write, so the path is tried again and nothing it needs goes missing.
+import { buildLogKey, CONTENT_TYPE_BUILD_LOG, listingKey } from '../format/bucket-layout.js';
+import { CONTENT_TYPE_DEBUG_INFO, debugInfoLinks } from '../format/debug-info.js';
+import { CONTENT_TYPE_LISTING, NarListingBuilder, renderNarListing } from '../format/nar-listing.js';
+import type { PathInfo } from '../format/path-info.js';
+import {
+  CONTENT_TYPE_REALISATION,
+  realisationKeyV1,
+  realisationKeyV2,
+  renderRealisationV1,
+  renderRealisationV2,
+  signRealisationV1,
+  signRealisationV2,
+  type RealisationV1,
+  type RealisationV2,
+} from '../format/realisation.js';
+import type { SecretKey } from '../format/signing-key.js';
+import { baseNameOfParsed } from '../format/store-path.js';
+import type { Logger } from '../log.js';
+import { briefError } from '../log.js';
+import type { ObjectStore } from '../storage/object-store.js';
+
+export interface ExtrasSettings {
+  /** `upload_logs` (default on). */
+  uploadLogs: boolean;
+  /** `write_nar_listing` (default off, as in Nix). */
+  writeNarListing: boolean;
+  /** `index_debug_info` (default off, as in Nix). */
+  indexDebugInfo: boolean;
+}
+
+export interface PathExtrasDeps {
+  store: ObjectStore;
+  signingKey: SecretKey | undefined;
+  settings: ExtrasSettings;
+  /** The decompressed local log of a derivation (store/build-log.ts), undefined when there is none. */
+  readBuildLog: (drvBaseName: string) => Promise<Buffer | undefined>;
+  /** The realisations Nix recorded for an output path (store/realisations.ts). */
+  readRealisations: (outPath: string) => { v1: RealisationV1[]; v2: RealisationV2[] } | undefined;
+  logger: Logger;
+  /** Derivations whose log this runtime stored or found stored: each is written once. */
+  logsDone: Set<string>;
+  signal?: AbortSignal;
+}
+
+export class PathExtras {
+  constructor(private readonly deps: PathExtrasDeps) {}
+
+  /** A listing to fill during the NAR pass, when an extra needs one. */
+  startListing(): NarListingBuilder | undefined {
+    const s = this.deps.settings;
+    return s.writeNarListing || s.indexDebugInfo ? new NarListingBuilder() : undefined;
+  }
+
+  /** The listing and debug-info index of a stored NAR, before its narinfo. */
+  async afterNar(info: PathInfo, narKey: string, listing: NarListingBuilder | undefined): Promise<void> {
+    if (listing === undefined) return;
+    const { root } = listing.listing();
+    if (this.deps.settings.writeNarListing) {
+      await this.put(listingKey(info.hashPart), renderNarListing({ version: 1, root }), CONTENT_TYPE_LISTING);
+    }
+    if (!this.deps.settings.indexDebugInfo) return;
+    for (const link of debugInfoLinks(root, narKey)) {
+      // Nix keeps the first archive it indexed for a build id (binary-cache-store.cc).
+      if ((await this.deps.store.head(link.key, this.deps.signal)) !== undefined) continue;
+      await this.put(link.key, link.body, CONTENT_TYPE_DEBUG_INFO);
+    }
+  }
+
+  /** Realisations, then the build log: after the narinfo is written. */
+  async afterNarInfo(info: PathInfo): Promise<void> {
+    await this.realisations(info);
+    if (this.deps.settings.uploadLogs && info.deriver !== undefined)
+      await this.buildLog(baseNameOfParsed(info.deriver));
+  }
+
+  private async realisations(info: PathInfo): Promise<void> {
+    // Only a content-addressed output built from a derivation can have one.
+    if (info.ca === undefined || info.deriver === undefined) return;
+    const found = this.deps.readRealisations(info.path);
+    if (found === undefined) return;
+    const key = this.deps.signingKey;
+    for (const r of found.v1) {
+      const signed = key ? signRealisationV1(r, key) : r;
+      await this.put(realisationKeyV1(r.id), renderRealisationV1(signed), CONTENT_TYPE_REALISATION);
+    }
+    for (const r of found.v2) {
+      const signed = key ? signRealisationV2(r, key) : r;
+      await this.put(
+        realisationKeyV2(r.drvPath, r.outputName),
+        renderRealisationV2(signed),
+        CONTENT_TYPE_REALISATION,
+      );
+    }
+  }
+
+  private async buildLog(drv: string): Promise<void> {
+    if (this.deps.logsDone.has(drv)) return;
+    this.deps.logsDone.add(drv); // before the first await: a sibling output must not write it too
+    try {
+      const key = buildLogKey(drv);
+      if ((await this.deps.store.head(key, this.deps.signal)) !== undefined) return;
+      let log: Buffer | undefined;
+      try {
+        log = await this.deps.readBuildLog(drv);
+      } catch (err) {
+        this.deps.logger.warn({ drv, err: briefError(err) }, 'build log not uploaded: it cannot be read');
+        return;
+      }
+      if (log !== undefined) await this.put(key, log, CONTENT_TYPE_BUILD_LOG);
+    } catch (err) {
+      this.deps.logsDone.delete(drv);
+      throw err;
+    }
+  }
+
+  private async put(key: string, body: Buffer | string, contentType: string): Promise<void> {
+    await this.deps.store.putBytes(key, body, {
+      contentType,
+      ...(this.deps.signal ? { signal: this.deps.signal } : {}),
+    });
+  }
+}

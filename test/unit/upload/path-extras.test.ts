@@ -1,0 +1,197 @@
+// The extras step of one path's upload (src/upload/path-extras.ts, hooked into upload-path.ts)
+// over an in-memory object store: what is written, in which order relative to the NAR and the
+// narinfo, each log once, and what a missing or unreadable local log does.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { encodeNar, type NarListener, type NarNode, type NarSource } from '../../../src/format/nar-writer.js';
+import { sha256Hash } from '../../../src/format/hash.js';
+import type { PathInfo } from '../../../src/format/path-info.js';
+import { parseSecretKey } from '../../../src/format/signing-key.js';
+import type { RealisationV1 } from '../../../src/format/realisation.js';
+import { silentLogger } from '../../../src/log.js';
+import { PathExtras, type ExtrasSettings, type PathExtrasDeps } from '../../../src/upload/path-extras.js';
+import { uploadClosure } from '../../../src/upload/upload-closure.js';
+import { PresenceCache } from '../../../src/state/presence.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MemoryObjectStore } from '../../helpers/memory-object-store.js';
+import { readFileSync } from 'node:fs';
+
+const KEY = parseSecretKey(
+  readFileSync(new URL('../../fixtures/narinfo/TEST-ONLY-loft-test-1.secret-key', import.meta.url), 'utf8'),
+);
+const DRV = `${'d'.repeat(32)}-thing.drv`;
+const OUT = `/nix/store/${'a'.repeat(32)}-thing`;
+const REALISATION: RealisationV1 = {
+  id: `sha256:${'1'.repeat(64)}!out`,
+  outPath: `${'a'.repeat(32)}-thing`,
+  signatures: [],
+  dependentRealisations: {},
+};
+
+/** A path whose NAR is one file; the NAR encoder calls the listener as in production. */
+const CONTENTS = Buffer.from('hello\n');
+const fileSource: NarSource = {
+  node: (): Promise<NarNode> =>
+    Promise.resolve({ type: 'regular', executable: false, size: CONTENTS.length }),
+  entries: () => Promise.resolve([]),
+  contents: async function* () {
+    await Promise.resolve();
+    yield CONTENTS;
+  },
+};
+const dumpNar = (p: string, onEntry?: NarListener) =>
+  Readable.from(encodeNar(fileSource, Buffer.from(p), onEntry), { objectMode: false });
+
+async function infoOf(extra: Partial<PathInfo> = {}): Promise<PathInfo> {
+  const chunks: Buffer[] = [];
+  for await (const c of dumpNar(OUT)) chunks.push(c as Buffer);
+  const nar = Buffer.concat(chunks);
+  return {
+    path: OUT,
+    hashPart: 'a'.repeat(32),
+    narHash: sha256Hash(createHash('sha256').update(nar).digest()),
+    narSize: nar.length,
+    references: [],
+    signatures: [],
+    deriver: `/nix/store/${DRV}`,
+    ca: 'fixed:r:sha256:0000000000000000000000000000000000000000000000000000',
+    ...extra,
+  };
+}
+
+const ALL_ON: ExtrasSettings = { uploadLogs: true, writeNarListing: true, indexDebugInfo: true };
+
+function extras(store: MemoryObjectStore, over: Partial<PathExtrasDeps> = {}): PathExtras {
+  return new PathExtras({
+    store,
+    signingKey: KEY,
+    settings: ALL_ON,
+    readBuildLog: () => Promise.resolve(Buffer.from('the log\n')),
+    readRealisations: () => ({ v1: [REALISATION], v2: [] }),
+    logger: silentLogger(),
+    logsDone: new Set(),
+    ...over,
+  });
+}
+
+/** One path through the real closure uploader (path-task.ts decides where the extras go). */
+async function upload(store: MemoryObjectStore, ex: PathExtras, info?: PathInfo) {
+  const one = info ?? (await infoOf());
+  const dir = await mkdtemp(join(tmpdir(), 'loft-extras-unit-'));
+  const cache = PresenceCache.open(join(dir, 'cache.db'), { target: 'memory://extras' });
+  try {
+    const report = await uploadClosure(
+      { paths: [one.path], explicit: true, dryRun: false },
+      {
+        store,
+        cache,
+        queryPathInfos: () => Promise.resolve([{ ok: true, info: one }]),
+        dumpNar: (p, _memory, onEntry) => dumpNar(p, onEntry),
+        compression: 'none',
+        compressionLevel: 0,
+        compressionThreads: 1,
+        storeDir: '/nix/store',
+        signingKey: KEY,
+        uploadThreads: 1,
+        skipSignedByKeys: [],
+        uploadDerivations: false,
+        logger: silentLogger(),
+        retryBaseMs: 1,
+        attempts: 1,
+        extras: ex,
+      },
+    );
+    if (report.failed.length > 0) throw new Error(report.failed[0]!.message);
+    return report.uploaded[0]!;
+  } finally {
+    cache.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+void describe('extras of one path', () => {
+  void test('listing after the NAR, realisation and log after the narinfo', async () => {
+    const store = new MemoryObjectStore();
+    await upload(store, extras(store));
+    const puts = store.calls
+      .filter((c) => c.op !== 'head' && c.op !== 'get')
+      .map((c) => c.key.replace(/^nar\/.*/, 'nar'));
+    assert.deepEqual(puts, [
+      'nar',
+      `${'a'.repeat(32)}.ls`,
+      `${'a'.repeat(32)}.narinfo`,
+      `realisations/${REALISATION.id}.doi`,
+      `log/${DRV}`,
+    ]);
+    const ls = JSON.parse(store.objects.get(`${'a'.repeat(32)}.ls`)!.body.toString()) as unknown;
+    assert.deepEqual(ls, { version: 1, root: { type: 'regular', size: 6, narOffset: 96 } });
+    assert.equal(store.objects.get(`log/${DRV}`)!.contentType, 'text/plain; charset=utf-8');
+    const r = JSON.parse(
+      store.objects.get(`realisations/${REALISATION.id}.doi`)!.body.toString(),
+    ) as RealisationV1;
+    assert.equal(r.signatures.length, 1);
+  });
+
+  void test('defaults: a log, no listing; a path without CA gets no realisation', async () => {
+    const store = new MemoryObjectStore();
+    const ex = extras(store, {
+      settings: { uploadLogs: true, writeNarListing: false, indexDebugInfo: false },
+    });
+    const info = await infoOf();
+    delete info.ca;
+    await upload(store, ex, info);
+    const keys = [...store.objects.keys()].filter((k) => !k.startsWith('nar/')).sort();
+    assert.deepEqual(keys, [`${'a'.repeat(32)}.narinfo`, `log/${DRV}`]);
+  });
+
+  void test('upload_logs off writes no log', async () => {
+    const store = new MemoryObjectStore();
+    await upload(store, extras(store, { settings: { ...ALL_ON, uploadLogs: false } }));
+    assert.ok(![...store.objects.keys()].some((k) => k.startsWith('log/')));
+  });
+
+  void test('a log is written once per derivation, and not over one the cache has', async () => {
+    const store = new MemoryObjectStore();
+    const logsDone = new Set<string>();
+    let reads = 0;
+    const readBuildLog = () => {
+      reads++;
+      return Promise.resolve(Buffer.from('log'));
+    };
+    const ex = extras(store, { logsDone, readBuildLog });
+    await ex.afterNarInfo(await infoOf());
+    await ex.afterNarInfo(
+      await infoOf({ path: `/nix/store/${'b'.repeat(32)}-thing-dev`, hashPart: 'b'.repeat(32) }),
+    );
+    assert.equal(store.calls.filter((c) => c.key === `log/${DRV}` && c.op === 'putBytes').length, 1);
+    const other = new MemoryObjectStore();
+    other.objects.set(`log/${DRV}`, {
+      body: Buffer.from('old'),
+      contentType: 'text/plain',
+      lastModified: new Date(),
+    });
+    await extras(other, { readBuildLog }).afterNarInfo(await infoOf());
+    assert.equal(other.objects.get(`log/${DRV}`)!.body.toString(), 'old');
+    assert.equal(reads, 1);
+  });
+
+  void test('an unreadable local log is skipped with a warning; a failed write fails the path', async () => {
+    const store = new MemoryObjectStore();
+    const warnings: string[] = [];
+    const logger = silentLogger();
+    logger.warn = ((_o: unknown, msg: string) => void warnings.push(msg)) as unknown as typeof logger.warn;
+    const ex = extras(store, {
+      logger,
+      readBuildLog: () => Promise.reject(new Error('bzip2 is not installed')),
+    });
+    await ex.afterNarInfo(await infoOf());
+    assert.deepEqual(warnings, ['build log not uploaded: it cannot be read']);
+    const failing = new MemoryObjectStore();
+    failing.failPut = (k) => (k.startsWith('realisations/') ? new Error('boom') : undefined);
+    await assert.rejects(upload(failing, extras(failing)), /boom/);
+  });
+});
