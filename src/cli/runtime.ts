@@ -1,5 +1,6 @@
 // Opening what a command works with, from a loaded Config: the object store and the presence
 // cache. Each piece is released in `close`, whatever happened.
+import { MultipartState } from '../state/multipart-state.js';
 import { PresenceCache } from '../state/presence.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
@@ -13,6 +14,8 @@ export interface Runtime {
   logger: Logger;
   store: ObjectStore;
   cache: PresenceCache;
+  /** S3 only: unfinished multipart uploads, so a killed run's large NAR is resumed. */
+  multipart?: MultipartState;
   close(): Promise<void>;
 }
 
@@ -25,11 +28,17 @@ export async function openRuntime(config: Config, logger: Logger): Promise<Runti
       logger: logger.child({ component: 'presence-cache' }),
     });
     releases.push(() => cache.close());
+    const multipart =
+      config.storage.kind === 's3'
+        ? MultipartState.open(config.localCachePath, { target: storageTarget(config.storage) })
+        : undefined;
+    if (multipart) releases.push(() => multipart.close());
     return {
       config,
       logger,
       store,
       cache,
+      ...(multipart ? { multipart } : {}),
       close: () => releaseAll(releases),
     };
   } catch (err) {

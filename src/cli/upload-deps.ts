@@ -36,6 +36,7 @@ export function buildUploadDeps(rt: Runtime, opts: UploadDepsOptions = {}): Uplo
     // runtime's compute pool.
     compressionThreads: 1,
     computePool: shared(rt).computePool,
+    ...(rt.multipart ? { multipart: rt.multipart } : {}),
     storeDir: c.storeDir,
     signingKey: c.signingKey,
     uploadThreads: uploadConcurrency(c.compression, c.uploadThreads),
@@ -52,7 +53,7 @@ export function buildUploadDeps(rt: Runtime, opts: UploadDepsOptions = {}): Uplo
 
 /**
  * An S3 body is held a part at a time: the first part read ahead (to choose one PUT or multipart),
- * then lib-storage's part being filled and its two in flight, so about four parts per large NAR.
+ * then the part being filled and two in flight (storage/s3-part-upload.ts), so about four parts per large NAR.
  * With the largest NARs starting first, twelve upload threads would hold 48 parts at once (384 MiB
  * at the default 8 MiB parts, 3 GiB at 64 MiB). NAR bodies to S3 therefore share a budget of
  * S3_BODY_BUDGET bytes (or one body, if a body is larger): three large NARs at a time at the

@@ -9,6 +9,8 @@ import { renderNarInfo } from '../format/narinfo.js';
 import { buildNarInfo } from '../format/narinfo-builder.js';
 import type { PathInfo } from '../format/path-info.js';
 import type { SecretKey } from '../format/signing-key.js';
+import type { MultipartState } from '../state/multipart-state.js';
+import { ResumeMismatch } from '../storage/multipart-uploads.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { createCompressor } from './compression.js';
 import type { ComputePool } from './compute-pool.js';
@@ -17,10 +19,10 @@ import {
   CONTENT_TYPE_NAR,
   CONTENT_TYPE_NARINFO,
   narinfoKey,
-  narKey,
   type Compression,
 } from '../format/bucket-layout.js';
-import { newUploadId } from './upload-id.js';
+import type { Logger } from '../log.js';
+import { narDestination, type NarDestination } from './resumable-nar.js';
 
 export interface UploadPathDeps {
   store: ObjectStore;
@@ -35,6 +37,9 @@ export interface UploadPathDeps {
   signal?: AbortSignal;
   /** Called with NAR bytes as they are read, for progress. */
   onNarBytes?: (n: number) => void;
+  /** Where multipart uploads record their parts, so a killed run's upload is resumed (S3 only). */
+  multipart?: MultipartState;
+  logger?: Logger;
 }
 
 export interface UploadedPath {
@@ -69,8 +74,19 @@ export async function uploadPath(
 
 /** The NAR alone: dumped, hashed, compressed, stored, then checked against Nix's NarHash and size. */
 async function uploadNar(info: PathInfo, deps: UploadPathDeps): Promise<CheckedNar> {
-  const key = narKey(info.hashPart, info.narHash, deps.compression, newUploadId());
-  const { narMeter, fileMeter } = await streamNar(info.path, info.narSize, key, deps);
+  let dest = await narDestination(info, deps);
+  let streamed;
+  try {
+    streamed = await streamNar(info.path, info.narSize, dest, deps);
+  } catch (err) {
+    // The re-produced NAR differs from the unfinished upload's parts (which are now aborted).
+    if (!(err instanceof ResumeMismatch)) throw err;
+    deps.logger?.info({ path: info.path, part: err.partNumber }, 'unfinished upload differs; starting clean');
+    dest = await narDestination(info, deps, true);
+    streamed = await streamNar(info.path, info.narSize, dest, deps);
+  }
+  const { narMeter, fileMeter } = streamed;
+  const key = dest.key;
 
   const narHash = sha256Hash(narMeter.digest());
   if (!hashEquals(narHash, info.narHash) || narMeter.bytes !== info.narSize) {
@@ -112,7 +128,7 @@ async function commitNarInfo(stored: CheckedNar, deps: UploadPathDeps): Promise<
 async function streamNar(
   path: string,
   narSize: number,
-  key: string,
+  { key, resumable }: NarDestination,
   deps: UploadPathDeps,
 ): Promise<{ narMeter: HashMeter; fileMeter: HashMeter }> {
   const narMeter = new HashMeter();
@@ -134,6 +150,7 @@ async function streamNar(
     // The FileHash, once the compressed stream has ended: a single PUT signs it as its payload hash.
     sha256: () => fileMeter.digest(),
     ...(deps.signal ? { signal: deps.signal } : {}),
+    ...(resumable ? { resumable } : {}),
   });
   const [pipeResult, putResult] = await Promise.allSettled([piped, put]);
   if (pipeResult.status === 'rejected') {
