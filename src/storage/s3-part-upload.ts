@@ -120,7 +120,9 @@ class PartRun {
       return;
     }
     while (this.#inFlight.size >= this.o.queueSize) await Promise.race(this.#inFlight);
-    if (this.#failure !== undefined) throw this.#failure;
+    // Read again: a part in flight may have failed during the wait.
+    const failed = this.#failure as Error | undefined;
+    if (failed !== undefined) throw failed;
     const sending = this.#send(partNumber, body, md5).then(
       () => void this.#inFlight.delete(sending),
       (err: unknown) => {
