@@ -11,11 +11,11 @@ import type { ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
 import {
   hasMultipartUploads,
   resumablePartsOf,
-  type ListedPart,
   type MultipartUpload,
   type MultipartUploads,
   type ResumableParts,
 } from './multipart-uploads.js';
+import type { ListedPart } from './resumable-upload.js';
 
 export class LazyObjectStore implements ObjectStore, MultipartUploads, ResumableParts {
   #opened: Promise<ObjectStore> | undefined;

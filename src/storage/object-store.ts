@@ -2,7 +2,7 @@
 // reads over HTTP relative to the cache root (`nix-cache-info`, `<hash>.narinfo`, `nar/<x>.nar.zst`),
 // so an S3 bucket and a local directory hold the same layout (format/bucket-layout.ts).
 import type { Readable } from 'node:stream';
-import type { ResumableUpload } from './multipart-uploads.js';
+import type { ResumableUpload } from './resumable-upload.js';
 
 export interface ObjectInfo {
   key: string;

@@ -14,7 +14,8 @@ import {
 } from '@aws-sdk/client-s3';
 import { StorageError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { ListedPart, MultipartUpload } from './multipart-uploads.js';
+import type { MultipartUpload } from './multipart-uploads.js';
+import type { ListedPart } from './resumable-upload.js';
 import { errorCodeOf, httpStatusOf } from './retry.js';
 
 /** What the S3 store lends these functions: its client, bucket, prefix and error mapping. */

@@ -14,13 +14,8 @@ import {
 import { giveBack } from '../chunk-pool.js';
 import { AbortedError, ConfigError, StorageError } from '../errors.js';
 import type { Logger } from '../log.js';
-import {
-  ResumeMismatch,
-  type ListedPart,
-  type MultipartUpload,
-  type MultipartUploads,
-  type ResumableParts,
-} from './multipart-uploads.js';
+import type { MultipartUpload, MultipartUploads, ResumableParts } from './multipart-uploads.js';
+import { ResumeMismatch, type ListedPart } from './resumable-upload.js';
 import type { ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
 import { errorCodeOf, httpStatusOf } from './retry.js';
 import { createS3Client, describeEndpoint, toStorageError, type S3ClientOptions } from './s3-client.js';

@@ -6,8 +6,7 @@
 // parts in flight, each a buffer of the part size.
 import { createHash } from 'node:crypto';
 import { giveBack } from '../chunk-pool.js';
-import type { ResumableUpload, StoredPart } from './multipart-uploads.js';
-import { ResumeMismatch } from './multipart-uploads.js';
+import { ResumeMismatch, type ResumableUpload, type StoredPart } from './resumable-upload.js';
 import { errorCodeOf, httpStatusOf } from './retry.js';
 import {
   abortMultipartUpload,

@@ -13,12 +13,8 @@ import { formatHashNix32 } from '../format/hash.js';
 import type { PathInfo } from '../format/path-info.js';
 import type { Logger } from '../log.js';
 import type { MultipartOrigin, MultipartState, RecordedUpload } from '../state/multipart-state.js';
-import {
-  confirmedParts,
-  multipartUploadsOf,
-  resumablePartsOf,
-  type ResumableUpload,
-} from '../storage/multipart-uploads.js';
+import { multipartUploadsOf, resumablePartsOf } from '../storage/multipart-uploads.js';
+import { confirmedParts, type ResumableUpload } from '../storage/resumable-upload.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { newUploadId } from './upload-id.js';
 import { ZSTD_FRAME_BYTES } from './zstd-frames.js';

@@ -10,7 +10,7 @@ import { buildNarInfo } from '../format/narinfo-builder.js';
 import type { PathInfo } from '../format/path-info.js';
 import type { SecretKey } from '../format/signing-key.js';
 import type { MultipartState } from '../state/multipart-state.js';
-import { ResumeMismatch } from '../storage/multipart-uploads.js';
+import { ResumeMismatch } from '../storage/resumable-upload.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { createCompressor } from './compression.js';
 import type { ComputePool } from './compute-pool.js';
