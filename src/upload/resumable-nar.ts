@@ -96,7 +96,13 @@ async function resumeRecorded(
     state.forget(info.hashPart);
     return undefined;
   }
-  const listed = await resumablePartsOf(deps.store)!.listUploadParts(recorded.narKey, uploadId, deps.signal);
+  const listed = await resumablePartsOf(deps.store)!
+    .listUploadParts(recorded.narKey, uploadId, deps.signal)
+    .catch((err: unknown) => {
+      // Resuming only saves bytes: a store that cannot say what it holds gets a clean upload.
+      deps.logger?.warn({ path: info.path, err }, 'could not list the parts of an unfinished upload');
+      return undefined;
+    });
   if (listed === undefined) {
     // Completed before the crash, or aborted by a prune: its key is not to be written again.
     state.forget(info.hashPart);
