@@ -56,10 +56,11 @@ async function run(cli: CliOptions, logger: Logger): Promise<number> {
     cli.wait,
     cli.watchExec.length > 0,
     cli.verify,
+    cli.doctor,
   ].filter(Boolean).length;
   if (actions > 1) {
     throw new UsageError(
-      'give one of --upload-path, --force-scan, --populate-cache, --prune, --status, --wait, --watch-exec, verify',
+      'give one of --upload-path, --force-scan, --populate-cache, --prune, --status, --wait, --watch-exec, verify, doctor',
     );
   }
   const { config, warnings } = await loadConfig({
@@ -86,6 +87,9 @@ async function run(cli: CliOptions, logger: Logger): Promise<number> {
       { timeoutSecs: cli.timeoutSecs },
       waitIo(),
     );
+  }
+  if (cli.doctor) {
+    return (await import('./doctor-command.js')).runDoctor(config, { json: cli.json }, (l) => console.log(l));
   }
   if (daemon) refuseEmbeddedDefault(config, 'the daemon uploads every new store path');
   if (cli.forceScan) refuseEmbeddedDefault(config, '--force-scan uploads every valid store path');
