@@ -35,6 +35,8 @@ export type Action =
       deleteUnrepairable: boolean;
       dryRun: boolean;
     }
+  /** `loft doctor` or `loft --doctor`: probe the target, one line per check (or one JSON object). */
+  | { kind: 'doctor'; json: boolean }
   /** Only --clear-cache and/or --reset-initial-scan. */
   | { kind: 'cache-maintenance' };
 
@@ -70,6 +72,8 @@ export interface ParsedFlags {
   checkContents: boolean;
   repair: boolean;
   deleteUnrepairable: boolean;
+  doctor: boolean;
+  json: boolean;
   clearCache: boolean;
   resetInitialScan: boolean;
 }
@@ -84,6 +88,7 @@ const ACTION_FLAGS: ReadonlyArray<readonly [string, (f: ParsedFlags) => Action |
   ['--wait', (f) => (f.wait ? { kind: 'wait', timeoutSecs: f.timeoutSecs } : undefined)],
   ['--watch-exec', (f) => f.watchExec && { kind: 'watch-exec', command: f.watchExec }],
   ['verify', (f) => (f.verify ? verifyAction(f) : undefined)],
+  ['doctor', (f) => (f.doctor ? { kind: 'doctor', json: f.json } : undefined)],
 ];
 
 /** Actions that open the presence cache, and so may run the maintenance flags first. */

@@ -76,13 +76,17 @@ async function run(cli: Cli, logger: Logger): Promise<number> {
       return (await import('./daemon-command.js')).runDaemonCommand(config, logger);
     case 'watch-exec':
       return (await import('./watch-exec-command.js')).runWatchExecCommand(config, logger, action.command);
+    case 'doctor':
+      return (await import('./doctor-command.js')).runDoctor(config, { json: action.json }, (l) =>
+        console.log(l),
+      );
     default:
       return runOneOff(cli, action, config, logger);
   }
 }
 
 /** The actions that open the object store and the presence cache, run once, and exit. */
-type OneOff = Exclude<Action, { kind: 'enqueue' | 'status' | 'wait' | 'daemon' | 'watch-exec' }>;
+type OneOff = Exclude<Action, { kind: 'enqueue' | 'status' | 'wait' | 'daemon' | 'watch-exec' | 'doctor' }>;
 
 async function runOneOff(cli: Cli, action: OneOff, config: Config, logger: Logger): Promise<number> {
   if (action.kind === 'prune') (await prune()).assertPruneEnabled(config);

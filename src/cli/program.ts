@@ -64,6 +64,11 @@ export function buildProgram(version: string): Command {
         'with --verify --repair: delete narinfos that cannot be mended here, and every narinfo referencing them, referrers first',
       )
       .option(
+        '--doctor',
+        'probe the target (endpoint, TLS, credentials, bucket, writes under .loft/, conditional create, multipart, clock, anonymous read) and print one line per check; exit 1 if loft cannot work with it (also spelled `loft doctor`)',
+      )
+      .option('--json', 'with doctor: print the result as one JSON object')
+      .option(
         '--watch-exec',
         "run the command after '--', upload every store path that becomes valid while it runs, exit with its exit code",
       )
@@ -74,7 +79,7 @@ export function buildProgram(version: string): Command {
       .addHelpText(
         'after',
         '\nWithout an action flag loft runs the store-watching daemon (stop it with SIGTERM or SIGINT).\n' +
-          'Exit codes: 0 ok, 1 some paths not uploaded, 2 usage, 3 configuration, 4 storage, 5 nix/path, 6 --verify found problems (or left some unmended), 70 internal, 124 --wait timed out, 130 stopped by a second signal.\n' +
+          'Exit codes: 0 ok, 1 some paths not uploaded (doctor: loft cannot work with the target), 2 usage, 3 configuration, 4 storage, 5 nix/path, 6 --verify found problems (or left some unmended), 70 internal, 124 --wait timed out, 130 stopped by a second signal.\n' +
           "--watch-exec exits with the command's code (128+N when a signal N ended it), or 1 when the command succeeded and uploads failed.\n",
       )
       // Options after the command's first word are the command's: `--watch-exec nix-build -A x` works
@@ -93,14 +98,20 @@ export function parseCli(argv: string[], version: string, out: (s: string) => vo
   // `loft verify ...` is `loft --verify ...`: the one word command of a flag-based CLI, spelled as
   // the issue and other cache tools spell it. Options after a first word are passed through as
   // arguments (for --watch-exec), so the word is swapped for the flag and the line parsed again.
-  if (program.args[0] === 'verify' && program.opts<Record<string, unknown>>().watchExec !== true) {
+  const word = program.args[0];
+  if (
+    (word === 'verify' || word === 'doctor') &&
+    program.opts<Record<string, unknown>>().watchExec !== true
+  ) {
     const at = argv.length - program.args.length;
-    program = parseWith([...argv.slice(0, at), '--verify', ...argv.slice(at + 1)], version, out);
+    program = parseWith([...argv.slice(0, at), `--${word}`, ...argv.slice(at + 1)], version, out);
     if (program === undefined) return undefined;
   }
   const o = program.opts<Record<string, unknown>>();
   if (o.timeout !== undefined && o.wait !== true) throw new UsageError('--timeout only goes with --wait');
   checkVerifyFlags(o);
+  if (o.json === true && o.doctor !== true)
+    throw new UsageError('--json only goes with doctor: loft doctor --json');
   const list = (v: unknown) => (Array.isArray(v) ? (v as string[]) : undefined);
   const watchExec = watchExecCommand(o.watchExec === true, o.verify === true ? [] : program.args);
   const flags = {
@@ -120,6 +131,8 @@ export function parseCli(argv: string[], version: string, out: (s: string) => vo
     checkContents: o.checkContents === true,
     repair: o.repair === true,
     deleteUnrepairable: o.deleteUnrepairable === true,
+    doctor: o.doctor === true,
+    json: o.json === true,
     clearCache: o.clearCache === true,
     resetInitialScan: o.resetInitialScan === true,
   };

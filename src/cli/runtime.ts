@@ -1,6 +1,7 @@
 // Opening what a command works with, from a loaded Config: the object store and the presence
 // cache, and on first use what several of its parts share (the prune database, what every upload
 // batch shares). Each piece is released in `close`, whatever happened.
+import { MultipartState } from '../state/multipart-state.js';
 import { PresenceCache } from '../state/presence.js';
 import { PruneDb } from '../state/prune-db.js';
 import type { Config } from '../config/schema.js';
@@ -39,6 +40,8 @@ export interface Runtime {
   uploads?: RuntimeUploads;
   /** Pruning's tables of the same database file, opened on first use and closed with the runtime. */
   pruneDb(): PruneDb;
+  /** S3 only: unfinished multipart uploads, so a killed run's large NAR is resumed. */
+  multipart?: MultipartState;
   close(): Promise<void>;
 }
 
@@ -52,6 +55,11 @@ export async function openRuntime(config: Config, logger: Logger): Promise<Runti
     });
     releases.push(() => cache.close());
     let pruneDb: PruneDb | undefined;
+    const multipart =
+      config.storage.kind === 's3'
+        ? MultipartState.open(config.localCachePath, { target: storageTarget(config.storage) })
+        : undefined;
+    if (multipart) releases.push(() => multipart.close());
     return {
       config,
       logger,
@@ -66,6 +74,7 @@ export async function openRuntime(config: Config, logger: Logger): Promise<Runti
         });
         return (pruneDb = db);
       },
+      ...(multipart ? { multipart } : {}),
       close: () => releaseAll(releases),
     };
   } catch (err) {

@@ -51,6 +51,7 @@ export function buildUploadDeps(rt: Runtime, opts: UploadDepsOptions = {}): Uplo
     compressionThreads: 1,
     computePool: shared(rt).computePool,
     narMemory: shared(rt).narMemory,
+    ...(rt.multipart ? { multipart: rt.multipart } : {}),
     storeDir: c.storeDir,
     signingKey: c.signingKey,
     uploadThreads: uploadConcurrency(c.compression, c.uploadThreads),

@@ -89,6 +89,36 @@ export const MIGRATIONS: readonly Migration[] = [
       db.exec(`ALTER TABLE presence ADD COLUMN signer TEXT`);
     },
   },
+  {
+    version: 5,
+    description: 'unfinished multipart uploads and their acknowledged parts, to resume after a crash',
+    up(db) {
+      // One row per store path whose NAR is being sent in parts (src/state/multipart-state.ts):
+      // the key it goes to, the compressor that produced it, the upload id once S3 gave one, and the
+      // process doing it. Its parts are added as S3 acknowledges them; both go when the upload ends.
+      db.exec(`
+        CREATE TABLE multipart_upload (
+          hash_part  TEXT PRIMARY KEY NOT NULL,
+          target     TEXT NOT NULL,
+          nar_hash   TEXT NOT NULL,
+          producer   TEXT NOT NULL,
+          nar_key    TEXT NOT NULL,
+          upload_id  TEXT,
+          part_size  INTEGER,
+          owner_pid  INTEGER NOT NULL,
+          started_at INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE multipart_part (
+          hash_part   TEXT NOT NULL,
+          part_number INTEGER NOT NULL,
+          etag        TEXT NOT NULL,
+          size        INTEGER NOT NULL,
+          md5         TEXT NOT NULL,
+          PRIMARY KEY (hash_part, part_number)
+        ) WITHOUT ROWID;
+      `);
+    },
+  },
 ];
 
 export function schemaVersion(db: Database): number {

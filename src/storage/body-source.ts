@@ -20,7 +20,7 @@ export const DEFAULT_QUEUE_SIZE = 2;
 
 /**
  * What one S3 upload of a body of about `sizeHint` bytes holds in memory: the part read ahead (to
- * choose one PUT or multipart), then lib-storage's part being filled and `queueSize` parts in
+ * choose one PUT or multipart), then the part driver's part being filled (s3-part-upload.ts) and `queueSize` parts in
  * flight, so queueSize + 2 parts, and never more than the body.
  */
 export function s3BufferedPerUpload(

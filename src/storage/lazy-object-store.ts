@@ -8,9 +8,16 @@
 import { Readable } from 'node:stream';
 import { StorageError } from '../errors.js';
 import type { ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
-import { hasMultipartUploads, type MultipartUpload, type MultipartUploads } from './multipart-uploads.js';
+import {
+  hasMultipartUploads,
+  resumablePartsOf,
+  type MultipartUpload,
+  type MultipartUploads,
+  type ResumableParts,
+} from './multipart-uploads.js';
+import type { ListedPart } from './resumable-upload.js';
 
-export class LazyObjectStore implements ObjectStore, MultipartUploads {
+export class LazyObjectStore implements ObjectStore, MultipartUploads, ResumableParts {
   #opened: Promise<ObjectStore> | undefined;
 
   /**
@@ -78,6 +85,16 @@ export class LazyObjectStore implements ObjectStore, MultipartUploads {
   async deleteMany(keys: string[], signal?: AbortSignal): Promise<void> {
     return (await this.store()).deleteMany(keys, signal);
   }
+  /** A real store without multipart uploads has nothing to resume. */
+  async listUploadParts(
+    key: string,
+    uploadId: string,
+    signal?: AbortSignal,
+  ): Promise<ListedPart[] | undefined> {
+    const parts = resumablePartsOf(await this.store());
+    return parts ? parts.listUploadParts(key, uploadId, signal) : undefined;
+  }
+
   /** A real store without multipart uploads has no unfinished ones: nothing is listed. */
   async *listMultipartUploads(signal?: AbortSignal): AsyncIterable<MultipartUpload> {
     const store = await this.store();

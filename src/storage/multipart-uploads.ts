@@ -2,6 +2,7 @@
 // and aborting them. The pruner cleans them up; a local directory has none. One check says whether
 // a store offers them, shared by the pruner and the lazy store that forwards them.
 import type { ObjectStore } from './object-store.js';
+import type { ListedPart } from './resumable-upload.js';
 
 export interface MultipartUpload {
   /** Without the store's key prefix, like ObjectStore keys. */
@@ -22,4 +23,15 @@ export function hasMultipartUploads(store: ObjectStore): store is ObjectStore & 
 
 export function multipartUploadsOf(store: ObjectStore): MultipartUploads | undefined {
   return hasMultipartUploads(store) ? store : undefined;
+}
+
+/** A store that can list the parts of an unfinished upload, so it can be resumed. */
+export interface ResumableParts {
+  /** undefined when the upload is gone (completed, aborted) or the store cannot tell. */
+  listUploadParts(key: string, uploadId: string, signal?: AbortSignal): Promise<ListedPart[] | undefined>;
+}
+
+export function resumablePartsOf(store: ObjectStore): ResumableParts | undefined {
+  const s = store as Partial<ResumableParts>;
+  return typeof s.listUploadParts === 'function' ? (store as ObjectStore & ResumableParts) : undefined;
 }

@@ -2,6 +2,7 @@
 // reads over HTTP relative to the cache root (`nix-cache-info`, `<hash>.narinfo`, `nar/<x>.nar.zst`),
 // so an S3 bucket and a local directory hold the same layout (format/bucket-layout.ts).
 import type { Readable } from 'node:stream';
+import type { ResumableUpload } from './resumable-upload.js';
 
 export interface ObjectInfo {
   key: string;
@@ -20,6 +21,11 @@ export interface PutOptions {
    * hash instead of hashing the body a second time.
    */
   sha256?: () => Buffer;
+  /**
+   * putStream to S3: record the multipart upload's progress here, and carry on with the unfinished
+   * upload it names (src/storage/s3-part-upload.ts). Other stores ignore it.
+   */
+  resumable?: ResumableUpload;
 }
 
 export interface ObjectStore {

@@ -34,7 +34,8 @@ export function openObjectStore(settings: StorageSettings, logger?: Logger): Obj
   }
 }
 
-function s3StoreOptions(s3: S3Settings, logger: Logger | undefined) {
+/** The S3 store options of `s3` (also what `loft doctor` probes with). */
+export function s3StoreOptions(s3: S3Settings, logger: Logger | undefined) {
   return {
     bucket: s3.bucket,
     region: s3.region,

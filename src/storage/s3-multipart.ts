@@ -1,10 +1,21 @@
-// Unfinished multipart uploads of an S3 bucket, for the pruner: a crash or a kill mid-upload leaves
-// parts that no listing shows and that are billed until AbortMultipartUpload (or a lifecycle rule)
-// removes them. ListMultipartUploads pages with a (KeyMarker, UploadIdMarker) pair, not a token.
-import { AbortMultipartUploadCommand, ListMultipartUploadsCommand, type S3Client } from '@aws-sdk/client-s3';
+// The multipart calls of S3, one function each: create, upload a part, complete, list the parts of
+// an upload (to resume it after a crash), list unfinished uploads and abort one (for the pruner: a
+// crash or a kill mid-upload leaves parts that no listing shows and that are billed until
+// AbortMultipartUpload or a lifecycle rule removes them). ListMultipartUploads pages with a
+// (KeyMarker, UploadIdMarker) pair, ListParts with a PartNumberMarker.
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  ListMultipartUploadsCommand,
+  ListPartsCommand,
+  UploadPartCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import { StorageError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { MultipartUpload } from './multipart-uploads.js';
+import type { ListedPart } from './resumable-upload.js';
 import { errorCodeOf, httpStatusOf } from './retry.js';
 
 /** What the S3 store lends these functions: its client, bucket, prefix and error mapping. */
@@ -87,6 +98,114 @@ export async function abortMultipartUpload(
     if (errorCodeOf(err) === 'NoSuchUpload') return;
     throw t.fail(`abort multipart upload of ${key}`, err);
   }
+}
+
+export async function createMultipartUpload(
+  t: MultipartTarget,
+  key: string,
+  contentType: string,
+  signal?: AbortSignal,
+): Promise<string> {
+  const input = { Bucket: t.bucket, Key: t.prefix + key, ContentType: contentType };
+  let out;
+  try {
+    out = await t.client.send(new CreateMultipartUploadCommand(input), opts(signal));
+  } catch (err) {
+    throw t.fail(`start multipart upload of ${key}`, err);
+  }
+  if (out.UploadId === undefined || out.UploadId === '') {
+    throw new StorageError(`the endpoint started a multipart upload of ${key} without an upload id`);
+  }
+  return out.UploadId;
+}
+
+/**
+ * One part from memory, so the SDK can send it again on a retry. Content-MD5 lets the server refuse
+ * a part damaged on the way (S3 answers BadDigest), the same MD5 the journal records.
+ */
+export async function uploadPart(
+  t: MultipartTarget,
+  part: { key: string; uploadId: string; partNumber: number; body: Buffer; md5: Buffer },
+  signal?: AbortSignal,
+): Promise<string> {
+  const input = {
+    Bucket: t.bucket,
+    Key: t.prefix + part.key,
+    UploadId: part.uploadId,
+    PartNumber: part.partNumber,
+    Body: part.body,
+    ContentLength: part.body.length,
+    ContentMD5: part.md5.toString('base64'),
+  };
+  let out;
+  try {
+    out = await t.client.send(new UploadPartCommand(input), opts(signal));
+  } catch (err) {
+    throw t.fail(`upload part ${part.partNumber} of ${part.key}`, err);
+  }
+  if (out.ETag === undefined) {
+    throw new StorageError(`the endpoint stored part ${part.partNumber} of ${part.key} without an ETag`);
+  }
+  return out.ETag;
+}
+
+export async function completeMultipartUpload(
+  t: MultipartTarget,
+  key: string,
+  uploadId: string,
+  parts: ReadonlyArray<{ partNumber: number; etag: string }>,
+  signal?: AbortSignal,
+): Promise<void> {
+  const input = {
+    Bucket: t.bucket,
+    Key: t.prefix + key,
+    UploadId: uploadId,
+    MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag })) },
+  };
+  try {
+    await t.client.send(new CompleteMultipartUploadCommand(input), opts(signal));
+  } catch (err) {
+    throw t.fail(`complete multipart upload of ${key}`, err);
+  }
+}
+
+/**
+ * The parts the server holds for an unfinished upload, in order; undefined when the upload is gone
+ * (completed, aborted by a prune or a lifecycle rule) or the endpoint cannot list parts.
+ */
+export async function listUploadParts(
+  t: MultipartTarget,
+  key: string,
+  uploadId: string,
+  signal?: AbortSignal,
+): Promise<ListedPart[] | undefined> {
+  const parts: ListedPart[] = [];
+  let marker: string | undefined;
+  do {
+    const input = {
+      Bucket: t.bucket,
+      Key: t.prefix + key,
+      UploadId: uploadId,
+      ...(marker !== undefined ? { PartNumberMarker: marker } : {}),
+    };
+    let page;
+    try {
+      page = await t.client.send(new ListPartsCommand(input), opts(signal));
+    } catch (err) {
+      // s3rver has no ListParts (405 MethodNotAllowed): nothing there can be resumed.
+      const status = httpStatusOf(err);
+      if (errorCodeOf(err) === 'NoSuchUpload' || status === 404 || status === 405 || isNotImplemented(err))
+        return undefined;
+      throw t.fail(`list the parts of the unfinished upload of ${key}`, err);
+    }
+    for (const p of page.Parts ?? []) {
+      if (p.PartNumber === undefined || p.ETag === undefined || p.Size === undefined) continue;
+      parts.push({ partNumber: p.PartNumber, etag: p.ETag, size: p.Size });
+    }
+    const next = page.IsTruncated === true ? page.NextPartNumberMarker : undefined;
+    marker = next !== undefined && next !== marker ? next : undefined;
+  } while (marker !== undefined);
+  return parts.sort((a, b) => a.partNumber - b.partNumber);
 }
 
 function isNotImplemented(err: unknown): boolean {

@@ -13,11 +13,18 @@ import {
 } from '@aws-sdk/client-s3';
 import { AbortedError, ConfigError, StorageError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { MultipartUpload, MultipartUploads } from './multipart-uploads.js';
+import type { MultipartUpload, MultipartUploads, ResumableParts } from './multipart-uploads.js';
+import { ResumeMismatch, type ListedPart } from './resumable-upload.js';
 import type { ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
 import { errorCodeOf, httpStatusOf } from './retry.js';
 import { createS3Client, describeEndpoint, toStorageError, type S3ClientOptions } from './s3-client.js';
-import { abortMultipartUpload, listMultipartUploads, type MultipartTarget } from './s3-multipart.js';
+import {
+  abortMultipartUpload,
+  listMultipartUploads,
+  listUploadParts,
+  type MultipartTarget,
+} from './s3-multipart.js';
+import { uploadInParts } from './s3-part-upload.js';
 import { describeS3Target } from './s3-description.js';
 
 export interface S3StoreOptions extends S3ClientOptions {
@@ -33,12 +40,12 @@ export interface S3StoreOptions extends S3ClientOptions {
   logger?: Logger;
 }
 
-/** S3 refuses parts below 5 MiB (except the last one), and so does lib-storage. */
+/** S3 refuses parts below 5 MiB (except the last one). */
 export const MIN_PART_SIZE_BYTES = 5 * 1024 * 1024;
 /** DeleteObjects takes at most 1000 keys per request. */
 const DELETE_BATCH = 1000;
 
-export class S3ObjectStore implements ObjectStore, MultipartUploads {
+export class S3ObjectStore implements ObjectStore, MultipartUploads, ResumableParts {
   readonly description: string;
   private readonly client: S3Client;
   private readonly bucket: string;
@@ -154,7 +161,8 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads {
 
   /**
    * Reads ahead up to one part: a body that fits goes in ONE PutObject (a small NAR costs one
-   * request, not the three of a multipart upload); a larger one goes through lib-storage in parts.
+   * request, not the three of a multipart upload); a larger one is sent in parts (s3-part-upload.ts),
+   * resuming the unfinished upload that `putOpts.resumable` names.
    * Whatever fails, the body is destroyed with the thrown error so the pipeline feeding it settles.
    */
   async putStream(key: string, body: Readable, putOpts: PutOptions): Promise<void> {
@@ -169,12 +177,18 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads {
       if (head.ended) {
         await this.putBytes(key, Buffer.concat(head.chunks), putOpts);
       } else {
-        const parts = Readable.from(source.rest(head.chunks));
-        await this.putMultipart(key, body, parts, putOpts.contentType, partSize);
+        await uploadInParts(this.multipartTarget(), source.rest(head.chunks), {
+          key,
+          contentType: putOpts.contentType,
+          partSize,
+          queueSize: this.options.queueSize ?? DEFAULT_QUEUE_SIZE,
+          ...(putOpts.signal ? { signal: putOpts.signal } : {}),
+          ...(putOpts.resumable ? { resumable: putOpts.resumable } : {}),
+        });
       }
     } catch (err) {
       // The body's own failure (NAR or compression error, cancellation) is the cause to report.
-      const failure = source.error ?? this.fail(`put ${key}`, err);
+      const failure = source.error ?? (err instanceof ResumeMismatch ? err : this.fail(`put ${key}`, err));
       body.destroy(failure);
       throw failure;
     } finally {
@@ -184,60 +198,6 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads {
 
   bufferedPerUpload(sizeHint: number): number {
     return s3BufferedPerUpload(this.options.partSizeBytes, this.options.queueSize, sizeHint);
-  }
-
-  /**
-   * lib-storage runs several part uploaders that all read the body; when one request fails the
-   * others keep waiting for body data, so the first failure destroys the body to stop them all.
-   * lib-storage is told to leave parts on error because its own clean-up is not enough either:
-   * when AbortMultipartUpload fails it throws that error instead of the real one. So we abort
-   * here, once, after every part upload has settled.
-   */
-  private async putMultipart(
-    key: string,
-    body: Readable,
-    parts: Readable,
-    contentType: string,
-    partSize: number,
-  ): Promise<void> {
-    const stopOnFailure = new Proxy(this.client, {
-      get: (target, prop, receiver): unknown => {
-        if (prop !== 'send') return Reflect.get(target, prop, receiver) as unknown;
-        const send = target.send.bind(target) as (command: unknown, options?: unknown) => Promise<unknown>;
-        return (command: unknown, options?: unknown) =>
-          send(command, options).catch((err: unknown) => {
-            body.destroy(this.fail(`put ${key}`, err));
-            throw err;
-          });
-      },
-    });
-    // Loaded on first use: most runs upload small NARs only, and the module costs start-up time.
-    const { Upload } = await import('@aws-sdk/lib-storage');
-    const upload = new Upload({
-      client: stopOnFailure,
-      params: { Bucket: this.bucket, Key: this.prefix + key, Body: parts, ContentType: contentType },
-      partSize,
-      queueSize: this.options.queueSize ?? DEFAULT_QUEUE_SIZE,
-      leavePartsOnError: true,
-    });
-    try {
-      await upload.done();
-    } catch (err) {
-      if (upload.uploadId !== undefined) await this.abortMultipart(key, upload.uploadId);
-      throw err;
-    }
-  }
-
-  private async abortMultipart(key: string, uploadId: string): Promise<void> {
-    try {
-      await this.abortMultipartUpload(key, uploadId);
-    } catch (err) {
-      // Not fatal: the parts are invisible to readers; pruning or a lifecycle rule collects them.
-      this.options.logger?.warn(
-        { key, code: errorCodeOf(err), status: httpStatusOf(err) },
-        'could not abort multipart upload; its parts stay until pruning or a lifecycle rule removes them',
-      );
-    }
   }
 
   async *list(prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo> {
@@ -290,6 +250,11 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads {
   /** Unfinished multipart uploads under the key prefix (keys without it), for the pruner. */
   listMultipartUploads(signal?: AbortSignal): AsyncIterable<MultipartUpload> {
     return listMultipartUploads(this.multipartTarget(), signal);
+  }
+
+  /** The parts the server holds for an unfinished upload; undefined when it is gone. */
+  listUploadParts(key: string, uploadId: string, signal?: AbortSignal): Promise<ListedPart[] | undefined> {
+    return listUploadParts(this.multipartTarget(), key, uploadId, signal);
   }
 
   /** An upload that is already gone is not an error. */

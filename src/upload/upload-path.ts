@@ -10,6 +10,8 @@ import { renderNarInfo } from '../format/narinfo.js';
 import { buildNarInfo } from '../format/narinfo-builder.js';
 import type { PathInfo } from '../format/path-info.js';
 import type { SecretKey } from '../format/signing-key.js';
+import type { MultipartState } from '../state/multipart-state.js';
+import { ResumeMismatch } from '../storage/resumable-upload.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { NarMemory } from '../chunk-pool.js';
 import { copiesInput, createCompressor } from './compression.js';
@@ -19,13 +21,13 @@ import {
   CONTENT_TYPE_NAR,
   CONTENT_TYPE_NARINFO,
   narinfoKey,
-  narKey,
   type Compression,
 } from '../format/bucket-layout.js';
-import { newUploadId } from './upload-id.js';
 import type { NarListener } from '../format/nar-writer.js';
 import type { NarListingBuilder } from '../format/nar-listing.js';
 import type { PathExtras } from './path-extras.js';
+import type { Logger } from '../log.js';
+import { narDestination, type NarDestination } from './resumable-nar.js';
 
 export interface UploadPathDeps {
   store: ObjectStore;
@@ -51,6 +53,9 @@ export interface UploadPathDeps {
   extras?: PathExtras;
   /** Called with NAR bytes as they are read, for progress. */
   onNarBytes?: (n: number) => void;
+  /** Where multipart uploads record their parts, so a killed run's upload is resumed (S3 only). */
+  multipart?: MultipartState;
+  logger?: Logger;
 }
 
 export interface UploadedPath {
@@ -72,9 +77,21 @@ export interface CheckedNar {
 
 /** The NAR alone: dumped, hashed, compressed, stored, then checked against Nix's NarHash and size. */
 export async function uploadNar(info: PathInfo, deps: UploadPathDeps): Promise<CheckedNar> {
-  const key = narKey(info.hashPart, info.narHash, deps.compression, newUploadId());
-  const listing = deps.extras?.startListing();
-  const { narMeter, fileMeter } = await streamNar(info.path, info.narSize, key, deps, listing);
+  let dest = await narDestination(info, deps);
+  let listing = deps.extras?.startListing();
+  let streamed;
+  try {
+    streamed = await streamNar(info.path, info.narSize, dest, deps, listing);
+  } catch (err) {
+    // The re-produced NAR differs from the unfinished upload's parts (which are now aborted).
+    if (!(err instanceof ResumeMismatch)) throw err;
+    deps.logger?.info({ path: info.path, part: err.partNumber }, 'unfinished upload differs; starting clean');
+    dest = await narDestination(info, deps, true);
+    listing = deps.extras?.startListing(); // the first pass stopped part-way through the NAR
+    streamed = await streamNar(info.path, info.narSize, dest, deps, listing);
+  }
+  const { narMeter, fileMeter } = streamed;
+  const key = dest.key;
 
   const narHash = sha256Hash(narMeter.digest());
   if (!hashEquals(narHash, info.narHash) || narMeter.bytes !== info.narSize) {
@@ -122,7 +139,7 @@ export function narSizeHint(narSize: number): number {
 async function streamNar(
   path: string,
   narSize: number,
-  key: string,
+  { key, resumable }: NarDestination,
   deps: UploadPathDeps,
   listing: NarListingBuilder | undefined,
 ): Promise<{ narMeter: HashMeter; fileMeter: HashMeter }> {
@@ -147,6 +164,7 @@ async function streamNar(
     // The FileHash, once the compressed stream has ended: a single PUT signs it as its payload hash.
     sha256: () => fileMeter.digest(),
     ...(deps.signal ? { signal: deps.signal } : {}),
+    ...(resumable ? { resumable } : {}),
   });
   const [pipeResult, putResult] = await Promise.allSettled([piped, put]);
   if (pipeResult.status === 'rejected') {

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { deleteStorePaths } from './fixtures.js';
+import { startMotoServer } from './moto-server.js';
 import { startS3Server, type TestS3 } from './s3-server.js';
 import { makeNixKey, type KeyFiles } from './signing-keys.js';
 import { writeConfig, type ConfigOptions } from './upload-env.js';
@@ -32,15 +33,24 @@ export interface IntegrationEnv {
   close(storePaths?: string[]): Promise<void>;
 }
 
+/** The S3 implementations the core cases run against; moto only where it is installed. */
+export type S3Kind = 's3rver' | 'moto';
+
 /**
- * Starts the environment: `prefix` names the temp directory (`loft-<what>-`), `keyName` the key.
- * What was started before a failure is stopped again, so a test's after() needs no guards for it.
+ * Starts the environment: `prefix` names the temp directory (`loft-<what>-`), `keyName` the key,
+ * `server` the S3 implementation (s3rver in-process by default, or moto as a child process: check
+ * motoMissing() first). What was started before a failure is stopped again, so a test's after()
+ * needs no guards for it.
  */
-export async function startIntegrationEnv(prefix: string, keyName: string): Promise<IntegrationEnv> {
+export async function startIntegrationEnv(
+  prefix: string,
+  keyName: string,
+  server: S3Kind = 's3rver',
+): Promise<IntegrationEnv> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
   let s3: TestS3 | undefined;
   try {
-    s3 = await startS3Server();
+    s3 = server === 'moto' ? await startMotoServer() : await startS3Server();
     const key = await makeNixKey(dir, keyName);
     return environment(dir, s3, key);
   } catch (err) {
