@@ -82,7 +82,7 @@ test('the flags become exactly one action; none is the daemon', () => {
   ])
     assert.throws(
       () => parse(two),
-      (e) => e instanceof UsageError && /^give one of --upload-path, .*, verify$/.test(e.message),
+      (e) => e instanceof UsageError && /^give one of --upload-path, .*, verify, doctor$/.test(e.message),
       two.join(' '),
     );
 });
