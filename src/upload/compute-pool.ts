@@ -11,6 +11,7 @@
 import { availableParallelism } from 'node:os';
 import { ConfigError } from '../errors.js';
 import { UploadSlots } from './upload-slots.js';
+import { isThreadCount, THREAD_COUNT } from '../thread-count.js';
 
 /** Input bytes per zstd frame: Nix 2.35's choice, large enough that framing costs nothing measurable. */
 export const ZSTD_FRAME_BYTES = 16 * 1024 * 1024;
@@ -36,8 +37,10 @@ export class ComputePool {
     threads: number = availableParallelism(),
     readonly frameBytes: number = ZSTD_FRAME_BYTES,
   ) {
-    if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
-      throw new ConfigError(`compute threads must be a whole number from 1 to 256, not ${threads}`);
+    if (!isThreadCount(threads)) {
+      throw new ConfigError(
+        `compute threads must be a whole number from ${THREAD_COUNT.min} to ${THREAD_COUNT.max}, not ${threads}`,
+      );
     }
     this.threads = threads;
     this.slots = new UploadSlots(threads);
