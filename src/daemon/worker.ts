@@ -5,9 +5,9 @@
 // bucket unreachable, Nix missing) is not the paths' fault: they are left as they were and the worker
 // itself backs off, resetting on the next success.
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ErrorCode } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { storePathExists } from '../store/path-exists.js';
+import { isNotValid } from '../upload/path-not-valid.js';
 import type { FailedPath, UploadReport } from '../upload/upload-closure.js';
 import { BACKOFF, backoffDelay, type Backoff } from '../backoff.js';
 import type { QueueItem, UploadQueue } from '../state/queue.js';
@@ -36,9 +36,6 @@ export interface WorkerStats {
   batches: number;
   lastUploadAt?: number;
 }
-
-/** Nix said the path is not valid (absent, or its build has not registered it yet). */
-const NOT_VALID: ErrorCode = 'E_INVALID_PATH';
 
 export class UploadWorker {
   readonly stats: WorkerStats = { uploaded: 0, batches: 0 };
@@ -182,7 +179,7 @@ export class UploadWorker {
         done.push(path);
       } else if (this.abort.signal.aborted) {
         continue; // cut short by shutdown: tried again on the next start, no failure counted
-      } else if (f.code === NOT_VALID && !(await this.exists(path))) {
+      } else if (isNotValid(f) && !(await this.exists(path))) {
         this.logger.info({ path }, 'path left the store before upload (garbage-collected); dropped');
         done.push(path);
       } else {
@@ -193,11 +190,11 @@ export class UploadWorker {
   }
 
   private retryLater(path: string, f: FailedPath): void {
-    const message = f.code === NOT_VALID ? `not valid yet: ${f.message}` : `${f.code}: ${f.message}`;
+    const message = isNotValid(f) ? `not valid yet: ${f.message}` : `${f.code}: ${f.message}`;
     const { parked, delayMs } = this.opts.queue.markFailed(path, message);
     if (parked)
       this.logger.error({ path, error: message }, 'upload keeps failing; parked (see loft --status)');
-    else if (f.code === NOT_VALID) this.logger.debug({ path, delayMs }, 'path not valid yet; retrying later');
+    else if (isNotValid(f)) this.logger.debug({ path, delayMs }, 'path not valid yet; retrying later');
     else this.logger.warn({ path, delayMs, error: message }, 'upload failed; retrying later');
   }
 
