@@ -54,7 +54,6 @@ export interface ValidatedDocument {
   inlineHeaders: HeaderEntry[];
   headerFiles: HeaderFileRef[];
   signingKeyName?: string;
-  warnings: string[];
 }
 
 /** The most messages put into one ConfigError line. */
@@ -89,7 +88,6 @@ export function validateDocument(doc: TomlTable, ctx: SchemaContext): ValidatedD
     errors.push(`unknown key ${key}: fix its name or remove it (loft.toml.example lists every key)`);
   }
   if (errors.length > 0) throw configError(errors, ctx.configPath);
-  const warnings: string[] = [];
   let storage: StorageSettings;
   if (s3 !== undefined) storage = { kind: 's3', s3: s3.s3 };
   else if (localPath !== undefined) storage = { kind: 'local', path: resolve(ctx.baseDir, localPath) };
@@ -104,7 +102,6 @@ export function validateDocument(doc: TomlTable, ctx: SchemaContext): ValidatedD
     config,
     inlineHeaders: s3?.inlineHeaders ?? [],
     headerFiles: s3?.headerFiles ?? [],
-    warnings,
   };
   if (s3?.credentials !== undefined) out.credentials = s3.credentials;
   if (loft.signingKeyName !== undefined) out.signingKeyName = loft.signingKeyName;
