@@ -118,7 +118,7 @@ describe('loft.toml.example', () => {
 
   test('every value shown commented and not marked as an example is the default', async () => {
     const text = await uncommented((s) => target('s3', 'bucket')(s) || (s.key !== undefined && !s.example));
-    assert.ok(/^part_size_mb = 8$/m.test(text) && /^compression_level = 3$/m.test(text), text);
+    assert.ok(/^part_size_mb = \d+$/m.test(text) && /^compression_level = \d+$/m.test(text), text);
     const fromExample = await loadText(text);
     const minimal = await loadText('[s3]\nbucket = "my-nix-cache"\n');
     assert.deepEqual(fromExample.warnings, []);
