@@ -1,7 +1,7 @@
 // The one way a test skips: skipTest(t, need, why) tags the reason with what the test lacks
 // ("[needs nix] ..."), so scripts/run-tests.mjs can list every skip after the run and, under CI,
-// fail on the ones CI should never see (scripts/skip-policy.mjs): only the choice of S3 server may
-// leave a test unrun there. Call it and return; a diagnostic() instead of a skip would pass the test.
+// fail on the ones CI should never see (scripts/skip-policy.mjs says which may happen there).
+// Call it and return: a diagnostic() in place of a skip would let the test pass.
 import type { TestContext } from 'node:test';
 import { skipReason, type Need } from '../../scripts/skip-policy.mjs';
 
