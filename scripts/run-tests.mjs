@@ -4,10 +4,17 @@
 // Every loft child process the tests start writes its output into a fresh log directory named by
 // LOFT_TEST_LOG_DIR, and the helpers that create secrets register them there. After all other test
 // files, FINAL_CHECK greps every collected log for every registered secret; it always runs last.
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+//
+// Beside node's own reporter a second one (skip-reporter.mjs) notes every skipped test. After the
+// suite, before FINAL_CHECK's short run, the runner lists each skip with its reason; under CI
+// (CI=true) a skip of a test whose tool or privilege CI provides fails the run (skip-policy.mjs).
+// node's own output, its closing summary included, is left as it is.
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { isCI, judgeSkips } from './skip-policy.mjs';
 
 const FINAL_CHECK = join('test', 'final', 'secrets-in-logs.test.ts');
 
@@ -34,28 +41,66 @@ if (files.length === 0) {
 // s3rver paginates with DES continuation tokens, which OpenSSL 3 (Node 20 and 24) only has in the legacy provider.
 const nodeOptions = [process.env.NODE_OPTIONS ?? '', '--openssl-legacy-provider'].join(' ').trim();
 const reporter = process.env.LOFT_TEST_REPORTER ?? 'spec';
+const skipReporter = fileURLToPath(new URL('./skip-reporter.mjs', import.meta.url));
 const logDir = mkdtempSync(join(tmpdir(), 'loft-test-logs-'));
+const skipDir = mkdtempSync(join(tmpdir(), 'loft-test-skips-'));
 const env = { ...process.env, NODE_OPTIONS: nodeOptions, LOFT_TEST_LOG_DIR: logDir };
+// Set in node:test's own child processes: a runner started under one (this script's own test)
+// must run as a top-level runner, with its reporters, not report to the parent.
+delete env.NODE_TEST_CONTEXT;
 
-function runNodeTest(list) {
+/** Runs node's test runner on `list`; returns its exit status and the skips it reported. */
+function runNodeTest(list, name) {
+  const skipFile = join(skipDir, `${name}.jsonl`);
   const result = spawnSync(
     process.execPath,
-    ['--import', 'tsx', '--test', `--test-reporter=${reporter}`, ...passThrough, ...list],
+    [
+      '--import',
+      'tsx',
+      '--test',
+      `--test-reporter=${reporter}`,
+      '--test-reporter-destination=stdout',
+      `--test-reporter=${skipReporter}`,
+      `--test-reporter-destination=${skipFile}`,
+      ...passThrough,
+      ...list,
+    ],
     { stdio: 'inherit', env },
   );
-  return result.status ?? 1;
+  return { status: result.status ?? 1, skips: readSkips(skipFile) };
+}
+
+function readSkips(file) {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => JSON.parse(line))
+    .map((s) => ({ ...s, file: s.file === '' ? '(unknown file)' : relative(process.cwd(), s.file) }));
+}
+
+/** Prints the skips; returns 1 when CI must fail for them, else 0. */
+function reportSkips(skips) {
+  const { lines, failures } = judgeSkips(skips, isCI(process.env));
+  for (const line of lines) console.log(line);
+  return failures.length > 0 ? 1 : 0;
 }
 
 // Ctrl-C reaches the test runner too (same process group); this process then only cleans up.
 let interrupted = false;
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => (interrupted = true));
 
-const status = testFiles.length > 0 ? runNodeTest(testFiles) : 0;
+const suite = testFiles.length > 0 ? runNodeTest(testFiles, 'suite') : { status: 0, skips: [] };
 if (interrupted) {
   rmSync(logDir, { recursive: true, force: true });
+  rmSync(skipDir, { recursive: true, force: true });
   process.exit(130);
 }
-const finalStatus = runNodeTest([FINAL_CHECK]);
-if (finalStatus === 0) rmSync(logDir, { recursive: true, force: true });
+const skipStatus = reportSkips(suite.skips);
+const final = runNodeTest([FINAL_CHECK], 'final');
+// FINAL_CHECK skips only outside a normal run (no build, no log directory): judged the same way.
+const finalSkipStatus = final.skips.length > 0 ? reportSkips(final.skips) : 0;
+rmSync(skipDir, { recursive: true, force: true });
+if (final.status === 0) rmSync(logDir, { recursive: true, force: true });
 else console.error(`the logs and registered test secrets are kept in ${logDir} for inspection`);
-process.exit(status !== 0 ? status : finalStatus);
+process.exit([suite.status, final.status, skipStatus, finalSkipStatus].find((s) => s !== 0) ?? 0);

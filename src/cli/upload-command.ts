@@ -3,6 +3,7 @@ import { UploadQueue } from '../state/queue.js';
 import { ExitCode, InvalidPathError, oneLine, type ExitCodeValue } from '../errors.js';
 import { resolveStorePath } from '../store/resolve-path.js';
 import { logProgress, type ProgressSink } from '../upload/progress.js';
+import { isNotValid } from '../upload/path-not-valid.js';
 import { uploadClosure, type FailedPath, type UploadReport } from '../upload/upload-closure.js';
 import type { Runtime } from './runtime.js';
 import { summaryLines } from './summary.js';
@@ -61,7 +62,7 @@ export async function runUpload(
 }
 
 function setAsideVanished(report: UploadReport): void {
-  const gone = new Set(report.failed.filter((f) => f.code === 'E_INVALID_PATH').map((f) => f.path));
+  const gone = new Set(report.failed.filter(isNotValid).map((f) => f.path));
   report.vanished = [...gone];
   report.failed = report.failed.filter((f) => !gone.has(f.path));
 }
@@ -92,7 +93,7 @@ async function resolveAll(inputs: readonly string[], storeDir: string) {
 
 /** 1 when an upload failed; 5 when only the requested paths themselves were bad; else 0. */
 function exitCodeFor(report: UploadReport, invalid: FailedPath[]): ExitCodeValue {
-  const uploadFailures = report.failed.filter((f) => f.code !== 'E_INVALID_PATH');
+  const uploadFailures = report.failed.filter((f) => !isNotValid(f));
   if (uploadFailures.length > 0) return ExitCode.partial;
   if (invalid.length > 0 || report.failed.length > 0) return ExitCode.nix;
   return ExitCode.ok;

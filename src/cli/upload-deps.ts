@@ -15,6 +15,7 @@ import { PruneGuard } from '../upload/prune-guard.js';
 import type { ProgressSink } from '../upload/progress.js';
 import type { UploadClosureDeps } from '../upload/upload-closure.js';
 import type { Runtime, RuntimeUploads } from './runtime.js';
+import { isThreadCount, THREAD_COUNT } from '../thread-count.js';
 
 export interface UploadDepsOptions {
   progress?: ProgressSink;
@@ -122,9 +123,9 @@ export function computeThreads(env: NodeJS.ProcessEnv): number {
   const raw = env[COMPUTE_THREADS_ENV];
   if (raw === undefined || raw.trim() === '') return availableParallelism();
   const n = Number(raw.trim());
-  if (!Number.isInteger(n) || n < 1 || n > 256) {
+  if (!isThreadCount(n)) {
     throw new ConfigError(
-      `${COMPUTE_THREADS_ENV}=${raw.trim()} is not a whole number from 1 to 256: set a thread count or unset it`,
+      `${COMPUTE_THREADS_ENV}=${raw.trim()} is not a whole number from ${THREAD_COUNT.min} to ${THREAD_COUNT.max}: set a thread count or unset it`,
     );
   }
   return n;

@@ -4,6 +4,7 @@
 // big public caches.
 
 import { BACKOFF } from '../backoff.js';
+import { THREAD_COUNT } from '../thread-count.js';
 
 export const DEFAULTS = {
   configFile: 'loft.toml',
@@ -48,7 +49,7 @@ export { COMPRESSION_LEVELS } from '../format/bucket-layout.js';
 
 /** Bounds of numeric settings, shared by validation messages and tests. */
 export const LIMITS = {
-  uploadThreads: { min: 1, max: 256 },
+  uploadThreads: THREAD_COUNT,
   // 5 MiB is S3's minimum part size (except the last part); 5 GiB its maximum.
   partSizeMb: { min: 5, max: 5120 },
   maxAttempts: { min: 1, max: 20 },

@@ -58,7 +58,6 @@ export interface ValidatedDocument {
   /** [http]'s credential, CA and client certificate files, for the loader. */
   httpFiles?: HttpFileRefs;
   signingKeyName?: string;
-  warnings: string[];
 }
 
 /** The most messages put into one ConfigError line. */
@@ -101,7 +100,6 @@ export function validateDocument(doc: TomlTable, ctx: SchemaContext): ValidatedD
     errors.push(`unknown key ${key}: fix its name or remove it (loft.toml.example lists every key)`);
   }
   if (errors.length > 0) throw configError(errors, ctx.configPath);
-  const warnings: string[] = [];
   let storage: StorageSettings;
   if (s3 !== undefined) storage = { kind: 's3', s3: s3.s3 };
   else if (http !== undefined) storage = { kind: 'http', http: http.http };
@@ -117,7 +115,6 @@ export function validateDocument(doc: TomlTable, ctx: SchemaContext): ValidatedD
     config,
     inlineHeaders: s3?.inlineHeaders ?? http?.inlineHeaders ?? [],
     headerFiles: s3?.headerFiles ?? http?.headerFiles ?? [],
-    warnings,
   };
   if (http !== undefined) out.httpFiles = http.files;
   if (s3?.credentials !== undefined) out.credentials = s3.credentials;

@@ -6,9 +6,9 @@
 // `X.lock` after), so a path Nix does not call valid yet is kept aside and tried again on its next
 // hint, and once more at the end. No queue table: a CI job's paths belong to that job, and a
 // daemon sharing the database must not pick them up (nor this session the daemon's).
-import type { ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import { StoreWatcher } from '../store/store-watcher.js';
+import { isNotValid } from '../upload/path-not-valid.js';
 import type { FailedPath, UploadReport } from '../upload/upload-closure.js';
 import type { UploadedPath } from '../upload/upload-path.js';
 import type { UploadBatch } from './worker.js';
@@ -28,9 +28,6 @@ export interface WatchSessionResult {
   /** A failure of a whole round (the bucket unreachable): uploads stopped there. */
   fatal?: unknown;
 }
-
-/** Nix said the path is not valid (absent, or its build has not registered it yet). */
-const NOT_VALID: ErrorCode = 'E_INVALID_PATH';
 
 export class WatchSession {
   private readonly watcher: StoreWatcher;
@@ -131,7 +128,7 @@ export class WatchSession {
       if (f === undefined) {
         this.done.add(p);
         this.failed.delete(p);
-      } else if (f.code === NOT_VALID) {
+      } else if (isNotValid(f)) {
         this.notYetValid.add(p);
       } else {
         this.failed.set(p, f);

@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { isTargetFailure, type ErrorCode } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { storePathExists } from '../store/path-exists.js';
+import { isNotValid } from '../upload/path-not-valid.js';
 import type { FailedPath, UploadReport } from '../upload/upload-closure.js';
 import { BACKOFF, backoffDelay, type Backoff } from '../backoff.js';
 import type { QueueItem, UploadQueue } from '../state/queue.js';
@@ -51,9 +52,6 @@ export interface WorkerStats {
   batches: number;
   lastUploadAt?: number;
 }
-
-/** Nix said the path is not valid (absent, or its build has not registered it yet). */
-const NOT_VALID: ErrorCode = 'E_INVALID_PATH';
 
 export class UploadWorker {
   readonly stats: WorkerStats = { uploaded: 0, batches: 0 };
@@ -225,7 +223,7 @@ export class UploadWorker {
         done.push(path);
       } else if (this.abort.signal.aborted) {
         continue; // cut short by shutdown: tried again on the next start, no failure counted
-      } else if (f.code === NOT_VALID && !(await this.exists(path))) {
+      } else if (isNotValid(f) && !(await this.exists(path))) {
         this.logger.info({ path }, 'path left the store before upload (garbage-collected); dropped');
         done.push(path);
       } else {
@@ -236,11 +234,11 @@ export class UploadWorker {
   }
 
   private retryLater(path: string, f: FailedPath): void {
-    const message = f.code === NOT_VALID ? `not valid yet: ${f.message}` : `${f.code}: ${f.message}`;
+    const message = isNotValid(f) ? `not valid yet: ${f.message}` : `${f.code}: ${f.message}`;
     const { parked, delayMs } = this.opts.queue.markFailed(path, message);
     if (parked)
       this.logger.error({ path, error: message }, 'upload keeps failing; parked (see loft --status)');
-    else if (f.code === NOT_VALID) this.logger.debug({ path, delayMs }, 'path not valid yet; retrying later');
+    else if (isNotValid(f)) this.logger.debug({ path, delayMs }, 'path not valid yet; retrying later');
     else this.logger.warn({ path, delayMs, error: message }, 'upload failed; retrying later');
   }
 

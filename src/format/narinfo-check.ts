@@ -5,10 +5,11 @@
 //   bytes, every reference has a narinfo (Nix refuses a partial closure), and with a public key
 //   given, it carries a signature by that key that verifies over the fingerprint (require-sigs).
 // Pure: the caller lists, downloads and decides what a missing reference served upstream means.
+import { narinfoKey } from './bucket-layout.js';
 import { fingerprintPath } from './fingerprint.js';
 import { parseNarInfo, type NarInfo } from './narinfo.js';
 import { verifySignature, type PublicKey } from './signing-key.js';
-import { parseStorePath } from './store-path.js';
+import { hashPartOfParsed, parseStorePath } from './store-path.js';
 
 export type NarinfoProblemKind =
   | 'unparsable'
@@ -80,7 +81,7 @@ export function checkNarinfo(input: NarinfoCheckInput): NarinfoCheck {
   const narKey = narKeyOfUrl(n.url);
   if (narKey !== undefined) problems.push(...narObjectProblems(n, narKey, input.sizes));
   for (const ref of n.references) {
-    if (!input.sizes.has(`${ref.slice(0, 32)}.narinfo`)) {
+    if (!input.sizes.has(narinfoKey(hashPartOfParsed(ref)))) {
       problems.push({ kind: 'missing-reference', detail: `reference ${ref} has no narinfo`, reference: ref });
     }
   }

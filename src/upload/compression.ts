@@ -14,6 +14,7 @@ import { ConfigError } from '../errors.js';
 import { COMPRESSION_LEVELS, type Compression } from '../format/bucket-layout.js';
 import { ComputePool } from './compute-pool.js';
 import { ZstdFrameCompressor } from './zstd-frames.js';
+import { isThreadCount, THREAD_COUNT } from '../thread-count.js';
 
 export interface CompressorOptions {
   /** zstd: its own level range (default 3, like the zstd CLI); xz: preset 0-9 (default 6, like xz). */
@@ -61,8 +62,10 @@ export function createCompressor(kind: Compression, opts: CompressorOptions = {}
 }
 
 function checkThreads(threads: number): number {
-  if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
-    throw new ConfigError(`compression threads must be a whole number from 1 to 256, not ${threads}`);
+  if (!isThreadCount(threads)) {
+    throw new ConfigError(
+      `compression threads must be a whole number from ${THREAD_COUNT.min} to ${THREAD_COUNT.max}, not ${threads}`,
+    );
   }
   return threads;
 }

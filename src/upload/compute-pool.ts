@@ -12,6 +12,7 @@ import { availableParallelism } from 'node:os';
 import { ChunkPool } from '../chunk-pool.js';
 import { ConfigError } from '../errors.js';
 import { Semaphore } from './semaphore.js';
+import { isThreadCount, THREAD_COUNT } from '../thread-count.js';
 
 /** Input bytes per zstd frame: Nix 2.35's choice, large enough that framing costs nothing measurable. */
 export const ZSTD_FRAME_BYTES = 16 * 1024 * 1024;
@@ -37,8 +38,10 @@ export class ComputePool {
     threads: number = availableParallelism(),
     readonly frameBytes: number = ZSTD_FRAME_BYTES,
   ) {
-    if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
-      throw new ConfigError(`compute threads must be a whole number from 1 to 256, not ${threads}`);
+    if (!isThreadCount(threads)) {
+      throw new ConfigError(
+        `compute threads must be a whole number from ${THREAD_COUNT.min} to ${THREAD_COUNT.max}, not ${threads}`,
+      );
     }
     this.threads = threads;
     this.slots = new Semaphore(threads);

@@ -11,6 +11,7 @@
 // Anything else cannot be mended here. With --delete-unrepairable its narinfo is deleted, and so is
 // every narinfo that references it, transitively, referrers first: a narinfo left pointing at a
 // deleted one would be a new missing reference, and Nix refuses partial closures.
+import { narinfoKey } from '../format/bucket-layout.js';
 import type { PathInfo } from '../format/path-info.js';
 import { PathGraph } from '../prune/path-graph.js';
 import type { PrunePath } from '../prune/policy.js';
@@ -72,7 +73,7 @@ export function planRepair(input: RepairInput): RepairPlan {
       const info = input.local.get(refHash);
       const seen = missing.get(refHash);
       if (seen) seen.why += `, ${p.key}`;
-      else if (info) missing.set(refHash, { info, key: `${refHash}.narinfo`, why: `referenced by ${p.key}` });
+      else if (info) missing.set(refHash, { info, key: narinfoKey(refHash), why: `referenced by ${p.key}` });
       else if (!unmendable.has(hashPart)) {
         unmendable.set(hashPart, `its reference ${p.reference} is neither in the cache nor valid here`);
       }
@@ -90,7 +91,7 @@ export function planRepair(input: RepairInput): RepairPlan {
   plan.reupload = [...reupload.values()];
   plan.resign = [...resign.values()];
   plan.uploadMissing = [...missing.values()];
-  plan.unmendable = [...unmendable].map(([h, why]) => ({ key: `${h}.narinfo`, why }));
+  plan.unmendable = [...unmendable].map(([h, why]) => ({ key: narinfoKey(h), why }));
   if (input.deleteUnrepairable) plan.deletions = deletionsFor([...unmendable.keys()], input.paths);
   return plan;
 }
@@ -114,7 +115,7 @@ function deletionsFor(
 function asGraphNode(p: ScannedPath): PrunePath {
   return {
     hashPart: p.hashPart,
-    narinfoKey: `${p.hashPart}.narinfo`,
+    narinfoKey: narinfoKey(p.hashPart),
     narinfoSize: 0,
     extraObjects: [],
     references: p.references,

@@ -5,6 +5,7 @@
 // narinfos that verify just found broken, and the uploader trusts them.
 import type { PresenceCache } from '../state/presence.js';
 import { oneLine } from '../errors.js';
+import { narinfoKey } from '../format/bucket-layout.js';
 import type { Logger } from '../log.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { ensureNixCacheInfo } from '../upload/cache-info.js';
@@ -56,7 +57,7 @@ export async function applyRepair(plan: RepairPlan, deps: RepairDeps): Promise<R
   if (plan.deletions.length > 0) {
     // In one call, in the plan's order (referrers first), as the pruner deletes: a delete cut short
     // leaves no narinfo whose reference is gone. The NARs stay until a prune finds them orphaned.
-    const keys = plan.deletions.map((d) => `${d.hashPart}.narinfo`);
+    const keys = plan.deletions.map((d) => narinfoKey(d.hashPart));
     await deps.store.deleteMany(keys, deps.signal);
     out.deleted.push(...keys);
     deps.logger.info({ narinfos: keys.length }, 'unrepairable narinfos deleted, referrers first');

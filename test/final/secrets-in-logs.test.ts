@@ -8,6 +8,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isBuilt, runLoft } from '../helpers/loft-cli.js';
+import { skipTest } from '../helpers/skip.js';
 import {
   findLeaks,
   LEAK_WINDOW,
@@ -41,7 +42,8 @@ test('the grep finds a planted secret, whole, cut short, or among many logs', ()
 
 test('end to end: a secret the real CLI echoes is found in the log runLoft wrote', async (t) => {
   // `node scripts/run-tests.mjs test/unit` (the Nix package's check) runs without a build.
-  if (!isBuilt()) return t.skip('the CLI is not built (npm run build); no loft process ran either');
+  if (!isBuilt())
+    return skipTest(t, 'built-cli', 'the CLI is not built (npm run build); no loft process ran either');
   // A private log directory, so the planted leak never reaches the suite's own check below.
   const saved = process.env[LOG_DIR_ENV];
   const dir = await mkdtemp(join(tmpdir(), 'loft-planted-leak-'));
@@ -76,7 +78,7 @@ test('no log of any loft process in this run contains a registered secret', (t) 
   if (dir === undefined || dir === '') {
     const message = `${LOG_DIR_ENV} is not set: run the suite with scripts/run-tests.mjs`;
     if (process.env['CI']) throw new Error(message);
-    t.skip(message);
+    skipTest(t, 'test-runner', message);
     return;
   }
   const secrets = readRegisteredSecrets(dir);

@@ -16,6 +16,7 @@ import { hasNix, nixBin, requireNix } from './nix-env.js';
 import { startS3Server, storeOptionsFor, type TestS3 } from './s3-server.js';
 import { makeNixKey, type KeyFiles } from './signing-keys.js';
 import { hashPartOfPath, writeConfig } from './upload-env.js';
+import { skipTest } from './skip.js';
 
 export interface BadInputEnv {
   dir: string;
@@ -219,7 +220,8 @@ export function describeBadInput(title: string, label: string, cases: readonly B
       const options = c.todo === undefined ? {} : { todo: c.todo };
       test(`${c.name}: exit ${c.code}`, options, async (t: TestContext) => {
         if (!requireNix(t) || !env) return;
-        if (c.inProcessOnly && env.s3.external) return t.skip('needs the in-process s3rver');
+        if (c.inProcessOnly && env.s3.external)
+          return skipTest(t, 'in-process-s3', 'needs the in-process s3rver (LOFT_TEST_S3_ENDPOINT is set)');
         const e = env;
         const snapshot = await bucketSnapshot(e.s3);
         assert.ok(

@@ -28,6 +28,7 @@ import {
   httpCacheUrl,
   substitute,
 } from '../helpers/upload-env.js';
+import { skipTest } from '../helpers/skip.js';
 
 const WIDE_NIX = fileURLToPath(new URL('../fixtures/wide-closure.nix', import.meta.url));
 const DAY = 86_400_000;
@@ -214,7 +215,12 @@ describe('kill -9 at twenty moments of uploads and a prune', () => {
 
   test('sixteen kills during an upload, a restart after each: consistent, nothing complete sent again', async (t) => {
     if (!requireNix(t)) return;
-    if (s3.external) return t.skip('needs the in-process server: its request record and data directory');
+    if (s3.external)
+      return skipTest(
+        t,
+        'in-process-s3',
+        'needs the in-process server: its request record and data directory',
+      );
     const salt = randomSalt();
     const args = ['--argstr', 'salt', salt, '--arg', 'width', '18', '--arg', 'largeFileMb', '11'];
     const root = (await nixBin(['nix-build', '--no-out-link', WIDE_NIX, ...args])).stdout.trim();
@@ -258,7 +264,12 @@ describe('kill -9 at twenty moments of uploads and a prune', () => {
 
   test('four kills during a prune: the kept closure stays whole and Nix substitutes it', async (t) => {
     if (!requireNix(t)) return;
-    if (s3.external) return t.skip('needs the in-process server: its request record and data directory');
+    if (s3.external)
+      return skipTest(
+        t,
+        'in-process-s3',
+        'needs the in-process server: its request record and data directory',
+      );
     // Everything uploaded so far is aged past retention; a fresh closure is uploaded and kept.
     const fresh = await buildFixtureClosure({ largeFileMb: 0 });
     built.push(...Object.values(fresh));

@@ -25,6 +25,7 @@ import {
   verifyClosure,
   writeConfig,
 } from '../helpers/upload-env.js';
+import { skipTest } from '../helpers/skip.js';
 
 const WIDE_NIX = fileURLToPath(new URL('../fixtures/wide-closure.nix', import.meta.url));
 
@@ -113,7 +114,8 @@ describe('network faults between loft and the bucket', () => {
 
   test('20% of requests failing: a 100-path closure uploads, the bucket is consistent, Nix substitutes it', async (t) => {
     if (!requireNix(t)) return;
-    if (s3.external) return t.skip('needs the in-process server behind the fault proxy');
+    if (s3.external)
+      return skipTest(t, 'in-process-s3', 'needs the in-process server behind the fault proxy');
     const wide = await setUp(98, 12);
     assert.equal(wide.closure.length, 100);
     // Multipart requests are few (create, 3 parts, complete): at 20% a run would often break none
@@ -169,7 +171,8 @@ describe('network faults between loft and the bucket', () => {
 
   test('the answer to a completed multipart upload is lost: the path is sent again and published once', async (t) => {
     if (!requireNix(t)) return;
-    if (s3.external) return t.skip('needs the in-process server behind the fault proxy');
+    if (s3.external)
+      return skipTest(t, 'in-process-s3', 'needs the in-process server behind the fault proxy');
     const wide = await setUp(2, 12);
     // The server completes the upload, then the connection drops before its answer arrives: the
     // SDK's retry of CompleteMultipartUpload finds no such upload any more (HTTP 404).
@@ -205,7 +208,8 @@ describe('network faults between loft and the bucket', () => {
 
   test('narinfo PUTs that always fail: exit 1, one line per failed path, no narinfo without its NAR', async (t) => {
     if (!requireNix(t)) return;
-    if (s3.external) return t.skip('needs the in-process server behind the fault proxy');
+    if (s3.external)
+      return skipTest(t, 'in-process-s3', 'needs the in-process server behind the fault proxy');
     const wide = await setUp(6, 0);
     const proxy = await startFaultProxy(s3.backend, {
       rate: 1,

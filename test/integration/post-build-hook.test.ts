@@ -19,6 +19,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { LOFT_MAIN, runLoft } from '../helpers/loft-cli.js';
 import { BUCKET, render, type Table } from '../helpers/nix-module.js';
 import { nixBin, requireNix } from '../helpers/nix-env.js';
+import { skipTest } from '../helpers/skip.js';
 
 const execFileAsync = promisify(execFile);
 const NOBODY = { uid: 65534, gid: 65534 };
@@ -160,8 +161,8 @@ describe('the post-build hook: loft --enqueue', () => {
 
   test("as root, it writes the queue as the owner of the daemon's state directory", async (t) => {
     if (!requireNix(t)) return;
-    if (process.getuid?.() !== 0) return t.skip('needs root: Nix runs post-build hooks as root');
-    if (!(await nobodyCanRunLoft())) return t.skip(NOBODY_CANNOT_READ);
+    if (process.getuid?.() !== 0) return skipTest(t, 'root', 'Nix runs post-build hooks as root');
+    if (!(await nobodyCanRunLoft())) return skipTest(t, 'readable-checkout', NOBODY_CANNOT_READ);
     const owned = await mkdtemp(join(dir, 'owned-'));
     await chown(owned, NOBODY.uid, NOBODY.gid);
     const config = await hookConfig(owned);
@@ -204,8 +205,8 @@ describe("loft --status on the service's state", () => {
 
   test("as root, it creates a missing database as the owner of the daemon's state directory", async (t) => {
     if (!requireNix(t)) return;
-    if (process.getuid?.() !== 0) return t.skip('needs root: an admin runs --status as root');
-    if (!(await nobodyCanRunLoft())) return t.skip(NOBODY_CANNOT_READ);
+    if (process.getuid?.() !== 0) return skipTest(t, 'root', 'an admin runs --status as root');
+    if (!(await nobodyCanRunLoft())) return skipTest(t, 'readable-checkout', NOBODY_CANNOT_READ);
     const owned = await mkdtemp(join(dir, 'status-owned-'));
     await chown(owned, NOBODY.uid, NOBODY.gid);
     const config = await hookConfig(owned);

@@ -22,6 +22,7 @@ import { S3ObjectStore } from '../../src/storage/s3-object-store.js';
 import { s3ErrorXml, startS3Server, storeOptionsFor, type TestS3 } from '../helpers/s3-server.js';
 import { makeNixKey, type KeyFiles } from '../helpers/signing-keys.js';
 import { closureOf, deleteLocally, httpCacheUrl, substitute, writeConfig } from '../helpers/upload-env.js';
+import { skipTest } from '../helpers/skip.js';
 
 const REFERRER_NIX = fileURLToPath(new URL('../fixtures/referrer.nix', import.meta.url));
 const DAY = 86_400_000;
@@ -84,7 +85,9 @@ describe('a prune loop on one host while another uploads closures sharing old de
   }
 
   test('nothing breaks, unused old paths are swept, Nix substitutes every new closure', async (t) => {
-    if (!requireNix(t) || s3.external) return t.diagnostic('needs Nix and the in-process s3rver');
+    if (!requireNix(t)) return;
+    if (s3.external)
+      return skipTest(t, 'in-process-s3', 'reads the in-process s3rver (LOFT_TEST_S3_ENDPOINT is set)');
     const pruner = await hostConfig(
       'a',
       `prune_enabled = true\nprune_retention_days = 1\nprune_orphan_grace_hours = 0\nprune_grace_hours = ${GRACE_HOURS}`,
@@ -203,7 +206,12 @@ describe('the prune lease', () => {
   });
 
   test('held where If-None-Match works, refused while another host holds it, absent on s3rver', async (t) => {
-    if (s3.external) return t.diagnostic('needs the in-process s3rver');
+    if (s3.external)
+      return skipTest(
+        t,
+        'in-process-s3',
+        'If-None-Match is probed on the in-process s3rver (LOFT_TEST_S3_ENDPOINT is set)',
+      );
     const proxy = await startConditionalProxy(s3.backend);
     try {
       const extraLoft = 'prune_enabled = true\nprune_grace_hours = 1';

@@ -22,6 +22,7 @@ import { startSigV4Proxy, type SigV4Proxy } from '../helpers/sigv4-proxy.js';
 import type { KeyFiles } from '../helpers/signing-keys.js';
 import { findLeaks, registerSecretWithEncodings, type RegisteredSecret } from '../helpers/test-secrets.js';
 import { hashPartOfPath } from '../helpers/upload-env.js';
+import { skipTest } from '../helpers/skip.js';
 
 const rand = (n: number) => randomBytes(n).toString('base64url');
 const SECRETS = {
@@ -158,7 +159,9 @@ describe('no secret in any output, even with --debug', () => {
     findLeaks([{ file: what, text: `${r.stdout}\n${r.stderr}` }], forms).map((l) => l.kind);
 
   test('upload, dry run, status, populate, prune dry run: verified credentials, nothing printed', async (t) => {
-    if (!requireNix(t) || s3.external) return t.diagnostic('needs Nix and the in-process s3rver');
+    if (!requireNix(t)) return;
+    if (s3.external)
+      return skipTest(t, 'in-process-s3', 'reads the in-process s3rver (LOFT_TEST_S3_ENDPOINT is set)');
     const good = await config('good', { endpoint: proxy.endpoint });
     const up = await run('upload', ['-c', good, '--upload-path', paths[0]!], 0);
     assert.ok(
@@ -181,7 +184,9 @@ describe('no secret in any output, even with --debug', () => {
   });
 
   test('the daemon, started and stopped with --debug', async (t) => {
-    if (!requireNix(t) || s3.external) return t.diagnostic('needs Nix and the in-process s3rver');
+    if (!requireNix(t)) return;
+    if (s3.external)
+      return skipTest(t, 'in-process-s3', 'reads the in-process s3rver (LOFT_TEST_S3_ENDPOINT is set)');
     const cfg = await config('daemon', { endpoint: proxy.endpoint });
     const child = spawnLoft(['-c', cfg, '--debug'], { env: { ...process.env, ...ENV } });
     let stderr = '';
@@ -199,7 +204,9 @@ describe('no secret in any output, even with --debug', () => {
   });
 
   test('failures: wrong secret, an AWS-style error quoting the request, a closed port, bad TOML', async (t) => {
-    if (!requireNix(t) || s3.external) return t.diagnostic('needs Nix and the in-process s3rver');
+    if (!requireNix(t)) return;
+    if (s3.external)
+      return skipTest(t, 'in-process-s3', 'reads the in-process s3rver (LOFT_TEST_S3_ENDPOINT is set)');
     const wrong = await config('wrong', { endpoint: proxy.endpoint, secretKind: 'wrong S3 secret key' });
     const refused = await run('wrong secret', ['-c', wrong, '--upload-path', paths[1]!], 4);
     assert.match(refused.stderr, /^loft: .*refused .*SignatureDoesNotMatch/m);

@@ -17,9 +17,12 @@ import {
   type TestS3,
 } from '../helpers/s3-server.js';
 import { startSigV4Proxy, type SigV4Proxy } from '../helpers/sigv4-proxy.js';
+import { skipOption } from '../helpers/skip.js';
 
 const external = Boolean(process.env.LOFT_TEST_S3_ENDPOINT);
-const skip = external ? 'needs the in-process s3rver (LOFT_TEST_S3_ENDPOINT is set)' : false;
+const skip = external
+  ? skipOption('in-process-s3', 'needs the in-process s3rver (LOFT_TEST_S3_ENDPOINT is set)')
+  : false;
 const ACCESS_HEADERS = {
   'CF-Access-Client-Id': 'id-7f3a.access',
   'CF-Access-Client-Secret': 'header-secret-91b2',

@@ -13,6 +13,7 @@ import type { TestS3 } from '../helpers/s3-server.js';
 import { startSigV4Proxy, type SigV4Proxy } from '../helpers/sigv4-proxy.js';
 import type { KeyFiles } from '../helpers/signing-keys.js';
 import { bucketNarInfo, hashPartOfPath, writeConfig } from '../helpers/upload-env.js';
+import { skipTest } from '../helpers/skip.js';
 
 const HEADER_ID = 'id-4b1d7e';
 const HEADER_SECRET = 'header-secret-9c2f51';
@@ -46,7 +47,8 @@ describe('S3 auth and extra headers', () => {
 
   test('headers from TOML and LOFT_EXTRA_HEADER_* reach the server unsigned; every signature verifies', async (t) => {
     if (!requireNix(t)) return;
-    if (s3.external) return t.skip('the verifying proxy sits in front of the in-process server');
+    if (s3.external)
+      return skipTest(t, 'in-process-s3', 'the verifying proxy sits in front of the in-process server');
     const config = await writeConfig({
       dir,
       s3: { ...s3, endpoint: proxy.endpoint },
@@ -71,7 +73,8 @@ describe('S3 auth and extra headers', () => {
 
   test('a wrong secret key is refused up front: one line, exit 4, nothing uploaded', async (t) => {
     if (!requireNix(t)) return;
-    if (s3.external) return t.skip('the verifying proxy sits in front of the in-process server');
+    if (s3.external)
+      return skipTest(t, 'in-process-s3', 'the verifying proxy sits in front of the in-process server');
     const sub = await mkdtemp(join(dir, 'wrong-'));
     const config = await writeConfig({
       dir: sub,
@@ -89,7 +92,8 @@ describe('S3 auth and extra headers', () => {
 
   test('without keys in the config, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY from the environment are used', async (t) => {
     if (!requireNix(t)) return;
-    if (s3.external) return t.skip('the verifying proxy sits in front of the in-process server');
+    if (s3.external)
+      return skipTest(t, 'in-process-s3', 'the verifying proxy sits in front of the in-process server');
     const sub = await mkdtemp(join(dir, 'env-'));
     const config = await writeConfig({
       dir: sub,

@@ -20,6 +20,7 @@ import {
   substitute,
   writeConfig,
 } from '../helpers/upload-env.js';
+import { skipTest } from '../helpers/skip.js';
 
 describe('a run with a new signing key re-signs present narinfos, NARs untouched', () => {
   let testEnv: IntegrationEnv | undefined;
@@ -67,7 +68,7 @@ describe('a run with a new signing key re-signs present narinfos, NARs untouched
     assert.equal((await bucketNarInfo(s3, hashPartOfPath(fixtures.top)))?.signatures.length, 0);
 
     for (const key of [keyA, keyB]) {
-      if (s3.external) return t.skip('counts requests: needs the in-process S3 server');
+      if (s3.external) return skipTest(t, 'in-process-s3', 'counts requests: needs the in-process S3 server');
       const mark = s3.requests.length;
       const config = await writeConfig({ dir, s3, signingKeyPath: key.secretPath });
       const run = await runLoft(['-c', config, '--upload-path', ...roots]);

@@ -11,6 +11,7 @@ import { startIntegrationEnv, type ConfigEdits, type IntegrationEnv } from '../h
 import { startForwardingProxy, type TestS3 } from '../helpers/s3-server.js';
 import { makeNixKey } from '../helpers/signing-keys.js';
 import { bucketNarInfo, bucketObjects, closureOf, hashPartOfPath } from '../helpers/upload-env.js';
+import { skipTest } from '../helpers/skip.js';
 
 describe('never half-published', () => {
   let testEnv: IntegrationEnv | undefined;
@@ -69,7 +70,7 @@ describe('never half-published', () => {
 
   test('an upload cut off mid-multipart leaves no narinfo, and a rerun completes', async (t) => {
     if (!requireNix(t)) return;
-    if (s3.external) return t.skip('needs the in-process server to cut the connection');
+    if (s3.external) return skipTest(t, 'in-process-s3', 'needs the in-process server to cut the connection');
     const f = await fixtures(12);
     let cut = true;
     // The "server" dies for every part upload while `cut` holds: connections are dropped mid-body.

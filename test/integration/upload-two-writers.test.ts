@@ -26,6 +26,7 @@ import {
   verifyClosure,
   writeConfig,
 } from '../helpers/upload-env.js';
+import { skipTest } from '../helpers/skip.js';
 
 describe('two writers, one bucket', () => {
   let testEnv: IntegrationEnv | undefined;
@@ -47,7 +48,8 @@ describe('two writers, one bucket', () => {
 
   test('overlapping closures uploaded at once through 10% faults leave a consistent bucket that Nix substitutes', async (t) => {
     if (!requireNix(t)) return;
-    if (s3.external) return t.skip('needs the in-process server behind the fault proxy');
+    if (s3.external)
+      return skipTest(t, 'in-process-s3', 'needs the in-process server behind the fault proxy');
     const proxy = await startFaultProxy(s3.backend, { rate: 0.1, seed: 1010 });
     t.after(() => proxy.close());
     // Stalls end when the idle timeout passes: 2 s keeps the run short.

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HTTP_KEYS, LOCAL_KEYS, LOFT_KEYS, S3_KEYS } from '../../../src/config/schema.js';
 import { targetDigest } from '../../../src/config/storage-target.js';
+import { uncomment, type ExampleSetting } from './example-config.js';
 import { load, rejection, useTempConfigs } from './temp-configs.js';
 
 const EXAMPLE = fileURLToPath(new URL('../../../loft.toml.example', import.meta.url));
@@ -87,11 +88,78 @@ describe('loft.toml.example', () => {
     }
   });
 
-  test('loads without warnings, and its values are the defaults', async () => {
-    const cwd = await workdir({ 'loft.toml': '[s3]\nbucket = "nix-cache"\n' });
-    const fromExample = await load(cwd, { path: EXAMPLE, explicit: true });
-    const minimal = await load(cwd);
+  // A user copies the file and uncomments lines: these tests do the same, line by line, and load
+  // the result with loft's own loader.
+  const uncommented = async (pick: (s: ExampleSetting) => boolean): Promise<string> =>
+    uncomment(await readFile(EXAMPLE, 'utf8'), pick);
+  const target = (table: string, key: string) => (s: ExampleSetting) =>
+    s.table === table && (s.key === undefined || s.key === key);
+  const loadText = async (text: string) => {
+    const cwd = await workdir({ 'loft.toml': text });
+    return load(cwd);
+  };
+
+  test('as shipped it names no cache, and loading it says to choose one', async () => {
+    const message = await rejection(loadText(await readFile(EXAMPLE, 'utf8')));
+    assert.match(message, /no \[s3\], \[local\] or \[http\] table: say where the cache is/);
+  });
+
+  test('[local] uncommented, [s3] left commented out: a working local cache', async () => {
+    const { config, warnings } = await loadText(await uncommented(target('local', 'path')));
+    assert.deepEqual(config.storage, { kind: 'local', path: '/var/cache/loft' });
+    assert.deepEqual(warnings, []);
+  });
+
+  test('[s3] uncommented, [local] left commented out: a working S3 cache', async () => {
+    const { config, warnings } = await loadText(await uncommented(target('s3', 'bucket')));
+    assert.ok(config.storage.kind === 's3');
+    assert.equal(config.storage.s3.bucket, 'my-nix-cache');
+    assert.deepEqual(config.storage.s3.extraHeaders, {});
+    assert.deepEqual(warnings, []);
+  });
+
+  test('both targets uncommented: the one-target rule names both tables', async () => {
+    const both = await uncommented((s) => target('s3', 'bucket')(s) || target('local', 'path')(s));
+    assert.match(await rejection(loadText(both)), /\[s3\] and \[local\] are both present/);
+  });
+
+  test('every value shown commented and not marked as an example is the default', async () => {
+    // [http]'s own keys are checked below: uncommented here they would land in [s3].
+    const text = await uncommented(
+      (s) => target('s3', 'bucket')(s) || (s.key !== undefined && !s.example && s.table !== 'http'),
+    );
+    assert.ok(/^part_size_mb = \d+$/m.test(text) && /^compression_level = \d+$/m.test(text), text);
+    const fromExample = await loadText(text);
+    const minimal = await loadText('[s3]\nbucket = "my-nix-cache"\n');
     assert.deepEqual(fromExample.warnings, []);
-    assert.deepEqual({ ...fromExample.config, configPath: 'x' }, { ...minimal.config, configPath: 'x' });
+    assert.deepEqual(
+      { ...fromExample.config, configPath: 'x', localCachePath: 'x' },
+      { ...minimal.config, configPath: 'x', localCachePath: 'x' },
+    );
+  });
+
+  test('[http] uncommented with its url: its values shown commented are its defaults', async () => {
+    const text = await uncommented(
+      (s) => target('http', 'url')(s) || (s.table === 'http' && s.key !== undefined && !s.example),
+    );
+    assert.ok(/^max_attempts = \d+$/m.test(text), text);
+    const fromExample = await loadText(text);
+    const minimal = await loadText('[http]\nurl = "https://cache.example.org/nix"\n');
+    assert.equal(fromExample.config.storage.kind, 'http');
+    assert.deepEqual(fromExample.warnings, []);
+    assert.deepEqual(
+      { ...fromExample.config, configPath: 'x', localCachePath: 'x' },
+      { ...minimal.config, configPath: 'x', localCachePath: 'x' },
+    );
+  });
+
+  test("choosing xz alone keeps xz's own default level (6), not zstd's", async () => {
+    const text = (await uncommented(target('local', 'path'))).replace(
+      /^# compression = "zstd"$/m,
+      'compression = "xz"',
+    );
+    const { config } = await loadText(text);
+    assert.equal(config.compression, 'xz');
+    assert.equal(config.compressionLevel, 6);
   });
 });

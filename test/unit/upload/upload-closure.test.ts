@@ -185,14 +185,18 @@ describe('uploadClosure', () => {
 
   test('a path waiting to commit its narinfo does not hold an upload slot', async () => {
     // One slot: the first path's narinfo PUT waits until the second path's NAR upload has begun,
-    // which can only happen if the first gave its slot back before committing.
-    const a = member(path('a', 'first'), []);
+    // which can only happen if the first gave its slot back before committing. The first path's
+    // NAR is the larger, so largest-first starts it first: the second NAR cannot have started
+    // before it, whether or not the slot is given back.
+    const a = member(path('a', 'first'), [], 'a'.repeat(10_000));
     const b = member(path('b', 'second'), []);
     const { store, deps } = await setup([a, b], { uploadThreads: 1 });
+    const narsStarted: string[] = [];
     let narOfBStarted: () => void = () => undefined;
     const started = new Promise<void>((resolve) => (narOfBStarted = resolve));
     const putStream = store.putStream.bind(store);
     store.putStream = (key, body, opts) => {
+      narsStarted.push(key.slice('nar/'.length, 'nar/'.length + 1));
       if (key.startsWith(`nar/${'b'.repeat(32)}`)) narOfBStarted();
       return putStream(key, body, opts);
     };
@@ -207,7 +211,9 @@ describe('uploadClosure', () => {
       return putBytes(key, body, opts);
     };
     const report = await uploadClosure({ paths: [a.path, b.path], explicit: true, dryRun: false }, deps);
+    assert.equal(narsStarted[0], 'a', 'the larger NAR (a) starts first: only a freed slot lets b start');
     assert.deepEqual(report.failed, []);
+    assert.deepEqual(narsStarted, ['a', 'b']);
     assert.equal(report.uploaded.length, 2);
   });
 
