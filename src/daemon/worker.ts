@@ -7,7 +7,7 @@
 // revoked, bucket deleted: a target failure) is "access lost" (access-state.ts): the worker then
 // only probes, rarely, and takes up its queue again once the store answers.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isTargetFailure, type ErrorCode } from '../errors.js';
+import { isTargetFailure } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { storePathExists } from '../store/path-exists.js';
 import { isNotValid } from '../upload/path-not-valid.js';
