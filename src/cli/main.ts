@@ -52,6 +52,7 @@ async function run(cli: CliOptions, logger: Logger): Promise<number> {
     cli.forceScan,
     cli.populateCache,
     cli.prune,
+    cli.setBucketGrace !== undefined,
     cli.status,
     cli.wait,
     cli.watchExec.length > 0,
@@ -59,7 +60,7 @@ async function run(cli: CliOptions, logger: Logger): Promise<number> {
   ].filter(Boolean).length;
   if (actions > 1) {
     throw new UsageError(
-      'give one of --upload-path, --force-scan, --populate-cache, --prune, --status, --wait, --watch-exec, verify',
+      'give one of --upload-path, --force-scan, --populate-cache, --prune, --set-bucket-grace, --status, --wait, --watch-exec, verify',
     );
   }
   const { config, warnings } = await loadConfig({
@@ -109,6 +110,10 @@ async function run(cli: CliOptions, logger: Logger): Promise<number> {
   try {
     if (maintenance) (await cacheCommands()).runCacheMaintenance(rt, cli, (l) => console.log(l));
     if (cli.prune) return await (await prune()).runPrune(rt, { dryRun: cli.dryRun }, (l) => console.log(l));
+    if (cli.setBucketGrace !== undefined) {
+      const grace = await import('./bucket-grace-command.js');
+      return await grace.runSetBucketGrace(rt, cli.setBucketGrace, cli.dryRun, (l) => console.log(l));
+    }
     if (cli.verify)
       return await (
         await verify()

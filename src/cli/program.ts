@@ -15,6 +15,8 @@ export interface CliOptions {
   forceScan: boolean;
   populateCache: boolean;
   prune: boolean;
+  /** --set-bucket-grace HOURS: change the grace the bucket's hosts follow (docs/multi-host.md). */
+  setBucketGrace?: number;
   /** --enqueue was given (with or without paths). */
   enqueue: boolean;
   /** --enqueue's paths for the daemon's queue ("-" = stdin); empty: $OUT_PATHS, else $DRV_PATH's outputs. */
@@ -59,6 +61,10 @@ export function buildProgram(version: string): Command {
       .option(
         '--prune',
         'delete expired paths (whole closures, never a dependency of a kept path) and old orphan NARs per the loft.prune_* settings once, then exit; with --dry-run, list what would go',
+      )
+      .option(
+        '--set-bucket-grace <hours>',
+        'change the prune grace period every host of the bucket follows (.loft/grace.json), effective once the current one has passed, then exit; with --dry-run, show the change',
       )
       .option(
         '--enqueue [path...]',
@@ -138,6 +144,7 @@ export function parseCli(argv: string[], version: string, out: (s: string) => vo
     forceScan: o.forceScan === true,
     populateCache: o.populateCache === true,
     prune: o.prune === true,
+    ...(o.setBucketGrace !== undefined ? { setBucketGrace: parseGraceHours(o.setBucketGrace) } : {}),
     enqueue: o.enqueue !== undefined,
     enqueuePaths: Array.isArray(o.enqueue) ? (o.enqueue as string[]) : [],
     status: o.status === true,
@@ -178,6 +185,17 @@ function checkVerifyFlags(o: Record<string, unknown>): void {
       '--delete-unrepairable only goes with --repair: loft verify --repair --delete-unrepairable',
     );
   }
+}
+
+/** Hours as prune_grace_hours takes them, but above 0: grace 0 is a host's choice, not a bucket's. */
+function parseGraceHours(value: unknown): number {
+  const hours = Number(value);
+  if (typeof value !== 'string' || value.trim() === '' || !(hours > 0) || hours > 8760) {
+    throw new UsageError(
+      `--set-bucket-grace wants hours above 0 and up to 8760, got ${JSON.stringify(value)}`,
+    );
+  }
+  return hours;
 }
 
 function parseTimeout(value: unknown): number {
