@@ -7,7 +7,7 @@ import { ConfigError, ExitCode, type ExitCodeValue } from '../errors.js';
 import type { PrunePlan } from '../prune/policy.js';
 import { PruneDb } from '../state/prune-db.js';
 import {
-  runPrune as runPruneOnce,
+  runPrune as runPruneWithGrace,
   type PruneResult,
   type PruneRunDeps,
   type PruneSettings,
@@ -36,7 +36,7 @@ export async function runPrune(
   const db = PruneDb.open(rt.cache.path, rt.cache.target);
   try {
     const started = Date.now();
-    const result = await runPruneOnce(pruneDeps(rt, db), {
+    const result = await runPruneWithGrace(pruneDeps(rt, db), {
       dryRun: opts.dryRun,
       host: hostname(),
       settings: pruneSettings(rt.config.prune),
