@@ -23,7 +23,14 @@
 // due at once: what the policy condemns, and what earlier marks and dooms name, is deleted in this
 // prune (narinfos referrers first, then their NARs), and every state object goes. No uploader is
 // protected then, as before mark, wait, sweep: grace 0 is for a bucket one host writes.
-import type { DoomEntry, StateObject, DoomBody, GoneBody, MarkBody } from '../format/loft-state.js';
+import {
+  settleMsOf,
+  type DoomEntry,
+  type StateObject,
+  type DoomBody,
+  type GoneBody,
+  type MarkBody,
+} from '../format/loft-state.js';
 import { PathGraph } from './path-graph.js';
 import type { PrunePath } from './policy.js';
 
@@ -81,7 +88,11 @@ export function planSweep(input: SweepInput): SweepPlan {
   // that listed the bucket earlier may still delete it.
   const { now, settleMs } = input;
   const dueDooms = input.dooms.filter((d) => d.at <= now - settleMs && now < d.at + 2 * settleMs);
-  const liveDooms = input.dooms.filter((d) => now < d.at + 3 * settleMs);
+  // A doom written under a longer grace (before the bucket's grace was shortened) lives by its own
+  // settle: a prune that swept it then may still be deleting.
+  const liveDooms = input.dooms.filter(
+    (d) => now < d.at + 3 * Math.max(settleMs, d.body.grace === undefined ? 0 : settleMsOf(d.body.grace)),
+  );
   const sweepable = entries(dueDooms).filter((e) => safe(e.h, e.marked));
   const doomedStill = entries(liveDooms).filter((e) => safe(e.h, e.marked));
   const deleted = unreferenced(
