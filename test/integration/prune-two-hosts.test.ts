@@ -240,10 +240,16 @@ describe('hosts with different graces on one bucket follow the grace the bucket 
     const again = await runLoft(['-c', hostB, '--upload-path', ref]);
     assert.equal(again.code, 0, again.stderr);
     const check = await checkBucket(s3, { publicKey: key.publicKey });
-    assert.deepEqual(check.violations, []);
+    t.diagnostic(`bucket check: ${check.violations.length} violations ${check.violations.join('; ')}`);
     const closure = await closureOf([ref]);
-    await deleteLocally(closure, [ref]);
-    await substitute([ref], httpCacheUrl(s3), key.publicKey);
+    await deleteLocally(closure, [ref, ...Object.values(m)]);
+    const nix = await substitute([ref], httpCacheUrl(s3), key.publicKey).then(
+      () => 'substituted',
+      (err: unknown) => `failed: ${String(err).split('\n').slice(-3).join(' ')}`,
+    );
+    t.diagnostic(`nix: ${nix}`);
+    assert.deepEqual(check.violations, []);
+    assert.equal(nix, 'substituted');
 
     // A third host with the default grace prunes: it follows the bucket's and says so in one line.
     const hostC = await config('c', 'prune_enabled = true');

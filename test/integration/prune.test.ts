@@ -217,7 +217,7 @@ describe('pruning a bucket written by loft, then Nix substitutes what was kept',
     const objects = await bucketObjects(s3);
     for (const p of closure) assert.ok(objects.has(`${hashPartOfPath(p)}.narinfo`), `${p} kept`);
     assert.ok(!objects.has(`${hashPartOfPath(victim.tree)}.narinfo`), 'the unused victim.tree was swept');
-    await deleteLocally(closure, referrers);
+    await deleteLocally(closure, [...referrers, ...Object.values(victim)]);
     await substitute(referrers, httpCacheUrl(s3), key.publicKey);
     await verifyClosure(referrers, key.publicKey);
     // The next test prunes with grace 0, which only a bucket without a grace record allows.
