@@ -36,8 +36,6 @@ const REFERRER_NIX = fileURLToPath(new URL('../fixtures/referrer.nix', import.me
 const DAY = 86_400_000;
 /** 0.004 h = 14.4 s of grace, 3.6 s of settle. */
 const GRACE_HOURS = 0.004;
-/** 0.002 h = 7.2 s of grace, 1.8 s of settle. */
-const SHORT_GRACE_HOURS = 0.002;
 
 describe('a prune loop on one host while another uploads closures sharing old dependencies', () => {
   let dir: string;
@@ -200,14 +198,14 @@ describe('hosts with different graces on one bucket follow the grace the bucket 
       t.skip('needs the in-process s3rver (objects are aged in its data directory)');
       return;
     }
-    const graceMs = SHORT_GRACE_HOURS * 3_600_000;
+    const graceMs = GRACE_HOURS * 3_600_000;
     const config = async (name: string, extraLoft: string) => {
       await mkdir(join(dir, name));
       return writeConfig({ dir: join(dir, name), s3, signingKeyPath: key.secretPath, extraLoft });
     };
     const prunerA = await config(
       'a',
-      `prune_enabled = true\nprune_retention_days = 1\nprune_orphan_grace_hours = 0\nprune_grace_hours = ${SHORT_GRACE_HOURS}`,
+      `prune_enabled = true\nprune_retention_days = 1\nprune_orphan_grace_hours = 0\nprune_grace_hours = ${GRACE_HOURS}`,
     );
     const hostB = await config('b', ''); // the default grace, 24 h
     const m = await buildFixtureClosure({ largeFileMb: 0 });
@@ -255,16 +253,16 @@ describe('hosts with different graces on one bucket follow the grace the bucket 
     const hostC = await config('c', 'prune_enabled = true');
     const dry = await runLoft(['-c', hostC, '--prune', '--dry-run']);
     assert.equal(dry.code, 0, dry.stderr);
-    assert.match(dry.stdout, /grace 7\.2 s/);
+    assert.match(dry.stdout, /grace 14\.4 s/);
     assert.equal(dry.stderr.match(/following the bucket's/g)?.length, 1, dry.stderr);
 
     // Changing the bucket's grace waits for the one in force.
     const preview = await runLoft(['-c', hostC, '--set-bucket-grace', '2', '--dry-run']);
     assert.equal(preview.code, 0, preview.stderr);
-    assert.match(preview.stdout, /would be now 0\.002 h, changing to 2 h at /);
+    assert.match(preview.stdout, /would be now 0\.004 h, changing to 2 h at /);
     const set = await runLoft(['-c', hostC, '--set-bucket-grace', '2']);
     assert.equal(set.code, 0, set.stderr);
-    assert.match(set.stdout, /is now 0\.002 h, changing to 2 h at /);
+    assert.match(set.stdout, /is now 0\.004 h, changing to 2 h at /);
   });
 
   async function referrerOf(base: string): Promise<string> {
