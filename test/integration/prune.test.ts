@@ -96,10 +96,10 @@ describe('pruning a bucket written by loft, then Nix substitutes what was kept',
     await utimes(join(s3.dir!, s3.bucket, ...parts, file), when, when);
   }
 
-  async function prune(settings: PruneSettings = SETTINGS): Promise<PruneResult> {
-    // The CLI's own database and target, as the daemon would use them.
+  async function prune(settings: PruneSettings = SETTINGS, dbPath?: string): Promise<PruneResult> {
+    // The CLI's own database and target, as the daemon would use them (or another host's).
     const { config: cfg } = await loadConfig({ path: config, explicit: true, env: {} });
-    const cache = PresenceCache.open(cfg.localCachePath, { target: storageTarget(cfg.storage) });
+    const cache = PresenceCache.open(dbPath ?? cfg.localCachePath, { target: storageTarget(cfg.storage) });
     const db = PruneDb.open(cache.path, cache.target);
     try {
       const deps = { store, cache, db, storeDir: '/nix/store', logger: silentLogger() };
@@ -169,7 +169,7 @@ describe('pruning a bucket written by loft, then Nix substitutes what was kept',
       return;
     }
     const victim = await build();
-    const victimRoots = [victim.top, victim.tree];
+    const victimRoots = [victim.top, victim.tree, victim.symlinkOut];
     const up = await runLoft(['-c', config, '--upload-path', ...victimRoots]);
     assert.equal(up.code, 0, up.stderr);
     await age(await closureOf(victimRoots), 40);
@@ -180,31 +180,44 @@ describe('pruning a bucket written by loft, then Nix substitutes what was kept',
       referrers.push(await referrerOf(base));
     }
     const sweep = { ...SETTINGS, graceHours: SWEEP_GRACE_HOURS };
+    // The prunes run as another host would: their own database, so this host's presence rows
+    // still claim the expired closure, and only the protocol keeps it from relying on them.
+    const otherHost = join(dir, 'other-host.db');
     let stop = false;
     let prunes = 0;
     let swept = 0;
     const loop = (async () => {
       while (!stop) {
-        swept += (await prune(sweep)).counts.narinfosDeleted;
+        swept += (await prune(sweep, otherHost)).counts.narinfosDeleted;
         prunes++;
         await sleep(500);
       }
     })();
     let waited = 0;
-    try {
-      for (const ref of referrers) {
-        for (let attempt = 0; ; attempt++) {
-          const run = await runLoft(['-c', config, '--upload-path', ref]);
-          if (run.code === 0) break;
-          // A path that relies on one being deleted right now waits for a later batch.
-          assert.equal(run.code, 1, run.stderr);
-          assert.match(run.stderr + run.stdout, /a prune is deleting|older than half prune_grace_hours/);
-          waited++;
-          assert.ok(attempt < 10, `${ref} never got through`);
-          await sleep(2000);
-        }
-        await sleep(4000);
+    const uploadReferrer = async (ref: string) => {
+      for (let attempt = 0; ; attempt++) {
+        const run = await runLoft(['-c', config, '--upload-path', ref]);
+        if (run.code === 0) return;
+        // A path that relies on one being deleted right now waits for a later batch.
+        assert.equal(run.code, 1, run.stderr);
+        assert.match(run.stderr + run.stdout, /a prune is deleting|older than half prune_grace_hours/);
+        waited++;
+        assert.ok(attempt < 10, `${ref} never got through`);
+        await sleep(2000);
       }
+    };
+    try {
+      // While the closure is marked: these uploads revive what they rely on.
+      for (const ref of referrers.slice(0, 3)) {
+        await uploadReferrer(ref);
+        await sleep(3000);
+      }
+      // Once the unused rest (symlinkOut, tree) is swept: its referrer must upload it again.
+      for (let i = 0; swept === 0; i++) {
+        assert.ok(i < 120, 'the prunes swept nothing within a minute');
+        await sleep(500);
+      }
+      await uploadReferrer(referrers[3]!);
       await sleep(SWEEP_GRACE_HOURS * 3_600_000 * 1.5);
     } finally {
       stop = true;
