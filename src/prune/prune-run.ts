@@ -1,6 +1,7 @@
 // One prune of a bucket, for `loft --prune` and the daemon's timer alike: take this host's prune
-// lock, read the server's time, take the bucket's lease where the store allows one, settle which
-// grace to follow (the bucket's, src/prune/bucket-grace.ts), then carry out every step of mark,
+// lock, read the server's time, settle which grace to follow (the bucket's,
+// src/prune/bucket-grace.ts), take the bucket's lease where the store allows one (with a grace
+// above 0: several hosts may prune), then carry out every step of mark,
 // wait, sweep that is due (sweep-pass.ts). When a pass dooms paths and `settle` is short, it waits
 // `settle` and runs once more, so a doom is carried out in its window without waiting for the next
 // scheduled prune. With grace 0 every step is due at once: one pass deletes what the policy
@@ -48,13 +49,17 @@ export async function runPrune(deps: PruneRunDeps, opts: PruneRunOptions): Promi
   }
   return deps.db.withLock({ pid: process.pid, host: opts.host }, async () => {
     const now = await serverNow(deps.store, deps.signal);
+    const grace = await graceForPrune(deps, configuredMs, now, true);
+    // Grace 0 is one host's bucket: no other prune to keep apart, so no lease either.
+    if (grace.grace === 0) {
+      return { ...(await passes(deps, opts, grace)), lease: { kind: 'none', reason: 'grace 0' } };
+    }
     const lease = await takeLease(deps.store, opts.host, now, deps.logger);
     if (lease.kind === 'busy') {
       deps.logger.info({ holder: lease.holder }, 'another host holds the prune lease: nothing to do');
       return { counts: zeroCounts(), lease, passes: 0, graceMs: 0, settleMs: 0 };
     }
     try {
-      const grace = await graceForPrune(deps, configuredMs, now, true);
       const result = await passes(deps, opts, grace);
       return { ...result, lease: lease.kind === 'held' ? { kind: 'held' } : lease };
     } finally {
