@@ -16,7 +16,7 @@ import { encodeNixBase32 } from '../src/format/nix-base32.js';
 import { silentLogger } from '../src/log.js';
 import { GIB, planPrune } from '../src/prune/policy.js';
 import { PruneDb } from '../src/state/prune-db.js';
-import { runPruneOnce, type PruneResult } from '../src/prune/prune-run.js';
+import { runPrune, type PruneResult } from '../src/prune/prune-run.js';
 import type { ObjectStore } from '../src/storage/object-store.js';
 import { S3ObjectStore } from '../src/storage/s3-object-store.js';
 import { startForwardingProxy, type RecordedRequest } from '../test/helpers/s3-server.js';
@@ -108,6 +108,7 @@ async function main(): Promise<void> {
       targetPercentage: 80,
       orphanGraceHours: 24,
       maxSizeGb: (0.5 * bucketBytes) / GIB,
+      graceHours: 0,
     };
     console.log(
       '| prune | time | reading + planning | deleting | requests | ListObjectsV2 | GetObject | DeleteObjects | narinfos read | paths deleted (expired / size) | orphans | kept because referenced | plan only |',
@@ -117,7 +118,7 @@ async function main(): Promise<void> {
       const mark = proxy.requests.length;
       timed.reset();
       const start = performance.now();
-      const result = await runPruneOnce(deps, { dryRun: false, now: new Date(), settings });
+      const result = await runPrune(deps, { dryRun: false, host: 'bench', settings });
       const ms = performance.now() - start;
       const planMs = timePlan(result, settings);
       const phases = `${((ms - timed.deleteMs) / 1000).toFixed(2)} s | ${(timed.deleteMs / 1000).toFixed(2)} s`;
@@ -155,7 +156,7 @@ async function fill(store: S3ObjectStore, paths: SynthPath[], bucketDir: string)
 }
 
 function timePlan(result: PruneResult, settings: Parameters<typeof planPrune>[0]['settings']): number {
-  const inv = result.inventory;
+  const inv = result.inventory!;
   const start = performance.now();
   planPrune({ ...inv, now: Date.now(), settings });
   return performance.now() - start;
@@ -173,8 +174,9 @@ function row(
   const list = count((q) => q.method === 'GET' && q.key === '');
   const get = count((q) => q.method === 'GET' && q.key !== '');
   const del = count((q) => q.method === 'POST' && q.query.has('delete'));
-  const by = (reason: string) => r.plan.paths.filter((p) => p.reason === reason).length;
-  return `| ${round} | ${(ms / 1000).toFixed(2)} s | ${phases} | ${requests.length} | ${list} | ${get} | ${del} | ${r.narinfosRead} | ${r.plan.paths.length} (${by('expired')} / ${by('size')}) | ${r.plan.orphans.length} | ${r.plan.keptBecauseReferenced.length} | ${planMs.toFixed(0)} ms |`;
+  const plan = r.policy!;
+  const by = (reason: string) => plan.paths.filter((p) => p.reason === reason).length;
+  return `| ${round} | ${(ms / 1000).toFixed(2)} s | ${phases} | ${requests.length} | ${list} | ${get} | ${del} | ${r.counts.narinfosRead} | ${plan.paths.length} (${by('expired')} / ${by('size')}) | ${plan.orphans.length} | ${plan.keptBecauseReferenced.length} | ${planMs.toFixed(0)} ms |`;
 }
 
 /**

@@ -20,6 +20,8 @@ export type Action =
   | { kind: 'force-scan'; dryRun: boolean }
   | { kind: 'populate-cache'; dryRun: boolean }
   | { kind: 'prune'; dryRun: boolean }
+  /** --set-bucket-grace HOURS: change the grace every host of the bucket follows (docs/multi-host.md). */
+  | { kind: 'set-bucket-grace'; hours: number; dryRun: boolean }
   | { kind: 'status' }
   /** --wait: until the daemon's queue holds nothing enqueued before this start (0 s = no limit). */
   | { kind: 'wait'; timeoutSecs: number }
@@ -59,6 +61,8 @@ export interface ParsedFlags {
   forceScan: boolean;
   populateCache: boolean;
   prune: boolean;
+  /** --set-bucket-grace's hours; undefined when not given. */
+  setBucketGrace: number | undefined;
   /** --enqueue's paths ([] for --enqueue alone); undefined when not given. */
   enqueue: string[] | undefined;
   status: boolean;
@@ -84,6 +88,13 @@ const ACTION_FLAGS: ReadonlyArray<readonly [string, (f: ParsedFlags) => Action |
   ['--force-scan', (f) => (f.forceScan ? { kind: 'force-scan', dryRun: f.dryRun } : undefined)],
   ['--populate-cache', (f) => (f.populateCache ? { kind: 'populate-cache', dryRun: f.dryRun } : undefined)],
   ['--prune', (f) => (f.prune ? { kind: 'prune', dryRun: f.dryRun } : undefined)],
+  [
+    '--set-bucket-grace',
+    (f) =>
+      f.setBucketGrace === undefined
+        ? undefined
+        : { kind: 'set-bucket-grace', hours: f.setBucketGrace, dryRun: f.dryRun },
+  ],
   ['--status', (f) => (f.status ? { kind: 'status' } : undefined)],
   ['--wait', (f) => (f.wait ? { kind: 'wait', timeoutSecs: f.timeoutSecs } : undefined)],
   ['--watch-exec', (f) => f.watchExec && { kind: 'watch-exec', command: f.watchExec }],
@@ -97,6 +108,7 @@ const OPENS_CACHE: ReadonlySet<ActionKind> = new Set([
   'force-scan',
   'populate-cache',
   'prune',
+  'set-bucket-grace',
   'verify',
   'cache-maintenance',
 ]);

@@ -101,6 +101,10 @@ async function runOneOff(cli: Cli, action: OneOff, config: Config, logger: Logge
         return ExitCode.ok;
       case 'prune':
         return await (await prune()).runPrune(rt, action, say);
+      case 'set-bucket-grace': {
+        const grace = await import('./bucket-grace-command.js');
+        return await grace.runSetBucketGrace(rt, action.hours, action.dryRun, say);
+      }
       case 'verify':
         return await (await verify()).runVerify(rt, action, { say, stderr: process.stderr });
       case 'upload': {

@@ -32,6 +32,10 @@ export function buildProgram(version: string): Command {
         'delete expired paths (whole closures, never a dependency of a kept path) and old orphan NARs per the loft.prune_* settings once, then exit; with --dry-run, list what would go',
       )
       .option(
+        '--set-bucket-grace <hours>',
+        'change the prune grace period every host of the bucket follows (.loft/grace.json), effective once the current one has passed, then exit; with --dry-run, show the change',
+      )
+      .option(
         '--enqueue [path...]',
         'add store paths to the daemon\'s upload queue and exit 0 at once, whatever happens (for Nix\'s post-build-hook; "-" reads stdin; no paths: $OUT_PATHS, else the outputs of $DRV_PATH)',
       )
@@ -120,6 +124,7 @@ export function parseCli(argv: string[], version: string, out: (s: string) => vo
     forceScan: o.forceScan === true,
     populateCache: o.populateCache === true,
     prune: o.prune === true,
+    setBucketGrace: o.setBucketGrace === undefined ? undefined : parseGraceHours(o.setBucketGrace),
     // `--enqueue` alone is `true`: paths come from stdin or the hook's environment.
     enqueue: o.enqueue === undefined ? undefined : (list(o.enqueue) ?? []),
     status: o.status === true,
@@ -171,6 +176,17 @@ function checkVerifyFlags(o: Record<string, unknown>): void {
       '--delete-unrepairable only goes with --repair: loft verify --repair --delete-unrepairable',
     );
   }
+}
+
+/** Hours as prune_grace_hours takes them, but above 0: grace 0 is a host's choice, not a bucket's. */
+function parseGraceHours(value: unknown): number {
+  const hours = Number(value);
+  if (typeof value !== 'string' || value.trim() === '' || !(hours > 0) || hours > 8760) {
+    throw new UsageError(
+      `--set-bucket-grace wants hours above 0 and up to 8760, got ${JSON.stringify(value)}`,
+    );
+  }
+  return hours;
 }
 
 function parseTimeout(value: unknown): number {

@@ -5,20 +5,18 @@ import { hostname } from 'node:os';
 import type { Config } from '../config/schema.js';
 import { ConfigError, ExitCode, type ExitCodeValue } from '../errors.js';
 import type { PrunePlan } from '../prune/policy.js';
-import { runConfiguredPrune } from '../prune/configured-prune.js';
-import type { PruneResult, PruneRunDeps } from '../prune/prune-run.js';
-import type { SweepSettings } from '../prune/sweep-run.js';
+import {
+  runPrune as runPruneWithGrace,
+  type PruneResult,
+  type PruneRunDeps,
+  type PruneSettings,
+} from '../prune/prune-run.js';
 import { formatBytes } from './format-size.js';
 import { sweepLines } from './sweep-summary.js';
 import type { Runtime } from './runtime.js';
 
 export interface PruneCommandOptions {
   dryRun: boolean;
-  /**
-   * The clock the policy sees. Default: now. Nothing passes it today: `--prune` prunes at the present,
-   * and the tests that age a bucket call runPruneOnce (prune/prune-run.ts) with their own `now`.
-   */
-  now?: Date;
 }
 
 /** Checked before the bucket is contacted: a disabled prune needs no credentials to be refused. */
@@ -34,21 +32,21 @@ export async function runPrune(
   say: (line: string) => void,
 ): Promise<ExitCodeValue> {
   assertPruneEnabled(rt.config);
-  const settings = rt.config.prune;
   const started = Date.now();
-  const outcome = await runConfiguredPrune(pruneDeps(rt), {
+  const result = await runPruneWithGrace(pruneDeps(rt), {
     dryRun: opts.dryRun,
     host: hostname(),
-    settings: pruneSettings(settings),
-    ...(opts.now ? { now: opts.now } : {}),
+    settings: pruneSettings(rt.config.prune),
   });
   const ms = Date.now() - started;
-  if (outcome.kind === 'sweep') {
-    for (const line of sweepLines(outcome.sweep, rt.store.description, opts.dryRun, ms)) say(line);
+  // Grace 0 (a bucket without a grace record, pruned by a host that deletes at once) reports
+  // what the policy deleted, as loft always did; a sweep reports its steps.
+  if (result.graceMs > 0 || result.policy === undefined) {
+    for (const line of sweepLines(result, rt.store.description, opts.dryRun, ms)) say(line);
     return ExitCode.ok;
   }
-  if (opts.dryRun) for (const line of dryRunLines(outcome.result.plan)) say(line);
-  for (const line of summaryLines(outcome.result, rt.store.description, opts.dryRun, ms)) say(line);
+  if (opts.dryRun) for (const line of dryRunLines(result.policy)) say(line);
+  for (const line of summaryLines(result, result.policy, rt.store.description, opts.dryRun, ms)) say(line);
   return ExitCode.ok;
 }
 
@@ -63,7 +61,7 @@ export function pruneDeps(rt: Runtime): PruneRunDeps {
   };
 }
 
-export function pruneSettings(p: Config['prune']): SweepSettings {
+export function pruneSettings(p: Config['prune']): PruneSettings {
   return {
     retentionDays: p.retentionDays,
     targetPercentage: p.targetPercentage,
@@ -85,10 +83,17 @@ function dryRunLines(plan: PrunePlan): string[] {
   return lines;
 }
 
-export function summaryLines(result: PruneResult, where: string, dryRun: boolean, ms: number): string[] {
-  const { plan } = result;
+export function summaryLines(
+  result: PruneResult,
+  plan: PrunePlan,
+  where: string,
+  dryRun: boolean,
+  ms: number,
+): string[] {
   const count = (r: string) => plan.paths.filter((p) => p.reason === r).length;
   const verb = dryRun ? 'would delete' : 'deleted';
+  const { counts } = result;
+  const kept = (result.inventory?.paths.length ?? 0) - plan.paths.length;
   const lines = [
     `${dryRun ? 'prune plan for' : 'pruned'} ${where}: ${verb} ${plan.paths.length} paths ` +
       `(${formatBytes(plan.pathBytes)}: ${count('expired')} expired, ${count('size')} over the size cap, ` +
@@ -96,18 +101,18 @@ export function summaryLines(result: PruneResult, where: string, dryRun: boolean
       (plan.abortUploads.length > 0
         ? `, ${dryRun ? 'would abort' : 'aborted'} ${plan.abortUploads.length} unfinished uploads`
         : ''),
-    `kept ${result.inventory.paths.length - plan.paths.length} paths, ${plan.keptBecauseReferenced.length} of them ` +
+    `kept ${kept} paths, ${plan.keptBecauseReferenced.length} of them ` +
       `expired but referenced by kept paths; bucket ${formatBytes(plan.sizeBefore)} -> ${formatBytes(plan.sizeAfter)}` +
       (plan.sizeTarget !== undefined ? ` (size target ${formatBytes(plan.sizeTarget)})` : ''),
-    `read ${result.narinfosRead} narinfos, ${result.listPages} listing pages` +
-      (result.applied ? `, ${result.applied.deleteRequests} delete requests` : '') +
+    `read ${counts.narinfosRead} narinfos, ${counts.listPages} listing pages` +
+      (dryRun ? '' : `, ${counts.deleteRequests} delete requests`) +
       ` in ${(ms / 1000).toFixed(1)} s`,
   ];
   if (!plan.targetMet) {
     lines.push('the size target is not met: everything left is recent, referenced, or unreadable');
   }
-  if (result.inventory.malformed > 0) {
-    lines.push(`${result.inventory.malformed} malformed narinfos were kept (see the log)`);
+  if ((result.inventory?.malformed ?? 0) > 0) {
+    lines.push(`${result.inventory?.malformed} malformed narinfos were kept (see the log)`);
   }
   return lines;
 }

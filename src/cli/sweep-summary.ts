@@ -1,9 +1,9 @@
 // What `loft --prune` prints for a bucket pruned by mark, wait, sweep (prune_grace_hours > 0):
 // what this run did in each step, what the policy condemns for later runs, and that no lease
 // guards the run (the protocol alone keeps the bucket safe while other hosts upload and prune).
-import type { SweepResult } from '../prune/sweep-run.js';
+import type { PruneResult } from '../prune/prune-run.js';
 
-export function sweepLines(r: SweepResult, where: string, dryRun: boolean, ms: number): string[] {
+export function sweepLines(r: PruneResult, where: string, dryRun: boolean, ms: number): string[] {
   const { counts: c } = r;
   if (r.lease.kind === 'busy' || r.plan === undefined || r.inventory === undefined) {
     const holder = r.lease.kind === 'busy' ? r.lease.holder : 'another host';

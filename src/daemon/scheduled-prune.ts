@@ -1,10 +1,8 @@
 // What the daemon's prune timer runs (loft.prune_schedule): the same prune as `loft --prune`
-// (prune/configured-prune.ts chooses the algorithm for both), and its outcome kept for the metrics.
+// (prune/prune-run.ts), and its outcome kept for the metrics.
 // The CLI opens the database and hands everything in, so this file knows no config and no process.
-import { runConfiguredPrune } from '../prune/configured-prune.js';
-import type { PruneRunDeps } from '../prune/prune-run.js';
+import { runPrune, type PruneRunDeps, type PruneSettings } from '../prune/prune-run.js';
 import { parsePruneSchedule, type PruneSchedule } from '../prune/schedule-syntax.js';
-import type { SweepSettings } from '../prune/sweep-run.js';
 import type { Logger } from '../log.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { ScheduledPrune } from './prune-loop.js';
@@ -29,7 +27,7 @@ export interface ScheduledPruneDeps {
 
 export function scheduledPrune(
   schedule: PruneSchedule,
-  settings: SweepSettings,
+  settings: PruneSettings,
   deps: ScheduledPruneDeps,
 ): ScheduledPrune {
   const { metrics } = deps;
@@ -47,17 +45,8 @@ export function scheduledPrune(
 }
 
 /** One prune; the number of paths (narinfos) it deleted. */
-async function pruneOnce(deps: ScheduledPruneDeps, settings: SweepSettings): Promise<number> {
-  const outcome = await runConfiguredPrune(deps.prune, { settings, dryRun: false, host: deps.host });
-  if (outcome.kind === 'sweep') {
-    const { counts, lease } = outcome.sweep;
-    deps.logger.info({ ...counts, lease: lease.kind }, 'scheduled prune finished');
-    return counts.narinfosDeleted;
-  }
-  const { plan } = outcome.result;
-  deps.logger.info(
-    { deleted: plan.paths.length, orphans: plan.orphans.length, bytes: plan.pathBytes },
-    'scheduled prune finished',
-  );
-  return plan.paths.length;
+async function pruneOnce(deps: ScheduledPruneDeps, settings: PruneSettings): Promise<number> {
+  const { counts, lease } = await runPrune(deps.prune, { settings, dryRun: false, host: deps.host });
+  deps.logger.info({ ...counts, lease: lease.kind }, 'scheduled prune finished');
+  return counts.narinfosDeleted;
 }

@@ -9,12 +9,19 @@
 //                                 NARs: deleted a grace period later unless a narinfo names them then
 //   .loft/roots/<host>.json       the store paths a host runs (its daemon rewrites it periodically):
 //                                 a prune keeps their closures while the object is recent
+//   .loft/grace.json              the bucket's grace period, which every host follows whatever its
+//                                 own prune_grace_hours: written by the first prune, changed only by
+//                                 `loft --set-bucket-grace` (a change waits in `pending` until the
+//                                 grace in force when it was asked for has passed):
+//     {"v":1,"kind":"grace","protocol":1,"grace":<ms>,"settle":<ms>,
+//      "pending":{"grace":<ms>,"settle":<ms>,"from":<server ms>}}   (pending only while a change waits)
 // Bodies are JSON, one object per prune step and never rewritten (two prunes cannot lose each
 // other's updates): {"v":1,"kind":"mark","host":H,"paths":["<hash32>",...]},
 // {"v":1,"kind":"doom","host":H,"paths":[{"h":"<hash32>","marked":<ms>}]},
 // {"v":1,"kind":"gone","host":H,"paths":["<hash32>"],"keys":["nar/..."]}.
-// Each body may also carry "grace": the writer's prune_grace_hours in ms, so that uploaders whose
-// own setting is longer still re-check as often as the shortest grace in use requires.
+// Each body may also carry "grace": the writer's grace in ms, so that uploaders whose own setting is
+// longer still re-check as often as the shortest grace in use requires (all a bucket without
+// `.loft/grace.json` has: the bodies go once their work is done, and the announcement with them).
 // Times are always the server's (LastModified), never a host's clock.
 import { FormatError } from '../errors.js';
 
@@ -149,14 +156,17 @@ export interface PruneView {
   pendingKeys: Set<string>;
   /** The shortest grace (ms) a pruner of this bucket announced, if any did. */
   minGraceMs?: number;
+  /** The bucket's own grace record, when it has one. */
+  bucket?: BucketGrace;
 }
 
-export function pruneView(objects: readonly StateObject[]): PruneView {
+export function pruneView(objects: readonly StateObject[], bucket?: BucketGrace): PruneView {
   const view: PruneView = {
     condemned: new Set(),
     doomed: new Set(),
     gone: new Set(),
     pendingKeys: new Set(),
+    ...(bucket ? { bucket } : {}),
   };
   for (const { body } of objects) {
     if (body.grace !== undefined) view.minGraceMs = Math.min(view.minGraceMs ?? Infinity, body.grace);
@@ -204,4 +214,110 @@ export function parseRoots(text: string): RootsBody {
     throw new FormatError('loft roots object has no version 1 header of its kind');
   }
   return { kind: 'roots', host: o.host, paths: hashes(o.paths, 'roots') };
+}
+
+export const BUCKET_GRACE_KEY = `${LOFT_PREFIX}grace.json`;
+/** The rules of mark, wait, sweep this loft follows (src/prune/sweep-plan.ts). */
+export const PRUNE_PROTOCOL = 1;
+
+export interface GraceSetting {
+  grace: number;
+  settle: number;
+}
+export interface BucketGrace extends GraceSetting {
+  protocol: number;
+  /** A change asked for, effective from `from` (the server's ms). */
+  pending?: GraceSetting & { from: number };
+}
+
+export function graceSetting(graceMs: number): GraceSetting {
+  return { grace: graceMs, settle: settleMsOf(graceMs) };
+}
+
+export function newBucketGrace(graceMs: number): BucketGrace {
+  return { protocol: PRUNE_PROTOCOL, ...graceSetting(graceMs) };
+}
+
+export function renderBucketGrace(b: BucketGrace): string {
+  return `${JSON.stringify({ v: 1, kind: 'grace', ...b })}\n`;
+}
+
+export function parseBucketGrace(text: string): BucketGrace {
+  let o: Record<string, unknown>;
+  try {
+    o = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    throw new FormatError('loft grace object is not JSON');
+  }
+  if (o?.v !== 1 || o.kind !== 'grace' || !isCount(o.protocol) || o.protocol < 1) {
+    throw new FormatError('loft grace object has no version 1 header of its kind');
+  }
+  const current = setting(o);
+  if (o.pending === undefined) return { protocol: o.protocol, ...current };
+  const p = o.pending as Record<string, unknown>;
+  if (typeof p !== 'object' || p === null || !isCount(p.from)) {
+    throw new FormatError('loft grace object has a bad pending change');
+  }
+  return { protocol: o.protocol, ...current, pending: { ...setting(p), from: p.from } };
+}
+
+function setting(o: Record<string, unknown>): GraceSetting {
+  const { grace, settle } = o;
+  if (!isCount(grace) || grace <= 0 || !isCount(settle) || settle > grace) {
+    throw new FormatError('loft grace object has a bad grace or settle');
+  }
+  return { grace, settle };
+}
+
+function isCount(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+/** The record at server time `now`: a pending change whose time has come is the grace in force. */
+export function settledGrace(b: BucketGrace, now: number): BucketGrace {
+  if (!b.pending || now < b.pending.from) return b;
+  const { grace, settle } = b.pending;
+  return { protocol: b.protocol, grace, settle };
+}
+
+/**
+ * What a prune follows at server time `now`: while a change waits, the longer of both, so that no
+ * path goes sooner than an uploader trusting either may rely on it.
+ */
+export function pruneGraceOf(b: BucketGrace, now: number): GraceSetting {
+  const s = settledGrace(b, now);
+  const longer = s.pending && s.pending.grace > s.grace ? s.pending : s;
+  return { grace: longer.grace, settle: longer.settle };
+}
+
+/**
+ * What an uploader follows: while a change is recorded, the shorter of both. An uploader does not
+ * know the server's time, so a due change counts as pending until a prune makes it current.
+ */
+export function uploadGraceOf(b: BucketGrace): GraceSetting {
+  const shorter = b.pending && b.pending.grace < b.grace ? b.pending : b;
+  return { grace: shorter.grace, settle: shorter.settle };
+}
+
+/**
+ * `loft --set-bucket-grace`, asked at server time `now`: the change waits until the grace in force
+ * now has passed (a shorter grace at once would expose uploads that relied on the longer one; a
+ * longer one at once would let uploaders rely on it while prunes still follow the shorter). Asking
+ * for the grace in force cancels a waiting change.
+ */
+export function withGraceChange(b: BucketGrace, graceMs: number, now: number): BucketGrace {
+  const s = settledGrace(b, now);
+  const current = { protocol: s.protocol, grace: s.grace, settle: s.settle };
+  if (graceMs === s.grace) return current;
+  return { ...current, pending: { ...graceSetting(graceMs), from: now + s.grace } };
+}
+
+/**
+ * The grace and settle an uploader follows: its own, but never longer than the bucket's record
+ * (or, on a bucket without one, a pruner's announcement) allows.
+ */
+export function uploaderGrace(ownMs: number, view: PruneView): GraceSetting {
+  const bucket = view.bucket ? uploadGraceOf(view.bucket) : undefined;
+  const grace = Math.min(ownMs, view.minGraceMs ?? Infinity, bucket?.grace ?? Infinity);
+  return { grace, settle: Math.min(settleMsOf(grace), bucket?.settle ?? Infinity) };
 }

@@ -1,85 +1,86 @@
-// One prune, start to end: take the lock, read the bucket, plan, read the bucket again just before
-// deleting (cheap: one listing, and only narinfos written meanwhile are fetched) and plan on that
-// fresh view, then apply. The second look matters because reading thousands of narinfos takes a
-// while: a narinfo committed by an upload meanwhile may reference a path the first plan deleted.
-// The daemon passes the hash parts its in-flight uploads rely on (`protectedHashParts`), read right
-// before each plan, so a prune never deletes what its own uploads are about to reference.
-import { hostname } from 'node:os';
-import type { PresenceCache } from '../state/presence.js';
-import { PruneBusyError } from '../errors.js';
-import { takeInventory, type Inventory, type InventoryDeps } from './inventory.js';
-import { planPrune, type PrunePlan, type PruneSettingsInput } from './policy.js';
-import { applyPlan, type ApplyResult } from './pruner.js';
+// One prune of a bucket, for `loft --prune` and the daemon's timer alike: take this host's prune
+// lock, read the server's time, settle which grace to follow (the bucket's,
+// src/prune/bucket-grace.ts), take the bucket's lease where the store allows one (with a grace
+// above 0: several hosts may prune), then carry out every step of mark,
+// wait, sweep that is due (sweep-pass.ts). When a pass dooms paths and `settle` is short, it waits
+// `settle` and runs once more, so a doom is carried out in its window without waiting for the next
+// scheduled prune. With grace 0 every step is due at once: one pass deletes what the policy
+// condemns (src/prune/sweep-plan.ts).
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { GraceSetting } from '../format/loft-state.js';
+import { takeLease } from './lease.js';
+import type { Inventory } from './inventory.js';
+import type { PrunePlan } from './policy.js';
+import type { SweepPlan } from './sweep-plan.js';
+import { graceForPrune } from './bucket-grace.js';
+import {
+  onePass,
+  serverNow,
+  zeroCounts,
+  type PruneCounts,
+  type PruneRunDeps,
+  type PruneRunOptions,
+} from './sweep-pass.js';
 
-export interface PruneRunDeps extends InventoryDeps {
-  cache: PresenceCache;
-}
+export type { PruneCounts, PruneRunDeps, PruneRunOptions, PruneSettings } from './sweep-pass.js';
 
-export interface PruneRunOptions {
-  settings: PruneSettingsInput;
-  /** The clock the policy sees (ages are measured against it). */
-  now: Date;
-  dryRun: boolean;
-  protectedHashParts?: () => ReadonlySet<string>;
-}
+export type LeaseState =
+  { kind: 'held' } | { kind: 'none'; reason: string } | { kind: 'busy'; holder: string };
 
 export interface PruneResult {
-  plan: PrunePlan;
-  inventory: Inventory;
-  /** Narinfos fetched over both looks at the bucket. */
-  narinfosRead: number;
-  /** ListObjectsV2 pages read (estimated from the object count; 1000 keys a page). */
-  listPages: number;
-  applied?: ApplyResult;
+  counts: PruneCounts;
+  /** The last pass's listing and plans; absent when another host's lease stopped the run. */
+  inventory?: Inventory;
+  plan?: SweepPlan;
+  /** What the policy condemned in the last pass (what grace 0 deletes). */
+  policy?: PrunePlan;
+  lease: LeaseState;
+  passes: number;
+  graceMs: number;
+  settleMs: number;
 }
 
-export async function runPruneOnce(deps: PruneRunDeps, opts: PruneRunOptions): Promise<PruneResult> {
+export async function runPrune(deps: PruneRunDeps, opts: PruneRunOptions): Promise<PruneResult> {
+  const configuredMs = opts.settings.graceHours * 3_600_000;
   if (opts.dryRun) {
-    const inventory = await takeInventory(deps);
-    const plan = planFrom(inventory, opts);
-    return { plan, inventory, narinfosRead: inventory.narinfosRead, listPages: pages(inventory) };
+    // A dry run writes nothing, not even the clock: it judges ages by this host's clock.
+    const grace = await graceForPrune(deps, configuredMs, Date.now(), false);
+    return { ...(await passes(deps, opts, grace)), lease: { kind: 'none', reason: 'dry run' } };
   }
-  const holder = deps.db.tryLock({ pid: process.pid, host: hostname() });
-  if (holder) {
-    throw new PruneBusyError(
-      `another prune is running (pid ${holder.pid} on ${holder.host}); try again when it has finished`,
-    );
-  }
-  try {
-    const first = await takeInventory(deps);
-    let inventory = first;
-    let plan = planFrom(first, opts);
-    let listPages = pages(first);
-    let narinfosRead = first.narinfosRead;
-    if (plan.narinfoKeys.length > 0 || plan.dataKeys.length > 0) {
-      inventory = await takeInventory(deps);
-      plan = planFrom(inventory, opts);
-      listPages += pages(inventory);
-      narinfosRead += inventory.narinfosRead;
+  return deps.db.withLock({ pid: process.pid, host: opts.host }, async () => {
+    const now = await serverNow(deps.store, deps.signal);
+    const grace = await graceForPrune(deps, configuredMs, now, true);
+    // Grace 0 is one host's bucket: no other prune to keep apart, so no lease either.
+    if (grace.grace === 0) {
+      return { ...(await passes(deps, opts, grace)), lease: { kind: 'none', reason: 'grace 0' } };
     }
-    const applied = await applyPlan(plan, deps);
-    deps.logger.info(
-      { paths: plan.paths.length, bytes: plan.pathBytes + plan.orphanBytes, orphans: plan.orphans.length },
-      'prune finished',
-    );
-    return { plan, inventory, narinfosRead, listPages, applied };
-  } finally {
-    deps.db.unlock();
-  }
-}
-
-function planFrom(inventory: Inventory, opts: PruneRunOptions): PrunePlan {
-  return planPrune({
-    paths: inventory.paths,
-    orphanCandidates: inventory.orphanCandidates,
-    pendingUploads: inventory.pendingUploads,
-    bucketBytes: inventory.bucketBytes,
-    now: opts.now.getTime(),
-    settings: opts.settings,
-    ...(opts.protectedHashParts ? { protectedHashParts: opts.protectedHashParts() } : {}),
+    const lease = await takeLease(deps.store, opts.host, now, deps.logger);
+    if (lease.kind === 'busy') {
+      deps.logger.info({ holder: lease.holder }, 'another host holds the prune lease: nothing to do');
+      return { counts: zeroCounts(), lease, passes: 0, graceMs: 0, settleMs: 0 };
+    }
+    try {
+      const result = await passes(deps, opts, grace);
+      return { ...result, lease: lease.kind === 'held' ? { kind: 'held' } : lease };
+    } finally {
+      if (lease.kind === 'held') await lease.release();
+    }
   });
 }
 
-function pages(inventory: Inventory): number {
-  return Math.max(1, Math.ceil(inventory.objects / 1000));
+async function passes(
+  deps: PruneRunDeps,
+  opts: PruneRunOptions,
+  { grace, settle }: GraceSetting,
+): Promise<Omit<PruneResult, 'lease'>> {
+  const counts = zeroCounts();
+  for (let pass = 1; ; pass++) {
+    const { inventory, plan, policy } = await onePass(deps, opts, { grace, settle }, counts);
+    if (opts.dryRun || plan.doom.length === 0 || pass > 1 || opts.waitForDoom === false) {
+      return { counts, inventory, plan, policy, passes: pass, graceMs: grace, settleMs: settle };
+    }
+    deps.logger.info({ settleMs: settle }, 'paths doomed: waiting to carry the doom out in its window');
+    // Into the doom's window [settle, 2 settle), with room for LastModified's whole seconds.
+    await sleep(settle + Math.min(settle / 4, 2000), undefined, deps.signal ? { signal: deps.signal } : {});
+  }
 }

@@ -18,7 +18,19 @@
 // listing, which then sees its narinfo (and keeps what it references, or sees the revival); one
 // that listed after d sees the doom and publishes nothing that relies on a doomed path. The same
 // holds for NAR keys and gone objects with `grace` (> settle) in place of `settle`.
-import type { DoomEntry, StateObject, DoomBody, GoneBody, MarkBody } from '../format/loft-state.js';
+//
+// With grace 0 (one host that deletes at once, on a bucket without a grace record) every step is
+// due at once: what the policy condemns, and what earlier marks and dooms name, is deleted in this
+// prune (narinfos referrers first, then their NARs), and every state object goes. No uploader is
+// protected then, as before mark, wait, sweep: grace 0 is for a bucket one host writes.
+import {
+  settleMsOf,
+  type DoomEntry,
+  type StateObject,
+  type DoomBody,
+  type GoneBody,
+  type MarkBody,
+} from '../format/loft-state.js';
 import { PathGraph } from './path-graph.js';
 import type { PrunePath } from './policy.js';
 
@@ -68,6 +80,7 @@ export function planSweep(input: SweepInput): SweepPlan {
     const p = byHash.get(h);
     return p !== undefined && !p.malformed && p.uploadedAt < since && !input.protectedHashParts?.has(h);
   };
+  if (input.graceMs === 0) return planAtOnce(input, graph, byHash, safe);
   // A doom is carried out only by a prune whose `now` falls in [d + settle, d + 2 settle), and that
   // prune deletes only until its own `now` + settle: every delete of a doom's narinfos happens
   // before d + 3 settle, and only then does the doom object go (`removeDooms`). An uploader that
@@ -75,7 +88,11 @@ export function planSweep(input: SweepInput): SweepPlan {
   // that listed the bucket earlier may still delete it.
   const { now, settleMs } = input;
   const dueDooms = input.dooms.filter((d) => d.at <= now - settleMs && now < d.at + 2 * settleMs);
-  const liveDooms = input.dooms.filter((d) => now < d.at + 3 * settleMs);
+  // A doom written under a longer grace (before the bucket's grace was shortened) lives by its own
+  // settle: a prune that swept it then may still be deleting.
+  const liveDooms = input.dooms.filter(
+    (d) => now < d.at + 3 * Math.max(settleMs, d.body.grace === undefined ? 0 : settleMsOf(d.body.grace)),
+  );
   const sweepable = entries(dueDooms).filter((e) => safe(e.h, e.marked));
   const doomedStill = entries(liveDooms).filter((e) => safe(e.h, e.marked));
   const deleted = unreferenced(
@@ -122,6 +139,49 @@ export function planSweep(input: SweepInput): SweepPlan {
     mark: unique(
       input.condemn.filter((h) => !known.has(h) && byHash.has(h) && !input.protectedHashParts?.has(h)),
     ),
+  };
+}
+
+/** Grace 0: mark, doom and sweep in one plan, keys deleted with their narinfos. */
+function planAtOnce(
+  input: SweepInput,
+  graph: PathGraph<PrunePath>,
+  byHash: ReadonlyMap<string, PrunePath>,
+  safe: (h: string, since: number) => boolean,
+): SweepPlan {
+  const earlier = [
+    ...input.marks.flatMap((m) => m.body.paths.filter((h) => safe(h, m.at))),
+    ...entries(input.dooms)
+      .filter((e) => safe(e.h, e.marked))
+      .map((e) => e.h),
+  ];
+  const condemned = input.condemn.filter((h) => byHash.has(h) && !input.protectedHashParts?.has(h));
+  const deleted = unreferenced(graph, input.paths, unique([...condemned, ...earlier]));
+  const named = new Set<string>();
+  let blind = false;
+  for (const p of input.paths) {
+    if (deleted.has(p.hashPart)) continue;
+    if (p.narKey !== undefined) named.add(p.narKey);
+    else if (p.malformed) blind = true;
+    for (const o of p.extraObjects) named.add(o.key);
+  }
+  const announced = blind ? [] : input.gones.flatMap((g) => g.body.keys);
+  const orphans = input.orphans.filter((k) => input.keys.has(k));
+  const deleteKeys = unique([
+    ...[...deleted].flatMap((h) => dataKeysOf(byHash.get(h))),
+    ...orphans,
+    ...announced,
+  ]);
+  return {
+    deleteNarinfos: graph.referrersFirst([...deleted]).map((h) => graph.get(h).narinfoKey),
+    deletedPaths: [...deleted],
+    goneKeys: [],
+    removeDooms: input.dooms.map((d) => d.key),
+    deleteKeys: deleteKeys.filter((k) => !named.has(k) && input.keys.has(k)),
+    removeGones: blind ? [] : input.gones.map((g) => g.key),
+    doom: [],
+    removeMarks: input.marks.map((m) => m.key),
+    mark: [],
   };
 }
 

@@ -6,7 +6,7 @@
 import type Database from 'better-sqlite3';
 import { bindTarget, openStateDb } from './database.js';
 import { openError } from './open-error.js';
-import { releasePruneLock, tryPruneLock, type PruneLockOwner } from './prune-lock.js';
+import { releasePruneLock, tryPruneLock, withPruneLock, type PruneLockOwner } from './prune-lock.js';
 
 export type { PruneLockOwner } from './prune-lock.js';
 
@@ -86,6 +86,11 @@ export class PruneDb {
 
   unlock(): void {
     releasePruneLock(this.db);
+  }
+
+  /** See withPruneLock (prune-lock.ts). */
+  withLock<T>(owner: PruneLockOwner, job: () => Promise<T>): Promise<T> {
+    return withPruneLock(this.db, owner, job);
   }
 
   close(): void {

@@ -1,7 +1,9 @@
 // One prune at a time on this host: a `prune_lock` row in the local database's `meta` table,
 // holding the owner's pid, host and start time. Across hosts sharing a bucket, this file cannot
-// help (each host has its own); that is the bucket's business.
+// help (each host has its own); that is the bucket's business. Every prune takes it through
+// withPruneLock, the one place that decides what "busy" means and releases it.
 import type Database from 'better-sqlite3';
+import { PruneBusyError } from '../errors.js';
 
 export interface PruneLockOwner {
   pid: number;
@@ -37,6 +39,25 @@ export function tryPruneLock(
       return undefined;
     })
     .immediate();
+}
+
+/** Runs `job` holding the prune lock; PruneBusyError (nothing run) while another prune holds it. */
+export async function withPruneLock<T>(
+  db: Database.Database,
+  owner: PruneLockOwner,
+  job: () => Promise<T>,
+): Promise<T> {
+  const holder = tryPruneLock(db, owner);
+  if (holder) {
+    throw new PruneBusyError(
+      `another prune is running (pid ${holder.pid} on ${holder.host}); try again when it has finished`,
+    );
+  }
+  try {
+    return await job();
+  } finally {
+    releasePruneLock(db);
+  }
 }
 
 export function releasePruneLock(db: Database.Database): void {

@@ -9,7 +9,7 @@ import { LOFT_PREFIX } from '../format/loft-state.js';
 import type { HttpClient } from './http-client.js';
 import { HttpStatusError } from './http-errors.js';
 import { parseMultistatus, PROPFIND_BODY, type DavEntry } from './http-propfind.js';
-import type { ObjectInfo } from './object-store.js';
+import type { BeforeDelete, ObjectInfo } from './object-store.js';
 
 type Fail = (operation: string, err: unknown) => Error;
 
@@ -105,11 +105,18 @@ export async function deleteKeys(
   keys: string[],
   signal: AbortSignal | undefined,
   fail: Fail,
+  beforeRequest?: BeforeDelete,
 ): Promise<void> {
   const limit = pLimit(DELETE_CONCURRENCY);
+  let stopped = false;
   await Promise.all(
     keys.map((key) =>
       limit(async () => {
+        // One key per request here: the caller's budget (a prune's time) is asked before each.
+        if (stopped || (beforeRequest !== undefined && !beforeRequest(1))) {
+          stopped = true;
+          return;
+        }
         let answer;
         try {
           answer = await client.send('DELETE', key, { signal });

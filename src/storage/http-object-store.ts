@@ -14,7 +14,7 @@ import { HttpStatusError, httpStorageError } from './http-errors.js';
 import { deleteKeys, listKeys } from './http-listing.js';
 import { getStream } from './http-read.js';
 import { putChunked, putFile, spoolToFile } from './http-upload.js';
-import type { ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
+import type { BeforeDelete, ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
 
 /** A body up to this size is read ahead and sent with its Content-Length, in one replayable PUT. */
 const SMALL_BODY_BYTES = 1024 * 1024;
@@ -179,8 +179,8 @@ export class HttpObjectStore implements ObjectStore {
     return listKeys(this.client, prefix, signal, (op, err) => this.fail(op, err));
   }
 
-  deleteMany(keys: string[], signal?: AbortSignal): Promise<void> {
-    return deleteKeys(this.client, keys, signal, (op, err) => this.fail(op, err));
+  deleteMany(keys: string[], signal?: AbortSignal, beforeRequest?: BeforeDelete): Promise<void> {
+    return deleteKeys(this.client, keys, signal, (op, err) => this.fail(op, err), beforeRequest);
   }
 
   close(): Promise<void> {

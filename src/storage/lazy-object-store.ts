@@ -7,7 +7,7 @@
 // once it is open; openObjectStore wraps S3 stores only, and those have them.
 import { Readable } from 'node:stream';
 import { StorageError } from '../errors.js';
-import type { ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
+import type { BeforeDelete, ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
 import {
   hasMultipartUploads,
   resumablePartsOf,
@@ -82,8 +82,8 @@ export class LazyObjectStore implements ObjectStore, MultipartUploads, Resumable
     return store.createExclusive(key, body, opts);
   }
 
-  async deleteMany(keys: string[], signal?: AbortSignal): Promise<void> {
-    return (await this.store()).deleteMany(keys, signal);
+  async deleteMany(keys: string[], signal?: AbortSignal, beforeRequest?: BeforeDelete): Promise<void> {
+    return (await this.store()).deleteMany(keys, signal, beforeRequest);
   }
   /** A real store without multipart uploads has nothing to resume. */
   async listUploadParts(

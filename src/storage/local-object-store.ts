@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AbortedError, StorageError } from '../errors.js';
-import type { ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
+import type { BeforeDelete, ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
 
 /** Temporary files live here, inside the root; list() never enters it. */
 export const LOCAL_TEMP_DIR = '.loft-tmp';
@@ -110,7 +110,9 @@ export class LocalObjectStore implements ObjectStore {
     yield* this.walk('', prefix);
   }
 
-  async deleteMany(keys: string[]): Promise<void> {
+  /** One "request" for the whole list: a directory has no limit. */
+  async deleteMany(keys: string[], _signal?: AbortSignal, beforeRequest?: BeforeDelete): Promise<void> {
+    if (keys.length > 0 && beforeRequest && !beforeRequest(keys.length)) return;
     for (const key of keys) {
       try {
         await fs.unlink(this.pathOf(key));

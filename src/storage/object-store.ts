@@ -28,6 +28,9 @@ export interface PutOptions {
   resumable?: ResumableUpload;
 }
 
+/** Asked before each delete request with its number of keys; false: send no more. */
+export type BeforeDelete = (keys: number) => boolean;
+
 export interface ObjectStore {
   /** Where the objects go, for logs and messages, e.g. "s3://bucket at http://host:port". No secrets. */
   readonly description: string;
@@ -61,7 +64,12 @@ export interface ObjectStore {
    * always write: callers that rely on it probe first (src/prune/lease.ts).
    */
   createExclusive?(key: string, body: Buffer | string, opts: PutOptions): Promise<boolean>;
-  /** Deleting a key that does not exist is not an error. */
-  deleteMany(keys: string[], signal?: AbortSignal): Promise<void>;
+  /**
+   * Deleting a key that does not exist is not an error. The store splits `keys` into as many
+   * requests as it needs (S3's DeleteObjects takes 1,000 keys); `beforeRequest`, when given, is
+   * asked before each with the number of keys it carries, and false leaves those and the rest
+   * alone (a prune's time budget, its count of requests).
+   */
+  deleteMany(keys: string[], signal?: AbortSignal, beforeRequest?: BeforeDelete): Promise<void>;
   close(): Promise<void>;
 }

@@ -15,7 +15,7 @@ import { AbortedError, ConfigError, StorageError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { MultipartUpload, MultipartUploads, ResumableParts } from './multipart-uploads.js';
 import { ResumeMismatch, type ListedPart } from './resumable-upload.js';
-import type { ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
+import type { BeforeDelete, ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
 import { errorCodeOf, httpStatusOf } from './retry.js';
 import { createS3Client, describeEndpoint, toStorageError, type S3ClientOptions } from './s3-client.js';
 import {
@@ -224,9 +224,10 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads, ResumablePa
     } while (token !== undefined);
   }
 
-  async deleteMany(keys: string[], signal?: AbortSignal): Promise<void> {
+  async deleteMany(keys: string[], signal?: AbortSignal, beforeRequest?: BeforeDelete): Promise<void> {
     for (let i = 0; i < keys.length; i += DELETE_BATCH) {
       const batch = keys.slice(i, i + DELETE_BATCH);
+      if (beforeRequest && !beforeRequest(batch.length)) return;
       const input = {
         Bucket: this.bucket,
         Delete: { Objects: batch.map((k) => ({ Key: this.prefix + k })), Quiet: true },

@@ -1,5 +1,5 @@
 // The store paths this host runs, for the roots it publishes to the cache (a prune on any host
-// keeps their closures: src/prune/sweep-run.ts). Each configured entry is a symlink into the store
+// keeps their closures: src/prune/sweep-pass.ts). Each configured entry is a symlink into the store
 // (`/run/current-system`, a profile), a store path, or a directory of such symlinks
 // (`/nix/var/nix/gcroots/auto`, one level). Entries this host does not have, or cannot read, are
 // skipped: a machine without /run/current-system simply publishes less.

@@ -11,18 +11,23 @@
 //    relies on a doomed or deleted path, or that is doomed itself, is not written. Presence answers
 //    (and a NAR) older than half the grace period are not trusted: the path fails and is uploaded
 //    in a later batch.
+//  - Which grace: the bucket's record (`.loft/grace.json`, the shorter while a change waits), never
+//    longer than this host's own; on a bucket without one, the shortest a pruner announced in a
+//    state object still there. The record outlives every state object, so a host idle while a
+//    short-grace prune marked, doomed and swept a path it remembers still learns the grace that
+//    makes its presence rows stale (issue 22).
 import type { PresenceCache } from '../state/presence.js';
 import { PruneConflictError } from '../errors.js';
-import { pruneView, settleMsOf, type PruneView, type StateObject } from '../format/loft-state.js';
+import { pruneView, uploaderGrace, type PruneView } from '../format/loft-state.js';
 import type { Logger } from '../log.js';
-import { readStates } from '../storage/loft-state-store.js';
+import { readStates, type KnownState } from '../storage/loft-state-store.js';
 import type { ObjectStore } from '../storage/object-store.js';
 
 export interface PruneGuardDeps {
   store: ObjectStore;
   cache: PresenceCache;
   logger: Logger;
-  /** This host's prune_grace_hours in ms; a shorter one announced in the bucket wins. */
+  /** This host's prune_grace_hours in ms; the bucket's, when shorter, wins. */
   graceMs: number;
   /** A monotonic clock in ms (durations only). */
   clock?: () => number;
@@ -40,7 +45,7 @@ export interface BatchView {
 const NOTE = 'prune_state_seen';
 
 export class PruneGuard {
-  private readonly known = new Map<string, StateObject>();
+  private readonly known: KnownState = { states: new Map() };
   private view: PruneView = pruneView([]);
   private readAt = -Infinity;
   private batchStart = -Infinity;
@@ -104,7 +109,7 @@ export class PruneGuard {
           'it is uploaded again in a later batch',
       );
     }
-    if (this.clock() - this.readAt > settleMsOf(this.graceMs()) / 2) {
+    if (this.clock() - this.readAt > uploaderGrace(this.deps.graceMs, this.view).settle / 2) {
       // Concurrent commits share one listing.
       this.reading ??= this.read(signal).finally(() => {
         this.reading = undefined;
@@ -120,13 +125,13 @@ export class PruneGuard {
   }
 
   private graceMs(): number {
-    return Math.min(this.deps.graceMs, this.view.minGraceMs ?? Infinity);
+    return uploaderGrace(this.deps.graceMs, this.view).grace;
   }
 
   private async read(signal?: AbortSignal): Promise<number | undefined> {
     const started = this.clock();
-    const { states, clockAt } = await readStates({ ...this.deps, signal }, this.known);
-    this.view = pruneView(states);
+    const { states, clockAt, grace } = await readStates({ ...this.deps, signal }, this.known);
+    this.view = pruneView(states, grace?.record);
     this.readAt = started;
     return clockAt;
   }

@@ -1,7 +1,7 @@
 // A hand-written in-memory ObjectStore for unit tests of code above the storage layer. It records
 // every call in order so tests can check what was written when.
 import type { Readable } from 'node:stream';
-import type { ObjectInfo, ObjectStore, PutOptions } from '../../src/storage/object-store.js';
+import type { BeforeDelete, ObjectInfo, ObjectStore, PutOptions } from '../../src/storage/object-store.js';
 
 export interface MemoryCall {
   op: 'head' | 'get' | 'putBytes' | 'putStream' | 'list' | 'deleteMany';
@@ -62,7 +62,9 @@ export class MemoryObjectStore implements ObjectStore {
       if (key.startsWith(prefix)) yield { key, size: o.body.length, lastModified: o.lastModified };
     }
   }
-  deleteMany(keys: string[]): Promise<void> {
+  /** One request for the whole list, like a directory. */
+  deleteMany(keys: string[], _signal?: AbortSignal, beforeRequest?: BeforeDelete): Promise<void> {
+    if (keys.length > 0 && beforeRequest && !beforeRequest(keys.length)) return Promise.resolve();
     for (const key of keys) {
       this.calls.push({ op: 'deleteMany', key });
       this.objects.delete(key);

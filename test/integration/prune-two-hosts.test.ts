@@ -4,12 +4,14 @@
 // checker finds nothing broken, A did delete what nobody used, and real Nix substitutes every
 // closure B uploaded with our key required. Also the prune lease: held through a proxy that
 // honours If-None-Match like AWS S3, refused while another host holds it, and absent (the
-// protocol alone) on s3rver, which ignores the header.
+// protocol alone) on s3rver, which ignores the header. And issue 22: hosts whose configured graces
+// differ follow the grace the bucket recorded, so a host idle while a short-grace host swept a
+// closure it remembers does not publish a narinfo referencing it.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, rm, utimes } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -21,7 +23,14 @@ import { hasNix, nixBin, requireNix } from '../helpers/nix-env.js';
 import { S3ObjectStore } from '../../src/storage/s3-object-store.js';
 import { s3ErrorXml, startS3Server, storeOptionsFor, type TestS3 } from '../helpers/s3-server.js';
 import { makeNixKey, type KeyFiles } from '../helpers/signing-keys.js';
-import { closureOf, deleteLocally, httpCacheUrl, substitute, writeConfig } from '../helpers/upload-env.js';
+import {
+  closureOf,
+  deleteLocally,
+  hashPartOfPath,
+  httpCacheUrl,
+  substitute,
+  writeConfig,
+} from '../helpers/upload-env.js';
 import { skipTest } from '../helpers/skip.js';
 
 const REFERRER_NIX = fileURLToPath(new URL('../fixtures/referrer.nix', import.meta.url));
@@ -146,6 +155,124 @@ describe('a prune loop on one host while another uploads closures sharing old de
     await deleteLocally(closure, referrers);
     await substitute(referrers, httpCacheUrl(s3), key.publicKey);
   });
+});
+
+describe('hosts with different graces on one bucket follow the grace the bucket recorded', () => {
+  let dir: string;
+  let s3: TestS3;
+  let key: KeyFiles;
+  const built: string[] = [];
+
+  before(async () => {
+    if (!hasNix()) return;
+    dir = await mkdtemp(join(tmpdir(), 'loft-bucket-grace-'));
+    s3 = await startS3Server();
+    key = await makeNixKey(dir, 'loft-bucket-grace-1');
+  });
+  after(async () => {
+    if (!hasNix()) return;
+    await s3?.close();
+    await deleteStorePaths(built);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Moves every object under `prefix` (a folder of keys) `ms` further into the past. */
+  async function ageUnder(prefix: string, ms: number): Promise<void> {
+    const walk = async (d: string): Promise<void> => {
+      for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
+        const p = join(d, e.name);
+        if (e.isDirectory()) await walk(p);
+        else {
+          const when = new Date((await stat(p)).mtimeMs - ms);
+          await utimes(p, when, when);
+        }
+      }
+    };
+    await walk(join(s3.dir!, s3.bucket, ...prefix.split('/').filter(Boolean)));
+  }
+
+  test('a long-grace host idle while a short-grace host swept its closure uploads it again', async (t) => {
+    if (!requireNix(t)) return;
+    if (s3.external)
+      return skipTest(
+        t,
+        'in-process-s3',
+        'ages objects in the in-process s3rver (LOFT_TEST_S3_ENDPOINT is set)',
+      );
+    const graceMs = GRACE_HOURS * 3_600_000;
+    const config = async (name: string, extraLoft: string) => {
+      await mkdir(join(dir, name));
+      return writeConfig({ dir: join(dir, name), s3, signingKeyPath: key.secretPath, extraLoft });
+    };
+    const prunerA = await config(
+      'a',
+      `prune_enabled = true\nprune_retention_days = 1\nprune_orphan_grace_hours = 0\nprune_grace_hours = ${GRACE_HOURS}`,
+    );
+    const hostB = await config('b', ''); // the default grace, 24 h
+    const m = await buildFixtureClosure({ largeFileMb: 0 });
+    built.push(...Object.values(m));
+    const up = await runLoft(['-c', hostB, '--upload-path', m.top]);
+    assert.equal(up.code, 0, up.stderr);
+    await ageUnder('', 40 * DAY);
+
+    // A marks M, dooms it a grace later and sweeps it in the same run, then deletes its NARs:
+    // each grace "passes" by moving A's state objects back.
+    const outputs: string[] = [];
+    for (let step = 0; step < 3; step++) {
+      if (step > 0) await ageUnder('.loft/prune', graceMs + 1000);
+      const run = await runLoft(['-c', prunerA, '--prune']);
+      assert.equal(run.code, 0, run.stderr);
+      outputs.push(run.stdout);
+    }
+    const keys = await bucketKeys(new S3ObjectStore(storeOptionsFor(s3)));
+    assert.ok(!keys.has(`${hashPartOfPath(m.top)}.narinfo`), `A swept M:\n${outputs.join('\n')}`);
+    assert.deepEqual(
+      [...keys].filter((k) => k.startsWith('.loft/prune/')),
+      [],
+      'no state object is left to tell B',
+    );
+    assert.ok(keys.has('.loft/grace.json'), 'the first prune recorded its grace');
+
+    // B was idle longer than half the bucket's grace (its own is 24 h) and remembers M as present.
+    await sleep(graceMs / 2 + 500);
+    const ref = await referrerOf(m.top);
+    const again = await runLoft(['-c', hostB, '--upload-path', ref]);
+    assert.equal(again.code, 0, again.stderr);
+    const check = await checkBucket(s3, { publicKey: key.publicKey });
+    t.diagnostic(`bucket check: ${check.violations.length} violations ${check.violations.join('; ')}`);
+    const closure = await closureOf([ref]);
+    await deleteLocally(closure, [ref, ...Object.values(m)]);
+    const nix = await substitute([ref], httpCacheUrl(s3), key.publicKey).then(
+      () => 'substituted',
+      (err: unknown) => `failed: ${String(err).split('\n').slice(-3).join(' ')}`,
+    );
+    t.diagnostic(`nix: ${nix}`);
+    assert.deepEqual(check.violations, []);
+    assert.equal(nix, 'substituted');
+
+    // A third host with the default grace prunes: it follows the bucket's and says so in one line.
+    const hostC = await config('c', 'prune_enabled = true');
+    const dry = await runLoft(['-c', hostC, '--prune', '--dry-run']);
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.match(dry.stdout, /grace 14\.4 s/);
+    assert.equal(dry.stderr.match(/following the bucket's/g)?.length, 1, dry.stderr);
+
+    // Changing the bucket's grace waits for the one in force.
+    const preview = await runLoft(['-c', hostC, '--set-bucket-grace', '2', '--dry-run']);
+    assert.equal(preview.code, 0, preview.stderr);
+    assert.match(preview.stdout, /would be now 0\.004 h, changing to 2 h at /);
+    const set = await runLoft(['-c', hostC, '--set-bucket-grace', '2']);
+    assert.equal(set.code, 0, set.stderr);
+    assert.match(set.stdout, /is now 0\.004 h, changing to 2 h at /);
+  });
+
+  async function referrerOf(base: string): Promise<string> {
+    const args = ['nix-build', '--no-out-link', REFERRER_NIX, '--argstr', 'base', base];
+    const { stdout } = await nixBin([...args, '--argstr', 'salt', randomSalt()]);
+    const out = stdout.trim();
+    built.push(out);
+    return out;
+  }
 });
 
 /** A proxy to s3rver that honours `If-None-Match: *` on PUT (412 when the key exists), as AWS does. */

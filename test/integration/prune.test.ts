@@ -1,24 +1,27 @@
 // Pruning a real bucket end to end: closures uploaded by the built CLI with the machine's Nix into
 // s3rver, some of them aged (their objects' LastModified moved 40 days back in s3rver's data
 // directory, which is where s3rver takes LastModified from), pruned, and then real Nix substitutes
-// every kept closure with our signature required. Also: an upload running during prunes loses
-// nothing, and the CLI's `--prune` / `--prune --dry-run` / disabled pruning.
+// every kept closure with our signature required. Also: an upload of paths that reference an
+// expired closure, running while prunes (mark, wait, sweep) delete it, loses nothing; and the CLI's
+// `--prune` / `--prune --dry-run` / disabled pruning.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { utimes } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { PresenceCache } from '../../src/state/presence.js';
 import { loadConfig } from '../../src/config/load.js';
 import { parseNarInfo } from '../../src/format/narinfo.js';
 import { silentLogger } from '../../src/log.js';
 import { PruneDb } from '../../src/state/prune-db.js';
-import { runPruneOnce, type PruneResult } from '../../src/prune/prune-run.js';
+import { runPrune, type PruneResult, type PruneSettings } from '../../src/prune/prune-run.js';
 import { storageTarget } from '../../src/config/storage-target.js';
 import { S3ObjectStore } from '../../src/storage/s3-object-store.js';
 import { checkBucket } from '../helpers/bucket-invariants.js';
-import { buildFixtureClosure, type FixtureCase } from '../helpers/fixtures.js';
+import { buildFixtureClosure, randomSalt, type FixtureCase } from '../helpers/fixtures.js';
 import { runLoft } from '../helpers/loft-cli.js';
-import { hasNix, requireNix } from '../helpers/nix-env.js';
+import { hasNix, nixBin, requireNix } from '../helpers/nix-env.js';
 import { startIntegrationEnv, type IntegrationEnv } from '../helpers/integration-env.js';
 import { storeOptionsFor, type TestS3 } from '../helpers/s3-server.js';
 import type { KeyFiles } from '../helpers/signing-keys.js';
@@ -35,7 +38,10 @@ import {
 import { skipTest } from '../helpers/skip.js';
 
 const DAY = 86_400_000;
-const SETTINGS = { retentionDays: 30, targetPercentage: 80, orphanGraceHours: 24 };
+/** 14.4 s of grace, 3.6 s of settle: a mark is swept within the test. */
+const SWEEP_GRACE_HOURS = 0.004;
+const REFERRER_NIX = fileURLToPath(new URL('../fixtures/referrer.nix', import.meta.url));
+const SETTINGS = { retentionDays: 30, targetPercentage: 80, orphanGraceHours: 24, graceHours: 0 };
 type Fixtures = Record<FixtureCase, string>;
 
 describe('pruning a bucket written by loft, then Nix substitutes what was kept', () => {
@@ -46,6 +52,7 @@ describe('pruning a bucket written by loft, then Nix substitutes what was kept',
   let config: string;
   let store: S3ObjectStore;
   const built: Fixtures[] = [];
+  const builtPaths: string[] = [];
 
   before(async () => {
     if (!hasNix()) return;
@@ -57,8 +64,16 @@ describe('pruning a bucket written by loft, then Nix substitutes what was kept',
   after(async () => {
     if (!hasNix()) return;
     await store?.close();
-    await testEnv?.close(built.flatMap((f) => Object.values(f)));
+    await testEnv?.close([...builtPaths, ...built.flatMap((f) => Object.values(f))]);
   });
+
+  async function referrerOf(base: string): Promise<string> {
+    const args = ['nix-build', '--no-out-link', REFERRER_NIX, '--argstr', 'base', base];
+    const { stdout } = await nixBin([...args, '--argstr', 'salt', randomSalt()]);
+    const out = stdout.trim();
+    builtPaths.push(out);
+    return out;
+  }
 
   async function build(): Promise<Fixtures> {
     const f = await buildFixtureClosure({ largeFileMb: 0 });
@@ -82,14 +97,14 @@ describe('pruning a bucket written by loft, then Nix substitutes what was kept',
     await utimes(join(s3.dir!, s3.bucket, ...parts, file), when, when);
   }
 
-  async function prune(now = new Date()): Promise<PruneResult> {
-    // The CLI's own database and target, as the daemon would use them.
+  async function prune(settings: PruneSettings = SETTINGS, dbPath?: string): Promise<PruneResult> {
+    // The CLI's own database and target, as the daemon would use them (or another host's).
     const { config: cfg } = await loadConfig({ path: config, explicit: true, env: {} });
-    const cache = PresenceCache.open(cfg.localCachePath, { target: storageTarget(cfg.storage) });
+    const cache = PresenceCache.open(dbPath ?? cfg.localCachePath, { target: storageTarget(cfg.storage) });
     const db = PruneDb.open(cache.path, cache.target);
     try {
       const deps = { store, cache, db, storeDir: '/nix/store', logger: silentLogger() };
-      return await runPruneOnce(deps, { dryRun: false, now, settings: SETTINGS });
+      return await runPrune(deps, { dryRun: false, host: 'prune-test', settings });
     } finally {
       db.close();
       cache.close();
@@ -126,9 +141,10 @@ describe('pruning a bucket written by loft, then Nix substitutes what was kept',
     const result = await prune();
     const freshSet = new Set(freshClosure);
     const gone = oldClosure.filter((p) => !freshSet.has(p));
-    assert.deepEqual(result.plan.paths.map((p) => p.hashPart).sort(), gone.map(hashPartOfPath).sort());
-    assert.ok(result.plan.keptBecauseReferenced.includes(hashPartOfPath(fresh.leaf)));
-    assert.ok(result.plan.keptBecauseReferenced.includes(hashPartOfPath(fresh.mid)));
+    const plan = result.policy!;
+    assert.deepEqual(plan.paths.map((p) => p.hashPart).sort(), gone.map(hashPartOfPath).sort());
+    assert.ok(plan.keptBecauseReferenced.includes(hashPartOfPath(fresh.leaf)));
+    assert.ok(plan.keptBecauseReferenced.includes(hashPartOfPath(fresh.mid)));
     const objects = await bucketObjects(s3);
     for (const p of gone) assert.ok(!objects.has(`${hashPartOfPath(p)}.narinfo`), `${p} deleted`);
     for (const k of ['nix-cache-info', 'foreign/keep-me.txt', 'nar/orphan-young.nar.zst'])
@@ -141,8 +157,8 @@ describe('pruning a bucket written by loft, then Nix substitutes what was kept',
     await verifyClosure(freshRoots, key.publicKey);
 
     const again = await prune();
-    assert.equal(again.narinfosRead, 0, 'a second prune reads no narinfo');
-    assert.equal(again.plan.paths.length, 0);
+    assert.equal(again.counts.narinfosRead, 0, 'a second prune reads no narinfo');
+    assert.equal(again.policy?.paths.length, 0);
   });
 
   test('an upload running during prunes loses nothing', async (t) => {
@@ -150,32 +166,75 @@ describe('pruning a bucket written by loft, then Nix substitutes what was kept',
     if (s3.external)
       return skipTest(t, 'in-process-s3', 'reads the in-process s3rver (LOFT_TEST_S3_ENDPOINT is set)');
     const victim = await build();
-    const incoming = await build();
-    const victimRoots = [victim.top, victim.tree];
+    const victimRoots = [victim.top, victim.tree, victim.symlinkOut];
     const up = await runLoft(['-c', config, '--upload-path', ...victimRoots]);
     assert.equal(up.code, 0, up.stderr);
     await age(await closureOf(victimRoots), 40);
-    const roots = [incoming.top, incoming.tree, incoming.caUser, incoming.symlinkOut];
-    let done = false;
-    const upload = runLoft(['-c', config, '--upload-path', ...roots]).finally(() => (done = true));
-    let prunes = 0;
-    let deleted = 0;
-    while (!done || prunes === 0) {
-      deleted += (await prune()).plan.paths.length;
-      prunes++;
+    // Each incoming path references a path of the expired closure, which the upload finds present
+    // and relies on while the prunes mark, doom and sweep that closure: the race this test is about.
+    const referrers: string[] = [];
+    for (const base of [victim.top, victim.mid, victim.leaf, victim.symlinkOut]) {
+      referrers.push(await referrerOf(base));
     }
-    const result = await upload;
-    assert.equal(result.code, 0, result.stderr);
-    assert.ok(deleted > 0, 'the prunes had work to do while the upload ran');
-    t.diagnostic(`${prunes} prunes ran during the upload`);
-    await prune();
+    const sweep = { ...SETTINGS, graceHours: SWEEP_GRACE_HOURS };
+    // The prunes run as another host would: their own database, so this host's presence rows
+    // still claim the expired closure, and only the protocol keeps it from relying on them.
+    const otherHost = join(dir, 'other-host.db');
+    let stop = false;
+    let prunes = 0;
+    let swept = 0;
+    const loop = (async () => {
+      while (!stop) {
+        swept += (await prune(sweep, otherHost)).counts.narinfosDeleted;
+        prunes++;
+        await sleep(500);
+      }
+    })();
+    let waited = 0;
+    const uploadReferrer = async (ref: string) => {
+      for (let attempt = 0; ; attempt++) {
+        const run = await runLoft(['-c', config, '--upload-path', ref]);
+        if (run.code === 0) return;
+        // A path that relies on one being deleted right now waits for a later batch.
+        assert.equal(run.code, 1, run.stderr);
+        assert.match(run.stderr + run.stdout, /a prune is deleting|older than half prune_grace_hours/);
+        waited++;
+        assert.ok(attempt < 10, `${ref} never got through`);
+        await sleep(2000);
+      }
+    };
+    try {
+      // While the closure is marked: these uploads revive what they rely on.
+      for (const ref of referrers.slice(0, 3)) {
+        await uploadReferrer(ref);
+        await sleep(3000);
+      }
+      // Once the unused rest (symlinkOut, tree) is swept: its referrer must upload it again.
+      for (let i = 0; swept === 0; i++) {
+        assert.ok(i < 120, 'the prunes swept nothing within a minute');
+        await sleep(500);
+      }
+      await uploadReferrer(referrers[3]!);
+      await sleep(SWEEP_GRACE_HOURS * 3_600_000 * 1.5);
+    } finally {
+      stop = true;
+      await loop;
+    }
+    t.diagnostic(`${prunes} prunes swept ${swept} narinfos while the upload ran; ${waited} uploads waited`);
+    assert.ok(swept > 0, 'the prunes deleted the unused part of the expired closure');
     await assertNothingDangling();
-    const closure = await closureOf(roots);
+    const closure = await closureOf(referrers);
     const objects = await bucketObjects(s3);
     for (const p of closure) assert.ok(objects.has(`${hashPartOfPath(p)}.narinfo`), `${p} kept`);
-    await deleteLocally(closure, Object.values(incoming));
-    await substitute(roots, httpCacheUrl(s3), key.publicKey);
-    await verifyClosure(roots, key.publicKey);
+    assert.ok(!objects.has(`${hashPartOfPath(victim.tree)}.narinfo`), 'the unused victim.tree was swept');
+    await deleteLocally(closure, [...referrers, ...Object.values(victim)]);
+    await substitute(referrers, httpCacheUrl(s3), key.publicKey);
+    await verifyClosure(referrers, key.publicKey);
+    // The next test prunes with grace 0, which only a bucket without a grace record allows; the
+    // NARs the revived paths left behind go with such a prune.
+    await store.deleteMany([...objects.keys()].filter((k) => k.startsWith('.loft/')));
+    await prune({ ...SETTINGS, orphanGraceHours: 0 });
+    await assertNothingDangling();
   });
 
   test('the CLI: --prune --dry-run lists and deletes nothing, --prune deletes, disabled pruning is refused', async (t) => {

@@ -1,5 +1,5 @@
-// What the daemon's prune timer runs: the single-pass prune without a grace period, the
-// mark-and-sweep with one, and either outcome kept for /metrics. Over the in-memory object store
+// What the daemon's prune timer runs: the one prune of `loft --prune`, deleting at once without a
+// grace period and marking first with one, and its outcome kept for /metrics. Over the in-memory object store
 // and a real SQLite file.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -40,9 +40,9 @@ describe('scheduledPrune', () => {
     close();
     assert.equal(store.objects.has(`${h(1)}.narinfo`), false, 'the expired narinfo is deleted');
     assert.deepEqual(
-      [...store.objects.keys()].filter((k) => k.startsWith('.loft/')),
+      [...store.objects.keys()].filter((k) => k.startsWith('.loft/prune/') || k === '.loft/grace.json'),
       [],
-      'the single-pass prune writes no marks',
+      'grace 0 writes no marks and records no grace',
     );
     assert.equal(metrics.lastPrune?.ok, true);
     assert.equal(metrics.lastPrune?.deletedPaths, 1);

@@ -1,9 +1,11 @@
-// The prune from bucket to bucket, over the in-memory object store and a real SQLite file.
+// The prune without a grace period (prune_grace_hours = 0 on a bucket without a grace record):
+// mark, wait and sweep in one pass, from bucket to bucket, over the in-memory object store and a
+// real SQLite file. Time moves by moving every object's LastModified back.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { silentLogger } from '../../../src/log.js';
 import { PruneBusyError } from '../../../src/errors.js';
-import { runPruneOnce, type PruneRunOptions } from '../../../src/prune/prune-run.js';
+import { runPrune, type PruneRunOptions } from '../../../src/prune/prune-run.js';
 import { memoryBucket } from '../../helpers/memory-bucket.js';
 import { h, narinfoText } from './policy-fixtures.js';
 
@@ -23,28 +25,41 @@ async function setup() {
   return { store, cache, db, deps, put, addPath };
 }
 
-const opts = (daysLater: number, extra: Partial<PruneRunOptions> = {}): PruneRunOptions => ({
-  dryRun: false,
-  now: new Date(Date.now() + daysLater * DAY),
-  settings: { retentionDays: 30, targetPercentage: 80, orphanGraceHours: 24 },
-  ...extra,
-});
+type Store = Awaited<ReturnType<typeof setup>>['store'];
 
-describe('runPruneOnce', () => {
+/** Runs a prune `daysLater` days on: every object is moved that far into the past first. */
+function runPruneOnce(
+  deps: Parameters<typeof runPrune>[0] & { store: Store },
+  o: { daysLater: number; extra: Partial<PruneRunOptions> },
+) {
+  for (const obj of deps.store.objects.values()) {
+    obj.lastModified = new Date(obj.lastModified.getTime() - o.daysLater * DAY);
+  }
+  return runPrune(deps, {
+    dryRun: false,
+    host: 'test-host',
+    settings: { retentionDays: 30, targetPercentage: 80, orphanGraceHours: 24, graceHours: 0 },
+    ...o.extra,
+  });
+}
+
+const opts = (daysLater: number, extra: Partial<PruneRunOptions> = {}) => ({ daysLater, extra });
+
+describe('runPrune with grace 0', () => {
   test('deletes an expired closure: narinfos first, then NARs; keeps foreign objects and nix-cache-info', async () => {
     const { store, cache, db, deps, addPath } = await setup();
     await addPath(1);
     await addPath(2, [1, 2]);
     const result = await runPruneOnce(deps, opts(40));
-    assert.equal(result.plan.paths.length, 2);
-    assert.deepEqual([...store.objects.keys()].sort(), ['README.txt', 'nix-cache-info']);
+    assert.equal(result.policy?.paths.length, 2);
+    assert.deepEqual([...store.objects.keys()].sort(), ['.loft/clock', 'README.txt', 'nix-cache-info']);
     const deletes = store.calls.filter((c) => c.op === 'deleteMany').map((c) => c.key);
     const lastNarinfo = Math.max(...deletes.map((k, i) => (k.endsWith('.narinfo') ? i : -1)));
     const firstNar = deletes.findIndex((k) => k.startsWith('nar/'));
     assert.ok(lastNarinfo < firstNar, `order: ${deletes.join(' ')}`);
     assert.equal(cache.has(h(1)), false, 'presence cache forgot the path');
     assert.equal(db.all().size, 0, 'narinfo_meta forgot the path');
-    assert.equal(result.applied?.deleteRequests, 2);
+    assert.equal(result.counts.deleteRequests, 2);
   });
 
   test('a second prune of an unchanged bucket reads no narinfo; a rewritten one is read again', async () => {
@@ -52,15 +67,15 @@ describe('runPruneOnce', () => {
     await addPath(1);
     await addPath(2, [1]);
     const first = await runPruneOnce(deps, opts(0, { dryRun: true }));
-    assert.equal(first.narinfosRead, 2);
+    assert.equal(first.counts.narinfosRead, 2);
     const gets = () => store.calls.filter((c) => c.op === 'get').length;
     const before = gets();
     const second = await runPruneOnce(deps, opts(0, { dryRun: true }));
-    assert.equal(second.narinfosRead, 0);
+    assert.equal(second.counts.narinfosRead, 0);
     assert.equal(gets(), before);
     await put(`${h(2)}.narinfo`, narinfoText(2, [1]) + '\nSig: k:x');
     const third = await runPruneOnce(deps, opts(0, { dryRun: true }));
-    assert.equal(third.narinfosRead, 1);
+    assert.equal(third.counts.narinfosRead, 1);
   });
 
   test('--dry-run deletes nothing but lists the plan', async () => {
@@ -68,7 +83,7 @@ describe('runPruneOnce', () => {
     await addPath(1);
     const n = store.objects.size;
     const result = await runPruneOnce(deps, opts(40, { dryRun: true }));
-    assert.equal(result.plan.paths.length, 1);
+    assert.equal(result.policy?.paths.length, 1);
     assert.equal(store.objects.size, n);
     assert.equal(store.calls.filter((c) => c.op === 'deleteMany').length, 0);
   });
@@ -86,9 +101,9 @@ describe('runPruneOnce', () => {
     );
     await put(`${h(3)}.ls`, '{}');
     const result = await runPruneOnce(deps, opts(40));
-    assert.equal(result.inventory.malformed, 1);
+    assert.equal(result.inventory?.malformed, 1);
     assert.deepEqual(
-      result.plan.paths.map((p) => p.hashPart),
+      result.policy?.paths.map((p) => p.hashPart),
       [h(3)],
     );
     assert.ok(store.objects.has(`nar/${h(2)}.nar.zst`));
@@ -118,29 +133,32 @@ describe('runPruneOnce', () => {
     assert.ok(injected);
     assert.ok(store.objects.has(`${h(1)}.narinfo`), 'expired path 1 kept: 5 references it');
     assert.ok(store.objects.has(`nar/${h(1)}.nar.zst`));
-    assert.deepEqual(result.plan.paths, []);
-    assert.deepEqual(result.plan.keptBecauseReferenced, [h(1)]);
+    assert.deepEqual(result.policy?.paths, []);
+    assert.deepEqual(result.policy?.keptBecauseReferenced, [h(1)]);
   });
 
   test('orphan NARs go after the grace period; unfinished multipart uploads are aborted', async () => {
     const { store, deps, put } = await setup();
     await put('nar/orphan.nar.zst', 'o'.repeat(10));
     const aborted: string[] = [];
+    let shift = 0;
     const withUploads = Object.assign(store, {
       // eslint-disable-next-line @typescript-eslint/require-await
       async *listMultipartUploads() {
-        yield { key: 'nar/partial.nar.zst', uploadId: 'u1', initiated: new Date() };
+        yield { key: 'nar/partial.nar.zst', uploadId: 'u1', initiated: new Date(Date.now() - shift) };
       },
       abortMultipartUpload: (key: string, uploadId: string) => {
         aborted.push(`${key}#${uploadId}`);
         return Promise.resolve();
       },
     });
+    shift = 0.5 * DAY;
     const young = await runPruneOnce({ ...deps, store: withUploads }, opts(0.5));
-    assert.equal(young.plan.orphans.length, 0);
+    assert.equal(young.policy?.orphans.length, 0);
     assert.ok(store.objects.has('nar/orphan.nar.zst'));
-    const old = await runPruneOnce({ ...deps, store: withUploads }, opts(2));
-    assert.equal(old.plan.orphans.length, 1);
+    shift = 2 * DAY;
+    const old = await runPruneOnce({ ...deps, store: withUploads }, opts(1.5));
+    assert.equal(old.policy?.orphans.length, 1);
     assert.ok(!store.objects.has('nar/orphan.nar.zst'));
     assert.deepEqual(aborted, ['nar/partial.nar.zst#u1']);
   });
@@ -152,6 +170,6 @@ describe('runPruneOnce', () => {
     await assert.rejects(runPruneOnce(deps, opts(40)), PruneBusyError);
     db.unlock();
     const result = await runPruneOnce(deps, opts(40));
-    assert.equal(result.plan.paths.length, 1);
+    assert.equal(result.policy?.paths.length, 1);
   });
 });

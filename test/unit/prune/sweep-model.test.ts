@@ -8,7 +8,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import {
+  BUCKET_GRACE_KEY,
+  newBucketGrace,
+  pruneGraceOf,
   pruneView,
+  uploaderGrace,
+  withGraceChange,
+  type BucketGrace,
   type DoomBody,
   type GoneBody,
   type MarkBody,
@@ -19,14 +25,18 @@ import type { PrunePath } from '../../../src/prune/policy.js';
 import { planSweep } from '../../../src/prune/sweep-plan.js';
 import { h } from './policy-fixtures.js';
 
-const GRACE = 40;
-const SETTLE = GRACE / 4;
+/**
+ * Each host's configured grace (prune_grace_hours, in ticks): a fleet rarely agrees. Host 1 is the
+ * CI runner on the long default, host 2 the server with a short one.
+ */
+const GRACES = [40, 120, 12];
 /** Path i references the paths in REFS[i] (a DAG: only lower indices). */
 const REFS: number[][] = [[], [0], [0, 1], [1], [2, 3], [], [5], [5, 0], [6, 7, 4]];
 const N = REFS.length;
 
 interface Obj {
   at: number;
+  grace?: BucketGrace;
   narinfo?: { refs: number[]; narKey: string };
   state?: StateObject;
 }
@@ -45,6 +55,7 @@ interface Upload {
   relied: number[];
 }
 interface Host {
+  grace: number;
   cache: Map<number, number>;
   lastRead?: number;
   trustFloor: number;
@@ -67,9 +78,19 @@ function closure(i: number): number[] {
 class World {
   now = 1000;
   readonly bucket: Bucket = new Map();
-  readonly hosts: Host[] = [0, 1, 2].map(() => ({ cache: new Map(), trustFloor: 0, seq: 0 }));
+  readonly hosts: Host[] = GRACES.map((grace) => ({ grace, cache: new Map(), trustFloor: 0, seq: 0 }));
   log: string[] = [];
   swept = 0;
+
+  /** The bucket's grace record (`.loft/grace.json`), if a prune wrote one. */
+  record(): BucketGrace | undefined {
+    return this.bucket.get(BUCKET_GRACE_KEY)?.grace;
+  }
+
+  setRecord(grace: BucketGrace): void {
+    this.bucket.set(BUCKET_GRACE_KEY, { at: this.now, grace });
+    this.note(`record ${JSON.stringify(grace)}`);
+  }
 
   states(): StateObject[] {
     return [...this.bucket].flatMap(([key, o]) => (o.state ? [{ key, at: o.at, body: o.state.body }] : []));
@@ -77,9 +98,10 @@ class World {
 
   /** An uploader's state listing; a host idle for grace/2 stops trusting its presence rows. */
   readState(host: Host): PruneView {
-    if (host.lastRead === undefined || this.now - host.lastRead >= GRACE / 2) host.trustFloor = this.now;
+    const view = pruneView(this.states(), this.record());
+    const grace = uploadGrace(host, view);
+    if (host.lastRead === undefined || this.now - host.lastRead >= grace / 2) host.trustFloor = this.now;
     host.lastRead = this.now;
-    const view = pruneView(this.states());
     for (const x of [...view.condemned, ...view.doomed, ...view.gone]) host.cache.delete(hashIndex(x));
     return view;
   }
@@ -122,11 +144,12 @@ class World {
     }
     // Presence answers and a NAR older than grace/2 may have been announced and deleted between
     // two listings: the path starts over.
-    if (this.now - u.startedAt >= GRACE / 2 || this.now - (u.narReadAt ?? u.readAt) >= GRACE / 2) {
+    const grace = uploadGrace(host, u.view);
+    if (this.now - u.startedAt >= grace / 2 || this.now - (u.narReadAt ?? u.readAt) >= grace / 2) {
       return this.abortUpload(hi, 'presence answers too old');
     }
     // Re-check before commit: a state listing older than settle/2 is listed again.
-    if (this.now - u.readAt > SETTLE / 2) {
+    if (this.now - u.readAt > uploaderGrace(host.grace, u.view).settle / 2) {
       u.view = this.readState(host);
       u.readAt = this.now;
       const lost =
@@ -155,6 +178,9 @@ class World {
     const named = new Set(paths.map((p) => p.narKey));
     const nars = [...this.bucket.keys()].filter((k) => k.startsWith('nar/') && !named.has(k));
     const states = this.states();
+    // The first prune records its grace; every prune follows the bucket's (src/prune/sweep-run.ts).
+    if (this.record() === undefined) this.setRecord(newBucketGrace(host.grace));
+    const { grace: graceMs, settle: settleMs } = pruneGraceOf(this.record()!, now);
     const plan = planSweep({
       paths,
       keys: new Set(this.bucket.keys()),
@@ -164,14 +190,14 @@ class World {
       condemn: paths.filter((p) => condemnMask & (1 << hashIndex(p.hashPart))).map((p) => p.hashPart),
       orphans: nars.filter((_, i) => orphanMask & (1 << (i % 16))),
       now,
-      graceMs: GRACE,
-      settleMs: SETTLE,
+      graceMs,
+      settleMs,
     });
     const put = (kind: 'mark' | 'doom' | 'gone', body: StateObject['body']) => () =>
       this.note(`h${hi} prune writes ${kind} ${JSON.stringify(body)}`) ??
       this.bucket.set(`.loft/prune/${kind}-${hi}-${host.seq++}.json`, {
         at: this.now,
-        state: { key: '', at: 0, body },
+        state: { key: '', at: 0, body: { ...body, grace: graceMs } },
       });
     const del = (k: string) => () => {
       this.note(`h${hi} prune deletes ${k}`);
@@ -183,7 +209,7 @@ class World {
     }
     for (const k of plan.deleteNarinfos) {
       // Deletes stop once this prune's `now` is settle old: what is left waits for the next run.
-      steps.push(() => (this.now < now + SETTLE ? del(k)() : (host.prune = [])));
+      steps.push(() => (this.now < now + settleMs ? del(k)() : (host.prune = [])));
     }
     steps.push(...plan.removeDooms.map(del), ...plan.deleteKeys.map(del), ...plan.removeGones.map(del));
     if (plan.doom.length > 0) steps.push(put('doom', { kind: 'doom', host: `${hi}`, paths: plan.doom }));
@@ -198,6 +224,12 @@ class World {
     const next = host.prune?.shift();
     if (next) next();
     else host.prune = undefined;
+  }
+
+  /** `loft --set-bucket-grace`: a change waits for the grace in force to pass; a first record is at once. */
+  setGrace(grace: number): void {
+    const record = this.record();
+    this.setRecord(record ? withGraceChange(record, grace, this.now) : newBucketGrace(grace));
   }
 
   crash(hi: number): void {
@@ -243,6 +275,11 @@ class World {
   }
 }
 
+/** The grace an uploader works with: src/upload/prune-guard.ts asks the same function. */
+function uploadGrace(host: Host, view: PruneView): number {
+  return uploaderGrace(host.grace, view).grace;
+}
+
 function hashIndex(hash: string): number {
   for (let i = 0; i < N; i++) if (h(i) === hash) return i;
   throw new Error(`unknown hash ${hash}`);
@@ -286,7 +323,55 @@ const action = fc.oneof(
     }),
   },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('crash' as const), host: fc.nat(2) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ k: fc.constant('setGrace' as const), grace: fc.constantFrom(...GRACES) }),
+  },
 );
+
+type Action = typeof action extends fc.Arbitrary<infer A> ? A : never;
+
+/** One action, then the invariant: no narinfo names a missing NAR or reference. */
+function act(w: World, a: Action): void {
+  if (a.k === 'tick') w.now += a.dt;
+  else if (a.k === 'upload') w.startUpload(a.host, a.target);
+  else if (a.k === 'step') for (let i = 0; i < a.n; i++) w.stepUpload(a.host);
+  else if (a.k === 'prune') w.startPrune(a.host, a.condemn, a.orphans);
+  else if (a.k === 'pruneStep') for (let i = 0; i < a.n; i++) w.stepPrune(a.host);
+  else if (a.k === 'setGrace') w.setGrace(a.grace);
+  else w.crash(a.host);
+  const problems = w.broken();
+  assert.deepEqual(problems, [], `after ${JSON.stringify(a)}:\n${w.log.join('\n')}`);
+}
+
+test('issue 22: a short-grace host sweeps what an idle long-grace host still remembers as present', () => {
+  const w = new World();
+  const B = 1; // grace 120: trusts its presence rows for 60 ticks
+  const A = 2; // grace 12, settle 3
+  const M = [0, 1, 2].reduce((m, i) => m | (1 << i), 0);
+  const prune = (): Action[] => [
+    { k: 'prune', host: A, condemn: M, orphans: 0 },
+    { k: 'pruneStep', host: A, n: 12 },
+    { k: 'pruneStep', host: A, n: 1 },
+  ];
+  const script: Action[] = [
+    { k: 'upload', host: B, target: 2 }, // closure M = {0, 1, 2}
+    { k: 'step', host: B, n: 7 },
+    { k: 'tick', dt: 1 },
+    ...prune(), // mark
+    { k: 'tick', dt: 13 },
+    ...prune(), // doom
+    { k: 'tick', dt: 4 },
+    ...prune(), // sweep the narinfos, announce the NARs
+    { k: 'tick', dt: 13 },
+    ...prune(), // delete the NARs; no state object is left
+    { k: 'upload', host: B, target: 4 }, // 4 references 2, which B remembers
+    { k: 'step', host: B, n: 11 },
+  ];
+  for (const a of script) act(w, a);
+  assert.equal(w.swept, 3, w.log.join('\n'));
+  assert.ok(w.bucket.has(`${h(4)}.narinfo`), w.log.join('\n'));
+});
 
 test('hosts uploading, pruning and crashing at random never leave a narinfo naming something missing', () => {
   let sweeps = 0;
@@ -294,16 +379,7 @@ test('hosts uploading, pruning and crashing at random never leave a narinfo nami
   fc.assert(
     fc.property(fc.array(action, { minLength: 100, maxLength: 400 }), (actions) => {
       const w = new World();
-      for (const a of actions) {
-        if (a.k === 'tick') w.now += a.dt;
-        else if (a.k === 'upload') w.startUpload(a.host, a.target);
-        else if (a.k === 'step') for (let i = 0; i < a.n; i++) w.stepUpload(a.host);
-        else if (a.k === 'prune') w.startPrune(a.host, a.condemn, a.orphans);
-        else if (a.k === 'pruneStep') for (let i = 0; i < a.n; i++) w.stepPrune(a.host);
-        else w.crash(a.host);
-        const problems = w.broken();
-        assert.deepEqual(problems, [], `after ${JSON.stringify(a)}:\n${w.log.join('\n')}`);
-      }
+      for (const a of actions) act(w, a);
       sweeps += w.swept;
       revived += w.log.filter((l) => / (blocked|upload aborted)/.test(l)).length;
     }),

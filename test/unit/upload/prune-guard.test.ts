@@ -11,7 +11,14 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { PresenceCache } from '../../../src/state/presence.js';
 import { sha256Hash } from '../../../src/format/hash.js';
-import { CLOCK_KEY, renderState, type StateBody } from '../../../src/format/loft-state.js';
+import {
+  BUCKET_GRACE_KEY,
+  CLOCK_KEY,
+  newBucketGrace,
+  renderBucketGrace,
+  renderState,
+  type StateBody,
+} from '../../../src/format/loft-state.js';
 import { parseNarInfo } from '../../../src/format/narinfo.js';
 import type { PathInfo } from '../../../src/format/path-info.js';
 import { silentLogger } from '../../../src/log.js';
@@ -168,6 +175,25 @@ describe('uploads beside prunes of other hosts', () => {
     const report = await uploadClosure({ paths: [app.path], explicit: true, dryRun: false }, deps);
     assert.deepEqual(report.uploaded.map((u) => u.path).sort(), [dep.path, app.path].sort());
     assert.ok(store.objects.has(`${hashOf(dep.path)}.narinfo`));
+  });
+
+  test("issue 22: the bucket's grace, shorter than this host's, makes its rows stale after half of it", async () => {
+    const { store, cache, deps, advance } = await setup();
+    await store.putBytes(CLOCK_KEY, 'x', { contentType: 'text/plain' });
+    await uploadClosure({ paths: [dep.path], explicit: true, dryRun: false }, deps);
+    // A host with a 1 min grace recorded it, then marked, doomed and swept dep; its state objects
+    // went with their work. Only the record is left. This host's own grace is an hour.
+    await store.putBytes(BUCKET_GRACE_KEY, renderBucketGrace(newBucketGrace(60_000)), {
+      contentType: 'application/json',
+    });
+    await store.deleteMany([`${hashOf(dep.path)}.narinfo`]);
+    advance(31_000);
+    await store.putBytes(CLOCK_KEY, 'y', { contentType: 'text/plain' });
+    store.objects.get(CLOCK_KEY)!.lastModified = new Date(Date.now() + 5000);
+    const report = await uploadClosure({ paths: [app.path], explicit: true, dryRun: false }, deps);
+    assert.deepEqual(report.uploaded.map((u) => u.path).sort(), [dep.path, app.path].sort());
+    assert.ok(store.objects.has(`${hashOf(dep.path)}.narinfo`), 'dep uploaded again, not trusted');
+    assert.ok(cache.has(hashOf(dep.path)));
   });
 
   test('a run the presence cache answers lists nothing', async () => {

@@ -4,7 +4,10 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { silentLogger } from '../../../src/log.js';
 import { renderRoots } from '../../../src/format/loft-state.js';
-import { runSweepOnce, type SweepRunOptions } from '../../../src/prune/sweep-run.js';
+import {
+  runPrune as runSweepOnce,
+  type PruneRunOptions as SweepRunOptions,
+} from '../../../src/prune/prune-run.js';
 import { memoryBucket } from '../../helpers/memory-bucket.js';
 import { h, narinfoText } from './policy-fixtures.js';
 
@@ -37,7 +40,7 @@ const opts: SweepRunOptions = {
 };
 const GRACE_MS = GRACE_HOURS * 3_600_000;
 
-describe('runSweepOnce', () => {
+describe('runPrune with a grace period', () => {
   test('an expired path is marked, doomed a grace period later, deleted a settle later, its NAR a grace after that', async () => {
     const { deps, addPath, age, keys } = await setup();
     await addPath(1);
