@@ -94,13 +94,20 @@ let
     specialArgs = { inherit pkgs; };
   };
   inherit (evaluated) config;
-in
-{
-  inherit (config)
-    systemd
-    launchd
-    users
-    ;
-  nix.settings = config.nix.settings or { };
   failed = map (a: a.message) (builtins.filter (a: !a.assertion) config.assertions);
-}
+in
+# Like NixOS, nix-darwin and home-manager, which check the assertions before they build anything:
+# with a failed one, nothing else is evaluated (a unit of a refused configuration may not even
+# evaluate, e.g. a cache name no store path may hold).
+if failed != [ ] then
+  { inherit failed; }
+else
+  {
+    inherit failed;
+    inherit (config)
+      systemd
+      launchd
+      users
+      ;
+    nix.settings = config.nix.settings or { };
+  }
