@@ -295,6 +295,88 @@ describe('the home-manager module under lib.evalModules', () => {
   });
 });
 
+describe('[http] and the new [loft] switches', () => {
+  test('an http cache renders [http] with its secrets as credential paths, and the switches when changed', async (t) => {
+    const lib = nixpkgsLib(t);
+    if (!lib) return;
+    const team = secrets['team']!;
+    const out = await evalModule(lib, 'nixos', {
+      services: {
+        loft: {
+          caches: {
+            team: {
+              http: {
+                url: 'https://cache.example.org/team',
+                user: 'alice',
+                passwordFile: team.files['secret'],
+                tokenFile: team.files['token'],
+                netrcFile: team.files['access'],
+                extraHeaders: { 'X-Plain': 'plain' },
+                extraHeadersFile: { 'X-Proxy-Secret': team.files['header'] },
+                caFile: '/etc/ssl/certs/ca.pem',
+                clientCertFile: '/etc/ssl/client.pem',
+                clientKeyFile: team.key.secretPath,
+              },
+              uploadLogs: false,
+              writeNarListing: true,
+              indexDebugInfo: true,
+            },
+          },
+        },
+      },
+    });
+    assert.deepEqual(out.failed, []);
+    const unit = (out.systemd['services'] as Record<string, Table>)['loft-team']!;
+    const sc = unit['serviceConfig'] as Table;
+    const file = configOfCommand(String(sc['ExecStart']).split(' '));
+    const { settings } = await loadHttpConfig(file, unit);
+    const cred = (id: string) => `/run/credentials/loft-team.service/${id}`;
+    assert.deepEqual(settings['http'], {
+      url: 'https://cache.example.org/team',
+      user: 'alice',
+      password_file: cred('http-password'),
+      token_file: cred('http-token'),
+      netrc_file: cred('http-netrc'),
+      client_key_file: cred('http-client-key'),
+      ca_file: '/etc/ssl/certs/ca.pem',
+      client_cert_file: '/etc/ssl/client.pem',
+      extra_headers: { 'X-Plain': 'plain' },
+      extra_headers_file: { 'X-Proxy-Secret': cred('http-header-1') },
+    });
+    const loftTable = settings['loft'] as Table;
+    assert.deepEqual(
+      [loftTable['upload_logs'], loftTable['write_nar_listing'], loftTable['index_debug_info']],
+      [false, true, true],
+    );
+    assert.deepEqual([...(sc['LoadCredential'] as string[])].sort(), [
+      `http-client-key:${team.key.secretPath}`,
+      `http-header-1:${team.files['header']}`,
+      `http-netrc:${team.files['access']}`,
+      `http-password:${team.files['secret']}`,
+      `http-token:${team.files['token']}`,
+    ]);
+    await assertNoSecretInStore(out);
+  });
+
+  test("the switches left at loft's defaults are not written (an older loft reads the file too)", async (t) => {
+    const lib = nixpkgsLib(t);
+    if (!lib) return;
+    const out = await evalModule(lib, 'home-manager', {
+      services: { loft: { caches: { main: s3Cache('main', 'main') } } },
+    });
+    const unit = ((out.systemd['user'] as Table)['services'] as Record<string, { Service: Table }>)[
+      'loft-main'
+    ]!;
+    const { settings, warnings } = await loadModuleConfig(
+      dir,
+      configOfCommand(String(unit.Service['ExecStart']).split(' ')),
+    );
+    assert.deepEqual(warnings, []);
+    const keys = Object.keys(settings['loft'] as Table);
+    for (const k of ['upload_logs', 'write_nar_listing', 'index_debug_info']) assert.ok(!keys.includes(k), k);
+  });
+});
+
 describe('one cache, three systems', () => {
   test('the same attribute set is a cache under NixOS, nix-darwin and home-manager alike', async (t) => {
     const lib = nixpkgsLib(t);
