@@ -108,7 +108,7 @@ const cases: Case[] = [
   {
     name: "a database outside the instance's state directory",
     kinds: ['nixos', 'darwin', 'home-manager'],
-    settings: loft({ caches: { a: { ...BUCKET, localCachePath: '/tmp/a.db' } } }),
+    settings: loft({ caches: { a: { ...BUCKET, localCachePath: '/srv/a.db' } } }),
     expected: /^services\.loft\.caches\.a\.localCachePath must be inside /,
   },
   {
