@@ -30,8 +30,10 @@ let
   inherit (all) instances;
   configFile = i: settingsFormat.generate "${i.unit}.toml" i.rendered.settings;
 
+  # nix-darwin always declares both; `or` keeps the module usable with a partial stand-in of `nix`.
+  nixEnabled = config.nix.enable or true;
   binPath = lib.concatStringsSep ":" (
-    lib.optional config.nix.enable "${config.nix.package}/bin"
+    lib.optional (nixEnabled && config.nix ? package) "${config.nix.package}/bin"
     ++ [
       "/nix/var/nix/profiles/default/bin"
       "/run/current-system/sw/bin"
@@ -107,7 +109,7 @@ in
               + "services.loft.enable = true or define services.loft.caches.<name>";
           }
           {
-            assertion = !cfg.postBuildHook.enable || config.nix.enable;
+            assertion = !cfg.postBuildHook.enable || nixEnabled;
             message =
               "services.loft.postBuildHook.enable sets nix.settings.post-build-hook, which nix-darwin "
               + "writes only with nix.enable = true; otherwise add the hook to your nix.conf yourself";

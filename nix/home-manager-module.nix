@@ -28,7 +28,12 @@ let
 
   # XDG's state directory: home-manager's xdg.stateHome, else its default under the home directory.
   stateHome =
-    if options ? xdg.stateHome then config.xdg.stateHome else "${config.home.homeDirectory}/.local/state";
+    if options ? xdg && config.xdg ? stateHome then
+      config.xdg.stateHome
+    else if options ? home && config.home ? homeDirectory then
+      "${config.home.homeDirectory}/.local/state"
+    else
+      throw "services.loft.caches.<name>.stateDirectory: neither xdg.stateHome nor home.homeDirectory is declared to derive it from; set it";
 
   # A user service starts with a bare environment: the Nix the user's home-manager installs when it
   # manages one (nix.package), then where multi-user installs, NixOS and nix-darwin put theirs.

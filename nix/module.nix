@@ -55,7 +55,7 @@ let
       "nix-daemon.socket"
     ];
     # The Nix the system runs: loft asks it for path info (through the daemon).
-    path = [ config.nix.package ];
+    path = lib.optional (config.nix ? package) config.nix.package;
     environment = {
       NIX_REMOTE = "daemon";
       HOME = i.stateDir;
