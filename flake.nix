@@ -17,6 +17,13 @@
       isLinux = lib.hasSuffix "-linux";
       # Node 24 LTS: Node 20 is past its end of life, and the AWS SDK's releases from 2027 on need 22.
       loftFor = pkgs: pkgs.callPackage ./nix/package.nix { nodejs = pkgs.nodejs_24; };
+      withPackage =
+        module:
+        { lib, pkgs, ... }:
+        {
+          imports = [ module ];
+          services.loft.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.loft;
+        };
     in
     {
       packages = forAllSystems (
@@ -28,15 +35,17 @@
 
       overlays.default = final: _prev: { loft = loftFor final; };
 
-      # The module alone (nix/module.nix) builds loft with the system's nixpkgs; through the flake
-      # it defaults to this flake's package.
-      nixosModules.loft =
-        { lib, pkgs, ... }:
-        {
-          imports = [ ./nix/module.nix ];
-          services.loft.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.loft;
-        };
+      # Each module alone (nix/module.nix, ...) builds loft with the system's nixpkgs; through the
+      # flake it defaults to this flake's package.
+      nixosModules.loft = withPackage ./nix/module.nix;
       nixosModules.default = self.nixosModules.loft;
+      darwinModules.loft = withPackage ./nix/darwin-module.nix;
+      darwinModules.default = self.darwinModules.loft;
+      homeManagerModules.loft = withPackage ./nix/home-manager-module.nix;
+      homeManagerModules.default = self.homeManagerModules.loft;
+
+      # nix flake init -t <loft>#NAME
+      templates = import ./templates;
 
       devShells = forAllSystems (
         system: pkgs: {

@@ -17,6 +17,18 @@ missing=()
 command -v nix-store >/dev/null 2>&1 || missing+=(nix-bin)
 command -v zstd >/dev/null 2>&1 || missing+=(zstd)
 command -v xz >/dev/null 2>&1 || missing+=(xz-utils)
+# macOS: no apt-get, and tools/node pins Linux builds of Node only (npm's node-linux-* packages).
+# Say how to get there instead of failing half-way.
+if [ "$(uname -s)" = Darwin ]; then
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "bootstrap: macOS: missing ${missing[*]}; install Nix (multi-user), then either enter the flake's dev shell (nix develop: Node 24, zstd, xz) or add them to a profile (nix profile install nixpkgs#zstd nixpkgs#xz), and rerun" >&2
+    exit 1
+  fi
+  if [ "${LOFT_NODE:-pinned}" != system ]; then
+    echo "bootstrap: macOS: tools/node pins a Node.js for Linux only; run inside the flake's dev shell (nix develop) or with any Node.js >= 22 on PATH, as: LOFT_NODE=system bash scripts/bootstrap.sh" >&2
+    exit 1
+  fi
+fi
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "bootstrap: installing ${missing[*]}" >&2
   apt-get update -qq

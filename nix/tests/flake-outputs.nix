@@ -44,6 +44,7 @@ let
     callPackage = _: _: "the overlay's loft";
     nodejs_22 = "nodejs";
   } { };
+  importsOf = m: if isFunction m then map toString (callModule m).imports else null;
   callModule =
     m:
     m {
@@ -61,6 +62,14 @@ in
   overlays = attrNames outputs.overlays;
   overlayAdds = attrNames overlay;
   nixosModules = attrNames outputs.nixosModules;
+  darwinModules = attrNames outputs.darwinModules;
+  homeManagerModules = attrNames outputs.homeManagerModules;
+  templates = mapAttrs (_: t: {
+    path = toString t.path;
+    hasDescription = t ? description;
+  }) outputs.templates;
   # Functions cannot be compared; what each module imports and sets can.
-  moduleImports = mapAttrs (_: m: if isFunction m then map toString (callModule m).imports else null) outputs.nixosModules;
+  moduleImports = mapAttrs (_: modules: mapAttrs (_: importsOf) modules) {
+    inherit (outputs) nixosModules darwinModules homeManagerModules;
+  };
 }

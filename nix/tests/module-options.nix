@@ -1,4 +1,4 @@
-# The option declarations of module.nix, read without nixpkgs: the module is called with a small
+# The option declarations of module.nix (or another module: `module`), read without nixpkgs: the module is called with a small
 # stand-in for `lib` whose mkOption records what it was given and whose types are plain
 # descriptions. Only `options` is looked at, so nothing in the module's `config` is evaluated.
 # test/integration/nix-module-options.test.ts uses it to compare the module with the original Loft's
@@ -45,6 +45,8 @@ let
     nullOr = elem: type "nullOr" { inherit elem; };
     listOf = elem: type "listOf" { inherit elem; };
     attrsOf = elem: type "attrsOf" { inherit elem; };
+    # services.loft.caches: its entries' options are those of services.loft (options.nix).
+    submodule = _: type "submodule" { };
   };
   option = fields: { _type = "option"; } // fields;
   lib = {

@@ -53,6 +53,21 @@ in
   loftAdditions = {
     "s3.sessionTokenFile" = null;
     "postBuildHook.enable" = false;
+    caches = { };
+    stateDirectory = "/var/lib/loft";
+    "http.url" = null;
+    "http.user" = null;
+    "http.passwordFile" = null;
+    "http.tokenFile" = null;
+    "http.netrcFile" = null;
+    "http.extraHeaders" = { };
+    "http.extraHeadersFile" = { };
+    "http.caFile" = null;
+    "http.clientCertFile" = null;
+    "http.clientKeyFile" = null;
+    uploadLogs = true;
+    writeNarListing = false;
+    indexDebugInfo = false;
   };
 
   # Options that write no key of loft.toml: what runs rather than what it reads (debug is --debug).
@@ -62,6 +77,8 @@ in
     "debug"
     "extraConfig"
     "postBuildHook.enable"
+    "caches"
+    "stateDirectory"
   ];
 
   # A valid value other than the default for every option that writes a key.
@@ -93,6 +110,24 @@ in
     "pruning.retentionDays" = 7;
     "pruning.maxSizeGb" = 100;
     "pruning.targetPercentage" = 70;
+    # Rendered over an [http] cache (the test's base sets http.url).
+    "http.url" = "https://cache.example.org/other";
+    "http.user" = "alice";
+    "http.passwordFile" = "/run/secrets/p";
+    "http.tokenFile" = "/run/secrets/t";
+    "http.netrcFile" = "/run/secrets/n";
+    "http.extraHeaders" = {
+      X-Sample = "v";
+    };
+    "http.extraHeadersFile" = {
+      X-Sample = "/run/secrets/h";
+    };
+    "http.caFile" = "/etc/ssl/ca.pem";
+    "http.clientCertFile" = "/etc/ssl/client.pem";
+    "http.clientKeyFile" = "/run/secrets/client-key";
+    uploadLogs = false;
+    writeNarListing = true;
+    indexDebugInfo = true;
   };
 
   # Keys of loft's config with no option of their own, reached through extraConfig: the value to

@@ -2,6 +2,14 @@
 // directory read per event) gives hints; a periodic readdir diffed against the previous listing
 // catches what the events missed (inotify queue overflow, a watcher that died and came back).
 //
+// On macOS fs.watch is FSEvents (libuv's src/unix/fsevents.c), which differs in two ways that
+// matter here: the stream covers the whole tree, so every file a build writes inside a new store
+// path reaches this process and libuv drops it for being in a subdirectory (CPU spent, nothing
+// lost); and events the kernel or fseventsd dropped (kFSEventStreamEventFlagMustScanSubDirs,
+// *Dropped) are discarded by libuv without a word, never reported as a null file name. So on
+// macOS the periodic listing is the only safety net and runs more often (defaultReconcileMs); it
+// costs one stat while the store does not change.
+//
 // What Nix 2.8 does in the store while it builds X (seen on this project's machine): `X.lock` is
 // created, the output appears (renamed in, or written in place without a sandbox), Nix registers
 // X as valid, then removes `X.lock`. The output exists BEFORE it is valid, so a hint is never
@@ -26,7 +34,7 @@ export interface StoreWatcherOptions {
   quietMs?: number;
   /** ...or at the latest this long after its first event (default 2 s), even in a steady stream. */
   maxDelayMs?: number;
-  /** Readdir reconciliation interval (default 60 s); 0 turns it off. */
+  /** Readdir reconciliation interval (default: defaultReconcileMs()); 0 turns it off. */
   reconcileMs?: number;
   /**
    * When given, start() also reports entries whose ctime is at or after this time (ms): paths that
@@ -36,6 +44,13 @@ export interface StoreWatcherOptions {
   since?: number;
   logger?: Logger;
 }
+
+/**
+ * The default interval of the reconciling listing: a minute where the kernel's events are reliable
+ * or say when they are not, 10 s on macOS, whose FSEvents losses libuv never reports (see above).
+ */
+export const defaultReconcileMs = (platform: NodeJS.Platform = process.platform): number =>
+  platform === 'darwin' ? 10_000 : 60_000;
 
 /** A watch that failed is re-opened after this pause; the reconciliation then covers the gap. */
 const REWATCH_MS = 5000;
@@ -86,7 +101,7 @@ export class StoreWatcher {
     }
     this.seen = new Set(names);
     this.openWatch();
-    const reconcileMs = this.opts.reconcileMs ?? 60_000;
+    const reconcileMs = this.opts.reconcileMs ?? defaultReconcileMs();
     if (reconcileMs > 0) {
       this.reconcileTimer = setInterval(
         () => this.track(this.reconcile({ skipIfUnchanged: true }).then(() => undefined)),

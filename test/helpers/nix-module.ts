@@ -5,7 +5,8 @@
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { chmod, copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'smol-toml';
@@ -131,4 +132,79 @@ export async function loadOptions(
   );
   expectations ??= await nixEval<Expectations>(`import ${nixPath('nix/tests/option-expectations.nix')}`);
   return { declared: options, x: expectations };
+}
+
+// ---- The modules evaluated by the real module system (nix/tests/eval-module.nix) ----
+
+/** The variable that points the tests at nixpkgs' lib (a checkout of nix-community/nixpkgs.lib). */
+export const NIXPKGS_LIB_VAR = 'LOFT_NIXPKGS_LIB';
+
+/** The lib directory, or undefined after t.skip() when the variable is unset or points nowhere. */
+export function nixpkgsLib(t: TestContext): string | undefined {
+  if (!requireNix(t)) return undefined;
+  const root = process.env[NIXPKGS_LIB_VAR];
+  const lib = root === undefined || root === '' ? undefined : join(root, 'lib');
+  if (lib === undefined || !existsSync(join(lib, 'default.nix'))) {
+    t.skip(
+      `${NIXPKGS_LIB_VAR} ${root === undefined ? 'is not set' : `(${root}) has no lib/default.nix`}: these ` +
+        "tests evaluate the modules with nixpkgs' lib.evalModules (point it at a checkout of nixpkgs.lib)",
+    );
+    return undefined;
+  }
+  return lib;
+}
+
+export type ModuleKind = 'nixos' | 'darwin' | 'home-manager';
+/** What eval-module.nix returns: the option trees the modules set, and the failed assertions. */
+export interface Evaluated {
+  systemd: Table;
+  launchd: Table;
+  users: Table;
+  nix: { settings: Table };
+  failed: string[];
+}
+
+/** One of the flake's modules with `settings` (a configuration, as JSON), through lib.evalModules. */
+export async function evalModule(
+  lib: string,
+  kind: ModuleKind,
+  settings: Table,
+  system?: string,
+): Promise<Evaluated> {
+  // --read-write-mode: builtins.toFile (the stand-in of pkgs.formats.toml) writes real store files.
+  const args = ['nix-instantiate', '--read-write-mode', '--eval', '--strict', '--json'];
+  const argstr = { lib, kind, settings: JSON.stringify(settings), ...(system ? { system } : {}) };
+  for (const [name, value] of Object.entries(argstr)) args.push('--argstr', name, value);
+  return JSON.parse((await nixBin([...args, join(ROOT, 'nix/tests/eval-module.nix')])).stdout) as Evaluated;
+}
+
+/** Every store file a result names (configs, hook scripts), with its contents. */
+export async function storeFilesOf(result: unknown): Promise<Map<string, string>> {
+  const paths = new Set(JSON.stringify(result).match(/\/nix\/store\/[0-9a-z]{32}-[^"\s:]+/g) ?? []);
+  const files = new Map<string, string>();
+  for (const p of paths) if (existsSync(p)) files.set(p, await readFile(p, 'utf8'));
+  return files;
+}
+
+/**
+ * A config file the modules wrote (JSON, from the stand-in of pkgs.formats.toml), written as TOML
+ * and loaded through loft's loader. `credentials` plays systemd's LoadCredential=: each `id:path`
+ * is copied to `<dir>/credentials/<unit>/<id>` (mode 0400) and the file's /run/credentials/<unit>
+ * paths point there.
+ */
+export async function loadModuleConfig(dir: string, storeFile: string, credentials: string[] = []) {
+  const settings = JSON.parse(await readFile(storeFile, 'utf8')) as Table;
+  let json = JSON.stringify(settings);
+  const unitDirs = new Set(json.match(/\/run\/credentials\/[^/"]+/g) ?? []);
+  for (const unitDir of unitDirs) {
+    const copy = join(dir, 'credentials', unitDir.slice('/run/credentials/'.length));
+    await mkdir(copy, { recursive: true });
+    for (const entry of credentials) {
+      const [id, path] = [entry.slice(0, entry.indexOf(':')), entry.slice(entry.indexOf(':') + 1)];
+      await copyFile(path.replaceAll('%%', '%'), join(copy, id));
+      await chmod(join(copy, id), 0o400);
+    }
+    json = json.replaceAll(`${unitDir}/`, `${copy}/`);
+  }
+  return { settings, ...(await loadRendered(dir, JSON.parse(json) as Table)) };
 }
