@@ -104,7 +104,7 @@ describe('loft doctor with a wrong secret, a dead endpoint, a directory', () => 
       secretAccessKey: s3.secretAccessKey,
       region: s3.region,
     });
-    t.after(proxy.close);
+    t.after(() => proxy.close());
     const wrong = randomBytes(24).toString('base64url');
     const dir = await mkdtemp(join(env!.dir, 'wrong-'));
     const config = await writeConfig({
