@@ -118,3 +118,11 @@ async function stop(child: ChildProcess): Promise<void> {
   await exited;
   clearTimeout(timer);
 }
+
+/** The S3 implementations the core integration cases run against. */
+export const S3_KINDS = ['s3rver', 'moto'] as const;
+
+/** A describe() skip option: the reason moto cannot run here, else false. Never a silent pass. */
+export function skipUnlessAvailable(kind: (typeof S3_KINDS)[number]): string | false {
+  return kind === 'moto' ? (motoMissing() ?? false) : false;
+}
