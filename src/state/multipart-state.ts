@@ -115,15 +115,16 @@ export class MultipartState {
   /** S3 gave the upload its id (or a resumed one goes on); parts of any other id are dropped. */
   started(hashPart: string, uploadId: string, partSize: number): void {
     this.db.transaction(() => {
-      this.db
-        .prepare('UPDATE multipart_upload SET upload_id = ?, part_size = ? WHERE hash_part = ?')
-        .run(uploadId, partSize, hashPart);
+      // First, while the row still names the old id: its parts belong to that upload.
       this.db
         .prepare(
           `DELETE FROM multipart_part WHERE hash_part = ? AND NOT EXISTS
              (SELECT 1 FROM multipart_upload WHERE hash_part = ? AND upload_id = ?)`,
         )
         .run(hashPart, hashPart, uploadId);
+      this.db
+        .prepare('UPDATE multipart_upload SET upload_id = ?, part_size = ? WHERE hash_part = ?')
+        .run(uploadId, partSize, hashPart);
     })();
   }
 

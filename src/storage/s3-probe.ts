@@ -65,8 +65,10 @@ export async function probeS3(options: S3StoreOptions): Promise<CheckResult[]> {
     const started = Date.now();
     const access = await checkAccess(client, options);
     results.push(...access, clockSkew(dates[0], (started + Date.now()) / 2));
-    if (access.some((r) => r.status === 'fail'))
-      return [...results, ...skipAll('no access to the bucket').slice(1)];
+    if (access.some((r) => r.status === 'fail')) {
+      const done = new Set(results.map((r) => r.id));
+      return [...results, ...skipAll('no access to the bucket').filter((r) => !done.has(r.id))];
+    }
     const run = newProbeRun();
     results.push(await checkReadWrite(store, run));
     results.push(await checkConditionalCreate(store, run));

@@ -3,6 +3,7 @@
 // (412), enforces AWS's multipart rules (parts of at least 5 MiB but the last) and bucket policies:
 // anonymous GETs, which is how Nix reads a cache, need a public-read policy, as on AWS.
 // startMotoServer() answers undefined when moto is not installed: the caller skips with a reason.
+import { skipOption } from './skip.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
@@ -14,7 +15,9 @@ import { registerSecretWithEncodings } from './test-secrets.js';
 /** Why moto cannot run here, or undefined when `python3 -c 'import moto'` works. */
 export function motoMissing(): string | undefined {
   const r = spawnSync('python3', ['-c', 'import moto.server'], { stdio: 'ignore', timeout: 60_000 });
-  return r.status === 0 ? undefined : 'moto is not installed (pip install "moto[server]")';
+  return r.status === 0
+    ? undefined
+    : skipOption('moto', 'moto is not installed (pip install "moto[server]")');
 }
 
 export async function startMotoServer(
@@ -117,4 +120,12 @@ async function stop(child: ChildProcess): Promise<void> {
   const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
   await exited;
   clearTimeout(timer);
+}
+
+/** The S3 implementations the core integration cases run against. */
+export const S3_KINDS = ['s3rver', 'moto'] as const;
+
+/** A describe() skip option: the reason moto cannot run here, else false. Never a silent pass. */
+export function skipUnlessAvailable(kind: (typeof S3_KINDS)[number]): string | false {
+  return kind === 'moto' ? (motoMissing() ?? false) : false;
 }
