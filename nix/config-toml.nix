@@ -96,6 +96,8 @@ let
     # Public material: named where it is, even in the store.
     ca_file = if cfg.http.caFile != null then pathString cfg.http.caFile else null;
     client_cert_file = if cfg.http.clientCertFile != null then pathString cfg.http.clientCertFile else null;
+    max_attempts = cfg.http.maxAttempts;
+    request_timeout_secs = cfg.http.requestTimeoutSecs;
   }
   // headers cfg.http.extraHeaders secrets.httpHeaders;
 
@@ -134,6 +136,11 @@ let
   settings = removeNulls (recursiveUpdate base cfg.extraConfig);
 
   given = name: value: if value != null then [ name ] else [ ];
+  # [http]'s ways to log in: loft takes one (src/config/http-section.ts).
+  httpLogins =
+    optional (cfg.http.passwordFile != null) "http.user/passwordFile"
+    ++ optional (cfg.http.tokenFile != null) "http.tokenFile"
+    ++ optional (cfg.http.netrcFile != null) "http.netrcFile";
   keyFiles = given "accessKeyFile" cfg.s3.accessKeyFile ++ given "secretKeyFile" cfg.s3.secretKeyFile;
   cachePath = pathString (settings.loft.local_cache_path or "(unset)");
 
@@ -168,6 +175,9 @@ let
     ) "s3.sessionTokenFile needs s3.accessKeyFile and s3.secretKeyFile"
     ++ optional (target == "http" && (cfg.http.user == null) != (cfg.http.passwordFile == null)) (
       "http.user and http.passwordFile go together (HTTP Basic authentication needs both)"
+    )
+    ++ optional (target == "http" && length httpLogins > 1) (
+      "http: ${builtins.concatStringsSep ", " httpLogins} are different ways to log in; set one (loft refuses more)"
     )
     ++ map (
       key:

@@ -147,6 +147,16 @@ rec {
           description = "TLS client certificate for mutual TLS (public: may be in the store).";
         };
         clientKeyFile = secretFile "the TLS client certificate's private key" "/run/secrets/loft-client-key";
+        maxAttempts = mkOption {
+          type = types.nullOr (types.ints.between 1 20);
+          default = null;
+          description = "Tries per HTTP request (loft's default, 6, when null).";
+        };
+        requestTimeoutSecs = mkOption {
+          type = types.nullOr (types.ints.between 1 3600);
+          default = null;
+          description = "Seconds a request may go without a byte moving before it is retried (loft's default, 300, when null).";
+        };
       };
 
       localCachePath = mkOption {

@@ -65,6 +65,8 @@ in
     "http.caFile" = null;
     "http.clientCertFile" = null;
     "http.clientKeyFile" = null;
+    "http.maxAttempts" = null;
+    "http.requestTimeoutSecs" = null;
     uploadLogs = true;
     writeNarListing = false;
     indexDebugInfo = false;
@@ -125,6 +127,8 @@ in
     "http.caFile" = "/etc/ssl/ca.pem";
     "http.clientCertFile" = "/etc/ssl/client.pem";
     "http.clientKeyFile" = "/run/secrets/client-key";
+    "http.maxAttempts" = 3;
+    "http.requestTimeoutSecs" = 30;
     uploadLogs = false;
     writeNarListing = true;
     indexDebugInfo = true;

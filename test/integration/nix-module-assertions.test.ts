@@ -117,6 +117,19 @@ const cases: Case[] = [
     settings: loft({ caches: { a: { http: { url: 'https://c.example.org', user: 'alice' } } } }),
     expected: /^services\.loft\.caches\.a\.http\.user and http\.passwordFile go together/,
   },
+  {
+    name: 'two ways to log in to an HTTP cache',
+    kinds: ['nixos', 'darwin', 'home-manager'],
+    settings: loft({
+      caches: {
+        a: {
+          http: { url: 'https://c.example.org', tokenFile: '/run/secrets/t', netrcFile: '/run/secrets/n' },
+        },
+      },
+    }),
+    expected:
+      /^services\.loft\.caches\.a\.http: http\.tokenFile, http\.netrcFile are different ways to log in/,
+  },
 ];
 
 describe('assertions before a switch', () => {

@@ -300,6 +300,16 @@ describe('[http] and the new [loft] switches', () => {
     const lib = nixpkgsLib(t);
     if (!lib) return;
     const team = secrets['team']!;
+    // The loader reads the CA, certificate and key files (PEM); they only need to exist here.
+    const pem = async (name: string, label: string) => {
+      const path = join(dir, name);
+      const body = randomBytes(48).toString('base64');
+      await writeFile(path, `-----BEGIN ${label}-----\n${body}\n-----END ${label}-----\n`, { mode: 0o600 });
+      return path;
+    };
+    const caFile = await pem('ca.pem', 'CERTIFICATE');
+    const clientCertFile = await pem('client.pem', 'CERTIFICATE');
+    const clientKeyFile = await pem('client.key', 'PRIVATE KEY');
     const out = await evalModule(lib, 'nixos', {
       services: {
         loft: {
@@ -309,13 +319,11 @@ describe('[http] and the new [loft] switches', () => {
                 url: 'https://cache.example.org/team',
                 user: 'alice',
                 passwordFile: team.files['secret'],
-                tokenFile: team.files['token'],
-                netrcFile: team.files['access'],
                 extraHeaders: { 'X-Plain': 'plain' },
                 extraHeadersFile: { 'X-Proxy-Secret': team.files['header'] },
-                caFile: '/etc/ssl/certs/ca.pem',
-                clientCertFile: '/etc/ssl/client.pem',
-                clientKeyFile: team.key.secretPath,
+                caFile,
+                clientCertFile,
+                clientKeyFile,
               },
               uploadLogs: false,
               writeNarListing: true,
@@ -335,11 +343,9 @@ describe('[http] and the new [loft] switches', () => {
       url: 'https://cache.example.org/team',
       user: 'alice',
       password_file: cred('http-password'),
-      token_file: cred('http-token'),
-      netrc_file: cred('http-netrc'),
       client_key_file: cred('http-client-key'),
-      ca_file: '/etc/ssl/certs/ca.pem',
-      client_cert_file: '/etc/ssl/client.pem',
+      ca_file: caFile,
+      client_cert_file: clientCertFile,
       extra_headers: { 'X-Plain': 'plain' },
       extra_headers_file: { 'X-Proxy-Secret': cred('http-header-1') },
     });
@@ -349,11 +355,9 @@ describe('[http] and the new [loft] switches', () => {
       [false, true, true],
     );
     assert.deepEqual([...(sc['LoadCredential'] as string[])].sort(), [
-      `http-client-key:${team.key.secretPath}`,
+      `http-client-key:${clientKeyFile}`,
       `http-header-1:${team.files['header']}`,
-      `http-netrc:${team.files['access']}`,
       `http-password:${team.files['secret']}`,
-      `http-token:${team.files['token']}`,
     ]);
     await assertNoSecretInStore(out);
   });
