@@ -65,6 +65,9 @@ export class HttpObjectStore implements ObjectStore {
   async head(key: string, signal?: AbortSignal): Promise<ObjectInfo | undefined> {
     const answer = await this.send('HEAD', key, `head ${key}`, { signal });
     if (ABSENT.has(answer.status)) return undefined;
+    // A server without that kind of object (nix-stored has no log/, .ls or realisations) answers
+    // "no such method" for it: the object is not there, as its refused PUT says too (checkPut).
+    if (optionalObjectKind(key) !== undefined && refusesThisKindOfUpload(answer.status)) return undefined;
     if (answer.status >= 300) throw this.statusFailure('HEAD', key, answer, `head ${key}`);
     const size = Number(answer.headers['content-length'] ?? 0);
     const modified = Date.parse(answer.headers['last-modified'] ?? '');
@@ -197,7 +200,7 @@ export class HttpObjectStore implements ObjectStore {
         this.warnedRefusal = true;
         this.options.logger?.warn(
           { url: this.description, key, status: answer.status },
-          `the server takes no uploads of ${kind} (nor, likely, of other extras such as build logs): loft carries on without them`,
+          `the server takes no uploads of ${kind} (nor, likely, of the other extras: nix-cache-info, build logs, listings, realisations): loft carries on without them`,
         );
       }
       return;

@@ -139,8 +139,14 @@ describe('malformed narinfos in the bucket: skipped with a warning, nothing good
     const run = await runLoft(['-c', config, '--prune', '--dry-run']);
     assert.deepEqual(warnedKeys(run), broken);
     const planned = run.stdout.split('\n').filter((l) => l.startsWith('would delete '));
-    const topNar = parseNarInfo(await text(narinfoKey(old.top))).url;
-    assert.deepEqual(planned.map((l) => l.split(' ')[2]).sort(), [narinfoKey(old.top), topNar].sort());
+    const { url: topNar, deriver } = parseNarInfo(await text(narinfoKey(old.top)));
+    // The path's build log goes with it (docs/cache-contents.md).
+    const topLog = `log/${deriver!}`;
+    assert.ok(before.has(topLog), 'the upload wrote the build log of old.top');
+    assert.deepEqual(
+      planned.map((l) => l.split(' ')[2]).sort(),
+      [narinfoKey(old.top), topNar, topLog].sort(),
+    );
     assert.match(run.stdout, /5 malformed narinfos were kept/);
     assert.deepEqual(await bucketSnapshot(s3), before);
   });
@@ -150,12 +156,12 @@ describe('malformed narinfos in the bucket: skipped with a warning, nothing good
     if (s3.external)
       return skipTest(t, 'in-process-s3', 'reads the in-process s3rver (LOFT_TEST_S3_ENDPOINT is set)');
     const before = await bucketSnapshot(s3);
-    const topNar = parseNarInfo(await text(narinfoKey(old.top))).url;
+    const { url: topNar, deriver } = parseNarInfo(await text(narinfoKey(old.top)));
     const run = await runLoft(['-c', config, '--prune']);
     assert.deepEqual(warnedKeys(run), broken);
     const afterPrune = await bucketSnapshot(s3);
     const gone = [...before.keys()].filter((k) => !afterPrune.has(k)).sort();
-    assert.deepEqual(gone, [narinfoKey(old.top), topNar].sort());
+    assert.deepEqual(gone, [narinfoKey(old.top), topNar, `log/${deriver!}`].sort());
     // A prune writes nothing but `.loft/clock`, where it reads the server's time.
     const added = [...afterPrune.keys()].filter((k) => !before.has(k));
     assert.deepEqual(added, ['.loft/clock'], 'nothing added but the clock');
