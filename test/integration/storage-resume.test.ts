@@ -122,31 +122,33 @@ for (const kind of ['moto', 's3rver'] as const) {
       }
     });
 
-    test('a part whose bytes differ aborts the upload with ResumeMismatch', async (t) => {
-      if (missing) return t.skip(missing);
-      if (kind === 's3rver') return t.skip('s3rver lists no parts, so there is nothing to resume');
-      const body = randomBytes(12 * MiB);
-      const key = `nar/mismatch-${kind}.nar.zst`;
-      const left = await unfinishedUpload(s3!, key, body, 2);
-      t.after(left.abort);
-      const other = Buffer.from(body);
-      other.writeUInt8(other.readUInt8(PART + 7) ^ 1, PART + 7); // part 2 differs, as after another level
-      const listed = (await store.listUploadParts(key, left.uploadId))!;
-      const resume = { uploadId: left.uploadId, partSize: PART, parts: confirmedParts(left.parts, listed) };
-      s3!.requests.length = 0;
-      const j = journal();
-      await assert.rejects(
-        store.putStream(key, Readable.from([other]), {
-          contentType: 'application/x-nix-nar',
-          resumable: { journal: j, resume },
-        }),
-        (err: unknown) => err instanceof ResumeMismatch && err.partNumber === 2,
-      );
-      assert.equal(partPuts(s3!, key).length, 0, 'no part was sent');
-      assert.equal(await store.listUploadParts(key, left.uploadId), undefined, 'the upload was aborted');
-      assert.equal(await store.head(key), undefined);
-      assert.deepEqual(j.events.at(-1), `ended ${left.uploadId}`);
-    });
+    // s3rver lists no parts, so there is nothing to resume there: this case exists on moto only.
+    if (kind !== 's3rver') {
+      test('a part whose bytes differ aborts the upload with ResumeMismatch', async (t) => {
+        if (missing) return t.skip(missing);
+        const body = randomBytes(12 * MiB);
+        const key = `nar/mismatch-${kind}.nar.zst`;
+        const left = await unfinishedUpload(s3!, key, body, 2);
+        t.after(left.abort);
+        const other = Buffer.from(body);
+        other.writeUInt8(other.readUInt8(PART + 7) ^ 1, PART + 7); // part 2 differs, as after another level
+        const listed = (await store.listUploadParts(key, left.uploadId))!;
+        const resume = { uploadId: left.uploadId, partSize: PART, parts: confirmedParts(left.parts, listed) };
+        s3!.requests.length = 0;
+        const j = journal();
+        await assert.rejects(
+          store.putStream(key, Readable.from([other]), {
+            contentType: 'application/x-nix-nar',
+            resumable: { journal: j, resume },
+          }),
+          (err: unknown) => err instanceof ResumeMismatch && err.partNumber === 2,
+        );
+        assert.equal(partPuts(s3!, key).length, 0, 'no part was sent');
+        assert.equal(await store.listUploadParts(key, left.uploadId), undefined, 'the upload was aborted');
+        assert.equal(await store.head(key), undefined);
+        assert.deepEqual(j.events.at(-1), `ended ${left.uploadId}`);
+      });
+    }
 
     test('a new upload records its id and every acknowledged part in the journal', async (t) => {
       if (missing) return t.skip(missing);

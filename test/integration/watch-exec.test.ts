@@ -166,7 +166,7 @@ void describe('loft --watch-exec', { concurrency: false }, () => {
     assert.match(none.stderr, /^loft: --watch-exec needs a command/);
   });
 
-  test('a command that succeeds while uploads fail exits 1, with one loft: line', async (t) => {
+  test('a command that succeeds while the store refuses the uploads exits 4, with one loft: line', async (t) => {
     if (!requireNix(t)) return;
     const badDir = await mkdtemp(join(dir, 'bad-'));
     const bad = await writeConfig({
@@ -179,8 +179,10 @@ void describe('loft --watch-exec', { concurrency: false }, () => {
     const run = await runLoft(['-c', bad, '--watch-exec', '--', ...buildArgs(salt, false)], {
       env: nixEnv(),
     });
-    assert.equal(run.code, 1, run.stderr);
+    // A refusal of the whole target is exit 4 (as for --upload-path), not a per-path failure (1).
+    assert.equal(run.code, 4, run.stderr);
     assert.equal(run.stdout.trim(), seq.last, 'the build itself ran to the end');
+    assert.equal(run.stderr.split('\n').filter((l) => l.startsWith('loft: ')).length, 1, run.stderr);
     assert.match(run.stderr, /^loft: uploads stopped: /m);
     assert.doesNotMatch(run.stderr, /\n\s+at /, 'no stack trace');
   });
