@@ -1,7 +1,7 @@
 // When to try an S3 request again, and how long to wait first (BACKOFF.request, and
 // BACKOFF.throttled for a throttled answer, in src/backoff.ts). Pure: no timers, no SDK imports;
 // randomness and the clock are injected so tests are deterministic. The SDK's retry middleware
-// does the waiting (see createRetryStrategy), so every request, including lib-storage's UploadPart
+// does the waiting (see createRetryStrategy), so every request, including each multipart UploadPart
 // calls, follows this one policy.
 //
 // Throttling follows Nix 2.35 (NixOS/nix#15449, the fix for #15023): 503 counts as throttling like
