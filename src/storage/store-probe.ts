@@ -3,6 +3,7 @@
 // a key under `.loft/`, a conditional create, and whether nix-cache-info is there. Every key a check
 // writes is named in its result and removed before the check returns.
 import { randomBytes } from 'node:crypto';
+import { StorageError } from '../errors.js';
 import { LOFT_PREFIX } from '../format/loft-state.js';
 import type { ObjectStore } from './object-store.js';
 
@@ -36,16 +37,18 @@ const TEXT = { contentType: 'text/plain' };
 export async function checkReadWrite(store: ObjectStore, run: string): Promise<CheckResult> {
   const key = probeKey(run, 'object');
   const body = `loft doctor ${run}\n`;
+  let wrote = false;
   const result = (status: CheckStatus, detail: string, fix?: string): CheckResult => ({
     id: 'read-write',
     status,
     detail,
     ...(fix !== undefined ? { fix } : {}),
-    wrote: [key],
+    ...(wrote ? { wrote: [key] } : {}),
   });
   let step = 'put';
   try {
     await store.putBytes(key, body, TEXT);
+    wrote = true;
     step = 'get';
     const back = await store.get(key);
     if (back?.toString('utf8') !== body) {
@@ -60,26 +63,36 @@ export async function checkReadWrite(store: ObjectStore, run: string): Promise<C
     await store.deleteMany([key]);
     if ((await store.head(key)) !== undefined) {
       return {
-        ...result('fail', `${key} is still there after delete`, 'allow deletes (s3:DeleteObject)'),
+        ...result('fail', `${key} is still there after delete`, 'allow deletes (on S3: s3:DeleteObject)'),
         leftBehind: [key],
       };
     }
     return result('ok', `put, get and delete of ${key} work`);
   } catch (err) {
     if (step !== 'put') await store.deleteMany([key]).catch(() => undefined);
-    return result(
-      'fail',
-      `${step} of ${key} failed: ${messageOf(err)}`,
-      `allow ${PERMISSION[step]} on the bucket`,
-    );
+    return result('fail', `${step} of ${key} failed: ${messageOf(err)}`, fixFor(err, PERMISSION[step]!));
   }
 }
 
 const PERMISSION: Record<string, string> = {
-  put: 's3:PutObject',
-  get: 's3:GetObject',
-  delete: 's3:DeleteObject',
+  put: 'allow loft to write objects (on S3: s3:PutObject)',
+  get: 'allow loft to read objects (on S3: s3:GetObject)',
+  delete: 'allow loft to delete objects (on S3: s3:DeleteObject)',
 };
+
+/**
+ * What to do about a failed request: a target that cannot be reached or spoken to (its message
+ * already says what to check) needs no advice about permissions.
+ */
+function fixFor(err: unknown, permission: string): string {
+  const unreachable = err instanceof StorageError && UNREACHED.has(err.code);
+  return unreachable ? 'fix the connection first (see the message)' : permission;
+}
+const UNREACHED: ReadonlySet<string> = new Set([
+  'E_STORAGE_UNREACHABLE',
+  'E_STORAGE_TLS',
+  'E_STORAGE_NOT_CACHE',
+]);
 
 /**
  * A second create of the same key with `If-None-Match: *` must be refused (412). Servers that ignore
@@ -88,12 +101,13 @@ const PERMISSION: Record<string, string> = {
  */
 export async function checkConditionalCreate(store: ObjectStore, run: string): Promise<CheckResult> {
   const key = probeKey(run, 'if-none-match');
-  const base = { id: 'conditional-create', wrote: [key] };
+  let base: Pick<CheckResult, 'id' | 'wrote'> = { id: 'conditional-create' };
   if (!store.createExclusive) {
     return { id: 'conditional-create', status: 'skip', detail: 'not used for this kind of target' };
   }
   try {
     const first = await store.createExclusive(key, 'first\n', TEXT);
+    base = { ...base, wrote: [key] };
     const second = await store.createExclusive(key, 'second\n', TEXT);
     await store.deleteMany([key]);
     if (first && !second)
@@ -126,7 +140,12 @@ export async function checkCacheInfo(store: ObjectStore): Promise<CheckResult> {
       detail: 'not written yet (loft writes it before its first upload)',
     };
   } catch (err) {
-    return { id: 'nix-cache-info', status: 'fail', detail: messageOf(err), fix: 'allow reads of the bucket' };
+    return {
+      id: 'nix-cache-info',
+      status: 'fail',
+      detail: messageOf(err),
+      fix: fixFor(err, 'allow loft to read objects (on S3: s3:GetObject)'),
+    };
   }
 }
 
