@@ -93,6 +93,12 @@ export function validateDocument(doc: TomlTable, ctx: SchemaContext): ValidatedD
       'no [s3], [local] or [http] table: say where the cache is ([s3] bucket = ..., [local] path = ..., or [http] url = ...)',
     );
   }
+  if (s3Table === undefined && httpTable === undefined && loft.settings.extras.logCompression !== 'none') {
+    // A directory keeps no Content-Encoding: Nix's file:// store would hand out the compressed bytes.
+    errors.push(
+      'loft.log_compression: needs [s3] or [http] (a [local] directory keeps no Content-Encoding); remove it or set "none"',
+    );
+  }
   const storeDir = storeDirFromEnv(ctx.env, errors);
   for (const key of [root, s3Table, localTable, httpTable, loftTable].flatMap(
     (t) => t?.unknownKeys() ?? [],

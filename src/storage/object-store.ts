@@ -12,6 +12,11 @@ export interface ObjectInfo {
 
 export interface PutOptions {
   contentType: string;
+  /**
+   * The body's `Content-Encoding` (a build log under Nix's `log-compression`): putBytes of the S3
+   * and HTTP stores send it; the local store has no headers and config refuses the setting there.
+   */
+  contentEncoding?: string;
   signal?: AbortSignal;
   /** An upper bound of the body's size when known, so a huge body gets parts large enough. */
   sizeHint?: number;

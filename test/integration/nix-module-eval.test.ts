@@ -320,6 +320,7 @@ describe('[http] and the new [loft] switches', () => {
               uploadLogs: false,
               writeNarListing: true,
               indexDebugInfo: true,
+              logCompression: 'br',
             },
           },
         },
@@ -345,8 +346,13 @@ describe('[http] and the new [loft] switches', () => {
     });
     const loftTable = settings['loft'] as Table;
     assert.deepEqual(
-      [loftTable['upload_logs'], loftTable['write_nar_listing'], loftTable['index_debug_info']],
-      [false, true, true],
+      [
+        loftTable['upload_logs'],
+        loftTable['write_nar_listing'],
+        loftTable['index_debug_info'],
+        loftTable['log_compression'],
+      ],
+      [false, true, true, 'br'],
     );
     assert.deepEqual([...(sc['LoadCredential'] as string[])].sort(), [
       `http-client-key:${team.key.secretPath}`,
@@ -373,7 +379,8 @@ describe('[http] and the new [loft] switches', () => {
     );
     assert.deepEqual(warnings, []);
     const keys = Object.keys(settings['loft'] as Table);
-    for (const k of ['upload_logs', 'write_nar_listing', 'index_debug_info']) assert.ok(!keys.includes(k), k);
+    for (const k of ['upload_logs', 'write_nar_listing', 'index_debug_info', 'log_compression'])
+      assert.ok(!keys.includes(k), k);
   });
 });
 
