@@ -151,10 +151,12 @@ export class PathExtras {
 }
 
 /**
- * The Nix >= 2.35 entries for the outputs a Nix <= 2.34 database recorded: the v2 key is the
- * derivation's store path, which the output's deriver names (the derivation whose hash modulo is
- * the v1 id, or the unresolved form of it: both realise the same output path). Only loft's
- * signature can go on it: the local signatures are over the v1 fingerprint. None without a deriver.
+ * The Nix >= 2.35 entries for the outputs a Nix <= 2.34 database recorded. Nix >= 2.35 keys its
+ * build trace by the *resolved* derivation (inputs replaced by their realised outputs; its release
+ * notes), and the deriver Nix registers for a CA output it built is that resolved derivation
+ * (seen with Nix 2.8: ValidPaths.deriver names a .drv without inputDrvs, the input's output in
+ * inputSrcs); with no input derivations it is the derivation itself. Only loft's signature can go
+ * on the entry: the local signatures are over the v1 fingerprint. None without a deriver.
  */
 function v2FromV1(
   found: { v1: RealisationV1[]; v2: RealisationV2[] },
