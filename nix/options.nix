@@ -219,7 +219,7 @@ rec {
           "gzip"
         ];
         default = "none";
-        description = "Content-Encoding of uploaded build logs, as Nix's `log-compression`; Nix >= 2.34 decodes br, zstd and gzip.";
+        description = "Content-Encoding of uploaded build logs, as Nix's `log-compression`; Nix >= 2.34 decodes br, zstd and gzip. S3 caches only.";
       };
 
       pruning = {

@@ -97,8 +97,7 @@ export class HttpObjectStore implements ObjectStore {
 
   async putBytes(key: string, body: Buffer | string, opts: PutOptions): Promise<void> {
     const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
-    const headers: Record<string, string> = { 'content-type': opts.contentType };
-    if (opts.contentEncoding) headers['content-encoding'] = opts.contentEncoding;
+    const headers = { 'content-type': opts.contentType };
     const answer = await this.send('PUT', key, `put ${key}`, { body: bytes, headers, signal: opts.signal });
     this.checkPut(key, answer);
   }

@@ -13,8 +13,9 @@ export interface ObjectInfo {
 export interface PutOptions {
   contentType: string;
   /**
-   * The body's `Content-Encoding` (a build log under Nix's `log-compression`): putBytes of the S3
-   * and HTTP stores send it; the local store has no headers and config refuses the setting there.
+   * The body's `Content-Encoding` (a build log under Nix's `log-compression`): S3's putBytes keeps
+   * it with the object. A directory keeps no headers and nginx's WebDAV drops them, so config
+   * refuses the setting for [local] and [http] and those stores never see it.
    */
   contentEncoding?: string;
   signal?: AbortSignal;

@@ -320,7 +320,6 @@ describe('[http] and the new [loft] switches', () => {
               uploadLogs: false,
               writeNarListing: true,
               indexDebugInfo: true,
-              logCompression: 'br',
             },
           },
         },
@@ -346,13 +345,8 @@ describe('[http] and the new [loft] switches', () => {
     });
     const loftTable = settings['loft'] as Table;
     assert.deepEqual(
-      [
-        loftTable['upload_logs'],
-        loftTable['write_nar_listing'],
-        loftTable['index_debug_info'],
-        loftTable['log_compression'],
-      ],
-      [false, true, true, 'br'],
+      [loftTable['upload_logs'], loftTable['write_nar_listing'], loftTable['index_debug_info']],
+      [false, true, true],
     );
     assert.deepEqual([...(sc['LoadCredential'] as string[])].sort(), [
       `http-client-key:${team.key.secretPath}`,

@@ -124,7 +124,11 @@ const INVALID: Array<[string, string]> = [
   ['[local]\npath = ""', 'local.path: expected a non-empty string'],
   [
     '[local]\npath = "/c"\n[loft]\nlog_compression = "br"',
-    'loft.log_compression: needs [s3] or [http] (a [local] directory keeps no Content-Encoding)',
+    'loft.log_compression: needs [s3] (a [local] directory or a WebDAV server keeps no Content-Encoding)',
+  ],
+  [
+    '[http]\nurl = "https://c.example.org"\n[loft]\nlog_compression = "zstd"',
+    'loft.log_compression: needs [s3]',
   ],
   [
     '[s3]\nbucket = "b"\n[loft]\nlog_compression = "xz"',
