@@ -147,6 +147,17 @@ void describe('extras of one path', () => {
     assert.deepEqual(parsed.signatures, signRealisationV2({ ...parsed, signatures: [] }, KEY).signatures);
   });
 
+  void test('a v2 entry the database recorded is written once, not again from the v1 row', async () => {
+    const store = new MemoryObjectStore();
+    const recorded = { drvPath: DRV, outputName: 'out', outPath: REALISATION.outPath, signatures: [] };
+    await upload(store, extras(store, { readRealisations: () => ({ v1: [REALISATION], v2: [recorded] }) }));
+    const v2Puts = store.calls.filter((c) => c.op === 'putBytes' && c.key.startsWith('build-trace-v2/'));
+    assert.deepEqual(
+      v2Puts.map((c) => c.key),
+      [`build-trace-v2/${DRV}/out.doi`],
+    );
+  });
+
   void test('no deriver: the v1 realisation only, no build-trace-v2 entry', async () => {
     const store = new MemoryObjectStore();
     const info = await infoOf();
