@@ -221,6 +221,16 @@ rec {
       uploadLogs = bool true "Upload the build log of each uploaded derivation output (`log/<drv>`).";
       writeNarListing = bool false "Write a `.ls` file listing each NAR's contents (for `nix store ls`).";
       indexDebugInfo = bool false "Index ELF debug info files (`debuginfo/<build-id>`) for debuginfod clients.";
+      logCompression = mkOption {
+        type = types.enum [
+          "none"
+          "br"
+          "zstd"
+          "gzip"
+        ];
+        default = "none";
+        description = "Content-Encoding of uploaded build logs, as Nix's `log-compression`; Nix >= 2.34 decodes br, zstd and gzip. S3 caches only.";
+      };
 
       pruning = {
         enable = bool false "Delete old paths from the cache on a schedule (whole closures only).";

@@ -70,6 +70,7 @@ in
     uploadLogs = true;
     writeNarListing = false;
     indexDebugInfo = false;
+    logCompression = "none";
   };
 
   # Options that write no key of loft.toml: what runs rather than what it reads (debug is --debug).
@@ -132,6 +133,7 @@ in
     uploadLogs = false;
     writeNarListing = true;
     indexDebugInfo = true;
+    logCompression = "br";
   };
 
   # Keys of loft's config with no option of their own, reached through extraConfig: the value to

@@ -1,7 +1,7 @@
 // The Config the rest of loft reads, once loft.toml and the environment are validated (schema.ts)
 // and its secrets read (load.ts). Types only, so the section readers and schema.ts can share them
 // without importing one another.
-import type { Compression } from '../format/bucket-layout.js';
+import type { Compression, LogCompression } from '../format/bucket-layout.js';
 import type { SecretKey } from '../format/signing-key.js';
 import type { StorageSettings } from '../storage/settings.js';
 import type { ListenAddress } from './metrics-listen.js';
@@ -43,7 +43,13 @@ export interface Config {
   priority: number;
   prune: PruneSettings;
   /** Extras uploaded with each path: build logs (default on), NAR listings, debug-info index (off). */
-  extras: { uploadLogs: boolean; writeNarListing: boolean; indexDebugInfo: boolean };
+  extras: {
+    uploadLogs: boolean;
+    writeNarListing: boolean;
+    indexDebugInfo: boolean;
+    /** `log_compression`: the Content-Encoding build logs are sent with. */
+    logCompression: LogCompression;
+  };
   /** What the daemon publishes as this host's roots (symlinks into the store, or directories of them). */
   publishRoots: string[];
   /** loft.metrics_listen: where the daemon serves Prometheus metrics; undefined: no metrics. */

@@ -40,6 +40,8 @@ export const DEFAULTS = {
   uploadLogs: true,
   writeNarListing: false,
   indexDebugInfo: false,
+  // Not every Nix decodes a compressed log (Nix's own log-compression is off by default too).
+  logCompression: 'none',
   // Off unless asked for: publishing writes to the bucket every few hours (README, Pruning).
   publishRoots: [] as string[],
 } as const;

@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import { COMPRESSION_LEVELS, DEFAULTS, LIMITS } from './defaults.js';
 import { parsePruneSchedule, PRUNE_SCHEDULE_SYNTAX } from '../prune/schedule-syntax.js';
 import type { Compression, Config, PruneSettings } from './config.js';
+import { LOG_COMPRESSIONS } from '../format/bucket-layout.js';
 import { METRICS_LISTEN_SYNTAX, parseListenAddress } from './metrics-listen.js';
 import type { TableReader } from './table-reader.js';
 
@@ -35,6 +36,7 @@ export const LOFT_KEYS = [
   'upload_logs',
   'write_nar_listing',
   'index_debug_info',
+  'log_compression',
 ] as const;
 
 export const COMPRESSIONS: readonly Compression[] = ['zstd', 'xz', 'none'];
@@ -73,6 +75,7 @@ export function readLoftSection(r: TableReader, baseDir: string): LoftSection {
       uploadLogs: r.bool('upload_logs') ?? DEFAULTS.uploadLogs,
       writeNarListing: r.bool('write_nar_listing') ?? DEFAULTS.writeNarListing,
       indexDebugInfo: r.bool('index_debug_info') ?? DEFAULTS.indexDebugInfo,
+      logCompression: r.oneOf('log_compression', LOG_COMPRESSIONS) ?? DEFAULTS.logCompression,
     },
   };
   const metrics = r.string('metrics_listen');

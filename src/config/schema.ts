@@ -93,6 +93,13 @@ export function validateDocument(doc: TomlTable, ctx: SchemaContext): ValidatedD
       'no [s3], [local] or [http] table: say where the cache is ([s3] bucket = ..., [local] path = ..., or [http] url = ...)',
     );
   }
+  if (s3Table === undefined && loft.settings.extras.logCompression !== 'none') {
+    // A directory keeps no Content-Encoding, nor does nginx's WebDAV: Nix would get the compressed
+    // bytes as the log. S3 keeps the header with the object.
+    errors.push(
+      'loft.log_compression: needs [s3] (a [local] directory or a WebDAV server keeps no Content-Encoding); remove it or set "none"',
+    );
+  }
   const storeDir = storeDirFromEnv(ctx.env, errors);
   for (const key of [root, s3Table, localTable, httpTable, loftTable].flatMap(
     (t) => t?.unknownKeys() ?? [],

@@ -32,6 +32,14 @@ export const CONTENT_TYPE_NIX_CACHE_INFO = 'text/x-nix-cache-info';
 /** What Nix's binary cache store writes for `log/<drv>` (upsertFile in binary-cache-store.cc). */
 export const CONTENT_TYPE_BUILD_LOG = 'text/plain; charset=utf-8';
 
+/**
+ * `log_compression`: the Content-Encoding of `log/<drv>`, as Nix's `log-compression` (2.32+) sends
+ * it. Nix >= 2.34 decodes br, zstd, gzip and deflate from an HTTP cache; an older Nix prints the
+ * compressed bytes, so the default is none.
+ */
+export type LogCompression = 'none' | 'br' | 'zstd' | 'gzip';
+export const LOG_COMPRESSIONS: readonly LogCompression[] = ['none', 'br', 'zstd', 'gzip'];
+
 /** The compressions loft writes; Nix reads these (and more: bzip2, br, gzip... which loft reads but never writes). */
 export type Compression = 'zstd' | 'xz' | 'none';
 

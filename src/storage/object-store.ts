@@ -12,6 +12,12 @@ export interface ObjectInfo {
 
 export interface PutOptions {
   contentType: string;
+  /**
+   * The body's `Content-Encoding` (a build log under Nix's `log-compression`): S3's putBytes keeps
+   * it with the object. A directory keeps no headers and nginx's WebDAV drops them, so config
+   * refuses the setting for [local] and [http] and those stores never see it.
+   */
+  contentEncoding?: string;
   signal?: AbortSignal;
   /** An upper bound of the body's size when known, so a huge body gets parts large enough. */
   sizeHint?: number;

@@ -132,6 +132,7 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads, ResumablePa
       Body: bytes,
       ContentType: putOpts.contentType,
       ContentLength: bytes.length,
+      ...(putOpts.contentEncoding ? { ContentEncoding: putOpts.contentEncoding } : {}),
     };
     const command = new PutObjectCommand(input);
     if (putOpts.sha256) usePayloadHash(command, putOpts.sha256().toString('hex'));

@@ -5,12 +5,18 @@
 //   log/<drv base name>                        after the narinfo, once per derivation
 // A local log that cannot be read is skipped with a warning; a failed write fails the path like a
 // failed narinfo write, so the path is tried again and nothing it needs goes missing.
-import { buildLogKey, CONTENT_TYPE_BUILD_LOG, listingKey } from '../format/bucket-layout.js';
+import {
+  buildLogKey,
+  CONTENT_TYPE_BUILD_LOG,
+  listingKey,
+  type LogCompression,
+} from '../format/bucket-layout.js';
 import { CONTENT_TYPE_DEBUG_INFO, debugInfoLinks } from '../format/debug-info.js';
 import { CONTENT_TYPE_LISTING, NarListingBuilder, renderNarListing } from '../format/nar-listing.js';
 import type { PathInfo } from '../format/path-info.js';
 import {
   CONTENT_TYPE_REALISATION,
+  parseRealisationId,
   realisationKeyV1,
   realisationKeyV2,
   renderRealisationV1,
@@ -25,6 +31,7 @@ import { baseNameOfParsed } from '../format/store-path.js';
 import type { Logger } from '../log.js';
 import { briefError } from '../log.js';
 import type { ObjectStore } from '../storage/object-store.js';
+import { encodeBuildLog } from './log-encoding.js';
 
 export interface ExtrasSettings {
   /** `upload_logs` (default on). */
@@ -33,6 +40,8 @@ export interface ExtrasSettings {
   writeNarListing: boolean;
   /** `index_debug_info` (default off, as in Nix). */
   indexDebugInfo: boolean;
+  /** `log_compression` (default none); absent is none. */
+  logCompression?: LogCompression;
 }
 
 export interface PathExtrasDeps {
@@ -81,16 +90,18 @@ export class PathExtras {
   }
 
   private async realisations(info: PathInfo): Promise<void> {
-    // Only a content-addressed output built from a derivation can have one.
-    if (info.ca === undefined || info.deriver === undefined) return;
+    // Only a content-addressed output can have one.
+    if (info.ca === undefined) return;
     const found = this.deps.readRealisations(info.path);
     if (found === undefined) return;
+    if (found.v1.length > 0 && info.deriver === undefined)
+      this.deps.logger.debug({ path: info.path }, 'no build-trace-v2 entry: the deriver is unknown');
     const key = this.deps.signingKey;
     for (const r of found.v1) {
       const signed = key ? signRealisationV1(r, key) : r;
       await this.put(realisationKeyV1(r.id), renderRealisationV1(signed), CONTENT_TYPE_REALISATION);
     }
-    for (const r of found.v2) {
+    for (const r of [...found.v2, ...v2FromV1(found, info.deriver)]) {
       const signed = key ? signRealisationV2(r, key) : r;
       await this.put(
         realisationKeyV2(r.drvPath, r.outputName),
@@ -113,17 +124,52 @@ export class PathExtras {
         this.deps.logger.warn({ drv, err: briefError(err) }, 'build log not uploaded: it cannot be read');
         return;
       }
-      if (log !== undefined) await this.put(key, log, CONTENT_TYPE_BUILD_LOG);
+      if (log === undefined) return;
+      const { body, contentEncoding } = await encodeBuildLog(
+        log,
+        this.deps.settings.logCompression ?? 'none',
+      );
+      await this.put(key, body, CONTENT_TYPE_BUILD_LOG, contentEncoding);
     } catch (err) {
       this.deps.logsDone.delete(drv);
       throw err;
     }
   }
 
-  private async put(key: string, body: Buffer | string, contentType: string): Promise<void> {
+  private async put(
+    key: string,
+    body: Buffer | string,
+    contentType: string,
+    contentEncoding?: string,
+  ): Promise<void> {
     await this.deps.store.putBytes(key, body, {
       contentType,
+      ...(contentEncoding ? { contentEncoding } : {}),
       ...(this.deps.signal ? { signal: this.deps.signal } : {}),
     });
   }
+}
+
+/**
+ * The Nix >= 2.35 entries for the outputs a Nix <= 2.34 database recorded. Nix >= 2.35 keys its
+ * build trace by the *resolved* derivation (inputs replaced by their realised outputs; its release
+ * notes), and the deriver Nix registers for a CA output it built is that resolved derivation
+ * (seen with Nix 2.8: ValidPaths.deriver names a .drv without inputDrvs, the input's output in
+ * inputSrcs); with no input derivations it is the derivation itself. Only loft's signature can go
+ * on the entry: the local signatures are over the v1 fingerprint. None without a deriver.
+ */
+function v2FromV1(
+  found: { v1: RealisationV1[]; v2: RealisationV2[] },
+  deriver: string | undefined,
+): RealisationV2[] {
+  if (deriver === undefined) return [];
+  const drvPath = baseNameOfParsed(deriver);
+  const have = new Set(found.v2.map((r) => `${r.drvPath}/${r.outputName}`));
+  const out = new Map<string, RealisationV2>();
+  for (const r of found.v1) {
+    const { outputName } = parseRealisationId(r.id);
+    if (have.has(`${drvPath}/${outputName}`)) continue;
+    out.set(outputName, { drvPath, outputName, outPath: r.outPath, signatures: [] });
+  }
+  return [...out.values()];
 }

@@ -10,7 +10,10 @@ export interface MemoryCall {
 
 export class MemoryObjectStore implements ObjectStore {
   readonly description = 'memory://test';
-  readonly objects = new Map<string, { body: Buffer; contentType: string; lastModified: Date }>();
+  readonly objects = new Map<
+    string,
+    { body: Buffer; contentType: string; contentEncoding?: string; lastModified: Date }
+  >();
   readonly calls: MemoryCall[] = [];
   /** What the store says one upload buffers (ObjectStore.bufferedPerUpload); a test may set it. */
   bufferedPerUpload: (sizeHint: number) => number = () => 0;
@@ -33,6 +36,7 @@ export class MemoryObjectStore implements ObjectStore {
     this.objects.set(key, {
       body: Buffer.from(body),
       contentType: opts.contentType,
+      ...(opts.contentEncoding ? { contentEncoding: opts.contentEncoding } : {}),
       lastModified: new Date(),
     });
     return Promise.resolve();

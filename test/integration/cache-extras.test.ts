@@ -6,15 +6,31 @@
 // path's extras with it.
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { get, type IncomingHttpHeaders } from 'node:http';
 import { join } from 'node:path';
+import { brotliDecompressSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { CONTENT_TYPE_BUILD_LOG } from '../../src/format/bucket-layout.js';
+import { realisationFingerprintV2 } from '../../src/format/realisation.js';
+import { parsePublicKey, verifySignature } from '../../src/format/signing-key.js';
 import { startIntegrationEnv, type IntegrationEnv } from '../helpers/integration-env.js';
 import { randomSalt } from '../helpers/fixtures.js';
 import { runLoft } from '../helpers/loft-cli.js';
 import { hasNix, nixBin } from '../helpers/nix-env.js';
 import { httpCacheUrl } from '../helpers/upload-env.js';
+
+/** A GET whose body is not decoded, whatever its Content-Encoding. */
+function rawGet(url: string): Promise<{ headers: IncomingHttpHeaders; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    get(url, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    }).on('error', reject);
+  });
+}
 
 const EXTRAS_NIX = new URL('../fixtures/extras.nix', import.meta.url).pathname;
 const CA = ['--extra-experimental-features', 'ca-derivations'];
@@ -162,6 +178,35 @@ describe('cache extras with real Nix', { skip: !hasNix() && 'nix is not installe
       assert.ok(compared >= 2, 'signatures compared with Nix-made ones');
     });
 
+    test('each CA output also has a build-trace-v2 entry under its deriver, signed by loft', async () => {
+      // Nix 2.8 records only the v1 layout; loft writes the v2 one from the output's deriver.
+      for (const path of [out.ca, out.caUser]) {
+        const drv = (await nixBin(['nix-store', '--query', '--deriver', path])).stdout
+          .trim()
+          .split('/')
+          .pop()!;
+        const outPath = path.split('/').pop()!;
+        const body = readFileSync(join(cache, 'build-trace-v2', drv, 'out.doi'), 'utf8');
+        const parsed = JSON.parse(body) as {
+          outPath: string;
+          signatures: Array<{ keyName: string; sig: string }>;
+        };
+        assert.equal(body, JSON.stringify({ outPath, signatures: parsed.signatures }));
+        assert.deepEqual(
+          parsed.signatures.map((s) => s.keyName),
+          [env.key.name],
+        );
+        const fingerprint = realisationFingerprintV2({
+          drvPath: drv,
+          outputName: 'out',
+          outPath,
+          signatures: [],
+        });
+        const pub = parsePublicKey(env.key.publicKey);
+        assert.ok(verifySignature(pub, fingerprint, `${env.key.name}:${parsed.signatures[0]!.sig}`), drv);
+      }
+    });
+
     test('verify passes, then names a planted broken realisation', async () => {
       // verify: clean, then a planted realisation of a path the cache lacks is named.
       const clean = await runLoft(['-c', config, 'verify']);
@@ -173,6 +218,14 @@ describe('cache extras with real Nix', { skip: !hasNix() && 'nix is not installe
         signatures: [],
       };
       writeFileSync(join(cache, planted), JSON.stringify(broken));
+      // A v2 entry whose signature is not over its own fingerprint (another output's).
+      const [v2a, v2b] = filesUnder(join(cache, 'build-trace-v2'));
+      const a = join(cache, 'build-trace-v2', v2a!);
+      const v2aBody = readFileSync(a, 'utf8');
+      const bodyOf = (f: string): { outPath: string; signatures: unknown } =>
+        JSON.parse(readFileSync(f, 'utf8')) as { outPath: string; signatures: unknown };
+      const other = bodyOf(join(cache, 'build-trace-v2', v2b!));
+      writeFileSync(a, JSON.stringify({ outPath: bodyOf(a).outPath, signatures: other.signatures }));
       const bad = await runLoft(['-c', config, 'verify']);
       assert.equal(bad.code, 6, bad.stdout + bad.stderr);
       assert.match(
@@ -180,6 +233,11 @@ describe('cache extras with real Nix', { skip: !hasNix() && 'nix is not installe
         new RegExp(`${planted.replace(/[!.]/g, '\\$&')}: realises .*-gone, which has no narinfo`),
       );
       assert.match(bad.stdout, /has no valid signature by loft-extras-1/);
+      assert.match(
+        bad.stdout,
+        new RegExp(`build-trace-v2/${v2a!.replace(/[.]/g, '\\.')}: has no valid signature`),
+      );
+      writeFileSync(a, v2aBody);
     });
 
     test("prune takes the paths' extras with them", async (t) => {
@@ -216,5 +274,27 @@ describe('cache extras with real Nix', { skip: !hasNix() && 'nix is not installe
       .pop()!;
     const head = await fetch(`${url}/log/${drv}`, { method: 'HEAD' });
     assert.equal(head.headers.get('content-type'), CONTENT_TYPE_BUILD_LOG);
+    assert.equal(head.headers.get('content-encoding'), null, 'log_compression is none by default');
+  });
+
+  test('S3 with log_compression = "br": the log is stored compressed, with its Content-Encoding', async () => {
+    const config = await env.configIn('s3-br', {
+      s3: { ...env.s3, keyPrefix: 'br/' },
+      extraLoft: 'log_compression = "br"',
+    });
+    const up = await runLoft(['-c', config, '--upload-path', out.logged]);
+    assert.equal(up.code, 0, up.stderr);
+    const drv = (await nixBin(['nix-store', '--query', '--deriver', out.logged])).stdout
+      .trim()
+      .split('/')
+      .pop()!;
+    // node:http does not decode: the raw object, as the bucket keeps it.
+    const raw = await rawGet(`${httpCacheUrl({ ...env.s3, keyPrefix: 'br/' })}/log/${drv}`);
+    assert.equal(raw.headers['content-encoding'], 'br');
+    assert.equal(raw.headers['content-type'], CONTENT_TYPE_BUILD_LOG);
+    const log = brotliDecompressSync(raw.body).toString();
+    assert.match(log, new RegExp(`EXTRAS-LOG-MARKER-${salt}`));
+    const local = await nixBin(['nix', 'log', out.logged]);
+    assert.equal(log, local.stdout);
   });
 });

@@ -377,7 +377,8 @@ describe('[http] and the new [loft] switches', () => {
     );
     assert.deepEqual(warnings, []);
     const keys = Object.keys(settings['loft'] as Table);
-    for (const k of ['upload_logs', 'write_nar_listing', 'index_debug_info']) assert.ok(!keys.includes(k), k);
+    for (const k of ['upload_logs', 'write_nar_listing', 'index_debug_info', 'log_compression'])
+      assert.ok(!keys.includes(k), k);
   });
 });
 

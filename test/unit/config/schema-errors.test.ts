@@ -122,6 +122,18 @@ const INVALID: Array<[string, string]> = [
   ['[s3]\nbucket = "b"\n[local]\npath = "/c"', '[s3] and [local] are both present'],
   ['[local]\n', 'local.path: required in [local]'],
   ['[local]\npath = ""', 'local.path: expected a non-empty string'],
+  [
+    '[local]\npath = "/c"\n[loft]\nlog_compression = "br"',
+    'loft.log_compression: needs [s3] (a [local] directory or a WebDAV server keeps no Content-Encoding)',
+  ],
+  [
+    '[http]\nurl = "https://c.example.org"\n[loft]\nlog_compression = "zstd"',
+    'loft.log_compression: needs [s3]',
+  ],
+  [
+    '[s3]\nbucket = "b"\n[loft]\nlog_compression = "xz"',
+    'loft.log_compression: expected one of "none", "br"',
+  ],
 ];
 
 describe('invalid values are one-line ConfigErrors naming the dotted key', () => {

@@ -30,7 +30,7 @@ describe('defaults', () => {
         graceHours: 24,
       },
       publishRoots: [],
-      extras: { uploadLogs: true, writeNarListing: false, indexDebugInfo: false },
+      extras: { uploadLogs: true, writeNarListing: false, indexDebugInfo: false, logCompression: 'none' },
       debug: false,
     });
   });
@@ -142,6 +142,7 @@ describe('every key is read', () => {
       upload_logs = false
       write_nar_listing = true
       index_debug_info = true
+      log_compression = "zstd"
     `);
     const c = v.config;
     assert.deepEqual(c.storage, {
@@ -185,7 +186,12 @@ describe('every key is read', () => {
       [false, 10, true, 41],
     );
     assert.deepEqual(c.skipSignedByKeys, []);
-    assert.deepEqual(c.extras, { uploadLogs: false, writeNarListing: true, indexDebugInfo: true });
+    assert.deepEqual(c.extras, {
+      uploadLogs: false,
+      writeNarListing: true,
+      indexDebugInfo: true,
+      logCompression: 'zstd',
+    });
     assert.deepEqual(c.prune, {
       enabled: true,
       retentionDays: 7,

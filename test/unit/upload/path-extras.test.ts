@@ -9,7 +9,11 @@ import { encodeNar, type NarListener, type NarNode, type NarSource } from '../..
 import { sha256Hash } from '../../../src/format/hash.js';
 import type { PathInfo } from '../../../src/format/path-info.js';
 import { parseSecretKey } from '../../../src/format/signing-key.js';
-import type { RealisationV1 } from '../../../src/format/realisation.js';
+import {
+  parseRealisationV2,
+  signRealisationV2,
+  type RealisationV1,
+} from '../../../src/format/realisation.js';
 import { silentLogger } from '../../../src/log.js';
 import { PathExtras, type ExtrasSettings, type PathExtrasDeps } from '../../../src/upload/path-extras.js';
 import { uploadClosure } from '../../../src/upload/upload-closure.js';
@@ -19,6 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MemoryObjectStore } from '../../helpers/memory-object-store.js';
 import { readFileSync } from 'node:fs';
+import { brotliDecompressSync, gunzipSync, zstdDecompressSync } from 'node:zlib';
 
 const KEY = parseSecretKey(
   readFileSync(new URL('../../fixtures/narinfo/TEST-ONLY-loft-test-1.secret-key', import.meta.url), 'utf8'),
@@ -125,6 +130,7 @@ void describe('extras of one path', () => {
       `${'a'.repeat(32)}.ls`,
       `${'a'.repeat(32)}.narinfo`,
       `realisations/${REALISATION.id}.doi`,
+      `build-trace-v2/${DRV}/out.doi`,
       `log/${DRV}`,
     ]);
     const ls = JSON.parse(store.objects.get(`${'a'.repeat(32)}.ls`)!.body.toString()) as unknown;
@@ -134,6 +140,32 @@ void describe('extras of one path', () => {
       store.objects.get(`realisations/${REALISATION.id}.doi`)!.body.toString(),
     ) as RealisationV1;
     assert.equal(r.signatures.length, 1);
+    // The v2 entry, keyed by the deriver, signed over the v2 fingerprint (Nix >= 2.35).
+    const v2 = store.objects.get(`build-trace-v2/${DRV}/out.doi`)!.body.toString();
+    const parsed = parseRealisationV2(v2, { drvPath: DRV, outputName: 'out' });
+    assert.equal(parsed.outPath, REALISATION.outPath);
+    assert.deepEqual(parsed.signatures, signRealisationV2({ ...parsed, signatures: [] }, KEY).signatures);
+  });
+
+  void test('a v2 entry the database recorded is written once, not again from the v1 row', async () => {
+    const store = new MemoryObjectStore();
+    const recorded = { drvPath: DRV, outputName: 'out', outPath: REALISATION.outPath, signatures: [] };
+    await upload(store, extras(store, { readRealisations: () => ({ v1: [REALISATION], v2: [recorded] }) }));
+    const v2Puts = store.calls.filter((c) => c.op === 'putBytes' && c.key.startsWith('build-trace-v2/'));
+    assert.deepEqual(
+      v2Puts.map((c) => c.key),
+      [`build-trace-v2/${DRV}/out.doi`],
+    );
+  });
+
+  void test('no deriver: the v1 realisation only, no build-trace-v2 entry', async () => {
+    const store = new MemoryObjectStore();
+    const info = await infoOf();
+    delete info.deriver;
+    await upload(store, extras(store), info);
+    const keys = [...store.objects.keys()];
+    assert.ok(keys.includes(`realisations/${REALISATION.id}.doi`), keys.join(' '));
+    assert.ok(!keys.some((k) => k.startsWith('build-trace-v2/')), keys.join(' '));
   });
 
   void test('defaults: a log, no listing; a path without CA gets no realisation', async () => {
@@ -146,6 +178,23 @@ void describe('extras of one path', () => {
     await upload(store, ex, info);
     const keys = [...store.objects.keys()].filter((k) => !k.startsWith('nar/')).sort();
     assert.deepEqual(keys, [`${'a'.repeat(32)}.narinfo`, `log/${DRV}`]);
+  });
+
+  void test('log_compression: the log compressed with its Content-Encoding; none by default', async () => {
+    const decode = { br: brotliDecompressSync, zstd: zstdDecompressSync, gzip: gunzipSync } as const;
+    for (const method of ['br', 'zstd', 'gzip'] as const) {
+      const store = new MemoryObjectStore();
+      await upload(store, extras(store, { settings: { ...ALL_ON, logCompression: method } }));
+      const log = store.objects.get(`log/${DRV}`)!;
+      assert.equal(log.contentEncoding, method);
+      assert.equal(log.contentType, 'text/plain; charset=utf-8');
+      assert.equal(decode[method](log.body).toString(), 'the log\n');
+    }
+    const store = new MemoryObjectStore();
+    await upload(store, extras(store, { settings: { ...ALL_ON, logCompression: 'none' } }));
+    const log = store.objects.get(`log/${DRV}`)!;
+    assert.equal(log.contentEncoding, undefined);
+    assert.equal(log.body.toString(), 'the log\n');
   });
 
   void test('upload_logs off writes no log', async () => {
