@@ -5,11 +5,11 @@
 // "\r\n", what `echo` and most editors add) is not part of the password. Spaces and any other
 // bytes are. nix-stored reads its own password file byte for byte, newline included: give it a file
 // written with `printf '%s'` (or give loft the same bytes plus one newline).
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { ConfigError } from '../errors.js';
 import type { HeaderEntry } from './extra-headers.js';
 import { mergeExtraHeaders } from './extra-headers.js';
-import { readSecretFile } from './secret-files.js';
+import { exposedKeyWarning, readSecretFile } from './secret-files.js';
 import type { HeaderFileRef } from './s3-section.js';
 import type { HttpFileRefs } from './http-section.js';
 import { netrcLoginFor } from './http-netrc.js';
@@ -50,6 +50,10 @@ export async function completeHttp(
   if (files.clientCertFile !== undefined && files.clientKeyFile !== undefined) {
     http.clientCert = await readPem('http.client_cert_file', files.clientCertFile, /CERTIFICATE/);
     http.clientKey = await readPem('http.client_key_file', files.clientKeyFile, /PRIVATE KEY/);
+    // A private key, like the signing key: the same warning when group or others can read it.
+    const { mode } = await stat(files.clientKeyFile);
+    const warning = exposedKeyWarning(`http.client_key_file ${files.clientKeyFile}`, mode);
+    if (warning !== undefined) warnings.push(warning);
   }
   const headerFiles: HeaderEntry[] = [];
   for (const ref of sources.headerFiles) {
