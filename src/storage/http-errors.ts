@@ -27,6 +27,8 @@ export interface HttpFailureContext {
   where: string;
   /** The request sent credentials and is the first that did: see the 500 case below. */
   firstAuthenticated?: boolean;
+  /** Set for an https:// cache: whether loft presents a client certificate (mutual TLS). */
+  tls?: { clientCert: boolean };
 }
 
 /** nix-stored's texts for a wrong or missing password (its BasicAuthMiddleware), sent with a 500. */
@@ -66,6 +68,8 @@ function statusError(err: HttpStatusError, ctx: HttpFailureContext): StorageErro
   const { status } = err;
   const on = `${ctx.where} answered HTTP ${status} to ${ctx.operation}`;
   const writing = err.method === 'PUT' || err.method === 'DELETE';
+  const mtls = status === 400 ? clientCertificateProblem(err, ctx) : undefined;
+  if (mtls !== undefined) return new StorageError(`${on}: ${mtls}`, { code: 'E_STORAGE_TLS', cause: err });
   if (status === 401 || (status === 403 && writing)) {
     const why = status === 401 ? 'the credentials were refused' : 'writing there is forbidden';
     return new StorageError(
@@ -111,6 +115,27 @@ function statusError(err: HttpStatusError, ctx: HttpFailureContext): StorageErro
     ? "the server failed it after loft's retries: try again later or look at the server's log"
     : "rerun with --debug to see the server's answer";
   return new StorageError(`${on}: ${hint}`, { cause: err, transient });
+}
+
+/**
+ * What a 400 says about loft's client certificate, or undefined. nginx with `ssl_verify_client on`
+ * completes the TLS handshake without one and then answers every request 400, with "No required
+ * SSL certificate was sent" or "The SSL certificate error" in an HTML body; a HEAD's answer has no
+ * body, so a bodiless 400 on an https cache loft gives no certificate is read the same way.
+ */
+function clientCertificateProblem(err: HttpStatusError, ctx: HttpFailureContext): string | undefined {
+  if (ctx.tls === undefined) return undefined;
+  const set = 'set http.client_cert_file and http.client_key_file to a certificate and key it accepts';
+  if (/no required ssl certificate/i.test(err.bodyText) || (err.bodyText === '' && !ctx.tls.clientCert)) {
+    return `the server requires a client certificate (mutual TLS) and loft sent none; ${set}`;
+  }
+  if (/ssl certificate error/i.test(err.bodyText)) {
+    return (
+      "the server refused loft's client certificate; check that http.client_cert_file is signed by " +
+      'a CA the server trusts, has not expired, and matches http.client_key_file'
+    );
+  }
+  return undefined;
 }
 
 const TLS_CERT_CODES = new Set([

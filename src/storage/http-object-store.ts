@@ -240,6 +240,9 @@ export class HttpObjectStore implements ObjectStore {
       operation,
       where: this.description,
       firstAuthenticated: first && this.client.sendsCredentials,
+      ...(this.client.options.url.startsWith('https:')
+        ? { tls: { clientCert: this.client.options.clientCert !== undefined } }
+        : {}),
     });
   }
 }
