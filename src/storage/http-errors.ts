@@ -27,8 +27,8 @@ export interface HttpFailureContext {
   where: string;
   /** The request sent credentials and is the first that did: see the 500 case below. */
   firstAuthenticated?: boolean;
-  /** Set for an https:// cache: whether loft presents a client certificate (mutual TLS). */
-  tls?: { clientCert: boolean };
+  /** Set for an https:// cache: whether http.ca_file and a client certificate (mutual TLS) are set. */
+  tls?: { caFile: boolean; clientCert: boolean };
 }
 
 /** nix-stored's texts for a wrong or missing password (its BasicAuthMiddleware), sent with a 500. */
@@ -46,7 +46,7 @@ export function httpStorageError(err: unknown, ctx: HttpFailureContext): Storage
   if (code !== undefined && TLS_CERT_CODES.has(code)) {
     return new StorageError(
       `the TLS certificate of ${ctx.where} was not accepted for ${ctx.operation} (${code}): ` +
-        'set http.ca_file to the CA that signed it, or fix the server certificate',
+        certificateHint(code, ctx.tls?.caFile === true),
       { code: 'E_STORAGE_TLS', cause: err },
     );
   }
@@ -136,6 +136,19 @@ function clientCertificateProblem(err: HttpStatusError, ctx: HttpFailureContext)
     );
   }
   return undefined;
+}
+
+/** What to do about a server certificate Node refused with `code`. */
+function certificateHint(code: string, caFile: boolean): string {
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+    return "it does not name the host of http.url (its subjectAltName must list the URL's host or IP)";
+  }
+  if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') {
+    return "renew the server certificate, or check this machine's clock";
+  }
+  return caFile
+    ? 'it is not signed by a CA in http.ca_file; set ca_file to the CA that signed it'
+    : "it is not signed by a CA this machine trusts; set http.ca_file to the CA that signed it (a private CA's certificate, PEM)";
 }
 
 const TLS_CERT_CODES = new Set([

@@ -241,7 +241,12 @@ export class HttpObjectStore implements ObjectStore {
       where: this.description,
       firstAuthenticated: first && this.client.sendsCredentials,
       ...(this.client.options.url.startsWith('https:')
-        ? { tls: { clientCert: this.client.options.clientCert !== undefined } }
+        ? {
+            tls: {
+              caFile: this.client.options.ca !== undefined,
+              clientCert: this.client.options.clientCert !== undefined,
+            },
+          }
         : {}),
     });
   }

@@ -122,8 +122,23 @@ describe('[http] over TLS to a real nginx: a private CA and mutual TLS', () => {
     const lines = errorLines(run);
     assert.equal(lines.length, 1, run.stdout + run.stderr);
     assert.match(lines[0]!, /TLS certificate of https:\/\/127\.0\.0\.1:\d+\/cache\/noca was not accepted/);
-    assert.match(lines[0]!, /set http\.ca_file to the CA that signed it/);
+    assert.match(
+      lines[0]!,
+      /not signed by a CA this machine trusts; set http\.ca_file to the CA that signed it/,
+    );
     assert.ok(!existsSync(narinfoAt('cache/noca', fixtures.leaf)));
+  });
+
+  test('ca_file naming another CA: exit 4 and one line that says the CA in ca_file did not sign it', async (t) => {
+    if (!skipUnlessReady(t)) return;
+    const other = await makeTestPki(join(dir, 'other'));
+    const cfg = await config(`${nginx.origin}/cache/otherca`, [`ca_file = "${other.caCert}"`]);
+    const run = await runLoft(['-c', cfg, '--upload-path', fixtures.leaf]);
+    assert.equal(run.code, 4, run.stdout + run.stderr);
+    const lines = errorLines(run);
+    assert.equal(lines.length, 1, run.stdout + run.stderr);
+    assert.match(lines[0]!, /not accepted .*: it is not signed by a CA in http\.ca_file/);
+    assert.ok(!existsSync(narinfoAt('cache/otherca', fixtures.leaf)));
   });
 
   test('mutual TLS: with client_cert_file and client_key_file loft uploads', async (t) => {
