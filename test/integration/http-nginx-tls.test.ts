@@ -4,23 +4,26 @@
 // exit 4 and one line about the certificate; behind `ssl_verify_client on` loft uploads with
 // `client_cert_file`/`client_key_file` and without them stops with one line that asks for them. The
 // client key is registered as a secret for the suite's final no-secret-in-logs check.
+import { execFile } from 'node:child_process';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { buildFixtureClosure, type FixtureCase } from '../helpers/fixtures.js';
 import { runLoft } from '../helpers/loft-cli.js';
 import { hasNix, nixBin, nixEnv, requireNix } from '../helpers/nix-env.js';
 import { nginxMissing, requireNginx, startNginx, type TestNginx } from '../helpers/nginx-server.js';
 import { makeNixKey, type KeyFiles } from '../helpers/signing-keys.js';
 import { skipTest } from '../helpers/skip.js';
-import { makeTestPki, opensslMissing, type TestPki } from '../helpers/test-pki.js';
+import { makeTestPki, OPENSSL, opensslMissing, type TestPki } from '../helpers/test-pki.js';
 import { registerSecret, registerSecretWithEncodings } from '../helpers/test-secrets.js';
 import { closureOf, deleteLocally, hashPartOfPath } from '../helpers/upload-env.js';
 import { errorLines } from '../helpers/bad-input-table.js';
 
+const execFileAsync = promisify(execFile);
 const ready = () => hasNix() && nginxMissing() === undefined && opensslMissing() === undefined;
 
 describe('[http] over TLS to a real nginx: a private CA and mutual TLS', () => {
@@ -164,6 +167,46 @@ describe('[http] over TLS to a real nginx: a private CA and mutual TLS', () => {
     assert.match(lines[0]!, /requires a client certificate/);
     assert.match(lines[0]!, /set http\.client_cert_file and http\.client_key_file/);
     assert.ok(!existsSync(narinfoAt('cache/nocert', fixtures.leaf)));
+  });
+
+  test("a client key that is not the certificate's, or is encrypted: exit 3 and one line, nothing sent", async (t) => {
+    if (!skipUnlessReady(t)) return;
+    const other = await makeTestPki(join(dir, 'other-client'));
+    const encrypted = join(dir, 'encrypted-client.key');
+    await execFileAsync(OPENSSL, [
+      'pkey',
+      '-in',
+      pki.clientKey,
+      '-aes256',
+      '-passout',
+      'pass:test',
+      '-out',
+      encrypted,
+    ]);
+    const cases = [
+      {
+        keyFile: other.clientKey,
+        message: /http\.client_key_file: .* is not the key of the certificate in /,
+      },
+      {
+        keyFile: encrypted,
+        message: /http\.client_key_file: .* is encrypted; loft reads an unencrypted key/,
+      },
+    ];
+    for (const c of cases) {
+      const mark = (await nginx.requests()).length;
+      const cfg = await config(`${nginx.mtlsOrigin!}/cache/badkey`, [
+        `ca_file = "${pki.caCert}"`,
+        `client_cert_file = "${pki.clientCert}"`,
+        `client_key_file = "${c.keyFile}"`,
+      ]);
+      const run = await runLoft(['-c', cfg, '--upload-path', fixtures.leaf]);
+      assert.equal(run.code, 3, run.stdout + run.stderr);
+      const lines = errorLines(run);
+      assert.equal(lines.length, 1, run.stdout + run.stderr);
+      assert.match(lines[0]!, c.message);
+      assert.deepEqual((await nginx.requests()).slice(mark), [], 'no request was made');
+    }
   });
 
   test('a client key file readable by others: a warning like the signing key gets, and the upload goes on', async (t) => {
