@@ -126,8 +126,11 @@ function statusError(err: HttpStatusError, ctx: HttpFailureContext): StorageErro
 function clientCertificateProblem(err: HttpStatusError, ctx: HttpFailureContext): string | undefined {
   if (ctx.tls === undefined) return undefined;
   const set = 'set http.client_cert_file and http.client_key_file to a certificate and key it accepts';
-  if (/no required ssl certificate/i.test(err.bodyText) || (err.bodyText === '' && !ctx.tls.clientCert)) {
+  if (/no required ssl certificate/i.test(err.bodyText)) {
     return `the server requires a client certificate (mutual TLS) and loft sent none; ${set}`;
+  }
+  if (err.bodyText === '' && !ctx.tls.clientCert) {
+    return `the server probably requires a client certificate (mutual TLS: nginx answers 400 without one); ${set}`;
   }
   if (/ssl certificate error/i.test(err.bodyText)) {
     return (
