@@ -9,6 +9,7 @@ export type Need =
   | 'python3'
   | 'zstd'
   | 'xz'
+  | 'openssl'
   | 'built-cli'
   | 'readable-checkout'
   | 'test-runner';

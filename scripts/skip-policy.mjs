@@ -2,10 +2,10 @@
 // test/helpers/skip.ts, whose reason opens with a tag naming what it lacks: "[needs nix] nix is not
 // on PATH ...". The runner (scripts/run-tests.mjs) collects every skip, lists them after the run,
 // and under CI fails the run for each skip CI could have avoided: CI provides Nix, root, nginx,
-// moto, python3 and the zstd and xz tools, so a test skipped for lack of one of them is breakage
-// hidden as a skip. Only the S3 choice may skip there: a test that needs the in-process server
-// skips while LOFT_TEST_S3_ENDPOINT names another one, and a test made for a real service skips
-// against the in-process one. And the built CLI: the Nix package's unit check runs the unit tests
+// moto, python3, openssl and the zstd and xz tools, so a test skipped for lack of one of them is
+// breakage hidden as a skip. Only the S3 choice may skip there: a test that needs the in-process
+// server skips while LOFT_TEST_S3_ENDPOINT names another one, and a test made for a real service
+// skips against the in-process one. And the built CLI: the Nix package's unit check runs the unit tests
 // under CI without a build, where the final log check finds no loft process to check (a full run
 // builds first, and every integration test would fail without it). A skip without a tag cannot be
 // judged, so under CI it fails too.
@@ -21,6 +21,7 @@ export const NEEDS = [
   'python3',
   'zstd',
   'xz',
+  'openssl',
   'built-cli',
   'readable-checkout',
   'test-runner',

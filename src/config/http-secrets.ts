@@ -5,11 +5,12 @@
 // "\r\n", what `echo` and most editors add) is not part of the password. Spaces and any other
 // bytes are. nix-stored reads its own password file byte for byte, newline included: give it a file
 // written with `printf '%s'` (or give loft the same bytes plus one newline).
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
+import { createSecureContext } from 'node:tls';
 import { ConfigError } from '../errors.js';
 import type { HeaderEntry } from './extra-headers.js';
 import { mergeExtraHeaders } from './extra-headers.js';
-import { readSecretFile } from './secret-files.js';
+import { exposedKeyWarning, readSecretFile } from './secret-files.js';
 import type { HeaderFileRef } from './s3-section.js';
 import type { HttpFileRefs } from './http-section.js';
 import { netrcLoginFor } from './http-netrc.js';
@@ -50,6 +51,11 @@ export async function completeHttp(
   if (files.clientCertFile !== undefined && files.clientKeyFile !== undefined) {
     http.clientCert = await readPem('http.client_cert_file', files.clientCertFile, /CERTIFICATE/);
     http.clientKey = await readPem('http.client_key_file', files.clientKeyFile, /PRIVATE KEY/);
+    checkClientPair(http.clientCert, http.clientKey, files.clientCertFile, files.clientKeyFile);
+    // A private key, like the signing key: the same warning when group or others can read it.
+    const { mode } = await stat(files.clientKeyFile);
+    const warning = exposedKeyWarning(`http.client_key_file ${files.clientKeyFile}`, mode);
+    if (warning !== undefined) warnings.push(warning);
   }
   const headerFiles: HeaderEntry[] = [];
   for (const ref of sources.headerFiles) {
@@ -87,6 +93,34 @@ async function readText(key: string, path: string): Promise<string> {
     const why =
       code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (code ?? 'read failed');
     throw new ConfigError(`${key}: cannot read ${path} (${why})`);
+  }
+}
+
+/**
+ * Refuses a certificate and key Node could not use, at load time with one line, rather than with
+ * the first request as a network error: an encrypted key (loft has no passphrase setting) or a key
+ * that is not the certificate's. Only OpenSSL's code is shown, never its text or the file's bytes.
+ */
+function checkClientPair(cert: string, key: string, certPath: string, keyPath: string): void {
+  if (/ENCRYPTED/.test(key)) {
+    throw new ConfigError(
+      `http.client_key_file: ${keyPath} is encrypted; loft reads an unencrypted key ` +
+        '(openssl pkey -in KEY -out NEW_KEY writes one; keep it chmod 600)',
+    );
+  }
+  try {
+    createSecureContext({ cert, key });
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (code === 'ERR_OSSL_X509_KEY_VALUES_MISMATCH') {
+      throw new ConfigError(
+        `http.client_key_file: ${keyPath} is not the key of the certificate in ${certPath}`,
+      );
+    }
+    throw new ConfigError(
+      `http.client_cert_file, client_key_file: ${certPath} and ${keyPath} are not a usable ` +
+        `certificate and key (${typeof code === 'string' ? code : 'unreadable'})`,
+    );
   }
 }
 

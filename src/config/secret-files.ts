@@ -57,14 +57,19 @@ export async function readSigningKeyFile(path: string, expectedName?: string): P
         `${JSON.stringify(key.name)}; the Sig name comes from the key file (remove signing_key_name or fix it)`,
     );
   }
-  const warnings: string[] = [];
-  if ((mode & 0o077) !== 0) {
-    const octal = (mode & 0o777).toString(8).padStart(4, '0');
-    warnings.push(
-      `signing key file ${path} is accessible by group or others (mode ${octal}); run chmod 600 on it`,
-    );
-  }
-  return { key, warnings };
+  const warning = exposedKeyWarning(`signing key file ${path}`, mode);
+  return { key, warnings: warning === undefined ? [] : [warning] };
+}
+
+/**
+ * The warning for a private key file (the signing key, the TLS client key) that group or others
+ * can read, or undefined. A warning, not an error: like ssh's, the check cannot see ACLs or who
+ * the group is, and refusing would break set-ups that share a key with a service group on purpose.
+ */
+export function exposedKeyWarning(subject: string, mode: number): string | undefined {
+  if ((mode & 0o077) === 0) return undefined;
+  const octal = (mode & 0o777).toString(8).padStart(4, '0');
+  return `${subject} is accessible by group or others (mode ${octal}); run chmod 600 on it`;
 }
 
 function reason(err: unknown): string {

@@ -27,6 +27,8 @@ export interface HttpFailureContext {
   where: string;
   /** The request sent credentials and is the first that did: see the 500 case below. */
   firstAuthenticated?: boolean;
+  /** Set for an https:// cache: whether http.ca_file and a client certificate (mutual TLS) are set. */
+  tls?: { caFile: boolean; clientCert: boolean };
 }
 
 /** nix-stored's texts for a wrong or missing password (its BasicAuthMiddleware), sent with a 500. */
@@ -44,7 +46,7 @@ export function httpStorageError(err: unknown, ctx: HttpFailureContext): Storage
   if (code !== undefined && TLS_CERT_CODES.has(code)) {
     return new StorageError(
       `the TLS certificate of ${ctx.where} was not accepted for ${ctx.operation} (${code}): ` +
-        'set http.ca_file to the CA that signed it, or fix the server certificate',
+        certificateHint(code, ctx.tls?.caFile === true),
       { code: 'E_STORAGE_TLS', cause: err },
     );
   }
@@ -66,6 +68,8 @@ function statusError(err: HttpStatusError, ctx: HttpFailureContext): StorageErro
   const { status } = err;
   const on = `${ctx.where} answered HTTP ${status} to ${ctx.operation}`;
   const writing = err.method === 'PUT' || err.method === 'DELETE';
+  const mtls = status === 400 ? clientCertificateProblem(err, ctx) : undefined;
+  if (mtls !== undefined) return new StorageError(`${on}: ${mtls}`, { code: 'E_STORAGE_TLS', cause: err });
   if (status === 401 || (status === 403 && writing)) {
     const why = status === 401 ? 'the credentials were refused' : 'writing there is forbidden';
     return new StorageError(
@@ -111,6 +115,43 @@ function statusError(err: HttpStatusError, ctx: HttpFailureContext): StorageErro
     ? "the server failed it after loft's retries: try again later or look at the server's log"
     : "rerun with --debug to see the server's answer";
   return new StorageError(`${on}: ${hint}`, { cause: err, transient });
+}
+
+/**
+ * What a 400 says about loft's client certificate, or undefined. nginx with `ssl_verify_client on`
+ * completes the TLS handshake without one and then answers every request 400, with "No required
+ * SSL certificate was sent" or "The SSL certificate error" in an HTML body; a HEAD's answer has no
+ * body, so a bodiless 400 on an https cache loft gives no certificate is read the same way.
+ */
+function clientCertificateProblem(err: HttpStatusError, ctx: HttpFailureContext): string | undefined {
+  if (ctx.tls === undefined) return undefined;
+  const set = 'set http.client_cert_file and http.client_key_file to a certificate and key it accepts';
+  if (/no required ssl certificate/i.test(err.bodyText)) {
+    return `the server requires a client certificate (mutual TLS) and loft sent none; ${set}`;
+  }
+  if (err.bodyText === '' && !ctx.tls.clientCert) {
+    return `the server probably requires a client certificate (mutual TLS: nginx answers 400 without one); ${set}`;
+  }
+  if (/ssl certificate error/i.test(err.bodyText)) {
+    return (
+      "the server refused loft's client certificate; check that http.client_cert_file is signed by " +
+      'a CA the server trusts, has not expired, and matches http.client_key_file'
+    );
+  }
+  return undefined;
+}
+
+/** What to do about a server certificate Node refused with `code`. */
+function certificateHint(code: string, caFile: boolean): string {
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+    return "it does not name the host of http.url (its subjectAltName must list the URL's host or IP)";
+  }
+  if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') {
+    return "renew the server certificate, or check this machine's clock";
+  }
+  return caFile
+    ? 'it is not signed by a CA in http.ca_file; set ca_file to the CA that signed it'
+    : "it is not signed by a CA this machine trusts; set http.ca_file to the CA that signed it (a private CA's certificate, PEM)";
 }
 
 const TLS_CERT_CODES = new Set([

@@ -243,6 +243,14 @@ export class HttpObjectStore implements ObjectStore {
       operation,
       where: this.description,
       firstAuthenticated: first && this.client.sendsCredentials,
+      ...(this.client.options.url.startsWith('https:')
+        ? {
+            tls: {
+              caFile: this.client.options.ca !== undefined,
+              clientCert: this.client.options.clientCert !== undefined,
+            },
+          }
+        : {}),
     });
   }
 }

@@ -8,6 +8,12 @@
 //   /ro/         readable and listable, every write forbidden (403)
 //   /nochunk/    like /cache/, but a chunked request body gets 411 Length Required
 //   /nolist/     like /cache/, without PROPFIND (405), as a plain upload server
+//
+// With `tls` (test/helpers/test-pki.ts), the server speaks https only, with the PKI's server
+// certificate, and a second server on a port of its own (`mtlsOrigin`) serves the same locations
+// but requires a client certificate signed by the PKI's CA (`ssl_verify_client on`, which nginx
+// takes per server, not per location): without one, nginx answers every request 400 "No required
+// SSL certificate was sent".
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -15,6 +21,7 @@ import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
+import type { TestPki } from './test-pki.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export const NGINX = '/usr/sbin/nginx';
@@ -22,8 +29,10 @@ const DAV_EXT = '/usr/share/nginx/modules/ngx_http_dav_ext_module.so';
 
 export interface TestNginx {
   port: number;
-  /** http://127.0.0.1:PORT */
+  /** http://127.0.0.1:PORT, or https:// with `tls`. */
   origin: string;
+  /** With `tls`: https://127.0.0.1:PORT2, the same locations behind a required client certificate. */
+  mtlsOrigin?: string;
   /** The document root: /cache/ is `${root}/cache`. */
   root: string;
   user: string;
@@ -55,7 +64,9 @@ export function requireNginx(t: TestContext, also: string | undefined = undefine
   return false;
 }
 
-export async function startNginx(opts: { user?: string; password?: string } = {}): Promise<TestNginx> {
+export async function startNginx(
+  opts: { user?: string; password?: string; tls?: TestPki } = {},
+): Promise<TestNginx> {
   const dir = await mkdtemp(join(tmpdir(), 'loft-nginx-'));
   const user = opts.user ?? 'loft';
   const password = opts.password ?? 'nginx-test-password-1';
@@ -70,7 +81,8 @@ export async function startNginx(opts: { user?: string; password?: string } = {}
   }
   await writeFile(join(dir, 'htpasswd'), `${user}:{PLAIN}${password}\n`, { mode: 0o644 });
   const port = await freePort();
-  await writeFile(join(dir, 'nginx.conf'), configText(dir, port));
+  const mtlsPort = opts.tls !== undefined ? await freePort() : undefined;
+  await writeFile(join(dir, 'nginx.conf'), configText(dir, port, opts.tls, mtlsPort));
   const child = spawn(NGINX, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -78,6 +90,7 @@ export async function startNginx(opts: { user?: string; password?: string } = {}
   child.stderr.on('data', (c: Buffer) => stderr.push(c));
   try {
     await waitForPort(port, child, () => Buffer.concat(stderr).toString());
+    if (mtlsPort !== undefined) await waitForPort(mtlsPort, child, () => Buffer.concat(stderr).toString());
   } catch (err) {
     child.kill('SIGKILL');
     await rm(dir, { recursive: true, force: true });
@@ -85,7 +98,8 @@ export async function startNginx(opts: { user?: string; password?: string } = {}
   }
   return {
     port,
-    origin: `http://127.0.0.1:${port}`,
+    origin: `${opts.tls !== undefined ? 'https' : 'http'}://127.0.0.1:${port}`,
+    ...(mtlsPort !== undefined ? { mtlsOrigin: `https://127.0.0.1:${mtlsPort}` } : {}),
     root,
     user,
     password,
@@ -100,7 +114,7 @@ export async function startNginx(opts: { user?: string; password?: string } = {}
   };
 }
 
-function configText(dir: string, port: number): string {
+function configText(dir: string, port: number, tls?: TestPki, mtlsPort?: number): string {
   const dav = (extra: string, list = true) => `
       dav_methods PUT DELETE;
       ${list ? 'dav_ext_methods PROPFIND OPTIONS;' : ''}
@@ -108,6 +122,18 @@ function configText(dir: string, port: number): string {
       dav_access user:rw group:rw all:r;
       ${extra}`;
   const auth = `limit_except GET HEAD { auth_basic "loft"; auth_basic_user_file ${dir}/htpasswd; }`;
+  const certificate =
+    tls === undefined ? '' : `ssl_certificate ${tls.serverCert}; ssl_certificate_key ${tls.serverKey};`;
+  const server = (p: number, directives: string) => `server {
+    listen 127.0.0.1:${p}${tls === undefined ? '' : ' ssl'};
+    ${certificate} ${directives}
+    if ($loft_refuse_chunked) { return 411; }
+    root ${dir}/www;
+    location /cache/ { ${dav(auth)} }
+    location /ro/ { ${dav('limit_except GET HEAD PROPFIND { deny all; }')} }
+    location /nochunk/ { ${dav(auth)} }
+    location /nolist/ { ${dav(auth, false)} }
+  }`;
   return `
 daemon off;
 master_process on;
@@ -129,15 +155,8 @@ http {
   # At server level: an \`if\` inside the location would not run for PUT, which limit_except
   # moves into a nested location of its own before the location's rewrite phase.
   map "$uri|$http_transfer_encoding" $loft_refuse_chunked { "~^/nochunk/.*\\|.*chunked" 1; default 0; }
-  server {
-    listen 127.0.0.1:${port};
-    if ($loft_refuse_chunked) { return 411; }
-    root ${dir}/www;
-    location /cache/ { ${dav(auth)} }
-    location /ro/ { ${dav('limit_except GET HEAD PROPFIND { deny all; }')} }
-    location /nochunk/ { ${dav(auth)} }
-    location /nolist/ { ${dav(auth, false)} }
-  }
+  ${server(port, '')}
+  ${mtlsPort !== undefined && tls !== undefined ? server(mtlsPort, `ssl_verify_client on; ssl_client_certificate ${tls.caCert};`) : ''}
 }
 `;
 }

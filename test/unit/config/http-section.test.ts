@@ -103,23 +103,37 @@ describe('[http] loading', () => {
     assert.match(result.warnings.join('\n'), /has no entry for other: requests go without credentials/);
   });
 
+  // A usable client certificate and key need a CA made at test time: see the integration test
+  // http-nginx-tls (no key material is committed). Here: PEM files of the wrong kind or unusable.
   test('ca_file and client certificate: PEM files of the right kind; extra headers merged', async () => {
     const cert = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
     const key = '-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n';
     const cwd = await workdir({
       'loft.toml':
-        '[http]\nurl = "https://h"\nca_file = "ca.pem"\nclient_cert_file = "c.pem"\nclient_key_file = "k.pem"\n' +
+        '[http]\nurl = "https://h"\nca_file = "ca.pem"\n' +
         '[http.extra_headers]\nX-A = "1"\n[http.extra_headers_file]\nX-B = "b"\n',
       'ca.pem': cert,
-      'c.pem': cert,
-      'k.pem': key,
       b: 'secret-b\n',
     });
     const { config } = await load(cwd);
     assert.ok(config.storage.kind === 'http');
     assert.equal(config.storage.http.ca, cert);
-    assert.equal(config.storage.http.clientKey, key);
     assert.deepEqual(config.storage.http.extraHeaders, { 'x-a': '1', 'x-b': 'secret-b' });
+    const unusable = await workdir({
+      'loft.toml': '[http]\nurl = "https://h"\nclient_cert_file = "c.pem"\nclient_key_file = "k.pem"\n',
+      'c.pem': cert,
+      'k.pem': key,
+    });
+    assert.match(
+      await rejection(load(unusable)),
+      /^http\.client_cert_file, client_key_file: .*c\.pem and .*k\.pem are not a usable certificate and key \(ERR_OSSL_[A-Z0-9_]+\)$/,
+    );
+    const encrypted = await workdir({
+      'loft.toml': '[http]\nurl = "https://h"\nclient_cert_file = "c.pem"\nclient_key_file = "k.pem"\n',
+      'c.pem': cert,
+      'k.pem': key.replaceAll('PRIVATE KEY', 'ENCRYPTED PRIVATE KEY'),
+    });
+    assert.match(await rejection(load(encrypted)), /^http\.client_key_file: .*k\.pem is encrypted/);
     const wrong = await workdir({
       'loft.toml': '[http]\nurl = "https://h"\nca_file = "k.pem"\n',
       'k.pem': key,
