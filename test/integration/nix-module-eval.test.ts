@@ -21,6 +21,8 @@ import {
 } from '../helpers/nix-module.js';
 import { makeNixKey, type KeyFiles } from '../helpers/signing-keys.js';
 import { registerSecretWithEncodings } from '../helpers/test-secrets.js';
+import { makeTestPki, opensslMissing } from '../helpers/test-pki.js';
+import { skipTest } from '../helpers/skip.js';
 
 const STORE = '/nix/store/00000000000000000000000000000000';
 const LOFT = `${STORE}-loft`;
@@ -300,16 +302,11 @@ describe('[http] and the new [loft] switches', () => {
     const lib = nixpkgsLib(t);
     if (!lib) return;
     const team = secrets['team']!;
-    // The loader reads the CA, certificate and key files (PEM); they only need to exist here.
-    const pem = async (name: string, label: string) => {
-      const path = join(dir, name);
-      const body = randomBytes(48).toString('base64');
-      await writeFile(path, `-----BEGIN ${label}-----\n${body}\n-----END ${label}-----\n`, { mode: 0o600 });
-      return path;
-    };
-    const caFile = await pem('ca.pem', 'CERTIFICATE');
-    const clientCertFile = await pem('client.pem', 'CERTIFICATE');
-    const clientKeyFile = await pem('client.key', 'PRIVATE KEY');
+    // The loader reads the CA, certificate and key and checks the pair: a throwaway PKI (openssl).
+    const missing = opensslMissing();
+    if (missing) return skipTest(t, 'openssl', missing);
+    const pki = await makeTestPki(dir);
+    const { caCert: caFile, clientCert: clientCertFile, clientKey: clientKeyFile } = pki;
     const out = await evalModule(lib, 'nixos', {
       services: {
         loft: {
