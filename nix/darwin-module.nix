@@ -17,7 +17,7 @@
   ...
 }:
 let
-  inherit (lib) mkEnableOption mkIf mkMerge;
+  inherit (lib) mkIf mkMerge;
 
   cfg = config.services.loft;
   settingsFormat = pkgs.formats.toml { };
@@ -77,25 +77,10 @@ let
   };
 in
 {
-  options.services.loft = declare.cache {
-    stateDirectory = "/var/lib/loft";
-    localCachePath = "/var/lib/loft/cache.db";
-  } // {
-    enable = mkEnableOption "loft, which uploads new Nix store paths to a binary cache (the services.loft.* cache)";
-    package = declare.package pkgs;
-    caches = declare.caches {
-      where = "launchd daemon loft-<name>";
-      entry = name: entry: {
-        stateDirectory = "/var/lib/loft-${name}";
-        stateDirectoryText = ''"/var/lib/loft-<name>"'';
-        localCachePath = "${entry.stateDirectory}/cache.db";
-        localCachePathText = ''"''${stateDirectory}/cache.db"'';
-      };
-    };
-    postBuildHook.enable = mkEnableOption ''
-      a Nix post-build hook (nix.settings.post-build-hook, which needs nix.enable) that hands every
-      path Nix builds to the queue of every instance (`loft --enqueue`)
-    '';
+  options.services.loft = declare.system {
+    inherit pkgs;
+    where = "launchd daemon loft-<name>";
+    hook = "(nix.settings.post-build-hook, which needs nix.enable)";
   };
 
   config = mkMerge [

@@ -16,7 +16,6 @@
 }:
 let
   inherit (lib)
-    mkEnableOption
     mkIf
     mkMerge
     ;
@@ -84,25 +83,10 @@ let
   };
 in
 {
-  options.services.loft = declare.cache {
-    stateDirectory = "/var/lib/loft";
-    localCachePath = "/var/lib/loft/cache.db";
-  } // {
-    enable = mkEnableOption "loft, which uploads new Nix store paths to a binary cache (the services.loft.* cache)";
-    package = declare.package pkgs;
-    caches = declare.caches {
-      where = "systemd service loft-<name> (user loft-<name>)";
-      entry = name: entry: {
-        stateDirectory = "/var/lib/loft-${name}";
-        stateDirectoryText = ''"/var/lib/loft-<name>"'';
-        localCachePath = "${entry.stateDirectory}/cache.db";
-        localCachePathText = ''"''${stateDirectory}/cache.db"'';
-      };
-    };
-    postBuildHook.enable = mkEnableOption ''
-      a Nix post-build hook that hands every path Nix builds to the queue of every instance
-      (`loft --enqueue`), so it is uploaded at once rather than when the store watcher notices it
-    '';
+  options.services.loft = declare.system {
+    inherit pkgs;
+    where = "systemd service loft-<name> (user loft-<name>)";
+    hook = "(nix.settings.post-build-hook)";
   };
 
   config = mkMerge [

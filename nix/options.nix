@@ -305,4 +305,28 @@ rec {
       defaultText = literalExpression "pkgs.callPackage ./package.nix { } (this repository)";
       description = "The loft package to run.";
     };
+
+  # services.loft on a system (NixOS, nix-darwin): the default instance's cache options, the
+  # package, more caches (`where` names what runs each) and the post-build hook (`hook` says how
+  # Nix runs it there). home-manager has no hook and declares caches only.
+  system =
+    { pkgs, where, hook }:
+    cache {
+      stateDirectory = "/var/lib/loft";
+      localCachePath = "/var/lib/loft/cache.db";
+    }
+    // {
+      enable = lib.mkEnableOption "loft, which uploads new Nix store paths to a binary cache (the services.loft.* cache)";
+      package = package pkgs;
+      caches = caches {
+        inherit where;
+        entry = name: entry: {
+          stateDirectory = "/var/lib/loft-${name}";
+          stateDirectoryText = ''"/var/lib/loft-<name>"'';
+          localCachePath = "${entry.stateDirectory}/cache.db";
+          localCachePathText = ''"''${stateDirectory}/cache.db"'';
+        };
+      };
+      postBuildHook.enable = lib.mkEnableOption "a Nix post-build hook ${hook} that hands every path Nix builds to the queue of every instance (`loft --enqueue`), so it is uploaded at once rather than when the store watcher notices it";
+    };
 }
