@@ -16,27 +16,11 @@ import { DaemonMetrics } from '../../../src/daemon/metrics.js';
 import { UploadWorker } from '../../../src/daemon/worker.js';
 import { UploadQueue } from '../../../src/state/queue.js';
 import { silentLogger } from '../../../src/log.js';
-import type { UploadReport } from '../../../src/upload/upload-closure.js';
+import { uploadReport as report } from '../../helpers/upload-report.js';
 
 const P = (n: number) => `/nix/store/${'c'.repeat(31)}${'acdfghijkl'[n]}-p${n}`;
 const denied = () =>
   new StorageError('bucket "b" at s3 refused put (AccessDenied, HTTP 403)', { code: 'E_STORAGE_AUTH' });
-
-function report(paths: string[]): UploadReport {
-  return {
-    requested: paths,
-    closureSize: paths.length,
-    uploaded: paths.map((path) => ({ path, narKey: 'k', narSize: 1, fileSize: 1 })),
-    alreadyPresent: 0,
-    learnedFromBucket: 0,
-    skipped: [],
-    failed: [],
-    wouldUpload: [],
-    presenceRequests: 0,
-    resigned: [],
-    complete: true,
-  };
-}
 
 async function until(cond: () => boolean, ms = 5000): Promise<void> {
   const end = Date.now() + ms;

@@ -13,7 +13,7 @@ import { UploadWorker } from '../../../src/daemon/worker.js';
 import { silentLogger } from '../../../src/log.js';
 import { PresenceCache } from '../../../src/state/presence.js';
 import { UploadQueue } from '../../../src/state/queue.js';
-import type { UploadReport } from '../../../src/upload/upload-closure.js';
+import { uploadReport as okReport } from '../../helpers/upload-report.js';
 
 let dir: string;
 before(async () => {
@@ -22,22 +22,6 @@ before(async () => {
 after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
-
-function okReport(paths: string[]): UploadReport {
-  return {
-    requested: paths,
-    closureSize: paths.length,
-    uploaded: paths.map((path) => ({ path, narKey: 'k', narSize: 1, fileSize: 1 })),
-    alreadyPresent: 0,
-    learnedFromBucket: 0,
-    skipped: [],
-    failed: [],
-    wouldUpload: [],
-    presenceRequests: 0,
-    resigned: [],
-    complete: true,
-  };
-}
 
 test('a healed database is rebuilt by one scan of the store, whatever scan_on_startup says', async () => {
   const store = join(dir, 'store');

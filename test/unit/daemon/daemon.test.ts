@@ -11,25 +11,9 @@ import { PresenceCache } from '../../../src/state/presence.js';
 import { runDaemon, type DaemonDeps } from '../../../src/daemon/daemon.js';
 import { UploadQueue } from '../../../src/state/queue.js';
 import { silentLogger } from '../../../src/log.js';
-import type { UploadReport } from '../../../src/upload/upload-closure.js';
+import { uploadReport as okReport } from '../../helpers/upload-report.js';
 
 const HASH = (c: string) => c.repeat(32);
-
-function okReport(paths: string[]): UploadReport {
-  return {
-    requested: paths,
-    closureSize: paths.length,
-    uploaded: paths.map((path) => ({ path, narKey: 'k', narSize: 1, fileSize: 1 })),
-    alreadyPresent: 0,
-    learnedFromBucket: 0,
-    skipped: [],
-    failed: [],
-    wouldUpload: [],
-    presenceRequests: 0,
-    resigned: [],
-    complete: true,
-  };
-}
 
 async function until(cond: () => boolean, ms = 5000): Promise<void> {
   const end = Date.now() + ms;

@@ -9,28 +9,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { WatchSession } from '../../../src/daemon/watch-session.js';
 import type { UploadBatch } from '../../../src/daemon/worker.js';
 import { silentLogger } from '../../../src/log.js';
-import type { FailedPath, UploadReport } from '../../../src/upload/upload-closure.js';
+import type { UploadReport } from '../../../src/upload/upload-closure.js';
+import { uploadReport as report } from '../../helpers/upload-report.js';
 
 const name = (n: number) => `${'c'.repeat(31)}${'acdfghijkl'[n]}-p${n}`;
-
-function report(paths: string[], failed: FailedPath[]): UploadReport {
-  const bad = new Set(failed.map((f) => f.path));
-  return {
-    requested: paths,
-    closureSize: paths.length,
-    uploaded: paths
-      .filter((p) => !bad.has(p))
-      .map((path) => ({ path, narKey: 'k', narSize: 1, fileSize: 1 })),
-    alreadyPresent: 0,
-    learnedFromBucket: 0,
-    skipped: [],
-    failed,
-    wouldUpload: [],
-    presenceRequests: 0,
-    resigned: [],
-    complete: failed.length === 0,
-  };
-}
 
 /** An uploader for which the paths in `invalid` are not valid (yet); records every call. */
 function fakeUploader(invalid: Set<string>) {

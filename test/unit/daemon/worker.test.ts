@@ -7,28 +7,9 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { UploadQueue } from '../../../src/state/queue.js';
 import { UploadWorker, type UploadBatch } from '../../../src/daemon/worker.js';
-import type { FailedPath, UploadReport } from '../../../src/upload/upload-closure.js';
+import { uploadReport as report } from '../../helpers/upload-report.js';
 
 const P = (n: number) => `/nix/store/${'b'.repeat(31)}${'acdfghijkl'[n]}-p${n}`;
-
-function report(paths: string[], failed: FailedPath[] = []): UploadReport {
-  const bad = new Set(failed.map((f) => f.path));
-  return {
-    requested: paths,
-    closureSize: paths.length,
-    uploaded: paths
-      .filter((p) => !bad.has(p))
-      .map((path) => ({ path, narKey: 'k', narSize: 1, fileSize: 1 })),
-    alreadyPresent: 0,
-    learnedFromBucket: 0,
-    skipped: [],
-    failed,
-    wouldUpload: [],
-    presenceRequests: 0,
-    resigned: [],
-    complete: failed.length === 0,
-  };
-}
 
 async function until(cond: () => boolean, ms = 3000): Promise<void> {
   const end = Date.now() + ms;
