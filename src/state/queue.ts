@@ -168,11 +168,12 @@ export class UploadQueue {
   }
 
   /**
-   * Counts of the rows first queued at or before `time` (ms). A path queued again while it waits
-   * keeps its first time; one that was uploaded and queued again later is a new row.
+   * Counts of the rows of `lane` first queued at or before `time` (ms). A path queued again while it
+   * waits keeps its first time; one that was uploaded and queued again later is a new row.
    */
-  countsQueuedBy(time: number): QueueCounts {
-    const rows = this.s.countsQueuedBy.all(time) as Array<{ state: string; n: number }>;
+  countsQueuedBy(time: number, lane: QueueLane): QueueCounts {
+    const backlog = lane === 'backlog' ? 1 : 0;
+    const rows = this.s.countsQueuedBy.all(time, backlog) as Array<{ state: string; n: number }>;
     const of = (state: string) => rows.find((r) => r.state === state)?.n ?? 0;
     return { pending: of('pending'), parked: of('parked') };
   }
@@ -239,7 +240,7 @@ function prepare(db: Database.Database) {
       `SELECT backlog, count(*) AS n FROM queue WHERE state = 'pending' GROUP BY backlog`,
     ),
     countsQueuedBy: db.prepare(
-      'SELECT state, count(*) AS n FROM queue WHERE enqueued_at <= ? GROUP BY state',
+      'SELECT state, count(*) AS n FROM queue WHERE enqueued_at <= ? AND backlog = ? GROUP BY state',
     ),
     parked: db.prepare(
       `SELECT path, attempts, last_error FROM queue WHERE state = 'parked' ORDER BY path LIMIT ?`,

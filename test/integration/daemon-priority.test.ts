@@ -137,6 +137,11 @@ void describe('loft daemon: new builds before the initial scan', { concurrency: 
     const m = /^queued: .*store scan backlog: (\d+)/m.exec(status.stdout);
     assert.ok(m && Number(m[1]) >= BACKLOG_AT_LEAST, `--status: ${status.stdout}`);
 
+    // --wait at the end of a CI job waits for the job's builds, not for the scan of the store.
+    const wait = await runLoft(['-c', config, '--wait', '--timeout', '10']);
+    assert.equal(wait.code, 0, wait.stderr);
+    assert.match(wait.stdout, /^\d+ paths of the daemon's store scan still wait behind; not waited for$/m);
+
     daemon.kill('SIGTERM');
     const code = await new Promise((resolve) => daemon!.once('close', resolve));
     assert.equal(code, 0, stderr);

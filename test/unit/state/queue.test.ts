@@ -161,6 +161,8 @@ void describe('UploadQueue', () => {
     q.enqueue([P(3), P(5)], 'backlog'); // a later scan never moves a new build back
     assert.deepEqual(q.laneCounts(), { new: 2, backlog: 3 });
     assert.deepEqual(q.counts(), { pending: 5, parked: 0 });
+    assert.deepEqual(q.countsQueuedBy(clock, 'new'), { pending: 2, parked: 0 }, 'what --wait waits for');
+    assert.deepEqual(q.countsQueuedBy(clock, 'backlog'), { pending: 3, parked: 0 });
     q.close();
   });
 
