@@ -104,12 +104,15 @@ export class UploadQueue {
     return added;
   }
 
-  /** Up to `limit` pending paths whose time has come: the `new` lane first, each oldest due first. */
+  /**
+   * Up to `limit` pending paths whose time has come, oldest due first: from the `new` lane while it
+   * has any, else from the backlog. A batch never mixes the two, so a build's upload does not share
+   * its batch (and the bandwidth) with scanned paths that could be large.
+   */
   takeDue(limit: number): QueueItem[] {
     const now = this.now();
     const items = this.dueIn('new', now, limit);
-    if (items.length < limit) items.push(...this.dueIn('backlog', now, limit - items.length));
-    return items;
+    return items.length > 0 ? items : this.dueIn('backlog', now, limit);
   }
 
   private dueIn(lane: QueueLane, now: number, limit: number): QueueItem[] {
