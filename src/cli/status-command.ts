@@ -35,8 +35,8 @@ export function statusLines(
   const lanes = queue.laneCounts();
   const last = Number(queue.getState('last_upload_at'));
   const lines = [
-    `queued: ${countOf(pending, 'path')} waiting for upload ` +
-      `(new builds: ${lanes.new}, first; store scan backlog: ${lanes.backlog}, behind them)`,
+    `queued: ${countOf(pending, 'path')} waiting for upload`,
+    `  of which new builds: ${lanes.new} (uploaded first); store scan backlog: ${lanes.backlog} (behind them)`,
     `parked: ${countOf(parked, 'path')} that kept failing (retried when the daemon starts)`,
   ];
   for (const p of queue.parked(PARKED_SHOWN)) {

@@ -129,12 +129,14 @@ void describe('loft daemon: new builds before the initial scan', { concurrency: 
     const gauges = await scrape(port);
     const status = await runLoft(['-c', config, '--status']);
     t.diagnostic(`${BUILT} builds and 1 hooked path stored ${tookMs.toFixed(0)} ms after nix-build returned`);
-    t.diagnostic(status.stdout.split('\n')[0] ?? '');
+    t.diagnostic(status.stdout.split('\n').slice(0, 2).join(' / '));
     assert.deepEqual(left, [], 'every new build, and the hooked path, stored');
     assert.ok(tookMs <= STORED_WITHIN_MS, `stored after ${tookMs.toFixed(0)} ms`);
     const backlog = gauges.get('loft_queue_scan_backlog_paths') ?? 0;
     assert.ok(backlog >= BACKLOG_AT_LEAST, `${backlog} scanned paths still waiting (/metrics)`);
-    const m = /^queued: .*store scan backlog: (\d+)/m.exec(status.stdout);
+    const m = /^ {2}of which new builds: \d+ \(uploaded first\); store scan backlog: (\d+)/m.exec(
+      status.stdout,
+    );
     assert.ok(m && Number(m[1]) >= BACKLOG_AT_LEAST, `--status: ${status.stdout}`);
 
     // --wait at the end of a CI job waits for the job's builds, not for the scan of the store.

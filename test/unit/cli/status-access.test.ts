@@ -45,9 +45,11 @@ test('the queued line counts new builds and the store scan backlog apart', () =>
     queue.enqueue(['/nix/store/a', '/nix/store/b', '/nix/store/c'], 'backlog');
     queue.enqueue(['/nix/store/d', '/nix/store/a']);
     const lines = statusLines(queue, { paths: 0, initialScanComplete: true }, 'db', true);
+    const at = lines.indexOf('queued: 4 paths waiting for upload');
+    assert.ok(at >= 0, lines.join('\n'));
     assert.equal(
-      lines.find((l) => l.startsWith('queued:')),
-      'queued: 4 paths waiting for upload (new builds: 2, first; store scan backlog: 2, behind them)',
+      lines[at + 1],
+      '  of which new builds: 2 (uploaded first); store scan backlog: 2 (behind them)',
     );
   } finally {
     queue.close();
