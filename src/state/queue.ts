@@ -1,5 +1,5 @@
 // The daemon's persistent upload queue: the `queue` table of loft's local SQLite database (the file
-// the presence cache uses; see database.ts and migrations.ts, version 3). A path stays in the table until
+// the presence cache uses; see database.ts and migrations.ts, versions 3 and 6). A path stays in the table until
 // its upload is done, so a crash or a restart loses nothing: the next start takes up where this one
 // stopped. `loft --enqueue` (the post-build hook) writes here from another process; SQLite's WAL
 // and busy timeout make that safe while the daemon reads.
