@@ -2,11 +2,14 @@
 // for a big /nix/store): time to ready, RSS, latency of one new entry, a burst of 500, and one
 // reconciliation listing. Part 2: the built daemon against s3rver (own process) and a PRIVATE Nix
 // store: idle RSS, latency from a path becoming valid (nix-build returned) to its narinfo being
-// served, and a burst of 500 builds.
+// served, and a burst of 500 builds. Part 3: a second daemon's first start on that store plus
+// thousands of text files (the initial scan's backlog), and 10 builds made while it drains: the time
+// until all 10 are served, and the scanned paths still waiting at that moment (`--status`).
 //   node --import tsx bench/daemon.bench.ts [--entries 100000] [--burst 500] [--latency-runs 5]
+//     [--scan-paths 5000]
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -23,11 +26,14 @@ const { values } = parseArgs({
     entries: { type: 'string', default: '100000' },
     burst: { type: 'string', default: '500' },
     'latency-runs': { type: 'string', default: '5' },
+    'scan-paths': { type: 'string', default: '5000' },
   },
 });
 const ENTRIES = Number(values.entries);
 const BURST = Number(values.burst);
 const RUNS = Number(values['latency-runs']);
+const SCAN_PATHS = Number(values['scan-paths']);
+const NEW_BUILDS = 10;
 
 const root = mkdtempSync(join(tmpdir(), 'loft-daemon-bench-'));
 chmodSync(root, 0o755); // Nix's build users must reach the private store inside
@@ -136,7 +142,7 @@ function derivationsExpr(salt: string, n: number): string {
 }
 
 async function daemonPart(): Promise<void> {
-  const s3 = await startS3rverProcess(join(root, 's3'), ['bench']);
+  const s3 = await startS3rverProcess(join(root, 's3'), ['bench', 'backlog']);
   mkdirSync(join(root, 's3'), { recursive: true });
   const keyPath = join(root, 'key.sec');
   generateSigningKey(keyPath);
@@ -208,9 +214,84 @@ async function daemonPart(): Promise<void> {
     );
     row('daemon RSS after the burst', mb(rssOf(daemon.child.pid!)));
   } finally {
-    daemon.child.kill('SIGTERM');
-    await new Promise((resolve) => daemon.child.once('close', resolve));
+    await stopDaemon(daemon.child);
+  }
+  try {
+    await backlogPart(s3.endpoint, keyPath);
+  } finally {
     await s3.stop();
+  }
+}
+
+async function stopDaemon(child: ChildProcess): Promise<void> {
+  child.kill('SIGTERM');
+  await new Promise((resolve) => child.once('close', resolve));
+}
+
+/**
+ * A first start on the store of part 2 plus SCAN_PATHS text files, into a bucket of its own: the
+ * initial scan queues them all, then NEW_BUILDS builds are made and timed to their narinfos.
+ */
+async function backlogPart(endpoint: string, keyPath: string): Promise<void> {
+  const file = join(root, 'scanned.nix');
+  writeFileSync(
+    file,
+    `{ salt, n }: builtins.genList (i: builtins.toFile "scanned-\${toString i}" "\${salt} \${toString i}\\n") n\n`,
+  );
+  // Written by evaluation, without an fsync per path: seconds, not minutes, for thousands.
+  const env = { ...nixEnv(), NIX_CONFIG: `fsync-metadata = false\n${process.env.NIX_CONFIG ?? ''}` };
+  const salt = randomBytes(6).toString('hex');
+  const args = ['--argstr', 'salt', salt, '--arg', 'n', String(SCAN_PATHS)];
+  await nixBin(['nix-instantiate', '--read-write-mode', '--eval', '--strict', file, ...args], env);
+  const config = writeLoftConfig(
+    join(root, 'loft-backlog'),
+    { s3: { endpoint, bucket: 'backlog' } },
+    keyPath,
+    {
+      loftLines: ['scan_on_startup = true', 'upload_threads = 8'],
+    },
+  );
+  const daemon = await startDaemon(config);
+  try {
+    const scanned = await waitFor(
+      () => logLines(daemon.stderr()).some((l) => l.msg === 'initial scan queued the store'),
+      60_000,
+      20,
+    );
+    if (!scanned) throw new Error(`no initial scan: ${daemon.stderr()}`);
+    const queued = logLines(daemon.stderr()).find((l) => l.msg === 'initial scan queued the store')!.paths;
+    const { stdout } = await nixBin([
+      'nix-build',
+      '--no-out-link',
+      '-E',
+      derivationsExpr(randomBytes(6).toString('hex'), NEW_BUILDS),
+    ]);
+    const t0 = performance.now();
+    const served = async (path: string) => {
+      const hash = path.split('/').pop()!.slice(0, 32);
+      return (await fetch(`${endpoint}/backlog/${hash}.narinfo`, { method: 'HEAD' })).status === 200;
+    };
+    let left = stdout.trim().split('\n');
+    await waitFor(
+      async () => {
+        const present = await Promise.all(left.map(served));
+        left = left.filter((_, i) => !present[i]);
+        return left.length === 0;
+      },
+      300_000,
+      20,
+    );
+    const ms = performance.now() - t0;
+    const status = execFileSync(process.execPath, [LOFT_MAIN, '-c', config, '--status'], {
+      encoding: 'utf8',
+    });
+    const backlog = /store scan backlog: (\d+)/.exec(status)?.[1] ?? '?';
+    row(
+      `${NEW_BUILDS} builds during the initial scan of ${String(queued)} paths`,
+      `${NEW_BUILDS - left.length}/${NEW_BUILDS} served ${ms.toFixed(0)} ms after nix-build returned; scan backlog still waiting then: ${backlog}`,
+    );
+  } finally {
+    await stopDaemon(daemon.child);
   }
 }
 

@@ -93,7 +93,9 @@ async function runDaemonOnce(
     // Before waiting for the bucket: a scrape then shows the daemon up (and its queue) during an
     // outage, and a port already taken fails the start at once (exit 3) rather than later.
     if (config.metricsListen) {
-      const server = await startMetricsServer(config.metricsListen, () => metrics.render(queue.counts()));
+      const server = await startMetricsServer(config.metricsListen, () =>
+        metrics.render({ ...queue.counts(), backlog: queue.laneCounts().backlog }),
+      );
       releases.push(() => server.close());
       logger.info({ address: server.address }, 'serving Prometheus metrics at /metrics');
     }

@@ -45,7 +45,7 @@ export function buildProgram(version: string): Command {
       )
       .option(
         '--wait',
-        "wait until the daemon's queue holds nothing that was queued before this start, then exit (1 if some were parked)",
+        "wait until the daemon's queue holds no new build queued before this start (the initial scan's backlog is not waited for), then exit (1 if some were parked)",
       )
       .option(
         '--timeout <secs>',

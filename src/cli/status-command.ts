@@ -32,9 +32,11 @@ export function statusLines(
   scanOnStartup: boolean,
 ): string[] {
   const { pending, parked } = queue.counts();
+  const lanes = queue.laneCounts();
   const last = Number(queue.getState('last_upload_at'));
   const lines = [
     `queued: ${countOf(pending, 'path')} waiting for upload`,
+    `  of which new builds: ${lanes.new} (uploaded first); store scan backlog: ${lanes.backlog} (behind them)`,
     `parked: ${countOf(parked, 'path')} that kept failing (retried when the daemon starts)`,
   ];
   for (const p of queue.parked(PARKED_SHOWN)) {

@@ -5,7 +5,9 @@
 //
 // "Dealt with" means uploaded (or found present, or gone from the store: the row is deleted) or
 // parked (given up on after repeated failures). Paths queued after the start are not waited for,
-// so a daemon that keeps busy with other jobs' builds cannot hold this one up.
+// so a daemon that keeps busy with other jobs' builds cannot hold this one up; nor is the backlog
+// of the daemon's initial scan of the store, which the job's builds go ahead of (state/queue.ts's
+// lanes) and which can take hours on a large store.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config/schema.js';
 import { UploadQueue, type QueueCounts } from '../state/queue.js';
@@ -31,13 +33,16 @@ export async function runWaitCommand(config: Config, opts: WaitOptions, io: Wait
   const deadline = opts.timeoutSecs > 0 ? started + opts.timeoutSecs * 1000 : Infinity;
   const queue = UploadQueue.open(config.localCachePath);
   try {
-    let counts = queue.countsQueuedBy(started);
+    let counts = queue.countsQueuedBy(started, 'new');
     if (counts.pending > 0) io.say(`waiting for ${counts.pending} queued paths to be uploaded`);
     while (counts.pending > 0 && now() < deadline) {
       await sleep(Math.min(opts.pollMs ?? 250, Math.max(0, deadline - now())));
-      counts = queue.countsQueuedBy(started);
+      counts = queue.countsQueuedBy(started, 'new');
     }
-    return verdict(counts, opts.timeoutSecs, io);
+    const code = verdict(counts, opts.timeoutSecs, io);
+    const backlog = queue.countsQueuedBy(started, 'backlog').pending;
+    if (backlog > 0) io.say(`${backlog} paths of the daemon's store scan still wait behind; not waited for`);
+    return code;
   } finally {
     queue.close();
   }

@@ -156,9 +156,12 @@ function startWatcher(
 }
 
 /**
- * Queues every valid path once, on the first start (initial_scan_complete is separate from
- * populated_from_bucket: warming the presence cache must not skip the scan). The flag is set once
- * the paths are in the persistent queue, so a crash after that loses nothing.
+ * Queues every valid path once, on the first start, in the queue's backlog lane: what the watcher
+ * and the hook queue (new builds) is uploaded first, and the store drains behind it. A large store
+ * would otherwise hold a build made now for as long as uploading the whole store takes.
+ * initial_scan_complete is separate from populated_from_bucket (warming the presence cache must
+ * not skip the scan). The flag is set once the paths are in the persistent queue, so a crash after
+ * that loses nothing.
  */
 async function initialScan(deps: DaemonDeps, stop: AbortSignal): Promise<void> {
   deps.logger.info('initial scan: queueing every valid store path');
@@ -166,7 +169,7 @@ async function initialScan(deps: DaemonDeps, stop: AbortSignal): Promise<void> {
   if (stop.aborted) return;
   let added = 0;
   for (let i = 0; i < paths.length; i += ENQUEUE_CHUNK)
-    added += deps.queue.enqueue(paths.slice(i, i + ENQUEUE_CHUNK));
+    added += deps.queue.enqueue(paths.slice(i, i + ENQUEUE_CHUNK), 'backlog');
   deps.cache.setFlag('initial_scan_complete', true);
   deps.logger.info({ paths: paths.length, added }, 'initial scan queued the store');
 }
@@ -181,8 +184,9 @@ function damagedOrLogged(deps: DaemonDeps, err: unknown): void {
 
 function logStatus(deps: DaemonDeps, uploadedSinceStart: number): void {
   const { pending, parked } = deps.queue.counts();
+  const { backlog } = deps.queue.laneCounts();
   deps.queue.setState('last_watch_at', String(Date.now()));
-  deps.logger.info({ queued: pending, parked, uploadedSinceStart }, 'daemon status');
+  deps.logger.info({ queued: pending, scanBacklog: backlog, parked, uploadedSinceStart }, 'daemon status');
 }
 
 function abortedPromise(signal: AbortSignal): Promise<void> {

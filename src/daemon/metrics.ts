@@ -11,6 +11,8 @@ import type { AccessState } from './access-state.js';
 export interface QueueGauges {
   pending: number;
   parked: number;
+  /** Of `pending`, the paths the store scan queued (src/state/queue.ts's backlog lane). */
+  backlog?: number;
 }
 
 export interface PruneRecord {
@@ -47,6 +49,10 @@ export class DaemonMetrics {
       lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${value}`);
     };
     metric('loft_queue_paths', 'gauge', 'Store paths waiting in the upload queue.', queue.pending);
+    if (queue.backlog !== undefined) {
+      const help = 'Of loft_queue_paths, those the store scan queued, waiting behind new builds.';
+      metric('loft_queue_scan_backlog_paths', 'gauge', help, queue.backlog);
+    }
     metric('loft_parked_paths', 'gauge', 'Store paths parked after repeated failures.', queue.parked);
     metric(
       'loft_uploaded_paths_total',

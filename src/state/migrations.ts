@@ -119,6 +119,20 @@ export const MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 6,
+    description: 'new builds ahead of the initial scan in the upload queue',
+    up(db) {
+      // 1 for a row the store scan queued (the backlog), 0 for one the watcher, the post-build hook
+      // or `--enqueue` queued: takeDue serves 0 first (src/state/queue.ts). Rows already queued by
+      // an older loft cannot be told apart and keep 0, the order they had. The index serves that
+      // order without sorting the whole queue for every batch.
+      db.exec(`
+        ALTER TABLE queue ADD COLUMN backlog INTEGER NOT NULL DEFAULT 0 CHECK (backlog IN (0, 1));
+        CREATE INDEX queue_lane_due ON queue (state, backlog, next_attempt_at);
+      `);
+    },
+  },
 ];
 
 export function schemaVersion(db: Database): number {

@@ -1,14 +1,22 @@
 // The daemon's persistent upload queue: the `queue` table of loft's local SQLite database (the file
-// the presence cache uses; see database.ts and migrations.ts, version 3). A path stays in the table until
+// the presence cache uses; see database.ts and migrations.ts, versions 3 and 6). A path stays in the table until
 // its upload is done, so a crash or a restart loses nothing: the next start takes up where this one
 // stopped. `loft --enqueue` (the post-build hook) writes here from another process; SQLite's WAL
 // and busy timeout make that safe while the daemon reads.
+//
+// Two lanes (migration 6): paths a build just made (the watcher, the hook, `--enqueue`) are served
+// before the backlog of the store scan, which can be every path of a large store and take hours;
+// the backlog drains behind them. A backlog path that a build or hook names again moves up.
 import type Database from 'better-sqlite3';
 import { openStateDb } from './database.js';
 import { attemptsExhausted, BACKOFF, backoffDelay, type Backoff } from '../backoff.js';
 
+/** `new`: a build, the hook or `--enqueue` named it; `backlog`: the store scan queued it. */
+export type QueueLane = 'new' | 'backlog';
+
 export interface QueueItem {
   path: string;
+  lane: QueueLane;
   /** Failures so far. */
   attempts: number;
   enqueuedAt: number;
@@ -25,6 +33,12 @@ export interface QueueCounts {
   pending: number;
   /** Given up on after repeated failures. */
   parked: number;
+}
+
+/** Pending paths by lane (they add up to QueueCounts.pending). */
+export interface LaneCounts {
+  new: number;
+  backlog: number;
 }
 
 export interface UploadQueueOptions {
@@ -72,30 +86,43 @@ export class UploadQueue {
   }
 
   /**
-   * Adds paths, due now. A path already queued becomes due now (a new hint, e.g. its build just
-   * finished, is worth acting on at once); a parked one is taken up again with a fresh count.
+   * Adds paths to `lane`, due now. A path already queued becomes due now (a new hint, e.g. its
+   * build just finished, is worth acting on at once), moves to the `new` lane when named there (never
+   * back to the backlog); a parked one is taken up again with a fresh count.
    * Returns how many paths were not queued before.
    */
-  enqueue(paths: readonly string[]): number {
+  enqueue(paths: readonly string[], lane: QueueLane = 'new'): number {
     const now = this.now();
+    const backlog = lane === 'backlog' ? 1 : 0;
     let added = 0;
     this.db.transaction(() => {
       for (const path of new Set(paths)) {
-        if (this.s.insert.run(path, now, now).changes > 0) added++;
-        else this.s.wake.run({ now, path });
+        if (this.s.insert.run({ path, now, backlog }).changes > 0) added++;
+        else this.s.wake.run({ now, path, backlog });
       }
     })();
     return added;
   }
 
-  /** Up to `limit` pending paths whose time has come, oldest due first. */
+  /**
+   * Up to `limit` pending paths whose time has come, oldest due first: from the `new` lane while it
+   * has any, else from the backlog. A batch never mixes the two, so a build's upload does not share
+   * its batch (and the bandwidth) with scanned paths that could be large.
+   */
   takeDue(limit: number): QueueItem[] {
-    const rows = this.s.due.all(this.now(), limit) as Array<{
+    const now = this.now();
+    const items = this.dueIn('new', now, limit);
+    return items.length > 0 ? items : this.dueIn('backlog', now, limit);
+  }
+
+  private dueIn(lane: QueueLane, now: number, limit: number): QueueItem[] {
+    const backlog = lane === 'backlog' ? 1 : 0;
+    const rows = this.s.due.all({ now, backlog, limit }) as Array<{
       path: string;
       attempts: number;
       enqueued_at: number;
     }>;
-    return rows.map((r) => ({ path: r.path, attempts: r.attempts, enqueuedAt: r.enqueued_at }));
+    return rows.map((r) => ({ path: r.path, lane, attempts: r.attempts, enqueuedAt: r.enqueued_at }));
   }
 
   /** Uploaded, already present, skipped on purpose, or gone from the store: out of the queue. */
@@ -136,12 +163,20 @@ export class UploadQueue {
     return { pending: of('pending'), parked: of('parked') };
   }
 
+  /** Pending paths in each lane, due now or later. */
+  laneCounts(): LaneCounts {
+    const rows = this.s.laneCounts.all() as Array<{ backlog: number; n: number }>;
+    const of = (backlog: number) => rows.find((r) => r.backlog === backlog)?.n ?? 0;
+    return { new: of(0), backlog: of(1) };
+  }
+
   /**
-   * Counts of the rows first queued at or before `time` (ms). A path queued again while it waits
-   * keeps its first time; one that was uploaded and queued again later is a new row.
+   * Counts of the rows of `lane` first queued at or before `time` (ms). A path queued again while it
+   * waits keeps its first time; one that was uploaded and queued again later is a new row.
    */
-  countsQueuedBy(time: number): QueueCounts {
-    const rows = this.s.countsQueuedBy.all(time) as Array<{ state: string; n: number }>;
+  countsQueuedBy(time: number, lane: QueueLane): QueueCounts {
+    const backlog = lane === 'backlog' ? 1 : 0;
+    const rows = this.s.countsQueuedBy.all(time, backlog) as Array<{ state: string; n: number }>;
     const of = (state: string) => rows.find((r) => r.state === state)?.n ?? 0;
     return { pending: of('pending'), parked: of('parked') };
   }
@@ -176,19 +211,23 @@ export class UploadQueue {
 function prepare(db: Database.Database) {
   return {
     insert: db.prepare(
-      `INSERT INTO queue (path, state, attempts, next_attempt_at, enqueued_at)
-       VALUES (?, 'pending', 0, ?, ?) ON CONFLICT (path) DO NOTHING`,
+      `INSERT INTO queue (path, state, attempts, next_attempt_at, enqueued_at, backlog)
+       VALUES (@path, 'pending', 0, @now, @now, @backlog) ON CONFLICT (path) DO NOTHING`,
     ),
     wake: db.prepare(
       `UPDATE queue SET
          attempts = CASE state WHEN 'parked' THEN 0 ELSE attempts END,
          state = 'pending',
-         next_attempt_at = min(next_attempt_at, @now)
+         next_attempt_at = min(next_attempt_at, @now),
+         backlog = min(backlog, @backlog)
        WHERE path = @path`,
     ),
+    // One lane at a time: a range of queue_lane_due read in order, stopping at `limit`, where one
+    // query over both lanes had SQLite sort every due row of the queue for each batch.
     due: db.prepare(
       `SELECT path, attempts, enqueued_at FROM queue
-       WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, enqueued_at LIMIT ?`,
+       WHERE state = 'pending' AND backlog = @backlog AND next_attempt_at <= @now
+       ORDER BY next_attempt_at LIMIT @limit`,
     ),
     remove: db.prepare('DELETE FROM queue WHERE path = ?'),
     attempts: db.prepare('SELECT attempts FROM queue WHERE path = ?'),
@@ -200,8 +239,11 @@ function prepare(db: Database.Database) {
       `UPDATE queue SET state = 'pending', attempts = 0, next_attempt_at = ? WHERE state = 'parked'`,
     ),
     counts: db.prepare('SELECT state, count(*) AS n FROM queue GROUP BY state'),
+    laneCounts: db.prepare(
+      `SELECT backlog, count(*) AS n FROM queue WHERE state = 'pending' GROUP BY backlog`,
+    ),
     countsQueuedBy: db.prepare(
-      'SELECT state, count(*) AS n FROM queue WHERE enqueued_at <= ? GROUP BY state',
+      'SELECT state, count(*) AS n FROM queue WHERE enqueued_at <= ? AND backlog = ? GROUP BY state',
     ),
     parked: db.prepare(
       `SELECT path, attempts, last_error FROM queue WHERE state = 'parked' ORDER BY path LIMIT ?`,

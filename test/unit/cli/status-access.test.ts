@@ -38,3 +38,20 @@ test('ok without a record; LOST with its time, code and message while the daemon
     queue.close();
   }
 });
+
+test('the queued line counts new builds and the store scan backlog apart', () => {
+  const queue = UploadQueue.open(join(dir, 'lanes.db'));
+  try {
+    queue.enqueue(['/nix/store/a', '/nix/store/b', '/nix/store/c'], 'backlog');
+    queue.enqueue(['/nix/store/d', '/nix/store/a']);
+    const lines = statusLines(queue, { paths: 0, initialScanComplete: true }, 'db', true);
+    const at = lines.indexOf('queued: 4 paths waiting for upload');
+    assert.ok(at >= 0, lines.join('\n'));
+    assert.equal(
+      lines[at + 1],
+      '  of which new builds: 2 (uploaded first); store scan backlog: 2 (behind them)',
+    );
+  } finally {
+    queue.close();
+  }
+});

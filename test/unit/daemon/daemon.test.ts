@@ -78,6 +78,46 @@ void describe('runDaemon', () => {
     assert.ok(Number(queue.getState('last_watch_at')) > 0);
   });
 
+  void test('new store entries are uploaded ahead of the scan backlog, a scanned one seen again moves up', async () => {
+    const backlogDir = await mkdtemp(join(dir, 'backlog-'));
+    const bigStore = join(backlogDir, 'store');
+    await mkdir(bigStore);
+    const bigQueue = UploadQueue.open(join(backlogDir, 'cache.db'));
+    const bigCache = PresenceCache.open(join(backlogDir, 'cache.db'), { target: 'file:///t' });
+    const late = `${bigStore}/${HASH('z')}-scanned-then-built`;
+    const scanned = Array.from({ length: 1000 }, (_, i) => `${bigStore}/${String(i).padStart(32, '0')}-s`);
+    const seen: Array<{ path: string; backlogLeft: number }> = [];
+    const stop = new AbortController();
+    const running = runDaemon(
+      {
+        ...deps(),
+        queue: bigQueue,
+        cache: bigCache,
+        listValidPaths: () => Promise.resolve([...scanned, late]),
+        upload: async (paths) => {
+          await sleep(20); // a batch takes time: the backlog drains in about 4 s
+          const backlogLeft = bigQueue.laneCounts().backlog;
+          for (const path of paths) seen.push({ path, backlogLeft });
+          return okReport(paths);
+        },
+      },
+      { ...opts(), storeDir: bigStore, batchSize: 5 },
+      stop.signal,
+    );
+    await until(() => bigCache.getFlag('initial_scan_complete'));
+    const built = [`${bigStore}/${HASH('y')}-built`, late];
+    for (const p of built) await mkdir(p);
+    await until(() => built.every((p) => seen.some((s) => s.path === p)));
+    stop.abort();
+    await running;
+    for (const p of built) {
+      const at = seen.find((s) => s.path === p);
+      assert.ok(at && at.backlogLeft >= 500, `${p} uploaded while ${at?.backlogLeft} scanned paths waited`);
+    }
+    bigQueue.close();
+    bigCache.close();
+  });
+
   void test('second start: no scan; paths queued while it was down (another process) are uploaded', async () => {
     queue.enqueue([`${store}/${HASH('c')}-queued`]);
     const stop = new AbortController();

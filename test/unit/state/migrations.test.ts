@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { MIGRATIONS, migrate, schemaVersion, type Migration } from '../../../src/state/migrations.js';
 import { PresenceCache } from '../../../src/state/presence.js';
+import { UploadQueue } from '../../../src/state/queue.js';
 import { ConfigError } from '../../../src/errors.js';
 
 let dir: string;
@@ -110,6 +111,34 @@ void describe('opening files of other versions', () => {
     assert.equal(cache.has('bbb'), true);
     assert.equal(cache.getFlag('initial_scan_complete'), true);
     cache.close();
+  });
+
+  void test('a version-5 file keeps its queue: old rows go first, then the scan backlog queued after', () => {
+    const path = freshPath();
+    const db = new Database(path);
+    migrate(db, path, MIGRATIONS.slice(0, 5));
+    const row = db.prepare(
+      `INSERT INTO queue (path, state, attempts, next_attempt_at, enqueued_at) VALUES (?, ?, 0, ?, ?)`,
+    );
+    row.run('/nix/store/old-pending', 'pending', 5, 5);
+    row.run('/nix/store/old-parked', 'parked', 5, 5);
+    db.close();
+    const queue = UploadQueue.open(path, { now: () => 10 });
+    assert.equal(schemaVersion(new Database(path, { readonly: true })), 6);
+    queue.enqueue(['/nix/store/scanned'], 'backlog');
+    assert.deepEqual(queue.counts(), { pending: 2, parked: 1 });
+    assert.deepEqual(queue.laneCounts(), { new: 1, backlog: 1 });
+    assert.deepEqual(
+      queue.takeDue(10).map((i) => [i.path, i.lane]),
+      [['/nix/store/old-pending', 'new']],
+    );
+    queue.markDone(['/nix/store/old-pending']);
+    assert.deepEqual(
+      queue.takeDue(10).map((i) => [i.path, i.lane]),
+      [['/nix/store/scanned', 'backlog']],
+    );
+    assert.equal(queue.parked()[0]?.path, '/nix/store/old-parked');
+    queue.close();
   });
 
   void test('migrate refuses a newer schema with a clear error and leaves it untouched', () => {

@@ -136,6 +136,58 @@ void describe('UploadQueue', () => {
     again.close();
   });
 
+  void test('new builds come before the scan backlog, whenever each was queued; a hint moves a backlog path up', () => {
+    const q = open('lanes.db');
+    q.enqueue([P(1), P(2), P(3), P(4)], 'backlog');
+    clock += 10;
+    q.enqueue([P(5)]);
+    assert.deepEqual(q.laneCounts(), { new: 1, backlog: 4 });
+    assert.deepEqual(
+      q.takeDue(3).map((i) => [i.path, i.lane]),
+      [[P(5), 'new']],
+      'a batch never mixes the lanes',
+    );
+    clock += 10;
+    q.enqueue([P(3)]); // the watcher or the hook names a path the scan queued
+    assert.deepEqual(
+      q.takeDue(3).map((i) => i.path),
+      [P(3), P(5)],
+      'P(3) moves up, keeping its place in time (due since the scan)',
+    );
+    assert.deepEqual(q.laneCounts(), { new: 2, backlog: 3 });
+    q.enqueue([P(3), P(5)], 'backlog'); // a later scan never moves a new build back
+    assert.deepEqual(q.laneCounts(), { new: 2, backlog: 3 });
+    assert.deepEqual(q.counts(), { pending: 5, parked: 0 });
+    assert.deepEqual(q.countsQueuedBy(clock, 'new'), { pending: 2, parked: 0 }, 'what --wait waits for');
+    assert.deepEqual(q.countsQueuedBy(clock, 'backlog'), { pending: 3, parked: 0 });
+    q.close();
+  });
+
+  void test('a backed-off new build waits its delay while the backlog goes on; parked paths are in no lane', () => {
+    const q = open('lanes-2.db');
+    q.enqueue([P(1)], 'backlog');
+    q.enqueue([P(2)]);
+    const { delayMs } = q.markFailed(P(2), 'not valid yet');
+    assert.deepEqual(
+      q.takeDue(10).map((i) => i.path),
+      [P(1)],
+    );
+    clock += delayMs;
+    assert.deepEqual(
+      q.takeDue(10).map((i) => i.path),
+      [P(2)],
+    );
+    q.markDone([P(2)]);
+    assert.deepEqual(
+      q.takeDue(10).map((i) => [i.path, i.lane]),
+      [[P(1), 'backlog']],
+    );
+    q.enqueue([P(2)]);
+    for (let i = 0; i < policy.maxAttempts; i++) q.markFailed(P(1), 'x');
+    assert.deepEqual(q.laneCounts(), { new: 1, backlog: 0 });
+    q.close();
+  });
+
   void test('markFailed of a path no longer queued does nothing', () => {
     const q = open('e.db');
     assert.deepEqual(q.markFailed(P(9), 'x'), { parked: false, delayMs: 0 });
