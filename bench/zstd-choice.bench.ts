@@ -67,9 +67,20 @@ async function compressOnce(data: Buffer, impl: string): Promise<number> {
   return out;
 }
 
-/** One stream on a worker thread: it gets its share of the bytes up front, then compresses on "go". */
+/**
+ * One stream on a worker thread: it gets its share of the bytes up front, then compresses on "go".
+ * The share is copied into an ArrayBuffer of its own and transferred, as a compute pool would hand
+ * a frame over. (Earlier rounds passed a view of the whole input as workerData: structured cloning
+ * copies a view's entire ArrayBuffer, so every worker held a private copy of all 400 MB, whose
+ * release the garbage collector did while the streams were being timed.)
+ */
 function onWorker(share: Uint8Array): { ready: Promise<void>; run: () => Promise<number> } {
-  const worker = new Worker(new URL(import.meta.url), { workerData: share, execArgv: ['--import', 'tsx'] });
+  const own = new Uint8Array(share).buffer; // a copy of just the share
+  const worker = new Worker(new URL(import.meta.url), {
+    workerData: own,
+    transferList: [own],
+    execArgv: ['--import', 'tsx'],
+  });
   const ready = new Promise<void>((resolve, reject) => {
     worker.once('message', () => resolve());
     worker.once('error', reject);
@@ -87,7 +98,7 @@ function onWorker(share: Uint8Array): { ready: Promise<void>; run: () => Promise
 }
 
 async function workerMain(): Promise<void> {
-  const share = Buffer.from(workerData as Uint8Array);
+  const share = Buffer.from(workerData as ArrayBuffer); // a view of the transferred memory, no copy
   parentPort?.postMessage('ready');
   await new Promise((resolve) => parentPort?.once('message', resolve));
   parentPort?.postMessage(await compressOnce(share, 'napi'));

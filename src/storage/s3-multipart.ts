@@ -137,9 +137,11 @@ export async function uploadPart(
     ContentLength: part.body.length,
     ContentMD5: part.md5.toString('base64'),
   };
+  const command = new UploadPartCommand(input);
+  unsignedOverTls(command);
   let out;
   try {
-    out = await t.client.send(new UploadPartCommand(input), opts(signal));
+    out = await t.client.send(command, opts(signal));
   } catch (err) {
     throw t.fail(`upload part ${part.partNumber} of ${part.key}`, err);
   }
@@ -147,6 +149,26 @@ export async function uploadPart(
     throw new StorageError(`the endpoint stored part ${part.partNumber} of ${part.key} without an ETag`);
   }
   return out.ETag;
+}
+
+/**
+ * Over https a part is signed with the payload hash `UNSIGNED-PAYLOAD`, which S3's SigV4 documents
+ * for this case: TLS keeps the body from being changed on the way, and the server still checks the
+ * part's Content-MD5, which the resume journal needs anyway. Otherwise the signer hashes every part
+ * with sha256 itself (@smithy/signature-v4 getPayloadHash), a second pass over every uploaded byte
+ * beside the MD5; over plain http it still does, so the body stays signed there. Set in the build
+ * step, before signing, so the value is signed (as usePayloadHash in s3-object-store.ts).
+ */
+function unsignedOverTls(command: UploadPartCommand): void {
+  command.middlewareStack.add(
+    (next) => (args) => {
+      const request = args.request as { protocol?: string; headers?: Record<string, string> };
+      if (request.headers && request.protocol?.replace(/:$/, '') === 'https')
+        request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+      return next(args);
+    },
+    { step: 'build', name: 'loftUnsignedPartOverTls' },
+  );
 }
 
 export async function completeMultipartUpload(

@@ -1,15 +1,20 @@
 // A derivation's build log as the local Nix keeps it (libstore local-fs-store.cc, getBuildLogExact):
 //   <NIX_LOG_DIR or /nix/var/log/nix>/drvs/<first 2 chars of the drv base name>/<the rest>[.bz2]
 // Nix writes it bzip2-compressed by default (`compress-build-log`), plain otherwise. The cache gets
-// it decompressed, as `nix store copy-log` uploads it. Node has no bzip2, so the Debian/Nix
-// `bzip2` program decodes it (`bzip2 -dc FILE`, no shell).
+// it decompressed, as `nix store copy-log` uploads it. Node has no bzip2: format/bzip2.ts decodes it
+// in the process (a child per log is a fork of the whole uploader, the costliest part of a closure
+// upload), and the `bzip2` program (`bzip2 -dc FILE`, no shell) decodes what that decoder refuses,
+// and gives a damaged file bzip2's own words.
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { NixError } from '../errors.js';
+import { FormatError, NixError } from '../errors.js';
+import { Bzip2TooLarge, decodeBzip2 } from '../format/bzip2.js';
 
 /** Logs above this size are not uploaded: a runaway build's gigabytes help no `nix log` reader. */
 export const MAX_BUILD_LOG_BYTES = 64 * 1024 * 1024;
+/** `.bz2` logs up to this size are decoded in the process (a few MB of text, a tenth of a second). */
+export const IN_PROCESS_BZIP2_BYTES = 256 * 1024;
 
 export interface BuildLogOptions {
   env?: NodeJS.ProcessEnv;
@@ -42,6 +47,17 @@ export async function readBuildLog(
   const bz2 = `${plain}.bz2`;
   const packed = await readFile(bz2).catch(absentIsUndefined);
   if (packed === undefined) return undefined;
+  // The decoder runs on the main thread (about 12 MB/s of output here): a large log goes to the
+  // program rather than stall the uploads for seconds; its one fork is cheap beside its size.
+  if (packed.length <= IN_PROCESS_BZIP2_BYTES) {
+    try {
+      return decodeBzip2(packed, MAX_BUILD_LOG_BYTES);
+    } catch (err) {
+      if (err instanceof Bzip2TooLarge) return undefined;
+      // Refused: the program decodes it, or says in its own words what is wrong.
+      if (!(err instanceof FormatError)) throw err;
+    }
+  }
   return await bunzip2(bz2, opts.bzip2 ?? 'bzip2');
 }
 

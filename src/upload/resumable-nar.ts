@@ -40,7 +40,9 @@ export function producerOf(
 ): string {
   switch (d.compression) {
     case 'zstd':
-      return `zstd ${process.versions.zstd ?? '?'} level ${d.compressionLevel} frames ${ZSTD_FRAME_BYTES}`;
+      // "unsized": no frame declares its content size (since zstd contexts are reused), so a NAR's
+      // short last frame differs from what earlier versions wrote.
+      return `zstd ${process.versions.zstd ?? '?'} level ${d.compressionLevel} frames ${ZSTD_FRAME_BYTES} unsized`;
     case 'xz':
       return `xz preset ${d.compressionLevel} threads ${d.compressionThreads}`;
     default:

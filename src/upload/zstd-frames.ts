@@ -8,9 +8,9 @@
 // is (no copy into a worker, no worker start-up or messaging), and node:zlib was already loft's zstd
 // (docs/architecture.md, "zstd from node:zlib").
 import { Transform, type TransformCallback } from 'node:stream';
-import zlib from 'node:zlib';
 import { ChunkPool } from '../chunk-pool.js';
 import type { ComputePool, FrameSlot } from './compute-pool.js';
+import { takeZstdContext, type FrameSink, type ZstdContext } from './zstd-contexts.js';
 
 export { ZSTD_FRAME_BYTES } from './compute-pool.js';
 
@@ -24,11 +24,6 @@ const SMALL_FRAME_BYTES = 1024 * 1024;
 const SMALL_FRAMES = new ChunkPool(SMALL_FRAME_BYTES, 16);
 /** A frame goes to the thread pool in steps of this much input. */
 const STEP_BYTES = 1024 * 1024;
-/**
- * node:zlib's output buffer of a large frame: about what a step produces, so a step's output is one
- * or two pieces. node:zlib allocates it (lib/zlib.js fills one buffer, then allocates the next).
- */
-const LARGE_FRAME_OUTPUT_BYTES = 1024 * 1024;
 
 export interface ZstdFrameOptions {
   /**
@@ -112,7 +107,7 @@ export class ZstdFrameCompressor extends Transform {
       const gathered = this.#small ?? SMALL_FRAMES.take();
       this.#small = undefined;
       const input = gathered.subarray(0, this.#fillBytes);
-      this.#startFrame(input, undefined, gathered, input.length).stream.finish(input.length);
+      this.#startFrame(input, undefined, gathered).stream.finish(input.length);
       this.#fillBytes = 0;
     }
     this.#flushCallback = callback;
@@ -126,18 +121,13 @@ export class ZstdFrameCompressor extends Transform {
   }
 
   /** A frame over `input`, which is filled from the start and compressed as it fills. */
-  #startFrame(
-    input: Buffer,
-    slot: FrameSlot | undefined,
-    gathered: Buffer | undefined,
-    knownSize?: number,
-  ): Frame {
+  #startFrame(input: Buffer, slot: FrameSlot | undefined, gathered: Buffer | undefined): Frame {
     this.#framesStarted++;
     const frame: Frame = {
       pieces: [],
       done: false,
       slot,
-      stream: new FrameStream(input, this.level, knownSize, {
+      stream: new FrameStream(input, this.level, {
         piece: (p) => {
           frame.pieces.push(p);
           if (frame === this.#frames[0]) this.#pushReady();
@@ -197,29 +187,25 @@ export class ZstdFrameCompressor extends Transform {
   }
 }
 
-interface FrameSink {
-  piece(p: Buffer): void;
-  done(err: Error | null): void;
-}
-
 /**
- * One frame on libuv's thread pool, through a stream of its own rather than the one-shot
- * `zstdCompress`, whose result concatenates the pieces: one more copy of every compressed byte.
+ * One frame on libuv's thread pool, on a reused zstd context (upload/zstd-contexts.ts), through a
+ * stream rather than the one-shot `zstdCompress`, whose result concatenates the pieces: one more
+ * copy of every compressed byte.
  *
  * The input is compressed while it is still being filled: a step of STEP_BYTES goes to the thread
  * pool as soon as it is there, so a frame's compression overlaps the reading and hashing of the
- * rest instead of waiting for all 16 MiB (both cores were not kept busy otherwise). A large frame's
- * size is therefore not known when it starts, and its header records none (every zstd decoder,
- * Nix's included, reads frames without one); a small frame, gathered whole, records its size, which
- * also lets zstd size its tables to it.
+ * rest instead of waiting for all 16 MiB (both cores were not kept busy otherwise). A frame's size
+ * is therefore not known when it starts, and its header records none (every zstd decoder, Nix's
+ * included, reads frames without one). A reused context cannot be told a small frame's size either
+ * (node:zlib takes it only when a stream is created): a fresh context per small frame, sized to it,
+ * cost more than it saved.
  *
  * The output is node:zlib's own: it offers no public way to compress into buffers of ours, and
  * pooled output through its private fields (`_outBuffer`, `_outOffset`, `_chunkSize`) was dropped
- * for that reason (docs/architecture.md, "Performance", measures the cost). A small frame's output
- * buffer is half its input, a large one's LARGE_FRAME_OUTPUT_BYTES.
+ * for that reason (docs/architecture.md, "Performance", measures the cost).
  */
 class FrameStream {
-  readonly #z: zlib.ZstdCompress;
+  readonly #ctx: ZstdContext;
   /** Input bytes handed to zstd, and bytes of `input` filled so far. */
   #fed = 0;
   #filled = 0;
@@ -231,21 +217,10 @@ class FrameStream {
   constructor(
     private readonly input: Buffer,
     level: number,
-    knownSize: number | undefined,
     private readonly sink: FrameSink,
   ) {
-    this.#z = zlib.createZstdCompress({
-      ...(knownSize === undefined ? {} : { pledgedSrcSize: knownSize }),
-      chunkSize: outputBytes(knownSize),
-      params: {
-        [zlib.constants.ZSTD_c_compressionLevel]: level,
-        // The zstd CLI's default: `zstd -t` and Nix's decoder catch a damaged frame.
-        [zlib.constants.ZSTD_c_checksumFlag]: 1,
-      },
-    });
-    this.#z.on('data', (piece: Buffer) => sink.piece(piece));
-    this.#z.once('error', (err) => this.#settle(err));
-    this.#z.once('end', () => this.#settle(null));
+    this.#ctx = takeZstdContext(level);
+    this.#ctx.start({ piece: (p) => sink.piece(p), done: (err) => this.#settle(err) });
   }
 
   /** The first `n` bytes of the input are filled. */
@@ -275,13 +250,12 @@ class FrameStream {
     const piece = this.input.subarray(this.#fed, this.#fed + Math.min(ready, STEP_BYTES));
     this.#fed += piece.length;
     if (this.#final && this.#fed === this.#filled) {
-      // The last step's buffer also takes the frame's end (the rest of zstd's block, the checksum).
-      if (piece.length > 0) this.#z.end(piece);
-      else this.#z.end();
+      // The last step, then the frame's end (the rest of zstd's block, the checksum).
+      this.#ctx.end(piece);
       return;
     }
     this.#busy = true;
-    this.#z.write(piece, (err) => {
+    this.#ctx.write(piece, (err) => {
       this.#busy = false;
       if (err) return; // 'error' settles the frame
       this.#pump();
@@ -289,8 +263,7 @@ class FrameStream {
   }
 
   #stop(): void {
-    this.#z.destroy();
-    this.#settle(new Error('frame stopped before its input was complete'));
+    this.#ctx.destroy(new Error('frame stopped before its input was complete'));
   }
 
   #settle(err: Error | null): void {
@@ -298,10 +271,4 @@ class FrameStream {
     this.#settled = true;
     this.sink.done(err);
   }
-}
-
-/** Most small NARs compress to well under half; one that does not gets a second buffer. */
-function outputBytes(knownSize: number | undefined): number {
-  if (knownSize === undefined) return LARGE_FRAME_OUTPUT_BYTES;
-  return Math.max(zlib.constants.Z_MIN_CHUNK, Math.min(LARGE_FRAME_OUTPUT_BYTES, knownSize >>> 1));
 }

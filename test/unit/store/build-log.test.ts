@@ -1,12 +1,19 @@
 // Reading a derivation's local build log (src/store/build-log.ts) from a log directory laid out as
-// Nix lays it out (drvs/<2 chars>/<rest>[.bz2]), with the real bzip2 program for `.bz2` logs.
-import { after, describe, test } from 'node:test';
+// Nix lays it out (drvs/<2 chars>/<rest>[.bz2]): `.bz2` logs made by the real bzip2 program,
+// decoded in the process, and by the program when the decoder refuses one or it is large.
+import { after, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildLogDir, buildLogPath, readBuildLog } from '../../../src/store/build-log.js';
+import {
+  buildLogDir,
+  buildLogPath,
+  IN_PROCESS_BZIP2_BYTES,
+  readBuildLog,
+} from '../../../src/store/build-log.js';
 import { NixError } from '../../../src/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'loft-build-log-'));
@@ -19,6 +26,22 @@ function place(name: string, body: Buffer): string {
   mkdirSync(join(p, '..'), { recursive: true });
   writeFileSync(p, body);
   return p;
+}
+
+function placeBz2(name: string, body: Buffer): void {
+  const p = buildLogPath(name, env);
+  mkdirSync(join(p, '..'), { recursive: true });
+  writeFileSync(`${p}.bz2`, body);
+}
+
+function needBzip2(t: TestContext): boolean {
+  try {
+    execFileSync('bzip2', ['--help'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    t.skip('bzip2 is not installed');
+    return false;
+  }
 }
 
 void describe('local build logs', () => {
@@ -34,24 +57,30 @@ void describe('local build logs', () => {
     assert.equal(await readBuildLog(drv('c'), { env }), undefined);
   });
 
-  void test('a .bz2 log is decompressed; a damaged one or a missing bzip2 is a NixError', async (t) => {
-    try {
-      execFileSync('bzip2', ['--help'], { stdio: 'ignore' });
-    } catch {
-      t.skip('bzip2 is not installed');
-      return;
-    }
+  void test('a .bz2 log is decoded in the process, without the bzip2 program', async (t) => {
+    if (!needBzip2(t)) return;
     const text = Buffer.from('line\n'.repeat(1000));
-    const p = place(drv('d'), execFileSync('bzip2', ['-c'], { input: text }));
-    execFileSync('mv', [p, `${p}.bz2`]);
-    assert.ok((await readBuildLog(drv('d'), { env }))?.equals(text));
-    await assert.rejects(readBuildLog(drv('d'), { env, bzip2: 'no-such-bzip2-here' }), (err: unknown) => {
+    placeBz2(drv('d'), execFileSync('bzip2', ['-c'], { input: text }));
+    const noProgram = { env, bzip2: 'no-such-bzip2-here' };
+    assert.ok((await readBuildLog(drv('d'), noProgram))?.equals(text));
+  });
+
+  void test('a damaged .bz2 goes to the bzip2 program: its error, or a missing program, is a NixError', async (t) => {
+    if (!needBzip2(t)) return;
+    placeBz2(drv('f'), Buffer.from('not bzip2'));
+    await assert.rejects(readBuildLog(drv('f'), { env }), NixError);
+    await assert.rejects(readBuildLog(drv('f'), { env, bzip2: 'no-such-bzip2-here' }), (err: unknown) => {
       assert.ok(err instanceof NixError);
       assert.match(err.message, /no-such-bzip2-here is not installed/);
       return true;
     });
-    const q = place(drv('f'), Buffer.from('not bzip2'));
-    execFileSync('mv', [q, `${q}.bz2`]);
-    await assert.rejects(readBuildLog(drv('f'), { env }), NixError);
+  });
+
+  void test('a .bz2 log larger than the in-process limit is decoded by the program', async (t) => {
+    if (!needBzip2(t)) return;
+    const text = randomBytes(IN_PROCESS_BZIP2_BYTES + 1000); // incompressible: the .bz2 is larger
+    placeBz2(drv('g'), execFileSync('bzip2', ['-c'], { input: text }));
+    assert.ok((await readBuildLog(drv('g'), { env }))?.equals(text));
+    await assert.rejects(readBuildLog(drv('g'), { env, bzip2: 'no-such-bzip2-here' }), NixError);
   });
 });

@@ -1,0 +1,123 @@
+// zstd compression contexts reused from frame to frame and from NAR to NAR. A context is a
+// node:zlib zstd stream that is never ended: each frame closes with a ZSTD_e_end flush, after which
+// zstd starts the next frame on the same context (zstd.h, ZSTD_compressStream2: "the next call
+// starts a new frame"), with the frame's parameters (level, checksum) kept. A fresh context per frame
+// cost its allocation (about 3 MB at level 3), the page faults of touching it, and, since Node
+// reports that memory to V8 as external, a share of the full garbage collections it set off
+// (docs/architecture.md, "zstd contexts reused").
+//
+// Frames stay independent (the zstd format's frames share nothing), and the output is the same
+// whichever context a frame gets (test/unit/upload/zstd-contexts.test.ts), which resuming a
+// multipart upload relies on.
+import zlib from 'node:zlib';
+
+/**
+ * node:zlib's output buffer: a frame's pieces are slices of it, and the next frame fills the rest,
+ * so small frames share one buffer instead of each allocating its own.
+ */
+const OUTPUT_BYTES = 1024 * 1024;
+/** Idle contexts kept per level; more are closed when they come back. */
+const KEEP_IDLE = 8;
+/** Idle contexts are closed after this long without a frame (a daemon between uploads). */
+const IDLE_CLOSE_MS = 30_000;
+
+export interface FrameSink {
+  /** A compressed piece of the frame, in order. */
+  piece(p: Buffer): void;
+  /** The frame is complete (null) or failed; called once. */
+  done(err: Error | null): void;
+}
+
+/** One frame at a time on one zstd context: start(), write() steps, then end() or destroy(). */
+export class ZstdContext {
+  readonly #z: zlib.ZstdCompress;
+  #sink: FrameSink | undefined;
+  #broken = false;
+
+  constructor(readonly level: number) {
+    this.#z = zlib.createZstdCompress({
+      chunkSize: OUTPUT_BYTES,
+      params: {
+        [zlib.constants.ZSTD_c_compressionLevel]: level,
+        // The zstd CLI's default: `zstd -t` and Nix's decoder catch a damaged frame.
+        [zlib.constants.ZSTD_c_checksumFlag]: 1,
+      },
+    });
+    this.#z.on('data', (p: Buffer) => this.#sink?.piece(p));
+    this.#z.on('error', (err) => this.#fail(err));
+  }
+
+  start(sink: FrameSink): void {
+    this.#sink = sink;
+  }
+
+  /** Compresses `piece` on the thread pool; `cb` once zstd has taken every byte of it. */
+  write(piece: Buffer, cb: (err?: Error | null) => void): void {
+    this.#z.write(piece, cb);
+  }
+
+  /** Ends the frame after `last` (if any): its remaining pieces, then done(null); the context is free. */
+  end(last?: Buffer): void {
+    if (last !== undefined && last.length > 0) this.#z.write(last);
+    this.#z.flush(zlib.constants.ZSTD_e_end, () => {
+      // node:zlib pushes a step's output before calling back, and a flowing stream emits it at
+      // once; anything still buffered belongs to this frame and goes to its sink now, before the
+      // context serves another frame.
+      while (this.#z.readableLength > 0 && this.#z.read() !== null);
+      const sink = this.#sink;
+      this.#sink = undefined;
+      if (this.#broken || sink === undefined) return;
+      giveBack(this);
+      sink.done(null);
+    });
+  }
+
+  /** Stops a frame part-way: the context is closed, never reused; the sink hears `err`. */
+  destroy(err: Error): void {
+    this.#fail(err);
+    this.#z.destroy();
+  }
+
+  close(): void {
+    this.#broken = true;
+    this.#z.close();
+  }
+
+  #fail(err: Error): void {
+    this.#broken = true;
+    const sink = this.#sink;
+    this.#sink = undefined;
+    sink?.done(err);
+  }
+}
+
+const idle = new Map<number, ZstdContext[]>();
+let closeTimer: NodeJS.Timeout | undefined;
+
+/** A context at `level`: an idle one when there is one, else a new one. */
+export function takeZstdContext(level: number): ZstdContext {
+  return idle.get(level)?.pop() ?? new ZstdContext(level);
+}
+
+function giveBack(ctx: ZstdContext): void {
+  let list = idle.get(ctx.level);
+  if (list === undefined) idle.set(ctx.level, (list = []));
+  if (list.length >= KEEP_IDLE) return ctx.close();
+  list.push(ctx);
+  closeTimer?.refresh();
+  closeTimer ??= setTimeout(closeIdleZstdContexts, IDLE_CLOSE_MS).unref();
+}
+
+/** Closes every idle context (their memory goes back); later frames open new ones. */
+export function closeIdleZstdContexts(): void {
+  for (const list of idle.values()) for (const ctx of list.splice(0)) ctx.close();
+  if (closeTimer !== undefined) clearTimeout(closeTimer);
+  closeTimer = undefined;
+}
+
+/** Idle contexts, for tests. */
+export function idleZstdContexts(): number {
+  let n = 0;
+  for (const list of idle.values()) n += list.length;
+  return n;
+}
