@@ -127,7 +127,8 @@ let
   // unlessDefault "upload_logs" cfg.uploadLogs true
   // unlessDefault "write_nar_listing" cfg.writeNarListing false
   // unlessDefault "index_debug_info" cfg.indexDebugInfo false
-  // unlessDefault "log_compression" cfg.logCompression "none";
+  // unlessDefault "log_compression" cfg.logCompression "none"
+  // optionalAttrs (cfg.memoryBudget != null) { memory_budget = cfg.memoryBudget; };
 
   base = {
     inherit loft;

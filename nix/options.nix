@@ -231,6 +231,16 @@ rec {
         default = "none";
         description = "Content-Encoding of uploaded build logs, as Nix's `log-compression`; Nix >= 2.34 decodes br, zstd and gzip. S3 caches only.";
       };
+      memoryBudget = mkOption {
+        type = types.nullOr (types.strMatching "[0-9]+(\\.[0-9]+)?[[:space:]]*([KkMmGg]([Ii]?[Bb])?|[Bb])");
+        default = null;
+        example = "192MiB";
+        description = ''
+          `memory_budget`: the memory loft buffers on purpose, all uploads together (zstd frames,
+          NAR reads, S3 parts), as a size with a unit. `null` keeps loft's default (96 MiB, grown to
+          fit a large `part_size_mb`). `loft --status` shows it with what is in use and the peak.
+        '';
+      };
 
       pruning = {
         enable = bool false "Delete old paths from the cache on a schedule (whole closures only).";

@@ -4,6 +4,9 @@
 // closure made about a hundred full collections, whose marking cost more CPU than hashing the NARs
 // (docs/architecture.md, "Performance").
 //
+// What the pools keep is set aside from the run's memory budget (src/memory-budget.ts) when they
+// are made, so `--status` counts it.
+//
 // Two kinds of owner:
 // - ChunkPool: a free list of equal buffers that one module takes and recycles itself (the
 //   compute pool's frame buffers, the zstd compressor's small-frame buffers). Nothing is lent.
@@ -12,6 +15,8 @@
 //   that copies its input (zstd) reports each chunk consumed, and the upload path wires that report
 //   to NarMemory.giveBack, the one way back. A chunk nobody reports is left to the garbage
 //   collector, which is always safe.
+
+import type { MemoryBudget } from './memory-budget.js';
 
 /** Equal buffers of `chunkBytes`, taken and recycled by the same owner. */
 export class ChunkPool {
@@ -32,6 +37,16 @@ export class ChunkPool {
   recycle(whole: Buffer): void {
     if (this.#free.length < this.keep) this.#free.push(whole);
   }
+
+  /** Free buffers kept now. */
+  get kept(): number {
+    return this.#free.length;
+  }
+
+  /** Leaves every free buffer to the garbage collector (an idle process gives the memory back). */
+  drain(): void {
+    this.#free.length = 0;
+  }
 }
 
 /** What one pooled buffer has lent: how many views are still out, and whether more may be cut. */
@@ -42,16 +57,35 @@ interface Loan {
   sealed: boolean;
 }
 
-/** Large-file reads (1 MiB each) and the NAR encoder's slabs (256 KiB each). */
+/** Large-file reads (1 MiB each) and the NAR encoder's slabs (256 KiB each), and how many of each are kept. */
 const READ_BYTES = 1024 * 1024;
 const SLAB_BYTES = 256 * 1024;
+const KEPT = 16;
 
 export class NarMemory {
   readonly readBytes = READ_BYTES;
-  readonly #reads = new ChunkPool(READ_BYTES, 16);
-  readonly #slabs = new ChunkPool(SLAB_BYTES, 16);
+  readonly #reads: ChunkPool;
+  readonly #slabs: ChunkPool;
   /** Every view lent and not yet given back, to its loan. */
   readonly #loans = new WeakMap<Buffer, Loan>();
+
+  /**
+   * @param budget the pools' kept buffers are set aside from it (as many as fit in `most` bytes,
+   *   up to KEPT of each); buffers lent beyond those are fresh and left to the garbage collector.
+   */
+  constructor(budget?: MemoryBudget, most = Infinity) {
+    const want = Math.min(most, KEPT * (READ_BYTES + SLAB_BYTES));
+    const granted = budget === undefined ? want : budget.reserve(want, READ_BYTES + SLAB_BYTES);
+    const kept = Math.floor(granted / (READ_BYTES + SLAB_BYTES));
+    this.#reads = new ChunkPool(READ_BYTES, kept);
+    this.#slabs = new ChunkPool(SLAB_BYTES, kept);
+  }
+
+  /** Drops the kept buffers (an idle daemon gives their memory back); later reads refill them. */
+  drain(): void {
+    this.#reads.drain();
+    this.#slabs.drain();
+  }
 
   /** A read buffer of `length` bytes (at most readBytes), whose contents are undefined. */
   read(length: number): Buffer {

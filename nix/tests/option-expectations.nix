@@ -71,6 +71,7 @@ in
     writeNarListing = false;
     indexDebugInfo = false;
     logCompression = "none";
+    memoryBudget = null;
   };
 
   # Options that write no key of loft.toml: what runs rather than what it reads (debug is --debug).
@@ -134,6 +135,7 @@ in
     writeNarListing = true;
     indexDebugInfo = true;
     logCompression = "br";
+    memoryBudget = "192MiB";
   };
 
   # Keys of loft's config with no option of their own, reached through extraConfig: the value to

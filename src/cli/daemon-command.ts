@@ -4,6 +4,7 @@
 // timer runs, what the metrics count, which roots are published, how the cache is populated).
 // Shutdown follows graphile-worker's shape: every opened thing pushes its release function, the
 // list runs in `finally` in reverse, and an unref'd timer forces the exit if a release hangs.
+import { recordingMemory } from './memory-use.js';
 import { hostname } from 'node:os';
 import type { Config } from '../config/schema.js';
 import { releaseAll, type Release } from '../release-list.js';
@@ -118,7 +119,7 @@ async function runDaemonOnce(
       {
         queue,
         cache: rt.cache,
-        upload: countedUploads(batchUploader(rt), metrics),
+        upload: countedUploads(recordingMemory(batchUploader(rt), rt, queue), metrics),
         listValidPaths: () => listValidStorePaths(config.storeDir),
         populateCache: async () => logger.info(await populateCache(populateDeps(rt), false)),
         ...schedulePrune(rt, metrics),

@@ -10,6 +10,7 @@ import { storageTarget } from '../config/storage-target.js';
 import { openObjectStore } from '../storage/open-store.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { NarMemory } from '../chunk-pool.js';
+import type { MemoryBudget } from '../memory-budget.js';
 import type { ComputePool } from '../upload/compute-pool.js';
 import type { PruneGuard } from '../upload/prune-guard.js';
 import { releaseAll, type Release } from '../release-list.js';
@@ -21,6 +22,8 @@ import { releaseAll, type Release } from '../release-list.js';
  * batch; and the nix-cache-info write. Made at the first upload by cli/upload-deps.ts.
  */
 export interface RuntimeUploads {
+  /** `memory_budget`: the compute pool, the NAR memory and S3 bodies take their bytes from it. */
+  memoryBudget: MemoryBudget;
   computePool: ComputePool;
   /** The NAR reader's memory, lent to the compressor and given back by it (src/chunk-pool.ts). */
   narMemory: NarMemory;

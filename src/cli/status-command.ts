@@ -6,6 +6,7 @@ import { UploadQueue } from '../state/queue.js';
 import { ExitCode, type ExitCodeValue } from '../errors.js';
 import { countOf } from './format-size.js';
 import { decodeAccessLost } from '../daemon/access-state.js';
+import { memoryBudgetLine } from './memory-use.js';
 
 /** Parked paths listed in full; the rest are counted. */
 const PARKED_SHOWN = 50;
@@ -15,6 +16,7 @@ export function runStatusCommand(config: Config, say: (line: string) => void): E
   try {
     const presence = readPresenceStatus(config.localCachePath);
     for (const line of statusLines(queue, presence, config.localCachePath, config.scanOnStartup)) say(line);
+    say(memoryBudgetLine(config.memoryBudgetBytes, queue.getState('memory_budget')));
   } finally {
     queue.close();
   }

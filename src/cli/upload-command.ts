@@ -1,4 +1,5 @@
 // `loft --upload-path P...` and `loft --force-scan`: upload closures and report.
+import { recordMemoryUse } from './memory-use.js';
 import { UploadQueue } from '../state/queue.js';
 import { ExitCode, InvalidPathError, oneLine, type ExitCodeValue } from '../errors.js';
 import { resolveStorePath } from '../store/resolve-path.js';
@@ -51,7 +52,7 @@ export async function runUpload(
   if (opts.listedFromStore) setAsideVanished(report);
   report.failed.unshift(...invalid);
   report.requested.unshift(...invalid.map((f) => f.path));
-  if (report.uploaded.length > 0) recordLastUpload(rt.config.localCachePath);
+  recordRun(rt, report.uploaded.length > 0);
   if (!rt.config.signingKey) {
     io.stdout('unsigned: no signing key configured (loft.signing_key_path); Nix needs require-sigs = false');
   }
@@ -67,11 +68,16 @@ function setAsideVanished(report: UploadReport): void {
   report.failed = report.failed.filter((f) => !gone.has(f.path));
 }
 
-/** What `--status` shows as the last upload, for CLI uploads as for the daemon's. */
-function recordLastUpload(dbPath: string): void {
-  const queue = UploadQueue.open(dbPath);
+/**
+ * What `--status` shows as the last upload, for CLI uploads as for the daemon's, and the memory
+ * budget's use by a run that uploaded something.
+ */
+function recordRun(rt: Runtime, uploaded: boolean): void {
+  if (!uploaded && rt.uploads === undefined) return;
+  const queue = UploadQueue.open(rt.config.localCachePath);
   try {
-    queue.setState('last_upload_at', String(Date.now()));
+    if (uploaded) queue.setState('last_upload_at', String(Date.now()));
+    recordMemoryUse(queue, rt);
   } finally {
     queue.close();
   }

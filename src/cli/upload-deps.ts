@@ -2,6 +2,7 @@
 // and the daemon, so both upload the same way.
 import { availableParallelism } from 'node:os';
 import { NarMemory } from '../chunk-pool.js';
+import { MemoryBudget } from '../memory-budget.js';
 import { readBuildLog } from '../store/build-log.js';
 import { dumpNar } from '../store/dump-nar.js';
 import { realisationsFromNixDb } from '../store/realisations.js';
@@ -9,7 +10,8 @@ import { queryPathInfos } from '../store/path-info-query.js';
 import { DEFAULTS } from '../config/defaults.js';
 import { ConfigError } from '../errors.js';
 import { ensureNixCacheInfo } from '../upload/cache-info.js';
-import { ComputePool } from '../upload/compute-pool.js';
+import { ComputePool, ZSTD_FRAME_BYTES } from '../upload/compute-pool.js';
+import { BODY_EXEMPT_BYTES } from '../upload/nar-turns.js';
 import { PathExtras } from '../upload/path-extras.js';
 import { PruneGuard } from '../upload/prune-guard.js';
 import type { ProgressSink } from '../upload/progress.js';
@@ -52,6 +54,7 @@ export function buildUploadDeps(rt: Runtime, opts: UploadDepsOptions = {}): Uplo
     compressionThreads: 1,
     computePool: shared(rt).computePool,
     narMemory: shared(rt).narMemory,
+    bodyMemory: { budget: shared(rt).memoryBudget, exempt: BODY_EXEMPT_BYTES },
     ...(rt.multipart ? { multipart: rt.multipart } : {}),
     storeDir: c.storeDir,
     signingKey: c.signingKey,
@@ -77,9 +80,18 @@ export function uploadConcurrency(compression: string, uploadThreads: number): n
 /** The runtime's upload state (cli/runtime.ts, RuntimeUploads), made at its first upload. */
 function shared(rt: Runtime): RuntimeUploads {
   const c = rt.config;
-  rt.uploads ??= {
-    computePool: new ComputePool(computeThreads(process.env)),
-    narMemory: new NarMemory(),
+  if (rt.uploads) return rt.uploads;
+  // Reservations first, so bodies get what is left (src/memory-budget.ts): frames at most half the
+  // budget (at least one), the reader's pool at most an eighth; at least 3/8 stay for S3 bodies.
+  const memoryBudget = new MemoryBudget(c.memoryBudgetBytes);
+  const frames = Math.max(
+    1,
+    Math.min(computeThreads(process.env), Math.floor(c.memoryBudgetBytes / 2 / ZSTD_FRAME_BYTES)),
+  );
+  rt.uploads = {
+    memoryBudget,
+    computePool: new ComputePool(frames, ZSTD_FRAME_BYTES, memoryBudget),
+    narMemory: new NarMemory(memoryBudget, Math.floor(c.memoryBudgetBytes / 8)),
     logsDone: new Set(),
     pruneGuard: new PruneGuard({
       store: rt.store,

@@ -52,6 +52,8 @@ export interface Config {
   };
   /** What the daemon publishes as this host's roots (symlinks into the store, or directories of them). */
   publishRoots: string[];
+  /** loft.memory_budget: bytes loft may buffer on purpose (src/memory-budget.ts). */
+  memoryBudgetBytes: number;
   /** loft.metrics_listen: where the daemon serves Prometheus metrics; undefined: no metrics. */
   metricsListen?: ListenAddress;
   debug: boolean;

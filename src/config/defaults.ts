@@ -4,6 +4,7 @@
 // big public caches.
 
 import { BACKOFF } from '../backoff.js';
+import { DEFAULT_MEMORY_BUDGET_BYTES } from '../memory-budget.js';
 import { THREAD_COUNT } from '../thread-count.js';
 
 export const DEFAULTS = {
@@ -44,6 +45,8 @@ export const DEFAULTS = {
   logCompression: 'none',
   // Off unless asked for: publishing writes to the bucket every few hours (README, Pruning).
   publishRoots: [] as string[],
+  // What loft buffers on purpose (zstd frames, NAR reads, S3 parts): src/memory-budget.ts.
+  memoryBudgetBytes: DEFAULT_MEMORY_BUDGET_BYTES,
 } as const;
 
 /** Levels each compressor accepts and its default (zstd's CLI default 3, xz's preset 6). */
@@ -63,4 +66,6 @@ export const LIMITS = {
   pruneTargetPercentage: { min: 1, max: 99 },
   pruneOrphanGraceHours: { min: 0, max: 8760 },
   pruneGraceHours: { min: 0, max: 8760 },
+  // One 16 MiB zstd frame and one S3 upload's four 8 MiB parts; 64 GiB is far beyond any use.
+  memoryBudgetBytes: { min: 48 * 1024 * 1024, max: 64 * 1024 ** 3 },
 } as const;

@@ -24,6 +24,7 @@ export function describeConfig(c: Config): Record<string, unknown> {
     priority: c.priority,
     prune: { ...c.prune },
     extras: { ...c.extras },
+    memoryBudgetBytes: c.memoryBudgetBytes,
     metricsListen: c.metricsListen ? formatListenAddress(c.metricsListen) : 'off',
     debug: c.debug,
   };

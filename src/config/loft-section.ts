@@ -9,6 +9,7 @@ import type { Compression, Config, PruneSettings } from './config.js';
 import { LOG_COMPRESSIONS } from '../format/bucket-layout.js';
 import { METRICS_LISTEN_SYNTAX, parseListenAddress } from './metrics-listen.js';
 import type { TableReader } from './table-reader.js';
+import { BYTE_SIZE_SYNTAX, parseByteSize } from './byte-size.js';
 
 export const LOFT_KEYS = [
   'upload_threads',
@@ -37,6 +38,7 @@ export const LOFT_KEYS = [
   'write_nar_listing',
   'index_debug_info',
   'log_compression',
+  'memory_budget',
 ] as const;
 
 export const COMPRESSIONS: readonly Compression[] = ['zstd', 'xz', 'none'];
@@ -71,6 +73,7 @@ export function readLoftSection(r: TableReader, baseDir: string): LoftSection {
     priority: r.int('priority', priority.min, priority.max) ?? DEFAULTS.priority,
     prune: readPrune(r),
     publishRoots: readPublishRoots(r),
+    memoryBudgetBytes: readMemoryBudget(r),
     extras: {
       uploadLogs: r.bool('upload_logs') ?? DEFAULTS.uploadLogs,
       writeNarListing: r.bool('write_nar_listing') ?? DEFAULTS.writeNarListing,
@@ -136,6 +139,17 @@ function readGraceHours(r: TableReader): number {
   if (typeof value === 'number' && Number.isFinite(value) && value >= 0 && value <= max) return value;
   r.fail('prune_grace_hours', `a number of hours from 0 to ${max} (fractions allowed)`, value);
   return DEFAULTS.pruneGraceHours;
+}
+
+/** A size with a unit ("192MiB"), within LIMITS.memoryBudgetBytes. */
+function readMemoryBudget(r: TableReader): number {
+  const { min, max } = LIMITS.memoryBudgetBytes;
+  const value = r.raw('memory_budget');
+  if (value === undefined) return DEFAULTS.memoryBudgetBytes;
+  const bytes = typeof value === 'string' ? parseByteSize(value) : undefined;
+  if (bytes !== undefined && bytes >= min && bytes <= max) return bytes;
+  r.fail('memory_budget', `${BYTE_SIZE_SYNTAX}, from ${min / 2 ** 20}MiB to ${max / 2 ** 30}GiB`, value);
+  return DEFAULTS.memoryBudgetBytes;
 }
 
 /** Absolute paths only: they name this machine's roots, wherever the config file lives. */

@@ -13,6 +13,8 @@ import type { Config, StorageSettings } from './config.js';
 import { DEFAULTS } from './defaults.js';
 import type { HeaderEntry } from './extra-headers.js';
 import { LOFT_KEYS, readLoftSection } from './loft-section.js';
+import { s3BufferedPerUpload } from '../storage/body-source.js';
+import { ZSTD_FRAME_BYTES } from '../upload/compute-pool.js';
 import { readS3Section, S3_KEYS, type CredentialSources, type HeaderFileRef } from './s3-section.js';
 import { HTTP_KEYS, readHttpSection, type HttpFileRefs } from './http-section.js';
 import { storageTarget, targetDigest } from './storage-target.js';
@@ -100,6 +102,8 @@ export function validateDocument(doc: TomlTable, ctx: SchemaContext): ValidatedD
       'loft.log_compression: needs [s3] (a [local] directory or a WebDAV server keeps no Content-Encoding); remove it or set "none"',
     );
   }
+  if (s3 !== undefined)
+    fitBudgetToParts(loft.settings, s3.s3.partSizeMb, loftTable.has('memory_budget'), errors);
   const storeDir = storeDirFromEnv(ctx.env, errors);
   for (const key of [root, s3Table, localTable, httpTable, loftTable].flatMap(
     (t) => t?.unknownKeys() ?? [],
@@ -127,6 +131,28 @@ export function validateDocument(doc: TomlTable, ctx: SchemaContext): ValidatedD
   if (s3?.credentials !== undefined) out.credentials = s3.credentials;
   if (loft.signingKeyName !== undefined) out.signingKeyName = loft.signingKeyName;
   return out;
+}
+
+/**
+ * The budget must hold one zstd frame and one S3 upload's parts (s3BufferedPerUpload), or a large
+ * NAR could never start. A budget the file sets is checked; the default grows to fit large parts.
+ */
+function fitBudgetToParts(
+  settings: { memoryBudgetBytes: number },
+  partSizeMb: number,
+  explicit: boolean,
+  errors: string[],
+): void {
+  const part = partSizeMb * 2 ** 20;
+  // A body of many parts, but not so large that partSizeFor would grow them.
+  const need = ZSTD_FRAME_BYTES + s3BufferedPerUpload(part, undefined, part * 64);
+  if (settings.memoryBudgetBytes >= need) return;
+  if (!explicit) settings.memoryBudgetBytes = need;
+  else
+    errors.push(
+      `loft.memory_budget: ${settings.memoryBudgetBytes / 2 ** 20}MiB cannot hold one S3 upload's parts of ` +
+        `${partSizeMb} MiB and a zstd frame; set at least "${need / 2 ** 20}MiB" or lower s3.part_size_mb`,
+    );
 }
 
 /** NIX_STORE_DIR, as Nix itself reads it, else /nix/store. */

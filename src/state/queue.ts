@@ -57,7 +57,9 @@ export type DaemonStateKey =
   /** The daemon's last sign of life while watching (ms): a restart looks at paths newer than it. */
   | 'last_watch_at'
   /** JSON {since, code, message} while the object store refuses the daemon, '' otherwise. */
-  | 'storage_access';
+  | 'storage_access'
+  /** JSON {total, inUse, peak, pid, at}: the memory budget's use by the last process that uploaded. */
+  | 'memory_budget';
 
 export class UploadQueue {
   private readonly s: Statements;

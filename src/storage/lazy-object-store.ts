@@ -37,6 +37,13 @@ export class LazyObjectStore implements ObjectStore, MultipartUploads, Resumable
     return this.buffered(sizeHint);
   }
 
+  releaseIdleMemory(): void {
+    void this.#opened?.then(
+      (store) => store.releaseIdleMemory?.(),
+      () => undefined,
+    );
+  }
+
   private store(): Promise<ObjectStore> {
     if (this.#opened === undefined) {
       const opening = this.open();

@@ -62,6 +62,8 @@ export interface ObjectStore {
    * this method counts as 0.
    */
   bufferedPerUpload?(sizeHint: number): number;
+  /** Drops buffers the store keeps for its next upload (S3 part buffers): the process is idle. */
+  releaseIdleMemory?(): void;
   /** Every object whose key starts with `prefix`, page by page. */
   list(prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo>;
   /**

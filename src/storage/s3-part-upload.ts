@@ -3,8 +3,11 @@
 // run to carry on: the upload id and every acknowledged part (number, ETag, size, MD5) go to a
 // journal as they happen, and a resumed upload skips the parts whose re-produced bytes have the
 // recorded MD5. Memory stays bounded like lib-storage's: one part being filled and `queueSize`
-// parts in flight, each a buffer of the part size.
+// parts in flight, each a buffer of the part size, taken from the store's part pool and given back
+// to it once its request has settled (the upload's share of the memory budget covers them:
+// upload/nar-turns.ts weighs each body by ObjectStore.bufferedPerUpload).
 import { createHash } from 'node:crypto';
+import type { ChunkPool } from '../chunk-pool.js';
 import { ResumeMismatch, type ResumableUpload, type StoredPart } from './resumable-upload.js';
 import { errorCodeOf, httpStatusOf } from './retry.js';
 import {
@@ -25,6 +28,8 @@ export interface PartUploadOptions {
   resumable?: ResumableUpload;
   /** Told whenever a part is stored or skipped, for the caller's counts (tests, logs). */
   onPart?: (part: StoredPart, sent: boolean) => void;
+  /** Reused part buffers, when their size is `partSize`; otherwise each part is fresh memory. */
+  parts?: ChunkPool;
 }
 
 /**
@@ -71,9 +76,24 @@ class PartRun {
     this.#recorded = new Map((o.resumable?.resume?.parts ?? []).map((p) => [p.partNumber, p]));
   }
 
+  /** A whole part buffer; given back with #recycle once nothing reads it. */
+  #newPart(): Buffer {
+    const pool = this.o.parts;
+    return pool !== undefined && pool.chunkBytes === this.o.partSize
+      ? pool.take()
+      : Buffer.allocUnsafe(this.o.partSize);
+  }
+
+  /** `body` is a part buffer (or the start of one) whose request has settled or was never sent. */
+  #recycle(body: Buffer): void {
+    const pool = this.o.parts;
+    if (pool === undefined || body.buffer.byteLength !== pool.chunkBytes) return;
+    pool.recycle(Buffer.from(body.buffer, body.byteOffset, pool.chunkBytes));
+  }
+
   async sendAll(body: AsyncIterable<Buffer>): Promise<void> {
     let partNumber = 0;
-    let part = Buffer.allocUnsafe(this.o.partSize);
+    let part = this.#newPart();
     let filled = 0;
     for await (const chunk of body) {
       let offset = 0;
@@ -83,7 +103,7 @@ class PartRun {
         offset += n;
         if (filled === part.length) {
           await this.#take(++partNumber, part);
-          part = Buffer.allocUnsafe(this.o.partSize);
+          part = this.#newPart();
           filled = 0;
         }
       }
@@ -113,6 +133,7 @@ class PartRun {
         throw this.#mismatch(partNumber);
       this.#done.set(partNumber, recorded);
       this.o.onPart?.(recorded, false);
+      this.#recycle(body);
       return;
     }
     while (this.#inFlight.size >= this.o.queueSize) await Promise.race(this.#inFlight);
@@ -120,9 +141,13 @@ class PartRun {
     const failed = this.#failure as Error | undefined;
     if (failed !== undefined) throw failed;
     const sending = this.#send(partNumber, body, md5).then(
-      () => void this.#inFlight.delete(sending),
+      () => {
+        this.#inFlight.delete(sending);
+        this.#recycle(body);
+      },
       (err: unknown) => {
         this.#inFlight.delete(sending);
+        this.#recycle(body);
         this.#failure ??= err instanceof Error ? err : new Error(String(err));
       },
     );

@@ -11,6 +11,7 @@
 import { availableParallelism } from 'node:os';
 import { ChunkPool } from '../chunk-pool.js';
 import { ConfigError } from '../errors.js';
+import type { MemoryBudget } from '../memory-budget.js';
 import { Semaphore } from './semaphore.js';
 import { isThreadCount, THREAD_COUNT } from '../thread-count.js';
 
@@ -34,18 +35,31 @@ export class ComputePool {
    */
   private readonly buffers: ChunkPool;
 
+  /**
+   * @param budget the run's memory budget (src/memory-budget.ts): the frames' buffers are set aside
+   *   from it once, here, and a budget too small for `threads` frames gets fewer (at least one; the
+   *   config's minimum budget leaves room for it).
+   */
   constructor(
     threads: number = availableParallelism(),
     readonly frameBytes: number = ZSTD_FRAME_BYTES,
+    budget?: MemoryBudget,
   ) {
     if (!isThreadCount(threads)) {
       throw new ConfigError(
         `compute threads must be a whole number from ${THREAD_COUNT.min} to ${THREAD_COUNT.max}, not ${threads}`,
       );
     }
+    if (budget !== undefined)
+      threads = Math.max(1, budget.reserve(threads * frameBytes, frameBytes) / frameBytes);
     this.threads = threads;
     this.slots = new Semaphore(threads);
     this.buffers = new ChunkPool(frameBytes, threads);
+  }
+
+  /** Drops the free frame buffers (an idle daemon gives their memory back); slots are unchanged. */
+  drain(): void {
+    this.buffers.drain();
   }
 
   /**

@@ -2,35 +2,42 @@
 // its share of the body-memory budget. A path holds its turn only while its NAR is read,
 // compressed and stored, never while it waits for its references (path-task.ts), so every turn
 // ends on its own and the reference wait cannot deadlock.
+import { MemoryBudget, DEFAULT_MEMORY_BUDGET_BYTES } from '../memory-budget.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { Semaphore } from './semaphore.js';
 import { narSizeHint } from './upload-path.js';
 
 /**
- * Bytes of NAR bodies the store may hold in memory at once, over every upload in flight: with the
- * largest NARs starting first, every upload thread would otherwise hold a large body at the same
- * time (twelve threads to S3 held 264-284 MB of ArrayBuffers on the bench closure). NARs smaller
- * than `exempt` weigh nothing: they are many, each holds little, and must not queue behind large
- * ones. A body larger than the whole budget waits for all of it and goes alone.
+ * Bytes of NAR bodies the store may hold in memory at once, over every upload in flight, taken from
+ * the run's one memory budget (src/memory-budget.ts): with the largest NARs starting first, every
+ * upload thread would otherwise hold a large body at the same time (twelve threads to S3 held
+ * 264-284 MB of ArrayBuffers on the bench closure). NARs smaller than `exempt` weigh nothing: they
+ * are many, each holds little, and must not queue behind large ones. A body larger than what the
+ * budget has for bodies waits for all of it and goes alone.
  */
 export interface BodyMemory {
-  budget: number;
+  budget: MemoryBudget;
   exempt: number;
 }
 
-export const DEFAULT_BODY_MEMORY: BodyMemory = { budget: 96 * 1024 * 1024, exempt: 1024 * 1024 };
+/** NARs under 1 MiB go in one PUT of at most their size: they never wait for memory. */
+export const BODY_EXEMPT_BYTES = 1024 * 1024;
+
+function defaultBodyMemory(): BodyMemory {
+  return { budget: new MemoryBudget(DEFAULT_MEMORY_BUDGET_BYTES), exempt: BODY_EXEMPT_BYTES };
+}
 
 export class NarTurns {
   private readonly slots: Semaphore;
-  private readonly memory: Semaphore;
+  private readonly memory: MemoryBudget;
 
   constructor(
     threads: number,
     private readonly store: Pick<ObjectStore, 'bufferedPerUpload'>,
-    private readonly bodyMemory: BodyMemory = DEFAULT_BODY_MEMORY,
+    private readonly bodyMemory: BodyMemory = defaultBodyMemory(),
   ) {
     this.slots = new Semaphore(threads);
-    this.memory = new Semaphore(bodyMemory.budget);
+    this.memory = bodyMemory.budget;
   }
 
   /**
@@ -42,16 +49,17 @@ export class NarTurns {
   async with<T>(narSize: number, stream: () => Promise<T>): Promise<T> {
     const weight = this.weightOf(narSize);
     await this.slots.acquire();
-    if (weight > 0 && !this.memory.tryAcquire(weight)) {
+    let taken = weight > 0 ? this.memory.tryTake(weight) : 0;
+    if (taken === undefined) {
       this.slots.release();
-      await this.memory.acquire(weight);
+      taken = await this.memory.take(weight);
       await this.slots.acquire();
     }
     try {
       return await stream();
     } finally {
       this.slots.release();
-      if (weight > 0) this.memory.release(weight);
+      this.memory.give(taken);
     }
   }
 

@@ -32,7 +32,7 @@ export interface PathTaskDeps extends Omit<UploadPathDeps, 'onNarBytes'> {
   progress?: ProgressSink;
   /** Respects prunes of other hosts (mark, wait, sweep); absent in unit tests that need none. */
   pruneGuard?: PruneGuard;
-  /** The budget of NAR bodies the store holds in memory (default DEFAULT_BODY_MEMORY). */
+  /** The run's memory budget, from which NAR bodies the store holds take their bytes. */
   bodyMemory?: BodyMemory;
   /** Per-path attempts for transient failures (default BACKOFF.path; the SDK also retries each request). */
   attempts?: number;

@@ -16,6 +16,7 @@ import { fingerprintPath } from '../../../src/format/fingerprint.js';
 import { InvalidPathError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/log.js';
 import { uploadClosure, type UploadClosureDeps } from '../../../src/upload/upload-closure.js';
+import { MemoryBudget } from '../../../src/memory-budget.js';
 import { MemoryObjectStore } from '../../helpers/memory-object-store.js';
 
 const dirs: string[] = [];
@@ -249,7 +250,7 @@ describe('uploadClosure', () => {
     const small = ['1', '2', '3', '4'].map((c) => member(path(c, 'small'), [], `small ${c}`));
     const { store, deps } = await setup([...large, ...small], {
       uploadThreads: 6,
-      bodyMemory: { budget: 600, exempt: 100 },
+      bodyMemory: { budget: new MemoryBudget(600), exempt: 100 },
     });
     store.bufferedPerUpload = (sizeHint) => Math.min(sizeHint, 300);
     let inStore = 0;

@@ -1,0 +1,88 @@
+// What `--status` says about the memory budget (`memory_budget`, src/memory-budget.ts): the budget
+// the config sets, and what the last process that uploaded lent from it (in use when it wrote the
+// record, and its peak). Uploads write the record into the state database (daemon_state key
+// `memory_budget`): after every daemon batch and at the end of `--upload-path`, so `--status`, a
+// separate process, reads it without asking the daemon.
+import type { MemoryBudgetUse } from '../memory-budget.js';
+import type { UploadQueue } from '../state/queue.js';
+import type { Runtime } from './runtime.js';
+import { formatBytes } from './format-size.js';
+
+interface MemoryRecord extends MemoryBudgetUse {
+  pid: number;
+  /** When it was written (ms). */
+  at: number;
+}
+
+/** Writes what `rt`'s uploads lent; nothing when the runtime uploaded nothing. */
+export function recordMemoryUse(queue: Pick<UploadQueue, 'setState'>, rt: Runtime): void {
+  const budget = rt.uploads?.memoryBudget;
+  if (budget === undefined) return;
+  const record: MemoryRecord = { ...budget.use(), pid: process.pid, at: Date.now() };
+  queue.setState('memory_budget', JSON.stringify(record));
+}
+
+/**
+ * `memory budget: 96.0 MiB; in use 52.0 MiB, peak 88.0 MiB (pid 123 at T)`. The record is shown
+ * only when it was written under the same budget (a changed config makes it stale).
+ */
+export function memoryBudgetLine(budgetBytes: number, stored: string | undefined): string {
+  const head = `memory budget: ${formatBytes(budgetBytes)} (loft.memory_budget)`;
+  const r = decode(stored);
+  if (r === undefined || r.total !== budgetBytes) return `${head}; no upload has reported its use yet`;
+  return (
+    `${head}; in use ${formatBytes(r.inUse)}, peak ${formatBytes(r.peak)} ` +
+    `(pid ${r.pid} at ${new Date(r.at).toISOString()})`
+  );
+}
+
+function decode(stored: string | undefined): MemoryRecord | undefined {
+  if (stored === undefined || stored === '') return undefined;
+  try {
+    const r = JSON.parse(stored) as Partial<MemoryRecord>;
+    const fields = [r.total, r.inUse, r.peak, r.pid, r.at];
+    return fields.every((v) => typeof v === 'number' && Number.isFinite(v)) ? (r as MemoryRecord) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Gives back what a runtime's pools keep between uploads (frame buffers, NAR reads, S3 part
+ * buffers): a daemon that has gone idle should not hold them. The next upload refills them.
+ */
+export function releaseIdleMemory(rt: Runtime): void {
+  rt.uploads?.computePool.drain();
+  rt.uploads?.narMemory.drain();
+  rt.store.releaseIdleMemory?.();
+}
+
+/** How long the daemon's uploader must be idle before its pools are given back. */
+const IDLE_RELEASE_MS = 5_000;
+
+/**
+ * The daemon's uploader, recording the budget's use after every batch and giving the pools' memory
+ * back once no batch has run for IDLE_RELEASE_MS.
+ */
+export function recordingMemory<A extends unknown[], R>(
+  upload: (...args: A) => Promise<R>,
+  rt: Runtime,
+  queue: Pick<UploadQueue, 'setState'>,
+): (...args: A) => Promise<R> {
+  let running = 0;
+  let idle: NodeJS.Timeout | undefined;
+  return async (...args) => {
+    running++;
+    clearTimeout(idle);
+    try {
+      return await upload(...args);
+    } finally {
+      running--;
+      recordMemoryUse(queue, rt);
+      if (running === 0) {
+        idle = setTimeout(() => releaseIdleMemory(rt), IDLE_RELEASE_MS);
+        idle.unref();
+      }
+    }
+  };
+}
