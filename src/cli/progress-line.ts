@@ -9,9 +9,11 @@ export interface ProgressSnapshot {
   committed: number;
   failed: number;
   total: number;
-  /** NAR bytes counted as stored; see terminal-progress.ts for how. */
+  /** Compressed bytes the target has acknowledged; see terminal-progress.ts. */
   storedBytes: number;
+  /** The compressed total, estimated until `exact`. */
   totalBytes: number;
+  exact: boolean;
   /** Bytes per second over the last few seconds; undefined until there is enough to tell. */
   bytesPerSec: number | undefined;
   /** Names (without the hash) of the paths being uploaded. */
@@ -25,7 +27,7 @@ export function progressLine(s: ProgressSnapshot, columns: number): string {
   const segments = [
     `[${s.committed}/${s.total}]`,
     percent(s),
-    `${formatBytes(s.storedBytes)}/${formatBytes(s.totalBytes)}`,
+    `${formatBytes(s.storedBytes)}/${s.exact ? '' : '~'}${formatBytes(s.totalBytes)}`,
     s.bytesPerSec === undefined ? '' : `${formatBytes(Math.round(s.bytesPerSec))}/s`,
     s.finished ? '' : `ETA ${eta(s)}`,
     s.failed > 0 ? `${s.failed} failed` : '',
