@@ -4,7 +4,8 @@ import type { Logger } from '../log.js';
 import type { UploadedPath } from './upload-path.js';
 
 export interface ProgressSink {
-  planned(paths: number, narBytes: number): void;
+  /** `slots`: NAR uploads at once (the upload threads). */
+  planned(paths: number, narBytes: number, slots: number): void;
   /** A path's upload starts (its NAR is `narSize` bytes). */
   started(path: string, narSize: number): void;
   /** `n` more NAR bytes of `path` were read and passed on towards the object store. */

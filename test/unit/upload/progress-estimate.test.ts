@@ -7,11 +7,19 @@ const A = '/nix/store/00000000000000000000000000000000-alpha';
 const B = '/nix/store/11111111111111111111111111111111-beta';
 const C = '/nix/store/22222222222222222222222222222222-gamma';
 
+/** The byte figures alone. */
+function bytes(e: ProgressEstimate) {
+  const { storedBytes, totalBytes, exact } = e.figures();
+  return { storedBytes, totalBytes, exact };
+}
+
+const small = (i: number) => `/nix/store/${String(i).padStart(32, '3')}-small-${i}`;
+
 describe('ProgressEstimate', () => {
   test('before any NAR is stored the total is the NAR total (no compression assumed)', () => {
     const e = new ProgressEstimate();
     e.planned(2, 100 * MiB);
-    assert.deepEqual(e.figures(), { storedBytes: 0, totalBytes: 100 * MiB, exact: false });
+    assert.deepEqual(bytes(e), { storedBytes: 0, totalBytes: 100 * MiB, exact: false });
   });
 
   test('counts only what the target acknowledged, not what was read or compressed', () => {
@@ -33,13 +41,13 @@ describe('ProgressEstimate', () => {
     e.narStored(A, 10 * MiB);
     const r = (10 * MiB + RATIO_PRIOR_BYTES) / (40 * MiB + RATIO_PRIOR_BYTES);
     assert.equal(e.ratio(), r);
-    const f = e.figures();
+    const f = bytes(e);
     assert.equal(f.storedBytes, 10 * MiB);
     assert.equal(f.totalBytes, Math.round(10 * MiB + 60 * MiB * r));
     // The ratio holds after the commit too.
     e.committed(A, 40 * MiB, 10 * MiB);
     assert.equal(e.ratio(), r);
-    assert.deepEqual(e.figures(), f);
+    assert.deepEqual(bytes(e), f);
   });
 
   test('a path in flight counts at least what it has produced: a random NAR among compressible ones', () => {
@@ -72,10 +80,10 @@ describe('ProgressEstimate', () => {
     e.narStored(A, 3 * MiB);
     assert.equal(e.figures().exact, false);
     e.narStored(B, 4 * MiB);
-    assert.deepEqual(e.figures(), { storedBytes: 7 * MiB, totalBytes: 7 * MiB, exact: true });
+    assert.deepEqual(bytes(e), { storedBytes: 7 * MiB, totalBytes: 7 * MiB, exact: true });
     e.committed(A, 10 * MiB, 3 * MiB);
     e.committed(B, 10 * MiB, 4 * MiB);
-    assert.deepEqual(e.figures(), { storedBytes: 7 * MiB, totalBytes: 7 * MiB, exact: true });
+    assert.deepEqual(bytes(e), { storedBytes: 7 * MiB, totalBytes: 7 * MiB, exact: true });
   });
 
   test('a retry forgets what the failed attempt stored; a failed path leaves the count and the total', () => {
@@ -90,7 +98,7 @@ describe('ProgressEstimate', () => {
     assert.equal(e.figures().storedBytes, 0);
     e.acknowledged(B, 5 * MiB);
     e.failed(B);
-    assert.deepEqual(e.figures(), { storedBytes: 0, totalBytes: 10 * MiB, exact: false });
+    assert.deepEqual(bytes(e), { storedBytes: 0, totalBytes: 10 * MiB, exact: false });
   });
 
   test('never a total below what is stored, and events for unknown paths change nothing', () => {
@@ -98,14 +106,50 @@ describe('ProgressEstimate', () => {
     e.planned(1, 1 * MiB);
     e.started(A, 1 * MiB);
     e.acknowledged(A, 2 * MiB); // more than the estimate: framing on an incompressible NAR
-    assert.deepEqual(e.figures(), { storedBytes: 2 * MiB, totalBytes: 2 * MiB, exact: false });
-    const before = e.figures();
+    assert.deepEqual(bytes(e), { storedBytes: 2 * MiB, totalBytes: 2 * MiB, exact: false });
+    const before = bytes(e);
     e.read(C, 5);
     e.produced(C, 5);
     e.acknowledged(C, 5);
     e.narStored(C, 5);
     e.restarted(C);
     e.failed(C);
-    assert.deepEqual(e.figures(), before);
+    assert.deepEqual(bytes(e), before);
+  });
+
+  test('each path weighs the bytes the link could carry during its requests', () => {
+    const e = new ProgressEstimate();
+    // One large NAR and 100 small ones, 4 upload slots.
+    e.planned(101, 100 * MiB + 100 * 64 * 1024, 4);
+    e.started(A, 100 * MiB, 0);
+    for (let i = 0; i < 4; i++) {
+      e.started(small(i), 64 * 1024, 1000);
+      e.narStored(small(i), 64 * 1024, 1080); // 80 ms each
+      e.committed(small(i), 64 * 1024, 64 * 1024);
+    }
+    // Two requests of 80 ms over 4 slots: 40 ms a path.
+    assert.equal(e.perPathSeconds(), 0.04);
+    e.acknowledged(A, 50 * MiB);
+    const rate = 10 * MiB; // 10 MiB/s at best: a path weighs 400 KiB
+    const f = e.figures(rate);
+    const weight = rate * 0.04;
+    const expected = (f.storedBytes + 4 * weight) / (f.totalBytes + 101 * weight);
+    assert.ok(Math.abs(f.fraction - expected) < 1e-9, `${f.fraction} = ${expected}`);
+    // Half the bytes, but 97 paths and their requests still to go: well under half.
+    assert.ok(f.fraction < 0.4, `${f.fraction}`);
+    assert.ok(f.storedBytes / f.totalBytes > 0.45);
+  });
+
+  test('large NARs teach nothing about per-path cost; without it the share is the bytes', () => {
+    const e = new ProgressEstimate();
+    e.planned(1, 40 * MiB, 4);
+    e.started(A, 40 * MiB, 0);
+    e.acknowledged(A, 10 * MiB);
+    e.narStored(A, 40 * MiB, 9000);
+    assert.equal(e.perPathSeconds(), 0);
+    const f = e.figures(10 * MiB);
+    assert.equal(f.fraction, 1);
+    e.committed(A, 40 * MiB, 40 * MiB);
+    assert.equal(e.figures(10 * MiB).fraction, 1);
   });
 });
