@@ -148,14 +148,14 @@ export class ProgressEstimate {
   }
 
   /**
-   * Seconds one path costs beyond its bytes: its NAR's request and its narinfo's (about the median
-   * time a small NAR takes to store, twice), spread over the upload slots.
+   * Seconds one path costs beyond its bytes: its NAR's request and its narinfo's, each about as long
+   * as the quickest small NAR took to store, spread over the upload slots. The quickest, not the
+   * median: a small NAR sent while large ones fill the link waits behind their bytes (counted
+   * already), and the requests that matter are those of the tail, when the link is idle.
    */
   perPathSeconds(): number {
     if (this.latencies.length === 0) return 0;
-    const sorted = [...this.latencies].sort((a, b) => a - b);
-    const median = sorted[Math.floor(sorted.length / 2)]!;
-    return (2 * median) / this.slots / 1000;
+    return (2 * Math.min(...this.latencies)) / this.slots / 1000;
   }
 
   /** @param linkBytesPerSec the fastest the target has acknowledged bytes in this run, if known */
