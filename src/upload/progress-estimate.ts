@@ -65,8 +65,8 @@ export class ProgressEstimate {
   private doneNar = 0;
   private donePaths = 0;
   private slots = 1;
-  /** ms from start to stored of the latest small NARs. */
-  private readonly latencies: number[] = [];
+  /** ms from start to stored of the latest small NARs, and their compressed bytes. */
+  private readonly latencies: Array<{ ms: number; bytes: number }> = [];
 
   /** @param slots NAR uploads at once (upload threads), over which per-path costs spread */
   planned(paths: number, narBytes: number, slots = 1): void {
@@ -105,7 +105,7 @@ export class ProgressEstimate {
     p.fileSize = fileSize;
     p.acked = fileSize;
     if (at === undefined || p.narSize > SMALL_NAR_BYTES) return;
-    this.latencies.push(Math.max(0, at - p.startedAt));
+    this.latencies.push({ ms: Math.max(0, at - p.startedAt), bytes: fileSize });
     if (this.latencies.length > LATENCY_SAMPLES) this.latencies.shift();
   }
 
@@ -149,19 +149,23 @@ export class ProgressEstimate {
 
   /**
    * Seconds one path costs beyond its bytes: its NAR's request and its narinfo's, each about as long
-   * as the quickest small NAR took to store, spread over the upload slots. The quickest, not the
-   * median: a small NAR sent while large ones fill the link waits behind their bytes (counted
-   * already), and the requests that matter are those of the tail, when the link is idle.
+   * as the quickest small NAR took to store less its bytes' time on the link (counted already),
+   * spread over the upload slots. The quickest, not the median: a small NAR sent while large ones
+   * fill the link waits behind their bytes, and the requests that matter are those of the tail,
+   * when the link is idle.
+   * @param linkBytesPerSec the link's rate, when known
    */
-  perPathSeconds(): number {
+  perPathSeconds(linkBytesPerSec = 0): number {
     if (this.latencies.length === 0) return 0;
-    return (2 * Math.min(...this.latencies)) / this.slots / 1000;
+    const own = (bytes: number) => (linkBytesPerSec > 0 ? (1000 * bytes) / linkBytesPerSec : 0);
+    const quickest = Math.min(...this.latencies.map((l) => Math.max(0, l.ms - own(l.bytes))));
+    return (2 * quickest) / this.slots / 1000;
   }
 
   /** @param linkBytesPerSec the fastest the target has acknowledged bytes in this run, if known */
   figures(linkBytesPerSec = 0): ProgressFigures {
     const { storedBytes, totalBytes, exact } = this.bytes();
-    const perPathSeconds = this.perPathSeconds();
+    const perPathSeconds = this.perPathSeconds(linkBytesPerSec);
     const weight = linkBytesPerSec * perPathSeconds;
     const all = totalBytes + this.plannedPaths * weight;
     const fraction = all > 0 ? Math.min(1, (storedBytes + this.donePaths * weight) / all) : 0;

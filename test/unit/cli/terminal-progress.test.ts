@@ -48,9 +48,9 @@ test('counts acknowledged bytes, not bytes read, and shows 100% only at the end'
   p.narStored(B, 4 * KiB);
   now = 3000;
   await sleep(250);
-  // Every byte stored, one narinfo still to write: not 100 %. A small NAR took 2 s to store here,
-  // so a path costs 4 s of requests (16 KiB at the peak rate of 4 KiB/s), and one is left.
-  assert.match(term.shown(), /^\[1\/2\] 66% 8\.0 KiB\/8\.0 KiB 4\.0 KiB\/s ETA 0:04 \| beta$/);
+  // Every byte stored, one narinfo still to write: not 100 % (how much less depends on what a
+  // path's requests cost: progress-estimate.test.ts).
+  assert.match(term.shown(), /^\[1\/2\] \d\d% 8\.0 KiB\/8\.0 KiB .*\| beta$/);
   p.uploaded(committed(B, 4 * KiB, 4 * KiB));
   p.done();
   assert.match(term.shown(), /^\[2\/2\] 100% 8\.0 KiB\/8\.0 KiB/);

@@ -137,7 +137,9 @@ describe('ProgressEstimate', () => {
     e.acknowledged(A, 50 * MiB);
     const rate = 10 * MiB; // 10 MiB/s at best: a path weighs 400 KiB
     const f = e.figures(rate);
-    const weight = rate * 0.04;
+    // Less each small NAR's own 64 KiB on the link (6.25 ms at 10 MiB/s), counted as bytes already.
+    assert.equal(e.perPathSeconds(rate), (2 * (80 - 6.25)) / 4 / 1000);
+    const weight = rate * e.perPathSeconds(rate);
     const expected = (f.storedBytes + 5 * weight) / (f.totalBytes + 101 * weight);
     assert.ok(Math.abs(f.fraction - expected) < 1e-9, `${f.fraction} = ${expected}`);
     // Half the bytes, but 96 paths and their requests still to go: well under half.
