@@ -9,11 +9,17 @@ export interface ProgressSnapshot {
   committed: number;
   failed: number;
   total: number;
-  /** NAR bytes counted as stored; see terminal-progress.ts for how. */
+  /** Compressed bytes the target has acknowledged; see terminal-progress.ts. */
   storedBytes: number;
+  /** The compressed total, estimated until `exact`. */
   totalBytes: number;
+  exact: boolean;
   /** Bytes per second over the last few seconds; undefined until there is enough to tell. */
   bytesPerSec: number | undefined;
+  /** The share of the work done, 0 to 1, when it is more than bytes (default: the bytes' share). */
+  fraction?: number;
+  /** Seconds left, when known better than from the bytes left and the rate. */
+  etaSeconds?: number | undefined;
   /** Names (without the hash) of the paths being uploaded. */
   inFlight: readonly string[];
   /** The run is over: the percentage may show 100. */
@@ -25,7 +31,7 @@ export function progressLine(s: ProgressSnapshot, columns: number): string {
   const segments = [
     `[${s.committed}/${s.total}]`,
     percent(s),
-    `${formatBytes(s.storedBytes)}/${formatBytes(s.totalBytes)}`,
+    `${formatBytes(s.storedBytes)}/${s.exact ? '' : '~'}${formatBytes(s.totalBytes)}`,
     s.bytesPerSec === undefined ? '' : `${formatBytes(Math.round(s.bytesPerSec))}/s`,
     s.finished ? '' : `ETA ${eta(s)}`,
     s.failed > 0 ? `${s.failed} failed` : '',
@@ -54,8 +60,8 @@ function withNames(line: string, names: readonly string[], width: number): strin
 
 /** Whole percent, rounded down: 100 only once the run is over and nothing failed. */
 function percent(s: ProgressSnapshot): string {
-  if (s.totalBytes <= 0) return s.finished && s.failed === 0 ? '100%' : '0%';
-  const pct = Math.floor((100 * s.storedBytes) / s.totalBytes);
+  if (s.totalBytes <= 0 && s.fraction === undefined) return s.finished && s.failed === 0 ? '100%' : '0%';
+  const pct = Math.floor(100 * (s.fraction ?? s.storedBytes / s.totalBytes));
   const done = s.finished && s.failed === 0 && s.committed === s.total;
   return `${done ? 100 : Math.min(pct, 99)}%`;
 }
@@ -63,7 +69,7 @@ function percent(s: ProgressSnapshot): string {
 function eta(s: ProgressSnapshot): string {
   const left = s.totalBytes - s.storedBytes;
   if (s.bytesPerSec === undefined || s.bytesPerSec <= 0) return '--';
-  const secs = Math.ceil(Math.max(left, 0) / s.bytesPerSec);
+  const secs = Math.ceil(Math.max(s.etaSeconds ?? left / s.bytesPerSec, 0));
   const h = Math.floor(secs / 3600);
   const m = Math.floor((secs % 3600) / 60);
   const ss = String(secs % 60).padStart(2, '0');

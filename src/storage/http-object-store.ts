@@ -120,9 +120,17 @@ export class HttpObjectStore implements ObjectStore {
       if (head.ended) {
         const bytes = Buffer.concat(head.chunks);
         await this.putBytes(key, bytes, opts);
+        opts.onStored?.(bytes.length);
         return;
       }
-      await this.putLarge(key, source.rest(head.chunks), opts);
+      let sent = 0;
+      await this.putLarge(
+        key,
+        counted(source.rest(head.chunks), (n) => (sent += n)),
+        opts,
+      );
+      // One PUT: the server acknowledges the whole body when it answers.
+      opts.onStored?.(sent);
     } catch (err) {
       const failure = source.error ?? this.fail(`put ${key}`, err);
       body.destroy(failure);
@@ -252,5 +260,13 @@ export class HttpObjectStore implements ObjectStore {
           }
         : {}),
     });
+  }
+}
+
+/** Passes `chunks` through, telling `add` each one's size. */
+async function* counted(chunks: AsyncGenerator<Buffer>, add: (n: number) => void): AsyncGenerator<Buffer> {
+  for await (const chunk of chunks) {
+    add(chunk.length);
+    yield chunk;
   }
 }

@@ -83,9 +83,11 @@ export class LocalObjectStore implements ObjectStore {
     if (opts.signal?.aborted) onAbort();
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     try {
+      let written = 0;
       await this.writeAtomically(key, async (temp) => {
         const out = createWriteStream(temp, { flags: 'w' });
         await pipeline(body, out);
+        written = out.bytesWritten;
         const handle = await fs.open(temp, 'r+');
         try {
           await handle.sync();
@@ -93,6 +95,8 @@ export class LocalObjectStore implements ObjectStore {
           await handle.close();
         }
       });
+      // Stored once synced and renamed into place, as a reader sees it.
+      opts.onStored?.(written);
     } catch (err) {
       // The body's own failure (NAR or compression error, cancellation) is the one to report. Since
       // Node 22, pipeline() destroys the body with the file's error (ENOSPC...) too: that one is

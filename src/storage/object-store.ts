@@ -32,6 +32,13 @@ export interface PutOptions {
    * upload it names (src/storage/s3-part-upload.ts). Other stores ignore it.
    */
   resumable?: ResumableUpload;
+  /**
+   * putStream: told with a count of the body's bytes each time the target has acknowledged some
+   * (an S3 part or the single PUT answered, a file written and renamed, an HTTP PUT answered), so
+   * the uploader's progress counts what is stored rather than what was read. A body that fails is
+   * told nothing more; what it was told before stays counted by the caller until it retries.
+   */
+  onStored?: (bytes: number) => void;
 }
 
 /** Asked before each delete request with its number of keys; false: send no more. */

@@ -188,7 +188,9 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads, ResumablePa
       const head = await source.readUpTo(partSize);
       // The body has ended, so a caller's hash of it (putOpts.sha256) is final and goes along.
       if (head.ended) {
-        await this.putBytes(key, Buffer.concat(head.chunks), putOpts);
+        const bytes = Buffer.concat(head.chunks);
+        await this.putBytes(key, bytes, putOpts);
+        putOpts.onStored?.(bytes.length);
       } else {
         await uploadInParts(this.multipartTarget(), source.rest(head.chunks), {
           key,
@@ -198,6 +200,8 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads, ResumablePa
           parts: this.parts,
           ...(putOpts.signal ? { signal: putOpts.signal } : {}),
           ...(putOpts.resumable ? { resumable: putOpts.resumable } : {}),
+          // A part skipped on resume is stored all the same.
+          ...(putOpts.onStored ? { onPart: (part) => putOpts.onStored?.(part.size) } : {}),
         });
       }
     } catch (err) {

@@ -26,7 +26,7 @@ import { signerId } from './re-sign.js';
 import { Semaphore } from './semaphore.js';
 import { commitNarInfo, uploadNar, type UploadedPath, type UploadPathDeps } from './upload-path.js';
 
-export interface PathTaskDeps extends Omit<UploadPathDeps, 'onNarBytes'> {
+export interface PathTaskDeps extends Omit<UploadPathDeps, 'onNarBytes' | 'onFileBytes' | 'onStoredBytes'> {
   cache: PresenceCache;
   uploadThreads: number;
   progress?: ProgressSink;
@@ -97,8 +97,9 @@ export class PathTasks {
           }
           if (!started) deps.progress?.started(info.path, info.narSize);
           started = true;
-          return uploadNar(info, { ...deps, onNarBytes: (n) => deps.progress?.narBytes(info.path, n) });
+          return uploadNar(info, { ...deps, ...progressOf(info.path, deps.progress) });
         });
+        deps.progress?.narStored(info.path, stored.fileSize);
         // Listings and debug-info entries name the NAR, so they go before the narinfo; realisations
         // and the build log after it (path-extras.ts). A failed extra fails the attempt like a
         // failed narinfo write, so nothing a published path needs goes missing.
@@ -161,4 +162,14 @@ export class PathTasks {
       this.deps.signal,
     );
   }
+}
+
+/** The byte counts of one path's NAR upload, reported to the run's progress. */
+function progressOf(path: string, progress: ProgressSink | undefined) {
+  if (!progress) return {};
+  return {
+    onNarBytes: (n: number) => progress.narBytes(path, n),
+    onFileBytes: (n: number) => progress.fileBytes(path, n),
+    onStoredBytes: (n: number) => progress.storedBytes(path, n),
+  };
 }

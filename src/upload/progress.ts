@@ -4,11 +4,18 @@ import type { Logger } from '../log.js';
 import type { UploadedPath } from './upload-path.js';
 
 export interface ProgressSink {
-  planned(paths: number, narBytes: number): void;
+  /** `slots`: NAR uploads at once (the upload threads). */
+  planned(paths: number, narBytes: number, slots: number): void;
   /** A path's upload starts (its NAR is `narSize` bytes). */
   started(path: string, narSize: number): void;
   /** `n` more NAR bytes of `path` were read and passed on towards the object store. */
   narBytes(path: string, n: number): void;
+  /** `n` more compressed bytes of `path` came out of the compressor. */
+  fileBytes(path: string, n: number): void;
+  /** The target acknowledged `n` more compressed bytes of `path` (a part, a PUT, a file written). */
+  storedBytes(path: string, n: number): void;
+  /** The path's whole NAR is stored and checked; it is `fileSize` bytes compressed. */
+  narStored(path: string, fileSize: number): void;
   uploaded(result: UploadedPath): void;
   failed(path: string, error: unknown): void;
   retrying(path: string, attempt: number, error: unknown, delayMs: number): void;
@@ -21,6 +28,9 @@ export function logProgress(logger: Logger): ProgressSink {
     planned: (paths, narBytes) => logger.info({ paths, narBytes }, 'uploading'),
     started: (path) => logger.debug({ path }, 'upload started'),
     narBytes: () => undefined,
+    fileBytes: () => undefined,
+    storedBytes: () => undefined,
+    narStored: () => undefined,
     uploaded: (r) => logger.info({ path: r.path, narSize: r.narSize, fileSize: r.fileSize }, 'uploaded'),
     failed: (path, error) => logger.error({ path, err: error }, 'upload failed'),
     retrying: (path, attempt, error, delayMs) =>

@@ -191,6 +191,7 @@ async function uploadMissing(
   deps.progress?.planned(
     missing.length,
     missing.reduce((n, i) => n + i.narSize, 0),
+    deps.uploadThreads,
   );
   const ordered = largestFirst(missing);
   const settled = tasks.start(ordered).map((task, i) =>

@@ -53,6 +53,10 @@ export interface UploadPathDeps {
   extras?: PathExtras;
   /** Called with NAR bytes as they are read, for progress. */
   onNarBytes?: (n: number) => void;
+  /** Called with compressed bytes as the compressor produces them, for progress. */
+  onFileBytes?: (n: number) => void;
+  /** Called with compressed bytes as the store acknowledges them (PutOptions.onStored). */
+  onStoredBytes?: (n: number) => void;
   /** Where multipart uploads record their parts, so a killed run's upload is resumed (S3 only). */
   multipart?: MultipartState;
   logger?: Logger;
@@ -146,6 +150,7 @@ async function streamNar(
   const narMeter = new HashMeter();
   narMeter.onBytes = deps.onNarBytes;
   const fileMeter = new HashMeter();
+  fileMeter.onBytes = deps.onFileBytes;
   // The one place lent NAR memory comes back: the compressor reports each chunk it has copied.
   const memory = copiesInput(deps.compression) ? deps.narMemory : undefined;
   const compressor = createCompressor(deps.compression, {
@@ -165,6 +170,7 @@ async function streamNar(
     sha256: () => fileMeter.digest(),
     ...(deps.signal ? { signal: deps.signal } : {}),
     ...(resumable ? { resumable } : {}),
+    ...(deps.onStoredBytes ? { onStored: deps.onStoredBytes } : {}),
   });
   const [pipeResult, putResult] = await Promise.allSettled([piped, put]);
   if (pipeResult.status === 'rejected') {

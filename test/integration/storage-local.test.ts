@@ -1,6 +1,7 @@
 // LocalObjectStore on a real temporary directory.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -55,7 +56,12 @@ describe('LocalObjectStore', () => {
     const data = Buffer.alloc(3 * 1024 * 1024 + 17);
     for (let i = 0; i < data.length; i++) data[i] = (i * 13) & 0xff;
     const chunks = [data.subarray(0, 1000), data.subarray(1000, 2_000_000), data.subarray(2_000_000)];
-    await store.putStream('nar/big.nar.zst', Readable.from(chunks), nar);
+    const acked: Array<[number, boolean]> = [];
+    await store.putStream('nar/big.nar.zst', Readable.from(chunks), {
+      ...nar,
+      onStored: (n) => acked.push([n, existsSync(join(root, 'cache', 'nar', 'big.nar.zst'))]),
+    });
+    assert.deepEqual(acked, [[data.length, true]], 'acknowledged once, when the file is in place');
     assert.ok((await store.get('nar/big.nar.zst'))?.equals(data));
     assert.deepEqual(await tempFiles(), []);
   });

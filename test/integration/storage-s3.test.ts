@@ -104,7 +104,12 @@ describe('S3ObjectStore.putStream', () => {
   test('a small stream costs exactly one PUT and reads back byte-identical', async (t) => {
     const data = bytes(300_000, 1);
     const mark = s3.requests.length;
-    await store.putStream('nar/small.nar.zst', chunked(data), { contentType: CONTENT_TYPE_NAR });
+    const acked: number[] = [];
+    await store.putStream('nar/small.nar.zst', chunked(data), {
+      contentType: CONTENT_TYPE_NAR,
+      onStored: (n) => acked.push(n),
+    });
+    assert.deepEqual(acked, [data.length], 'the PUT acknowledged the whole body, once');
     const got = await store.get('nar/small.nar.zst');
     assert.equal(got?.length, data.length, 'aws-chunked framing would make this longer');
     assert.ok(got.equals(data));
@@ -146,7 +151,16 @@ describe('S3ObjectStore.putStream', () => {
   test('12 MiB goes multipart in 5 MiB parts, byte-identical, Content-Type kept', async (t) => {
     const data = bytes(12 * MiB, 2);
     const mark = s3.requests.length;
-    await store.putStream('nar/large.nar.zst', chunked(data), { contentType: CONTENT_TYPE_NAR });
+    const acked: number[] = [];
+    await store.putStream('nar/large.nar.zst', chunked(data), {
+      contentType: CONTENT_TYPE_NAR,
+      onStored: (n) => acked.push(n),
+    });
+    // Each part once its UploadPart answered, in whatever order they finished.
+    assert.deepEqual(
+      acked.sort((a, b) => b - a),
+      [5 * MiB, 5 * MiB, 2 * MiB],
+    );
     const got = await store.get('nar/large.nar.zst');
     assert.equal(got?.length, data.length);
     assert.equal(

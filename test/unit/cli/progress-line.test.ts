@@ -9,6 +9,7 @@ const base: ProgressSnapshot = {
   total: 40,
   storedBytes: 300 * MiB,
   totalBytes: 1200 * MiB,
+  exact: true,
   bytesPerSec: 50 * MiB,
   inFlight: ['glibc-2.38-27', 'hello-2.12.1', 'python3-3.11.9-env', 'gcc-13.2.0-lib'],
   finished: false,
@@ -63,5 +64,10 @@ describe('progressLine', () => {
   test('ETA in hours, and unknown before the rate is known', () => {
     assert.match(progressLine({ ...base, bytesPerSec: 100_000 }, 160), /ETA 2:37:18/);
     assert.match(progressLine({ ...base, bytesPerSec: undefined }, 160), /ETA -- \|/);
+  });
+
+  test('marks the total with "~" while it is an estimate', () => {
+    assert.match(progressLine({ ...base, exact: false }, 160), /^\[3\/40\] 25% 300\.0 MiB\/~1\.2 GiB /);
+    assert.match(progressLine(base, 160), /^\[3\/40\] 25% 300\.0 MiB\/1\.2 GiB /);
   });
 });

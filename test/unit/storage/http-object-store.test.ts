@@ -76,7 +76,12 @@ describe('HttpObjectStore', () => {
     });
     const s = store(srv.url);
     const data = randomBytes(3 * 1024 * 1024 + 17);
-    await s.putStream('nar/a.nar.zst', chunksOf(data), { contentType: 'application/x-nix-nar' });
+    const acked: number[] = [];
+    await s.putStream('nar/a.nar.zst', chunksOf(data), {
+      contentType: 'application/x-nix-nar',
+      onStored: (n) => acked.push(n),
+    });
+    assert.deepEqual(acked, [data.length], 'acknowledged once, by the spooled PUT, not counted twice');
     assert.deepEqual(
       srv.seen.map((r) => [r.method, r.url, r.chunked, r.length]),
       [
@@ -107,7 +112,12 @@ describe('HttpObjectStore', () => {
     });
     const s = store(srv.url);
     const data = randomBytes(2 * 1024 * 1024);
-    await s.putStream('nar/c.nar.zst', chunksOf(data), { contentType: 'application/x-nix-nar' });
+    const acked: number[] = [];
+    await s.putStream('nar/c.nar.zst', chunksOf(data), {
+      contentType: 'application/x-nix-nar',
+      onStored: (n) => acked.push(n),
+    });
+    assert.deepEqual(acked, [data.length]);
     assert.deepEqual(
       srv.seen.map((r) => [r.chunked, r.length]),
       [[true, data.length]],
