@@ -232,7 +232,8 @@ rec {
         description = "Content-Encoding of uploaded build logs, as Nix's `log-compression`; Nix >= 2.34 decodes br, zstd and gzip. S3 caches only.";
       };
       memoryBudget = mkOption {
-        type = types.nullOr (types.strMatching "[0-9]+(\\.[0-9]+)?[[:space:]]*([KkMmGg]([Ii]?[Bb])?|[Bb])");
+        # loft checks the size itself and names the key in one line when it is wrong.
+        type = types.nullOr types.str;
         default = null;
         example = "192MiB";
         description = ''

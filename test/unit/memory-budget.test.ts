@@ -30,32 +30,36 @@ describe('MemoryBudget', () => {
     assert.equal(budget.peak, most);
   });
 
-  test('waiters are served once memory comes back; one that fits goes ahead of a heavier one', async () => {
-    const budget = new MemoryBudget(100);
-    const first = await budget.take(90);
-    const order: string[] = [];
-    const heavy = budget.take(50).then((n) => order.push(`heavy ${n}`));
-    const light = budget.take(20).then((n) => order.push(`light ${n}`));
-    await sleep(1);
-    assert.equal(order.length, 0, 'nothing fits while 90 of 100 are out');
-    assert.equal(budget.tryTake(20), undefined);
-    budget.give(first);
-    await Promise.all([heavy, light]);
-    assert.deepEqual(order, ['heavy 50', 'light 20'], 'both fit: first come first served');
-    assert.equal(budget.inUse, 70);
-    budget.give(70);
+  test(
+    'waiters are served once memory comes back; one that fits goes ahead of a heavier one',
+    { timeout: 5000 },
+    async () => {
+      const budget = new MemoryBudget(100);
+      const first = await budget.take(90);
+      const order: string[] = [];
+      const heavy = budget.take(50).then((n) => order.push(`heavy ${n}`));
+      const light = budget.take(20).then((n) => order.push(`light ${n}`));
+      await sleep(1);
+      assert.equal(order.length, 0, 'nothing fits while 90 of 100 are out');
+      assert.equal(budget.tryTake(20), undefined);
+      budget.give(first);
+      await Promise.all([heavy, light]);
+      assert.deepEqual(order, ['heavy 50', 'light 20'], 'both fit: first come first served');
+      assert.equal(budget.inUse, 70);
+      budget.give(70);
 
-    const big = await budget.take(80);
-    const waits = [
-      budget.take(60).then(() => order.push('60')),
-      budget.take(10).then(() => order.push('10')),
-    ];
-    await sleep(1);
-    assert.deepEqual(order.slice(2), ['10'], 'the light one did not queue behind the heavy one');
-    budget.give(big);
-    await Promise.all(waits);
-    assert.deepEqual(order.slice(2), ['10', '60']);
-  });
+      const big = await budget.take(80);
+      const waits = [
+        budget.take(60).then(() => order.push('60')),
+        budget.take(10).then(() => order.push('10')),
+      ];
+      await sleep(1);
+      assert.deepEqual(order.slice(2), ['10'], 'the light one did not queue behind the heavy one');
+      budget.give(big);
+      await Promise.all(waits);
+      assert.deepEqual(order.slice(2), ['10', '60']);
+    },
+  );
 
   test('a request larger than the budget less its reservations waits for all of that and goes alone', async () => {
     const budget = new MemoryBudget(100);
