@@ -2,11 +2,12 @@
 //   <NIX_LOG_DIR or /nix/var/log/nix>/drvs/<first 2 chars of the drv base name>/<the rest>[.bz2]
 // Nix writes it bzip2-compressed by default (`compress-build-log`), plain otherwise. The cache gets
 // it decompressed, as `nix store copy-log` uploads it. Node has no bzip2, so the Debian/Nix
-// `bzip2` program decodes it (`bzip2 -dc FILE`, no shell).
-import { execFile } from 'node:child_process';
+// `bzip2` program decodes it (`bzip2 -dc FILE`), run by one small helper shell
+// (src/store/bunzip2-helper.ts) rather than spawned from loft for each log.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NixError } from '../errors.js';
+import { Bunzip2Helper } from './bunzip2-helper.js';
 
 /** Logs above this size are not uploaded: a runaway build's gigabytes help no `nix log` reader. */
 export const MAX_BUILD_LOG_BYTES = 64 * 1024 * 1024;
@@ -51,18 +52,22 @@ function absentIsUndefined(err: unknown): undefined {
   throw err;
 }
 
-function bunzip2(file: string, program: string): Promise<Buffer | undefined> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      program,
-      ['-dc', '--', file],
-      { encoding: 'buffer', maxBuffer: MAX_BUILD_LOG_BYTES },
-      (err, stdout, stderr) => {
-        if (err === null) return resolve(stdout);
-        if (err.code === 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER') return resolve(undefined);
-        const why = err.code === 'ENOENT' ? `${program} is not installed` : stderr.toString('utf8').trim();
-        reject(new NixError(`cannot decompress the build log ${file}: ${why.split('\n')[0] ?? ''}`));
-      },
-    );
-  });
+/** One helper per bzip2 program, started at the first `.bz2` log and kept while loft runs. */
+const helpers = new Map<string, Bunzip2Helper>();
+
+async function bunzip2(file: string, program: string): Promise<Buffer | undefined> {
+  let helper = helpers.get(program);
+  if (helper === undefined) {
+    helper = new Bunzip2Helper(program, MAX_BUILD_LOG_BYTES + 1);
+    helpers.set(program, helper);
+  }
+  let r: Awaited<ReturnType<Bunzip2Helper['decompress']>>;
+  try {
+    r = await helper.decompress(file);
+  } catch (err) {
+    throw new NixError(`cannot decompress the build log ${file}: ${(err as Error).message}`);
+  }
+  if (r.kind === 'ok') return r.body;
+  if (r.kind === 'big') return undefined;
+  throw new NixError(`cannot decompress the build log ${file}: ${r.message}`);
 }
