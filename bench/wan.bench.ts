@@ -10,7 +10,9 @@
 // and the link's floor beside them: the compressed bytes stored at the link's rate, plus Node's
 // start (`node dist/cli/main.js --version`). The closure is CI-shaped (about 400 paths, 86 MiB
 // compressed), built on demand from bench/fixtures/upload-closure.nix and deleted at the end.
-//   npm run build && npm run bench -- wan [--rounds 3] [--rtt 40] [--mbit 100] [--salt S --keep]
+//   npm run build && node --openssl-legacy-provider --import tsx bench/wan.bench.ts [--rounds 3]
+//     [--rtt 40] [--mbit 100] [--salt S --keep] [--baseline OTHER/dist/cli/main.js]
+// (`npm run bench -- wan` runs it with the defaults.)
 // Bars (issue 27): A <= 1.1 x (floor + Node's start); C <= 0.8 s.
 // Without the aws CLI the peer's fresh push uses bench/lib/s3-sync.ts and D is not measured.
 import { execFileSync } from 'node:child_process';
@@ -21,6 +23,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startLinkProxy, type LinkProxy } from '../test/helpers/link-proxy.js';
 import { randomSalt } from '../test/helpers/fixtures.js';
+import { logLines } from '../test/helpers/loft-cli.js';
+import { nixEnv } from '../test/helpers/nix-env.js';
 import { buildBenchClosure, deleteWithDerivers, warmPageCache } from './lib/bench-closure.js';
 import {
   LOFT_MAIN,
@@ -41,6 +45,8 @@ const { values: opt } = parseArgs({
     rtt: { type: 'string', default: '40' },
     mbit: { type: 'string', default: '100' },
     salt: { type: 'string' },
+    /** Another build's dist/cli/main.js, run beside this one in every round (before/after). */
+    baseline: { type: 'string' },
     keep: { type: 'boolean', default: false },
   },
 });
@@ -154,28 +160,57 @@ async function peerSync(ctx: Ctx, dir: string, bucket: string, again: boolean): 
   return await runTimed(ctx.aws, again ? [...args, '--size-only'] : args, { env: awsEnv(ctx.tmp) });
 }
 
+/** loft from another build (--baseline): the same run as runLoftUpload, with that build's CLI. */
+async function runOtherLoft(main: string, config: string, root: string): Promise<LoftRun> {
+  const run = await runTimed(process.execPath, [main, '-c', config, '--upload-path', root], {
+    env: nixEnv(),
+  });
+  const uploaded = logLines(run.stderr).filter((l) => l['msg'] === 'uploaded');
+  const fileBytes = uploaded.reduce((n, l) => n + Number(l['fileSize'] ?? 0), 0);
+  return { ...run, uploaded: uploaded.length, narBytes: 0, fileBytes };
+}
+
+/** Fresh push then re-push with empty local state, into `bucket`, with loft of `main` (or this build's). */
+async function loftPair(ctx: Ctx, bucket: string, label: string, notes: string[], main?: string) {
+  const dir = join(ctx.tmp, bucket);
+  const config = writeLoftConfig(dir, { s3: { endpoint: ctx.link.endpoint, bucket } }, ctx.keyPath);
+  const run = () =>
+    main === undefined ? runLoftUpload(config, ctx.root) : runOtherLoft(main, config, ctx.root);
+  ctx.counter.take();
+  let conns = ctx.link.connections();
+  const [fresh, busy] = await sampled(ctx.link, run);
+  notes.push(`${label} fresh: ${traffic(ctx, conns, busy)}`);
+  for (const f of ['cache.db', 'cache.db-wal', 'cache.db-shm']) rmSync(join(dir, f), { force: true });
+  conns = ctx.link.connections();
+  const again = await run();
+  if (again.uploaded !== 0) throw new Error(`the re-push uploaded ${again.uploaded} paths`);
+  notes.push(`${label} re-push: ${traffic(ctx, conns)}`);
+  return { fresh, again };
+}
+
 async function allRounds(ctx: Ctx): Promise<LoftRun[]> {
-  const runs = { a: [] as LoftRun[], b: [] as TimedRun[], c: [] as LoftRun[], d: [] as TimedRun[] };
+  const runs = {
+    a: [] as LoftRun[],
+    b: [] as TimedRun[],
+    c: [] as LoftRun[],
+    d: [] as TimedRun[],
+    baseA: [] as LoftRun[],
+    baseC: [] as LoftRun[],
+  };
   const notes: string[] = [];
   for (let i = 1; i <= rounds; i++) {
-    const s3Target = { s3: { endpoint: ctx.link.endpoint, bucket: `loft-${i}` } };
-    const dir = join(ctx.tmp, `loft-${i}`);
-    const config = writeLoftConfig(dir, s3Target, ctx.keyPath);
-    ctx.counter.take();
-    let conns = ctx.link.connections();
-    const [fresh, busyA] = await sampled(ctx.link, () => runLoftUpload(config, ctx.root));
-    runs.a.push(fresh);
-    notes.push(`A${i}: ${traffic(ctx, conns, busyA)}`);
-    for (const f of ['cache.db', 'cache.db-wal', 'cache.db-shm']) rmSync(join(dir, f), { force: true });
-    conns = ctx.link.connections();
-    const again = await runLoftUpload(config, ctx.root);
-    if (again.uploaded !== 0) throw new Error(`the re-push uploaded ${again.uploaded} paths`);
-    runs.c.push(again);
-    notes.push(`C${i}: ${traffic(ctx, conns)}`);
+    const ours = await loftPair(ctx, `loft-${i}`, `A/C${i}`, notes);
+    runs.a.push(ours.fresh);
+    runs.c.push(ours.again);
+    if (opt.baseline !== undefined) {
+      const base = await loftPair(ctx, `base-${i}`, `baseline ${i}`, notes, opt.baseline);
+      runs.baseA.push(base.fresh);
+      runs.baseC.push(base.again);
+    }
 
     const nixDir = join(ctx.tmp, `nix-${i}`);
     const copy = await runNixCopy(nixDir, ctx.root, ctx.keyPath);
-    conns = ctx.link.connections();
+    let conns = ctx.link.connections();
     const [sync, busyB] = await sampled(ctx.link, () => peerSync(ctx, nixDir, `nix-${i}`, false));
     runs.b.push(combined(copy, sync));
     notes.push(`B${i}: ${traffic(ctx, conns, busyB)}`);
@@ -214,6 +249,14 @@ async function allRounds(ctx: Ctx): Promise<LoftRun[]> {
     row('D. nix copy to a fresh DIR + aws s3 sync --size-only (re-push)', describe(runs.d));
     row('C / D (wall)', (wall(runs.c) / wall(runs.d)).toFixed(2));
   }
+  if (runs.baseA.length > 0) {
+    row(
+      'A0. baseline loft (--baseline), fresh',
+      describe(runs.baseA),
+      `${(wall(runs.baseA) / (floor + start)).toFixed(2)}x floor + start`,
+    );
+    row('C0. baseline loft, re-push with empty local state', describe(runs.baseC));
+  }
   rows.push('', 'Traffic per run:', ...notes.map((n) => `- ${n}`));
   return runs.a;
 }
@@ -238,7 +281,11 @@ async function main(): Promise<void> {
     row('closure', `${closure.narSizes.size} paths, NAR ${(closure.narTotal / 2 ** 20).toFixed(0)} MiB`);
     const keyPath = join(tmp, 'signing-key');
     generateSigningKey(keyPath);
-    const buckets = Array.from({ length: rounds }, (_, i) => [`loft-${i + 1}`, `nix-${i + 1}`]).flat();
+    const buckets = Array.from({ length: rounds }, (_, i) => [
+      `loft-${i + 1}`,
+      `nix-${i + 1}`,
+      `base-${i + 1}`,
+    ]).flat();
     s3 = await startS3rverProcess(join(tmp, 's3rver'), buckets);
     counter = await startRequestCounter(s3.endpoint);
     link = await startLinkProxy({ target: counter.endpoint, rttMs, mbitPerSecond: mbit });
