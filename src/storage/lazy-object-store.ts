@@ -7,7 +7,13 @@
 // once it is open; openObjectStore wraps S3 stores only, and those have them.
 import { Readable } from 'node:stream';
 import { StorageError } from '../errors.js';
-import type { BeforeDelete, ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
+import {
+  topLevelObjects,
+  type BeforeDelete,
+  type ObjectInfo,
+  type ObjectStore,
+  type PutOptions,
+} from './object-store.js';
 import {
   hasMultipartUploads,
   resumablePartsOf,
@@ -82,6 +88,9 @@ export class LazyObjectStore implements ObjectStore, MultipartUploads, Resumable
   }
   async *list(prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo> {
     yield* (await this.store()).list(prefix, signal);
+  }
+  async *listTopLevel(signal?: AbortSignal): AsyncIterable<ObjectInfo> {
+    yield* topLevelObjects(await this.store(), signal);
   }
   async createExclusive(key: string, body: Buffer | string, opts: PutOptions): Promise<boolean> {
     const store = await this.store();

@@ -74,6 +74,12 @@ export interface ObjectStore {
   /** Every object whose key starts with `prefix`, page by page. */
   list(prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo>;
   /**
+   * The objects at the top of the cache (keys without a `/`: narinfos, nix-cache-info), in
+   * ascending key order, page by page, without reading what is under `nar/`, `log/` and the other
+   * folders. Optional: topLevelObjects() lists and sorts for a store without it.
+   */
+  listTopLevel?(signal?: AbortSignal): AsyncIterable<ObjectInfo>;
+  /**
    * Writes `key` only if it does not exist (S3's `If-None-Match: *`): true when written, false when
    * the key existed. Absent where the store has no such write. Some servers ignore the header and
    * always write: callers that rely on it probe first (src/prune/lease.ts).
@@ -87,4 +93,19 @@ export interface ObjectStore {
    */
   deleteMany(keys: string[], signal?: AbortSignal, beforeRequest?: BeforeDelete): Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * The store's top-level objects in ascending key order: its own listTopLevel, or the full listing
+ * filtered and sorted (a directory or WebDAV listing comes in no useful order).
+ */
+export async function* topLevelObjects(store: ObjectStore, signal?: AbortSignal): AsyncIterable<ObjectInfo> {
+  if (store.listTopLevel) {
+    yield* store.listTopLevel(signal);
+    return;
+  }
+  const top: ObjectInfo[] = [];
+  for await (const o of store.list('', signal)) if (!o.key.includes('/')) top.push(o);
+  top.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  yield* top;
 }

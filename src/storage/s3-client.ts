@@ -77,6 +77,11 @@ export function createS3Client(options: S3ClientOptions): S3Client {
     // trailer: s3rver stores the framing as data and R2 rejects it (aws-sdk-js-v3 issue 6810).
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
+    // The SDK sends `Expect: 100-continue` with every body of 2 MiB or more (each multipart part),
+    // and its HTTP handler sends such a request on a fresh connection, never kept alive: two extra
+    // round trips per part (handshake, then the wait for `100 Continue`) during which the part's
+    // bytes wait. Without it a refused request costs one body sent in vain, a rare failure's cost.
+    expectContinueHeader: false,
     maxAttempts: policy.maxAttempts,
     retryStrategy: createRetryStrategy(
       policy,

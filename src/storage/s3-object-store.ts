@@ -218,13 +218,31 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads, ResumablePa
     return s3BufferedPerUpload(this.options.partSizeBytes, this.options.queueSize, sizeHint);
   }
 
-  async *list(prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo> {
+  list(prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo> {
+    return this.listPages(prefix, undefined, signal);
+  }
+
+  /**
+   * With the delimiter `/`, S3 folds everything under `nar/`, `log/`, ... into one common prefix
+   * each: a page holds up to 1000 narinfos instead of about 330 (narinfo, NAR, log per path). Keys
+   * come in UTF-8 binary order, as ListObjectsV2 promises.
+   */
+  listTopLevel(signal?: AbortSignal): AsyncIterable<ObjectInfo> {
+    return this.listPages('', '/', signal);
+  }
+
+  private async *listPages(
+    prefix: string,
+    delimiter: string | undefined,
+    signal?: AbortSignal,
+  ): AsyncIterable<ObjectInfo> {
     let token: string | undefined;
     do {
       const input = {
         Bucket: this.bucket,
         Prefix: this.prefix + prefix,
         MaxKeys: this.options.listPageSize ?? 1000,
+        ...(delimiter !== undefined ? { Delimiter: delimiter } : {}),
         ...(token !== undefined ? { ContinuationToken: token } : {}),
       };
       const page = await this.run('list', () =>

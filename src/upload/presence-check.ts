@@ -1,11 +1,11 @@
 // Which closure members are already in the cache. The local SQLite cache answers first; the bucket
 // is asked only about the rest, with one HEAD of `<hash>.narinfo` each (bounded in parallel), or with
-// a listing of the root when that costs fewer requests. A narinfo's presence means the path is
+// a listing of the bucket's top level, which answers up to 1000 paths per request. A narinfo's presence means the path is
 // committed (it is written last), so it is the only object worth asking about.
 import pLimit from 'p-limit';
 import { StorageError } from '../errors.js';
 import type { PresenceCache } from '../state/presence.js';
-import type { ObjectStore } from '../storage/object-store.js';
+import { topLevelObjects, type ObjectStore } from '../storage/object-store.js';
 import { hashPartOfNarinfoKey, narinfoKey } from '../format/bucket-layout.js';
 
 export interface PresenceResult {
@@ -22,25 +22,32 @@ export interface PresenceOptions {
   signal?: AbortSignal;
 }
 
-/** HEADs of narinfos in flight at once: enough to hide a round trip, few enough for any endpoint. */
-const HEAD_CONCURRENCY = 32;
+/**
+ * HEADs of narinfos in flight at once: enough to hide a round trip (48 answers per 40 ms round
+ * trip), under the HTTP agent's 50 sockets, and lowered by the request limiter if a server throttles.
+ */
+export const HEAD_CONCURRENCY = 48;
 
-/** ListObjectsV2 returns up to 1000 keys a page; each path costs about two keys (narinfo + NAR). */
+/** ListObjectsV2 returns up to 1000 keys a page; a top-level listing has one key per path. */
 const KEYS_PER_PAGE = 1000;
-const KEYS_PER_PATH = 2;
 
-/** Up to this many unknown paths are always HEADed: a listing's cost is the whole bucket's size. */
-const ALWAYS_HEAD = 256;
+export type Strategy = { kind: 'head' } | { kind: 'list'; maxKeys: number };
 
 /**
- * Pure: HEAD each unknown path, or list the bucket, whichever is expected to cost fewer requests.
- * The bucket's size is estimated from the local cache, which may be fresh and know nothing; so a
- * handful of paths is never answered by a listing, however small the bucket looks.
+ * Pure: how to ask the bucket about `unknown` paths. One wave of HEADs costs one round trip, so
+ * that many paths are always HEADed. Beyond it, a listing of the bucket's top level answers up to
+ * 1000 paths per round trip, but costs the whole bucket's size, which is only estimated (from the
+ * local cache, which may be fresh and know nothing). So the listing gets a budget of as many pages
+ * as the HEADs would take round trips, and the paths it did not reach are HEADed: a huge bucket
+ * costs at most twice the HEADs, a small one a page or two. A bucket the cache knows to be too
+ * large to list within the budget is not listed at all.
  */
-export function chooseStrategy(unknown: number, knownBucketPaths: number): 'head' | 'list' {
-  if (unknown <= ALWAYS_HEAD) return 'head';
-  const listPages = Math.ceil(((knownBucketPaths + unknown) * KEYS_PER_PATH) / KEYS_PER_PAGE) + 1;
-  return unknown > listPages ? 'list' : 'head';
+export function chooseStrategy(unknown: number, knownBucketPaths: number): Strategy {
+  if (unknown <= HEAD_CONCURRENCY) return { kind: 'head' };
+  const headRounds = Math.ceil(unknown / HEAD_CONCURRENCY);
+  const expectedPages = Math.ceil(knownBucketPaths / KEYS_PER_PAGE);
+  if (expectedPages > headRounds) return { kind: 'head' };
+  return { kind: 'list', maxKeys: headRounds * KEYS_PER_PAGE };
 }
 
 export async function checkPresence(
@@ -57,40 +64,85 @@ export async function checkPresence(
 
   let requests = 0;
   const found: string[] = [];
-  let strategy = chooseStrategy(unknown.length, cache.count());
-  if (strategy === 'list') {
+  let toHead = unknown;
+  const strategy = chooseStrategy(unknown.length, cache.count());
+  if (strategy.kind === 'list') {
     try {
-      let keys = 0;
-      const seen: string[] = [];
-      for await (const obj of store.list('', options.signal)) {
-        keys++;
-        const h = hashPartOfNarinfoKey(obj.key);
-        if (h === undefined) continue;
-        seen.push(h);
-        if (unknownSet.has(h)) found.push(h);
-      }
-      requests += Math.max(1, Math.ceil(keys / KEYS_PER_PAGE));
-      // The listing paid for every narinfo in the bucket: remember them all, which also makes the
-      // next size estimate right.
-      cache.learn(seen);
+      const listed = await presenceFromListing(unknown, store, strategy.maxKeys, options.signal);
+      requests += listed.pages;
+      found.push(...listed.found);
+      toHead = listed.notReached;
+      // The listing paid for every narinfo it read: remember them all, which also makes the next
+      // size estimate right.
+      cache.learn(listed.seen);
     } catch (err) {
       // A store that cannot list (an HTTP cache without WebDAV) is asked path by path instead.
       if (!(err instanceof StorageError && err.code === 'E_STORAGE_NO_LISTING')) throw err;
-      strategy = 'head';
     }
   }
-  if (strategy === 'head') {
+  if (toHead.length > 0) {
     const limit = pLimit(HEAD_CONCURRENCY);
+    const headed: string[] = [];
     await Promise.all(
-      unknown.map((h) =>
+      toHead.map((h) =>
         limit(async () => {
           requests++;
-          if (await store.head(narinfoKey(h), options.signal)) found.push(h);
+          if (await store.head(narinfoKey(h), options.signal)) headed.push(h);
         }),
       ),
     );
-    cache.learn(found);
+    cache.learn(headed);
+    found.push(...headed);
   }
   for (const h of found) present.add(h);
   return { present, learnedFromBucket: found.length, requests };
+}
+
+interface ListedPresence {
+  found: string[];
+  /** Every narinfo hash the listing read (present whether asked about or not). */
+  seen: string[];
+  /** Unknown paths past the point where the listing stopped: still to be asked. */
+  notReached: string[];
+  pages: number;
+}
+
+/**
+ * Reads the bucket's top level in key order, at most `maxKeys` keys. Every unknown path whose
+ * narinfo key sorts at or before the last key read is decided (present if it was listed); a listing
+ * that ran out of budget leaves the rest undecided.
+ */
+async function presenceFromListing(
+  unknown: readonly string[],
+  store: ObjectStore,
+  maxKeys: number,
+  signal: AbortSignal | undefined,
+): Promise<ListedPresence> {
+  const unknownSet = new Set(unknown);
+  const found: string[] = [];
+  const seen: string[] = [];
+  let keys = 0;
+  let lastKey: string | undefined;
+  let complete = true;
+  for await (const obj of topLevelObjects(store, signal)) {
+    keys++;
+    lastKey = obj.key;
+    const h = hashPartOfNarinfoKey(obj.key);
+    if (h !== undefined) {
+      seen.push(h);
+      if (unknownSet.has(h)) found.push(h);
+    }
+    // Checked after the key, not before the next: stopping here asks for no further page.
+    if (keys >= maxKeys) {
+      complete = false;
+      break;
+    }
+  }
+  const reached = (h: string) => complete || (lastKey !== undefined && narinfoKey(h) <= lastKey);
+  return {
+    found,
+    seen,
+    notReached: unknown.filter((h) => !reached(h)),
+    pages: Math.max(1, Math.ceil(keys / KEYS_PER_PAGE)),
+  };
 }

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StorageError } from '../../../src/errors.js';
 import { PresenceCache } from '../../../src/state/presence.js';
-import { checkPresence, chooseStrategy } from '../../../src/upload/presence-check.js';
+import type { ObjectInfo } from '../../../src/storage/object-store.js';
+import { checkPresence, chooseStrategy, HEAD_CONCURRENCY } from '../../../src/upload/presence-check.js';
 import { MemoryObjectStore } from '../../helpers/memory-object-store.js';
 
 const dirs: string[] = [];
@@ -17,13 +18,31 @@ const hash = (i: number) =>
     .padStart(32, '0')
     .replace(/[0-9a-v]/g, (c) => ALPHABET[parseInt(c, 32)]!);
 
-test('HEADs for a handful of paths, a listing when that costs fewer requests', () => {
-  assert.equal(chooseStrategy(5, 1_000_000), 'head');
-  assert.equal(chooseStrategy(5, 0), 'head');
-  assert.equal(chooseStrategy(5000, 0), 'list');
-  // A bucket of a million paths takes ~2000 pages to list: 1500 HEADs are cheaper.
-  assert.equal(chooseStrategy(1500, 1_000_000), 'head');
+test('HEADs for one wave of paths, else a listing with a budget of as many pages as HEAD waves', () => {
+  assert.deepEqual(chooseStrategy(5, 1_000_000), { kind: 'head' });
+  assert.deepEqual(chooseStrategy(HEAD_CONCURRENCY, 0), { kind: 'head' });
+  // 401 paths are 9 waves of HEADs: the listing may read 9 pages.
+  assert.deepEqual(chooseStrategy(401, 0), { kind: 'list', maxKeys: 9000 });
+  assert.deepEqual(chooseStrategy(5000, 0), { kind: 'list', maxKeys: 105_000 });
+  // A bucket of a million paths takes 1000 pages to list: 1500 HEADs (32 waves) are cheaper.
+  assert.deepEqual(chooseStrategy(1500, 1_000_000), { kind: 'head' });
 });
+
+/** A store whose top-level listing comes in pages of 1000, as S3's does, counting the pages read. */
+class PagedStore extends MemoryObjectStore {
+  pages = 0;
+  async *listTopLevel(): AsyncIterable<ObjectInfo> {
+    const keys = [...this.objects.keys()].filter((k) => !k.includes('/')).sort();
+    for (let i = 0; i < keys.length; i += 1000) {
+      this.pages++;
+      await Promise.resolve();
+      for (const key of keys.slice(i, i + 1000)) {
+        const o = this.objects.get(key)!;
+        yield { key, size: o.body.length, lastModified: o.lastModified };
+      }
+    }
+  }
+}
 
 async function setup() {
   const dir = await mkdtemp(join(tmpdir(), 'loft-presence-'));
@@ -77,7 +96,7 @@ test('a store that cannot list (an HTTP cache without WebDAV) is asked with HEAD
   store.list = () => {
     throw new StorageError('cannot list its files', { code: 'E_STORAGE_NO_LISTING' });
   };
-  assert.equal(chooseStrategy(all.length, cache.count()), 'list');
+  assert.equal(chooseStrategy(all.length, cache.count()).kind, 'list');
   const r = await checkPresence(all, cache, store);
   assert.deepEqual([...r.present].sort(), all.slice(0, 10).sort());
   assert.equal(r.requests, all.length);
@@ -86,4 +105,49 @@ test('a store that cannot list (an HTTP cache without WebDAV) is asked with HEAD
     throw new StorageError('refused', { code: 'E_STORAGE_AUTH' });
   };
   await assert.rejects(checkPresence(all.slice(10), cache, store), /refused/);
+});
+
+test('a listing that answers everything leaves nothing to HEAD, and learns the narinfos it read', async () => {
+  const { cache } = await setup();
+  const store = new PagedStore();
+  const all = Array.from({ length: 400 }, (_, i) => hash(i));
+  for (const h of all) {
+    await store.putBytes(`${h}.narinfo`, 'x', { contentType: 't' });
+    await store.putBytes(`nar/${h}.nar.zst`, 'x', { contentType: 't' });
+    await store.putBytes(`log/${h}-x.drv`, 'x', { contentType: 't' });
+  }
+  store.calls.length = 0;
+  const r = await checkPresence([...all, hash(9999)], cache, store);
+  assert.equal(r.present.size, 400);
+  assert.ok(!r.present.has(hash(9999)));
+  // One page of narinfos: NARs and logs are not listed, nothing is HEADed.
+  assert.equal(store.pages, 1);
+  assert.deepEqual(store.calls, []);
+  assert.equal(r.requests, 1);
+  assert.equal(cache.count(), 400);
+});
+
+test('a listing that runs out of budget decides what it read and HEADs only the paths past it', async () => {
+  const { cache } = await setup();
+  const store = new PagedStore();
+  // 5000 narinfos in the bucket; 100 unknown paths spread over them, 20 of them absent.
+  for (let i = 0; i < 5000; i++) await store.putBytes(`${hash(i)}.narinfo`, 'x', { contentType: 't' });
+  const asked = Array.from({ length: 100 }, (_, i) => hash(i * 50 + (i % 5 === 0 ? 20_000 : 0)));
+  const expected = asked.filter((_, i) => i % 5 !== 0);
+  store.calls.length = 0;
+  const r = await checkPresence(asked, cache, store);
+  const headed = store.calls.filter((c) => c.op === 'head').map((c) => c.key);
+  assert.deepEqual([...r.present].sort(), expected.sort());
+  // 100 paths are 3 waves of HEADs: 3 pages (3000 keys) read, not 5.
+  assert.equal(store.pages, 3);
+  const lastListed = `${hash(2999)}.narinfo`;
+  assert.ok(headed.length > 0 && headed.every((k) => k > lastListed));
+  assert.deepEqual(
+    headed.sort(),
+    asked
+      .map((h) => `${h}.narinfo`)
+      .filter((k) => k > lastListed)
+      .sort(),
+  );
+  assert.equal(r.requests, 3 + headed.length);
 });

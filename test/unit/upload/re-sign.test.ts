@@ -98,6 +98,29 @@ describe('ensureSignedByUs', () => {
     assert.deepEqual([again.resigned, again.requests, store.calls], [[], 0, []]);
   });
 
+  test('reads up to 48 narinfos at once: 400 present paths cost 9 round trips, not 25', async () => {
+    const ours = key('cache-1');
+    const { store, cache, deps } = await setup(ours);
+    const hex = (i: number) => i.toString(16).padStart(4, '0');
+    const infos = Array.from({ length: 400 }, (_, i) =>
+      info(`/nix/store/${'0'.repeat(28)}${hex(i).replace(/e/g, 'x')}-p${i}`),
+    );
+    for (const i of infos) publish(store, i, [signFingerprint(ours, fp(i))]);
+    cache.learn(infos.map((i) => i.hashPart));
+    let inFlight = 0;
+    let most = 0;
+    const get = store.get.bind(store);
+    store.get = async (k: string) => {
+      most = Math.max(most, ++inFlight);
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      inFlight--;
+      return get(k);
+    };
+    const r = await ensureSignedByUs(infos, deps);
+    assert.equal(r.requests, 400);
+    assert.equal(most, 48);
+  });
+
   test('already signed by us: one GET, no PUT; known signer: nothing at all', async () => {
     const ours = key('cache-1');
     const { store, cache, deps } = await setup(ours);
