@@ -16,6 +16,7 @@ import { fingerprintPath } from '../../../src/format/fingerprint.js';
 import { InvalidPathError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/log.js';
 import { uploadClosure, type UploadClosureDeps } from '../../../src/upload/upload-closure.js';
+import { SMALL_NAR_BYTES } from '../../../src/upload/upload-path.js';
 import { MemoryObjectStore } from '../../helpers/memory-object-store.js';
 
 const dirs: string[] = [];
@@ -43,6 +44,25 @@ function member(p: string, refs: string[], content = `nar of ${p}`): PathInfo {
     signatures: [],
   };
 }
+
+/**
+ * Runs `around` for every NAR write, whichever way the uploader sends it: a small NAR in one
+ * putBytes (upload-path.ts, SMALL_NAR_BYTES), a larger one as a stream.
+ */
+function aroundNarPuts(
+  store: MemoryObjectStore,
+  around: (key: string, put: () => Promise<void>) => Promise<void>,
+) {
+  const putStream = store.putStream.bind(store);
+  const putBytes = store.putBytes.bind(store);
+  store.putStream = (key, body, opts) =>
+    key.startsWith('nar/') ? around(key, () => putStream(key, body, opts)) : putStream(key, body, opts);
+  store.putBytes = (key, body, opts) =>
+    key.startsWith('nar/') ? around(key, () => putBytes(key, body, opts)) : putBytes(key, body, opts);
+}
+
+/** Content for a NAR large enough to be streamed rather than sent whole. */
+const streamed = (c: string) => c.repeat(SMALL_NAR_BYTES + 1000);
 
 async function setup(infos: PathInfo[], overrides: Partial<UploadClosureDeps> = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'loft-upload-unit-'));
@@ -103,7 +123,7 @@ describe('uploadClosure', () => {
     );
     for (const m of [leaf, mid, top]) {
       const h = m.path.slice(S.length, S.length + 32);
-      const narPut = store.calls.findIndex((c) => c.op === 'putStream' && c.key.startsWith(`nar/${h}-`));
+      const narPut = store.calls.findIndex((c) => c.op === 'putBytes' && c.key.startsWith(`nar/${h}-`));
       const infoPut = store.calls.findIndex((c) => c.key === `${h}.narinfo` && c.op === 'putBytes');
       assert.ok(narPut >= 0 && narPut < infoPut, 'NAR before its narinfo');
       const ni = parseNarInfo(store.objects.get(`${h}.narinfo`)!.body.toString());
@@ -159,15 +179,26 @@ describe('uploadClosure', () => {
   });
 
   test('a corrupt path publishes nothing and its referrers stay unpublished', async () => {
-    const bad = { ...member(path('3', 'bad'), []), narSize: 999 };
-    const user = member(path('4', 'user'), [bad.path]);
-    const { store, deps } = await setup([bad, user]);
-    const report = await uploadClosure({ paths: [user.path], explicit: true, dryRun: false }, deps);
-    assert.equal(report.complete, false);
-    assert.deepEqual(report.failed.map((f) => f.code).sort(), ['E_CORRUPT_PATH', 'E_DEPENDENCY_FAILED']);
-    assert.ok(![...store.objects.keys()].some((k) => k.endsWith('.narinfo')), 'no narinfo published');
-    assert.ok(![...store.objects.keys()].some((k) => k.startsWith('nar/3333')), 'corrupt NAR removed');
-    assert.ok(report.failed.find((f) => f.code === 'E_CORRUPT_PATH')!.message.includes(bad.path));
+    // A small NAR is checked before it is stored; a streamed one is removed after the check.
+    for (const [c, content] of [
+      ['3', undefined],
+      ['e', streamed('e')],
+    ] as const) {
+      // A size off by one: the NAR's registered size decides whether it is streamed.
+      const good = member(path(c, 'bad'), [], content);
+      const bad = { ...good, narSize: good.narSize - 1 };
+      const user = member(path('4', 'user'), [bad.path]);
+      const { store, deps } = await setup([bad, user]);
+      const report = await uploadClosure({ paths: [user.path], explicit: true, dryRun: false }, deps);
+      assert.equal(report.complete, false);
+      assert.deepEqual(report.failed.map((f) => f.code).sort(), ['E_CORRUPT_PATH', 'E_DEPENDENCY_FAILED']);
+      assert.ok(![...store.objects.keys()].some((k) => k.endsWith('.narinfo')), 'no narinfo published');
+      const prefix = `nar/${c.repeat(32)}`;
+      assert.ok(![...store.objects.keys()].some((k) => k.startsWith(prefix)), 'corrupt NAR removed');
+      const stored = store.calls.some((call) => call.op.startsWith('put') && call.key.startsWith(prefix));
+      assert.equal(stored, content !== undefined, 'a small corrupt NAR is never sent');
+      assert.ok(report.failed.find((f) => f.code === 'E_CORRUPT_PATH')!.message.includes(bad.path));
+    }
   });
 
   test('a transient failure is retried; an invalid requested path fails alone', async () => {
@@ -194,12 +225,11 @@ describe('uploadClosure', () => {
     const narsStarted: string[] = [];
     let narOfBStarted: () => void = () => undefined;
     const started = new Promise<void>((resolve) => (narOfBStarted = resolve));
-    const putStream = store.putStream.bind(store);
-    store.putStream = (key, body, opts) => {
+    aroundNarPuts(store, (key, put) => {
       narsStarted.push(key.slice('nar/'.length, 'nar/'.length + 1));
       if (key.startsWith(`nar/${'b'.repeat(32)}`)) narOfBStarted();
-      return putStream(key, body, opts);
-    };
+      return put();
+    });
     const putBytes = store.putBytes.bind(store);
     store.putBytes = async (key, body, opts) => {
       if (key === `${'a'.repeat(32)}.narinfo`) {
@@ -228,7 +258,7 @@ describe('uploadClosure', () => {
       const report = await uploadClosure({ paths: [user.path], explicit: true, dryRun: false }, deps);
       assert.equal(report.complete, true);
       const hashOf = (p: string) => p.slice(S.length, S.length + 32);
-      const firstNar = store.calls.find((c) => c.op === 'putStream')!;
+      const firstNar = store.calls.find((c) => c.op.startsWith('put') && c.key.startsWith('nar/'))!;
       assert.ok(firstNar.key.startsWith(`nar/${hashOf(large.path)}-`), `largest first (${uploadThreads})`);
       const narinfoPuts = store.calls
         .filter((c) => c.op === 'putBytes' && c.key.endsWith('.narinfo'))
@@ -245,7 +275,7 @@ describe('uploadClosure', () => {
     // ones (under `exempt`), six upload threads: never more than two large bodies in the store at
     // once, and the small ones start before any large one is done (a large NAR waiting for memory
     // must not sit on an upload slot).
-    const large = ['a', 'b', 'c', 'd', 'e', 'f'].map((c) => member(path(c, 'large'), [], c.repeat(5_000)));
+    const large = ['a', 'b', 'c', 'd', 'e', 'f'].map((c) => member(path(c, 'large'), [], streamed(c)));
     const small = ['1', '2', '3', '4'].map((c) => member(path(c, 'small'), [], `small ${c}`));
     const { store, deps } = await setup([...large, ...small], {
       uploadThreads: 6,
@@ -256,21 +286,20 @@ describe('uploadClosure', () => {
     let most = 0;
     let largeDone = 0;
     let smallAfterLarge = 0;
-    const putStream = store.putStream.bind(store);
-    store.putStream = async (key, body, opts) => {
+    aroundNarPuts(store, async (key, put) => {
       const big = large.some((m) => key.startsWith(`nar/${m.hashPart}-`));
       if (!big && largeDone > 0) smallAfterLarge++;
       if (big) most = Math.max(most, ++inStore);
       try {
         await new Promise((r) => setTimeout(r, big ? 20 : 1));
-        return await putStream(key, body, opts);
+        return await put();
       } finally {
         if (big) {
           inStore--;
           largeDone++;
         }
       }
-    };
+    });
     const all = [...large, ...small].map((m) => m.path);
     const report = await uploadClosure({ paths: all, explicit: true, dryRun: false }, deps);
     assert.equal(report.complete, true);
