@@ -41,8 +41,8 @@ export interface UploadPathDeps {
    */
   dumpNar: (path: string, memory?: NarMemory, onEntry?: NarListener) => Readable;
   /**
-   * Memory the NAR's chunks are lent from, given back once the compressor has copied them. Used
-   * only with a compressor that copies its input (copiesInput in compression.ts).
+   * Memory the NAR's chunks are lent from, given back once copied: by the compressor when it copies
+   * its input (copiesInput in compression.ts), by uploadSmallNar for a small NAR read whole.
    */
   narMemory?: NarMemory;
   compression: Compression;
@@ -138,16 +138,26 @@ async function uploadSmallNar(
   const hash = createHash('sha256');
   const chunks: Buffer[] = [];
   let bytes = 0;
-  for await (const chunk of deps.dumpNar(info.path, undefined, listing?.onEntry) as AsyncIterable<Buffer>) {
-    hash.update(chunk);
-    bytes += chunk.length;
-    // A NAR longer than Nix registered is corrupt: hashed to the end for the message, not kept.
-    if (bytes <= info.narSize) chunks.push(chunk);
-    deps.onNarBytes?.(chunk.length);
+  // The reader's chunks are lent (its slabs and read buffers are reused, not allocated per NAR)
+  // and given back here once copied into the NAR buffer.
+  const memory = deps.narMemory;
+  let nar: Buffer;
+  try {
+    for await (const chunk of deps.dumpNar(info.path, memory, listing?.onEntry) as AsyncIterable<Buffer>) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      deps.onNarBytes?.(chunk.length);
+      // A NAR longer than Nix registered is corrupt: hashed to the end for the message, not kept.
+      if (bytes <= info.narSize) chunks.push(chunk);
+      else memory?.giveBack(chunk);
+    }
+    nar = Buffer.concat(chunks, Math.min(bytes, info.narSize));
+  } finally {
+    if (memory) for (const chunk of chunks) memory.giveBack(chunk);
   }
   const narHash = sha256Hash(hash.digest());
   if (!hashEquals(narHash, info.narHash) || bytes !== info.narSize) throw corruptPath(info, narHash, bytes);
-  const file = compress(Buffer.concat(chunks, bytes));
+  const file = compress(nar);
   const fileHash = createHash('sha256').update(file).digest();
   const key = narKey(info.hashPart, info.narHash, deps.compression, newUploadId());
   await deps.store.putBytes(key, file, {
