@@ -15,7 +15,7 @@ import { parseSecretKey, publicKeyOf, verifySignature } from '../../../src/forma
 import { fingerprintPath } from '../../../src/format/fingerprint.js';
 import { InvalidPathError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/log.js';
-import { uploadClosure, type UploadClosureDeps } from '../../../src/upload/upload-closure.js';
+import { largestFirst, uploadClosure, type UploadClosureDeps } from '../../../src/upload/upload-closure.js';
 import { SMALL_NAR_BYTES } from '../../../src/upload/upload-path.js';
 import { MemoryObjectStore } from '../../helpers/memory-object-store.js';
 
@@ -219,7 +219,7 @@ describe('uploadClosure', () => {
     // which can only happen if the first gave its slot back before committing. The first path's
     // NAR is the larger, so largest-first starts it first: the second NAR cannot have started
     // before it, whether or not the slot is given back.
-    const a = member(path('a', 'first'), [], 'a'.repeat(10_000));
+    const a = member(path('a', 'first'), [], streamed('a'));
     const b = member(path('b', 'second'), []);
     const { store, deps } = await setup([a, b], { uploadThreads: 1 });
     const narsStarted: string[] = [];
@@ -268,6 +268,17 @@ describe('uploadClosure', () => {
         [small, large, user].map((m) => `${hashOf(m.path)}.narinfo`),
       );
     }
+  });
+
+  test('streamed NARs start largest first; small ones keep the references-first order', () => {
+    const sized = (c: string, narSize: number): PathInfo => ({ ...member(path(c, 'x'), []), narSize });
+    const big = SMALL_NAR_BYTES + 1;
+    // References first: leaves (the smallest) first, as in a closure of tiny text files.
+    const order = [sized('0', 10), sized('1', 300), sized('2', big), sized('3', 200), sized('4', big * 3)];
+    assert.deepEqual(
+      largestFirst(order).map((i) => i.path.charAt(S.length)),
+      ['4', '2', '0', '1', '3'],
+    );
   });
 
   test('NAR bodies share the memory budget: large ones take turns, small ones go beside them', async () => {
