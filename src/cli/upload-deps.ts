@@ -42,7 +42,7 @@ export function buildUploadDeps(rt: Runtime, opts: UploadDepsOptions = {}): Uplo
       signingKey: c.signingKey,
       settings: c.extras,
       readBuildLog: (drv) => readBuildLog(drv),
-      readRealisations: (p) => realisationsFromNixDb([p], { storeDir: c.storeDir })?.get(p),
+      readRealisations: (ps) => realisationsFromNixDb(ps, { storeDir: c.storeDir }),
       logger: rt.logger,
       logsDone: shared(rt).logsDone,
       ...(opts.signal ? { signal: opts.signal } : {}),

@@ -66,45 +66,54 @@ function readAll(db: Database.Database, outPaths: readonly string[]): Map<string
     ),
   );
   const out = new Map<string, LocalRealisations>();
+  // A store without the tables (ca-derivations never enabled) has none for any path.
+  if (tables.size === 0) return out;
+  // Prepared once for the whole batch: a closure of thousands of paths asks once per path.
+  const v1 = tables.has('Realisations') ? v1Reader(db) : () => [];
+  const v2 = tables.has('BuildTraceV3') ? v2Reader(db) : () => [];
   db.transaction(() => {
     for (const path of outPaths) {
-      const v1 = tables.has('Realisations') ? readV1(db, path) : [];
-      const v2 = tables.has('BuildTraceV3') ? readV2(db, path) : [];
-      if (v1.length + v2.length > 0) out.set(path, { v1, v2 });
+      const r = { v1: v1(path), v2: v2(path) };
+      if (r.v1.length + r.v2.length > 0) out.set(path, r);
     }
   })();
   return out;
 }
 
-function readV1(db: Database.Database, path: string): RealisationV1[] {
-  const rows = db.prepare(V1_SQL).all(path) as V1Row[];
-  return rows.map((row) => {
-    const deps: Record<string, string> = {};
-    const depRows = db.prepare(V1_DEPS_SQL).all(row.rowId) as Array<{
-      drvHash: string;
-      outputName: string;
-      path: string;
-    }>;
-    for (const d of depRows) deps[`${d.drvHash}!${d.outputName}`] = baseNameOfParsed(d.path);
-    return {
-      id: `${row.drvHash}!${row.outputName}`,
-      outPath: baseNameOfParsed(path),
-      signatures: signatures(row.signatures),
-      dependentRealisations: deps,
-    };
-  });
+function v1Reader(db: Database.Database): (path: string) => RealisationV1[] {
+  const realisations = db.prepare(V1_SQL);
+  const dependencies = db.prepare(V1_DEPS_SQL);
+  return (path) =>
+    (realisations.all(path) as V1Row[]).map((row) => {
+      const deps: Record<string, string> = {};
+      const depRows = dependencies.all(row.rowId) as Array<{
+        drvHash: string;
+        outputName: string;
+        path: string;
+      }>;
+      for (const d of depRows) deps[`${d.drvHash}!${d.outputName}`] = baseNameOfParsed(d.path);
+      return {
+        id: `${row.drvHash}!${row.outputName}`,
+        outPath: baseNameOfParsed(path),
+        signatures: signatures(row.signatures),
+        dependentRealisations: deps,
+      };
+    });
 }
 
-function readV2(db: Database.Database, path: string): RealisationV2[] {
-  const rows = db.prepare(V2_SQL).all(path) as Array<{
-    drvPath: string;
-    outputName: string;
-    signatures: string | null;
-  }>;
-  return rows.map((row) => ({
-    drvPath: row.drvPath,
-    outputName: row.outputName,
-    outPath: baseNameOfParsed(path),
-    signatures: signatures(row.signatures),
-  }));
+function v2Reader(db: Database.Database): (path: string) => RealisationV2[] {
+  const statement = db.prepare(V2_SQL);
+  return (path) =>
+    (
+      statement.all(path) as Array<{
+        drvPath: string;
+        outputName: string;
+        signatures: string | null;
+      }>
+    ).map((row) => ({
+      drvPath: row.drvPath,
+      outputName: row.outputName,
+      outPath: baseNameOfParsed(path),
+      signatures: signatures(row.signatures),
+    }));
 }

@@ -10,6 +10,7 @@
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { PassThrough, Transform, type TransformCallback } from 'node:stream';
+import zlib from 'node:zlib';
 import { ConfigError } from '../errors.js';
 import { COMPRESSION_LEVELS, type Compression } from '../format/bucket-layout.js';
 import { ComputePool } from './compute-pool.js';
@@ -58,6 +59,27 @@ export function createCompressor(kind: Compression, opts: CompressorOptions = {}
       return new XzCompressStream(checkLevel('xz', opts.level ?? DEFAULT_XZ_LEVEL), threads);
     case 'none':
       return new PassThrough();
+  }
+}
+
+/**
+ * Compresses a whole small body in one call on the calling thread; undefined when the codec has no
+ * such form here (xz: its native stream only). For a NAR of a few KiB, a streaming compressor's
+ * set-up (a zlib stream, a trip to the thread pool, stream plumbing) costs about ten times the
+ * compression itself: 250 against 30 microseconds of CPU for a 300-byte NAR on Node 24.
+ */
+export function wholeCompressor(kind: Compression, level?: number): ((bytes: Buffer) => Buffer) | undefined {
+  switch (kind) {
+    case 'zstd': {
+      const params = {
+        [zlib.constants.ZSTD_c_compressionLevel]: checkLevel('zstd', level ?? DEFAULT_ZSTD_LEVEL),
+      };
+      return (bytes) => zlib.zstdCompressSync(bytes, { params });
+    }
+    case 'none':
+      return (bytes) => bytes;
+    case 'xz':
+      return undefined;
   }
 }
 

@@ -29,6 +29,7 @@ import {
 import type { SecretKey } from '../format/signing-key.js';
 import { baseNameOfParsed } from '../format/store-path.js';
 import type { Logger } from '../log.js';
+import type { LocalRealisations } from '../store/realisations.js';
 import { briefError } from '../log.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { encodeBuildLog } from './log-encoding.js';
@@ -50,8 +51,11 @@ export interface PathExtrasDeps {
   settings: ExtrasSettings;
   /** The decompressed local log of a derivation (store/build-log.ts), undefined when there is none. */
   readBuildLog: (drvBaseName: string) => Promise<Buffer | undefined>;
-  /** The realisations Nix recorded for an output path (store/realisations.ts). */
-  readRealisations: (outPath: string) => { v1: RealisationV1[]; v2: RealisationV2[] } | undefined;
+  /**
+   * The realisations Nix recorded for some output paths (store/realisations.ts): paths with none
+   * are absent; undefined when they cannot be read.
+   */
+  readRealisations: (outPaths: readonly string[]) => ReadonlyMap<string, LocalRealisations> | undefined;
   logger: Logger;
   /** Derivations whose log this runtime stored or found stored: each is written once. */
   logsDone: Set<string>;
@@ -59,7 +63,24 @@ export interface PathExtrasDeps {
 }
 
 export class PathExtras {
+  /** Realisations read ahead for one upload's paths (prepare), by output path. */
+  private readAhead = new Map<string, LocalRealisations | undefined>();
+
   constructor(private readonly deps: PathExtrasDeps) {}
+
+  /**
+   * Reads the realisations of an upload's content-addressed paths in one pass over Nix's
+   * database, before their uploads start: asked path by path, opening the database and preparing
+   * its queries took a sixth of loft's CPU on a closure of 1,000 tiny `builtins.toFile` paths
+   * (all content-addressed, none with a realisation). A path not prepared is read on its own.
+   */
+  prepare(infos: readonly PathInfo[]): void {
+    this.readAhead = new Map();
+    const ca = infos.filter((i) => i.ca !== undefined).map((i) => i.path);
+    if (ca.length === 0) return;
+    const found = this.deps.readRealisations(ca);
+    for (const path of ca) this.readAhead.set(path, found?.get(path));
+  }
 
   /** A listing to fill during the NAR pass, when an extra needs one. */
   startListing(): NarListingBuilder | undefined {
@@ -92,7 +113,9 @@ export class PathExtras {
   private async realisations(info: PathInfo): Promise<void> {
     // Only a content-addressed output can have one.
     if (info.ca === undefined) return;
-    const found = this.deps.readRealisations(info.path);
+    const found = this.readAhead.has(info.path)
+      ? this.readAhead.get(info.path)
+      : this.deps.readRealisations([info.path])?.get(info.path);
     if (found === undefined) return;
     if (found.v1.length > 0 && info.deriver === undefined)
       this.deps.logger.debug({ path: info.path }, 'no build-trace-v2 entry: the deriver is unknown');

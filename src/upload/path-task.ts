@@ -68,6 +68,7 @@ export class PathTasks {
    * references' tasks, whatever order they start in.
    */
   start(infos: readonly PathInfo[]): Array<Promise<UploadedPath>> {
+    this.deps.extras?.prepare(infos);
     return infos.map((info) => {
       const task = this.run(info);
       this.tasks.set(info.path, task);

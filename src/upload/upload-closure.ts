@@ -8,7 +8,7 @@ import { planClosure, type SkipReason } from './closure-plan.js';
 import { PathTasks, type PathTaskDeps } from './path-task.js';
 import { checkPresence } from './presence-check.js';
 import { ensureSignedByUs, type ReSignResult } from './re-sign.js';
-import type { UploadedPath } from './upload-path.js';
+import { SMALL_NAR_BYTES, type UploadedPath } from './upload-path.js';
 
 export interface UploadClosureDeps extends PathTaskDeps {
   /** The store the paths are in: re-signing parses present narinfos against it. */
@@ -177,8 +177,12 @@ function isComplete(
  * its references, so the wait never deadlocks).
  */
 export function largestFirst(infos: readonly PathInfo[]): PathInfo[] {
-  // Equal sizes keep the references-first order (Array.prototype.sort is stable).
-  return [...infos].sort((a, b) => b.narSize - a.narSize);
+  // Small NARs (sent whole, upload-path.ts) weigh the same: none is a long job, and in the
+  // references-first order their narinfos commit as they go. Sorted by size, the leaves of a
+  // closure of 1,000 tiny paths (the smallest NARs) went last and every narinfo waited for them.
+  // Equal weights keep the references-first order (Array.prototype.sort is stable).
+  const weight = (i: PathInfo) => (i.narSize > SMALL_NAR_BYTES ? i.narSize : 0);
+  return [...infos].sort((a, b) => weight(b) - weight(a));
 }
 
 async function uploadMissing(

@@ -6,9 +6,10 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Readable, Writable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { zstdDecompressSync } from 'node:zlib';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { narExtension, narinfoCompressionName, type Compression } from '../../../src/format/bucket-layout.js';
-import { createCompressor } from '../../../src/upload/compression.js';
+import { createCompressor, wholeCompressor } from '../../../src/upload/compression.js';
 import { ConfigError } from '../../../src/errors.js';
 import { ZSTD_FRAME_BYTES } from '../../../src/upload/zstd-frames.js';
 
@@ -80,6 +81,18 @@ async function checkBackpressure(compressor: Transform, total: number, stallLimi
   assert.ok(sink.received >= total, 'random input does not shrink');
   return rssPeak - rssBefore;
 }
+
+void describe('whole small bodies (wholeCompressor)', () => {
+  void test('zstd and none round-trip in one call; xz has no such form', () => {
+    const body = Buffer.from('a small NAR '.repeat(100));
+    const zstd = wholeCompressor('zstd', 3)!;
+    assert.ok(zstd(body).length < body.length);
+    assert.deepEqual(zstdDecompressSync(zstd(body)), body);
+    assert.deepEqual(wholeCompressor('none')!(body), body);
+    assert.equal(wholeCompressor('xz', 6), undefined);
+    assert.throws(() => wholeCompressor('zstd', 99), ConfigError);
+  });
+});
 
 void describe('names', () => {
   void test('extensions and narinfo names follow Nix', () => {

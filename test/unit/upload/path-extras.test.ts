@@ -76,7 +76,7 @@ function extras(store: MemoryObjectStore, over: Partial<PathExtrasDeps> = {}): P
     signingKey: KEY,
     settings: ALL_ON,
     readBuildLog: () => Promise.resolve(Buffer.from('the log\n')),
-    readRealisations: () => ({ v1: [REALISATION], v2: [] }),
+    readRealisations: (ps) => new Map(ps.map((p) => [p, { v1: [REALISATION], v2: [] }])),
     logger: silentLogger(),
     logsDone: new Set(),
     ...over,
@@ -84,17 +84,17 @@ function extras(store: MemoryObjectStore, over: Partial<PathExtrasDeps> = {}): P
 }
 
 /** One path through the real closure uploader (path-task.ts decides where the extras go). */
-async function upload(store: MemoryObjectStore, ex: PathExtras, info?: PathInfo) {
-  const one = info ?? (await infoOf());
+async function upload(store: MemoryObjectStore, ex: PathExtras, info?: PathInfo | PathInfo[]) {
+  const all = info === undefined ? [await infoOf()] : Array.isArray(info) ? info : [info];
   const dir = await mkdtemp(join(tmpdir(), 'loft-extras-unit-'));
   const cache = PresenceCache.open(join(dir, 'cache.db'), { target: 'memory://extras' });
   try {
     const report = await uploadClosure(
-      { paths: [one.path], explicit: true, dryRun: false },
+      { paths: all.map((i) => i.path), explicit: true, dryRun: false },
       {
         store,
         cache,
-        queryPathInfos: () => Promise.resolve([{ ok: true, info: one }]),
+        queryPathInfos: () => Promise.resolve(all.map((i) => ({ ok: true as const, info: i }))),
         dumpNar: (p, _memory, onEntry) => dumpNar(p, onEntry),
         compression: 'none',
         compressionLevel: 0,
@@ -150,12 +150,38 @@ void describe('extras of one path', () => {
   void test('a v2 entry the database recorded is written once, not again from the v1 row', async () => {
     const store = new MemoryObjectStore();
     const recorded = { drvPath: DRV, outputName: 'out', outPath: REALISATION.outPath, signatures: [] };
-    await upload(store, extras(store, { readRealisations: () => ({ v1: [REALISATION], v2: [recorded] }) }));
+    const readRealisations = (ps: readonly string[]) =>
+      new Map(ps.map((p) => [p, { v1: [REALISATION], v2: [recorded] }]));
+    await upload(store, extras(store, { readRealisations }));
     const v2Puts = store.calls.filter((c) => c.op === 'putBytes' && c.key.startsWith('build-trace-v2/'));
     assert.deepEqual(
       v2Puts.map((c) => c.key),
       [`build-trace-v2/${DRV}/out.doi`],
     );
+  });
+
+  void test("one read of Nix's realisations for all the content-addressed paths of an upload", async () => {
+    const store = new MemoryObjectStore();
+    const hashes = ['a', 'b', 'c'].map((c) => c.repeat(32));
+    const infos = await Promise.all(
+      hashes.map((h) => infoOf({ path: `/nix/store/${h}-thing`, hashPart: h })),
+    );
+    delete infos[2]!.ca; // input-addressed: never asked about
+    const asked: string[][] = [];
+    const readRealisations = (ps: readonly string[]) => {
+      asked.push([...ps].sort());
+      // A realisation per path, named after it, so each is seen to reach its own path.
+      return new Map(
+        ps.map((p) => [p, { v1: [{ ...REALISATION, id: `sha256:${p.charAt(11).repeat(64)}!out` }], v2: [] }]),
+      );
+    };
+    await upload(store, extras(store, { readRealisations }), infos);
+    assert.deepEqual(asked, [infos.slice(0, 2).map((i) => i.path)], 'one read, of the two CA paths');
+    const written = [...store.objects.keys()].filter((k) => k.startsWith('realisations/')).sort();
+    assert.deepEqual(written, [
+      `realisations/sha256:${'a'.repeat(64)}!out.doi`,
+      `realisations/sha256:${'b'.repeat(64)}!out.doi`,
+    ]);
   });
 
   void test('no deriver: the v1 realisation only, no build-trace-v2 entry', async () => {

@@ -15,8 +15,9 @@ import { parseSecretKey, publicKeyOf, verifySignature } from '../../../src/forma
 import { fingerprintPath } from '../../../src/format/fingerprint.js';
 import { InvalidPathError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/log.js';
-import { uploadClosure, type UploadClosureDeps } from '../../../src/upload/upload-closure.js';
+import { largestFirst, uploadClosure, type UploadClosureDeps } from '../../../src/upload/upload-closure.js';
 import { MemoryBudget } from '../../../src/memory-budget.js';
+import { SMALL_NAR_BYTES } from '../../../src/upload/upload-path.js';
 import { MemoryObjectStore } from '../../helpers/memory-object-store.js';
 
 const dirs: string[] = [];
@@ -44,6 +45,25 @@ function member(p: string, refs: string[], content = `nar of ${p}`): PathInfo {
     signatures: [],
   };
 }
+
+/**
+ * Runs `around` for every NAR write, whichever way the uploader sends it: a small NAR in one
+ * putBytes (upload-path.ts, SMALL_NAR_BYTES), a larger one as a stream.
+ */
+function aroundNarPuts(
+  store: MemoryObjectStore,
+  around: (key: string, put: () => Promise<void>) => Promise<void>,
+) {
+  const putStream = store.putStream.bind(store);
+  const putBytes = store.putBytes.bind(store);
+  store.putStream = (key, body, opts) =>
+    key.startsWith('nar/') ? around(key, () => putStream(key, body, opts)) : putStream(key, body, opts);
+  store.putBytes = (key, body, opts) =>
+    key.startsWith('nar/') ? around(key, () => putBytes(key, body, opts)) : putBytes(key, body, opts);
+}
+
+/** Content for a NAR large enough to be streamed rather than sent whole. */
+const streamed = (c: string) => c.repeat(SMALL_NAR_BYTES + 1000);
 
 async function setup(infos: PathInfo[], overrides: Partial<UploadClosureDeps> = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'loft-upload-unit-'));
@@ -104,7 +124,7 @@ describe('uploadClosure', () => {
     );
     for (const m of [leaf, mid, top]) {
       const h = m.path.slice(S.length, S.length + 32);
-      const narPut = store.calls.findIndex((c) => c.op === 'putStream' && c.key.startsWith(`nar/${h}-`));
+      const narPut = store.calls.findIndex((c) => c.op === 'putBytes' && c.key.startsWith(`nar/${h}-`));
       const infoPut = store.calls.findIndex((c) => c.key === `${h}.narinfo` && c.op === 'putBytes');
       assert.ok(narPut >= 0 && narPut < infoPut, 'NAR before its narinfo');
       const ni = parseNarInfo(store.objects.get(`${h}.narinfo`)!.body.toString());
@@ -160,15 +180,26 @@ describe('uploadClosure', () => {
   });
 
   test('a corrupt path publishes nothing and its referrers stay unpublished', async () => {
-    const bad = { ...member(path('3', 'bad'), []), narSize: 999 };
-    const user = member(path('4', 'user'), [bad.path]);
-    const { store, deps } = await setup([bad, user]);
-    const report = await uploadClosure({ paths: [user.path], explicit: true, dryRun: false }, deps);
-    assert.equal(report.complete, false);
-    assert.deepEqual(report.failed.map((f) => f.code).sort(), ['E_CORRUPT_PATH', 'E_DEPENDENCY_FAILED']);
-    assert.ok(![...store.objects.keys()].some((k) => k.endsWith('.narinfo')), 'no narinfo published');
-    assert.ok(![...store.objects.keys()].some((k) => k.startsWith('nar/3333')), 'corrupt NAR removed');
-    assert.ok(report.failed.find((f) => f.code === 'E_CORRUPT_PATH')!.message.includes(bad.path));
+    // A small NAR is checked before it is stored; a streamed one is removed after the check.
+    for (const [c, content] of [
+      ['3', undefined],
+      ['e', streamed('e')],
+    ] as const) {
+      // A size off by one: the NAR's registered size decides whether it is streamed.
+      const good = member(path(c, 'bad'), [], content);
+      const bad = { ...good, narSize: good.narSize - 1 };
+      const user = member(path('4', 'user'), [bad.path]);
+      const { store, deps } = await setup([bad, user]);
+      const report = await uploadClosure({ paths: [user.path], explicit: true, dryRun: false }, deps);
+      assert.equal(report.complete, false);
+      assert.deepEqual(report.failed.map((f) => f.code).sort(), ['E_CORRUPT_PATH', 'E_DEPENDENCY_FAILED']);
+      assert.ok(![...store.objects.keys()].some((k) => k.endsWith('.narinfo')), 'no narinfo published');
+      const prefix = `nar/${c.repeat(32)}`;
+      assert.ok(![...store.objects.keys()].some((k) => k.startsWith(prefix)), 'corrupt NAR removed');
+      const stored = store.calls.some((call) => call.op.startsWith('put') && call.key.startsWith(prefix));
+      assert.equal(stored, content !== undefined, 'a small corrupt NAR is never sent');
+      assert.ok(report.failed.find((f) => f.code === 'E_CORRUPT_PATH')!.message.includes(bad.path));
+    }
   });
 
   test('a transient failure is retried; an invalid requested path fails alone', async () => {
@@ -189,18 +220,17 @@ describe('uploadClosure', () => {
     // which can only happen if the first gave its slot back before committing. The first path's
     // NAR is the larger, so largest-first starts it first: the second NAR cannot have started
     // before it, whether or not the slot is given back.
-    const a = member(path('a', 'first'), [], 'a'.repeat(10_000));
+    const a = member(path('a', 'first'), [], streamed('a'));
     const b = member(path('b', 'second'), []);
     const { store, deps } = await setup([a, b], { uploadThreads: 1 });
     const narsStarted: string[] = [];
     let narOfBStarted: () => void = () => undefined;
     const started = new Promise<void>((resolve) => (narOfBStarted = resolve));
-    const putStream = store.putStream.bind(store);
-    store.putStream = (key, body, opts) => {
+    aroundNarPuts(store, (key, put) => {
       narsStarted.push(key.slice('nar/'.length, 'nar/'.length + 1));
       if (key.startsWith(`nar/${'b'.repeat(32)}`)) narOfBStarted();
-      return putStream(key, body, opts);
-    };
+      return put();
+    });
     const putBytes = store.putBytes.bind(store);
     store.putBytes = async (key, body, opts) => {
       if (key === `${'a'.repeat(32)}.narinfo`) {
@@ -229,7 +259,7 @@ describe('uploadClosure', () => {
       const report = await uploadClosure({ paths: [user.path], explicit: true, dryRun: false }, deps);
       assert.equal(report.complete, true);
       const hashOf = (p: string) => p.slice(S.length, S.length + 32);
-      const firstNar = store.calls.find((c) => c.op === 'putStream')!;
+      const firstNar = store.calls.find((c) => c.op.startsWith('put') && c.key.startsWith('nar/'))!;
       assert.ok(firstNar.key.startsWith(`nar/${hashOf(large.path)}-`), `largest first (${uploadThreads})`);
       const narinfoPuts = store.calls
         .filter((c) => c.op === 'putBytes' && c.key.endsWith('.narinfo'))
@@ -241,12 +271,23 @@ describe('uploadClosure', () => {
     }
   });
 
+  test('streamed NARs start largest first; small ones keep the references-first order', () => {
+    const sized = (c: string, narSize: number): PathInfo => ({ ...member(path(c, 'x'), []), narSize });
+    const big = SMALL_NAR_BYTES + 1;
+    // References first: leaves (the smallest) first, as in a closure of tiny text files.
+    const order = [sized('0', 10), sized('1', 300), sized('2', big), sized('3', 200), sized('4', big * 3)];
+    assert.deepEqual(
+      largestFirst(order).map((i) => i.path.charAt(S.length)),
+      ['4', '2', '0', '1', '3'],
+    );
+  });
+
   test('NAR bodies share the memory budget: large ones take turns, small ones go beside them', async () => {
     // Six large NARs (the store buffers 300 bytes of each, against a budget of 600) and four small
     // ones (under `exempt`), six upload threads: never more than two large bodies in the store at
     // once, and the small ones start before any large one is done (a large NAR waiting for memory
     // must not sit on an upload slot).
-    const large = ['a', 'b', 'c', 'd', 'e', 'f'].map((c) => member(path(c, 'large'), [], c.repeat(5_000)));
+    const large = ['a', 'b', 'c', 'd', 'e', 'f'].map((c) => member(path(c, 'large'), [], streamed(c)));
     const small = ['1', '2', '3', '4'].map((c) => member(path(c, 'small'), [], `small ${c}`));
     const { store, deps } = await setup([...large, ...small], {
       uploadThreads: 6,
@@ -257,21 +298,20 @@ describe('uploadClosure', () => {
     let most = 0;
     let largeDone = 0;
     let smallAfterLarge = 0;
-    const putStream = store.putStream.bind(store);
-    store.putStream = async (key, body, opts) => {
+    aroundNarPuts(store, async (key, put) => {
       const big = large.some((m) => key.startsWith(`nar/${m.hashPart}-`));
       if (!big && largeDone > 0) smallAfterLarge++;
       if (big) most = Math.max(most, ++inStore);
       try {
         await new Promise((r) => setTimeout(r, big ? 20 : 1));
-        return await putStream(key, body, opts);
+        return await put();
       } finally {
         if (big) {
           inStore--;
           largeDone++;
         }
       }
-    };
+    });
     const all = [...large, ...small].map((m) => m.path);
     const report = await uploadClosure({ paths: all, explicit: true, dryRun: false }, deps);
     assert.equal(report.complete, true);
