@@ -103,18 +103,21 @@ export class PruneGuard {
    * itself (it found them present).
    */
   async beforeCommit(hashPart: string, path: string, relied: readonly string[], signal?: AbortSignal) {
-    if (this.clock() - this.batchStart >= this.graceMs() / 2) {
-      throw new PruneConflictError(
-        `${path} not published: its batch's look at the bucket is older than half prune_grace_hours; ` +
-          'it is uploaded again in a later batch',
-      );
-    }
     if (this.clock() - this.readAt > uploaderGrace(this.deps.graceMs, this.view).settle / 2) {
       // Concurrent commits share one listing.
       this.reading ??= this.read(signal).finally(() => {
         this.reading = undefined;
       });
       await this.reading;
+    }
+    // Judged after the listing above: the bucket's grace may have appeared or shrunk since the batch
+    // began (a first prune elsewhere records it), and a NAR older than half of the new one may be a
+    // key that prune announced and has deleted since, its gone object with it.
+    if (this.clock() - this.batchStart >= this.graceMs() / 2) {
+      throw new PruneConflictError(
+        `${path} not published: its batch's look at the bucket is older than half prune_grace_hours; ` +
+          'it is uploaded again in a later batch',
+      );
     }
     const lost = relied.find((h) => this.view.doomed.has(h) || this.view.gone.has(h));
     if (this.view.doomed.has(hashPart) || lost !== undefined) {

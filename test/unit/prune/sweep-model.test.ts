@@ -142,12 +142,6 @@ class World {
       u.narReadAt = u.readAt;
       return this.note(`h${hi} put ${u.narKey}`);
     }
-    // Presence answers and a NAR older than grace/2 may have been announced and deleted between
-    // two listings: the path starts over.
-    const grace = uploadGrace(host, u.view);
-    if (this.now - u.startedAt >= grace / 2 || this.now - (u.narReadAt ?? u.readAt) >= grace / 2) {
-      return this.abortUpload(hi, 'presence answers too old');
-    }
     // Re-check before commit: a state listing older than settle/2 is listed again.
     if (this.now - u.readAt > uploaderGrace(host.grace, u.view).settle / 2) {
       u.view = this.readState(host);
@@ -155,6 +149,13 @@ class World {
       const lost =
         u.view.doomed.has(h(m)) || u.relied.some((r) => u.view.doomed.has(h(r)) || u.view.gone.has(h(r)));
       if (lost) return this.abortUpload(hi, 'a reference is being pruned');
+    }
+    // Presence answers and a NAR older than grace/2 may have been announced and deleted between
+    // two listings: the path starts over. Judged with the grace of the newest listing: a bucket
+    // record that appeared since the upload began shortens it.
+    const grace = uploadGrace(host, u.view);
+    if (this.now - u.startedAt >= grace / 2 || this.now - (u.narReadAt ?? u.readAt) >= grace / 2) {
+      return this.abortUpload(hi, 'presence answers too old');
     }
     this.bucket.set(`${h(m)}.narinfo`, { at: this.now, narinfo: { refs: REFS[m]!, narKey: u.narKey } });
     host.cache.set(m, this.now);
@@ -371,6 +372,30 @@ test('issue 22: a short-grace host sweeps what an idle long-grace host still rem
   for (const a of script) act(w, a);
   assert.equal(w.swept, 3, w.log.join('\n'));
   assert.ok(w.bucket.has(`${h(4)}.narinfo`), w.log.join('\n'));
+});
+
+test('an upload begun before the bucket had a grace judges its NAR by the grace recorded since', () => {
+  // Found by the random test below: host 1 (grace 120) put a NAR before any prune had recorded the
+  // bucket's grace; host 0's first prune recorded 40, announced that NAR as an orphan and deleted it
+  // 40 ticks later, gone object and all. Host 1's commit re-listed the state, and so learned 40,
+  // after judging its NAR's age by 120: it published a narinfo naming the deleted NAR.
+  const w = new World();
+  const script: Action[] = [
+    { k: 'upload', host: 1, target: 0 },
+    { k: 'step', host: 1, n: 1 }, // nar/0-1-0
+    { k: 'prune', host: 0, condemn: 0, orphans: 1 },
+    { k: 'pruneStep', host: 0, n: 5 }, // announces nar/0-1-0 as gone
+    { k: 'tick', dt: 40 },
+    { k: 'prune', host: 0, condemn: 0, orphans: 0 },
+    { k: 'pruneStep', host: 0, n: 5 }, // deletes it and the gone object
+    { k: 'step', host: 1, n: 1 },
+  ];
+  for (const a of script) act(w, a);
+  assert.ok(!w.bucket.has('nar/0-1-0'), w.log.join('\n'));
+  assert.ok(
+    w.log.some((l) => /h1 upload aborted/.test(l)),
+    w.log.join('\n'),
+  );
 });
 
 test('hosts uploading, pruning and crashing at random never leave a narinfo naming something missing', () => {

@@ -196,6 +196,32 @@ describe('uploads beside prunes of other hosts', () => {
     assert.ok(cache.has(hashOf(dep.path)));
   });
 
+  test('a grace the bucket recorded while the batch ran judges its age at the commit', async () => {
+    const { store, deps, advance } = await setup();
+    // While the first NAR is read, another host's first prune records a 15 min grace, and 10 min
+    // pass: past the re-listing's settle/2 of this host's hour, past half of the recorded grace.
+    let first = true;
+    deps.dumpNar = (x) =>
+      Readable.from(
+        (function* () {
+          if (first) {
+            first = false;
+            void store.putBytes(BUCKET_GRACE_KEY, renderBucketGrace(newBucketGrace(15 * 60_000)), {
+              contentType: 'application/json',
+            });
+            advance(10 * 60_000);
+          }
+          yield nars.get(x)!;
+        })(),
+      );
+    const report = await uploadClosure({ paths: [dep.path], explicit: true, dryRun: false }, deps);
+    assert.deepEqual(
+      report.failed.map((f) => f.code),
+      ['E_PRUNE_CONFLICT'],
+    );
+    assert.equal(store.objects.has(`${hashOf(dep.path)}.narinfo`), false);
+  });
+
   test('a run the presence cache answers lists nothing', async () => {
     const { store, deps } = await setup();
     await uploadClosure({ paths: [app.path], explicit: true, dryRun: false }, deps);
