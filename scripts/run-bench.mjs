@@ -3,7 +3,12 @@
 import { readdirSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 
-const named = process.argv.slice(2);
+// `npm run bench -- wan --rounds 1`: names pick the benches, everything from the first option on
+// goes to each of them.
+const args = process.argv.slice(2);
+const firstOption = args.findIndex((a) => a.startsWith('-'));
+const named = firstOption < 0 ? args : args.slice(0, firstOption);
+const options = firstOption < 0 ? [] : args.slice(firstOption);
 const all = readdirSync('bench')
   .filter((f) => f.endsWith('.bench.ts'))
   .sort();
@@ -11,9 +16,13 @@ const chosen = named.length > 0 ? all.filter((f) => named.some((n) => f.includes
 let failed = 0;
 for (const file of chosen) {
   console.log(`\n## bench/${file}\n`);
-  const r = spawnSync(process.execPath, ['--openssl-legacy-provider', '--import', 'tsx', `bench/${file}`], {
-    stdio: 'inherit',
-  });
+  const r = spawnSync(
+    process.execPath,
+    ['--openssl-legacy-provider', '--import', 'tsx', `bench/${file}`, ...options],
+    {
+      stdio: 'inherit',
+    },
+  );
   if (r.status !== 0) failed++;
 }
 process.exit(failed > 0 ? 1 : 0);
