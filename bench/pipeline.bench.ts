@@ -18,7 +18,7 @@ import { randomSalt } from '../test/helpers/fixtures.js';
 import { buildAttr, buildBenchClosure, deleteWithDerivers, warmPageCache } from './lib/bench-closure.js';
 import { generateSigningKey, runLoftUpload, runNixCopy, writeLoftConfig } from './lib/loft-runs.js';
 import { startS3rverProcess, type S3rverProcess } from './lib/s3rver-process.js';
-import { median, runTimed, type TimedRun } from './lib/timed-command.js';
+import { combined, median, runTimed, type TimedRun } from './lib/timed-command.js';
 
 const SYNC = fileURLToPath(new URL('./lib/s3-sync.ts', import.meta.url));
 const { values: opt } = parseArgs({
@@ -42,16 +42,6 @@ const describe = (runs: TimedRun[]): string =>
   `${wall(runs).toFixed(2)} s (${runs.map((r) => r.seconds.toFixed(2)).join(', ')}), ` +
   `CPU ${med(runs, (r) => r.cpuSeconds).toFixed(1)} s, peak RSS ${rssMb(runs).toFixed(0)} MB`;
 const verdict = (ok: boolean): string => (ok ? 'ok' : 'MISSED');
-
-/** nix copy then the sync, as one run: times and CPU add up, the peak is the larger one. */
-function combined(copy: TimedRun, sync: TimedRun): TimedRun {
-  return {
-    ...sync,
-    seconds: copy.seconds + sync.seconds,
-    cpuSeconds: copy.cpuSeconds + sync.cpuSeconds,
-    maxRssKb: Math.max(copy.maxRssKb, sync.maxRssKb),
-  };
-}
 
 interface Ctx {
   tmp: string;

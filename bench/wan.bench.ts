@@ -36,7 +36,7 @@ import {
 } from './lib/loft-runs.js';
 import { countByOperation, startRequestCounter, waves, type RequestCounter } from './lib/request-counter.js';
 import { startS3rverProcess, type S3rverProcess } from './lib/s3rver-process.js';
-import { median, runTimed, type TimedRun } from './lib/timed-command.js';
+import { combined, median, runTimed, type TimedRun } from './lib/timed-command.js';
 
 const SYNC = fileURLToPath(new URL('./lib/s3-sync.ts', import.meta.url));
 const { values: opt } = parseArgs({
@@ -89,16 +89,6 @@ function awsEnv(tmp: string): NodeJS.ProcessEnv {
     // Newer botocore sends aws-chunked bodies with a CRC trailer, which s3rver stores as data.
     AWS_REQUEST_CHECKSUM_CALCULATION: 'when_required',
     AWS_RESPONSE_CHECKSUM_VALIDATION: 'when_required',
-  };
-}
-
-/** nix copy then the sync, as one run: times and CPU add up. */
-function combined(copy: TimedRun, sync: TimedRun): TimedRun {
-  return {
-    ...sync,
-    seconds: copy.seconds + sync.seconds,
-    cpuSeconds: copy.cpuSeconds + sync.cpuSeconds,
-    maxRssKb: Math.max(copy.maxRssKb, sync.maxRssKb),
   };
 }
 

@@ -86,3 +86,13 @@ export function median(xs: readonly number[]): number {
   const mid = Math.floor(s.length / 2);
   return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
+
+/** nix copy then the sync, as one run: times and CPU add up, the peak is the larger one. */
+export function combined(copy: TimedRun, sync: TimedRun): TimedRun {
+  return {
+    ...sync,
+    seconds: copy.seconds + sync.seconds,
+    cpuSeconds: copy.cpuSeconds + sync.cpuSeconds,
+    maxRssKb: Math.max(copy.maxRssKb, sync.maxRssKb),
+  };
+}
