@@ -13,8 +13,10 @@
 // - NarMemory: the memory a NAR's reader lends downstream, the one memory that crosses modules.
 //   The file reader and the NAR encoder take buffers from it (read() and slab()); the compressor
 //   that copies its input (zstd) reports each chunk consumed, and the upload path wires that report
-//   to NarMemory.giveBack, the one way back. A chunk nobody reports is left to the garbage
-//   collector, which is always safe.
+//   to NarMemory.giveBack, the one way back. The zstd compressor's output is lent the same way
+//   (output()), and the object store reports each compressed chunk once written or copied
+//   (PutOptions.consumed), wired by the upload path to the same giveBack. A chunk nobody reports
+//   is left to the garbage collector, which is always safe.
 
 import type { MemoryBudget } from './memory-budget.js';
 
@@ -61,17 +63,26 @@ interface Loan {
 const READ_BYTES = 1024 * 1024;
 const SLAB_BYTES = 256 * 1024;
 const KEPT = 16;
+/**
+ * zstd's compressed output (upload/zstd-contexts.ts): room for one 1 MiB input step's output at
+ * least once over, and how many are kept. Measured: about 6 are out at once on a closure to a
+ * directory (two frames compressing, pieces waiting for the store).
+ */
+export const OUTPUT_BYTES = 2 * 1024 * 1024;
+const OUTPUTS_KEPT = 8;
 
 export class NarMemory {
   readonly readBytes = READ_BYTES;
   readonly #reads: ChunkPool;
   readonly #slabs: ChunkPool;
+  readonly #outputs: ChunkPool;
   /** Every view lent and not yet given back, to its loan. */
   readonly #loans = new WeakMap<Buffer, Loan>();
 
   /**
-   * @param budget the pools' kept buffers are set aside from it (as many as fit in `most` bytes,
-   *   up to KEPT of each); buffers lent beyond those are fresh and left to the garbage collector.
+   * @param budget the pools' kept buffers are set aside from it: reads and slabs as many as fit in
+   *   `most` bytes (up to KEPT of each), compressor outputs as many again (up to OUTPUTS_KEPT);
+   *   buffers lent beyond those are fresh and left to the garbage collector.
    */
   constructor(budget?: MemoryBudget, most = Infinity) {
     const want = Math.min(most, KEPT * (READ_BYTES + SLAB_BYTES));
@@ -79,12 +90,17 @@ export class NarMemory {
     const kept = Math.floor(granted / (READ_BYTES + SLAB_BYTES));
     this.#reads = new ChunkPool(READ_BYTES, kept);
     this.#slabs = new ChunkPool(SLAB_BYTES, kept);
+    // The compressor's output is the other half of what a NAR passes through; same share again.
+    const outputs = Math.min(most, OUTPUTS_KEPT * OUTPUT_BYTES);
+    const grantedOut = budget === undefined ? outputs : budget.reserve(outputs, OUTPUT_BYTES);
+    this.#outputs = new ChunkPool(OUTPUT_BYTES, Math.floor(grantedOut / OUTPUT_BYTES));
   }
 
   /** Drops the kept buffers (an idle daemon gives their memory back); later reads refill them. */
   drain(): void {
     this.#reads.drain();
     this.#slabs.drain();
+    this.#outputs.drain();
   }
 
   /** A read buffer of `length` bytes (at most readBytes), whose contents are undefined. */
@@ -98,8 +114,19 @@ export class NarMemory {
 
   /** A buffer to lend in slices (see Slab). */
   slab(): Slab {
-    const whole = this.#slabs.take();
-    const loan: Loan = { pool: this.#slabs, whole, out: 0, sealed: false };
+    return this.#slabOf(this.#slabs);
+  }
+
+  /**
+   * A slab of OUTPUT_BYTES for a compressor's output, lent downstream in slices: the object store,
+   * the output's last reader, gives each back once written or copied (PutOptions.consumed). An arrow
+   * function, so it can be handed on as the compressor's source of output memory.
+   */
+  readonly output = (): Slab => this.#slabOf(this.#outputs);
+
+  #slabOf(pool: ChunkPool): Slab {
+    const whole = pool.take();
+    const loan: Loan = { pool, whole, out: 0, sealed: false };
     return new Slab(whole, loan, (view) => this.#loans.set(view, loan));
   }
 

@@ -39,6 +39,13 @@ export interface PutOptions {
    * told nothing more; what it was told before stays counted by the caller until it retries.
    */
   onStored?: (bytes: number) => void;
+  /**
+   * putStream: called with each chunk of the body (the very Buffer read) once the store holds no
+   * reference to it any more (written to its file, copied into a part or a request body), so the
+   * chunk's lender may reuse the memory (src/chunk-pool.ts). A store may call it for some chunks
+   * or none (the rest go to the garbage collector), never before it is done with one.
+   */
+  consumed?: (chunk: Buffer) => void;
 }
 
 /** Asked before each delete request with its number of keys; false: send no more. */

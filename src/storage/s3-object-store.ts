@@ -189,6 +189,7 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads, ResumablePa
       // The body has ended, so a caller's hash of it (putOpts.sha256) is final and goes along.
       if (head.ended) {
         const bytes = Buffer.concat(head.chunks);
+        if (putOpts.consumed) for (const chunk of head.chunks) putOpts.consumed(chunk);
         await this.putBytes(key, bytes, putOpts);
         putOpts.onStored?.(bytes.length);
       } else {
@@ -202,6 +203,7 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads, ResumablePa
           ...(putOpts.resumable ? { resumable: putOpts.resumable } : {}),
           // A part skipped on resume is stored all the same.
           ...(putOpts.onStored ? { onPart: (part) => putOpts.onStored?.(part.size) } : {}),
+          ...(putOpts.consumed ? { consumed: putOpts.consumed } : {}),
         });
       }
     } catch (err) {

@@ -28,6 +28,8 @@ export interface PartUploadOptions {
   resumable?: ResumableUpload;
   /** Told whenever a part is stored or skipped, for the caller's counts (tests, logs). */
   onPart?: (part: StoredPart, sent: boolean) => void;
+  /** Each body chunk once copied into a part: the body's lender may reuse it (PutOptions.consumed). */
+  consumed?: (chunk: Buffer) => void;
   /** Reused part buffers, when their size is `partSize`; otherwise each part is fresh memory. */
   parts?: ChunkPool;
 }
@@ -107,6 +109,7 @@ class PartRun {
           filled = 0;
         }
       }
+      this.o.consumed?.(chunk);
     }
     if (filled > 0 || partNumber === 0) await this.#take(++partNumber, part.subarray(0, filled));
     // A recorded part past the body's end: the body is shorter than the one that was uploaded.

@@ -15,6 +15,7 @@ import { ConfigError } from '../errors.js';
 import { COMPRESSION_LEVELS, type Compression } from '../format/bucket-layout.js';
 import { ComputePool } from './compute-pool.js';
 import { ZstdFrameCompressor } from './zstd-frames.js';
+import type { OutputSource } from './zstd-output.js';
 import { isThreadCount, THREAD_COUNT } from '../thread-count.js';
 
 export interface CompressorOptions {
@@ -32,6 +33,8 @@ export interface CompressorOptions {
    * the chunk's lender may then reuse its memory. Compressors that do not copy never call it.
    */
   consumed?: (chunk: Buffer) => void;
+  /** zstd: lent memory for the compressed output (NarMemory.output; see upload/zstd-output.ts). */
+  output?: OutputSource;
 }
 
 /**
@@ -53,7 +56,10 @@ export function createCompressor(kind: Compression, opts: CompressorOptions = {}
       return new ZstdFrameCompressor(
         opts.pool ?? new ComputePool(opts.threads ?? availableParallelism()),
         checkLevel('zstd', opts.level ?? DEFAULT_ZSTD_LEVEL),
-        opts.consumed ? { consumed: opts.consumed } : {},
+        {
+          ...(opts.consumed ? { consumed: opts.consumed } : {}),
+          ...(opts.output ? { output: opts.output } : {}),
+        },
       );
     case 'xz':
       return new XzCompressStream(checkLevel('xz', opts.level ?? DEFAULT_XZ_LEVEL), threads);

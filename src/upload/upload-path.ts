@@ -222,13 +222,14 @@ async function streamNar(
   narMeter.onBytes = deps.onNarBytes;
   const fileMeter = new HashMeter();
   fileMeter.onBytes = deps.onFileBytes;
-  // The one place lent NAR memory comes back: the compressor reports each chunk it has copied.
+  // The one place lent NAR memory comes back: the compressor reports each chunk it has copied, and
+  // the store each compressed chunk (lent by the compressor from the same memory) once written.
   const memory = copiesInput(deps.compression) ? deps.narMemory : undefined;
   const compressor = createCompressor(deps.compression, {
     level: deps.compressionLevel,
     threads: deps.compressionThreads,
     ...(deps.computePool ? { pool: deps.computePool } : {}),
-    ...(memory ? { consumed: memory.giveBack } : {}),
+    ...(memory ? { consumed: memory.giveBack, output: memory.output } : {}),
   });
   const source = deps.dumpNar(path, memory, listing?.onEntry);
   const piped = new Promise<void>((resolve, reject) => {
@@ -242,6 +243,7 @@ async function streamNar(
     ...(deps.signal ? { signal: deps.signal } : {}),
     ...(resumable ? { resumable } : {}),
     ...(deps.onStoredBytes ? { onStored: deps.onStoredBytes } : {}),
+    ...(memory ? { consumed: memory.giveBack } : {}),
   });
   const [pipeResult, putResult] = await Promise.allSettled([piped, put]);
   if (pipeResult.status === 'rejected') {

@@ -10,10 +10,12 @@
 // whichever context a frame gets (test/unit/upload/zstd-contexts.test.ts), which resuming a
 // multipart upload relies on.
 import zlib from 'node:zlib';
+import { OutputSteering, type OutputSource } from './zstd-output.js';
 
 /**
- * node:zlib's output buffer: a frame's pieces are slices of it, and the next frame fills the rest,
- * so small frames share one buffer instead of each allocating its own.
+ * node:zlib's output buffer when a frame has no source of lent output (upload/zstd-output.ts): a
+ * frame's pieces are slices of it, and the next frame fills the rest, so small frames share one
+ * buffer instead of each allocating its own.
  */
 const OUTPUT_BYTES = 1024 * 1024;
 /** Idle contexts kept per level; more are closed when they come back. */
@@ -31,7 +33,9 @@ export interface FrameSink {
 /** One frame at a time on one zstd context: start(), write() steps, then end() or destroy(). */
 export class ZstdContext {
   readonly #z: zlib.ZstdCompress;
+  readonly #output: OutputSteering;
   #sink: FrameSink | undefined;
+  #source: OutputSource | undefined;
   #broken = false;
 
   constructor(readonly level: number) {
@@ -43,21 +47,28 @@ export class ZstdContext {
         [zlib.constants.ZSTD_c_checksumFlag]: 1,
       },
     });
-    this.#z.on('data', (p: Buffer) => this.#sink?.piece(p));
+    this.#output = new OutputSteering(this.#z);
+    // Lent whoever the frame is: a slab's piece must come back before the slab is reused.
+    this.#z.on('data', (p: Buffer) => this.#sink?.piece(this.#output.lend(p)));
     this.#z.on('error', (err) => this.#fail(err));
   }
 
-  start(sink: FrameSink): void {
+  /** A frame begins; its compressed output goes into slabs from `output` when given. */
+  start(sink: FrameSink, output?: OutputSource): void {
     this.#sink = sink;
+    this.#source = output;
   }
 
   /** Compresses `piece` on the thread pool; `cb` once zstd has taken every byte of it. */
   write(piece: Buffer, cb: (err?: Error | null) => void): void {
+    this.#output.aim(piece.length, this.#source);
     this.#z.write(piece, cb);
   }
 
   /** Ends the frame after `last` (if any): its remaining pieces, then done(null); the context is free. */
   end(last?: Buffer): void {
+    // One aim for both: the end's flush writes on after the last step, into the same room.
+    this.#output.aim(last?.length ?? 0, this.#source);
     if (last !== undefined && last.length > 0) this.#z.write(last);
     this.#z.flush(zlib.constants.ZSTD_e_end, () => {
       // node:zlib pushes a step's output before calling back, and a flowing stream emits it at
@@ -66,6 +77,7 @@ export class ZstdContext {
       while (this.#z.readableLength > 0 && this.#z.read() !== null);
       const sink = this.#sink;
       this.#sink = undefined;
+      this.#source = undefined;
       if (this.#broken || sink === undefined) return;
       giveBack(this);
       sink.done(null);
@@ -76,11 +88,13 @@ export class ZstdContext {
   destroy(err: Error): void {
     this.#fail(err);
     this.#z.destroy();
+    this.#output.closed();
   }
 
   close(): void {
     this.#broken = true;
     this.#z.close();
+    this.#output.closed();
   }
 
   #fail(err: Error): void {

@@ -11,6 +11,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { ChunkPool } from '../chunk-pool.js';
 import type { ComputePool, FrameSlot } from './compute-pool.js';
 import { takeZstdContext, type FrameSink, type ZstdContext } from './zstd-contexts.js';
+import type { OutputSource } from './zstd-output.js';
 
 export { ZSTD_FRAME_BYTES } from './compute-pool.js';
 
@@ -31,6 +32,12 @@ export interface ZstdFrameOptions {
    * a frame buffer): the chunk's lender may reuse its memory then (src/chunk-pool.ts).
    */
   consumed?: (chunk: Buffer) => void;
+  /**
+   * Where compressed output goes (NarMemory.output): its pieces are lent, and whoever reads them
+   * last gives each back to the same lender (upload/upload-path.ts wires the object store's
+   * PutOptions.consumed). Without it, node:zlib's own buffers, left to the garbage collector.
+   */
+  output?: OutputSource;
 }
 
 interface Frame {
@@ -127,7 +134,7 @@ export class ZstdFrameCompressor extends Transform {
       pieces: [],
       done: false,
       slot,
-      stream: new FrameStream(input, this.level, {
+      stream: new FrameStream(input, this.level, this.opts.output, {
         piece: (p) => {
           frame.pieces.push(p);
           if (frame === this.#frames[0]) this.#pushReady();
@@ -200,9 +207,8 @@ export class ZstdFrameCompressor extends Transform {
  * (node:zlib takes it only when a stream is created): a fresh context per small frame, sized to it,
  * cost more than it saved.
  *
- * The output is node:zlib's own: it offers no public way to compress into buffers of ours, and
- * pooled output through its private fields (`_outBuffer`, `_outOffset`, `_chunkSize`) was dropped
- * for that reason (docs/architecture.md, "Performance", measures the cost).
+ * The output goes into slabs lent by the run's NarMemory when the caller gives a source
+ * (upload/zstd-output.ts says how and why), else into node:zlib's own buffers.
  */
 class FrameStream {
   readonly #ctx: ZstdContext;
@@ -217,10 +223,11 @@ class FrameStream {
   constructor(
     private readonly input: Buffer,
     level: number,
+    output: OutputSource | undefined,
     private readonly sink: FrameSink,
   ) {
     this.#ctx = takeZstdContext(level);
-    this.#ctx.start({ piece: (p) => sink.piece(p), done: (err) => this.#settle(err) });
+    this.#ctx.start({ piece: (p) => sink.piece(p), done: (err) => this.#settle(err) }, output);
   }
 
   /** The first `n` bytes of the input are filled. */
