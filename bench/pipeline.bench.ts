@@ -7,16 +7,27 @@
 //   E. one --big-mb MiB mixed-data NAR to [local] with the compute pool at full size vs
 //      LOFT_COMPUTE_THREADS=1.
 //   npm run build && node --import tsx bench/pipeline.bench.ts [--rounds 3] [--big-mb 2048] [--small]
-// Bars (issue 13): A/B <= 0.8 (goal 0.6), C/D <= 0.7, E >= 1.6x faster with the full pool and
-// peak RSS <= 200 MB, closure upload peak RSS <= 250 MB. Deletes what it built at the end.
+//     [--baseline DIR]
+// --baseline DIR: also run A, C and E with another build's dist/ (DIR/cli/main.js, e.g. a copy of
+// dist/ built from the commit before a change), interleaved with this build's runs, so before and
+// after are measured side by side under the same load.
+// Bars (issue 27): A/B <= 0.7 in wall time and <= 1.1 in CPU seconds, C/D <= 0.7, peak RSS of the
+// closure to S3 <= 200 MB and of one 2 GiB NAR (E) <= 150 MB; from issue 13, E >= 1.6x faster with
+// the full pool. Deletes what it built at the end.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { randomSalt } from '../test/helpers/fixtures.js';
 import { buildAttr, buildBenchClosure, deleteWithDerivers, warmPageCache } from './lib/bench-closure.js';
-import { generateSigningKey, runLoftUpload, runNixCopy, writeLoftConfig } from './lib/loft-runs.js';
+import {
+  generateSigningKey,
+  LOFT_MAIN,
+  runLoftUpload,
+  runNixCopy,
+  writeLoftConfig,
+} from './lib/loft-runs.js';
 import { startS3rverProcess, type S3rverProcess } from './lib/s3rver-process.js';
 import { combined, median, runTimed, type TimedRun } from './lib/timed-command.js';
 
@@ -26,8 +37,10 @@ const { values: opt } = parseArgs({
     rounds: { type: 'string', default: '3' },
     'big-mb': { type: 'string', default: '2048' },
     small: { type: 'boolean', default: false },
+    baseline: { type: 'string' },
   },
 });
+const baselineMain = opt.baseline === undefined ? undefined : resolve(opt.baseline, 'cli', 'main.js');
 const rounds = Number(opt.rounds);
 const smallClosure = ['--arg', 'perLayer', '5', '--arg', 'randomBigMb', '8', '--arg', 'textBigMb', '20'];
 const bigMb = opt.small ? '128' : opt['big-mb'];
@@ -42,6 +55,19 @@ const describe = (runs: TimedRun[]): string =>
   `${wall(runs).toFixed(2)} s (${runs.map((r) => r.seconds.toFixed(2)).join(', ')}), ` +
   `CPU ${med(runs, (r) => r.cpuSeconds).toFixed(1)} s, peak RSS ${rssMb(runs).toFixed(0)} MB`;
 const verdict = (ok: boolean): string => (ok ? 'ok' : 'MISSED');
+const cpu = (runs: TimedRun[]): number => med(runs, (r) => r.cpuSeconds);
+const ratios = (x: TimedRun[], y: TimedRun[]): string =>
+  `${(wall(x) / wall(y)).toFixed(2)}; ${(cpu(x) / cpu(y)).toFixed(2)}`;
+
+/** This build's runs, then the baseline's when --baseline is given: [main.js, where its runs go]. */
+function loftBuilds(current: TimedRun[], base: TimedRun[]): Array<[string, TimedRun[]]> {
+  return baselineMain === undefined
+    ? [[LOFT_MAIN, current]]
+    : [
+        [LOFT_MAIN, current],
+        [baselineMain, base],
+      ];
+}
 
 interface Ctx {
   tmp: string;
@@ -52,35 +78,52 @@ interface Ctx {
 
 async function closureRounds(ctx: Ctx): Promise<void> {
   const runs = { a: [] as TimedRun[], b: [] as TimedRun[], c: [] as TimedRun[], d: [] as TimedRun[] };
-  const serverCpu = { c: [] as number[], d: [] as number[] };
+  const baseline = { a: [] as TimedRun[], c: [] as TimedRun[] };
+  const serverCpu = { c: [] as number[], d: [] as number[], baseline: [] as number[] };
   for (let i = 1; i <= rounds; i++) {
-    const localDir = join(ctx.tmp, `local-${i}`);
-    runs.a.push(
-      await runLoftUpload(writeLoftConfig(join(ctx.tmp, `a-${i}`), { localDir }, ctx.keyPath), ctx.root),
-    );
-    rmSync(localDir, { recursive: true, force: true });
+    for (const [main, into] of loftBuilds(runs.a, baseline.a)) {
+      const localDir = join(ctx.tmp, `local-${i}`);
+      const config = writeLoftConfig(
+        join(ctx.tmp, `a-${i}-${into === runs.a ? 'cur' : 'base'}`),
+        { localDir },
+        ctx.keyPath,
+      );
+      into.push(await runLoftUpload(config, ctx.root, [], {}, main));
+      rmSync(localDir, { recursive: true, force: true });
+    }
     const nixDir = join(ctx.tmp, `nix-${i}`);
     runs.b.push(await runNixCopy(nixDir, ctx.root, ctx.keyPath));
-    let before = ctx.s3.cpuSeconds();
-    const s3Target = { s3: { endpoint: ctx.s3.endpoint, bucket: `loft-${i}` } };
-    runs.c.push(
-      await runLoftUpload(writeLoftConfig(join(ctx.tmp, `c-${i}`), s3Target, ctx.keyPath), ctx.root),
-    );
-    serverCpu.c.push(ctx.s3.cpuSeconds() - before);
-    before = ctx.s3.cpuSeconds();
+    for (const [main, into] of loftBuilds(runs.c, baseline.c)) {
+      const before = ctx.s3.cpuSeconds();
+      const bucket = into === runs.c ? `loft-${i}` : `base-${i}`;
+      const s3Target = { s3: { endpoint: ctx.s3.endpoint, bucket } };
+      const config = writeLoftConfig(join(ctx.tmp, `${bucket}`), s3Target, ctx.keyPath);
+      into.push(await runLoftUpload(config, ctx.root, [], {}, main));
+      (into === runs.c ? serverCpu.c : serverCpu.baseline).push(ctx.s3.cpuSeconds() - before);
+    }
+    const before = ctx.s3.cpuSeconds();
     const sync = await runTimed(process.execPath, [SYNC, nixDir, ctx.s3.endpoint, `nix-${i}`]);
     serverCpu.d.push(ctx.s3.cpuSeconds() - before);
     runs.d.push(combined(runs.b[runs.b.length - 1]!, sync));
     rmSync(nixDir, { recursive: true, force: true });
   }
-  row('A. loft -> [local]', describe(runs.a), `peak RSS <= 250 MB ${verdict(rssMb(runs.a) <= 250)}`);
+  row('A. loft -> [local]', describe(runs.a));
   row('B. nix copy --to file://DIR?compression=zstd', describe(runs.b));
   const ab = wall(runs.a) / wall(runs.b);
-  row('A / B (wall)', ab.toFixed(2), `<= 0.8 ${verdict(ab <= 0.8)} (goal 0.6 ${verdict(ab <= 0.6)})`);
-  row('C. loft -> s3rver', describe(runs.c), `peak RSS <= 250 MB ${verdict(rssMb(runs.c) <= 250)}`);
+  row('A / B (wall)', ab.toFixed(2), `<= 0.7 ${verdict(ab <= 0.7)}`);
+  const abCpu = cpu(runs.a) / cpu(runs.b);
+  row('A / B (CPU)', abCpu.toFixed(2), `<= 1.1 ${verdict(abCpu <= 1.1)}`);
+  row('C. loft -> s3rver', describe(runs.c), `peak RSS <= 200 MB ${verdict(rssMb(runs.c) <= 200)}`);
   row('D. nix copy --to file://DIR, then sync DIR -> s3rver', describe(runs.d));
   const cd = wall(runs.c) / wall(runs.d);
   row('C / D (wall)', cd.toFixed(2), `<= 0.7 ${verdict(cd <= 0.7)}`);
+  if (baselineMain !== undefined) {
+    row('A with --baseline', describe(baseline.a));
+    row('A / B with --baseline (wall; CPU)', ratios(baseline.a, runs.b));
+    row('C with --baseline', describe(baseline.c));
+    row('C / D with --baseline (wall)', (wall(baseline.c) / wall(runs.d)).toFixed(2));
+    row('s3rver CPU during C with --baseline', `${median(serverCpu.baseline).toFixed(1)} s`);
+  }
   row('C / B (loft to S3 / nix copy alone)', (wall(runs.c) / wall(runs.b)).toFixed(2), 'goal 1.0');
   row(
     's3rver CPU during C / during the sync of D (medians)',
@@ -95,14 +138,23 @@ async function bigNar(ctx: Ctx, salt: string, toDelete: string[]): Promise<void>
   const byThreads = new Map<number, TimedRun[]>();
   for (const threads of [availableParallelism(), 1]) {
     const runs: TimedRun[] = [];
+    const base: TimedRun[] = [];
+    const env = { LOFT_COMPUTE_THREADS: String(threads) };
     for (let i = 1; i <= rounds; i++) {
-      const localDir = join(ctx.tmp, `big-${threads}-${i}`);
-      const config = writeLoftConfig(join(ctx.tmp, `e-${threads}-${i}`), { localDir }, ctx.keyPath);
-      runs.push(await runLoftUpload(config, path, [], { LOFT_COMPUTE_THREADS: String(threads) }));
-      rmSync(localDir, { recursive: true, force: true });
+      for (const [main, into] of loftBuilds(runs, base)) {
+        const localDir = join(ctx.tmp, `big-${threads}-${i}`);
+        const config = writeLoftConfig(
+          join(ctx.tmp, `e-${threads}-${i}-${into === runs ? 'cur' : 'base'}`),
+          { localDir },
+          ctx.keyPath,
+        );
+        into.push(await runLoftUpload(config, path, [], env, main));
+        rmSync(localDir, { recursive: true, force: true });
+      }
     }
     byThreads.set(threads, runs);
     row(`E. one ${bigMb} MiB mixed NAR -> [local], LOFT_COMPUTE_THREADS=${threads}`, describe(runs));
+    if (baselineMain !== undefined) row(`E with --baseline, LOFT_COMPUTE_THREADS=${threads}`, describe(base));
   }
   const full = byThreads.get(availableParallelism())!;
   const one = byThreads.get(1)!;
@@ -112,7 +164,7 @@ async function bigNar(ctx: Ctx, salt: string, toDelete: string[]): Promise<void>
     `${speedup.toFixed(2)}x`,
     `>= 1.6 ${verdict(speedup >= 1.6)}`,
   );
-  row('E peak RSS, full pool', `${rssMb(full).toFixed(0)} MB`, `<= 200 MB ${verdict(rssMb(full) <= 200)}`);
+  row('E peak RSS, full pool', `${rssMb(full).toFixed(0)} MB`, `<= 150 MB ${verdict(rssMb(full) <= 150)}`);
 }
 
 async function main(): Promise<void> {
@@ -127,7 +179,11 @@ async function main(): Promise<void> {
     row('closure', `${closure.narSizes.size} paths, NAR ${(closure.narTotal / 2 ** 20).toFixed(0)} MiB`);
     const keyPath = join(tmp, 'signing-key');
     generateSigningKey(keyPath);
-    const buckets = Array.from({ length: rounds }, (_, i) => [`loft-${i + 1}`, `nix-${i + 1}`]).flat();
+    const buckets = Array.from({ length: rounds }, (_, i) => [
+      `loft-${i + 1}`,
+      `nix-${i + 1}`,
+      `base-${i + 1}`,
+    ]).flat();
     s3 = await startS3rverProcess(join(tmp, 's3rver'), buckets);
     await warmPageCache(closure.paths);
     const ctx: Ctx = { tmp, keyPath, root: closure.root, s3 };

@@ -57,16 +57,18 @@ export interface LoftRun extends TimedRun {
   fileBytes: number;
 }
 
+/** `main`: another build's dist/cli/main.js, for a before/after comparison in one run. */
 export async function runLoftUpload(
   configPath: string,
   root: string,
   extraNodeArgs: string[] = [],
   env: NodeJS.ProcessEnv = {},
+  main: string = LOFT_MAIN,
 ): Promise<LoftRun> {
-  if (!existsSync(LOFT_MAIN)) throw new Error(`${LOFT_MAIN} is missing: run 'npm run build' first`);
+  if (!existsSync(main)) throw new Error(`${main} is missing: run 'npm run build' first`);
   const run = await runTimed(
     process.execPath,
-    [...extraNodeArgs, LOFT_MAIN, '-c', configPath, '--upload-path', root],
+    [...extraNodeArgs, main, '-c', configPath, '--upload-path', root],
     {
       env: { ...nixEnv(), ...env },
     },
