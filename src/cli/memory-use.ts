@@ -7,6 +7,7 @@ import type { MemoryBudgetUse } from '../memory-budget.js';
 import type { UploadQueue } from '../state/queue.js';
 import type { Runtime } from './runtime.js';
 import { formatBytes } from './format-size.js';
+import { closeIdleZstdContexts } from '../upload/zstd-contexts.js';
 
 interface MemoryRecord extends MemoryBudgetUse {
   pid: number;
@@ -48,11 +49,14 @@ function decode(stored: string | undefined): MemoryRecord | undefined {
 }
 
 /**
- * Gives back what a runtime's pools keep between uploads (frame buffers, NAR reads, S3 part
- * buffers): a daemon that has gone idle should not hold them. The next upload refills them.
+ * Gives back what a runtime's pools keep between uploads (frame buffers, NAR reads, zstd contexts
+ * and their output, S3 part buffers): a daemon that has gone idle should not hold them. The next upload refills them.
  */
 export function releaseIdleMemory(rt: Runtime): void {
   rt.uploads?.computePool.drain();
+  // Idle zstd contexts hold their last output slab until closed: close them first, so the slabs
+  // are back in NarMemory's pool when it is drained.
+  closeIdleZstdContexts();
   rt.uploads?.narMemory.drain();
   rt.store.releaseIdleMemory?.();
 }

@@ -16,6 +16,7 @@ import { LocalObjectStore } from '../../../src/storage/local-object-store.js';
 import type { PutOptions } from '../../../src/storage/object-store.js';
 import { ComputePool } from '../../../src/upload/compute-pool.js';
 import { uploadNar } from '../../../src/upload/upload-path.js';
+import { closeIdleZstdContexts, takeZstdContext } from '../../../src/upload/zstd-contexts.js';
 import { stepOutputBound } from '../../../src/upload/zstd-output.js';
 
 /**
@@ -96,5 +97,33 @@ describe('zstd output lent from NarMemory', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  test("an idle context keeps its output slab until it is closed, then the slab is NarMemory's again", async () => {
+    closeIdleZstdContexts();
+    const memory = new NarMemory();
+    const ctx = takeZstdContext(3);
+    const input = randomBytes(300 * 1024);
+    const pieces = await new Promise<Buffer[]>((resolve, reject) => {
+      const out: Buffer[] = [];
+      ctx.start(
+        { piece: (p) => out.push(p), done: (err) => (err ? reject(err) : resolve(out)) },
+        memory.output,
+      );
+      ctx.end(input);
+    });
+    assert.ok(zstdDecompressSync(Buffer.concat(pieces)).equals(input));
+    const slab = pieces[0]!.buffer;
+    for (const p of pieces) memory.giveBack(p);
+    // The context may write into the rest of its slab with its next frame: not back yet.
+    const other = memory.output();
+    assert.notEqual(other.buffer.buffer, slab);
+    other.seal();
+    closeIdleZstdContexts();
+    const taken = [memory.output(), memory.output()];
+    assert.ok(
+      taken.some((s) => s.buffer.buffer === slab),
+      'the closed context gave its slab back',
+    );
   });
 });
