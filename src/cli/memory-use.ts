@@ -7,6 +7,7 @@ import type { MemoryBudgetUse } from '../memory-budget.js';
 import type { UploadQueue } from '../state/queue.js';
 import type { Runtime } from './runtime.js';
 import { formatBytes } from './format-size.js';
+import { trimNativeHeap, type TrimOutcome } from '../state/native-heap-trim.js';
 
 interface MemoryRecord extends MemoryBudgetUse {
   pid: number;
@@ -49,39 +50,65 @@ function decode(stored: string | undefined): MemoryRecord | undefined {
 
 /**
  * Gives back what a runtime's pools keep between uploads (frame buffers, NAR reads, S3 part
- * buffers): a daemon that has gone idle should not hold them. The next upload refills them.
+ * buffers): a daemon that has gone idle should not hold them. The next upload refills them. Then
+ * the C heap's free pages go back to the system (native-heap-trim.ts): after a store scan's
+ * uploads they are most of an idle daemon's memory.
  */
-export function releaseIdleMemory(rt: Runtime): void {
+export function releaseIdleMemory(rt: Runtime, trim: () => TrimOutcome = trimNativeHeap): void {
   rt.uploads?.computePool.drain();
   rt.uploads?.narMemory.drain();
   rt.store.releaseIdleMemory?.();
+  trim();
 }
 
 /** How long the daemon's uploader must be idle before its pools are given back. */
 const IDLE_RELEASE_MS = 5_000;
+/**
+ * A second trim, once V8 has collected the garbage of the last uploads: its memory reducer runs
+ * its first full collection about 8 s after the mutator goes quiet, and only then are the freed
+ * Buffers' backing stores handed back to malloc.
+ */
+const LATE_TRIM_MS = 30_000;
+
+export interface IdleRelease {
+  idleMs: number;
+  lateTrimMs: number;
+  trim: () => TrimOutcome;
+}
+
+const DEFAULT_IDLE_RELEASE: IdleRelease = {
+  idleMs: IDLE_RELEASE_MS,
+  lateTrimMs: LATE_TRIM_MS,
+  trim: trimNativeHeap,
+};
 
 /**
  * The daemon's uploader, recording the budget's use after every batch and giving the pools' memory
- * back once no batch has run for IDLE_RELEASE_MS.
+ * back once no batch has run for `idleMs`, and the C heap's free pages once more after `lateTrimMs`.
  */
 export function recordingMemory<A extends unknown[], R>(
   upload: (...args: A) => Promise<R>,
   rt: Runtime,
   queue: Pick<UploadQueue, 'setState'>,
+  release: IdleRelease = DEFAULT_IDLE_RELEASE,
 ): (...args: A) => Promise<R> {
   let running = 0;
   let idle: NodeJS.Timeout | undefined;
+  let late: NodeJS.Timeout | undefined;
   return async (...args) => {
     running++;
     clearTimeout(idle);
+    clearTimeout(late);
     try {
       return await upload(...args);
     } finally {
       running--;
       recordMemoryUse(queue, rt);
       if (running === 0) {
-        idle = setTimeout(() => releaseIdleMemory(rt), IDLE_RELEASE_MS);
+        idle = setTimeout(() => releaseIdleMemory(rt, release.trim), release.idleMs);
+        late = setTimeout(() => release.trim(), release.lateTrimMs);
         idle.unref();
+        late.unref();
       }
     }
   };

@@ -1,0 +1,72 @@
+// The daemon's uploader gives memory back once it has gone idle (src/cli/memory-use.ts): the pools
+// after `idleMs` with a trim of the C heap, and a second trim after `lateTrimMs`, once V8 has
+// collected the last uploads' garbage. Neither while an upload runs, and a new upload puts both off.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { recordingMemory } from '../../../src/cli/memory-use.js';
+import type { Runtime } from '../../../src/cli/runtime.js';
+import type { TrimOutcome } from '../../../src/state/native-heap-trim.js';
+
+function fakeRuntime(events: string[]): Runtime {
+  return {
+    uploads: {
+      computePool: { drain: () => events.push('compute pool drained') },
+      narMemory: { drain: () => events.push('NAR memory drained') },
+      memoryBudget: { use: () => ({ total: 1, inUse: 0, peak: 0 }) },
+    },
+    store: { releaseIdleMemory: () => events.push('store released') },
+  } as unknown as Runtime;
+}
+
+function setup(idleMs: number, lateTrimMs: number) {
+  const events: string[] = [];
+  const trim = (): TrimOutcome => {
+    events.push('trimmed');
+    return 'released';
+  };
+  const upload = recordingMemory(
+    async (ms: number) => {
+      await sleep(ms);
+      return ms;
+    },
+    fakeRuntime(events),
+    { setState: () => undefined },
+    { idleMs, lateTrimMs, trim },
+  );
+  return { events, upload };
+}
+
+test('idle: the pools are drained and the C heap trimmed, then trimmed once more later', async () => {
+  const { events, upload } = setup(100, 400);
+  await upload(1);
+  await sleep(30);
+  assert.deepEqual(events, [], 'nothing before the idle delay');
+  await sleep(170);
+  assert.deepEqual(events, ['compute pool drained', 'NAR memory drained', 'store released', 'trimmed']);
+  await sleep(350);
+  assert.deepEqual(events.slice(4), ['trimmed'], 'the late trim');
+  await sleep(300);
+  assert.equal(events.length, 5, 'and no more while idle');
+});
+
+test('nothing is released while an upload runs, and a new upload puts the release off', async () => {
+  const { events, upload } = setup(100, 200);
+  const long = upload(400); // longer than both delays
+  await upload(1); // ends while `long` still runs: not idle
+  await sleep(300);
+  assert.deepEqual(events, [], 'an upload still runs');
+  await long;
+  await sleep(50);
+  await upload(1); // a new batch before the idle delay ran out
+  await sleep(70);
+  assert.deepEqual(events, [], 'put off by the new upload');
+  await sleep(250);
+  assert.deepEqual(events, [
+    'compute pool drained',
+    'NAR memory drained',
+    'store released',
+    'trimmed',
+    'trimmed',
+  ]);
+});
