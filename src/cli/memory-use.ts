@@ -8,6 +8,7 @@ import type { UploadQueue } from '../state/queue.js';
 import type { Runtime } from './runtime.js';
 import { formatBytes } from './format-size.js';
 import { trimNativeHeap, type TrimOutcome } from '../state/native-heap-trim.js';
+import { collectV8Garbage } from '../v8-heap.js';
 
 interface MemoryRecord extends MemoryBudgetUse {
   pid: number;
@@ -51,34 +52,38 @@ function decode(stored: string | undefined): MemoryRecord | undefined {
 /**
  * Gives back what a runtime's pools keep between uploads (frame buffers, NAR reads, S3 part
  * buffers): a daemon that has gone idle should not hold them. The next upload refills them. Then
- * the C heap's free pages go back to the system (native-heap-trim.ts): after a store scan's
- * uploads they are most of an idle daemon's memory.
+ * V8's heap is collected and shrunk (src/v8-heap.ts), which also frees the pools' Buffers, and the
+ * C heap's free pages go back to the system (native-heap-trim.ts): after a store scan's uploads
+ * these two are most of an idle daemon's memory.
  */
-export function releaseIdleMemory(rt: Runtime, trim: () => TrimOutcome = trimNativeHeap): void {
+export function releaseIdleMemory(rt: Runtime, release: Pick<IdleRelease, 'collect' | 'trim'>): void {
   rt.uploads?.computePool.drain();
   rt.uploads?.narMemory.drain();
   rt.store.releaseIdleMemory?.();
-  trim();
+  release.collect();
+  release.trim();
 }
 
 /** How long the daemon's uploader must be idle before its pools are given back. */
 const IDLE_RELEASE_MS = 5_000;
 /**
- * A second trim, once V8 has collected the garbage of the last uploads: its memory reducer runs
- * its first full collection about 8 s after the mutator goes quiet, and only then are the freed
- * Buffers' backing stores handed back to malloc.
+ * A second trim: V8 hands the backing stores of the Buffers its collection found dead back to
+ * malloc from a background thread, after the first trim may have run.
  */
 const LATE_TRIM_MS = 30_000;
 
 export interface IdleRelease {
   idleMs: number;
   lateTrimMs: number;
+  /** A memory-reducing collection of V8's heap. */
+  collect: () => unknown;
   trim: () => TrimOutcome;
 }
 
 const DEFAULT_IDLE_RELEASE: IdleRelease = {
   idleMs: IDLE_RELEASE_MS,
   lateTrimMs: LATE_TRIM_MS,
+  collect: collectV8Garbage,
   trim: trimNativeHeap,
 };
 
@@ -105,7 +110,7 @@ export function recordingMemory<A extends unknown[], R>(
       running--;
       recordMemoryUse(queue, rt);
       if (running === 0) {
-        idle = setTimeout(() => releaseIdleMemory(rt, release.trim), release.idleMs);
+        idle = setTimeout(() => releaseIdleMemory(rt, release), release.idleMs);
         late = setTimeout(() => release.trim(), release.lateTrimMs);
         idle.unref();
         late.unref();

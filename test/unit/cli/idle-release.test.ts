@@ -1,6 +1,6 @@
-// The daemon's uploader gives memory back once it has gone idle (src/cli/memory-use.ts): the pools
-// after `idleMs` with a trim of the C heap, and a second trim after `lateTrimMs`, once V8 has
-// collected the last uploads' garbage. Neither while an upload runs, and a new upload puts both off.
+// The daemon's uploader gives memory back once it has gone idle (src/cli/memory-use.ts): after
+// `idleMs` the pools, then a collection of V8's heap, then a trim of the C heap; a second trim after
+// `lateTrimMs`. Nothing while an upload runs, and a new upload puts it all off.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -32,7 +32,7 @@ function setup(idleMs: number, lateTrimMs: number) {
     },
     fakeRuntime(events),
     { setState: () => undefined },
-    { idleMs, lateTrimMs, trim },
+    { idleMs, lateTrimMs, trim, collect: () => events.push('collected') },
   );
   return { events, upload };
 }
@@ -43,11 +43,17 @@ test('idle: the pools are drained and the C heap trimmed, then trimmed once more
   await sleep(30);
   assert.deepEqual(events, [], 'nothing before the idle delay');
   await sleep(170);
-  assert.deepEqual(events, ['compute pool drained', 'NAR memory drained', 'store released', 'trimmed']);
+  assert.deepEqual(events, [
+    'compute pool drained',
+    'NAR memory drained',
+    'store released',
+    'collected',
+    'trimmed',
+  ]);
   await sleep(350);
-  assert.deepEqual(events.slice(4), ['trimmed'], 'the late trim');
+  assert.deepEqual(events.slice(5), ['trimmed'], 'the late trim');
   await sleep(300);
-  assert.equal(events.length, 5, 'and no more while idle');
+  assert.equal(events.length, 6, 'and no more while idle');
 });
 
 test('nothing is released while an upload runs, and a new upload puts the release off', async () => {
@@ -66,6 +72,7 @@ test('nothing is released while an upload runs, and a new upload puts the releas
     'compute pool drained',
     'NAR memory drained',
     'store released',
+    'collected',
     'trimmed',
     'trimmed',
   ]);
