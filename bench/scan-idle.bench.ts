@@ -12,7 +12,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
@@ -55,6 +55,8 @@ interface VariantResult {
   rssDrained: number;
   rssIdle: number;
   rssIdleMin: number;
+  anonIdle: number;
+  fileIdle: number;
   idleCpu: number;
   hwm: number;
   exitCode: number | null;
@@ -148,7 +150,7 @@ async function runVariant(
     const rssDrained = procMemory(pid).rssBytes;
     await sleep(IDLE_MS);
     const idleCpu = procCpuSeconds(pid) - scanCpu - drainCpu;
-    const { rssBytes: rssIdle, hwmBytes: hwm } = procMemory(pid);
+    const { rssBytes: rssIdle, hwmBytes: hwm, rssAnonBytes, rssFileBytes } = procMemory(pid);
     const lastTen = samples.filter((x) => x.at >= performance.now() - 10_000).map((x) => x.rss);
     clearInterval(sampler);
     child.kill('SIGTERM');
@@ -166,6 +168,8 @@ async function runVariant(
       rssDrained,
       rssIdle,
       rssIdleMin: Math.min(...lastTen),
+      anonIdle: rssAnonBytes,
+      fileIdle: rssFileBytes,
       idleCpu,
       hwm,
       exitCode,
@@ -201,13 +205,13 @@ try {
     `Store of ${ENTRIES} valid paths (made in ${s(store.seconds)}); idle sampled ${IDLE_MS / 1000} s.\n`,
   );
   console.log(
-    '| loft | scan (wall / CPU) | drain: uploaded, wall / CPU | RSS queue empty | RSS idle (end / min of last 10 s) | idle CPU | peak (VmHWM) | exit |',
+    '| loft | scan (wall / CPU) | drain: uploaded, wall / CPU | RSS queue empty | RSS idle (end / min of last 10 s) | of which anon / file | idle CPU | peak (VmHWM) | exit |',
   );
-  console.log('|---|---|---|---|---|---|---|---|');
+  console.log('|---|---|---|---|---|---|---|---|---|');
   for (const r of results) {
     console.log(
-      `| ${r.main} | ${s(r.scanSeconds)} / ${s(r.scanCpu)} | ${r.uploaded}, ${s(r.drainSeconds)} / ${s(r.drainCpu)} | ` +
-        `${mb(r.rssDrained)} | ${mb(r.rssIdle)} / ${mb(r.rssIdleMin)} | ${r.idleCpu.toFixed(2)} s | ${mb(r.hwm)} | ${String(r.exitCode)} |`,
+      `| ${relative(process.cwd(), r.main)} | ${s(r.scanSeconds)} / ${s(r.scanCpu)} | ${r.uploaded}, ${s(r.drainSeconds)} / ${s(r.drainCpu)} | ` +
+        `${mb(r.rssDrained)} | ${mb(r.rssIdle)} / ${mb(r.rssIdleMin)} | ${mb(r.anonIdle)} / ${mb(r.fileIdle)} | ${r.idleCpu.toFixed(2)} s | ${mb(r.hwm)} | ${String(r.exitCode)} |`,
     );
   }
 } finally {

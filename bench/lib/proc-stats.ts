@@ -8,12 +8,21 @@ const USER_HZ = 100;
 export interface ProcMemory {
   rssBytes: number;
   hwmBytes: number;
+  /** The part of RSS that is anonymous memory (heaps, stacks): what the process costs alone. */
+  rssAnonBytes: number;
+  /** The part that is mapped files (the node binary's and libraries' pages), shared and reclaimable. */
+  rssFileBytes: number;
 }
 
 export function procMemory(pid: number): ProcMemory {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN) * 1024;
-  return { rssBytes: kb('VmRSS'), hwmBytes: kb('VmHWM') };
+  return {
+    rssBytes: kb('VmRSS'),
+    hwmBytes: kb('VmHWM'),
+    rssAnonBytes: kb('RssAnon'),
+    rssFileBytes: kb('RssFile'),
+  };
 }
 
 export function procCpuSeconds(pid: number): number {
