@@ -110,11 +110,20 @@ export function recordingMemory<A extends unknown[], R>(
       running--;
       recordMemoryUse(queue, rt);
       if (running === 0) {
-        idle = setTimeout(() => releaseIdleMemory(rt, release), release.idleMs);
-        late = setTimeout(() => release.trim(), release.lateTrimMs);
+        idle = setTimeout(() => bestEffort(() => releaseIdleMemory(rt, release)), release.idleMs);
+        late = setTimeout(() => bestEffort(release.trim), release.lateTrimMs);
         idle.unref();
         late.unref();
       }
     }
   };
+}
+
+/** Giving memory back is never worth the daemon: an error there (in a timer) must not end it. */
+function bestEffort(release: () => unknown): void {
+  try {
+    release();
+  } catch {
+    // The memory stays with the process until the next idle period; uploads go on.
+  }
 }

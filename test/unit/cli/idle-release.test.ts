@@ -77,3 +77,26 @@ test('nothing is released while an upload runs, and a new upload puts the releas
     'trimmed',
   ]);
 });
+
+test('a release that throws does not end the process; the late trim still runs', async () => {
+  let trims = 0;
+  const upload = recordingMemory(
+    () => Promise.resolve(1),
+    fakeRuntime([]),
+    { setState: () => undefined },
+    {
+      idleMs: 20,
+      lateTrimMs: 60,
+      collect: () => {
+        throw new Error('collection failed');
+      },
+      trim: () => {
+        trims++;
+        return 'released';
+      },
+    },
+  );
+  await upload();
+  await sleep(150);
+  assert.equal(trims, 1, 'the first trim came after the failed collection; the late one ran');
+});
