@@ -7,8 +7,8 @@
 // idle time, and the peak (VmHWM).
 // With --loft-main given more than once, each built CLI runs in turn on the same store, each into
 // a bucket and state file of its own (before/after a change, side by side in one run).
-//   node --import tsx bench/scan-idle.bench.ts [--entries 100000] [--idle-seconds 30] [--drain-timeout 3600]
-//     [--loft-main dist/cli/main.js ...] [--node-args "--heapsnapshot-signal=SIGUSR2"]
+//   node --import tsx bench/scan-idle.bench.ts [--entries 100000] [--idle-seconds 30]
+//     [--drain-timeout 3600] [--loft-main dist/cli/main.js ...] [--node-args "--heapsnapshot-signal=SIGUSR2"]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
