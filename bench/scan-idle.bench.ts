@@ -8,7 +8,7 @@
 // With --loft-main given more than once, each built CLI runs in turn on the same store, each into
 // a bucket and state file of its own (before/after a change, side by side in one run).
 //   node --import tsx bench/scan-idle.bench.ts [--entries 100000] [--idle-seconds 30]
-//     [--drain-timeout 3600] [--loft-main dist/cli/main.js ...] [--node-args "--heapsnapshot-signal=SIGUSR2"]
+//     [--drain-timeout 3600] [--scan-only] [--loft-main dist/cli/main.js ...] [--node-args "--heapsnapshot-signal=SIGUSR2"]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,6 +28,8 @@ const { values } = parseArgs({
     'drain-timeout': { type: 'string', default: '3600' },
     'loft-main': { type: 'string', multiple: true },
     'node-args': { type: 'string', default: '' },
+    // Only the scan: stop each daemon once it has queued the store (no drain, no idle figures).
+    'scan-only': { type: 'boolean', default: false },
   },
 });
 const ENTRIES = Number(values.entries);
@@ -35,6 +37,7 @@ const IDLE_MS = Number(values['idle-seconds']) * 1000;
 const DRAIN_TIMEOUT_MS = Number(values['drain-timeout']) * 1000;
 const MAINS = (values['loft-main'] ?? [LOFT_MAIN]).map((m) => resolve(m));
 const NODE_ARGS = values['node-args'].split(' ').filter((a) => a !== '');
+const SCAN_ONLY = values['scan-only'];
 const SAMPLE_MS = 250;
 
 const mb = (bytes: number) => `${(bytes / 1048576).toFixed(1)} MB`;
@@ -110,7 +113,7 @@ async function runVariant(
   bucket: string,
   keyPath: string,
   env: NodeJS.ProcessEnv,
-): Promise<VariantResult> {
+): Promise<VariantResult | undefined> {
   const config = writeLoftConfig(dir, { s3: { endpoint, bucket } }, keyPath);
   const child = spawn(process.execPath, [...NODE_ARGS, main, '-c', config], {
     env,
@@ -128,6 +131,13 @@ async function runVariant(
     const scanBegun = log.seen.get(SCAN_BEGUN)!.at;
     const scanDone = log.seen.get(SCAN_DONE)!.at;
     const scanCpu = procCpuSeconds(pid);
+    if (SCAN_ONLY) {
+      console.error(
+        `scan of ${ENTRIES} paths: ${s((scanDone - scanBegun) / 1000)} wall, daemon CPU since its start ` +
+          `${s(scanCpu)}, RSS then ${mb(procMemory(pid).rssBytes)}, peak ${mb(procMemory(pid).hwmBytes)}`,
+      );
+      return undefined;
+    }
     // The queue, read beside the daemon (WAL lets a reader in while it writes).
     const db = new Database(join(dir, 'cache.db'), { readonly: true, fileMustExist: true });
     const pending = db.prepare(`SELECT count(*) FROM queue WHERE state = 'pending'`).pluck();
@@ -195,14 +205,20 @@ try {
       const dir = join(root, `loft-${i}`);
       mkdirSync(dir);
       const r = await runVariant(main, dir, s3.endpoint, buckets[i]!, keyPath, store.env);
-      console.error(JSON.stringify(r));
-      results.push(r);
+      if (r) console.error(JSON.stringify(r));
+      if (r) results.push(r);
     }
   } finally {
     await s3.stop();
   }
+  if (results.length > 0) printTable(results, store.seconds);
+} finally {
+  rmSync(root, { recursive: true, force: true });
+}
+
+function printTable(results: VariantResult[], storeSeconds: number): void {
   console.log(
-    `Store of ${ENTRIES} valid paths (made in ${s(store.seconds)}); idle sampled ${IDLE_MS / 1000} s.\n`,
+    `Store of ${ENTRIES} valid paths (made in ${s(storeSeconds)}); idle sampled ${IDLE_MS / 1000} s.\n`,
   );
   console.log(
     '| loft | scan (wall / CPU) | drain: uploaded, wall / CPU | RSS queue empty | RSS idle (end / min of last 10 s) | of which anon / file | idle CPU | peak (VmHWM) | exit |',
@@ -214,6 +230,4 @@ try {
         `${mb(r.rssDrained)} | ${mb(r.rssIdle)} / ${mb(r.rssIdleMin)} | ${mb(r.anonIdle)} / ${mb(r.fileIdle)} | ${r.idleCpu.toFixed(2)} s | ${mb(r.hwm)} | ${String(r.exitCode)} |`,
     );
   }
-} finally {
-  rmSync(root, { recursive: true, force: true });
 }
