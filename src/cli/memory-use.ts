@@ -8,6 +8,8 @@ import type { UploadQueue } from '../state/queue.js';
 import type { Runtime } from './runtime.js';
 import { formatBytes } from './format-size.js';
 import { closeIdleZstdContexts } from '../upload/zstd-contexts.js';
+import { trimNativeHeap, type TrimOutcome } from '../state/native-heap-trim.js';
+import { collectV8Garbage } from '../v8-heap.js';
 
 interface MemoryRecord extends MemoryBudgetUse {
   pid: number;
@@ -50,43 +52,82 @@ function decode(stored: string | undefined): MemoryRecord | undefined {
 
 /**
  * Gives back what a runtime's pools keep between uploads (frame buffers, NAR reads, zstd contexts
- * and their output, S3 part buffers): a daemon that has gone idle should not hold them. The next upload refills them.
+ * and their output, S3 part buffers): a daemon that has gone idle should not hold them. The next upload refills them. Then
+ * V8's heap is collected and shrunk (src/v8-heap.ts), which also frees the pools' Buffers, and the
+ * C heap's free pages go back to the system (native-heap-trim.ts): after a store scan's uploads
+ * these two are most of an idle daemon's memory.
  */
-export function releaseIdleMemory(rt: Runtime): void {
+export function releaseIdleMemory(rt: Runtime, release: Pick<IdleRelease, 'collect' | 'trim'>): void {
   rt.uploads?.computePool.drain();
   // Idle zstd contexts hold their last output slab until closed: close them first, so the slabs
   // are back in NarMemory's pool when it is drained.
   closeIdleZstdContexts();
   rt.uploads?.narMemory.drain();
   rt.store.releaseIdleMemory?.();
+  release.collect();
+  release.trim();
 }
 
 /** How long the daemon's uploader must be idle before its pools are given back. */
 const IDLE_RELEASE_MS = 5_000;
+/**
+ * A second trim: V8 hands the backing stores of the Buffers its collection found dead back to
+ * malloc from a background thread, after the first trim may have run.
+ */
+const LATE_TRIM_MS = 30_000;
+
+export interface IdleRelease {
+  idleMs: number;
+  lateTrimMs: number;
+  /** A memory-reducing collection of V8's heap. */
+  collect: () => unknown;
+  trim: () => TrimOutcome;
+}
+
+const DEFAULT_IDLE_RELEASE: IdleRelease = {
+  idleMs: IDLE_RELEASE_MS,
+  lateTrimMs: LATE_TRIM_MS,
+  collect: collectV8Garbage,
+  trim: trimNativeHeap,
+};
 
 /**
  * The daemon's uploader, recording the budget's use after every batch and giving the pools' memory
- * back once no batch has run for IDLE_RELEASE_MS.
+ * back once no batch has run for `idleMs`, and the C heap's free pages once more after `lateTrimMs`.
  */
 export function recordingMemory<A extends unknown[], R>(
   upload: (...args: A) => Promise<R>,
   rt: Runtime,
   queue: Pick<UploadQueue, 'setState'>,
+  release: IdleRelease = DEFAULT_IDLE_RELEASE,
 ): (...args: A) => Promise<R> {
   let running = 0;
   let idle: NodeJS.Timeout | undefined;
+  let late: NodeJS.Timeout | undefined;
   return async (...args) => {
     running++;
     clearTimeout(idle);
+    clearTimeout(late);
     try {
       return await upload(...args);
     } finally {
       running--;
       recordMemoryUse(queue, rt);
       if (running === 0) {
-        idle = setTimeout(() => releaseIdleMemory(rt), IDLE_RELEASE_MS);
+        idle = setTimeout(() => bestEffort(() => releaseIdleMemory(rt, release)), release.idleMs);
+        late = setTimeout(() => bestEffort(release.trim), release.lateTrimMs);
         idle.unref();
+        late.unref();
       }
     }
   };
+}
+
+/** Giving memory back is never worth the daemon: an error there (in a timer) must not end it. */
+function bestEffort(release: () => unknown): void {
+  try {
+    release();
+  } catch {
+    // The memory stays with the process until the next idle period; uploads go on.
+  }
 }
