@@ -89,9 +89,9 @@ export class PathExtras {
   }
 
   /**
-   * Asks whether the cache has the path's build log beside the upload of its NAR, so the answer
-   * is there when the log's turn comes after the narinfo: asked then, its round trip came after
-   * the narinfo's in every path's critical path (bench/wan.bench.ts).
+   * Asks whether the cache has the path's build log once its NAR is stored, so the answer comes
+   * while the path waits for its references and writes its narinfo: asked after the narinfo, its
+   * round trip came after the narinfo's in every path's critical path (bench/wan.bench.ts).
    */
   askAhead(info: PathInfo): void {
     if (!this.deps.settings.uploadLogs || info.deriver === undefined) return;

@@ -103,10 +103,12 @@ export class PathTasks {
           }
           if (!started) deps.progress?.started(info.path, info.narSize);
           started = true;
-          deps.extras?.askAhead(info);
           return uploadNar(info, { ...deps, ...progressOf(info.path, deps.progress) });
         });
         deps.progress?.narStored(info.path, stored.fileSize);
+        // Answered while the path waits for its references and writes its narinfo (asked before
+        // the NAR, twelve HEADs went out ahead of the first NARs of the run).
+        deps.extras?.askAhead(info);
         // Listings and debug-info entries name the NAR, so they go before the narinfo; realisations
         // and the build log after it (path-extras.ts). A failed extra fails the attempt like a
         // failed narinfo write, so nothing a published path needs goes missing.

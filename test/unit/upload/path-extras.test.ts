@@ -254,7 +254,7 @@ void describe('extras of one path', () => {
     assert.equal(reads, 1);
   });
 
-  void test('the cache is asked about the log beside the NAR upload, not after the narinfo', async () => {
+  void test('the cache is asked about the log before the narinfo is written, not after it', async () => {
     const store = new MemoryObjectStore();
     await upload(store, extras(store));
     const calls = store.calls.map((c) => `${c.op} ${c.key.replace(/^nar\/.*/, 'nar')}`);
