@@ -120,9 +120,15 @@ export class PresenceCache {
     return out;
   }
 
-  /** The narinfo of a present path was seen (or made) to carry a signature by `signer`. */
-  setSigner(hashPart: string, signer: string): void {
-    this.statements.setSigner.run(signer, hashPart);
+  /**
+   * The narinfos of these present paths were seen (or made) to carry a signature by `signer`. One
+   * transaction: a commit per row cost 30 ms of a re-push's 400 paths.
+   */
+  setSignerMany(hashParts: readonly string[], signer: string): void {
+    if (hashParts.length === 0) return;
+    this.db.transaction(() => {
+      for (const h of hashParts) this.statements.setSigner.run(signer, h);
+    })();
   }
 
   remove(hashParts: readonly string[]): void {

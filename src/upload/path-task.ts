@@ -46,8 +46,12 @@ export class PathTasks {
   private readonly turns: NarTurns;
   /** Narinfo writes at once, besides the NAR uploads. */
   private readonly commits: Semaphore;
-  /** Every path of this upload, to its task: a referrer waits for its references' tasks. */
-  private readonly tasks = new Map<string, Promise<UploadedPath>>();
+  /**
+   * Every path of this upload, to the moment its narinfo is written (rejected if the path fails
+   * before): a referrer waits for this, not for the extras its references write after the
+   * narinfo (a build log: two more round trips per layer of the closure, in series).
+   */
+  private readonly published = new Map<string, Deferred>();
   private readonly presence: PresenceBatch;
 
   /**
@@ -64,16 +68,17 @@ export class PathTasks {
   }
 
   /**
-   * Starts every path's task; all are registered before any runs, so a referrer always finds its
-   * references' tasks, whatever order they start in.
+   * Starts every path's task; every path's publication is registered before any task runs, so a
+   * referrer always finds its references', whatever order they start in.
    */
   start(infos: readonly PathInfo[]): Array<Promise<UploadedPath>> {
     this.deps.extras?.prepare(infos);
+    for (const info of infos) this.published.set(info.path, new Deferred());
     return infos.map((info) => {
       const task = this.run(info);
-      this.tasks.set(info.path, task);
       task.catch((err: unknown) => {
         if (isTargetFailure(err)) this.fatal ??= err;
+        this.published.get(info.path)!.reject(err);
       });
       return task;
     });
@@ -101,12 +106,16 @@ export class PathTasks {
           return uploadNar(info, { ...deps, ...progressOf(info.path, deps.progress) });
         });
         deps.progress?.narStored(info.path, stored.fileSize);
+        // Answered while the path waits for its references and writes its narinfo (asked before
+        // the NAR, twelve HEADs went out ahead of the first NARs of the run).
+        deps.extras?.askAhead(info);
         // Listings and debug-info entries name the NAR, so they go before the narinfo; realisations
         // and the build log after it (path-extras.ts). A failed extra fails the attempt like a
         // failed narinfo write, so nothing a published path needs goes missing.
         await deps.extras?.afterNar(info, stored.narKey, stored.listing);
         await this.referencesCommitted(info);
         const committed = await this.commits.use(() => commitNarInfo(stored, deps));
+        this.published.get(info.path)!.resolve();
         await deps.extras?.afterNarInfo(info);
         return committed;
       },
@@ -147,15 +156,15 @@ export class PathTasks {
   private async referencesCommitted(info: PathInfo): Promise<void> {
     for (const ref of info.references) {
       if (ref === info.path) continue;
-      const pending = this.tasks.get(ref);
+      const pending = this.published.get(ref);
       if (!pending) continue; // already in the cache, or served upstream
       try {
-        await pending;
+        await pending.promise;
       } catch {
         throw new DependencyFailedError(`${info.path} not published: its reference ${ref} failed to upload`);
       }
     }
-    const relied = info.references.filter((r) => r !== info.path && !this.tasks.has(r));
+    const relied = info.references.filter((r) => r !== info.path && !this.published.has(r));
     await this.deps.pruneGuard?.beforeCommit(
       info.hashPart,
       info.path,
@@ -173,4 +182,22 @@ function progressOf(path: string, progress: ProgressSink | undefined) {
     onFileBytes: (n: number) => progress.fileBytes(path, n),
     onStoredBytes: (n: number) => progress.storedBytes(path, n),
   };
+}
+
+/**
+ * A promise settled from outside, once: resolved when a path's narinfo is written, rejected when the
+ * path fails without one. Settling it again does nothing (a later attempt, or the task's end).
+ */
+class Deferred {
+  readonly promise: Promise<void>;
+  resolve!: () => void;
+  reject!: (err: unknown) => void;
+  constructor() {
+    this.promise = new Promise<void>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+    // Nobody may wait for it (no referrer in this upload): a rejection is no unhandled error.
+    this.promise.catch(() => undefined);
+  }
 }

@@ -17,6 +17,7 @@ import {
   signFingerprint,
   signatureKeyName,
   verifySignature,
+  type PublicKey,
   type SecretKey,
 } from '../format/signing-key.js';
 import { baseNameOfParsed } from '../format/store-path.js';
@@ -55,27 +56,36 @@ export function signerId(key: SecretKey): string {
 
 export async function ensureSignedByUs(present: PathInfo[], deps: ReSignDeps): Promise<ReSignResult> {
   const signer = signerId(deps.signingKey);
+  // One key object for every check: verifySignature prepares its Ed25519 key once per object.
+  const pk = publicKeyOf(deps.signingKey);
   const byHash = new Map(present.map((i) => [i.hashPart, i]));
   const unknown = deps.cache.notSignedBy([...byHash.keys()], signer);
   const result: ReSignResult = { resigned: [], reupload: new Set(), requests: 0 };
+  const signed: string[] = [];
   const limit = pLimit(GET_CONCURRENCY);
-  await Promise.all(
-    unknown.map((hashPart) =>
-      limit(async () => {
-        const info = byHash.get(hashPart)!;
-        const outcome = await checkOne(info, hashPart, deps, result);
-        if (outcome === 'reupload') result.reupload.add(info.path);
-        else deps.cache.setSigner(hashPart, signer);
-        if (outcome === 'resigned') result.resigned.push(info.path);
-      }),
-    ),
-  );
+  try {
+    await Promise.all(
+      unknown.map((hashPart) =>
+        limit(async () => {
+          const info = byHash.get(hashPart)!;
+          const outcome = await checkOne(info, hashPart, pk, deps, result);
+          if (outcome === 'reupload') result.reupload.add(info.path);
+          else signed.push(hashPart);
+          if (outcome === 'resigned') result.resigned.push(info.path);
+        }),
+      ),
+    );
+  } finally {
+    // In one transaction, also when a check failed: what was seen signed stays known.
+    deps.cache.setSignerMany(signed, signer);
+  }
   return result;
 }
 
 async function checkOne(
   info: PathInfo,
   hashPart: string,
+  pk: PublicKey,
   deps: ReSignDeps,
   result: ReSignResult,
 ): Promise<'signed' | 'resigned' | 'reupload'> {
@@ -90,7 +100,6 @@ async function checkOne(
     return 'reupload';
   }
   const fingerprint = fingerprintOfParsed(info.path, info.narHash, info.narSize, info.references);
-  const pk = publicKeyOf(deps.signingKey);
   if (narinfo.signatures.some((sig) => verifySignature(pk, fingerprint, sig))) return 'signed';
   // Ours first, as on upload; an old signature under our key's name (a replaced key) would only
   // confuse readers, so it goes.

@@ -5,7 +5,7 @@
 export class Semaphore {
   private free: number;
   private readonly size: number;
-  private readonly waiting: Array<{ n: number; resolve: () => void }> = [];
+  private readonly waiting: Array<{ n: number; ahead: boolean; resolve: () => void }> = [];
 
   constructor(size: number) {
     this.size = Math.max(1, size);
@@ -16,10 +16,17 @@ export class Semaphore {
    * Takes `n` units (at most the whole size: a larger request waits for all of them). A request
    * that fits goes ahead of heavier ones waiting for more: a small NAR never queues behind a large
    * one for memory. With unit requests this is plain first come first served.
+   * @param ahead wait in front of every request not made `ahead` (first come first served among
+   *   those that are): for a task that already waited its turn once and only comes back for it
    */
-  async acquire(n = 1): Promise<void> {
+  async acquire(n = 1, ahead = false): Promise<void> {
     if (this.tryAcquire(n)) return;
-    await new Promise<void>((resolve) => this.waiting.push({ n: Math.min(n, this.size), resolve }));
+    const entry = { n: Math.min(n, this.size), ahead, resolve: () => {} };
+    const waited = new Promise<void>((resolve) => (entry.resolve = resolve));
+    const at = ahead ? this.waiting.findIndex((w) => !w.ahead) : -1;
+    if (at < 0) this.waiting.push(entry);
+    else this.waiting.splice(at, 0, entry);
+    await waited;
   }
 
   /** Takes `n` units now if they are free; never waits. */

@@ -171,18 +171,31 @@ function isComplete(
 }
 
 /**
- * NARs start largest first: the largest NAR is the longest single job, and started last it would
- * run alone at the end (Nix #15957 measured 117.7 s -> 47.2 s for a closure copied with xz). The
- * narinfos still commit references first (path-task.ts: a path's NAR turn ends before it waits for
- * its references, so the wait never deadlocks).
+ * Long NARs start first, largest first: the largest NAR is the longest single job, and started last
+ * it would run alone at the end (Nix #15957 measured 117.7 s -> 47.2 s for a closure copied with
+ * xz). The rest keep the references-first order, so their narinfos commit while NARs still flow
+ * (path-task.ts: a path's NAR turn ends before it waits for its references, so the wait never
+ * deadlocks). Sorted by size, every NAR of a closure of many small paths was interleaved across
+ * its layers, and nearly every narinfo waited for the last NAR: over a 40 ms link the 300 commits
+ * left for the end (each one round trip, each layer after the one below) took 2.7 s in which the
+ * link was idle (bench/wan.bench.ts).
  */
-export function largestFirst(infos: readonly PathInfo[]): PathInfo[] {
-  // Small NARs (sent whole, upload-path.ts) weigh the same: none is a long job, and in the
-  // references-first order their narinfos commit as they go. Sorted by size, the leaves of a
-  // closure of 1,000 tiny paths (the smallest NARs) went last and every narinfo waited for them.
+export function largestFirst(infos: readonly PathInfo[], threads: number): PathInfo[] {
+  const long = longNarBytes(infos, threads);
   // Equal weights keep the references-first order (Array.prototype.sort is stable).
-  const weight = (i: PathInfo) => (i.narSize > SMALL_NAR_BYTES ? i.narSize : 0);
+  const weight = (i: PathInfo) => (i.narSize > long ? i.narSize : 0);
   return [...infos].sort((a, b) => weight(b) - weight(a));
+}
+
+/**
+ * The NAR size above which a NAR counts as a long job: more than a quarter of one upload thread's
+ * share of the closure's NAR bytes (and never a small NAR, which is sent whole: upload-path.ts).
+ * Started last, a shorter one keeps its thread busy for less than a quarter of what every thread
+ * carries, while the others still have work.
+ */
+export function longNarBytes(infos: readonly PathInfo[], threads: number): number {
+  const total = infos.reduce((n, i) => n + i.narSize, 0);
+  return Math.max(SMALL_NAR_BYTES, total / (Math.max(1, threads) * 4));
 }
 
 async function uploadMissing(
@@ -197,7 +210,7 @@ async function uploadMissing(
     missing.reduce((n, i) => n + i.narSize, 0),
     deps.uploadThreads,
   );
-  const ordered = largestFirst(missing);
+  const ordered = largestFirst(missing, deps.uploadThreads);
   const settled = tasks.start(ordered).map((task, i) =>
     task.then(
       (uploaded) => void report.uploaded.push(uploaded),

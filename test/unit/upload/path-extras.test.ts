@@ -254,6 +254,35 @@ void describe('extras of one path', () => {
     assert.equal(reads, 1);
   });
 
+  void test('the cache is asked about the log before the narinfo is written, not after it', async () => {
+    const store = new MemoryObjectStore();
+    await upload(store, extras(store));
+    const calls = store.calls.map((c) => `${c.op} ${c.key.replace(/^nar\/.*/, 'nar')}`);
+    const head = calls.indexOf(`head log/${DRV}`);
+    assert.ok(head >= 0 && head < calls.indexOf(`putBytes ${'a'.repeat(32)}.narinfo`), calls.join(', '));
+    assert.equal(calls.filter((c) => c === `head log/${DRV}`).length, 1, 'asked once');
+    assert.ok(store.objects.has(`log/${DRV}`));
+    // A log the early question found is not written; a question that failed is asked again.
+    const present = new MemoryObjectStore();
+    present.objects.set(`log/${DRV}`, {
+      body: Buffer.from('old'),
+      contentType: 'text/plain',
+      lastModified: new Date(),
+    });
+    await upload(present, extras(present));
+    assert.equal(present.objects.get(`log/${DRV}`)!.body.toString(), 'old');
+    const flaky = new MemoryObjectStore();
+    const head1 = flaky.head.bind(flaky);
+    let heads = 0;
+    flaky.head = (key) => {
+      if (!key.startsWith('log/')) return head1(key);
+      return ++heads === 1 ? Promise.reject(new Error('reset')) : head1(key);
+    };
+    await upload(flaky, extras(flaky));
+    assert.equal(heads, 2);
+    assert.ok(flaky.objects.has(`log/${DRV}`));
+  });
+
   void test('an unreadable local log is skipped with a warning; a failed write fails the path', async () => {
     const store = new MemoryObjectStore();
     const warnings: string[] = [];

@@ -34,6 +34,21 @@ describe('Semaphore with weights', () => {
     assert.deepEqual(order, [1, 2, 3]);
   });
 
+  test('a request made `ahead` is served before plain ones waiting, in order among its kind', async () => {
+    const slots = new Semaphore(1);
+    await slots.acquire();
+    const order: string[] = [];
+    void slots.acquire().then(() => order.push('first'));
+    void slots.acquire().then(() => order.push('second'));
+    void slots.acquire(1, true).then(() => order.push('ahead 1'));
+    void slots.acquire(1, true).then(() => order.push('ahead 2'));
+    for (let i = 0; i < 4; i++) {
+      slots.release();
+      await tick();
+    }
+    assert.deepEqual(order, ['ahead 1', 'ahead 2', 'first', 'second']);
+  });
+
   test('a request larger than the whole waits for all of it, then goes alone', async () => {
     const slots = new Semaphore(4);
     await slots.acquire(1);

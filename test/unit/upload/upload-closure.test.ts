@@ -15,7 +15,13 @@ import { parseSecretKey, publicKeyOf, verifySignature } from '../../../src/forma
 import { fingerprintPath } from '../../../src/format/fingerprint.js';
 import { InvalidPathError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/log.js';
-import { largestFirst, uploadClosure, type UploadClosureDeps } from '../../../src/upload/upload-closure.js';
+import {
+  largestFirst,
+  longNarBytes,
+  uploadClosure,
+  type UploadClosureDeps,
+} from '../../../src/upload/upload-closure.js';
+import { PathExtras } from '../../../src/upload/path-extras.js';
 import { MemoryBudget } from '../../../src/memory-budget.js';
 import { SMALL_NAR_BYTES } from '../../../src/upload/upload-path.js';
 import { MemoryObjectStore } from '../../helpers/memory-object-store.js';
@@ -271,15 +277,73 @@ describe('uploadClosure', () => {
     }
   });
 
-  test('streamed NARs start largest first; small ones keep the references-first order', () => {
+  test('long NARs start largest first; the others keep the references-first order', () => {
     const sized = (c: string, narSize: number): PathInfo => ({ ...member(path(c, 'x'), []), narSize });
     const big = SMALL_NAR_BYTES + 1;
     // References first: leaves (the smallest) first, as in a closure of tiny text files.
     const order = [sized('0', 10), sized('1', 300), sized('2', big), sized('3', 200), sized('4', big * 3)];
+    // One thread: a quarter of its share (all the bytes) is just over `big`.
     assert.deepEqual(
-      largestFirst(order).map((i) => i.path.charAt(S.length)),
+      largestFirst(order, 1).map((i) => i.path.charAt(S.length)),
+      ['4', '0', '1', '2', '3'],
+    );
+    // Any NAR sent whole (up to SMALL_NAR_BYTES) keeps its place, however many threads.
+    assert.deepEqual(
+      largestFirst(order, 64).map((i) => i.path.charAt(S.length)),
       ['4', '2', '0', '1', '3'],
     );
+    // Medium NARs, each under a quarter of a thread's share, keep the references-first order:
+    // sorted by size they were spread over every layer of a closure, and nearly every narinfo
+    // waited for the last NAR (bench/wan.bench.ts).
+    const mb = 2 ** 20;
+    const layers = [sized('5', 3 * mb), sized('6', 1 * mb), sized('7', 2 * mb), sized('8', 64 * mb)];
+    assert.equal(longNarBytes(layers, 4), (70 * mb) / 16);
+    assert.deepEqual(
+      largestFirst(layers, 4).map((i) => i.path.charAt(S.length)),
+      ['8', '5', '6', '7'],
+    );
+  });
+
+  test("a referrer's narinfo waits for its references' narinfos, not for their build logs", async () => {
+    const withDeriver = (info: PathInfo, drv: string): PathInfo => ({
+      ...info,
+      deriver: `${S}${drv.repeat(32)}-x.drv`,
+    });
+    const low = withDeriver(member(path('0', 'low'), []), 'a');
+    const high = withDeriver(member(path('1', 'high'), [low.path]), 'b');
+    let releaseLog!: () => void;
+    const held = new Promise<void>((resolve) => (releaseLog = resolve));
+    // A referrer that waited for the whole task of `low` would wait for this log: a timer ends
+    // the wait so that a broken order fails the assertion instead of hanging the test.
+    const timer = setTimeout(() => releaseLog(), 2000);
+    const { store, deps } = await setup([low, high]);
+    deps.extras = new PathExtras({
+      store,
+      signingKey: undefined,
+      settings: { uploadLogs: true, writeNarListing: false, indexDebugInfo: false },
+      readBuildLog: async (drv) => {
+        if (drv.startsWith('a')) await held;
+        return Buffer.from(`log of ${drv}`);
+      },
+      readRealisations: () => new Map(),
+      logger: silentLogger(),
+      logsDone: new Set(),
+    });
+    const putBytes = store.putBytes.bind(store);
+    store.putBytes = (key, body, opts) => {
+      if (key === `${high.hashPart}.narinfo`) releaseLog();
+      return putBytes(key, body, opts);
+    };
+    try {
+      const report = await uploadClosure({ paths: [high.path], explicit: true, dryRun: false }, deps);
+      assert.equal(report.complete, true);
+    } finally {
+      clearTimeout(timer);
+    }
+    const puts = store.calls.filter((c) => c.op === 'putBytes').map((c) => c.key);
+    const at = (key: string) => puts.indexOf(key);
+    assert.ok(at(`${low.hashPart}.narinfo`) < at(`${high.hashPart}.narinfo`), puts.join(' '));
+    assert.ok(at(`${high.hashPart}.narinfo`) < at(`log/${'a'.repeat(32)}-x.drv`), puts.join(' '));
   });
 
   test('NAR bodies share the memory budget: large ones take turns, small ones go beside them', async () => {
