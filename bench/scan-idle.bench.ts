@@ -7,7 +7,9 @@
 // idle time, and the peak (VmHWM).
 // With --loft-main given more than once, each built CLI runs in turn on the same store, each into
 // a bucket and state file of its own (before/after a change, side by side in one run).
-//   node --import tsx bench/scan-idle.bench.ts [--entries 100000] [--idle-seconds 30]
+// --target local writes to a `[local]` directory instead: s3rver answers each prefix listing by
+// reading its bucket's whole folder, so past about 50,000 paths the drain measures s3rver.
+//   node --import tsx bench/scan-idle.bench.ts [--entries 100000] [--idle-seconds 30] [--target s3|local]
 //     [--drain-timeout 3600] [--scan-only] [--loft-main dist/cli/main.js ...] [--node-args "--heapsnapshot-signal=SIGUSR2"]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -30,6 +32,7 @@ const { values } = parseArgs({
     'node-args': { type: 'string', default: '' },
     // Only the scan: stop each daemon once it has queued the store (no drain, no idle figures).
     'scan-only': { type: 'boolean', default: false },
+    target: { type: 'string', default: 's3' },
   },
 });
 const ENTRIES = Number(values.entries);
@@ -39,6 +42,8 @@ const MAINS = (values['loft-main'] ?? [LOFT_MAIN]).map((m) => resolve(m));
 const NODE_ARGS = values['node-args'].split(' ').filter((a) => a !== '');
 const SCAN_ONLY = values['scan-only'];
 const SAMPLE_MS = 250;
+const LOCAL = values.target === 'local';
+if (!LOCAL && values.target !== 's3') throw new Error(`--target is s3 or local, not ${values.target}`);
 
 const mb = (bytes: number) => `${(bytes / 1048576).toFixed(1)} MB`;
 const s = (seconds: number) => `${seconds.toFixed(1)} s`;
@@ -114,7 +119,8 @@ async function runVariant(
   keyPath: string,
   env: NodeJS.ProcessEnv,
 ): Promise<VariantResult | undefined> {
-  const config = writeLoftConfig(dir, { s3: { endpoint, bucket } }, keyPath);
+  const target = LOCAL ? { localDir: join(dir, 'cache') } : { s3: { endpoint, bucket } };
+  const config = writeLoftConfig(dir, target, keyPath);
   const child = spawn(process.execPath, [...NODE_ARGS, main, '-c', config], {
     env,
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -196,7 +202,7 @@ try {
   const store = fillStore(storeDir, ENTRIES);
   console.error(`store of ${ENTRIES} valid paths made in ${s(store.seconds)}`);
   const buckets = MAINS.map((_, i) => `idle-${i}`);
-  const s3 = await startS3rverProcess(join(root, 's3'), buckets);
+  const s3 = LOCAL ? undefined : await startS3rverProcess(join(root, 's3'), buckets);
   const keyPath = join(root, 'key.sec');
   generateSigningKey(keyPath);
   const results: VariantResult[] = [];
@@ -204,12 +210,12 @@ try {
     for (const [i, main] of MAINS.entries()) {
       const dir = join(root, `loft-${i}`);
       mkdirSync(dir);
-      const r = await runVariant(main, dir, s3.endpoint, buckets[i]!, keyPath, store.env);
+      const r = await runVariant(main, dir, s3?.endpoint ?? '', buckets[i]!, keyPath, store.env);
       if (r) console.error(JSON.stringify(r));
       if (r) results.push(r);
     }
   } finally {
-    await s3.stop();
+    await s3?.stop();
   }
   if (results.length > 0) printTable(results, store.seconds);
 } finally {
@@ -218,7 +224,7 @@ try {
 
 function printTable(results: VariantResult[], storeSeconds: number): void {
   console.log(
-    `Store of ${ENTRIES} valid paths (made in ${s(storeSeconds)}); idle sampled ${IDLE_MS / 1000} s.\n`,
+    `Store of ${ENTRIES} valid paths (made in ${s(storeSeconds)}), to ${LOCAL ? '[local]' : 's3rver'}; idle sampled ${IDLE_MS / 1000} s.\n`,
   );
   console.log(
     '| loft | scan (wall / CPU) | drain: uploaded, wall / CPU | RSS queue empty | RSS idle (end / min of last 10 s) | of which anon / file | idle CPU | peak (VmHWM) | exit |',
