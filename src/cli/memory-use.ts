@@ -52,10 +52,10 @@ function decode(stored: string | undefined): MemoryRecord | undefined {
 
 /**
  * Gives back what a runtime's pools keep between uploads (frame buffers, NAR reads, zstd contexts
- * and their output, S3 part buffers): a daemon that has gone idle should not hold them. The next upload refills them. Then
- * V8's heap is collected and shrunk (src/v8-heap.ts), which also frees the pools' Buffers, and the
- * C heap's free pages go back to the system (native-heap-trim.ts): after a store scan's uploads
- * these two are most of an idle daemon's memory.
+ * and their output, S3 part buffers): a daemon that has gone idle should not hold them. The next
+ * upload refills them. Then V8's heap is collected and shrunk (src/v8-heap.ts), which also frees
+ * the pools' Buffers, and the C heap's free pages go back to the system (native-heap-trim.ts):
+ * after a store scan's uploads these two are most of an idle daemon's memory.
  */
 export function releaseIdleMemory(rt: Runtime, release: Pick<IdleRelease, 'collect' | 'trim'>): void {
   rt.uploads?.computePool.drain();
