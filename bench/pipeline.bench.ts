@@ -28,7 +28,7 @@ import {
   runNixCopy,
   writeLoftConfig,
 } from './lib/loft-runs.js';
-import { startS3rverProcess, type S3rverProcess } from './lib/s3rver-process.js';
+import { roundBuckets, startS3rverProcess, type S3rverProcess } from './lib/s3rver-process.js';
 import { combined, median, runTimed, type TimedRun } from './lib/timed-command.js';
 
 const SYNC = fileURLToPath(new URL('./lib/s3-sync.ts', import.meta.url));
@@ -179,12 +179,7 @@ async function main(): Promise<void> {
     row('closure', `${closure.narSizes.size} paths, NAR ${(closure.narTotal / 2 ** 20).toFixed(0)} MiB`);
     const keyPath = join(tmp, 'signing-key');
     generateSigningKey(keyPath);
-    const buckets = Array.from({ length: rounds }, (_, i) => [
-      `loft-${i + 1}`,
-      `nix-${i + 1}`,
-      `base-${i + 1}`,
-    ]).flat();
-    s3 = await startS3rverProcess(join(tmp, 's3rver'), buckets);
+    s3 = await startS3rverProcess(join(tmp, 's3rver'), roundBuckets(rounds));
     await warmPageCache(closure.paths);
     const ctx: Ctx = { tmp, keyPath, root: closure.root, s3 };
     await closureRounds(ctx);

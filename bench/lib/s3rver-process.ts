@@ -47,6 +47,11 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** A bucket per round for loft, for the peer (nix-N) and for a --baseline build (base-N). */
+export function roundBuckets(rounds: number): string[] {
+  return Array.from({ length: rounds }, (_, i) => [`loft-${i + 1}`, `nix-${i + 1}`, `base-${i + 1}`]).flat();
+}
+
 export async function startS3rverProcess(directory: string, buckets: string[]): Promise<S3rverProcess> {
   const port = await freePort();
   const bucketArgs = buckets.flatMap((b) => ['--configure-bucket', b]);
