@@ -7,10 +7,19 @@ import { uploadClosure, type UploadReport } from '../upload/upload-closure.js';
 import type { Runtime } from './runtime.js';
 import { buildUploadDeps } from './upload-deps.js';
 
+/**
+ * How often a long-running uploader rewrites its signed record (upload/signed-ledger.ts): a
+ * record only saves other hosts GETs, and each rewrite carries all of this process's entries.
+ */
+const SIGNED_RECORD_EVERY_MS = 5 * 60_000;
+
 export function batchUploader(rt: Runtime): (paths: string[], signal: AbortSignal) => Promise<UploadReport> {
   const progress = quietOnTargetFailures(logProgress(rt.logger.child({ component: 'upload' })));
   return (paths, signal) =>
-    uploadClosure({ paths, explicit: false, dryRun: false }, buildUploadDeps(rt, { progress, signal }));
+    uploadClosure(
+      { paths, explicit: false, dryRun: false },
+      buildUploadDeps(rt, { progress, signal, signedRecordEveryMs: SIGNED_RECORD_EVERY_MS }),
+    );
 }
 
 /**

@@ -13,6 +13,7 @@ import type { NarMemory } from '../chunk-pool.js';
 import type { MemoryBudget } from '../memory-budget.js';
 import type { ComputePool } from '../upload/compute-pool.js';
 import type { PruneGuard } from '../upload/prune-guard.js';
+import type { SignedLedger } from '../upload/signed-ledger.js';
 import { releaseAll, type Release } from '../release-list.js';
 
 /**
@@ -28,6 +29,8 @@ export interface RuntimeUploads {
   /** The NAR reader's memory, lent to the compressor and given back by it (src/chunk-pool.ts). */
   narMemory: NarMemory;
   pruneGuard: PruneGuard;
+  /** The bucket's records of narinfos signed by our key; absent when nothing is signed. */
+  signedLedger?: SignedLedger;
   /** The write of nix-cache-info, once it has started and not failed. */
   cacheInfo?: Promise<void>;
   /** Derivations whose build log is in the bucket: each log is written once per runtime. */

@@ -14,6 +14,8 @@ import { ComputePool, ZSTD_FRAME_BYTES } from '../upload/compute-pool.js';
 import { BODY_EXEMPT_BYTES } from '../upload/nar-turns.js';
 import { PathExtras } from '../upload/path-extras.js';
 import { PruneGuard } from '../upload/prune-guard.js';
+import { signerId } from '../upload/re-sign.js';
+import { SignedLedger } from '../upload/signed-ledger.js';
 import type { ProgressSink } from '../upload/progress.js';
 import type { UploadClosureDeps } from '../upload/upload-closure.js';
 import type { Runtime, RuntimeUploads } from './runtime.js';
@@ -22,10 +24,16 @@ import { isThreadCount, THREAD_COUNT } from '../thread-count.js';
 export interface UploadDepsOptions {
   progress?: ProgressSink;
   signal?: AbortSignal;
+  /**
+   * A long-running uploader (the daemon, --watch-exec) rewrites its signed record at most this
+   * often (upload/signed-ledger.ts); a one-shot run writes it at the end of its batch.
+   */
+  signedRecordEveryMs?: number;
 }
 
 export function buildUploadDeps(rt: Runtime, opts: UploadDepsOptions = {}): UploadClosureDeps {
   const c = rt.config;
+  const signedLedger = ledgerOf(rt, opts);
   return {
     store: rt.store,
     cache: rt.cache,
@@ -64,6 +72,7 @@ export function buildUploadDeps(rt: Runtime, opts: UploadDepsOptions = {}): Uplo
     beforeFirstUpload: () => cacheInfoOnce(rt),
     logger: rt.logger,
     pruneGuard: shared(rt).pruneGuard,
+    ...(signedLedger ? { signedLedger } : {}),
     ...(opts.progress ? { progress: opts.progress } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
   };
@@ -103,6 +112,22 @@ function shared(rt: Runtime): RuntimeUploads {
     }),
   };
   return rt.uploads;
+}
+
+/** The runtime's signed-record ledger, made at its first signing upload. */
+function ledgerOf(rt: Runtime, opts: UploadDepsOptions): SignedLedger | undefined {
+  const s = shared(rt);
+  const key = rt.config.signingKey;
+  if (key === undefined) return undefined;
+  s.signedLedger ??= new SignedLedger({
+    store: rt.store,
+    publicKey: signerId(key),
+    logger: rt.logger.child({ component: 'signed-records' }),
+    minFlushIntervalMs: opts.signedRecordEveryMs ?? 0,
+    // A daemon learns other hosts' records again now and then; a one-shot run reads them once.
+    reloadAfterMs: opts.signedRecordEveryMs ?? Infinity,
+  });
+  return s.signedLedger;
 }
 
 /**

@@ -11,6 +11,7 @@ import {
   topLevelObjects,
   type BeforeDelete,
   type ObjectInfo,
+  type TaggedBody,
   type ObjectStore,
   type PutOptions,
 } from './object-store.js';
@@ -67,6 +68,12 @@ export class LazyObjectStore implements ObjectStore, MultipartUploads, Resumable
   }
   async get(key: string, signal?: AbortSignal): Promise<Buffer | undefined> {
     return (await this.store()).get(key, signal);
+  }
+  async getTagged(key: string, signal?: AbortSignal): Promise<TaggedBody | undefined> {
+    const store = await this.store();
+    if (store.getTagged) return store.getTagged(key, signal);
+    const body = await store.get(key, signal);
+    return body === undefined ? undefined : { body, etag: undefined };
   }
   async getStream(key: string, signal?: AbortSignal): Promise<Readable | undefined> {
     const store = await this.store();

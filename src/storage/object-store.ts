@@ -8,6 +8,15 @@ export interface ObjectInfo {
   key: string;
   size: number;
   lastModified: Date;
+  /** The object's ETag without quotes, where the store has one (S3). */
+  etag?: string;
+}
+
+/** A whole object with its ETag (ObjectStore.getTagged). */
+export interface TaggedBody {
+  body: Buffer;
+  /** Without quotes; undefined where the store gave none. */
+  etag: string | undefined;
 }
 
 export interface PutOptions {
@@ -46,6 +55,11 @@ export interface PutOptions {
    * or none (the rest go to the garbage collector), never before it is done with one.
    */
   consumed?: (chunk: Buffer) => void;
+  /**
+   * putBytes: called with the stored object's ETag (without quotes) when the store's answer gives
+   * one (S3), before putBytes resolves (upload/signed-ledger.ts records it).
+   */
+  onEtag?: (etag: string) => void;
 }
 
 /** Asked before each delete request with its number of keys; false: send no more. */
@@ -58,6 +72,8 @@ export interface ObjectStore {
   head(key: string, signal?: AbortSignal): Promise<ObjectInfo | undefined>;
   /** The whole object in memory (narinfo, nix-cache-info); undefined when absent. */
   get(key: string, signal?: AbortSignal): Promise<Buffer | undefined>;
+  /** get() with the ETag of the very bytes returned. Optional: a store without ETags has none. */
+  getTagged?(key: string, signal?: AbortSignal): Promise<TaggedBody | undefined>;
   /**
    * The object as a stream, for bodies too large to hold (a NAR read back by `loft verify
    * --check-contents`); undefined when absent. Optional: a store without it is read with `get`.

@@ -16,7 +16,7 @@ import { AbortedError, ConfigError, StorageError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { MultipartUpload, MultipartUploads, ResumableParts } from './multipart-uploads.js';
 import { ResumeMismatch, type ListedPart } from './resumable-upload.js';
-import type { BeforeDelete, ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
+import type { BeforeDelete, ObjectInfo, ObjectStore, PutOptions, TaggedBody } from './object-store.js';
 import { errorCodeOf, httpStatusOf } from './retry.js';
 import { createS3Client, describeEndpoint, toStorageError, type S3ClientOptions } from './s3-client.js';
 import {
@@ -100,7 +100,12 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads, ResumablePa
         new HeadObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }),
         opts(signal),
       );
-      return { key, size: out.ContentLength ?? 0, lastModified: out.LastModified ?? new Date(0) };
+      return {
+        key,
+        size: out.ContentLength ?? 0,
+        lastModified: out.LastModified ?? new Date(0),
+        ...etagOf(out.ETag),
+      };
     } catch (err) {
       // HEAD answers carry no body, so a missing bucket also looks like this; checkAccess tells them apart.
       if (isNotFound(err)) return undefined;
@@ -109,13 +114,17 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads, ResumablePa
   }
 
   async get(key: string, signal?: AbortSignal): Promise<Buffer | undefined> {
+    return (await this.getTagged(key, signal))?.body;
+  }
+
+  async getTagged(key: string, signal?: AbortSignal): Promise<TaggedBody | undefined> {
     try {
       const out = await this.client.send(
         new GetObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }),
         opts(signal),
       );
-      if (!out.Body) return Buffer.alloc(0);
-      return Buffer.from(await out.Body.transformToByteArray());
+      const body = out.Body ? Buffer.from(await out.Body.transformToByteArray()) : Buffer.alloc(0);
+      return { body, etag: etagOf(out.ETag).etag };
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw this.fail(`get ${key}`, err);
@@ -148,7 +157,9 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads, ResumablePa
     };
     const command = new PutObjectCommand(input);
     if (putOpts.sha256) usePayloadHash(command, putOpts.sha256().toString('hex'));
-    await this.run(`put ${key}`, () => this.client.send(command, opts(putOpts.signal)));
+    const out = await this.run(`put ${key}`, () => this.client.send(command, opts(putOpts.signal)));
+    const { etag } = etagOf(out.ETag);
+    if (etag !== undefined) putOpts.onEtag?.(etag);
   }
 
   async createExclusive(key: string, body: Buffer | string, putOpts: PutOptions): Promise<boolean> {
@@ -256,6 +267,7 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads, ResumablePa
           key: o.Key.slice(this.prefix.length),
           size: o.Size ?? 0,
           lastModified: o.LastModified ?? new Date(0),
+          ...etagOf(o.ETag),
         };
       }
       token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
@@ -343,6 +355,12 @@ function usePayloadHash(command: PutObjectCommand, hex: string): void {
 
 function opts(signal: AbortSignal | undefined): { abortSignal?: AbortSignal } {
   return signal ? { abortSignal: signal } : {};
+}
+
+/** S3 quotes ETags (`"<md5>"`); callers compare them as plain strings. None or empty: no etag. */
+function etagOf(raw: string | undefined): { etag?: string } {
+  const etag = raw?.replace(/"/g, '').trim();
+  return etag ? { etag } : {};
 }
 
 function isNotFound(err: unknown): boolean {

@@ -14,6 +14,10 @@ export interface PresenceResult {
   /** How many of `present` the bucket (not the local cache) confirmed. */
   learnedFromBucket: number;
   requests: number;
+  /** ETags of the narinfos the bucket answered about (listed or HEADed), by hash part. */
+  etags: Map<string, string>;
+  /** A listing read the whole top level: `etags` has every narinfo of the bucket. */
+  listedAll: boolean;
 }
 
 export interface PresenceOptions {
@@ -60,15 +64,18 @@ export async function checkPresence(
   const unknown = options.ignoreLocal ? [...hashParts] : cache.filterMissing([...hashParts]);
   const unknownSet = new Set(unknown);
   for (const h of hashParts) if (!unknownSet.has(h)) present.add(h);
-  if (unknown.length === 0) return { present, learnedFromBucket: 0, requests: 0 };
+  const etags = new Map<string, string>();
+  if (unknown.length === 0) return { present, learnedFromBucket: 0, requests: 0, etags, listedAll: false };
 
   let requests = 0;
   const found: string[] = [];
   let toHead = unknown;
+  let listedAll = false;
   const strategy = chooseStrategy(unknown.length, cache.count());
   if (strategy.kind === 'list') {
     try {
-      const listed = await presenceFromListing(unknown, store, strategy.maxKeys, options.signal);
+      const listed = await presenceFromListing(unknown, store, strategy.maxKeys, etags, options.signal);
+      listedAll = listed.notReached.length === 0 && listed.complete;
       requests += listed.pages;
       found.push(...listed.found);
       toHead = listed.notReached;
@@ -87,7 +94,10 @@ export async function checkPresence(
       toHead.map((h) =>
         limit(async () => {
           requests++;
-          if (await store.head(narinfoKey(h), options.signal)) headed.push(h);
+          const info = await store.head(narinfoKey(h), options.signal);
+          if (info === undefined) return;
+          headed.push(h);
+          if (info.etag !== undefined) etags.set(h, info.etag);
         }),
       ),
     );
@@ -95,7 +105,7 @@ export async function checkPresence(
     found.push(...headed);
   }
   for (const h of found) present.add(h);
-  return { present, learnedFromBucket: found.length, requests };
+  return { present, learnedFromBucket: found.length, requests, etags, listedAll };
 }
 
 interface ListedPresence {
@@ -105,6 +115,8 @@ interface ListedPresence {
   /** Unknown paths past the point where the listing stopped: still to be asked. */
   notReached: string[];
   pages: number;
+  /** The listing reached the end of the top level. */
+  complete: boolean;
 }
 
 /**
@@ -116,6 +128,7 @@ async function presenceFromListing(
   unknown: readonly string[],
   store: ObjectStore,
   maxKeys: number,
+  etags: Map<string, string>,
   signal: AbortSignal | undefined,
 ): Promise<ListedPresence> {
   const unknownSet = new Set(unknown);
@@ -130,6 +143,7 @@ async function presenceFromListing(
     const h = hashPartOfNarinfoKey(obj.key);
     if (h !== undefined) {
       seen.push(h);
+      if (obj.etag !== undefined) etags.set(h, obj.etag);
       if (unknownSet.has(h)) found.push(h);
     }
     // Checked after the key, not before the next: stopping here asks for no further page.
@@ -144,5 +158,6 @@ async function presenceFromListing(
     seen,
     notReached: unknown.filter((h) => !reached(h)),
     pages: Math.max(1, Math.ceil(keys / KEYS_PER_PAGE)),
+    complete,
   };
 }

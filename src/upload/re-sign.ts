@@ -5,6 +5,8 @@
 // signature is missing, it is added and the narinfo written back in place. The NAR is never
 // touched: the signature covers NarHash, NarSize and References, which we check against what our
 // own Nix registered, so we only ever vouch for contents we hold ourselves.
+// A narinfo the bucket's signed records vouch for (upload/signed-ledger.ts: listed with the ETag a
+// writer with our key recorded, for the fingerprint our Nix gives the path) needs no GET.
 import pLimit from 'p-limit';
 import type { PresenceCache } from '../state/presence.js';
 import { fingerprintOfParsed } from '../format/fingerprint.js';
@@ -24,6 +26,8 @@ import { baseNameOfParsed } from '../format/store-path.js';
 import type { Logger } from '../log.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { CONTENT_TYPE_NARINFO, narinfoKey } from '../format/bucket-layout.js';
+import { fingerprintDigest } from '../format/signed-record.js';
+import type { SignedLedger } from './signed-ledger.js';
 
 export interface ReSignDeps {
   store: ObjectStore;
@@ -32,6 +36,10 @@ export interface ReSignDeps {
   signingKey: SecretKey;
   logger: Logger;
   signal?: AbortSignal;
+  /** The bucket's signed records, already loaded; absent: every unknown narinfo is read. */
+  ledger?: SignedLedger;
+  /** ETags of present narinfos as this run's presence check saw them. */
+  etags?: ReadonlyMap<string, string>;
 }
 
 export interface ReSignResult {
@@ -40,6 +48,8 @@ export interface ReSignResult {
   /** Paths that must be uploaded after all: narinfo gone, unreadable, or for other contents. */
   reupload: Set<string>;
   requests: number;
+  /** Present narinfos the signed records vouched for, not read. */
+  vouched?: number;
 }
 
 /**
@@ -68,7 +78,13 @@ export async function ensureSignedByUs(present: PathInfo[], deps: ReSignDeps): P
       unknown.map((hashPart) =>
         limit(async () => {
           const info = byHash.get(hashPart)!;
-          const outcome = await checkOne(info, hashPart, pk, deps, result);
+          const fingerprint = fingerprintOfParsed(info.path, info.narHash, info.narSize, info.references);
+          if (deps.ledger?.vouches(hashPart, deps.etags?.get(hashPart), fingerprintDigest(fingerprint))) {
+            result.vouched = (result.vouched ?? 0) + 1;
+            signed.push(hashPart);
+            return;
+          }
+          const outcome = await checkOne(info, hashPart, fingerprint, pk, deps, result);
           if (outcome === 'reupload') result.reupload.add(info.path);
           else signed.push(hashPart);
           if (outcome === 'resigned') result.resigned.push(info.path);
@@ -85,13 +101,14 @@ export async function ensureSignedByUs(present: PathInfo[], deps: ReSignDeps): P
 async function checkOne(
   info: PathInfo,
   hashPart: string,
+  fingerprint: string,
   pk: PublicKey,
   deps: ReSignDeps,
   result: ReSignResult,
 ): Promise<'signed' | 'resigned' | 'reupload'> {
   result.requests++;
-  const body = await deps.store.get(narinfoKey(hashPart), deps.signal);
-  const narinfo = body === undefined ? undefined : parseOrUndefined(body, deps);
+  const got = await readTagged(narinfoKey(hashPart), deps);
+  const narinfo = got === undefined ? undefined : parseOrUndefined(got.body, deps);
   if (narinfo === undefined || !describesSameContents(narinfo, info)) {
     deps.logger.info(
       { path: info.path },
@@ -99,8 +116,11 @@ async function checkOne(
     );
     return 'reupload';
   }
-  const fingerprint = fingerprintOfParsed(info.path, info.narHash, info.narSize, info.references);
-  if (narinfo.signatures.some((sig) => verifySignature(pk, fingerprint, sig))) return 'signed';
+  const digest = fingerprintDigest(fingerprint);
+  if (narinfo.signatures.some((sig) => verifySignature(pk, fingerprint, sig))) {
+    if (got?.etag !== undefined) deps.ledger?.note(hashPart, got.etag, digest);
+    return 'signed';
+  }
   // Ours first, as on upload; an old signature under our key's name (a replaced key) would only
   // confuse readers, so it goes.
   const others = narinfo.signatures.filter((sig) => keyNameOf(sig) !== deps.signingKey.name);
@@ -108,10 +128,17 @@ async function checkOne(
   result.requests++;
   await deps.store.putBytes(narinfoKey(hashPart), renderNarInfo(narinfo), {
     contentType: CONTENT_TYPE_NARINFO,
+    onEtag: (etag) => deps.ledger?.note(hashPart, etag, digest),
     ...(deps.signal ? { signal: deps.signal } : {}),
   });
   deps.logger.info({ path: info.path, key: deps.signingKey.name }, 'present narinfo re-signed with our key');
   return 'resigned';
+}
+
+async function readTagged(key: string, deps: ReSignDeps) {
+  if (deps.store.getTagged) return deps.store.getTagged(key, deps.signal);
+  const body = await deps.store.get(key, deps.signal);
+  return body === undefined ? undefined : { body, etag: undefined };
 }
 
 function parseOrUndefined(body: Buffer, deps: ReSignDeps): NarInfo | undefined {

@@ -6,8 +6,8 @@ import type { PathInfo, PathInfoResult } from '../format/path-info.js';
 import type { Logger } from '../log.js';
 import { planClosure, type SkipReason } from './closure-plan.js';
 import { PathTasks, type PathTaskDeps } from './path-task.js';
-import { checkPresence } from './presence-check.js';
-import { ensureSignedByUs, type ReSignResult } from './re-sign.js';
+import { checkPresence, type PresenceResult } from './presence-check.js';
+import { ensureSignedByUs, signerId, type ReSignResult } from './re-sign.js';
 import { SMALL_NAR_BYTES, type UploadedPath } from './upload-path.js';
 
 export interface UploadClosureDeps extends PathTaskDeps {
@@ -74,15 +74,15 @@ export async function uploadClosure(req: UploadRequest, deps: UploadClosureDeps)
     uploadDerivations: deps.uploadDerivations,
     explicit,
   });
-  const { presence, pruned } = await presenceAndPrunes(
-    plan.candidates.map((i) => i.hashPart),
-    req,
-    deps,
-  );
+  const hashParts = plan.candidates.map((i) => i.hashPart);
+  // Read beside the presence check, when the local state leaves a signature to learn.
+  const ledger = ledgerFor(hashParts, req, deps);
+  const { presence, pruned } = await presenceAndPrunes(hashParts, req, deps);
   const forced = (i: PathInfo) => req.forceUpload?.has(i.hashPart) === true;
+  if (ledger) await ledger;
   const resign = await reSignPresent(
     plan.candidates.filter((i) => !forced(i)),
-    presence.present,
+    presence,
     req,
     deps,
   );
@@ -106,6 +106,8 @@ export async function uploadClosure(req: UploadRequest, deps: UploadClosureDeps)
     await deps.beforeFirstUpload?.();
     await uploadMissing(missing, deps, report, pruned.blocked);
   }
+  if (!req.dryRun)
+    await deps.signedLedger?.flush(presence.listedAll ? presence.etags : undefined, deps.signal);
   report.complete = isComplete(req.paths, report, missing, req.dryRun);
   return report;
 }
@@ -140,21 +142,36 @@ async function presenceAndPrunes(hashParts: string[], req: UploadRequest, deps: 
   return { presence, pruned };
 }
 
+/**
+ * The bucket's signed records (upload/signed-ledger.ts), loading, when this run signs and the
+ * local state does not know every candidate to be present and signed by us: then the presence
+ * check goes to the bucket, and so would re-sign.ts's GETs.
+ */
+function ledgerFor(hashParts: string[], req: UploadRequest, deps: UploadClosureDeps) {
+  const { signedLedger: ledger, signingKey } = deps;
+  if (ledger === undefined || signingKey === undefined || req.dryRun || hashParts.length === 0) return;
+  const known = !req.ignoreLocalCache && deps.cache.notSignedBy(hashParts, signerId(signingKey)).length === 0;
+  if (known && deps.cache.filterMissing(hashParts).length === 0) return;
+  return ledger.load(deps.signal);
+}
+
 /** In a run that signs, present paths must carry our signature (src/upload/re-sign.ts). */
 async function reSignPresent(
   candidates: PathInfo[],
-  present: Set<string>,
+  presence: PresenceResult,
   req: UploadRequest,
   deps: UploadClosureDeps,
 ): Promise<ReSignResult> {
   if (deps.signingKey === undefined || req.dryRun) return { resigned: [], reupload: new Set(), requests: 0 };
-  const found = candidates.filter((i) => present.has(i.hashPart));
+  const found = candidates.filter((i) => presence.present.has(i.hashPart));
   return ensureSignedByUs(found, {
     store: deps.store,
     cache: deps.cache,
     storeDir: deps.storeDir,
     signingKey: deps.signingKey,
     logger: deps.logger,
+    etags: presence.etags,
+    ...(deps.signedLedger ? { ledger: deps.signedLedger } : {}),
     ...(deps.signal ? { signal: deps.signal } : {}),
   });
 }

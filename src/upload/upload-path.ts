@@ -8,6 +8,8 @@ import type { Readable } from 'node:stream';
 import { CorruptPathError } from '../errors.js';
 import { formatHashNix32, hashEquals, sha256Hash, type Hash } from '../format/hash.js';
 import { renderNarInfo } from '../format/narinfo.js';
+import { fingerprintOfParsed } from '../format/fingerprint.js';
+import { fingerprintDigest } from '../format/signed-record.js';
 import { buildNarInfo } from '../format/narinfo-builder.js';
 import type { PathInfo } from '../format/path-info.js';
 import type { SecretKey } from '../format/signing-key.js';
@@ -30,6 +32,7 @@ import type { NarListingBuilder } from '../format/nar-listing.js';
 import type { PathExtras } from './path-extras.js';
 import type { Logger } from '../log.js';
 import { narDestination, type NarDestination } from './resumable-nar.js';
+import type { SignedLedger } from './signed-ledger.js';
 import { newUploadId } from './upload-id.js';
 
 export interface UploadPathDeps {
@@ -51,6 +54,8 @@ export interface UploadPathDeps {
   /** The run's frame budget for zstd, shared by every path in flight. */
   computePool?: ComputePool;
   signingKey: SecretKey | undefined;
+  /** Learns the ETag of each narinfo written with our signature (upload/signed-ledger.ts). */
+  signedLedger?: SignedLedger;
   signal?: AbortSignal;
   /** Logs, realisations, listings and the debug-info index (src/upload/path-extras.ts). */
   extras?: PathExtras;
@@ -199,11 +204,18 @@ export async function commitNarInfo(stored: CheckedNar, deps: UploadPathDeps): P
     fileSize: stored.fileSize,
   };
   const narinfo = buildNarInfo(info, file, deps.signingKey);
+  const ledger = deps.signingKey === undefined ? undefined : deps.signedLedger;
   await deps.store.putBytes(narinfoKey(info.hashPart), renderNarInfo(narinfo), {
     contentType: CONTENT_TYPE_NARINFO,
+    ...(ledger ? { onEtag: (etag: string) => ledger.note(info.hashPart, etag, digestOf(info)) } : {}),
     ...(deps.signal ? { signal: deps.signal } : {}),
   });
   return { path: info.path, narKey: stored.narKey, narSize: stored.narSize, fileSize: stored.fileSize };
+}
+
+/** What the signed records keep of the fingerprint buildNarInfo signed. */
+function digestOf(info: PathInfo): string {
+  return fingerprintDigest(fingerprintOfParsed(info.path, info.narHash, info.narSize, info.references));
 }
 
 /** A bound of a NAR's compressed size: a little larger than the NAR at worst (incompressible data + framing). */
