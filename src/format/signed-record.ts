@@ -42,11 +42,6 @@ export function fingerprintDigest(fingerprint: string): string {
   return createHash('sha256').update(fingerprint, 'utf8').digest().subarray(0, 16).toString('base64url');
 }
 
-/** An ETag as listings and responses give it, quotes dropped; '' for none (which nothing trusts). */
-export function normalizeEtag(etag: string | undefined): string {
-  return (etag ?? '').replace(/^W\//, '').replace(/"/g, '').trim();
-}
-
 export function renderSignedRecord(publicKey: string, entries: ReadonlyMap<string, SignedEntry>): string {
   const narinfos: Record<string, [string, string]> = {};
   for (const [h, e] of entries) narinfos[h] = [e.etag, e.fingerprint];

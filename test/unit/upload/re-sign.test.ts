@@ -20,7 +20,9 @@ import {
 } from '../../../src/format/signing-key.js';
 import { silentLogger } from '../../../src/log.js';
 import { ensureSignedByUs, signerId } from '../../../src/upload/re-sign.js';
-import { MemoryObjectStore } from '../../helpers/memory-object-store.js';
+import { signedRecordPrefix } from '../../../src/format/signed-record.js';
+import { SignedLedger } from '../../../src/upload/signed-ledger.js';
+import { etagOf, MemoryObjectStore } from '../../helpers/memory-object-store.js';
 
 const dirs: string[] = [];
 after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
@@ -154,5 +156,119 @@ describe('ensureSignedByUs', () => {
     assert.deepEqual(r.resigned, []);
     assert.deepEqual([...r.reupload].sort(), all.map((i) => i.path).sort());
     assert.ok(!store.calls.some((c) => c.op === 'putBytes'), 'nothing written');
+  });
+});
+
+describe('ensureSignedByUs with the bucket signed records (src/upload/signed-ledger.ts)', () => {
+  const narinfoOf = (i: PathInfo) => `${i.hashPart}.narinfo`;
+  const etagNow = (store: MemoryObjectStore, i: PathInfo) => etagOf(store.objects.get(narinfoOf(i))!.body);
+
+  /** A first run with empty state signs and records; returns a second run's deps with a fresh cache. */
+  async function recorded(ours: SecretKey, infos: PathInfo[]) {
+    const first = await setup(ours);
+    for (const i of infos) publish(first.store, i, [signFingerprint(ours, fp(i))]);
+    first.cache.learn(infos.map((i) => i.hashPart));
+    const writer = new SignedLedger({
+      store: first.store,
+      publicKey: signerId(ours),
+      logger: silentLogger(),
+    });
+    await ensureSignedByUs(infos, { ...first.deps, ledger: writer, etags: new Map() });
+    await writer.flush();
+    // The next run: a runner with empty local state, the same bucket.
+    const second = await setup(ours);
+    const ledger = new SignedLedger({
+      store: first.store,
+      publicKey: signerId(ours),
+      logger: silentLogger(),
+    });
+    await ledger.load();
+    second.cache.learn(infos.map((i) => i.hashPart));
+    const etags = new Map(infos.map((i) => [i.hashPart, etagNow(first.store, i)]));
+    first.store.calls.length = 0;
+    return { store: first.store, deps: { ...second.deps, store: first.store, ledger, etags } };
+  }
+
+  test('listed ETag equal to the recorded one: no GET, and the signer is remembered locally', async () => {
+    const ours = key('cache-1');
+    const a = info(path('a'));
+    const b = info(path('b'));
+    const { store, deps } = await recorded(ours, [a, b]);
+    const r = await ensureSignedByUs([a, b], deps);
+    assert.deepEqual([r.requests, r.vouched, r.resigned, [...r.reupload]], [0, 2, [], []]);
+    assert.deepEqual(store.calls, []);
+    assert.deepEqual(deps.cache.notSignedBy([a.hashPart, b.hashPart], signerId(ours)), []);
+  });
+
+  test('a narinfo another writer replaced (new ETag, no signature of ours) is read and re-signed', async () => {
+    const ours = key('cache-1');
+    const other = key('other-1');
+    const a = info(path('a'));
+    const b = info(path('b'));
+    const { store, deps } = await recorded(ours, [a, b]);
+    publish(store, a, [signFingerprint(other, fp(a))]);
+    const etags = new Map(deps.etags);
+    etags.set(a.hashPart, etagNow(store, a));
+    const r = await ensureSignedByUs([a, b], { ...deps, etags });
+    assert.deepEqual([r.resigned, r.vouched], [[a.path], 1]);
+    assert.deepEqual(
+      store.calls.map((c) => c.op),
+      ['get', 'putBytes'],
+    );
+    const sigs = parseNarInfo(store.objects.get(narinfoOf(a))!.body.toString()).signatures;
+    assert.ok(verifySignature(publicKeyOf(ours), fp(a), sigs[0]!));
+  });
+
+  test('another fingerprint (our Nix registered other contents) is read, never vouched for', async () => {
+    const ours = key('cache-1');
+    const a = info(path('a'));
+    const { store, deps } = await recorded(ours, [a]);
+    const rebuilt = { ...a, narSize: a.narSize + 1 };
+    const r = await ensureSignedByUs([rebuilt], deps);
+    assert.deepEqual([r.vouched ?? 0, [...r.reupload]], [0, [a.path]]);
+    assert.deepEqual(
+      store.calls.map((c) => c.op),
+      ['get'],
+    );
+  });
+
+  test('no ETag from the presence check, or no record: every narinfo is read', async () => {
+    const ours = key('cache-1');
+    const a = info(path('a'));
+    const { store, deps } = await recorded(ours, [a]);
+    const r = await ensureSignedByUs([a], { ...deps, etags: new Map() });
+    assert.deepEqual([r.requests, r.vouched ?? 0], [1, 0]);
+    store.calls.length = 0;
+    const empty = new SignedLedger({
+      store: new MemoryObjectStore(),
+      publicKey: signerId(ours),
+      logger: silentLogger(),
+    });
+    await empty.load();
+    deps.cache.clear();
+    deps.cache.learn([a.hashPart]);
+    const r2 = await ensureSignedByUs([a], { ...deps, ledger: empty });
+    assert.deepEqual([r2.requests, r2.vouched ?? 0], [1, 0]);
+  });
+
+  test('a corrupt record or one of another key is ignored: GETs, no error', async () => {
+    const ours = key('cache-1');
+    const a = info(path('a'));
+    const { store, deps } = await recorded(ours, [a]);
+    const prefix = signedRecordPrefix(signerId(ours));
+    const keys = [...store.objects.keys()].filter((k) => k.startsWith(prefix));
+    assert.equal(keys.length, 1);
+    store.objects.get(keys[0]!)!.body = Buffer.from('{"v":1,"kind":"signed","key":"x:y","narinfos":{}}');
+    store.objects.set(`${prefix}zzz.json`, {
+      body: Buffer.from('not json'),
+      contentType: 'application/json',
+      lastModified: new Date(),
+    });
+    const ledger = new SignedLedger({ store, publicKey: signerId(ours), logger: silentLogger() });
+    await ledger.load();
+    deps.cache.clear();
+    deps.cache.learn([a.hashPart]);
+    const r = await ensureSignedByUs([a], { ...deps, ledger });
+    assert.deepEqual([r.requests, r.vouched ?? 0, r.resigned], [1, 0, []]);
   });
 });
