@@ -14,6 +14,7 @@ import type { MemoryBudget } from '../memory-budget.js';
 import type { ComputePool } from '../upload/compute-pool.js';
 import type { PruneGuard } from '../upload/prune-guard.js';
 import type { SignedLedger } from '../upload/signed-ledger.js';
+import type { NixCacheInfo } from '../format/nix-cache-info.js';
 import { releaseAll, type Release } from '../release-list.js';
 
 /**
@@ -31,6 +32,8 @@ export interface RuntimeUploads {
   pruneGuard: PruneGuard;
   /** The bucket's records of narinfos signed by our key; absent when nothing is signed. */
   signedLedger?: SignedLedger;
+  /** The read of nix-cache-info (what to write, if anything), once started and not failed. */
+  cacheInfoCheck?: Promise<NixCacheInfo | undefined>;
   /** The write of nix-cache-info, once it has started and not failed. */
   cacheInfo?: Promise<void>;
   /** Derivations whose build log is in the bucket: each log is written once per runtime. */

@@ -9,7 +9,8 @@ import { realisationsFromNixDb } from '../store/realisations.js';
 import { queryPathInfos } from '../store/path-info-query.js';
 import { DEFAULTS } from '../config/defaults.js';
 import { ConfigError } from '../errors.js';
-import { ensureNixCacheInfo } from '../upload/cache-info.js';
+import type { NixCacheInfo } from '../format/nix-cache-info.js';
+import { checkNixCacheInfo, writeNixCacheInfo } from '../upload/cache-info.js';
 import { ComputePool, ZSTD_FRAME_BYTES } from '../upload/compute-pool.js';
 import { BODY_EXEMPT_BYTES } from '../upload/nar-turns.js';
 import { PathExtras } from '../upload/path-extras.js';
@@ -69,7 +70,7 @@ export function buildUploadDeps(rt: Runtime, opts: UploadDepsOptions = {}): Uplo
     uploadThreads: uploadConcurrency(c.compression, c.uploadThreads),
     skipSignedByKeys: c.skipSignedByKeys,
     uploadDerivations: c.uploadDerivations,
-    beforeFirstUpload: () => cacheInfoOnce(rt),
+    cacheInfo: { check: () => cacheInfoChecked(rt), write: () => cacheInfoOnce(rt) },
     logger: rt.logger,
     pruneGuard: shared(rt).pruneGuard,
     ...(signedLedger ? { signedLedger } : {}),
@@ -131,18 +132,30 @@ function ledgerOf(rt: Runtime, opts: UploadDepsOptions): SignedLedger | undefine
 }
 
 /**
- * The bucket's nix-cache-info, written before a runtime's first upload and not again: it does not
- * change under a running loft. A failed write is forgotten, so the next batch tries again.
+ * The bucket's nix-cache-info, read (and the bucket refused if it serves another store) before a
+ * runtime's first NAR, written when needed before its first narinfo, and not again: it does not
+ * change under a running loft. A failed read or write is forgotten, so the next batch tries again.
  */
+function cacheInfoChecked(rt: Runtime): Promise<NixCacheInfo | undefined> {
+  const s = shared(rt);
+  if (s.cacheInfoCheck) return s.cacheInfoCheck;
+  const checked = checkNixCacheInfo(rt.store, { storeDir: rt.config.storeDir, priority: rt.config.priority });
+  checked.catch(() => {
+    if (s.cacheInfoCheck === checked) delete s.cacheInfoCheck;
+  });
+  s.cacheInfoCheck = checked;
+  return checked;
+}
+
 function cacheInfoOnce(rt: Runtime): Promise<void> {
   const s = shared(rt);
   if (s.cacheInfo) return s.cacheInfo;
-  const done = ensureNixCacheInfo(rt.store, {
-    storeDir: rt.config.storeDir,
-    priority: rt.config.priority,
-  }).then(() => undefined);
+  const done = cacheInfoChecked(rt).then(async (info) => {
+    if (info !== undefined) await writeNixCacheInfo(rt.store, info);
+  });
   done.catch(() => {
     if (s.cacheInfo === done) delete s.cacheInfo;
+    delete s.cacheInfoCheck;
   });
   s.cacheInfo = done;
   return done;

@@ -8,10 +8,30 @@ import { CONTENT_TYPE_NIX_CACHE_INFO, NIX_CACHE_INFO_KEY } from '../format/bucke
 
 export type CacheInfoOutcome = 'unchanged' | 'written';
 
+export interface WantedCacheInfo {
+  storeDir: string;
+  priority: number;
+}
+
 export async function ensureNixCacheInfo(
   store: ObjectStore,
-  wanted: { storeDir: string; priority: number },
+  wanted: WantedCacheInfo,
 ): Promise<CacheInfoOutcome> {
+  const info = await checkNixCacheInfo(store, wanted);
+  if (info === undefined) return 'unchanged';
+  await writeNixCacheInfo(store, info);
+  return 'written';
+}
+
+/**
+ * Reads nix-cache-info; throws ConfigError for a bucket of another store. Returns what to write,
+ * or undefined when it is right already. Split from the write so an upload reads it before its
+ * first NAR and writes it before its first narinfo, beside the NARs.
+ */
+export async function checkNixCacheInfo(
+  store: ObjectStore,
+  wanted: WantedCacheInfo,
+): Promise<NixCacheInfo | undefined> {
   const existing = await store.get(NIX_CACHE_INFO_KEY);
   let current: NixCacheInfo | undefined;
   if (existing) {
@@ -26,15 +46,17 @@ export async function ensureNixCacheInfo(
       `${store.description} serves store ${current.storeDir}, not ${wanted.storeDir}; use another bucket`,
     );
   }
-  if (current && current.wantMassQuery && current.priority === wanted.priority) return 'unchanged';
-  const info: NixCacheInfo = {
+  if (current && current.wantMassQuery && current.priority === wanted.priority) return undefined;
+  return {
     storeDir: wanted.storeDir,
     wantMassQuery: true,
     priority: wanted.priority,
     extra: current?.extra ?? [],
   };
+}
+
+export async function writeNixCacheInfo(store: ObjectStore, info: NixCacheInfo): Promise<void> {
   await store.putBytes(NIX_CACHE_INFO_KEY, renderNixCacheInfo(info), {
     contentType: CONTENT_TYPE_NIX_CACHE_INFO,
   });
-  return 'written';
 }

@@ -34,6 +34,11 @@ export interface PathTaskDeps extends Omit<UploadPathDeps, 'onNarBytes' | 'onFil
   pruneGuard?: PruneGuard;
   /** The run's memory budget, from which NAR bodies the store holds take their bytes. */
   bodyMemory?: BodyMemory;
+  /**
+   * Resolves once nix-cache-info is right in the cache (memoized by the caller, a failed write
+   * forgotten): every narinfo waits for it, the NARs do not.
+   */
+  cacheInfoWritten?: () => Promise<void>;
   /** Per-path attempts for transient failures (default BACKOFF.path; the SDK also retries each request). */
   attempts?: number;
   retryBaseMs?: number;
@@ -114,6 +119,8 @@ export class PathTasks {
         // failed narinfo write, so nothing a published path needs goes missing.
         await deps.extras?.afterNar(info, stored.narKey, stored.listing);
         await this.referencesCommitted(info);
+        // Nix reads nix-cache-info before any narinfo of a cache, so none is published before it.
+        await deps.cacheInfoWritten?.();
         const committed = await this.commits.use(() => commitNarInfo(stored, deps));
         this.published.get(info.path)!.resolve();
         await deps.extras?.afterNarInfo(info);

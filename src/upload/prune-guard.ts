@@ -50,6 +50,8 @@ export class PruneGuard {
   private readAt = -Infinity;
   private batchStart = -Infinity;
   private reading: Promise<unknown> | undefined;
+  /** A read of the state started ahead of startBatch (readAhead), for it to use. */
+  private ahead: Promise<number | undefined> | undefined;
   private readonly clock: () => number;
   private readonly wallClock: () => number;
 
@@ -68,7 +70,9 @@ export class PruneGuard {
    */
   async startBatch(presenceAt: number, signal?: AbortSignal): Promise<boolean> {
     this.batchStart = presenceAt;
-    const clockAt = await this.read(signal);
+    const ahead = this.ahead;
+    this.ahead = undefined;
+    const clockAt = await (ahead ?? this.read(signal));
     const seen = parseNote(this.deps.cache.getNote(NOTE));
     const wall = this.wallClock();
     const idle = seen === undefined || wall - seen.at >= this.graceMs() / 2;
@@ -84,6 +88,23 @@ export class PruneGuard {
       JSON.stringify({ at: wall, ...(clockAt !== undefined ? { clockAt } : {}) }),
     );
     return stale;
+  }
+
+  /**
+   * Starts the read startBatch would make, so it overlaps the presence check (or Nix's answer).
+   * Which listing comes first does not matter: a commit relies on a listing less than settle/2
+   * old (beforeCommit), and on presence answers less than grace/2 old (from `presenceAt`).
+   */
+  readAhead(signal?: AbortSignal): void {
+    if (this.ahead !== undefined) return;
+    const ahead = this.read(signal);
+    ahead.catch(() => undefined);
+    this.ahead = ahead;
+  }
+
+  /** The batch needs no state after all (everything present): a later batch reads it afresh. */
+  dropAhead(): void {
+    this.ahead = undefined;
   }
 
   /** After the presence check: what to upload although present, and what must wait. */

@@ -16,8 +16,11 @@ export interface UploadClosureDeps extends PathTaskDeps {
   queryPathInfos: (paths: string[]) => Promise<PathInfoResult[]>;
   skipSignedByKeys: readonly string[];
   uploadDerivations: boolean;
-  /** Called once before the first upload of the run (writes nix-cache-info when needed). */
-  beforeFirstUpload?: () => Promise<void>;
+  /**
+   * nix-cache-info: `check` reads it (and refuses a bucket of another store) before the run's
+   * first NAR; `write` writes it when needed, before the first narinfo. Both memoized.
+   */
+  cacheInfo?: { check: () => Promise<unknown>; write: () => Promise<void> };
   logger: Logger;
 }
 
@@ -62,6 +65,9 @@ export interface UploadReport {
 
 export async function uploadClosure(req: UploadRequest, deps: UploadClosureDeps): Promise<UploadReport> {
   const failed: FailedPath[] = [];
+  // A host with no local state asks the bucket about every path: what the bucket holds beside
+  // the narinfos is read while Nix answers about the closure (wide area: four round trips).
+  if (!req.dryRun && deps.cache.count() === 0) readAhead(deps);
   const results = await deps.queryPathInfos(req.paths);
   const infos: PathInfo[] = [];
   for (const r of results) {
@@ -75,8 +81,9 @@ export async function uploadClosure(req: UploadRequest, deps: UploadClosureDeps)
     explicit,
   });
   const hashParts = plan.candidates.map((i) => i.hashPart);
-  // Read beside the presence check, when the local state leaves a signature to learn.
+  // Read beside the presence check, when the local state leaves something to ask the bucket.
   const ledger = ledgerFor(hashParts, req, deps);
+  if (ledger !== undefined || (!req.dryRun && needsBucket(hashParts, req, deps))) readAhead(deps);
   const { presence, pruned } = await presenceAndPrunes(hashParts, req, deps);
   const forced = (i: PathInfo) => req.forceUpload?.has(i.hashPart) === true;
   if (ledger) await ledger;
@@ -103,7 +110,9 @@ export async function uploadClosure(req: UploadRequest, deps: UploadClosureDeps)
     complete: false,
   };
   if (!req.dryRun && missing.length > 0) {
-    await deps.beforeFirstUpload?.();
+    await deps.cacheInfo?.check();
+    // Written beside the first NARs; every narinfo waits for it (path-task.ts).
+    deps.cacheInfo?.write().catch(() => undefined);
     await uploadMissing(missing, deps, report, pruned.blocked);
   }
   if (!req.dryRun)
@@ -126,12 +135,19 @@ async function presenceAndPrunes(hashParts: string[], req: UploadRequest, deps: 
     });
   const guard = deps.pruneGuard;
   const askedAt = guard?.now();
+  // A batch that asks the bucket reads the prune state beside the presence check: either order is
+  // safe (docs/architecture.md, "Several hosts, one bucket": a commit relies on a listing of
+  // `.loft/` less than settle/2 old, whenever it was taken), and this one saves a round trip.
+  const stateFirst = guard !== undefined && needsBucket(hashParts, req, deps);
+  if (stateFirst) guard.readAhead(deps.signal);
   let presence = await ask();
   const none = { absent: new Set<string>(), blocked: new Set<string>() };
   // Nothing to upload, nothing to guard; a forced upload (verify --repair) has something.
   const forcing = (req.forceUpload?.size ?? 0) > 0;
-  if (!guard || askedAt === undefined || (presence.present.size === hashParts.length && !forcing))
+  if (!guard || askedAt === undefined || (presence.present.size === hashParts.length && !forcing)) {
+    guard?.dropAhead();
     return { presence, pruned: none };
+  }
   if (await guard.startBatch(askedAt, deps.signal)) {
     const first = presence.requests;
     presence = await ask();
@@ -151,8 +167,25 @@ function ledgerFor(hashParts: string[], req: UploadRequest, deps: UploadClosureD
   const { signedLedger: ledger, signingKey } = deps;
   if (ledger === undefined || signingKey === undefined || req.dryRun || hashParts.length === 0) return;
   const known = !req.ignoreLocalCache && deps.cache.notSignedBy(hashParts, signerId(signingKey)).length === 0;
-  if (known && deps.cache.filterMissing(hashParts).length === 0) return;
+  if (known && !needsBucket(hashParts, req, deps)) return;
   return ledger.load(deps.signal);
+}
+
+/** The local presence cache leaves some of `hashParts` to ask the bucket about. */
+function needsBucket(hashParts: string[], req: UploadRequest, deps: UploadClosureDeps): boolean {
+  if (hashParts.length === 0) return false;
+  return req.ignoreLocalCache === true || deps.cache.filterMissing(hashParts).length > 0;
+}
+
+/**
+ * Starts the reads an upload that goes to the bucket makes anyway, so they overlap what comes
+ * before them: nix-cache-info, the signed records and the prune state (all memoized; a failure
+ * here is met again, and reported, where the result is awaited).
+ */
+function readAhead(deps: UploadClosureDeps): void {
+  deps.cacheInfo?.check().catch(() => undefined);
+  if (deps.signingKey !== undefined) void deps.signedLedger?.load(deps.signal);
+  deps.pruneGuard?.readAhead(deps.signal);
 }
 
 /** In a run that signs, present paths must carry our signature (src/upload/re-sign.ts). */
@@ -221,7 +254,8 @@ async function uploadMissing(
   report: UploadReport,
   blocked: ReadonlySet<string>,
 ): Promise<void> {
-  const tasks = new PathTasks(deps, blocked);
+  const write = deps.cacheInfo?.write;
+  const tasks = new PathTasks(write ? { ...deps, cacheInfoWritten: write } : deps, blocked);
   deps.progress?.planned(
     missing.length,
     missing.reduce((n, i) => n + i.narSize, 0),

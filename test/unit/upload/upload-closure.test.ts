@@ -141,6 +141,51 @@ describe('uploadClosure', () => {
     assert.ok(store.objects.has('nix-cache-info') === false, 'nix-cache-info is the caller hook');
   });
 
+  test('nix-cache-info: read before the first NAR, written beside the NARs, before any narinfo', async () => {
+    const events: string[] = [];
+    let release!: () => void;
+    const written = new Promise<void>((resolve) => (release = resolve));
+    let writes = 0;
+    let stored = 0;
+    const { store, deps } = await setup([leaf, mid, top], {
+      cacheInfo: {
+        check: () => {
+          events.push('check');
+          return Promise.resolve();
+        },
+        write: () => {
+          writes++;
+          return written;
+        },
+      },
+    });
+    aroundNarPuts(store, async (key, put) => {
+      events.push('nar');
+      await put();
+      // The write ends only once every NAR is stored: no narinfo may go before it.
+      if (++stored === 3) {
+        // Later than any narinfo would go if nothing held it back.
+        setTimeout(() => {
+          events.push('cache-info written');
+          release();
+        }, 30);
+      }
+    });
+    const putBytes = store.putBytes.bind(store);
+    store.putBytes = (key, body, opts) => {
+      if (key.endsWith('.narinfo')) events.push('narinfo');
+      return putBytes(key, body, opts);
+    };
+    const report = await uploadClosure({ paths: [top.path], explicit: true, dryRun: false }, deps);
+    assert.equal(report.complete, true);
+    assert.ok(events.lastIndexOf('check') < events.indexOf('nar'), 'read before the first NAR');
+    assert.deepEqual(
+      events.filter((e) => e !== 'check'),
+      ['nar', 'nar', 'nar', 'cache-info written', 'narinfo', 'narinfo', 'narinfo'],
+    );
+    assert.ok(writes >= 1);
+  });
+
   test('forceUpload uploads a present path again (NAR then narinfo), and only that one', async () => {
     const { store, deps } = await setup([leaf, mid, top]);
     await uploadClosure({ paths: [top.path], explicit: true, dryRun: false }, deps);
