@@ -115,11 +115,12 @@ function shared(rt: Runtime): RuntimeUploads {
   return rt.uploads;
 }
 
-/** The runtime's signed-record ledger, made at its first signing upload. */
+/** The runtime's signed-record ledger (S3 only), made at its first signing upload. */
 function ledgerOf(rt: Runtime, opts: UploadDepsOptions): SignedLedger | undefined {
   const s = shared(rt);
   const key = rt.config.signingKey;
-  if (key === undefined) return undefined;
+  // Only S3 answers with ETags; a directory or an HTTP cache would only cost the records' reads.
+  if (key === undefined || rt.config.storage.kind !== 's3') return undefined;
   s.signedLedger ??= new SignedLedger({
     store: rt.store,
     publicKey: signerId(key),
