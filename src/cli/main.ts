@@ -12,6 +12,7 @@ import { createLogger, type Logger } from '../log.js';
 import { parseCli } from './program.js';
 import { collectPaths } from './read-paths.js';
 import { openRuntime } from './runtime.js';
+import { holdYoungGeneration } from '../v8-heap.js';
 
 // Each command's modules load when that command runs: a one-off `--upload-path` answered by the
 // presence cache is over in a few hundred milliseconds, of which loading the daemon, prune and
@@ -25,6 +26,7 @@ const verify = () => import('./verify-command.js');
 const version = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
 
 async function main(argv: string[]): Promise<number> {
+  holdYoungGeneration();
   let cli: Cli | undefined;
   try {
     cli = parseCli(argv, `${version} (Node ${process.version})`, (s) => process.stdout.write(s));

@@ -66,6 +66,6 @@ export const LIMITS = {
   pruneTargetPercentage: { min: 1, max: 99 },
   pruneOrphanGraceHours: { min: 0, max: 8760 },
   pruneGraceHours: { min: 0, max: 8760 },
-  // One 16 MiB zstd frame and one S3 upload's four 8 MiB parts; 64 GiB is far beyond any use.
+  // A zstd frame and one S3 upload's four 8 MiB parts fit (upload/compute-pool.ts); 64 GiB is far beyond any use.
   memoryBudgetBytes: { min: 48 * 1024 * 1024, max: 64 * 1024 ** 3 },
 } as const;

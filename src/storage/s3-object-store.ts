@@ -2,7 +2,13 @@
 // createS3Client (retries, unsigned extra headers, no aws-chunked bodies); every failure leaves as
 // a StorageError with a stable code.
 import { Readable } from 'node:stream';
-import { BodySource, DEFAULT_QUEUE_SIZE, partSizeFor, s3BufferedPerUpload } from './body-source.js';
+import {
+  BodySource,
+  DEFAULT_QUEUE_SIZE,
+  gatherBody,
+  partSizeFor,
+  s3BufferedPerUpload,
+} from './body-source.js';
 import {
   DeleteObjectsCommand,
   GetObjectCommand,
@@ -41,6 +47,9 @@ export interface S3StoreOptions extends S3ClientOptions {
   logger?: Logger;
 }
 
+/** Bodies up to this size are gathered for their PutObject in buffers of this size. */
+const SMALL_BODY_BYTES = 1024 * 1024;
+const TINY_BODY_BYTES = 64 * 1024;
 /** S3 refuses parts below 5 MiB (except the last one). */
 export const MIN_PART_SIZE_BYTES = 5 * 1024 * 1024;
 /** DeleteObjects takes at most 1000 keys per request. */
@@ -57,6 +66,8 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads, ResumablePa
    * garbage kept the process's RSS far above its live memory. Free buffers kept: one upload's worth.
    */
   private readonly parts: ChunkPool;
+  /** Buffers that gather a small body for its single PutObject (body-source.ts, gatherBody). */
+  private readonly smallBodies = new ChunkPool(SMALL_BODY_BYTES, 4);
 
   constructor(private readonly options: S3StoreOptions) {
     if (!Number.isInteger(options.partSizeBytes) || options.partSizeBytes < MIN_PART_SIZE_BYTES) {
@@ -76,6 +87,19 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads, ResumablePa
   /** Drops the free part buffers (an idle daemon gives their memory back). */
   releaseIdleMemory(): void {
     this.parts.drain();
+    this.smallBodies.drain();
+  }
+
+  /**
+   * Where a body read whole is gathered: up to 1 MiB in a buffer of that size (such NARs weigh
+   * nothing on the memory budget, upload/nar-turns.ts), a larger one in a part buffer (its upload
+   * holds that much of the budget anyway). A tiny one, or one larger than a part (a grown part
+   * size), is concatenated: a 1 MiB buffer for a few KiB would cost more than it saves.
+   */
+  private gatherPool(length: number): ChunkPool | undefined {
+    if (length < TINY_BODY_BYTES) return undefined;
+    if (length <= SMALL_BODY_BYTES) return this.smallBodies;
+    return length <= this.options.partSizeBytes ? this.parts : undefined;
   }
 
   /** A cheap authenticated request, so a command can fail early with a clear message. */
@@ -199,10 +223,13 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads, ResumablePa
       const head = await source.readUpTo(partSize);
       // The body has ended, so a caller's hash of it (putOpts.sha256) is final and goes along.
       if (head.ended) {
-        const bytes = Buffer.concat(head.chunks);
-        if (putOpts.consumed) for (const chunk of head.chunks) putOpts.consumed(chunk);
-        await this.putBytes(key, bytes, putOpts);
-        putOpts.onStored?.(bytes.length);
+        const body = gatherBody(head.chunks, (n) => this.gatherPool(n), putOpts.consumed);
+        try {
+          await this.putBytes(key, body.bytes, putOpts);
+        } finally {
+          body.done();
+        }
+        putOpts.onStored?.(body.bytes.length);
       } else {
         await uploadInParts(this.multipartTarget(), source.rest(head.chunks), {
           key,

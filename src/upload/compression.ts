@@ -3,7 +3,7 @@
 // write. Each compressor is a Transform with real backpressure: memory stays bounded by the codec's
 // own window and job buffers however large the NAR is and however slow the upload is.
 //
-// zstd is node:zlib's (Node >= 22.15), written as independent frames of 16 MiB of input that
+// zstd is node:zlib's (Node >= 22.15), written as independent frames of 4 MiB of input that
 // compress side by side on libuv's thread pool (src/upload/zstd-frames.ts): one large NAR uses every
 // core, and the main thread keeps reading, hashing and sending meanwhile. bench/zstd-choice.bench.ts
 // chose node:zlib over zstd-napi (docs/architecture.md).

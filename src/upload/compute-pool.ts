@@ -15,8 +15,14 @@ import type { MemoryBudget } from '../memory-budget.js';
 import { Semaphore } from './semaphore.js';
 import { isThreadCount, THREAD_COUNT } from '../thread-count.js';
 
-/** Input bytes per zstd frame: Nix 2.35's choice, large enough that framing costs nothing measurable. */
-export const ZSTD_FRAME_BYTES = 16 * 1024 * 1024;
+/**
+ * Input bytes per zstd frame. Nix 2.35 cuts 16 MiB frames; 4 MiB are enough here: zstd level 3 keeps
+ * a window of 2 MiB (windowLog 21 for an unknown size), so a frame boundary only forgets what a 2 MiB
+ * window would have forgotten soon anyway (+0.2 % compressed bytes on the bench's 2 GiB NAR, +0.06 %
+ * on its closure), while the input held by the slots falls from 2 x 16 to 2 x 4 MiB: peak RSS of the
+ * 2 GiB NAR 160-165 -> 114-115 MB at the same wall time (docs/architecture.md, "Smaller frames").
+ */
+export const ZSTD_FRAME_BYTES = 4 * 1024 * 1024;
 
 /** One frame's place in memory: its input buffer (reused from frame to frame) and the way back. */
 export interface FrameSlot {
@@ -30,7 +36,7 @@ export class ComputePool {
   /** First come first served, and a released slot passes straight to the next waiter. */
   private readonly slots: Semaphore;
   /**
-   * Input buffers of released slots. Reusing them keeps the footprint flat: a fresh 16 MiB buffer
+   * Input buffers of released slots. Reusing them keeps the footprint flat: a fresh frame buffer
    * per frame left RSS far above the live data (455 MiB against 300 on 1 GiB in one measurement).
    */
   private readonly buffers: ChunkPool;

@@ -201,7 +201,7 @@ export class ZstdFrameCompressor extends Transform {
  *
  * The input is compressed while it is still being filled: a step of STEP_BYTES goes to the thread
  * pool as soon as it is there, so a frame's compression overlaps the reading and hashing of the
- * rest instead of waiting for all 16 MiB (both cores were not kept busy otherwise). A frame's size
+ * rest instead of waiting for the whole frame (both cores were not kept busy otherwise). A frame's size
  * is therefore not known when it starts, and its header records none (every zstd decoder, Nix's
  * included, reads frames without one). A reused context cannot be told a small frame's size either
  * (node:zlib takes it only when a stream is created): a fresh context per small frame, sized to it,

@@ -2,10 +2,13 @@
 // ever collect is collected, and the heap's pages go back (heapTotal shrinks), with no warning
 // printed for the experimental API it goes through.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { collectV8Garbage } from '../../src/v8-heap.js';
 
 const MB = 1024 * 1024;
+const V8_HEAP_MODULE = fileURLToPath(new URL('../../src/v8-heap.ts', import.meta.url));
 
 test('the heap shrinks after a burst of garbage, silently', async () => {
   let live: unknown[] = [];
@@ -32,4 +35,32 @@ test('the heap shrinks after a burst of garbage, silently', async () => {
   }
   assert.equal(live.length, 0);
   assert.deepEqual(warnings, []);
+});
+
+// A flag of V8 set at run time is process-wide, so each case runs in a child process of its own.
+const CHURN = `
+import { getHeapSpaceStatistics } from 'node:v8';
+const mod = await import(process.env.V8_HEAP_MODULE);
+if (process.env.HOLD === '1') mod.holdYoungGeneration();
+const newSpace = () => getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size;
+// Short-lived objects of which many survive a scavenge or two: what makes V8 grow the young generation.
+const keep = [];
+for (let i = 0; i < 2e6; i++) { keep.push({ i, s: 'x' + i }); if (keep.length > 200000) keep.splice(0, 1000); }
+process.stdout.write(String(newSpace()));
+`;
+
+function newSpaceAfterChurn(hold: boolean): number {
+  const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', CHURN], {
+    encoding: 'utf8',
+    env: { ...process.env, HOLD: hold ? '1' : '0', V8_HEAP_MODULE: V8_HEAP_MODULE },
+  });
+  assert.equal(run.status, 0, run.stderr);
+  return Number(run.stdout);
+}
+
+test('holdYoungGeneration keeps the young generation at its starting size under churn', () => {
+  const grown = newSpaceAfterChurn(false);
+  assert.ok(grown >= 16 * MB, `without it the young generation grows (${(grown / MB).toFixed(1)} MiB)`);
+  const held = newSpaceAfterChurn(true);
+  assert.ok(held <= 4 * MB, `with it it stays small (${(held / MB).toFixed(1)} MiB)`);
 });

@@ -1,0 +1,104 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { PassThrough, Readable } from 'node:stream';
+import { setImmediate as tick } from 'node:timers/promises';
+import { ChunkPool } from '../../../src/chunk-pool.js';
+import { BodySource, gatherBody } from '../../../src/storage/body-source.js';
+
+// The chunks of an S3 body are lent pieces that the store gives back one by one; a reader that
+// merged them into fresh Buffers would leave every piece to the garbage collector.
+test('a reader that lags gets each chunk as it was pushed, never a merged copy', async () => {
+  const body = new PassThrough();
+  const source = new BodySource(body);
+  const pushed = [Buffer.from('first'), Buffer.from('second'), Buffer.from('third')];
+  for (const chunk of pushed) body.write(chunk);
+  body.end();
+  await tick(); // everything is buffered in the body before the first read
+  const read: Buffer[] = [];
+  for (let c = await source.next(); c !== undefined; c = await source.next()) read.push(c);
+  assert.equal(read.length, pushed.length);
+  pushed.forEach((chunk, i) => assert.equal(read[i], chunk, `chunk ${i} is the very Buffer pushed`));
+  assert.equal(await source.next(), undefined, 'stays ended');
+});
+
+test('readUpTo stops after the chunk that passes the limit, and rest() goes on from there', async () => {
+  const chunks = [Buffer.alloc(4, 1), Buffer.alloc(4, 2), Buffer.alloc(4, 3), Buffer.alloc(4, 4)];
+  const source = new BodySource(Readable.from(chunks, { objectMode: false }));
+  const head = await source.readUpTo(6);
+  assert.equal(head.ended, false);
+  assert.deepEqual(head.chunks, chunks.slice(0, 2));
+  const all: Buffer[] = [];
+  for await (const c of source.rest(head.chunks)) all.push(c);
+  assert.deepEqual(all, chunks);
+});
+
+test('a body that fits within the limit ends in readUpTo', async () => {
+  const source = new BodySource(Readable.from([Buffer.from('ab'), Buffer.from('cd')]));
+  const head = await source.readUpTo(100);
+  assert.equal(head.ended, true);
+  assert.equal(Buffer.concat(head.chunks).toString(), 'abcd');
+});
+
+test("the body's failure is what next() throws, and it is remembered as the body's", async () => {
+  const body = new PassThrough();
+  const source = new BodySource(body);
+  body.write(Buffer.from('queued before the failure'));
+  const boom = new Error('compression failed');
+  body.destroy(boom);
+  await assert.rejects(source.next(), (err) => err === boom);
+  assert.equal(source.error, boom);
+});
+
+test('a body destroyed before its end without an error is a failure, not an end', async () => {
+  const body = new PassThrough();
+  const source = new BodySource(body);
+  body.write(Buffer.from('x'));
+  setTimeout(() => body.destroy(), 5);
+  await assert.rejects(
+    (async () => {
+      while ((await source.next()) !== undefined);
+    })(),
+    { code: 'ERR_STREAM_PREMATURE_CLOSE' },
+  );
+  assert.ok(source.error);
+});
+
+test('gatherBody: one chunk goes as it is and comes back after the request', () => {
+  const chunk = Buffer.from('one piece');
+  const back: Buffer[] = [];
+  const body = gatherBody(
+    [chunk],
+    () => new ChunkPool(1024, 1),
+    (c) => back.push(c),
+  );
+  assert.equal(body.bytes, chunk, 'no copy');
+  assert.deepEqual(back, [], 'not given back while the request may still read it');
+  body.done();
+  assert.deepEqual(back, [chunk]);
+});
+
+test('gatherBody: chunks are copied into a pooled buffer, given back at once, and the buffer returns', () => {
+  const pool = new ChunkPool(1024, 1);
+  const chunks = [Buffer.from('abc'), Buffer.from('defg')];
+  const back: Buffer[] = [];
+  const body = gatherBody(
+    chunks,
+    () => pool,
+    (c) => back.push(c),
+  );
+  assert.deepEqual(back, chunks, 'each chunk given back once copied');
+  for (const c of chunks) c.fill(0); // a lender reusing them must not change the body
+  assert.equal(body.bytes.toString(), 'abcdefg');
+  assert.equal(pool.kept, 0);
+  body.done();
+  body.done();
+  assert.equal(pool.kept, 1, 'the buffer goes back to its pool once');
+  const again = gatherBody([Buffer.from('x'), Buffer.from('y')], () => pool, undefined);
+  assert.equal(again.bytes.buffer, body.bytes.buffer, 'and is reused by the next body');
+});
+
+test('gatherBody: a body no pool fits is concatenated', () => {
+  const body = gatherBody([Buffer.from('ab'), Buffer.from('cd')], () => undefined, undefined);
+  assert.equal(body.bytes.toString(), 'abcd');
+  body.done();
+});
