@@ -120,6 +120,45 @@ void describe('a [local] target loads no AWS SDK', () => {
     );
   });
 
+  void test('the daemon runs with MALLOC_ARENA_MAX=2 in the process it was started as, unless set', async (t) => {
+    if (!requireNix(t)) return;
+    if (process.platform !== 'linux') {
+      t.skip('glibc and /proc/PID/environ: Linux only');
+      return;
+    }
+    const dir = await mkdtemp(join(testEnv!.dir, 'arenas-'));
+    const config = await writeConfig({
+      dir,
+      localPath: join(dir, 'cache'),
+      signingKeyPath: testEnv!.key.secretPath,
+      extraLoft: 'scan_on_startup = false',
+    });
+    for (const [given, expected] of [
+      [undefined, '2'],
+      ['8', '8'],
+    ] as const) {
+      const child = spawn(process.execPath, [LOFT_MAIN, '-c', config], {
+        env: { ...nixEnv(), ...(given === undefined ? {} : { MALLOC_ARENA_MAX: given }) },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      const closed = new Promise<number | null>((res) => child.on('close', res));
+      const end = Date.now() + 30_000;
+      while (!stderr.includes('daemon started') && child.exitCode === null && Date.now() < end)
+        await sleep(50);
+      // The same PID: the exec replaced the program, not the process.
+      const environ = (await readFile(`/proc/${child.pid}/environ`, 'utf8')).split('\0');
+      child.kill('SIGTERM');
+      assert.equal(await closed, 0, stderr);
+      recordChildOutput('daemon-arenas', '', stderr);
+      assert.ok(
+        environ.includes(`MALLOC_ARENA_MAX=${expected}`),
+        `MALLOC_ARENA_MAX=${expected} in the daemon`,
+      );
+    }
+  });
+
   void test('the check sees the SDK of an S3 target', async (t) => {
     if (!requireNix(t)) return;
     const config = await testEnv!.configIn('s3');
