@@ -10,6 +10,7 @@ import { ExitCode, isLoftError, oneLine, UsageError, type ExitCodeValue } from '
 import type { Action, ActionKind, Cli } from './action.js';
 import { createLogger, type Logger } from '../log.js';
 import { parseCli } from './program.js';
+import { limitMallocArenas } from './malloc-arenas.js';
 import { collectPaths } from './read-paths.js';
 import { openRuntime } from './runtime.js';
 import { holdYoungGeneration } from '../v8-heap.js';
@@ -39,6 +40,8 @@ async function main(argv: string[]): Promise<number> {
     return report(err, undefined);
   }
   if (!cli) return ExitCode.ok;
+  // Before anything is opened: the daemon executes itself once more with fewer malloc arenas.
+  if (cli.action.kind === 'daemon') limitMallocArenas();
   const logger = createLogger({ debug: cli.debug });
   try {
     return await run(cli, logger);

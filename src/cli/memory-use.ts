@@ -8,6 +8,7 @@ import type { UploadQueue } from '../state/queue.js';
 import type { Runtime } from './runtime.js';
 import { formatBytes } from './format-size.js';
 import { closeIdleZstdContexts } from '../upload/zstd-contexts.js';
+import { shrinkStateDbMemory } from '../state/database.js';
 import { trimNativeHeap, type TrimOutcome } from '../state/native-heap-trim.js';
 import { collectV8Garbage } from '../v8-heap.js';
 
@@ -53,17 +54,22 @@ function decode(stored: string | undefined): MemoryRecord | undefined {
 /**
  * Gives back what a runtime's pools keep between uploads (frame buffers, NAR reads, zstd contexts
  * and their output, S3 part buffers): a daemon that has gone idle should not hold them. The next
- * upload refills them. Then V8's heap is collected and shrunk (src/v8-heap.ts), which also frees
- * the pools' Buffers, and the C heap's free pages go back to the system (native-heap-trim.ts):
- * after a store scan's uploads these two are most of an idle daemon's memory.
+ * upload refills them. SQLite's page caches are emptied (state/database.ts). Then V8's heap is
+ * collected and shrunk (src/v8-heap.ts), which also frees the pools' Buffers, and the C heap's free
+ * pages go back to the system (native-heap-trim.ts): after a store scan's uploads these two are
+ * most of an idle daemon's memory.
  */
-export function releaseIdleMemory(rt: Runtime, release: Pick<IdleRelease, 'collect' | 'trim'>): void {
+export function releaseIdleMemory(
+  rt: Runtime,
+  release: Pick<IdleRelease, 'shrinkDatabase' | 'collect' | 'trim'>,
+): void {
   rt.uploads?.computePool.drain();
   // Idle zstd contexts hold their last output slab until closed: close them first, so the slabs
   // are back in NarMemory's pool when it is drained.
   closeIdleZstdContexts();
   rt.uploads?.narMemory.drain();
   rt.store.releaseIdleMemory?.();
+  release.shrinkDatabase();
   release.collect();
   release.trim();
 }
@@ -79,6 +85,8 @@ const LATE_TRIM_MS = 30_000;
 export interface IdleRelease {
   idleMs: number;
   lateTrimMs: number;
+  /** Empties the local database connections' page caches. */
+  shrinkDatabase: () => unknown;
   /** A memory-reducing collection of V8's heap. */
   collect: () => unknown;
   trim: () => TrimOutcome;
@@ -87,6 +95,7 @@ export interface IdleRelease {
 const DEFAULT_IDLE_RELEASE: IdleRelease = {
   idleMs: IDLE_RELEASE_MS,
   lateTrimMs: LATE_TRIM_MS,
+  shrinkDatabase: shrinkStateDbMemory,
   collect: collectV8Garbage,
   trim: trimNativeHeap,
 };

@@ -19,9 +19,10 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { lstat, readdir, stat } from 'node:fs/promises';
 import { InvalidPathError, NixError, oneLine } from '../errors.js';
-import { isDerivation, parseStorePathBaseName } from '../format/store-path.js';
+import { baseNameOfParsed, isDerivation, parseStorePathBaseName } from '../format/store-path.js';
 import { silentLogger, type Logger } from '../log.js';
 import { storePathExists } from './path-exists.js';
+import { SeenEntries, lookupKey, seenKey } from './seen-entries.js';
 
 export interface StoreWatcherOptions {
   /** The store directory to watch (a temp dir in tests). */
@@ -75,8 +76,8 @@ export class StoreWatcher {
   private maxTimer: NodeJS.Timeout | undefined;
   private reconcileTimer: NodeJS.Timeout | undefined;
   private rewatchTimer: NodeJS.Timeout | undefined;
-  /** Entry names of the last listing plus every name reported since. */
-  private seen = new Set<string>();
+  /** The hints of the last listing plus every path reported since (compact: seen-entries.ts). */
+  private readonly seen = new SeenEntries();
   private stopped = true;
   private readonly logger: Logger;
   private inFlight = new Set<Promise<void>>();
@@ -99,7 +100,7 @@ export class StoreWatcher {
         { cause: err },
       );
     }
-    this.seen = new Set(names);
+    this.remember(names);
     this.openWatch();
     const reconcileMs = this.opts.reconcileMs ?? defaultReconcileMs();
     if (reconcileMs > 0) {
@@ -132,13 +133,13 @@ export class StoreWatcher {
       this.logger.warn({ err, storeDir: this.opts.storeDir }, 'cannot list the store directory');
       return 0;
     }
-    const fresh = names.filter((n) => !this.seen.has(n));
-    this.seen = new Set(names);
+    const fresh = names.filter((n) => !this.seen.has(lookupKey(n)));
+    this.remember(names);
     const paths = await this.existing(fresh);
     if (paths.length === 0) return 0;
     this.logger.info({ paths: paths.length }, 'reconciliation found paths the watcher missed');
     if (!this.deliver(paths)) {
-      for (const p of paths) this.seen.delete(this.nameOf(p)); // the next listing tries again
+      for (const p of paths) this.seen.delete(this.keyOf(p)); // the next listing tries again
       this.listedMtimeNs = undefined; // ... even if the directory does not change meanwhile
       return 0;
     }
@@ -203,7 +204,7 @@ export class StoreWatcher {
     this.pending.clear();
     const paths = await this.existing(names);
     // Only a delivered path counts as seen: if queueing failed, the next listing reports it again.
-    if (paths.length > 0 && this.deliver(paths)) for (const p of paths) this.seen.add(this.nameOf(p));
+    if (paths.length > 0 && this.deliver(paths)) for (const p of paths) this.seen.add(this.keyOf(p));
   }
 
   /** The hinted paths of `names` that exist now (a removal, e.g. by the GC, is no hint). */
@@ -248,8 +249,21 @@ export class StoreWatcher {
     }
   }
 
-  private nameOf(path: string): string {
-    return path.slice(this.opts.storeDir.length + 1);
+  /** Replaces what is remembered by the hints among a listing's `names`. */
+  private remember(names: readonly string[]): void {
+    const { storeDir, uploadDerivations } = this.opts;
+    const keys: string[] = [];
+    for (const n of names) {
+      const p = hintedPath(n, storeDir, uploadDerivations);
+      if (p !== undefined) keys.push(seenKey(n, baseNameOfParsed(p)));
+    }
+    this.seen.reset(keys);
+  }
+
+  /** The key of a reported path (the path's own entry, not its `.lock`). */
+  private keyOf(path: string): string {
+    const base = baseNameOfParsed(path);
+    return seenKey(base, base);
   }
 
   /** Keeps background work visible to stop(), and never lets it reject unobserved. */

@@ -1,6 +1,7 @@
 // The daemon's uploader gives memory back once it has gone idle (src/cli/memory-use.ts): after
-// `idleMs` the pools, then a collection of V8's heap, then a trim of the C heap; a second trim after
-// `lateTrimMs`. Nothing while an upload runs, and a new upload puts it all off.
+// `idleMs` the pools, the local database's page caches, then a collection of V8's heap, then a trim
+// of the C heap; a second trim after `lateTrimMs`. Nothing while an upload runs, and a new upload
+// puts it all off.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -32,7 +33,13 @@ function setup(idleMs: number, lateTrimMs: number) {
     },
     fakeRuntime(events),
     { setState: () => undefined },
-    { idleMs, lateTrimMs, trim, collect: () => events.push('collected') },
+    {
+      idleMs,
+      lateTrimMs,
+      trim,
+      shrinkDatabase: () => events.push('database shrunk'),
+      collect: () => events.push('collected'),
+    },
   );
   return { events, upload };
 }
@@ -47,13 +54,14 @@ test('idle: the pools are drained and the C heap trimmed, then trimmed once more
     'compute pool drained',
     'NAR memory drained',
     'store released',
+    'database shrunk',
     'collected',
     'trimmed',
   ]);
   await sleep(350);
-  assert.deepEqual(events.slice(5), ['trimmed'], 'the late trim');
+  assert.deepEqual(events.slice(6), ['trimmed'], 'the late trim');
   await sleep(300);
-  assert.equal(events.length, 6, 'and no more while idle');
+  assert.equal(events.length, 7, 'and no more while idle');
 });
 
 test('nothing is released while an upload runs, and a new upload puts the release off', async () => {
@@ -72,6 +80,7 @@ test('nothing is released while an upload runs, and a new upload puts the releas
     'compute pool drained',
     'NAR memory drained',
     'store released',
+    'database shrunk',
     'collected',
     'trimmed',
     'trimmed',
@@ -87,6 +96,7 @@ test('a release that throws does not end the process; the late trim still runs',
     {
       idleMs: 20,
       lateTrimMs: 60,
+      shrinkDatabase: () => undefined,
       collect: () => {
         throw new Error('collection failed');
       },

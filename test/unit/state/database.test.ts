@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { bindTarget, openStateDb } from '../../../src/state/database.js';
+import { bindTarget, openStateDb, shrinkStateDbMemory } from '../../../src/state/database.js';
 import { PresenceCache } from '../../../src/state/presence.js';
 import { PruneDb } from '../../../src/state/prune-db.js';
 import { UploadQueue } from '../../../src/state/queue.js';
@@ -48,4 +48,23 @@ test('a fresh file gets its target without dropping anything', () => {
     's3://bucket@endpoint',
   );
   db.close();
+});
+
+test('the idle release shrinks every open connection of the file, and forgets closed ones', () => {
+  const path = join(dir, 'shrink.db');
+  const before = shrinkStateDbMemory();
+  const queue = UploadQueue.open(path);
+  const cache = PresenceCache.open(path, { target: 'file:///a' });
+  const db = openStateDb(path);
+  // Fill a page cache: the rows are read back, so their pages were in it.
+  queue.enqueue(
+    Array.from({ length: 2000 }, (_, i) => `/nix/store/${H.slice(0, 28)}${String(i).padStart(4, '0')}-p`),
+  );
+  assert.equal(shrinkStateDbMemory(), before + 3);
+  db.close();
+  assert.equal(shrinkStateDbMemory(), before + 2, 'a closed connection is skipped');
+  assert.equal(queue.counts().pending, 2000, 'the connections work on after the shrink');
+  cache.close();
+  queue.close();
+  assert.equal(shrinkStateDbMemory(), before);
 });

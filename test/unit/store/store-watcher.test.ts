@@ -189,6 +189,34 @@ void describe('StoreWatcher on a temporary directory', () => {
     assert.deepEqual(reported(), [p]);
   });
 
+  void test('a path removed and added again between listings is reported again', async () => {
+    const dir = await freshStore();
+    const p = join(dir, `${hash(10)}-again`);
+    await mkdir(p);
+    const w = await watch(dir, { quietMs: 60_000, maxDelayMs: 60_000 });
+    await rm(p, { recursive: true });
+    assert.equal(await w.reconcile(), 0, 'a removal reports nothing');
+    await mkdir(p);
+    assert.equal(await w.reconcile(), 1);
+    assert.deepEqual(reported(), [p]);
+  });
+
+  void test('X is new to a listing that saw only X.lock, or X.check and X.drv.chroot', async () => {
+    const dir = await freshStore();
+    const x = join(dir, `${hash(11)}-built`);
+    const y = join(dir, `${hash(12)}-checked`);
+    await writeFile(`${x}.lock`, '');
+    await mkdir(`${y}.check`);
+    await mkdir(join(dir, `${hash(12)}-checked.drv.chroot`));
+    const w = await watch(dir, { quietMs: 60_000, maxDelayMs: 60_000 });
+    // The listing of the baseline remembered X.lock and dropped the scratch names; X and Y come now.
+    await mkdir(x);
+    await rm(`${x}.lock`);
+    await mkdir(y);
+    assert.equal(await w.reconcile(), 2);
+    assert.deepEqual(reported(), [x, y].sort());
+  });
+
   void test('the periodic reconciliation runs by itself', async () => {
     const dir = await freshStore();
     await watch(dir, { quietMs: 60_000, maxDelayMs: 60_000, reconcileMs: 200 });

@@ -1,0 +1,84 @@
+// The store watcher's compact memory of seen entries (src/store/seen-entries.ts).
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { lookupKey, SeenEntries, seenKey } from '../../../src/store/seen-entries.js';
+
+const NIX32 = '0123456789abcdfghijklmnpqrsvwxyz';
+/** A distinct valid hash part per i (the low digits vary). */
+const hashOf = (i: number) => {
+  let s = '';
+  for (let n = i, k = 0; k < 32; k++, n = Math.floor(n / 32)) s = NIX32[n % 32]! + s;
+  return s;
+};
+const pathKey = (i: number) => seenKey(`${hashOf(i)}-p${i}`, `${hashOf(i)}-p${i}`);
+
+void describe('seen-entry keys', () => {
+  const base = `${hashOf(7)}-hello-2.12`;
+  void test('a path and its .lock have keys of their own, and a lookup finds each', () => {
+    assert.equal(seenKey(base, base), `${hashOf(7)}p`);
+    assert.equal(seenKey(`${base}.lock`, base), `${hashOf(7)}l`);
+    assert.equal(lookupKey(base), seenKey(base, base));
+    assert.equal(lookupKey(`${base}.lock`), seenKey(`${base}.lock`, base));
+  });
+});
+
+void describe('SeenEntries', () => {
+  void test('remembers a listing and nothing else', () => {
+    const seen = new SeenEntries();
+    seen.reset([3, 1, 2].map(pathKey));
+    for (const i of [1, 2, 3]) assert.ok(seen.has(pathKey(i)), `key ${i}`);
+    for (const i of [0, 4, 1000]) assert.ok(!seen.has(pathKey(i)), `key ${i}`);
+    assert.ok(!seen.has(`${hashOf(1)}l`), 'the .lock of a listed path is another entry');
+    assert.ok(!seen.has('short'), 'a key of the wrong length is never seen');
+    assert.equal(seen.size, 3);
+  });
+
+  void test('duplicates in a listing are stored once', () => {
+    const seen = new SeenEntries();
+    seen.reset([pathKey(1), pathKey(2), pathKey(1), pathKey(2), pathKey(3)]);
+    assert.equal(seen.size, 3);
+    assert.equal(seen.bytes, 3 * 33);
+    for (const i of [1, 2, 3]) assert.ok(seen.has(pathKey(i)));
+  });
+
+  void test('a path removed and added again, in the listing or not', () => {
+    const seen = new SeenEntries();
+    seen.reset([pathKey(1)]);
+    seen.delete(pathKey(1));
+    assert.ok(!seen.has(pathKey(1)), 'deleted from the listing');
+    seen.add(pathKey(1));
+    assert.ok(seen.has(pathKey(1)), 'added back');
+    seen.add(pathKey(2));
+    assert.ok(seen.has(pathKey(2)), 'added beside the listing');
+    seen.delete(pathKey(2));
+    assert.ok(!seen.has(pathKey(2)), 'and deleted again');
+    assert.equal(seen.size, 1);
+  });
+
+  void test('a new listing replaces what was added and deleted', () => {
+    const seen = new SeenEntries();
+    seen.reset([pathKey(1), pathKey(2)]);
+    seen.delete(pathKey(1));
+    seen.add(pathKey(5));
+    seen.reset([pathKey(1), pathKey(3)]);
+    assert.deepEqual(
+      [1, 2, 3, 5].map((i) => seen.has(pathKey(i))),
+      [true, false, true, false],
+    );
+  });
+
+  void test('every key of a large listing is found, every other one is not (33 bytes a key)', () => {
+    const seen = new SeenEntries();
+    const n = 100_000;
+    seen.reset(Array.from({ length: n }, (_, i) => pathKey(2 * i)));
+    assert.equal(seen.bytes, n * 33);
+    for (let i = 0; i < n; i++) {
+      if (!seen.has(pathKey(2 * i))) assert.fail(`listed key ${2 * i} not found`);
+      if (seen.has(pathKey(2 * i + 1))) assert.fail(`unlisted key ${2 * i + 1} found`);
+    }
+  });
+
+  void test('a key of the wrong length is refused', () => {
+    assert.throws(() => new SeenEntries().reset(['abc']), RangeError);
+  });
+});
