@@ -76,8 +76,11 @@ export function listingKey(hashPart: string): string {
 }
 
 /** @param drvBaseName the deriver's base name, `<hash>-<name>.drv` */
+/** The folder of build logs, as a top-level listing names it. */
+export const LOG_FOLDER = 'log/';
+
 export function buildLogKey(drvBaseName: string): string {
-  return `log/${drvBaseName}`;
+  return `${LOG_FOLDER}${drvBaseName}`;
 }
 
 /** Prefixes of the objects that belong to paths besides their narinfo and NAR (prune, verify). */

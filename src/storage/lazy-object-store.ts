@@ -96,8 +96,8 @@ export class LazyObjectStore implements ObjectStore, MultipartUploads, Resumable
   async *list(prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo> {
     yield* (await this.store()).list(prefix, signal);
   }
-  async *listTopLevel(signal?: AbortSignal): AsyncIterable<ObjectInfo> {
-    yield* topLevelObjects(await this.store(), signal);
+  async *listTopLevel(signal?: AbortSignal, folders?: Set<string>): AsyncIterable<ObjectInfo> {
+    yield* topLevelObjects(await this.store(), signal, folders);
   }
   async createExclusive(key: string, body: Buffer | string, opts: PutOptions): Promise<boolean> {
     const store = await this.store();

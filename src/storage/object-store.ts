@@ -99,9 +99,10 @@ export interface ObjectStore {
   /**
    * The objects at the top of the cache (keys without a `/`: narinfos, nix-cache-info), in
    * ascending key order, page by page, without reading what is under `nar/`, `log/` and the other
-   * folders. Optional: topLevelObjects() lists and sorts for a store without it.
+   * folders. Optional: topLevelObjects() lists and sorts for a store without it. `folders`, when
+   * given, gains each top-level folder seen (`log/`, `nar/`, ...) once the listing is read through.
    */
-  listTopLevel?(signal?: AbortSignal): AsyncIterable<ObjectInfo>;
+  listTopLevel?(signal?: AbortSignal, folders?: Set<string>): AsyncIterable<ObjectInfo>;
   /**
    * Writes `key` only if it does not exist (S3's `If-None-Match: *`): true when written, false when
    * the key existed. Absent where the store has no such write. Some servers ignore the header and
@@ -122,13 +123,21 @@ export interface ObjectStore {
  * The store's top-level objects in ascending key order: its own listTopLevel, or the full listing
  * filtered and sorted (a directory or WebDAV listing comes in no useful order).
  */
-export async function* topLevelObjects(store: ObjectStore, signal?: AbortSignal): AsyncIterable<ObjectInfo> {
+export async function* topLevelObjects(
+  store: ObjectStore,
+  signal?: AbortSignal,
+  folders?: Set<string>,
+): AsyncIterable<ObjectInfo> {
   if (store.listTopLevel) {
-    yield* store.listTopLevel(signal);
+    yield* store.listTopLevel(signal, folders);
     return;
   }
   const top: ObjectInfo[] = [];
-  for await (const o of store.list('', signal)) if (!o.key.includes('/')) top.push(o);
+  for await (const o of store.list('', signal)) {
+    const slash = o.key.indexOf('/');
+    if (slash < 0) top.push(o);
+    else folders?.add(o.key.slice(0, slash + 1));
+  }
   top.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   yield* top;
 }

@@ -267,14 +267,15 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads, ResumablePa
    * each: a page holds up to 1000 narinfos instead of about 330 (narinfo, NAR, log per path). Keys
    * come in UTF-8 binary order, as ListObjectsV2 promises.
    */
-  listTopLevel(signal?: AbortSignal): AsyncIterable<ObjectInfo> {
-    return this.listPages('', '/', signal);
+  listTopLevel(signal?: AbortSignal, folders?: Set<string>): AsyncIterable<ObjectInfo> {
+    return this.listPages('', '/', signal, folders);
   }
 
   private async *listPages(
     prefix: string,
     delimiter: string | undefined,
     signal?: AbortSignal,
+    folders?: Set<string>,
   ): AsyncIterable<ObjectInfo> {
     let token: string | undefined;
     do {
@@ -297,6 +298,8 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads, ResumablePa
           ...etagOf(o.ETag),
         };
       }
+      for (const c of page.CommonPrefixes ?? [])
+        if (c.Prefix?.startsWith(this.prefix)) folders?.add(c.Prefix.slice(this.prefix.length));
       token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
     } while (token !== undefined);
   }

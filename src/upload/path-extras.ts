@@ -70,6 +70,11 @@ export class PathExtras {
    * (askAhead): true or false, undefined when the question failed (asked again when needed).
    */
   private logAsked = new Map<string, Promise<boolean | undefined>>();
+  /**
+   * This upload's presence listing read the whole top level and found no `log/` folder: no log
+   * was stored then, so none is asked about (401 HEADs on a first push of a CI closure).
+   */
+  private noLogsStored = false;
 
   constructor(private readonly deps: PathExtrasDeps) {}
 
@@ -79,9 +84,10 @@ export class PathExtras {
    * its queries took a sixth of loft's CPU on a closure of 1,000 tiny `builtins.toFile` paths
    * (all content-addressed, none with a realisation). A path not prepared is read on its own.
    */
-  prepare(infos: readonly PathInfo[]): void {
+  prepare(infos: readonly PathInfo[], known: { noLogsStored?: boolean } = {}): void {
     this.readAhead = new Map();
     this.logAsked = new Map();
+    this.noLogsStored = known.noLogsStored === true;
     const ca = infos.filter((i) => i.ca !== undefined).map((i) => i.path);
     if (ca.length === 0) return;
     const found = this.deps.readRealisations(ca);
@@ -96,7 +102,7 @@ export class PathExtras {
   askAhead(info: PathInfo): void {
     if (!this.deps.settings.uploadLogs || info.deriver === undefined) return;
     const drv = baseNameOfParsed(info.deriver);
-    if (this.deps.logsDone.has(drv) || this.logAsked.has(drv)) return;
+    if (this.deps.logsDone.has(drv) || this.logAsked.has(drv) || this.noLogsStored) return;
     const asked = this.deps.store.head(buildLogKey(drv), this.deps.signal).then(
       (found) => found !== undefined,
       () => undefined,
@@ -163,7 +169,10 @@ export class PathExtras {
       const key = buildLogKey(drv);
       const early = this.logAsked.get(drv);
       this.logAsked.delete(drv);
-      const present = (await early) ?? (await this.deps.store.head(key, this.deps.signal)) !== undefined;
+      // As with a HEAD's answer, a log another host stores after the listing may be written over.
+      const present =
+        (await early) ??
+        (!this.noLogsStored && (await this.deps.store.head(key, this.deps.signal)) !== undefined);
       if (present) return;
       let log: Buffer | undefined;
       try {

@@ -76,8 +76,8 @@ export class PathTasks {
    * Starts every path's task; every path's publication is registered before any task runs, so a
    * referrer always finds its references', whatever order they start in.
    */
-  start(infos: readonly PathInfo[]): Array<Promise<UploadedPath>> {
-    this.deps.extras?.prepare(infos);
+  start(infos: readonly PathInfo[], known: { noLogsStored?: boolean } = {}): Array<Promise<UploadedPath>> {
+    this.deps.extras?.prepare(infos, known);
     for (const info of infos) this.published.set(info.path, new Deferred());
     return infos.map((info) => {
       const task = this.run(info);

@@ -18,6 +18,11 @@ export interface PresenceResult {
   etags: Map<string, string>;
   /** A listing read the whole top level: `etags` has every narinfo of the bucket. */
   listedAll: boolean;
+  /**
+   * With `listedAll`: the bucket's top-level folders at the time (`nar/`, `log/`, ...). A folder
+   * missing here held no object then, so nothing under it needs a HEAD (path-extras.ts).
+   */
+  folders?: ReadonlySet<string>;
 }
 
 export interface PresenceOptions {
@@ -71,11 +76,20 @@ export async function checkPresence(
   const found: string[] = [];
   let toHead = unknown;
   let listedAll = false;
+  let folders: Set<string> | undefined;
   const strategy = chooseStrategy(unknown.length, cache.count());
   if (strategy.kind === 'list') {
     try {
-      const listed = await presenceFromListing(unknown, store, strategy.maxKeys, etags, options.signal);
+      const seenFolders = new Set<string>();
+      const listed = await presenceFromListing(
+        unknown,
+        store,
+        strategy.maxKeys,
+        { etags, folders: seenFolders },
+        options.signal,
+      );
       listedAll = listed.notReached.length === 0 && listed.complete;
+      if (listed.complete) folders = seenFolders;
       requests += listed.pages;
       found.push(...listed.found);
       toHead = listed.notReached;
@@ -105,7 +119,14 @@ export async function checkPresence(
     found.push(...headed);
   }
   for (const h of found) present.add(h);
-  return { present, learnedFromBucket: found.length, requests, etags, listedAll };
+  return {
+    present,
+    learnedFromBucket: found.length,
+    requests,
+    etags,
+    listedAll,
+    ...(listedAll && folders ? { folders } : {}),
+  };
 }
 
 interface ListedPresence {
@@ -128,16 +149,17 @@ async function presenceFromListing(
   unknown: readonly string[],
   store: ObjectStore,
   maxKeys: number,
-  etags: Map<string, string>,
+  into: { etags: Map<string, string>; folders: Set<string> },
   signal: AbortSignal | undefined,
 ): Promise<ListedPresence> {
+  const { etags, folders } = into;
   const unknownSet = new Set(unknown);
   const found: string[] = [];
   const seen: string[] = [];
   let keys = 0;
   let lastKey: string | undefined;
   let complete = true;
-  for await (const obj of topLevelObjects(store, signal)) {
+  for await (const obj of topLevelObjects(store, signal, folders)) {
     keys++;
     lastKey = obj.key;
     const h = hashPartOfNarinfoKey(obj.key);

@@ -3,6 +3,7 @@
 // narinfos, so at every moment the cache holds only whole closures.
 import { LoftError, oneLine, type ErrorCode } from '../errors.js';
 import type { PathInfo, PathInfoResult } from '../format/path-info.js';
+import { LOG_FOLDER } from '../format/bucket-layout.js';
 import type { Logger } from '../log.js';
 import { planClosure, type SkipReason } from './closure-plan.js';
 import { PathTasks, type PathTaskDeps } from './path-task.js';
@@ -113,7 +114,8 @@ export async function uploadClosure(req: UploadRequest, deps: UploadClosureDeps)
     await deps.cacheInfo?.check();
     // Written beside the first NARs; every narinfo waits for it (path-task.ts).
     deps.cacheInfo?.write().catch(() => undefined);
-    await uploadMissing(missing, deps, report, pruned.blocked);
+    const noLogsStored = presence.folders !== undefined && !presence.folders.has(LOG_FOLDER);
+    await uploadMissing(missing, deps, report, pruned.blocked, noLogsStored);
   }
   if (!req.dryRun)
     await deps.signedLedger?.flush(presence.listedAll ? presence.etags : undefined, deps.signal);
@@ -253,6 +255,7 @@ async function uploadMissing(
   deps: UploadClosureDeps,
   report: UploadReport,
   blocked: ReadonlySet<string>,
+  noLogsStored: boolean,
 ): Promise<void> {
   const write = deps.cacheInfo?.write;
   const tasks = new PathTasks(write ? { ...deps, cacheInfoWritten: write } : deps, blocked);
@@ -262,7 +265,7 @@ async function uploadMissing(
     deps.uploadThreads,
   );
   const ordered = largestFirst(missing, deps.uploadThreads);
-  const settled = tasks.start(ordered).map((task, i) =>
+  const settled = tasks.start(ordered, { noLogsStored }).map((task, i) =>
     task.then(
       (uploaded) => void report.uploaded.push(uploaded),
       (err: unknown) => {

@@ -43,9 +43,12 @@ test('the top-level listing holds the narinfos and nix-cache-info only, in key o
   try {
     const mark = s3.requests.length;
     const keys: string[] = [];
-    for await (const o of store.listTopLevel(undefined)) keys.push(o.key);
+    const folders = new Set<string>();
+    for await (const o of store.listTopLevel(undefined, folders)) keys.push(o.key);
     const expected = [...stored.map((h) => `${h}.narinfo`), 'nix-cache-info'].sort();
     assert.deepEqual(keys, expected);
+    // The folded folders are named once each, from S3's CommonPrefixes.
+    assert.deepEqual([...folders].sort(), ['log/', 'nar/']);
     if (!s3.external) {
       const lists = s3.requests.slice(mark).filter((r) => r.method === 'GET' && r.key === '');
       assert.equal(lists.length, Math.ceil(expected.length / 7));

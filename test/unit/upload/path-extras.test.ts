@@ -283,6 +283,32 @@ void describe('extras of one path', () => {
     assert.ok(flaky.objects.has(`log/${DRV}`));
   });
 
+  void test('a presence listing that found no log/ folder spares the log HEADs; one that found it does not', async () => {
+    // More paths than one wave of HEADs, so the presence check lists the top level.
+    const ALPHABET = '0123456789abcdfghijklmnpqrsvwxyz';
+    const many = await Promise.all(
+      Array.from({ length: 60 }, (_, i) => {
+        const h = ALPHABET[i % 32]!.repeat(31) + ALPHABET[Math.floor(i / 32)]!;
+        return infoOf({ path: `/nix/store/${h}-thing`, hashPart: h });
+      }),
+    );
+    const empty = new MemoryObjectStore();
+    await upload(empty, extras(empty), many);
+    assert.equal(empty.calls.filter((c) => c.op === 'head' && c.key.startsWith('log/')).length, 0);
+    assert.equal(empty.calls.filter((c) => c.op === 'putBytes' && c.key === `log/${DRV}`).length, 1);
+    // Another derivation's log makes the folder exist: this one is asked about, and kept.
+    const withLogs = new MemoryObjectStore();
+    for (const key of ['log/other.drv', `log/${DRV}`])
+      withLogs.objects.set(key, {
+        body: Buffer.from('old'),
+        contentType: 'text/plain',
+        lastModified: new Date(),
+      });
+    await upload(withLogs, extras(withLogs), many);
+    assert.equal(withLogs.calls.filter((c) => c.op === 'head' && c.key === `log/${DRV}`).length, 1);
+    assert.equal(withLogs.objects.get(`log/${DRV}`)!.body.toString(), 'old');
+  });
+
   void test('an unreadable local log is skipped with a warning; a failed write fails the path', async () => {
     const store = new MemoryObjectStore();
     const warnings: string[] = [];

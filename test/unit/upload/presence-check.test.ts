@@ -151,3 +151,22 @@ test('a listing that runs out of budget decides what it read and HEADs only the 
   );
   assert.equal(r.requests, 3 + headed.length);
 });
+
+test('a listing that read the whole top level names its folders; a truncated one names none', async () => {
+  const { cache, store } = await setup();
+  const unknown = Array.from({ length: HEAD_CONCURRENCY + 1 }, (_, i) => hash(i));
+  for (const key of ['nar/x.nar.zst', 'log/y.drv', `${hash(1)}.narinfo`])
+    await store.putBytes(key, 'x', { contentType: 't' });
+  const all = await checkPresence(unknown, cache, store);
+  assert.equal(all.listedAll, true);
+  assert.deepEqual([...(all.folders ?? [])].sort(), ['log/', 'nar/']);
+  // 1,001 unknown paths against a bucket of 250,000 known: HEADs, no listing, no folders.
+  const { cache: big, store: other } = await setup();
+  big.learn(Array.from({ length: 250_000 }, (_, i) => hash(100_000 + i)));
+  const headed = await checkPresence(
+    Array.from({ length: 1001 }, (_, i) => hash(i)),
+    big,
+    other,
+  );
+  assert.equal(headed.folders, undefined);
+});
