@@ -46,11 +46,11 @@ describe('loft.memory_budget', () => {
     const message = errorOf(s3(64, 'memory_budget = "128MiB"'));
     assert.ok(
       message.includes(
-        'loft.memory_budget: 128MiB cannot hold one S3 upload\'s parts of 64 MiB and a zstd frame; set at least "272MiB"',
+        'loft.memory_budget: 128MiB cannot hold one S3 upload\'s parts of 64 MiB and a zstd frame; set at least "260MiB"',
       ),
       message,
     );
-    assert.equal(validate(s3(64)).config.memoryBudgetBytes, 272 * MiB);
+    assert.equal(validate(s3(64)).config.memoryBudgetBytes, 260 * MiB);
     assert.equal(validate(s3(8)).config.memoryBudgetBytes, DEFAULTS.memoryBudgetBytes);
   });
 });
