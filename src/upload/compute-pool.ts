@@ -5,7 +5,8 @@
 // A slot stands for one large frame: its input while it fills and compresses, then its output until
 // it is handed downstream. There are as many slots as threads: filling a frame from the page cache
 // takes about a tenth of the time compressing it does, and each extra slot cost about 50 MB of peak
-// RSS on a 1 GiB NAR (input, output, zstd's context and the garbage they leave). Waiting for a slot
+// RSS on a 1 GiB NAR with 16 MiB frames (input, output, zstd's context and the garbage they leave;
+// less since frames are 4 MiB). Waiting for a slot
 // never deadlocks: a holder only waits for its own NAR reader (which waits on nothing but the disk),
 // its own compression jobs, or its own consumer, never for another slot.
 import { availableParallelism } from 'node:os';
@@ -20,7 +21,8 @@ import { isThreadCount, THREAD_COUNT } from '../thread-count.js';
  * a window of 2 MiB (windowLog 21 for an unknown size), so a frame boundary only forgets what a 2 MiB
  * window would have forgotten soon anyway (+0.2 % compressed bytes on the bench's 2 GiB NAR, +0.06 %
  * on its closure), while the input held by the slots falls from 2 x 16 to 2 x 4 MiB: peak RSS of the
- * 2 GiB NAR 160-165 -> 114-115 MB at the same wall time (docs/architecture.md, "Smaller frames").
+ * 2 GiB NAR 160-165 -> 114-115 MB at the same wall time (docs/architecture.md, "Bytes and memory
+ * per upload").
  */
 export const ZSTD_FRAME_BYTES = 4 * 1024 * 1024;
 
