@@ -83,9 +83,11 @@ export async function uploadClosure(req: UploadRequest, deps: UploadClosureDeps)
   });
   const hashParts = plan.candidates.map((i) => i.hashPart);
   // Read beside the presence check, when the local state leaves something to ask the bucket.
-  const ledger = ledgerFor(hashParts, req, deps);
-  if (ledger !== undefined || (!req.dryRun && needsBucket(hashParts, req, deps))) readAhead(deps);
-  const { presence, pruned } = await presenceAndPrunes(hashParts, req, deps);
+  // Asked of the presence database once per batch: a cached re-run of a large closure pays for it.
+  const askBucket = needsBucket(hashParts, req, deps);
+  const ledger = ledgerFor(hashParts, req, deps, askBucket);
+  if (ledger !== undefined || (!req.dryRun && askBucket)) readAhead(deps);
+  const { presence, pruned } = await presenceAndPrunes(hashParts, req, deps, askBucket);
   const forced = (i: PathInfo) => req.forceUpload?.has(i.hashPart) === true;
   if (ledger) await ledger;
   const resign = await reSignPresent(
@@ -129,7 +131,12 @@ export async function uploadClosure(req: UploadRequest, deps: UploadClosureDeps)
  * presence cache answers still sends no request; one with uploads to do lists `.loft/` once, and
  * asks about presence again if that listing showed its presence rows may be stale.
  */
-async function presenceAndPrunes(hashParts: string[], req: UploadRequest, deps: UploadClosureDeps) {
+async function presenceAndPrunes(
+  hashParts: string[],
+  req: UploadRequest,
+  deps: UploadClosureDeps,
+  askBucket: boolean,
+) {
   const ask = () =>
     checkPresence(hashParts, deps.cache, deps.store, {
       ...(req.ignoreLocalCache ? { ignoreLocal: true } : {}),
@@ -140,7 +147,7 @@ async function presenceAndPrunes(hashParts: string[], req: UploadRequest, deps: 
   // A batch that asks the bucket reads the prune state beside the presence check: either order is
   // safe (docs/architecture.md, "Several hosts, one bucket": a commit relies on a listing of
   // `.loft/` less than settle/2 old, whenever it was taken), and this one saves a round trip.
-  const stateFirst = guard !== undefined && needsBucket(hashParts, req, deps);
+  const stateFirst = guard !== undefined && askBucket;
   if (stateFirst) guard.readAhead(deps.signal);
   let presence = await ask();
   const none = { absent: new Set<string>(), blocked: new Set<string>() };
@@ -165,11 +172,11 @@ async function presenceAndPrunes(hashParts: string[], req: UploadRequest, deps: 
  * local state does not know every candidate to be present and signed by us: then the presence
  * check goes to the bucket, and so would re-sign.ts's GETs.
  */
-function ledgerFor(hashParts: string[], req: UploadRequest, deps: UploadClosureDeps) {
+function ledgerFor(hashParts: string[], req: UploadRequest, deps: UploadClosureDeps, askBucket: boolean) {
   const { signedLedger: ledger, signingKey } = deps;
   if (ledger === undefined || signingKey === undefined || req.dryRun || hashParts.length === 0) return;
   const known = !req.ignoreLocalCache && deps.cache.notSignedBy(hashParts, signerId(signingKey)).length === 0;
-  if (known && !needsBucket(hashParts, req, deps)) return;
+  if (known && !askBucket) return;
   return ledger.load(deps.signal);
 }
 
