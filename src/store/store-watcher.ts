@@ -17,12 +17,13 @@
 // its removal is the moment X became valid. Nix's own scratch names (`.links`, `add-…`,
 // `trash-…`, `X.drv.chroot`, `X.check`, dot-files) are not store path names and are dropped here.
 import { watch, type FSWatcher } from 'node:fs';
-import { lstat, readdir, stat } from 'node:fs/promises';
-import { InvalidPathError, NixError, oneLine } from '../errors.js';
-import { baseNameOfParsed, isDerivation, parseStorePathBaseName } from '../format/store-path.js';
+import { readdir, stat } from 'node:fs/promises';
+import { NixError, oneLine } from '../errors.js';
+import { baseNameOfParsed } from '../format/store-path.js';
 import { silentLogger, type Logger } from '../log.js';
 import { storePathExists } from './path-exists.js';
 import { SeenEntries, lookupKey, seenKey } from './seen-entries.js';
+import { hintedPath, pathsChangedSince } from './store-hints.js';
 
 export interface StoreWatcherOptions {
   /** The store directory to watch (a temp dir in tests). */
@@ -55,19 +56,6 @@ export const defaultReconcileMs = (platform: NodeJS.Platform = process.platform)
 
 /** A watch that failed is re-opened after this pause; the reconciliation then covers the gap. */
 const REWATCH_MS = 5000;
-
-/** The store path an entry name stands for, or undefined when it is not a hint worth reporting. */
-export function hintedPath(name: string, storeDir: string, uploadDerivations: boolean): string | undefined {
-  const base = name.endsWith('.lock') ? name.slice(0, -'.lock'.length) : name;
-  if (base.endsWith('.chroot') || base.endsWith('.check')) return undefined;
-  if (!uploadDerivations && isDerivation(base)) return undefined;
-  try {
-    return parseStorePathBaseName(base, storeDir).path;
-  } catch (err) {
-    if (err instanceof InvalidPathError) return undefined;
-    throw err;
-  }
-}
 
 export class StoreWatcher {
   private watcher: FSWatcher | undefined;
@@ -221,18 +209,7 @@ export class StoreWatcher {
   }
 
   private async reportChangedSince(names: readonly string[], since: number): Promise<void> {
-    const { storeDir, uploadDerivations } = this.opts;
-    const candidates = names
-      .map((n) => hintedPath(n, storeDir, uploadDerivations))
-      .filter((p): p is string => p !== undefined);
-    const found: string[] = [];
-    for (let i = 0; i < candidates.length; i += 256) {
-      const chunk = candidates.slice(i, i + 256);
-      const stats = await Promise.all(chunk.map((p) => lstat(p).catch(() => undefined)));
-      stats.forEach((st, j) => {
-        if (st !== undefined && st.ctimeMs >= since) found.push(chunk[j]!);
-      });
-    }
+    const found = await pathsChangedSince(names, since, this.opts.storeDir, this.opts.uploadDerivations);
     if (found.length > 0) {
       this.logger.info({ paths: found.length }, 'found paths added while loft was not running');
       this.deliver(found);

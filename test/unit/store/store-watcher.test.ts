@@ -5,7 +5,8 @@ import { mkdir, mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { hintedPath, StoreWatcher, type StoreWatcherOptions } from '../../../src/store/store-watcher.js';
+import { hintedPath } from '../../../src/store/store-hints.js';
+import { StoreWatcher, type StoreWatcherOptions } from '../../../src/store/store-watcher.js';
 
 const HASH = 'xz9ln6jvv0rpb4q3wb1azxcsig4vqrkm';
 const hash = (i: number) =>
