@@ -89,6 +89,14 @@ export class PathTasks {
     });
   }
 
+  /**
+   * Settles once every path of this upload has its narinfo written, or has failed: what comes after
+   * the narinfos (the signed record) need not wait for the extras written after them (build logs).
+   */
+  committed(): Promise<void> {
+    return Promise.allSettled([...this.published.values()].map((d) => d.promise)).then(() => undefined);
+  }
+
   /** Writes the presence rows of every path committed so far (at the end of the upload). */
   flush(): void {
     this.presence.flush();

@@ -22,6 +22,8 @@ import {
   type UploadClosureDeps,
 } from '../../../src/upload/upload-closure.js';
 import { PathExtras } from '../../../src/upload/path-extras.js';
+import { SignedLedger } from '../../../src/upload/signed-ledger.js';
+import { signerId } from '../../../src/upload/re-sign.js';
 import { MemoryBudget } from '../../../src/memory-budget.js';
 import { SMALL_NAR_BYTES } from '../../../src/upload/upload-path.js';
 import { MemoryObjectStore } from '../../helpers/memory-object-store.js';
@@ -389,6 +391,50 @@ describe('uploadClosure', () => {
     const at = (key: string) => puts.indexOf(key);
     assert.ok(at(`${low.hashPart}.narinfo`) < at(`${high.hashPart}.narinfo`), puts.join(' '));
     assert.ok(at(`${high.hashPart}.narinfo`) < at(`log/${'a'.repeat(32)}-x.drv`), puts.join(' '));
+  });
+
+  test('the signed record is written once the last narinfo is, beside the build logs after it', async () => {
+    const low = { ...member(path('3', 'low'), []), deriver: `${S}${'c'.repeat(32)}-x.drv` };
+    const high = member(path('4', 'high'), [low.path]);
+    let releaseLog!: () => void;
+    const held = new Promise<void>((resolve) => (releaseLog = resolve));
+    // Written after the logs, the record would wait for this log: a timer ends the wait so that a
+    // broken order fails the assertion instead of hanging the test.
+    const timer = setTimeout(() => releaseLog(), 2000);
+    const { store, key, deps } = await setup([low, high]);
+    deps.signedLedger = new SignedLedger({ store, publicKey: signerId(key), logger: silentLogger() });
+    deps.extras = new PathExtras({
+      store,
+      signingKey: undefined,
+      settings: { uploadLogs: true, writeNarListing: false, indexDebugInfo: false },
+      readBuildLog: async (drv) => {
+        await held;
+        return Buffer.from(`log of ${drv}`);
+      },
+      readRealisations: () => new Map(),
+      logger: silentLogger(),
+      logsDone: new Set(),
+    });
+    const putBytes = store.putBytes.bind(store);
+    store.putBytes = (k, body, opts) => {
+      if (k.startsWith('.loft/signed/')) releaseLog();
+      return putBytes(k, body, opts);
+    };
+    try {
+      const report = await uploadClosure({ paths: [high.path], explicit: true, dryRun: false }, deps);
+      assert.equal(report.complete, true);
+    } finally {
+      clearTimeout(timer);
+    }
+    const puts = store.calls.filter((c) => c.op === 'putBytes').map((c) => c.key);
+    const records = puts.filter((k) => k.startsWith('.loft/signed/'));
+    assert.equal(records.length, 1, puts.join(' '));
+    const at = (k: string) => puts.indexOf(k);
+    assert.ok(at(`${high.hashPart}.narinfo`) < at(records[0]!), puts.join(' '));
+    assert.ok(at(records[0]!) < at(`log/${'c'.repeat(32)}-x.drv`), puts.join(' '));
+    // The record names both narinfos (written with their ETags), the last one too.
+    const record = store.objects.get(records[0]!)!.body.toString();
+    for (const h of [low.hashPart, high.hashPart]) assert.ok(record.includes(h), record);
   });
 
   test('NAR bodies share the memory budget: large ones take turns, small ones go beside them', async () => {
