@@ -26,6 +26,7 @@ import { SignedLedger } from '../../../src/upload/signed-ledger.js';
 import { signerId } from '../../../src/upload/re-sign.js';
 import { MemoryBudget } from '../../../src/memory-budget.js';
 import { SMALL_NAR_BYTES } from '../../../src/upload/upload-path.js';
+import { NARINFO_WRITES_PER_THREAD } from '../../../src/upload/path-task.js';
 import { MemoryObjectStore } from '../../helpers/memory-object-store.js';
 
 const dirs: string[] = [];
@@ -435,6 +436,49 @@ describe('uploadClosure', () => {
     // The record names both narinfos (written with their ETags), the last one too.
     const record = store.objects.get(records[0]!)!.body.toString();
     for (const h of [low.hashPart, high.hashPart]) assert.ok(record.includes(h), record);
+  });
+
+  test('narinfos ready together are written several per upload thread at once', async () => {
+    // Twenty leaves, two upload threads: narinfo writes are held until every NAR is stored, so all
+    // twenty narinfos are ready at the same moment; the bound on writes in flight is all that
+    // stands between them and the store.
+    const leaves = Array.from({ length: 20 }, (_, i) =>
+      member(path(String.fromCharCode(97 + i), 'leaf'), []),
+    );
+    const root = member(
+      path('9', 'root'),
+      leaves.map((l) => l.path),
+    );
+    const { store, deps } = await setup([...leaves, root], { uploadThreads: 2 });
+    let release!: () => void;
+    const allStored = new Promise<void>((resolve) => (release = resolve));
+    const timer = setTimeout(() => release(), 2000); // a broken bound fails, not hangs
+    let nars = 0;
+    let inFlight = 0;
+    let most = 0;
+    const putBytes = store.putBytes.bind(store);
+    store.putBytes = async (key, body, opts) => {
+      if (!key.endsWith('.narinfo')) {
+        await putBytes(key, body, opts);
+        if (key.startsWith('nar/') && ++nars === leaves.length + 1) release();
+        return;
+      }
+      most = Math.max(most, ++inFlight);
+      try {
+        await allStored;
+        await new Promise((r) => setTimeout(r, 5));
+        return await putBytes(key, body, opts);
+      } finally {
+        inFlight--;
+      }
+    };
+    try {
+      const report = await uploadClosure({ paths: [root.path], explicit: true, dryRun: false }, deps);
+      assert.equal(report.uploaded.length, 21);
+    } finally {
+      clearTimeout(timer);
+    }
+    assert.equal(most, 2 * NARINFO_WRITES_PER_THREAD);
   });
 
   test('NAR bodies share the memory budget: large ones take turns, small ones go beside them', async () => {
