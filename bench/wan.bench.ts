@@ -7,8 +7,8 @@
 //   D. the peer again: nix copy to a fresh DIR, then `aws s3 sync --size-only` (it compares its
 //      files against the bucket's listing; without --size-only the fresh files' newer mtimes make
 //      it upload everything again)
-// and the link's floor beside them: the compressed bytes stored at the link's rate, plus Node's
-// start (`node dist/cli/main.js --version`). The closure is CI-shaped (about 400 paths, 86 MiB
+// after one untimed fresh push that warms the server up, and the link's floor beside them: the
+// compressed bytes stored at the link's rate, plus Node's start (`node dist/cli/main.js --version`). The closure is CI-shaped (about 400 paths, 86 MiB
 // compressed), built on demand from bench/fixtures/upload-closure.nix and deleted at the end.
 //   npm run build && node --openssl-legacy-provider --import tsx bench/wan.bench.ts [--rounds 3]
 //     [--rtt 40] [--mbit 100] [--salt S --keep] [--baseline OTHER/dist/cli/main.js]
@@ -60,6 +60,7 @@ const CI_CLOSURE = [
   ...['--arg', 'textFiles', '12', '--arg', 'randomBigMb', '8', '--arg', 'textBigMb', '4'],
 ];
 
+const WARM_UP_BUCKET = 'warm-up';
 const rows: string[] = [];
 const row = (what: string, value: string, bar = ''): void =>
   void rows.push(`| ${what} | ${value} | ${bar} |`);
@@ -189,6 +190,22 @@ async function loftPair(ctx: Ctx, bucket: string, label: string, notes: string[]
   return { fresh, again };
 }
 
+/**
+ * One untimed fresh push before the rounds: the first run against a fresh s3rver process (its code
+ * not yet optimized, its files not yet cached) was the slowest of every bench, whichever build
+ * made it, and round 1 always starts with this build.
+ */
+async function warmUp(ctx: Ctx): Promise<void> {
+  const dir = join(ctx.tmp, WARM_UP_BUCKET);
+  const config = writeLoftConfig(
+    dir,
+    { s3: { endpoint: ctx.link.endpoint, bucket: WARM_UP_BUCKET } },
+    ctx.keyPath,
+  );
+  await runLoftUpload(config, ctx.root);
+  ctx.counter.take();
+}
+
 async function allRounds(ctx: Ctx): Promise<LoftRun[]> {
   const runs = {
     a: [] as LoftRun[],
@@ -199,6 +216,7 @@ async function allRounds(ctx: Ctx): Promise<LoftRun[]> {
     baseC: [] as LoftRun[],
   };
   const notes: string[] = [];
+  await warmUp(ctx);
   for (let i = 1; i <= rounds; i++) {
     const ours = await loftPair(ctx, `loft-${i}`, `A/C${i}`, notes);
     runs.a.push(ours.fresh);
@@ -284,7 +302,7 @@ async function main(): Promise<void> {
     row('closure', `${closure.narSizes.size} paths, NAR ${(closure.narTotal / 2 ** 20).toFixed(0)} MiB`);
     const keyPath = join(tmp, 'signing-key');
     generateSigningKey(keyPath);
-    s3 = await startS3rverProcess(join(tmp, 's3rver'), roundBuckets(rounds));
+    s3 = await startS3rverProcess(join(tmp, 's3rver'), [...roundBuckets(rounds), WARM_UP_BUCKET]);
     counter = await startRequestCounter(s3.endpoint);
     link = await startLinkProxy({ target: counter.endpoint, rttMs, mbitPerSecond: mbit });
     await warmPageCache(closure.paths);
