@@ -7,8 +7,8 @@
 //   D. the peer again: nix copy to a fresh DIR, then `aws s3 sync --size-only` (it compares its
 //      files against the bucket's listing; without --size-only the fresh files' newer mtimes make
 //      it upload everything again)
-// and the link's floor beside them: the compressed bytes stored at the link's rate, plus Node's
-// start (`node dist/cli/main.js --version`). The closure is CI-shaped (about 400 paths, 86 MiB
+// after one untimed fresh push that warms the server up, and the link's floor beside them: the
+// compressed bytes stored at the link's rate, plus Node's start (`node dist/cli/main.js --version`). The closure is CI-shaped (about 400 paths, 86 MiB
 // compressed), built on demand from bench/fixtures/upload-closure.nix and deleted at the end.
 //   npm run build && node --openssl-legacy-provider --import tsx bench/wan.bench.ts [--rounds 3]
 //     [--rtt 40] [--mbit 100] [--salt S --keep] [--baseline OTHER/dist/cli/main.js]
@@ -60,6 +60,7 @@ const CI_CLOSURE = [
   ...['--arg', 'textFiles', '12', '--arg', 'randomBigMb', '8', '--arg', 'textBigMb', '4'],
 ];
 
+const WARM_UP_BUCKET = 'warm-up';
 const rows: string[] = [];
 const row = (what: string, value: string, bar = ''): void =>
   void rows.push(`| ${what} | ${value} | ${bar} |`);
@@ -160,12 +161,23 @@ async function runOtherLoft(main: string, config: string, root: string): Promise
   return { ...run, uploaded: uploaded.length, narBytes: 0, fileBytes };
 }
 
+/**
+ * Writes dirty pages out before a timed run. Without it the first loft of each round ran while the
+ * kernel wrote back what the run before it stored (the peer's `nix copy` directory, s3rver's
+ * objects, the closure's build): about a second slower than the baseline run after it, every round.
+ */
+function settleDisk(): void {
+  execFileSync('sync', { stdio: 'ignore' });
+}
+
 /** Fresh push then re-push with empty local state, into `bucket`, with loft of `main` (or this build's). */
 async function loftPair(ctx: Ctx, bucket: string, label: string, notes: string[], main?: string) {
   const dir = join(ctx.tmp, bucket);
   const config = writeLoftConfig(dir, { s3: { endpoint: ctx.link.endpoint, bucket } }, ctx.keyPath);
-  const run = () =>
-    main === undefined ? runLoftUpload(config, ctx.root) : runOtherLoft(main, config, ctx.root);
+  const run = () => {
+    settleDisk();
+    return main === undefined ? runLoftUpload(config, ctx.root) : runOtherLoft(main, config, ctx.root);
+  };
   ctx.counter.take();
   let conns = ctx.link.connections();
   const [fresh, busy] = await sampled(ctx.link, run);
@@ -178,6 +190,22 @@ async function loftPair(ctx: Ctx, bucket: string, label: string, notes: string[]
   return { fresh, again };
 }
 
+/**
+ * One untimed fresh push before the rounds: the first run against a fresh s3rver process (its code
+ * not yet optimized, its files not yet cached) was the slowest of every bench, whichever build
+ * made it, and round 1 always starts with this build.
+ */
+async function warmUp(ctx: Ctx): Promise<void> {
+  const dir = join(ctx.tmp, WARM_UP_BUCKET);
+  const config = writeLoftConfig(
+    dir,
+    { s3: { endpoint: ctx.link.endpoint, bucket: WARM_UP_BUCKET } },
+    ctx.keyPath,
+  );
+  await runLoftUpload(config, ctx.root);
+  ctx.counter.take();
+}
+
 async function allRounds(ctx: Ctx): Promise<LoftRun[]> {
   const runs = {
     a: [] as LoftRun[],
@@ -188,6 +216,7 @@ async function allRounds(ctx: Ctx): Promise<LoftRun[]> {
     baseC: [] as LoftRun[],
   };
   const notes: string[] = [];
+  await warmUp(ctx);
   for (let i = 1; i <= rounds; i++) {
     const ours = await loftPair(ctx, `loft-${i}`, `A/C${i}`, notes);
     runs.a.push(ours.fresh);
@@ -199,6 +228,7 @@ async function allRounds(ctx: Ctx): Promise<LoftRun[]> {
     }
 
     const nixDir = join(ctx.tmp, `nix-${i}`);
+    settleDisk();
     const copy = await runNixCopy(nixDir, ctx.root, ctx.keyPath);
     let conns = ctx.link.connections();
     const [sync, busyB] = await sampled(ctx.link, () => peerSync(ctx, nixDir, `nix-${i}`, false));
@@ -206,6 +236,7 @@ async function allRounds(ctx: Ctx): Promise<LoftRun[]> {
     notes.push(`B${i}: ${traffic(ctx, conns, busyB)}`);
     rmSync(nixDir, { recursive: true, force: true });
     if (ctx.aws !== undefined) {
+      settleDisk();
       const copyAgain = await runNixCopy(nixDir, ctx.root, ctx.keyPath);
       conns = ctx.link.connections();
       runs.d.push(combined(copyAgain, await peerSync(ctx, nixDir, `nix-${i}`, true)));
@@ -271,7 +302,7 @@ async function main(): Promise<void> {
     row('closure', `${closure.narSizes.size} paths, NAR ${(closure.narTotal / 2 ** 20).toFixed(0)} MiB`);
     const keyPath = join(tmp, 'signing-key');
     generateSigningKey(keyPath);
-    s3 = await startS3rverProcess(join(tmp, 's3rver'), roundBuckets(rounds));
+    s3 = await startS3rverProcess(join(tmp, 's3rver'), [...roundBuckets(rounds), WARM_UP_BUCKET]);
     counter = await startRequestCounter(s3.endpoint);
     link = await startLinkProxy({ target: counter.endpoint, rttMs, mbitPerSecond: mbit });
     await warmPageCache(closure.paths);

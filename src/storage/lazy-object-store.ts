@@ -2,6 +2,13 @@
 // already knows (a post-build hook on a warm cache, a re-run) never talks to the bucket: it should
 // neither load the AWS SDK (about a tenth of a second) nor send the access check.
 //
+// The access check goes out beside the first reads, not before them: over a 40 ms link, waiting
+// for its answer put a handshake and a round trip in series before every other request of a run
+// (bench/wan.bench.ts). Reads are sent at once but their answers are handed out only once the check
+// has passed, so a wrong setting still fails with the check's one clear error, and a server that
+// answers 200 to everything never has its answers believed. Writes wait for the check before they
+// are sent: nothing is written to a target that has not proven to be the bucket.
+//
 // It always offers the multipart-upload methods the pruner looks for (`hasMultipartUploads` in
 // multipart-uploads.ts tests for them), since whether the real store has them is only known
 // once it is open; openObjectStore wraps S3 stores only, and those have them.
@@ -24,18 +31,27 @@ import {
 } from './multipart-uploads.js';
 import type { ListedPart } from './resumable-upload.js';
 
+/**
+ * A store that is built and whose access check is in flight: `access` settles with the check (it
+ * rejects with the check's error). A store returned bare by `open` counts as checked.
+ */
+export interface OpenedStore {
+  store: ObjectStore;
+  access: Promise<void>;
+}
+
 export class LazyObjectStore implements ObjectStore, MultipartUploads, ResumableParts {
-  #opened: Promise<ObjectStore> | undefined;
+  #opened: Promise<OpenedStore> | undefined;
 
   /**
-   * @param open builds the store and checks access once. If that fails with a definite answer, every
-   *   call fails with that error (wrong credentials do not get better by asking again); after a
-   *   transient failure (connection refused, 5xx) the next call tries again, so a daemon started
+   * @param open builds the store and starts its access check. If that fails with a definite answer,
+   *   every call fails with that error (wrong credentials do not get better by asking again); after
+   *   a transient failure (connection refused, 5xx) the next call tries again, so a daemon started
    *   before its endpoint recovers once the endpoint is back.
    */
   constructor(
     readonly description: string,
-    private readonly open: () => Promise<ObjectStore>,
+    private readonly open: () => Promise<ObjectStore | OpenedStore>,
     /** The real store's bufferedPerUpload, known from its settings before it is open. */
     private readonly buffered: (sizeHint: number) => number = () => 0,
   ) {}
@@ -46,46 +62,110 @@ export class LazyObjectStore implements ObjectStore, MultipartUploads, Resumable
 
   releaseIdleMemory(): void {
     void this.#opened?.then(
-      (store) => store.releaseIdleMemory?.(),
+      ({ store, access }) => access.then(() => store.releaseIdleMemory?.()),
       () => undefined,
     );
   }
 
-  private store(): Promise<ObjectStore> {
+  private store(): Promise<OpenedStore> {
     if (this.#opened === undefined) {
-      const opening = this.open();
+      const opening = this.open().then(asOpened);
       this.#opened = opening;
-      opening.catch((err: unknown) => {
+      const forget = (err: unknown) => {
         if (err instanceof StorageError && err.transient && this.#opened === opening)
           this.#opened = undefined;
-      });
+      };
+      opening.then(
+        ({ store, access }) =>
+          access.catch((err: unknown) => {
+            forget(err);
+            // Reads sent beside the check end with the store; their answers are never handed out.
+            store.close().catch(() => undefined);
+          }),
+        forget,
+      );
     }
     return this.#opened;
   }
 
+  /** Sends `op` now and hands out its answer once the access check has passed. */
+  private async read<T>(op: (store: ObjectStore) => Promise<T>, discard?: (value: T) => void): Promise<T> {
+    const { store, access } = await this.store();
+    const answer = op(store);
+    answer.catch(() => undefined);
+    try {
+      await access;
+    } catch (err) {
+      if (discard) answer.then(discard, () => undefined);
+      throw err;
+    }
+    return answer;
+  }
+
+  /** Sends `op` once the access check has passed. */
+  private async write<T>(op: (store: ObjectStore) => Promise<T>): Promise<T> {
+    const { store, access } = await this.store();
+    await access;
+    return op(store);
+  }
+
+  /** A listing's first page is asked for beside the access check, and handed out after it. */
+  private async *readAll<T>(open: (store: ObjectStore) => AsyncIterable<T>): AsyncGenerator<T> {
+    const { store, access } = await this.store();
+    const it = open(store)[Symbol.asyncIterator]();
+    const first = it.next();
+    first.catch(() => undefined);
+    try {
+      await access;
+    } catch (err) {
+      first
+        .then(
+          () => it.return?.(),
+          () => undefined,
+        )
+        .catch(() => undefined);
+      throw err;
+    }
+    let step = await first;
+    try {
+      while (step.done !== true) {
+        yield step.value;
+        step = await it.next();
+      }
+    } finally {
+      if (step.done !== true) await it.return?.();
+    }
+  }
+
   async head(key: string, signal?: AbortSignal): Promise<ObjectInfo | undefined> {
-    return (await this.store()).head(key, signal);
+    return this.read((s) => s.head(key, signal));
   }
   async get(key: string, signal?: AbortSignal): Promise<Buffer | undefined> {
-    return (await this.store()).get(key, signal);
+    return this.read((s) => s.get(key, signal));
   }
   async getTagged(key: string, signal?: AbortSignal): Promise<TaggedBody | undefined> {
-    const store = await this.store();
-    if (store.getTagged) return store.getTagged(key, signal);
-    const body = await store.get(key, signal);
-    return body === undefined ? undefined : { body, etag: undefined };
+    return this.read(async (store) => {
+      if (store.getTagged) return store.getTagged(key, signal);
+      const body = await store.get(key, signal);
+      return body === undefined ? undefined : { body, etag: undefined };
+    });
   }
   async getStream(key: string, signal?: AbortSignal): Promise<Readable | undefined> {
-    const store = await this.store();
-    return store.getStream ? store.getStream(key, signal) : bufferStream(await store.get(key, signal));
+    return this.read(
+      async (store) =>
+        store.getStream ? store.getStream(key, signal) : bufferStream(await store.get(key, signal)),
+      (stream) => stream?.destroy(),
+    );
   }
   async putBytes(key: string, body: Buffer | string, opts: PutOptions): Promise<void> {
-    return (await this.store()).putBytes(key, body, opts);
+    return this.write((s) => s.putBytes(key, body, opts));
   }
   async putStream(key: string, body: Readable, opts: PutOptions): Promise<void> {
     let store: ObjectStore;
     try {
-      store = await this.store();
+      const opened = await this.store();
+      await opened.access;
+      store = opened.store;
     } catch (err) {
       // The contract: a failed put destroys the body, so the pipeline feeding it settles.
       body.destroy(err as Error);
@@ -93,20 +173,21 @@ export class LazyObjectStore implements ObjectStore, MultipartUploads, Resumable
     }
     return store.putStream(key, body, opts);
   }
-  async *list(prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo> {
-    yield* (await this.store()).list(prefix, signal);
+  list(prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo> {
+    return this.readAll((s) => s.list(prefix, signal));
   }
-  async *listTopLevel(signal?: AbortSignal, folders?: Set<string>): AsyncIterable<ObjectInfo> {
-    yield* topLevelObjects(await this.store(), signal, folders);
+  listTopLevel(signal?: AbortSignal, folders?: Set<string>): AsyncIterable<ObjectInfo> {
+    return this.readAll((s) => topLevelObjects(s, signal, folders));
   }
   async createExclusive(key: string, body: Buffer | string, opts: PutOptions): Promise<boolean> {
-    const store = await this.store();
-    if (!store.createExclusive) throw new StorageError(`${this.description} has no conditional create`);
-    return store.createExclusive(key, body, opts);
+    return this.write((store) => {
+      if (!store.createExclusive) throw new StorageError(`${this.description} has no conditional create`);
+      return store.createExclusive(key, body, opts);
+    });
   }
 
   async deleteMany(keys: string[], signal?: AbortSignal, beforeRequest?: BeforeDelete): Promise<void> {
-    return (await this.store()).deleteMany(keys, signal, beforeRequest);
+    return this.write((s) => s.deleteMany(keys, signal, beforeRequest));
   }
   /** A real store without multipart uploads has nothing to resume. */
   async listUploadParts(
@@ -114,28 +195,45 @@ export class LazyObjectStore implements ObjectStore, MultipartUploads, Resumable
     uploadId: string,
     signal?: AbortSignal,
   ): Promise<ListedPart[] | undefined> {
-    const parts = resumablePartsOf(await this.store());
-    return parts ? parts.listUploadParts(key, uploadId, signal) : undefined;
+    return this.read(async (store) => {
+      const parts = resumablePartsOf(store);
+      return parts ? parts.listUploadParts(key, uploadId, signal) : undefined;
+    });
   }
 
   /** A real store without multipart uploads has no unfinished ones: nothing is listed. */
-  async *listMultipartUploads(signal?: AbortSignal): AsyncIterable<MultipartUpload> {
-    const store = await this.store();
-    if (hasMultipartUploads(store)) yield* store.listMultipartUploads(signal);
+  listMultipartUploads(signal?: AbortSignal): AsyncIterable<MultipartUpload> {
+    return this.readAll((store) =>
+      hasMultipartUploads(store) ? store.listMultipartUploads(signal) : emptyListing<MultipartUpload>(),
+    );
   }
   async abortMultipartUpload(key: string, uploadId: string, signal?: AbortSignal): Promise<void> {
-    const store = await this.store();
-    if (!hasMultipartUploads(store)) {
-      throw new StorageError(`${this.description} has no multipart uploads, so none can be aborted (${key})`);
-    }
-    return store.abortMultipartUpload(key, uploadId, signal);
+    return this.write((store) => {
+      if (!hasMultipartUploads(store)) {
+        throw new StorageError(
+          `${this.description} has no multipart uploads, so none can be aborted (${key})`,
+        );
+      }
+      return store.abortMultipartUpload(key, uploadId, signal);
+    });
   }
   async close(): Promise<void> {
-    if (this.#opened === undefined) return;
-    const store = await this.#opened.catch(() => undefined);
-    await store?.close();
+    const opened = await this.#opened?.catch(() => undefined);
+    if (opened === undefined) return;
+    // A store whose check failed was closed then.
+    const checked = await opened.access.then(
+      () => true,
+      () => false,
+    );
+    if (checked) await opened.store.close();
   }
 }
+
+function asOpened(opened: ObjectStore | OpenedStore): OpenedStore {
+  return 'access' in opened && 'store' in opened ? opened : { store: opened, access: Promise.resolve() };
+}
+
+async function* emptyListing<T>(): AsyncGenerator<T> {}
 
 function bufferStream(body: Buffer | undefined): Readable | undefined {
   return body === undefined ? undefined : Readable.from([body]);

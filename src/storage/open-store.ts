@@ -2,7 +2,7 @@
 import type { HttpSettings, S3Settings, StorageSettings } from './settings.js';
 import type { Logger } from '../log.js';
 import { s3BufferedPerUpload } from './body-source.js';
-import { LazyObjectStore } from './lazy-object-store.js';
+import { LazyObjectStore, type OpenedStore } from './lazy-object-store.js';
 import { LocalObjectStore } from './local-object-store.js';
 import type { ObjectStore } from './object-store.js';
 import { describeS3Target } from './s3-description.js';
@@ -10,7 +10,7 @@ import { describeS3Target } from './s3-description.js';
 /**
  * An S3 or HTTP target is opened on first use (see LazyObjectStore): then the AWS SDK loads and one cheap
  * authenticated request checks endpoint, bucket and credentials, so a wrong setting fails with one
- * clear error before any upload starts.
+ * clear error before any upload starts. The first reads go out beside that request, not after it.
  */
 export function openObjectStore(settings: StorageSettings, logger?: Logger): ObjectStore {
   if (settings.kind === 'local') return new LocalObjectStore(settings.path);
@@ -21,16 +21,10 @@ export function openObjectStore(settings: StorageSettings, logger?: Logger): Obj
   const buffered = (sizeHint: number) => s3BufferedPerUpload(options.partSizeBytes, undefined, sizeHint);
   return new LazyObjectStore(description, open, buffered);
 
-  async function open(): Promise<ObjectStore> {
+  async function open(): Promise<OpenedStore> {
     const { S3ObjectStore } = await import('./s3-object-store.js');
     const store = new S3ObjectStore(options);
-    try {
-      await store.checkAccess();
-    } catch (err) {
-      await store.close();
-      throw err;
-    }
-    return store;
+    return { store, access: store.checkAccess() };
   }
 }
 
@@ -56,7 +50,7 @@ export function s3StoreOptions(s3: S3Settings, logger: Logger | undefined) {
  * (http-object-store.ts): a run the presence cache answers sends no request.
  */
 function openHttpStore(http: HttpSettings, logger: Logger | undefined): ObjectStore {
-  return new LazyObjectStore(http.url, async () => {
+  return new LazyObjectStore(http.url, async (): Promise<OpenedStore> => {
     const { HttpObjectStore } = await import('./http-object-store.js');
     const store = new HttpObjectStore({
       url: http.url,
@@ -70,12 +64,6 @@ function openHttpStore(http: HttpSettings, logger: Logger | undefined): ObjectSt
       requestTimeoutMs: http.requestTimeoutSecs * 1000,
       ...(logger ? { logger } : {}),
     });
-    try {
-      await store.checkAccess();
-    } catch (err) {
-      await store.close();
-      throw err;
-    }
-    return store;
+    return { store, access: store.checkAccess() };
   });
 }

@@ -44,6 +44,16 @@ export interface PathTaskDeps extends Omit<UploadPathDeps, 'onNarBytes' | 'onFil
   retryBaseMs?: number;
 }
 
+/**
+ * Narinfo writes in flight at once, per upload thread. A narinfo is a few hundred bytes: its write
+ * costs a round trip, not bandwidth, so the bound is on requests. Once the last NARs of a layer are
+ * stored, its narinfos (and then their referrers') are ready together: with one write per thread,
+ * the wide-area bench's last 50 narinfos left in waves of 12, one round trip each (about 250 ms
+ * at 40 ms, the link idle). The HTTP client's own socket limit and the request limiter, which
+ * backs off on throttled answers (storage/s3-request-limit.ts), still bound what reaches S3.
+ */
+export const NARINFO_WRITES_PER_THREAD = 4;
+
 /** The tasks of one closure upload: its paths, started in the order given (largest NAR first). */
 export class PathTasks {
   /** A failure of the target itself (credentials, bucket): paths not yet streaming stop with it. */
@@ -68,7 +78,7 @@ export class PathTasks {
     private readonly blocked: ReadonlySet<string>,
   ) {
     this.turns = new NarTurns(deps.uploadThreads, deps.store, deps.bodyMemory);
-    this.commits = new Semaphore(deps.uploadThreads);
+    this.commits = new Semaphore(deps.uploadThreads * NARINFO_WRITES_PER_THREAD);
     this.presence = new PresenceBatch(deps.cache);
   }
 
@@ -87,6 +97,14 @@ export class PathTasks {
       });
       return task;
     });
+  }
+
+  /**
+   * Settles once every path of this upload has its narinfo written, or has failed: what comes after
+   * the narinfos (the signed record) need not wait for the extras written after them (build logs).
+   */
+  committed(): Promise<void> {
+    return Promise.allSettled([...this.published.values()].map((d) => d.promise)).then(() => undefined);
   }
 
   /** Writes the presence rows of every path committed so far (at the end of the upload). */

@@ -112,15 +112,17 @@ export async function uploadClosure(req: UploadRequest, deps: UploadClosureDeps)
     resigned: resign.resigned,
     complete: false,
   };
+  const record = async () =>
+    deps.signedLedger?.flush(presence.listedAll ? presence.etags : undefined, deps.signal);
   if (!req.dryRun && missing.length > 0) {
     await deps.cacheInfo?.check();
     // Written beside the first NARs; every narinfo waits for it (path-task.ts).
     deps.cacheInfo?.write().catch(() => undefined);
     const noLogsStored = presence.folders !== undefined && !presence.folders.has(LOG_FOLDER);
-    await uploadMissing(missing, deps, report, pruned.blocked, noLogsStored);
+    await uploadMissing(missing, deps, report, { blocked: pruned.blocked, noLogsStored, record });
   }
-  if (!req.dryRun)
-    await deps.signedLedger?.flush(presence.listedAll ? presence.etags : undefined, deps.signal);
+  // Nothing to write when the record went out with the narinfos and nothing changed since.
+  if (!req.dryRun) await record();
   report.complete = isComplete(req.paths, report, missing, req.dryRun);
   return report;
 }
@@ -257,12 +259,21 @@ export function longNarBytes(infos: readonly PathInfo[], threads: number): numbe
   return Math.max(SMALL_NAR_BYTES, total / (Math.max(1, threads) * 4));
 }
 
+/**
+ * What uploadMissing is told: hash parts a prune is deleting, whether the cache stores no build log,
+ * and how to write the signed record (upload/signed-ledger.ts) once every narinfo is written.
+ */
+interface MissingOptions {
+  blocked: ReadonlySet<string>;
+  noLogsStored: boolean;
+  record: () => Promise<void>;
+}
+
 async function uploadMissing(
   missing: PathInfo[],
   deps: UploadClosureDeps,
   report: UploadReport,
-  blocked: ReadonlySet<string>,
-  noLogsStored: boolean,
+  { blocked, noLogsStored, record }: MissingOptions,
 ): Promise<void> {
   const write = deps.cacheInfo?.write;
   const tasks = new PathTasks(write ? { ...deps, cacheInfoWritten: write } : deps, blocked);
@@ -286,8 +297,13 @@ async function uploadMissing(
       },
     ),
   );
+  // The record notes narinfos only, so it is written when the last one is, beside the build logs
+  // written after the narinfos: after them, it was one more round trip in series at the end of
+  // every run (bench/wan.bench.ts). A run whose target failed writes none (and so before).
+  const recorded = tasks.committed().then(() => (tasks.fatal === undefined ? record() : undefined));
   try {
     await Promise.all(settled);
+    await recorded;
   } finally {
     tasks.flush();
   }

@@ -96,3 +96,99 @@ test('a real store without multipart uploads lists none and refuses an abort', a
   assert.deepEqual(listed, []);
   await assert.rejects(lazy.abortMultipartUpload('nar/a.nar.zst', 'u1'), StorageError);
 });
+
+/** An access check that answers when the test says so. */
+function pendingCheck() {
+  let pass!: () => void;
+  let fail!: (err: Error) => void;
+  const access = new Promise<void>((resolve, reject) => {
+    pass = resolve;
+    fail = reject;
+  });
+  return { access, pass, fail };
+}
+
+const settledSoon = () => new Promise((r) => setImmediate(r));
+
+test('reads go out beside the access check, and their answers wait for it to pass', async () => {
+  const inner = new MemoryObjectStore();
+  inner.objects.set('nix-cache-info', {
+    body: Buffer.from('StoreDir: /nix/store\n'),
+    contentType: 't',
+    lastModified: new Date(),
+  });
+  const check = pendingCheck();
+  const lazy = new LazyObjectStore('memory://lazy', () =>
+    Promise.resolve({ store: inner, access: check.access }),
+  );
+  let answered = false;
+  const read = lazy.get('nix-cache-info').then((b) => ((answered = true), b));
+  const listed: string[] = [];
+  const listing = (async () => {
+    for await (const o of lazy.list('')) listed.push(o.key);
+  })();
+  await settledSoon();
+  // Both reached the real store before the check answered: one round trip in series, not two.
+  assert.deepEqual(
+    inner.calls.map((c) => c.op),
+    ['get', 'list'],
+  );
+  assert.equal(answered, false);
+  assert.deepEqual(listed, []);
+  check.pass();
+  assert.equal(String(await read), 'StoreDir: /nix/store\n');
+  await listing;
+  assert.deepEqual(listed, ['nix-cache-info']);
+  await lazy.close();
+});
+
+test('writes wait for the access check; a failed check fails reads already answered with its error', async () => {
+  const inner = new MemoryObjectStore();
+  let closed = 0;
+  inner.close = () => {
+    closed++;
+    return Promise.resolve();
+  };
+  const check = pendingCheck();
+  const lazy = new LazyObjectStore('memory://lazy', () =>
+    Promise.resolve({ store: inner, access: check.access }),
+  );
+  const read = lazy.head('x');
+  const listing = (async () => {
+    for await (const o of lazy.listTopLevel()) assert.fail(`listed ${o.key} from an unchecked target`);
+  })();
+  const write = lazy.putBytes('x', 'body', { contentType: 't' });
+  await settledSoon();
+  // The head was answered (undefined), but nothing was written before the check passed.
+  assert.ok(!inner.calls.some((c) => c.op === 'putBytes'));
+  check.fail(new StorageError('the listing of bucket "b" came back as something that is not an S3 listing'));
+  await assert.rejects(read, /not an S3 listing/);
+  await assert.rejects(listing, /not an S3 listing/);
+  await assert.rejects(write, /not an S3 listing/);
+  await assert.rejects(lazy.get('y'), /not an S3 listing/);
+  assert.ok(!inner.calls.some((c) => c.op === 'putBytes'));
+  assert.equal(inner.objects.size, 0);
+  await lazy.close();
+  assert.equal(closed, 1, 'the store whose check failed is closed once');
+});
+
+test('a transient failure of the access check opens the store again at the next call', async () => {
+  let opened = 0;
+  const inner = new MemoryObjectStore();
+  const lazy = new LazyObjectStore('memory://lazy', () => {
+    opened++;
+    const access =
+      opened === 1
+        ? Promise.reject(
+            new StorageError('connection refused', { code: 'E_STORAGE_UNREACHABLE', transient: true }),
+          )
+        : Promise.resolve();
+    return Promise.resolve({ store: inner, access });
+  });
+  await assert.rejects(lazy.head('x'), /connection refused/);
+  await settledSoon();
+  await lazy.putBytes('x', 'body', { contentType: 't' });
+  assert.equal((await lazy.head('x'))?.size, 4);
+  assert.equal(opened, 2);
+  await lazy.close();
+});

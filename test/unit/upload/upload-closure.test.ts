@@ -22,8 +22,11 @@ import {
   type UploadClosureDeps,
 } from '../../../src/upload/upload-closure.js';
 import { PathExtras } from '../../../src/upload/path-extras.js';
+import { SignedLedger } from '../../../src/upload/signed-ledger.js';
+import { signerId } from '../../../src/upload/re-sign.js';
 import { MemoryBudget } from '../../../src/memory-budget.js';
 import { SMALL_NAR_BYTES } from '../../../src/upload/upload-path.js';
+import { NARINFO_WRITES_PER_THREAD } from '../../../src/upload/path-task.js';
 import { MemoryObjectStore } from '../../helpers/memory-object-store.js';
 
 const dirs: string[] = [];
@@ -389,6 +392,93 @@ describe('uploadClosure', () => {
     const at = (key: string) => puts.indexOf(key);
     assert.ok(at(`${low.hashPart}.narinfo`) < at(`${high.hashPart}.narinfo`), puts.join(' '));
     assert.ok(at(`${high.hashPart}.narinfo`) < at(`log/${'a'.repeat(32)}-x.drv`), puts.join(' '));
+  });
+
+  test('the signed record is written once the last narinfo is, beside the build logs after it', async () => {
+    const low = { ...member(path('3', 'low'), []), deriver: `${S}${'c'.repeat(32)}-x.drv` };
+    const high = member(path('4', 'high'), [low.path]);
+    let releaseLog!: () => void;
+    const held = new Promise<void>((resolve) => (releaseLog = resolve));
+    // Written after the logs, the record would wait for this log: a timer ends the wait so that a
+    // broken order fails the assertion instead of hanging the test.
+    const timer = setTimeout(() => releaseLog(), 2000);
+    const { store, key, deps } = await setup([low, high]);
+    deps.signedLedger = new SignedLedger({ store, publicKey: signerId(key), logger: silentLogger() });
+    deps.extras = new PathExtras({
+      store,
+      signingKey: undefined,
+      settings: { uploadLogs: true, writeNarListing: false, indexDebugInfo: false },
+      readBuildLog: async (drv) => {
+        await held;
+        return Buffer.from(`log of ${drv}`);
+      },
+      readRealisations: () => new Map(),
+      logger: silentLogger(),
+      logsDone: new Set(),
+    });
+    const putBytes = store.putBytes.bind(store);
+    store.putBytes = (k, body, opts) => {
+      if (k.startsWith('.loft/signed/')) releaseLog();
+      return putBytes(k, body, opts);
+    };
+    try {
+      const report = await uploadClosure({ paths: [high.path], explicit: true, dryRun: false }, deps);
+      assert.equal(report.complete, true);
+    } finally {
+      clearTimeout(timer);
+    }
+    const puts = store.calls.filter((c) => c.op === 'putBytes').map((c) => c.key);
+    const records = puts.filter((k) => k.startsWith('.loft/signed/'));
+    assert.equal(records.length, 1, puts.join(' '));
+    const at = (k: string) => puts.indexOf(k);
+    assert.ok(at(`${high.hashPart}.narinfo`) < at(records[0]!), puts.join(' '));
+    assert.ok(at(records[0]!) < at(`log/${'c'.repeat(32)}-x.drv`), puts.join(' '));
+    // The record names both narinfos (written with their ETags), the last one too.
+    const record = store.objects.get(records[0]!)!.body.toString();
+    for (const h of [low.hashPart, high.hashPart]) assert.ok(record.includes(h), record);
+  });
+
+  test('narinfos ready together are written several per upload thread at once', async () => {
+    // Twenty leaves, two upload threads: narinfo writes are held until every NAR is stored, so all
+    // twenty narinfos are ready at the same moment; the bound on writes in flight is all that
+    // stands between them and the store.
+    const leaves = Array.from({ length: 20 }, (_, i) =>
+      member(path(String.fromCharCode(97 + i), 'leaf'), []),
+    );
+    const root = member(
+      path('9', 'root'),
+      leaves.map((l) => l.path),
+    );
+    const { store, deps } = await setup([...leaves, root], { uploadThreads: 2 });
+    let release!: () => void;
+    const allStored = new Promise<void>((resolve) => (release = resolve));
+    const timer = setTimeout(() => release(), 2000); // a broken bound fails, not hangs
+    let nars = 0;
+    let inFlight = 0;
+    let most = 0;
+    const putBytes = store.putBytes.bind(store);
+    store.putBytes = async (key, body, opts) => {
+      if (!key.endsWith('.narinfo')) {
+        await putBytes(key, body, opts);
+        if (key.startsWith('nar/') && ++nars === leaves.length + 1) release();
+        return;
+      }
+      most = Math.max(most, ++inFlight);
+      try {
+        await allStored;
+        await new Promise((r) => setTimeout(r, 5));
+        return await putBytes(key, body, opts);
+      } finally {
+        inFlight--;
+      }
+    };
+    try {
+      const report = await uploadClosure({ paths: [root.path], explicit: true, dryRun: false }, deps);
+      assert.equal(report.uploaded.length, 21);
+    } finally {
+      clearTimeout(timer);
+    }
+    assert.equal(most, 2 * NARINFO_WRITES_PER_THREAD);
   });
 
   test('NAR bodies share the memory budget: large ones take turns, small ones go beside them', async () => {
