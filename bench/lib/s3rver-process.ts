@@ -54,10 +54,10 @@ export function roundBuckets(rounds: number): string[] {
 }
 
 /**
- * Preloaded when the server is profiled: the CLI has no SIGTERM handler, and Node writes a
+ * Imported first when the server is profiled: the CLI has no SIGTERM handler, and Node writes a
  * `--cpu-prof` profile only when the process exits by itself, never when a signal kills it.
  */
-const EXIT_ON_SIGTERM = fileURLToPath(new URL('./exit-on-sigterm.cjs', import.meta.url));
+const EXIT_ON_SIGTERM = fileURLToPath(new URL('./exit-on-sigterm.ts', import.meta.url));
 
 /**
  * `cpuProfileDir`: run the server under `--cpu-prof`, its profile written into that directory when
@@ -71,7 +71,9 @@ export async function startS3rverProcess(
   const port = await freePort();
   const bucketArgs = buckets.flatMap((b) => ['--configure-bucket', b]);
   const profile =
-    cpuProfileDir === undefined ? [] : ['-r', EXIT_ON_SIGTERM, '--cpu-prof', '--cpu-prof-dir', cpuProfileDir];
+    cpuProfileDir === undefined
+      ? []
+      : ['--import', EXIT_ON_SIGTERM, '--cpu-prof', '--cpu-prof-dir', cpuProfileDir];
   const child = spawn(
     process.execPath,
     [
