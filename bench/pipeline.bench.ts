@@ -7,10 +7,13 @@
 //   E. one --big-mb MiB mixed-data NAR to [local] with the compute pool at full size vs
 //      LOFT_COMPUTE_THREADS=1.
 //   npm run build && node --import tsx bench/pipeline.bench.ts [--rounds 3] [--big-mb 2048] [--small]
-//     [--baseline DIR]
+//     [--baseline DIR] [--server-cpu-prof DIR]
 // --baseline DIR: also run A, C and E with another build's dist/ (DIR/cli/main.js, e.g. a copy of
 // dist/ built from the commit before a change), interleaved with this build's runs, so before and
 // after are measured side by side under the same load.
+// --server-cpu-prof DIR: run s3rver under --cpu-prof; its profile of the whole run (every C and D)
+// lands in DIR (summarise it with bench/lib/cpu-profile-summary.ts). Profile a single round of C
+// or D alone to tell them apart (docs/s3-server-cost.md did so).
 // Bars (issue 27): A/B <= 0.7 in wall time and <= 1.1 in CPU seconds, C/D <= 0.7, peak RSS of the
 // closure to S3 <= 200 MB and of one 2 GiB NAR (E) <= 150 MB; from issue 13, E >= 1.6x faster with
 // the full pool. Deletes what it built at the end.
@@ -38,6 +41,7 @@ const { values: opt } = parseArgs({
     'big-mb': { type: 'string', default: '2048' },
     small: { type: 'boolean', default: false },
     baseline: { type: 'string' },
+    'server-cpu-prof': { type: 'string' },
   },
 });
 const baselineMain = opt.baseline === undefined ? undefined : resolve(opt.baseline, 'cli', 'main.js');
@@ -179,7 +183,8 @@ async function main(): Promise<void> {
     row('closure', `${closure.narSizes.size} paths, NAR ${(closure.narTotal / 2 ** 20).toFixed(0)} MiB`);
     const keyPath = join(tmp, 'signing-key');
     generateSigningKey(keyPath);
-    s3 = await startS3rverProcess(join(tmp, 's3rver'), roundBuckets(rounds));
+    const profileDir = opt['server-cpu-prof'] === undefined ? undefined : resolve(opt['server-cpu-prof']);
+    s3 = await startS3rverProcess(join(tmp, 's3rver'), roundBuckets(rounds), profileDir);
     await warmPageCache(closure.paths);
     const ctx: Ctx = { tmp, keyPath, root: closure.root, s3 };
     await closureRounds(ctx);

@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface S3rverProcess {
@@ -52,13 +53,32 @@ export function roundBuckets(rounds: number): string[] {
   return Array.from({ length: rounds }, (_, i) => [`loft-${i + 1}`, `nix-${i + 1}`, `base-${i + 1}`]).flat();
 }
 
-export async function startS3rverProcess(directory: string, buckets: string[]): Promise<S3rverProcess> {
+/**
+ * Imported first when the server is profiled: the CLI has no SIGTERM handler, and Node writes a
+ * `--cpu-prof` profile only when the process exits by itself, never when a signal kills it.
+ */
+const EXIT_ON_SIGTERM = fileURLToPath(new URL('./exit-on-sigterm.ts', import.meta.url));
+
+/**
+ * `cpuProfileDir`: run the server under `--cpu-prof`, its profile written into that directory when
+ * stop() ends it (read it with bench/lib/cpu-profile-summary.ts).
+ */
+export async function startS3rverProcess(
+  directory: string,
+  buckets: string[],
+  cpuProfileDir?: string,
+): Promise<S3rverProcess> {
   const port = await freePort();
   const bucketArgs = buckets.flatMap((b) => ['--configure-bucket', b]);
+  const profile =
+    cpuProfileDir === undefined
+      ? []
+      : ['--import', EXIT_ON_SIGTERM, '--cpu-prof', '--cpu-prof-dir', cpuProfileDir];
   const child = spawn(
     process.execPath,
     [
       '--openssl-legacy-provider',
+      ...profile,
       S3RVER_CLI,
       '-d',
       directory,

@@ -32,6 +32,21 @@ test('readUpTo stops after the chunk that passes the limit, and rest() goes on f
   assert.deepEqual(all, chunks);
 });
 
+// The store's frame holds the read-ahead array while every part is sent: a chunk it kept would stay
+// reachable (and its memory with it) long after it was copied into a part and given back.
+test('rest() lets go of each read-ahead chunk as it yields it', async () => {
+  const chunks = [Buffer.alloc(4, 1), Buffer.alloc(4, 2), Buffer.alloc(4, 3)];
+  const source = new BodySource(Readable.from(chunks, { objectMode: false }));
+  const head = await source.readUpTo(6);
+  const rest = source.rest(head.chunks);
+  assert.equal((await rest.next()).value, chunks[0]);
+  assert.ok(!head.chunks.includes(chunks[0]!), 'the first chunk is no longer held by the read-ahead');
+  assert.equal((await rest.next()).value, chunks[1]);
+  assert.deepEqual(head.chunks, [], 'nothing read ahead is held once it has been yielded');
+  assert.equal((await rest.next()).value, chunks[2]);
+  assert.equal((await rest.next()).done, true);
+});
+
 test('a body that fits within the limit ends in readUpTo', async () => {
   const source = new BodySource(Readable.from([Buffer.from('ab'), Buffer.from('cd')]));
   const head = await source.readUpTo(100);
