@@ -18,6 +18,14 @@ import { OutputSteering, type OutputSource } from './zstd-output.js';
  * buffer instead of each allocating its own.
  */
 const OUTPUT_BYTES = 1024 * 1024;
+/**
+ * A frame's output goes downstream in pieces of at most this much. Compressed in one step, a frame
+ * of incompressible input is one piece of 4 MiB; the directory store's writes of such pieces cost
+ * the kernel ten times the CPU to copy into the page cache (`copy_folio_from_iter_atomic`, 730-810
+ * against 50-93 perf samples per bench closure, Linux 6.18), so the pieces are cut as the stepped
+ * frames used to produce them (docs/architecture.md, "zstd frames in one step").
+ */
+const PIECE_BYTES = 1024 * 1024;
 /** Idle contexts kept per level; more are closed when they come back. */
 const KEEP_IDLE = 8;
 /** Idle contexts are closed after this long without a frame (a daemon between uploads). */
@@ -54,7 +62,11 @@ export class ZstdContext {
     });
     this.#output = new OutputSteering(this.#z);
     // Lent whoever the frame is: a slab's piece must come back before the slab is reused.
-    this.#z.on('data', (p: Buffer) => this.#sink?.piece(this.#output.lend(p)));
+    this.#z.on('data', (p: Buffer) => {
+      for (let at = 0; at < p.length; at += PIECE_BYTES) {
+        this.#sink?.piece(this.#output.lend(p.subarray(at, at + PIECE_BYTES)));
+      }
+    });
     this.#z.on('error', (err) => this.#fail(err));
   }
 

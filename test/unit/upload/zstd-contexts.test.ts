@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, test } from 'node:test';
 import zlib from 'node:zlib';
+import { NarMemory } from '../../../src/chunk-pool.js';
 import {
   closeIdleZstdContexts,
   idleZstdContexts,
@@ -89,6 +90,24 @@ void describe('reused zstd contexts', () => {
     const file = Buffer.concat(pieces);
     assert.ok(zlib.zstdDecompressSync(file).equals(input));
     assert.equal(frameContentSize(file), ZSTD_FRAME_BYTES, 'the first frame knew its size');
+  });
+
+  void test('a frame compressed into a lent slab goes downstream in pieces of at most 1 MiB', async () => {
+    const memory = new NarMemory();
+    const input = randomBytes(4 << 20);
+    const ctx = takeZstdContext(3);
+    const pieces = await new Promise<Buffer[]>((resolve, reject) => {
+      const out: Buffer[] = [];
+      ctx.start(
+        { piece: (p) => out.push(p), done: (err) => (err ? reject(err) : resolve(out)) },
+        memory.output,
+      );
+      ctx.compress(input);
+    });
+    assert.ok(zlib.zstdDecompressSync(Buffer.concat(pieces)).equals(input));
+    assert.ok(pieces.length >= 4, `${pieces.length} pieces`);
+    for (const p of pieces) assert.ok(p.length <= 1 << 20, `a piece of ${p.length} bytes`);
+    for (const p of pieces) memory.giveBack(p);
   });
 
   void test('an empty frame is a valid empty zstd frame', async () => {
