@@ -64,12 +64,12 @@ const READ_BYTES = 1024 * 1024;
 const SLAB_BYTES = 256 * 1024;
 const KEPT = 16;
 /**
- * zstd's compressed output (upload/zstd-contexts.ts): room for one 1 MiB input step's output at
- * least once over, and how many are kept. Measured: about 6 are out at once on a closure to a
- * directory (two frames compressing, pieces waiting for the store).
+ * zstd's compressed output (upload/zstd-contexts.ts): room for a whole 4 MiB frame's output at its
+ * worst (incompressible input, stepOutputBound in upload/zstd-output.ts), since a frame compresses
+ * in one step, and how many are kept (a frame of text leaves most of its slab for the next frame).
  */
-export const OUTPUT_BYTES = 2 * 1024 * 1024;
-const OUTPUTS_KEPT = 8;
+export const OUTPUT_BYTES = 4.5 * 1024 * 1024;
+const OUTPUTS_KEPT = 4;
 
 export class NarMemory {
   readonly readBytes = READ_BYTES;

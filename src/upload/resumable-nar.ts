@@ -40,9 +40,10 @@ export function producerOf(
 ): string {
   switch (d.compression) {
     case 'zstd':
-      // "unsized": no frame declares its content size (since zstd contexts are reused), so a NAR's
-      // short last frame differs from what earlier versions wrote.
-      return `zstd ${process.versions.zstd ?? '?'} level ${d.compressionLevel} frames ${ZSTD_FRAME_BYTES} unsized`;
+      // "sized": every frame declares its content size (each is compressed in one step, since the
+      // eighth round), so its bytes differ from what the stepped, "unsized" frames of earlier
+      // versions were: an upload they left unfinished starts clean.
+      return `zstd ${process.versions.zstd ?? '?'} level ${d.compressionLevel} frames ${ZSTD_FRAME_BYTES} sized`;
     case 'xz':
       return `xz preset ${d.compressionLevel} threads ${d.compressionThreads}`;
     default:

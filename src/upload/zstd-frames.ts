@@ -23,8 +23,6 @@ export { ZSTD_FRAME_BYTES } from './compute-pool.js';
  */
 const SMALL_FRAME_BYTES = 1024 * 1024;
 const SMALL_FRAMES = new ChunkPool(SMALL_FRAME_BYTES, 16);
-/** A frame goes to the thread pool in steps of this much input. */
-const STEP_BYTES = 1024 * 1024;
 
 export interface ZstdFrameOptions {
   /**
@@ -51,7 +49,7 @@ interface Frame {
 export class ZstdFrameCompressor extends Transform {
   /** The frame too small so far for a slot, gathered (copied) into a SMALL_FRAMES buffer. */
   #small: Buffer | undefined;
-  /** The frame being filled in its slot's buffer, compressing as it fills. */
+  /** The frame being filled in its slot's buffer; it compresses once full (or at the end). */
   #open: Frame | undefined;
   #fillBytes = 0;
   #framesStarted = 0;
@@ -102,7 +100,6 @@ export class ZstdFrameCompressor extends Transform {
       this.#fillBytes += n;
       offset += n;
       if (this.#fillBytes === this.pool.frameBytes) this.#closeOpenFrame();
-      else open.stream.filled(this.#fillBytes);
     }
   }
 
@@ -127,7 +124,7 @@ export class ZstdFrameCompressor extends Transform {
     this.#fillBytes = 0;
   }
 
-  /** A frame over `input`, which is filled from the start and compressed as it fills. */
+  /** A frame over `input`, which is filled from the start and compressed once complete. */
   #startFrame(input: Buffer, slot: FrameSlot | undefined, gathered: Buffer | undefined): Frame {
     this.#framesStarted++;
     const frame: Frame = {
@@ -195,29 +192,21 @@ export class ZstdFrameCompressor extends Transform {
 }
 
 /**
- * One frame on libuv's thread pool, on a reused zstd context (upload/zstd-contexts.ts), through a
- * stream rather than the one-shot `zstdCompress`, whose result concatenates the pieces: one more
- * copy of every compressed byte.
+ * One frame on libuv's thread pool, on a reused zstd context (upload/zstd-contexts.ts), compressed
+ * in one step once its input is complete. Its context is taken when the frame starts, so frames
+ * keep their contexts in input order.
  *
- * The input is compressed while it is still being filled: a step of STEP_BYTES goes to the thread
- * pool as soon as it is there, so a frame's compression overlaps the reading and hashing of the
- * rest instead of waiting for the whole frame (both cores were not kept busy otherwise). A frame's size
- * is therefore not known when it starts, and its header records none (every zstd decoder, Nix's
- * included, reads frames without one). A reused context cannot be told a small frame's size either
- * (node:zlib takes it only when a stream is created): a fresh context per small frame, sized to it,
- * cost more than it saved.
+ * Why not compress while the frame fills (1 MiB steps, as loft did until this round): zstd copies
+ * input that comes in steps into its own buffer and matches it in a slower mode once that buffer
+ * wraps, about 14 % more CPU for zstd (upload/zstd-contexts.ts, compress()). The overlap the steps
+ * gave comes from the other slot instead: while one frame compresses, the next one fills.
  *
  * The output goes into slabs lent by the run's NarMemory when the caller gives a source
  * (upload/zstd-output.ts says how and why), else into node:zlib's own buffers.
  */
 class FrameStream {
   readonly #ctx: ZstdContext;
-  /** Input bytes handed to zstd, and bytes of `input` filled so far. */
-  #fed = 0;
-  #filled = 0;
   #final = false;
-  /** A step is on the thread pool: the next waits for it. */
-  #busy = false;
   #settled = false;
 
   constructor(
@@ -230,46 +219,17 @@ class FrameStream {
     this.#ctx.start({ piece: (p) => sink.piece(p), done: (err) => this.#settle(err) }, output);
   }
 
-  /** The first `n` bytes of the input are filled. */
-  filled(n: number): void {
-    this.#filled = n;
-    this.#pump();
-  }
-
-  /** The input is complete at `n` bytes: compress the rest and end the frame. */
+  /** The input is complete at `n` bytes: compress it and end the frame. */
   finish(n: number): void {
-    this.#filled = n;
+    if (this.#final) return;
     this.#final = true;
-    this.#pump();
+    this.#ctx.compress(this.input.subarray(0, n));
   }
 
   /** Stops a frame that is still waiting for input; its sink hears of it as an error. */
   abort(): void {
     if (this.#settled || this.#final) return;
     this.#final = true;
-    if (!this.#busy) this.#stop();
-  }
-
-  #pump(): void {
-    if (this.#busy || this.#settled) return;
-    const ready = this.#filled - this.#fed;
-    if (ready < STEP_BYTES && !this.#final) return;
-    const piece = this.input.subarray(this.#fed, this.#fed + Math.min(ready, STEP_BYTES));
-    this.#fed += piece.length;
-    if (this.#final && this.#fed === this.#filled) {
-      // The last step, then the frame's end (the rest of zstd's block, the checksum).
-      this.#ctx.end(piece);
-      return;
-    }
-    this.#busy = true;
-    this.#ctx.write(piece, (err) => {
-      this.#busy = false;
-      if (err) return; // 'error' settles the frame
-      this.#pump();
-    });
-  }
-
-  #stop(): void {
     this.#ctx.destroy(new Error('frame stopped before its input was complete'));
   }
 

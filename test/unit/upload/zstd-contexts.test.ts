@@ -6,30 +6,50 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, test } from 'node:test';
 import zlib from 'node:zlib';
+import { NarMemory } from '../../../src/chunk-pool.js';
 import {
   closeIdleZstdContexts,
   idleZstdContexts,
   takeZstdContext,
   type ZstdContext,
 } from '../../../src/upload/zstd-contexts.js';
+import { ComputePool } from '../../../src/upload/compute-pool.js';
+import { ZSTD_FRAME_BYTES, ZstdFrameCompressor } from '../../../src/upload/zstd-frames.js';
 
-/** One frame of `input`, fed in `step`-byte writes. */
-function frame(ctx: ZstdContext, input: Buffer, step = 1 << 20): Promise<Buffer> {
+/** One frame of `input`, compressed in one step. */
+function frame(ctx: ZstdContext, input: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const pieces: Buffer[] = [];
     ctx.start({
       piece: (p) => pieces.push(p),
       done: (err) => (err ? reject(err) : resolve(Buffer.concat(pieces))),
     });
-    let at = 0;
-    const next = (): void => {
-      const piece = input.subarray(at, at + step);
-      at += piece.length;
-      if (at >= input.length) return ctx.end(piece);
-      ctx.write(piece, (err) => (err ? reject(err) : next()));
-    };
-    next();
+    ctx.compress(input);
   });
+}
+
+/**
+ * The Frame_Content_Size of the zstd frame at the start of `file` (RFC 8878 section 3.1.1.1), or
+ * undefined when its header records none: a frame fed in steps does not know its size when it
+ * starts; one compressed in a single step does.
+ */
+function frameContentSize(file: Buffer): number | undefined {
+  assert.equal(file.readUInt32LE(0), 0xfd2fb528, 'a zstd frame');
+  const descriptor = file[4]!;
+  const fcsFlag = descriptor >> 6;
+  const singleSegment = (descriptor >> 5) & 1;
+  const dictIdBytes = [0, 1, 2, 4][descriptor & 3]!;
+  const at = 5 + (singleSegment ? 0 : 1) + dictIdBytes;
+  switch (fcsFlag) {
+    case 0:
+      return singleSegment ? file[at] : undefined;
+    case 1:
+      return file.readUInt16LE(at) + 256;
+    case 2:
+      return file.readUInt32LE(at);
+    default:
+      return Number(file.readBigUInt64LE(at));
+  }
 }
 
 const mixed = (n: number): Buffer => Buffer.concat([randomBytes(n), Buffer.alloc(n, 'nix store path ')]);
@@ -43,12 +63,51 @@ void describe('reused zstd contexts', () => {
     const fresh = await frame(takeZstdContext(3), a);
     closeIdleZstdContexts();
     const ctx = takeZstdContext(3);
-    const first = await frame(ctx, b, 64 << 10);
+    const first = await frame(ctx, b);
     assert.equal(takeZstdContext(3), ctx, 'the context came back and is taken again');
     const again = await frame(ctx, a);
     assert.ok(again.equals(fresh), 'same bytes after another frame on the context');
     assert.ok(zlib.zstdDecompressSync(first).equals(b));
     assert.ok(zlib.zstdDecompressSync(again).equals(a));
+  });
+
+  void test('a frame is compressed in one step: its header records its size', async () => {
+    const input = mixed(2 << 20);
+    const out = await frame(takeZstdContext(3), input);
+    assert.equal(frameContentSize(out), input.length);
+  });
+
+  void test('a large NAR is frames of ZSTD_FRAME_BYTES, each compressed in one step', async () => {
+    const input = mixed(5 << 20);
+    const compressor = new ZstdFrameCompressor(new ComputePool(2), 3);
+    const pieces: Buffer[] = [];
+    compressor.on('data', (p: Buffer) => pieces.push(p));
+    await new Promise<void>((resolve, reject) => {
+      compressor.on('end', resolve).on('error', reject);
+      for (let at = 0; at < input.length; at += 1 << 20) compressor.write(input.subarray(at, at + (1 << 20)));
+      compressor.end();
+    });
+    const file = Buffer.concat(pieces);
+    assert.ok(zlib.zstdDecompressSync(file).equals(input));
+    assert.equal(frameContentSize(file), ZSTD_FRAME_BYTES, 'the first frame knew its size');
+  });
+
+  void test('a frame compressed into a lent slab goes downstream in pieces of at most 1 MiB', async () => {
+    const memory = new NarMemory();
+    const input = randomBytes(4 << 20);
+    const ctx = takeZstdContext(3);
+    const pieces = await new Promise<Buffer[]>((resolve, reject) => {
+      const out: Buffer[] = [];
+      ctx.start(
+        { piece: (p) => out.push(p), done: (err) => (err ? reject(err) : resolve(out)) },
+        memory.output,
+      );
+      ctx.compress(input);
+    });
+    assert.ok(zlib.zstdDecompressSync(Buffer.concat(pieces)).equals(input));
+    assert.ok(pieces.length >= 4, `${pieces.length} pieces`);
+    for (const p of pieces) assert.ok(p.length <= 1 << 20, `a piece of ${p.length} bytes`);
+    for (const p of pieces) memory.giveBack(p);
   });
 
   void test('an empty frame is a valid empty zstd frame', async () => {
@@ -68,13 +127,10 @@ void describe('reused zstd contexts', () => {
     assert.equal(idleZstdContexts(), 0);
   });
 
-  void test('a frame stopped part-way fails its sink and its context is not reused', async () => {
+  void test('a frame stopped before its input is complete fails its sink; its context is not reused', async () => {
     const ctx = takeZstdContext(3);
     const failed = new Promise<Error | null>((resolve) =>
       ctx.start({ piece: () => undefined, done: (err) => resolve(err) }),
-    );
-    await new Promise<void>((resolve, reject) =>
-      ctx.write(mixed(100 << 10), (err) => (err ? reject(err) : resolve())),
     );
     ctx.destroy(new Error('stopped'));
     assert.match(String(await failed), /stopped/);
