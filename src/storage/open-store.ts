@@ -10,7 +10,8 @@ import { describeS3Target } from './s3-description.js';
 /**
  * An S3 or HTTP target is opened on first use (see LazyObjectStore): then the AWS SDK loads and one cheap
  * authenticated request checks endpoint, bucket and credentials, so a wrong setting fails with one
- * clear error before any upload starts. The first reads go out beside that request, not after it.
+ * clear error before any upload starts. To S3 the first reads go out beside that request, not after
+ * it (lazy-object-store.ts).
  */
 export function openObjectStore(settings: StorageSettings, logger?: Logger): ObjectStore {
   if (settings.kind === 'local') return new LocalObjectStore(settings.path);
@@ -50,7 +51,7 @@ export function s3StoreOptions(s3: S3Settings, logger: Logger | undefined) {
  * (http-object-store.ts): a run the presence cache answers sends no request.
  */
 function openHttpStore(http: HttpSettings, logger: Logger | undefined): ObjectStore {
-  return new LazyObjectStore(http.url, async (): Promise<OpenedStore> => {
+  return new LazyObjectStore(http.url, async (): Promise<ObjectStore> => {
     const { HttpObjectStore } = await import('./http-object-store.js');
     const store = new HttpObjectStore({
       url: http.url,
@@ -64,6 +65,15 @@ function openHttpStore(http: HttpSettings, logger: Logger | undefined): ObjectSt
       requestTimeoutMs: http.requestTimeoutSecs * 1000,
       ...(logger ? { logger } : {}),
     });
-    return { store, access: store.checkAccess() };
+    // Checked before any other request, unlike S3: an HTTP cache's answers to a wrong password
+    // differ by server (nix-stored answers 500, which reads beside the check would retry), and
+    // the round trip saved matters over a wide-area link to S3, not to a cache on the LAN.
+    try {
+      await store.checkAccess();
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+    return store;
   });
 }
