@@ -3,7 +3,7 @@
 //      against `nix path-info --json --recursive ROOT`, on a closure of `--cached-count` paths;
 //   B. uploading `--s3-count` tiny paths to s3rver (its own process), in paths per second, against
 //      `nix copy --to file://DIR` followed by a sync of DIR to the same s3rver
-//      (bench/lib/s3-sync.ts: one PutObject per file, 10 at once, like `aws s3 sync`).
+//      (bench/lib/s3-sync.ts: the AWS CLI's transfer defaults; tiny files go in one PutObject each).
 //   npm run build && node --openssl-legacy-provider --import tsx bench/paths.bench.ts \
 //     [--cached-count 2000] [--s3-count 1000] [--rounds 5] [--s3-rounds 2]
 // Bars: A <= 1.3 (on >= 2,000 paths); B loft paths/s >= nix copy + sync. Every figure comes with
