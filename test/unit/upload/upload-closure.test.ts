@@ -74,6 +74,35 @@ function aroundNarPuts(
 /** Content for a NAR large enough to be streamed rather than sent whole. */
 const streamed = (c: string) => c.repeat(SMALL_NAR_BYTES + 1000);
 
+/** Build-log extras whose read of a derivation's log first waits for `wait(drv)`, when it gives one. */
+function logsAfter(store: MemoryObjectStore, wait: (drv: string) => Promise<void> | undefined): PathExtras {
+  return new PathExtras({
+    store,
+    signingKey: undefined,
+    settings: { uploadLogs: true, writeNarListing: false, indexDebugInfo: false },
+    readBuildLog: async (drv) => {
+      await wait(drv);
+      return Buffer.from(`log of ${drv}`);
+    },
+    readRealisations: () => new Map(),
+    logger: silentLogger(),
+    logsDone: new Set(),
+  });
+}
+
+/** Calls `release` when a putBytes of a key `matches` is sent (before it is stored). */
+function releaseOnPut(
+  store: MemoryObjectStore,
+  matches: (key: string) => boolean,
+  release: () => void,
+): void {
+  const putBytes = store.putBytes.bind(store);
+  store.putBytes = (key, body, opts) => {
+    if (matches(key)) release();
+    return putBytes(key, body, opts);
+  };
+}
+
 async function setup(infos: PathInfo[], overrides: Partial<UploadClosureDeps> = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'loft-upload-unit-'));
   dirs.push(dir);
@@ -365,23 +394,8 @@ describe('uploadClosure', () => {
     // the wait so that a broken order fails the assertion instead of hanging the test.
     const timer = setTimeout(() => releaseLog(), 2000);
     const { store, deps } = await setup([low, high]);
-    deps.extras = new PathExtras({
-      store,
-      signingKey: undefined,
-      settings: { uploadLogs: true, writeNarListing: false, indexDebugInfo: false },
-      readBuildLog: async (drv) => {
-        if (drv.startsWith('a')) await held;
-        return Buffer.from(`log of ${drv}`);
-      },
-      readRealisations: () => new Map(),
-      logger: silentLogger(),
-      logsDone: new Set(),
-    });
-    const putBytes = store.putBytes.bind(store);
-    store.putBytes = (key, body, opts) => {
-      if (key === `${high.hashPart}.narinfo`) releaseLog();
-      return putBytes(key, body, opts);
-    };
+    deps.extras = logsAfter(store, (drv) => (drv.startsWith('a') ? held : undefined));
+    releaseOnPut(store, (key) => key === `${high.hashPart}.narinfo`, releaseLog);
     try {
       const report = await uploadClosure({ paths: [high.path], explicit: true, dryRun: false }, deps);
       assert.equal(report.complete, true);
@@ -404,23 +418,8 @@ describe('uploadClosure', () => {
     const timer = setTimeout(() => releaseLog(), 2000);
     const { store, key, deps } = await setup([low, high]);
     deps.signedLedger = new SignedLedger({ store, publicKey: signerId(key), logger: silentLogger() });
-    deps.extras = new PathExtras({
-      store,
-      signingKey: undefined,
-      settings: { uploadLogs: true, writeNarListing: false, indexDebugInfo: false },
-      readBuildLog: async (drv) => {
-        await held;
-        return Buffer.from(`log of ${drv}`);
-      },
-      readRealisations: () => new Map(),
-      logger: silentLogger(),
-      logsDone: new Set(),
-    });
-    const putBytes = store.putBytes.bind(store);
-    store.putBytes = (k, body, opts) => {
-      if (k.startsWith('.loft/signed/')) releaseLog();
-      return putBytes(k, body, opts);
-    };
+    deps.extras = logsAfter(store, () => held);
+    releaseOnPut(store, (k) => k.startsWith('.loft/signed/'), releaseLog);
     try {
       const report = await uploadClosure({ paths: [high.path], explicit: true, dryRun: false }, deps);
       assert.equal(report.complete, true);

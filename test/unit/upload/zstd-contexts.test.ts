@@ -15,18 +15,11 @@ import {
 } from '../../../src/upload/zstd-contexts.js';
 import { ComputePool } from '../../../src/upload/compute-pool.js';
 import { ZSTD_FRAME_BYTES, ZstdFrameCompressor } from '../../../src/upload/zstd-frames.js';
+import { framePieces } from '../../helpers/zstd-frame.js';
 
 /** One frame of `input`, compressed in one step. */
-function frame(ctx: ZstdContext, input: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const pieces: Buffer[] = [];
-    ctx.start({
-      piece: (p) => pieces.push(p),
-      done: (err) => (err ? reject(err) : resolve(Buffer.concat(pieces))),
-    });
-    ctx.compress(input);
-  });
-}
+const frame = async (ctx: ZstdContext, input: Buffer): Promise<Buffer> =>
+  Buffer.concat(await framePieces(ctx, input));
 
 /**
  * The Frame_Content_Size of the zstd frame at the start of `file` (RFC 8878 section 3.1.1.1), or
@@ -96,14 +89,7 @@ void describe('reused zstd contexts', () => {
     const memory = new NarMemory();
     const input = randomBytes(4 << 20);
     const ctx = takeZstdContext(3);
-    const pieces = await new Promise<Buffer[]>((resolve, reject) => {
-      const out: Buffer[] = [];
-      ctx.start(
-        { piece: (p) => out.push(p), done: (err) => (err ? reject(err) : resolve(out)) },
-        memory.output,
-      );
-      ctx.compress(input);
-    });
+    const pieces = await framePieces(ctx, input, memory.output);
     assert.ok(zlib.zstdDecompressSync(Buffer.concat(pieces)).equals(input));
     assert.ok(pieces.length >= 4, `${pieces.length} pieces`);
     for (const p of pieces) assert.ok(p.length <= 1 << 20, `a piece of ${p.length} bytes`);

@@ -18,6 +18,7 @@ import { ComputePool } from '../../../src/upload/compute-pool.js';
 import { uploadNar } from '../../../src/upload/upload-path.js';
 import { closeIdleZstdContexts, takeZstdContext } from '../../../src/upload/zstd-contexts.js';
 import { stepOutputBound } from '../../../src/upload/zstd-output.js';
+import { framePieces } from '../../helpers/zstd-frame.js';
 
 /**
  * A directory store that, each time it gives a compressed chunk back, takes output slabs from the
@@ -104,14 +105,7 @@ describe('zstd output lent from NarMemory', () => {
     const memory = new NarMemory();
     const ctx = takeZstdContext(3);
     const input = randomBytes(300 * 1024);
-    const pieces = await new Promise<Buffer[]>((resolve, reject) => {
-      const out: Buffer[] = [];
-      ctx.start(
-        { piece: (p) => out.push(p), done: (err) => (err ? reject(err) : resolve(out)) },
-        memory.output,
-      );
-      ctx.compress(input);
-    });
+    const pieces = await framePieces(ctx, input, memory.output);
     assert.ok(zstdDecompressSync(Buffer.concat(pieces)).equals(input));
     const slab = pieces[0]!.buffer;
     for (const p of pieces) memory.giveBack(p);
