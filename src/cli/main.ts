@@ -11,6 +11,7 @@ import type { Action, ActionKind, Cli } from './action.js';
 import { createLogger, type Logger } from '../log.js';
 import { parseCli } from './program.js';
 import { limitMallocArenas } from './malloc-arenas.js';
+import { cacheCompiledCode } from './compile-cache.js';
 import { collectPaths } from './read-paths.js';
 import { openRuntime } from './runtime.js';
 import { holdYoungGeneration } from '../v8-heap.js';
@@ -94,6 +95,8 @@ async function run(cli: Cli, logger: Logger): Promise<number> {
 type OneOff = Exclude<Action, { kind: 'enqueue' | 'status' | 'wait' | 'daemon' | 'watch-exec' | 'doctor' }>;
 
 async function runOneOff(cli: Cli, action: OneOff, config: Config, logger: Logger): Promise<number> {
+  // Before the S3 SDK and the command's modules load: their compiled code comes from the cache.
+  cacheCompiledCode(config.localCachePath);
   if (action.kind === 'prune') (await prune()).assertPruneEnabled(config);
   const uploadInputs = action.kind === 'upload' ? await collectPaths(action.paths, process.stdin) : [];
   const say = (l: string) => console.log(l);
