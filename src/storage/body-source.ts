@@ -99,6 +99,51 @@ export class BodySource {
   }
 
   /**
+   * Reads ahead to choose between one PUT and a multipart upload without holding the body's chunks:
+   * up to `hold` bytes they are kept as they came (a small body, gathered by gatherBody), and past
+   * that they are copied into the first part's buffer from `takePart` as they arrive, each given to
+   * `consumed` at once. Held, a part's worth of chunks pinned their lender's memory: zstd's output
+   * slabs hold one 4 MiB frame's output each, so 8 MiB of compressed text kept a slab per 1-2 MiB
+   * (upload/zstd-output.ts), about 30 MiB per large upload on the bench closure, while the bytes
+   * were copied into a part buffer a moment later all the same.
+   * The body is larger than one part once a whole chunk no longer fits (ended: false); that chunk,
+   * not copied, is `pending`, the start of the rest.
+   */
+  async readHead(
+    partSize: number,
+    hold: number,
+    takePart: () => Buffer,
+    consumed: ((chunk: Buffer) => void) | undefined,
+  ): Promise<BodyHead> {
+    const chunks: Buffer[] = [];
+    let length = 0;
+    let part: Buffer | undefined;
+    for (;;) {
+      const chunk = await this.next();
+      if (chunk === undefined)
+        return { chunks, ended: true, ...(part ? { part: { buffer: part, filled: length } } : {}) };
+      if (part === undefined && length + chunk.length <= hold) {
+        chunks.push(chunk);
+        length += chunk.length;
+        continue;
+      }
+      if (part === undefined) {
+        part = takePart();
+        length = 0;
+        for (const held of chunks.splice(0)) {
+          length += held.copy(part, length);
+          consumed?.(held);
+        }
+      }
+      if (length + chunk.length > partSize) {
+        return { chunks: [chunk], ended: false, part: { buffer: part, filled: length } };
+      }
+      length += chunk.copy(part, length);
+      consumed?.(chunk);
+    }
+  }
+
+  /**
    * The chunks read ahead (`first`, emptied as they go), then the rest of the body. The read-ahead
    * array is let go of chunk by chunk: the caller's frame still holds it for the whole upload, and
    * with `yield*` it kept a part's worth of compressed output reachable until the last part was
@@ -108,6 +153,19 @@ export class BodySource {
     for (let chunk = first.shift(); chunk !== undefined; chunk = first.shift()) yield chunk;
     for (let chunk = await this.next(); chunk !== undefined; chunk = await this.next()) yield chunk;
   }
+}
+
+/** What readHead() read. */
+export interface BodyHead {
+  /** The body's last chunk has been read. */
+  ended: boolean;
+  /**
+   * Without `part`: every chunk read (the body ended within `hold`). With it: the chunk that did
+   * not fit in the part (none when ended), to be sent next.
+   */
+  chunks: Buffer[];
+  /** The first part's buffer and the bytes copied into it. */
+  part?: { buffer: Buffer; filled: number };
 }
 
 /** A body read whole, as the one Buffer a single PUT sends; done() once its request has settled. */

@@ -4,6 +4,7 @@
 import { Readable } from 'node:stream';
 import {
   BodySource,
+  type BodyHead,
   DEFAULT_QUEUE_SIZE,
   gatherBody,
   partSizeFor,
@@ -31,7 +32,7 @@ import {
   listUploadParts,
   type MultipartTarget,
 } from './s3-multipart.js';
-import { uploadInParts } from './s3-part-upload.js';
+import { partBuffer, recyclePart, uploadInParts } from './s3-part-upload.js';
 import { describeS3Target } from './s3-description.js';
 
 export interface S3StoreOptions extends S3ClientOptions {
@@ -91,15 +92,13 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads, ResumablePa
   }
 
   /**
-   * Where a body read whole is gathered: up to 1 MiB in a buffer of that size (such NARs weigh
-   * nothing on the memory budget, upload/nar-turns.ts), a larger one in a part buffer (its upload
-   * holds that much of the budget anyway). A tiny one, or one larger than a part (a grown part
-   * size), is concatenated: a 1 MiB buffer for a few KiB would cost more than it saves.
+   * Where a small body read whole is gathered (a larger one was copied into a part buffer as it was
+   * read, BodySource.readHead): in a buffer of 1 MiB (such NARs weigh nothing on the memory budget,
+   * upload/nar-turns.ts). A tiny one is concatenated: a 1 MiB buffer for a few KiB would cost more
+   * than it saves.
    */
   private gatherPool(length: number): ChunkPool | undefined {
-    if (length < TINY_BODY_BYTES) return undefined;
-    if (length <= SMALL_BODY_BYTES) return this.smallBodies;
-    return length <= this.options.partSizeBytes ? this.parts : undefined;
+    return length < TINY_BODY_BYTES ? undefined : this.smallBodies;
   }
 
   /** A cheap authenticated request, so a command can fail early with a clear message. */
@@ -220,19 +219,14 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads, ResumablePa
     putOpts.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       const partSize = partSizeFor(this.options.partSizeBytes, putOpts.sizeHint);
-      const head = await source.readUpTo(partSize);
-      // The body has ended, so a caller's hash of it (putOpts.sha256) is final and goes along.
+      const takePart = (): Buffer => partBuffer(this.parts, partSize);
+      const head = await source.readHead(partSize, SMALL_BODY_BYTES, takePart, putOpts.consumed);
       if (head.ended) {
-        const body = gatherBody(head.chunks, (n) => this.gatherPool(n), putOpts.consumed);
-        try {
-          await this.putBytes(key, body.bytes, putOpts);
-        } finally {
-          body.done();
-        }
-        putOpts.onStored?.(body.bytes.length);
+        await this.putWhole(key, head, putOpts);
       } else {
         await uploadInParts(this.multipartTarget(), source.rest(head.chunks), {
           key,
+          ...(head.part ? { first: head.part } : {}),
           contentType: putOpts.contentType,
           partSize,
           queueSize: this.options.queueSize ?? DEFAULT_QUEUE_SIZE,
@@ -252,6 +246,25 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads, ResumablePa
     } finally {
       putOpts.signal?.removeEventListener('abort', onAbort);
     }
+  }
+
+  /**
+   * A body read whole in ONE PutObject: its chunks gathered (a small body), or the part buffer it
+   * was copied into, which goes back to the pool once the request has settled. The body has ended,
+   * so a caller's hash of it (putOpts.sha256) is final and goes along.
+   */
+  private async putWhole(key: string, head: BodyHead, putOpts: PutOptions): Promise<void> {
+    const part = head.part;
+    const body =
+      part === undefined
+        ? gatherBody(head.chunks, (n) => this.gatherPool(n), putOpts.consumed)
+        : { bytes: part.buffer.subarray(0, part.filled), done: () => recyclePart(this.parts, part.buffer) };
+    try {
+      await this.putBytes(key, body.bytes, putOpts);
+    } finally {
+      body.done();
+    }
+    putOpts.onStored?.(body.bytes.length);
   }
 
   bufferedPerUpload(sizeHint: number): number {

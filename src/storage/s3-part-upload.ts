@@ -32,6 +32,19 @@ export interface PartUploadOptions {
   consumed?: (chunk: Buffer) => void;
   /** Reused part buffers, when their size is `partSize`; otherwise each part is fresh memory. */
   parts?: ChunkPool;
+  /** The first part's buffer (from partBuffer()) with the body's first `filled` bytes in it. */
+  first?: { buffer: Buffer; filled: number };
+}
+
+/** A whole part buffer of `partSize` bytes: a pooled one when the pool's buffers have that size. */
+export function partBuffer(pool: ChunkPool | undefined, partSize: number): Buffer {
+  return pool !== undefined && pool.chunkBytes === partSize ? pool.take() : Buffer.allocUnsafe(partSize);
+}
+
+/** `part` (a part buffer or the start of one) is read by nobody any more: back to its pool. */
+export function recyclePart(pool: ChunkPool | undefined, part: Buffer): void {
+  if (pool === undefined || part.buffer.byteLength !== pool.chunkBytes) return;
+  pool.recycle(Buffer.from(part.buffer, part.byteOffset, pool.chunkBytes));
 }
 
 /**
@@ -80,23 +93,18 @@ class PartRun {
 
   /** A whole part buffer; given back with #recycle once nothing reads it. */
   #newPart(): Buffer {
-    const pool = this.o.parts;
-    return pool !== undefined && pool.chunkBytes === this.o.partSize
-      ? pool.take()
-      : Buffer.allocUnsafe(this.o.partSize);
+    return partBuffer(this.o.parts, this.o.partSize);
   }
 
   /** `body` is a part buffer (or the start of one) whose request has settled or was never sent. */
   #recycle(body: Buffer): void {
-    const pool = this.o.parts;
-    if (pool === undefined || body.buffer.byteLength !== pool.chunkBytes) return;
-    pool.recycle(Buffer.from(body.buffer, body.byteOffset, pool.chunkBytes));
+    recyclePart(this.o.parts, body);
   }
 
   async sendAll(body: AsyncIterable<Buffer>): Promise<void> {
     let partNumber = 0;
-    let part = this.#newPart();
-    let filled = 0;
+    let part = this.o.first?.buffer ?? this.#newPart();
+    let filled = this.o.first?.filled ?? 0;
     for await (const chunk of body) {
       let offset = 0;
       while (offset < chunk.length) {

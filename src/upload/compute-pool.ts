@@ -42,6 +42,15 @@ export class ComputePool {
    * per frame left RSS far above the live data (455 MiB against 300 on 1 GiB in one measurement).
    */
   private readonly buffers: ChunkPool;
+  /**
+   * Small frames (upload/zstd-frames.ts) compressing at once, one per thread. They hold no slot, and
+   * each compresses on a zstd context of its own with the context's output slab pinned to it
+   * (upload/zstd-contexts.ts): about 3.5 MiB of zstd's memory plus a 4.5 MiB slab. Unbounded, twelve
+   * uploads of small NARs had ten contexts live at once on the bench closure, the largest share of
+   * peak RSS outside the memory budget; a small frame compresses in milliseconds, so waiting for a
+   * turn costs nothing the cores could have done meanwhile.
+   */
+  private readonly smallTurns: Semaphore;
 
   /**
    * @param budget the run's memory budget (src/memory-budget.ts): the frames' buffers are set aside
@@ -63,6 +72,21 @@ export class ComputePool {
     this.threads = threads;
     this.slots = new Semaphore(threads);
     this.buffers = new ChunkPool(frameBytes, threads);
+    this.smallTurns = new Semaphore(threads);
+  }
+
+  /**
+   * Resolves once a small frame may compress, with the function that ends its turn (call it when
+   * the frame's compression has settled; later calls do nothing).
+   */
+  async smallFrameTurn(): Promise<() => void> {
+    await this.smallTurns.acquire();
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      this.smallTurns.release();
+    };
   }
 
   /** Drops the free frame buffers (an idle daemon gives their memory back); slots are unchanged. */

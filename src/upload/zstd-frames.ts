@@ -107,15 +107,33 @@ export class ZstdFrameCompressor extends Transform {
     if (this.#open) this.#closeOpenFrame();
     // An empty input still gets one (empty) frame: a zero-byte file is not a zstd file.
     else if (this.#fillBytes > 0 || this.#framesStarted === 0) {
-      // The small frame's buffer goes back to SMALL_FRAMES when its compression ends.
-      const gathered = this.#small ?? SMALL_FRAMES.take();
-      this.#small = undefined;
-      const input = gathered.subarray(0, this.#fillBytes);
-      this.#startFrame(input, undefined, gathered).stream.finish(input.length);
-      this.#fillBytes = 0;
+      // A small frame waits for its turn (ComputePool.smallFrameTurn), which bounds the zstd
+      // contexts live at once; it is the last frame, so nothing else waits behind it.
+      this.pool.smallFrameTurn().then((endTurn) => {
+        if (this.destroyed) return endTurn();
+        this.#startSmallFrame(endTurn);
+        this.#flushed(callback);
+      }, callback);
+      return;
     }
+    this.#flushed(callback);
+  }
+
+  #flushed(callback: TransformCallback): void {
     this.#flushCallback = callback;
     this.#pushReady();
+  }
+
+  /** The frame gathered in a SMALL_FRAMES buffer, which goes back there when it is compressed. */
+  #startSmallFrame(endTurn: () => void): void {
+    const gathered = this.#small ?? SMALL_FRAMES.take();
+    this.#small = undefined;
+    const input = gathered.subarray(0, this.#fillBytes);
+    this.#fillBytes = 0;
+    this.#startFrame(input, undefined, () => {
+      SMALL_FRAMES.recycle(gathered);
+      endTurn();
+    }).stream.finish(input.length);
   }
 
   #closeOpenFrame(): void {
@@ -124,8 +142,11 @@ export class ZstdFrameCompressor extends Transform {
     this.#fillBytes = 0;
   }
 
-  /** A frame over `input`, which is filled from the start and compressed once complete. */
-  #startFrame(input: Buffer, slot: FrameSlot | undefined, gathered: Buffer | undefined): Frame {
+  /**
+   * A frame over `input`, which is filled from the start and compressed once complete; `settled`
+   * runs once its compression has ended, however (a small frame's buffer and turn go back).
+   */
+  #startFrame(input: Buffer, slot: FrameSlot | undefined, settled?: () => void): Frame {
     this.#framesStarted++;
     const frame: Frame = {
       pieces: [],
@@ -137,7 +158,7 @@ export class ZstdFrameCompressor extends Transform {
           if (frame === this.#frames[0]) this.#pushReady();
         },
         done: (err) => {
-          if (gathered) SMALL_FRAMES.recycle(gathered);
+          settled?.();
           if (this.destroyed) return slot?.release();
           if (err) return void this.destroy(err);
           frame.done = true;

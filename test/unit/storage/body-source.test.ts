@@ -117,3 +117,43 @@ test('gatherBody: a body no pool fits is concatenated', () => {
   assert.equal(body.bytes.toString(), 'abcd');
   body.done();
 });
+
+// Past `hold`, chunks are copied into the first part as they arrive and given back at once: held,
+// a part's worth of zstd output pinned a slab per frame until the decision (body-source.ts).
+test('readHead copies chunks past the hold into the first part and gives each back at once', async () => {
+  const chunks = [1, 2, 3, 4, 5].map((v) => Buffer.alloc(4, v));
+  const source = new BodySource(Readable.from(chunks, { objectMode: false }));
+  const given: Buffer[] = [];
+  let taken = 0;
+  const takePart = (): Buffer => (taken++, Buffer.alloc(10, 0xff));
+  const head = await source.readHead(10, 6, takePart, (c) => given.push(c));
+  assert.equal(taken, 1);
+  assert.equal(head.ended, false);
+  // 4 + 4 = 8 fit in the part of 10; the third chunk does not and is the start of the rest.
+  assert.deepEqual(head.part?.buffer.subarray(0, head.part.filled), Buffer.concat(chunks.slice(0, 2)));
+  assert.deepEqual(head.chunks, [chunks[2]]);
+  assert.deepEqual(given, chunks.slice(0, 2), 'every copied chunk is given back, none other');
+  const rest: Buffer[] = [];
+  for await (const c of source.rest(head.chunks)) rest.push(c);
+  assert.deepEqual(rest, chunks.slice(2));
+});
+
+test('readHead: a body within the hold is kept as its chunks, one up to a part ends in the part', async () => {
+  const small = new BodySource(Readable.from([Buffer.from('ab'), Buffer.from('cd')]));
+  const none = (): Buffer => assert.fail('no part for a small body');
+  const head = await small.readHead(10, 6, none, () => assert.fail('nothing copied'));
+  assert.deepEqual(head, { chunks: [Buffer.from('ab'), Buffer.from('cd')], ended: true });
+
+  const given: Buffer[] = [];
+  const whole = new BodySource(Readable.from(['abcd', 'efgh', 'ij'].map((s) => Buffer.from(s))));
+  const ended = await whole.readHead(
+    10,
+    6,
+    () => Buffer.alloc(10),
+    (c) => given.push(c),
+  );
+  assert.equal(ended.ended, true);
+  assert.equal(ended.part?.buffer.subarray(0, ended.part.filled).toString(), 'abcdefghij');
+  assert.deepEqual(ended.chunks, []);
+  assert.equal(given.length, 3);
+});

@@ -124,3 +124,44 @@ void describe('reused zstd contexts', () => {
     assert.notEqual(takeZstdContext(3), ctx);
   });
 });
+
+/** Compresses `input` through a ZstdFrameCompressor on `pool`; resolves with the whole file. */
+async function compressAll(pool: ComputePool, input: Buffer): Promise<Buffer> {
+  const compressor = new ZstdFrameCompressor(pool, 3);
+  const pieces: Buffer[] = [];
+  compressor.on('data', (p: Buffer) => pieces.push(p));
+  const ended = new Promise<void>((resolve, reject) => compressor.on('end', resolve).on('error', reject));
+  compressor.end(input);
+  await ended;
+  return Buffer.concat(pieces);
+}
+
+// Every small frame used to take a context of its own at once: twelve uploads of small NARs held
+// ten contexts (and the output slab each one pins) at the peak of the bench closure.
+void describe('small frames take turns', () => {
+  void test('small frames ending together compress one per thread, on as many contexts', async () => {
+    closeIdleZstdContexts();
+    const pool = new ComputePool(1);
+    const inputs = [1, 2, 3, 4].map((n) => mixed(n * 10_000));
+    const files = await Promise.all(inputs.map((input) => compressAll(pool, input)));
+    files.forEach((file, i) => assert.ok(zlib.zstdDecompressSync(file).equals(inputs[i]!)));
+    assert.equal(idleZstdContexts(), 1, 'one context served every small frame in turn');
+  });
+
+  void test('a compressor destroyed while it waits for its turn does not keep the turn', async () => {
+    const pool = new ComputePool(1);
+    const endHeld = await pool.smallFrameTurn();
+    const waiting = new ZstdFrameCompressor(pool, 3);
+    waiting.on('error', () => undefined);
+    waiting.end(mixed(1000));
+    await new Promise((resolve) => setImmediate(resolve));
+    waiting.destroy();
+    endHeld();
+    const input = mixed(2000);
+    const file = await Promise.race([
+      compressAll(pool, input),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no turn left')), 2000)),
+    ]);
+    assert.ok(zlib.zstdDecompressSync(file).equals(input));
+  });
+});
