@@ -45,6 +45,7 @@ export async function runDaemonCommand(
   const stop = new AbortController();
   releases.push(installSignalHandlers(stop, logger));
   const afresh = takeFreshStartMark();
+  let ended: ExitCodeValue | undefined;
   try {
     // SQLite may call the local database damaged while the daemon runs: everything is closed, the
     // file heals (src/state/heal.ts: moved aside, a fresh one rebuilt) and the daemon starts again
@@ -53,7 +54,7 @@ export async function runDaemonCommand(
       const damaged = new AbortController();
       try {
         const code = await runDaemonOnce(config, logger, stop.signal, damaged, { fresh, afresh });
-        if (!damaged.signal.aborted || stop.signal.aborted) return code;
+        if (!damaged.signal.aborted || stop.signal.aborted) return (ended = code);
         healClosedDb(config.localCachePath, damaged.signal.reason, logger);
       } catch (err) {
         if (!isDatabaseCorrupt(err) || stop.signal.aborted) throw err;
@@ -62,8 +63,9 @@ export async function runDaemonCommand(
     }
   } finally {
     await releaseAll(releases, (err) => logger.error({ err }, 'error while releasing daemon resources'));
-    // Everything is closed and the signal handlers are gone: a stop asked for meanwhile wins.
-    if (fresh.signal.aborted && !stop.signal.aborted) fresh.exec();
+    // Everything is closed and the signal handlers are gone. A stop asked for meanwhile wins, and a
+    // daemon that failed on its way out reports it rather than start again.
+    if (ended === ExitCode.ok && fresh.signal.aborted && !stop.signal.aborted) fresh.exec();
   }
 }
 

@@ -31,7 +31,7 @@ const empty = { pending: 0, parked: 0 };
 
 test('due once the batches uploaded enough paths and nothing waits; asked for once', async () => {
   const fresh = new FreshStart(5, deps().d);
-  const upload = fresh.counting(async (n: number, present: number) => batch(n, present));
+  const upload = fresh.counting((n: number, present: number) => Promise.resolve(batch(n, present)));
   await upload(3, 0);
   await upload(0, 100); // found in the cache: not counted
   assert.equal(fresh.requestIfDue(empty), false, '3 uploaded');
@@ -51,7 +51,7 @@ test('never with 0, nor where Node has no execve', async () => {
     [1, deps({ execve: undefined }).d],
   ] as const) {
     const fresh = new FreshStart(after, d);
-    await fresh.counting(async () => batch(10))();
+    await fresh.counting(() => Promise.resolve(batch(10)))();
     assert.equal(fresh.requestIfDue(empty), false);
     assert.equal(fresh.signal.aborted, false);
   }
