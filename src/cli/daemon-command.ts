@@ -65,7 +65,7 @@ export async function runDaemonCommand(
     await releaseAll(releases, (err) => logger.error({ err }, 'error while releasing daemon resources'));
     // Everything is closed and the signal handlers are gone. A stop asked for meanwhile wins, and a
     // daemon that failed on its way out reports it rather than start again.
-    if (ended === ExitCode.ok && fresh.signal.aborted && !stop.signal.aborted) fresh.exec();
+    if (ended === ExitCode.ok && fresh.signal.aborted && !stop.signal.aborted) fresh.replaceProcess();
   }
 }
 

@@ -80,7 +80,7 @@ export class FreshStart {
   }
 
   /** Executes this process again with the same arguments; does not return (unless execve is missing). */
-  exec(): void {
+  replaceProcess(): void {
     const d = this.deps;
     if (d.execve === undefined) return;
     d.execve(d.execPath, [d.execPath, ...d.execArgv, ...d.argv.slice(1)], {

@@ -59,7 +59,7 @@ test('never with 0, nor where Node has no execve', async () => {
 
 test('executes node again with the same options, arguments and environment, and the mark', () => {
   const { d, calls } = deps();
-  new FreshStart(1, d).exec();
+  new FreshStart(1, d).replaceProcess();
   assert.deepEqual(calls, [
     {
       file: '/bin/node',
