@@ -128,7 +128,10 @@ let
   // unlessDefault "write_nar_listing" cfg.writeNarListing false
   // unlessDefault "index_debug_info" cfg.indexDebugInfo false
   // unlessDefault "log_compression" cfg.logCompression "none"
-  // optionalAttrs (cfg.memoryBudget != null) { memory_budget = cfg.memoryBudget; };
+  // optionalAttrs (cfg.memoryBudget != null) { memory_budget = cfg.memoryBudget; }
+  // optionalAttrs (cfg.freshStartAfterUploads != null) {
+    fresh_start_after_uploads = cfg.freshStartAfterUploads;
+  };
 
   base = {
     inherit loft;

@@ -242,6 +242,16 @@ rec {
           fit a large `part_size_mb`). `loft --status` shows it with what is in use and the peak.
         '';
       };
+      freshStartAfterUploads = mkOption {
+        type = types.nullOr (types.ints.between 0 1000000000);
+        default = null;
+        example = 0;
+        description = ''
+          `fresh_start_after_uploads`: once idle, with nothing queued, after this many uploads since
+          it started, the daemon executes itself afresh (same PID) to give back the memory a long
+          drain leaves behind. `0`: never. `null` keeps loft's default (5000).
+        '';
+      };
 
       pruning = {
         enable = bool false "Delete old paths from the cache on a schedule (whole closures only).";

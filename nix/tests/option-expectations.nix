@@ -72,6 +72,7 @@ in
     indexDebugInfo = false;
     logCompression = "none";
     memoryBudget = null;
+    freshStartAfterUploads = null;
   };
 
   # Options that write no key of loft.toml: what runs rather than what it reads (debug is --debug).
@@ -136,6 +137,7 @@ in
     indexDebugInfo = true;
     logCompression = "br";
     memoryBudget = "192MiB";
+    freshStartAfterUploads = 0;
   };
 
   # Keys of loft's config with no option of their own, reached through extraConfig: the value to

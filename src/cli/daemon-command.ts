@@ -29,16 +29,23 @@ import { NIX_CACHE_INFO_KEY } from '../format/bucket-layout.js';
 import { populateDeps } from './cache-commands.js';
 import { batchUploader } from './batch-uploader.js';
 import { openRuntime, type Runtime } from './runtime.js';
+import { FRESH_START_SLACK_MS, FreshStart, takeFreshStartMark } from './fresh-start.js';
 
 /** Uploads in progress may finish for this long after SIGTERM/SIGINT; then they are aborted. */
 export const SHUTDOWN_GRACE_MS = 30_000;
 /** After the grace period, releasing everything gets this long before the process exits anyway. */
 const FORCED_EXIT_AFTER_MS = SHUTDOWN_GRACE_MS + 15_000;
 
-export async function runDaemonCommand(config: Config, logger: Logger): Promise<ExitCodeValue> {
+export async function runDaemonCommand(
+  config: Config,
+  logger: Logger,
+  fresh = new FreshStart(config.populateCacheOnStartup ? 0 : config.freshStartAfterUploads),
+): Promise<ExitCodeValue> {
   const releases: Release[] = [];
   const stop = new AbortController();
   releases.push(installSignalHandlers(stop, logger));
+  const afresh = takeFreshStartMark();
+  let ended: ExitCodeValue | undefined;
   try {
     // SQLite may call the local database damaged while the daemon runs: everything is closed, the
     // file heals (src/state/heal.ts: moved aside, a fresh one rebuilt) and the daemon starts again
@@ -46,8 +53,8 @@ export async function runDaemonCommand(config: Config, logger: Logger): Promise<
     for (;;) {
       const damaged = new AbortController();
       try {
-        const code = await runDaemonOnce(config, logger, stop.signal, damaged);
-        if (!damaged.signal.aborted || stop.signal.aborted) return code;
+        const code = await runDaemonOnce(config, logger, stop.signal, damaged, { fresh, afresh });
+        if (!damaged.signal.aborted || stop.signal.aborted) return (ended = code);
         healClosedDb(config.localCachePath, damaged.signal.reason, logger);
       } catch (err) {
         if (!isDatabaseCorrupt(err) || stop.signal.aborted) throw err;
@@ -56,6 +63,9 @@ export async function runDaemonCommand(config: Config, logger: Logger): Promise<
     }
   } finally {
     await releaseAll(releases, (err) => logger.error({ err }, 'error while releasing daemon resources'));
+    // Everything is closed and the signal handlers are gone. A stop asked for meanwhile wins, and a
+    // daemon that failed on its way out reports it rather than start again.
+    if (ended === ExitCode.ok && fresh.signal.aborted && !stop.signal.aborted) fresh.replaceProcess();
   }
 }
 
@@ -76,9 +86,10 @@ async function runDaemonOnce(
   logger: Logger,
   stopSignal: AbortSignal,
   damaged: AbortController,
+  restart: { fresh: FreshStart; afresh: boolean },
 ): Promise<ExitCodeValue> {
   const releases: Release[] = [];
-  const stop = { signal: AbortSignal.any([stopSignal, damaged.signal]) };
+  const stop = { signal: AbortSignal.any([stopSignal, damaged.signal, restart.fresh.signal]) };
   try {
     const rt = await openRuntime(config, logger);
     releases.push(() => rt.close());
@@ -119,7 +130,13 @@ async function runDaemonOnce(
       {
         queue,
         cache: rt.cache,
-        upload: countedUploads(recordingMemory(batchUploader(rt), rt, queue), metrics),
+        upload: countedUploads(
+          recordingMemory(restart.fresh.counting(batchUploader(rt)), rt, queue, undefined, {
+            afterIdleRelease: () => askFreshStart(restart.fresh, queue, logger),
+            releaseAfterStart: restart.afresh,
+          }),
+          metrics,
+        ),
         listValidPaths: () => listValidStorePaths(config.storeDir),
         populateCache: async () => logger.info(await populateCache(populateDeps(rt), false)),
         ...schedulePrune(rt, metrics),
@@ -135,6 +152,7 @@ async function runDaemonOnce(
         populateCacheOnStartup: config.populateCacheOnStartup,
         ...(config.signingKey ? { signingKeyName: config.signingKey.name } : {}),
         graceMs: SHUTDOWN_GRACE_MS,
+        ...(restart.afresh ? { catchUpSlackMs: FRESH_START_SLACK_MS } : {}),
         // Small batches: a stop request waits only for the batch in flight, not for hundreds of paths.
         batchSize: Math.max(16, config.uploadThreads * 4),
       },
@@ -143,6 +161,20 @@ async function runDaemonOnce(
     return ExitCode.ok;
   } finally {
     await releaseAll(releases, (err) => logger.error({ err }, 'error while releasing daemon resources'));
+  }
+}
+
+/** Asks for a fresh start (cli/fresh-start.ts) when it is due; never ends the daemon by failing. */
+function askFreshStart(fresh: FreshStart, queue: UploadQueue, logger: Logger): void {
+  try {
+    if (fresh.requestIfDue(queue.counts())) {
+      logger.info(
+        { uploadedSinceStart: fresh.pathsUploaded, rssBytes: process.memoryUsage.rss() },
+        'idle after many uploads: starting afresh to give their memory back',
+      );
+    }
+  } catch (err) {
+    logger.warn({ err }, 'could not look at the queue; not starting afresh');
   }
 }
 

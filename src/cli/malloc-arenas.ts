@@ -25,7 +25,7 @@ export interface ExecDeps {
   execve: ((file: string, args: string[], env: NodeJS.ProcessEnv) => never) | undefined;
 }
 
-const processDeps = (): ExecDeps => ({
+export const processExecDeps = (): ExecDeps => ({
   env: process.env,
   platform: process.platform,
   execPath: process.execPath,
@@ -39,7 +39,7 @@ const processDeps = (): ExecDeps => ({
  * is Linux and Node has process.execve); then it does not return. Call it before anything is
  * opened: only the standard streams survive the exec. Returns false when nothing was done.
  */
-export function limitMallocArenas(deps: ExecDeps = processDeps()): boolean {
+export function limitMallocArenas(deps: ExecDeps = processExecDeps()): boolean {
   if (deps.platform !== 'linux' || deps.execve === undefined) return false;
   if (deps.env['MALLOC_ARENA_MAX'] !== undefined) return false;
   const args = [deps.execPath, ...deps.execArgv, ...deps.argv.slice(1)];

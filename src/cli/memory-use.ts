@@ -100,6 +100,16 @@ const DEFAULT_IDLE_RELEASE: IdleRelease = {
   trim: trimNativeHeap,
 };
 
+export interface IdleHooks {
+  /** Runs after each idle release (cli/fresh-start.ts asks for a fresh start there). */
+  afterIdleRelease?: () => void;
+  /**
+   * Counts the start as the end of a batch: a daemon started afresh has the garbage of its start
+   * (a listing of the whole store) and no batch that would be followed by a release.
+   */
+  releaseAfterStart?: boolean;
+}
+
 /**
  * The daemon's uploader, recording the budget's use after every batch and giving the pools' memory
  * back once no batch has run for `idleMs`, and the C heap's free pages once more after `lateTrimMs`.
@@ -109,10 +119,21 @@ export function recordingMemory<A extends unknown[], R>(
   rt: Runtime,
   queue: Pick<UploadQueue, 'setState'>,
   release: IdleRelease = DEFAULT_IDLE_RELEASE,
+  hooks: IdleHooks = {},
 ): (...args: A) => Promise<R> {
   let running = 0;
   let idle: NodeJS.Timeout | undefined;
   let late: NodeJS.Timeout | undefined;
+  const arm = () => {
+    idle = setTimeout(() => {
+      bestEffort(() => releaseIdleMemory(rt, release));
+      hooks.afterIdleRelease?.();
+    }, release.idleMs);
+    late = setTimeout(() => bestEffort(release.trim), release.lateTrimMs);
+    idle.unref();
+    late.unref();
+  };
+  if (hooks.releaseAfterStart) arm();
   return async (...args) => {
     running++;
     clearTimeout(idle);
@@ -122,12 +143,7 @@ export function recordingMemory<A extends unknown[], R>(
     } finally {
       running--;
       recordMemoryUse(queue, rt);
-      if (running === 0) {
-        idle = setTimeout(() => bestEffort(() => releaseIdleMemory(rt, release)), release.idleMs);
-        late = setTimeout(() => bestEffort(release.trim), release.lateTrimMs);
-        idle.unref();
-        late.unref();
-      }
+      if (running === 0) arm();
     }
   };
 }

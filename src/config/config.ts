@@ -54,6 +54,11 @@ export interface Config {
   publishRoots: string[];
   /** loft.memory_budget: bytes loft may buffer on purpose (src/memory-budget.ts). */
   memoryBudgetBytes: number;
+  /**
+   * loft.fresh_start_after_uploads: once idle after this many uploads since it started, the daemon
+   * executes itself afresh to give back what the uploads left in its memory (cli/fresh-start.ts); 0: never.
+   */
+  freshStartAfterUploads: number;
   /** loft.metrics_listen: where the daemon serves Prometheus metrics; undefined: no metrics. */
   metricsListen?: ListenAddress;
   debug: boolean;

@@ -47,6 +47,8 @@ export const DEFAULTS = {
   publishRoots: [] as string[],
   // What loft buffers on purpose (zstd frames, NAR reads, S3 parts): src/memory-budget.ts.
   memoryBudgetBytes: DEFAULT_MEMORY_BUDGET_BYTES,
+  // The daemon executes itself afresh once idle after this many uploads (cli/fresh-start.ts); 0: never.
+  freshStartAfterUploads: 5000,
 } as const;
 
 /** Levels each compressor accepts and its default (zstd's CLI default 3, xz's preset 6). */
@@ -68,4 +70,5 @@ export const LIMITS = {
   pruneGraceHours: { min: 0, max: 8760 },
   // A zstd frame and one S3 upload's four 8 MiB parts fit (upload/compute-pool.ts); 64 GiB is far beyond any use.
   memoryBudgetBytes: { min: 48 * 1024 * 1024, max: 64 * 1024 ** 3 },
+  freshStartAfterUploads: { max: 1_000_000_000 },
 } as const;

@@ -25,6 +25,7 @@ export function describeConfig(c: Config): Record<string, unknown> {
     prune: { ...c.prune },
     extras: { ...c.extras },
     memoryBudgetBytes: c.memoryBudgetBytes,
+    freshStartAfterUploads: c.freshStartAfterUploads,
     metricsListen: c.metricsListen ? formatListenAddress(c.metricsListen) : 'off',
     debug: c.debug,
   };

@@ -39,6 +39,7 @@ export const LOFT_KEYS = [
   'index_debug_info',
   'log_compression',
   'memory_budget',
+  'fresh_start_after_uploads',
 ] as const;
 
 export const COMPRESSIONS: readonly Compression[] = ['zstd', 'xz', 'none'];
@@ -74,6 +75,9 @@ export function readLoftSection(r: TableReader, baseDir: string): LoftSection {
     prune: readPrune(r),
     publishRoots: readPublishRoots(r),
     memoryBudgetBytes: readMemoryBudget(r),
+    freshStartAfterUploads:
+      r.int('fresh_start_after_uploads', 0, LIMITS.freshStartAfterUploads.max) ??
+      DEFAULTS.freshStartAfterUploads,
     extras: {
       uploadLogs: r.bool('upload_logs') ?? DEFAULTS.uploadLogs,
       writeNarListing: r.bool('write_nar_listing') ?? DEFAULTS.writeNarListing,

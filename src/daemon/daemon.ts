@@ -51,6 +51,8 @@ export interface DaemonOptions {
   /** Longest sleep between the worker's looks at the queue (tests shorten it). */
   pollMs?: number;
   batchSize?: number;
+  /** The catch-up's slack (default CATCH_UP_SLACK_MS); shorter after a fresh start (cli/fresh-start.ts). */
+  catchUpSlackMs?: number;
 }
 
 /** How often the daemon logs its status line (and records that it is alive, for the catch-up). */
@@ -151,7 +153,9 @@ function startWatcher(
       notify();
     },
     logger,
-    ...(Number.isFinite(last) && last > 0 ? { since: last - CATCH_UP_SLACK_MS } : {}),
+    ...(Number.isFinite(last) && last > 0
+      ? { since: last - (opts.catchUpSlackMs ?? CATCH_UP_SLACK_MS) }
+      : {}),
   });
 }
 

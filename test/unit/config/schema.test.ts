@@ -30,6 +30,7 @@ describe('defaults', () => {
         graceHours: 24,
       },
       publishRoots: [],
+      freshStartAfterUploads: 5000,
       memoryBudgetBytes: 96 * 1024 * 1024,
       extras: { uploadLogs: true, writeNarListing: false, indexDebugInfo: false, logCompression: 'none' },
       debug: false,

@@ -37,7 +37,7 @@ void describe('SeenEntries', () => {
     const seen = new SeenEntries();
     seen.reset([pathKey(1), pathKey(2), pathKey(1), pathKey(2), pathKey(3)]);
     assert.equal(seen.size, 3);
-    assert.equal(seen.bytes, 3 * 33);
+    assert.equal(seen.bytes, 3 * 20);
     for (const i of [1, 2, 3]) assert.ok(seen.has(pathKey(i)));
   });
 
@@ -67,18 +67,38 @@ void describe('SeenEntries', () => {
     );
   });
 
-  void test('every key of a large listing is found, every other one is not (33 bytes a key)', () => {
+  void test('every key of a large listing is found, every other one is not (20 bytes a key)', () => {
     const seen = new SeenEntries();
     const n = 100_000;
     seen.reset(Array.from({ length: n }, (_, i) => pathKey(2 * i)));
-    assert.equal(seen.bytes, n * 33);
+    assert.equal(seen.bytes, n * 20);
     for (let i = 0; i < n; i++) {
       if (!seen.has(pathKey(2 * i))) assert.fail(`listed key ${2 * i} not found`);
       if (seen.has(pathKey(2 * i + 1))) assert.fail(`unlisted key ${2 * i + 1} found`);
     }
   });
 
-  void test('a key of the wrong length is refused', () => {
+  void test('a key of the wrong length, kind or alphabet is refused', () => {
     assert.throws(() => new SeenEntries().reset(['abc']), RangeError);
+    assert.throws(() => new SeenEntries().reset([`${hashOf(1)}x`]), RangeError);
+    assert.throws(() => new SeenEntries().reset([`e${hashOf(1).slice(1)}p`]), RangeError);
+  });
+
+  void test('keys that differ in any one digit, first or last, are told apart', () => {
+    // The packing keeps the characters' order (binary search) and all 5 bits of every digit.
+    const seen = new SeenEntries();
+    const zeros = '0'.repeat(32);
+    const at = (i: number, c: string) => zeros.slice(0, i) + c + zeros.slice(i + 1);
+    const listed = [0, 7, 8, 15, 31].map((i) => `${at(i, 'z')}p`);
+    seen.reset([...listed, `${zeros}l`]);
+    for (const k of listed) assert.ok(seen.has(k), k);
+    assert.ok(seen.has(`${zeros}l`));
+    assert.ok(!seen.has(`${zeros}p`), 'the path of a listed .lock is another entry');
+    for (const i of [0, 7, 8, 15, 31]) assert.ok(!seen.has(`${at(i, 'y')}p`), `digit ${i} one lower`);
+    for (const i of [1, 6, 9, 30]) assert.ok(!seen.has(`${at(i, 'z')}p`), `digit ${i}`);
+    assert.ok(!seen.has(`${at(3, 'e')}p`), 'a character outside nix32 is never seen');
+    assert.equal(seen.bytes, 6 * 20);
+    seen.reset([`${at(20, 'h')}p`]); // h is 16: only the digit's top bit differs from 0
+    assert.ok(!seen.has(`${zeros}p`));
   });
 });
