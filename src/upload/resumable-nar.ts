@@ -42,8 +42,9 @@ export function producerOf(
     case 'zstd':
       // "sized": every frame declares its content size (each is compressed in one step, since the
       // eighth round), so its bytes differ from what the stepped, "unsized" frames of earlier
-      // versions were: an upload they left unfinished starts clean.
-      return `zstd ${process.versions.zstd ?? '?'} level ${d.compressionLevel} frames ${ZSTD_FRAME_BYTES} sized`;
+      // versions were: an upload they left unfinished starts clean. "unchecked": frames carry no
+      // content checksum (upload/zstd-contexts.ts), unlike the sized frames before them.
+      return `zstd ${process.versions.zstd ?? '?'} level ${d.compressionLevel} frames ${ZSTD_FRAME_BYTES} sized unchecked`;
     case 'xz':
       return `xz preset ${d.compressionLevel} threads ${d.compressionThreads}`;
     default:

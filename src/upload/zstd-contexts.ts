@@ -1,7 +1,7 @@
 // zstd compression contexts reused from frame to frame and from NAR to NAR. A context is a
 // node:zlib zstd stream that is never ended: each frame is one ZSTD_e_end step, after which zstd
 // starts the next frame on the same context (zstd.h, ZSTD_compressStream2: "the next call
-// starts a new frame"), with the frame's parameters (level, checksum) kept. A fresh context per frame
+// starts a new frame"), with the frame's parameters (level, no checksum) kept. A fresh context per frame
 // cost its allocation (about 3 MB at level 3), the page faults of touching it, and, since Node
 // reports that memory to V8 as external, a share of the full garbage collections it set off
 // (docs/architecture.md, "zstd contexts reused").
@@ -56,8 +56,12 @@ export class ZstdContext {
       chunkSize: OUTPUT_BYTES,
       params: {
         [zlib.constants.ZSTD_c_compressionLevel]: level,
-        // The zstd CLI's default: `zstd -t` and Nix's decoder catch a damaged frame.
-        [zlib.constants.ZSTD_c_checksumFlag]: 1,
+        // No content checksum (zstd's own default), as `nix copy --to file://...?compression=zstd`
+        // writes (Nix 2.8 through libarchive: frame header descriptor 0x00) and as loft's small
+        // NARs (wholeCompressor) always were. The narinfo's FileHash covers every byte of the file
+        // and its NarHash the decoded NAR, which Nix checks when it substitutes; the XXH64 over
+        // every frame was about 1.3 % of the run's CPU samples for no check anyone makes.
+        [zlib.constants.ZSTD_c_checksumFlag]: 0,
       },
     });
     this.#output = new OutputSteering(this.#z);

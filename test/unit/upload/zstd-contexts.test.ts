@@ -70,6 +70,16 @@ void describe('reused zstd contexts', () => {
     assert.equal(frameContentSize(out), input.length);
   });
 
+  void test('a frame carries no content checksum, as Nix writes none', async () => {
+    // Content_Checksum_flag is bit 2 of the Frame_Header_Descriptor (RFC 8878 section 3.1.1.1.1).
+    const ctx = takeZstdContext(3);
+    for (const input of [mixed(2 << 20), mixed(100), Buffer.alloc(0)]) {
+      const out = await frame(ctx, input);
+      assert.equal(out[4]! & 0b100, 0, `no checksum flag in a frame of ${input.length} bytes`);
+      assert.ok(zlib.zstdDecompressSync(out).equals(input));
+    }
+  });
+
   void test('a large NAR is frames of ZSTD_FRAME_BYTES, each compressed in one step', async () => {
     const input = mixed(5 << 20);
     const compressor = new ZstdFrameCompressor(new ComputePool(2), 3);
