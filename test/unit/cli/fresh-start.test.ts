@@ -4,23 +4,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FRESH_START_ENV, FreshStart, takeFreshStartMark } from '../../../src/cli/fresh-start.js';
 import type { ExecDeps } from '../../../src/cli/malloc-arenas.js';
+import { recordingExec } from '../../helpers/recording-exec.js';
 
-function deps(edits: Partial<ExecDeps> = {}) {
-  const calls: Array<{ file: string; args: string[]; env: NodeJS.ProcessEnv }> = [];
-  const d: ExecDeps = {
-    env: { PATH: '/bin', MALLOC_ARENA_MAX: '2' },
-    platform: 'linux',
-    execPath: '/bin/node',
-    execArgv: ['--heapsnapshot-signal=SIGUSR2'],
-    argv: ['/bin/node', '/loft/dist/cli/main.js', '-c', 'loft.toml'],
-    execve: (file, args, env) => {
-      calls.push({ file, args, env });
-      return undefined as never;
-    },
-    ...edits,
-  };
-  return { d, calls };
-}
+const deps = (edits: Partial<ExecDeps> = {}) =>
+  recordingExec({ env: { PATH: '/bin', MALLOC_ARENA_MAX: '2' }, ...edits });
 
 /** A batch that uploaded `n` paths and found `present` in the cache. */
 const batch = (n: number, present = 0) => ({

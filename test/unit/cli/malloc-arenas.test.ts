@@ -3,24 +3,10 @@
 // test/integration/local-target-modules.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { limitMallocArenas, type ExecDeps } from '../../../src/cli/malloc-arenas.js';
+import { limitMallocArenas } from '../../../src/cli/malloc-arenas.js';
+import { recordingExec } from '../../helpers/recording-exec.js';
 
-function deps(edits: Partial<ExecDeps> = {}) {
-  const calls: Array<{ file: string; args: string[]; env: NodeJS.ProcessEnv }> = [];
-  const d: ExecDeps = {
-    env: { PATH: '/bin' },
-    platform: 'linux',
-    execPath: '/bin/node',
-    execArgv: ['--heapsnapshot-signal=SIGUSR2'],
-    argv: ['/bin/node', '/loft/dist/cli/main.js', '-c', 'loft.toml'],
-    execve: (file, args, env) => {
-      calls.push({ file, args, env });
-      return undefined as never;
-    },
-    ...edits,
-  };
-  return { d, calls };
-}
+const deps = recordingExec;
 
 test('executes node again with the same options and arguments and MALLOC_ARENA_MAX=2 added', () => {
   const { d, calls } = deps();
