@@ -15,9 +15,17 @@
   runCommand,
   coreutils,
   nodejs,
+  makeWrapper,
 }:
 let
   package = lib.importJSON ../package.json;
+
+  # What the `bin/loft` wrapper sets for Node unless the environment has it (src/cli/launch-env.ts).
+  launchEnvArgs = lib.concatStringsSep " " (
+    lib.mapAttrsToList (name: value: "--set-default ${name} ${lib.escapeShellArg value}") (
+      import ./launch-env.nix
+    )
+  );
   packageLock = lib.importJSON ../package-lock.json;
 
   # The names npm gives the platform (process.platform, process.arch), for packages' os/cpu fields.
@@ -137,6 +145,8 @@ buildNpmPackage (
     # script (a second tsc build).
     npmPackFlags = [ "--ignore-scripts" ];
 
+    nativeBuildInputs = [ makeWrapper ];
+
     postInstall = ''
       pkg="$out/lib/node_modules/loft"
       # npm's hidden lockfile names each tarball's store path; nothing reads it at run time, and
@@ -153,6 +163,9 @@ buildNpmPackage (
       done
       # node-gyp-build loads build/Release first; the prebuilt binaries are not used.
       rm -rf "$pkg/node_modules/lzma-native/prebuilds"
+      # The npm install hook's wrapper runs Node on dist/cli/main.js; this one sets the allocator's
+      # settings first (nix/launch-env.nix), as the npm bin's shebang and bin/loft do.
+      wrapProgram "$out/bin/loft" ${launchEnvArgs}
     '';
 
     passthru = {

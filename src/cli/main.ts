@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=1048576 node
 // loft's entry point: parse the command line, load the configuration, run one command, and turn
 // every failure into one line on stderr and a documented exit code.
 import { createRequire } from 'node:module';

@@ -9,11 +9,15 @@
 // uploading 100,000 paths (docs/benchmarks.md): the other threads' arenas held 25-48 MB after the
 // trim; with two arenas 6 MB, and the idle RSS fell from 114.5 to 88.5 MB.
 //
+// Started by one of loft's launchers (src/cli/launch-env.ts), the variable is set already and nothing
+// is done; this exec is for `node dist/cli/main.js` and other ways that bypass them.
+//
 // A variable the environment sets already (any value, also a larger one) is left as it is; so is a
 // platform without glibc's allocator or a Node without process.execve (added in Node 23.11).
+import { LAUNCH_ENV } from './launch-env.js';
 
-/** The arena limit the daemon runs with, unless its environment sets one. */
-export const DAEMON_MALLOC_ARENA_MAX = '2';
+/** The arena limit the daemon runs with, unless its environment sets one: the launchers' value. */
+export const DAEMON_MALLOC_ARENA_MAX = LAUNCH_ENV['MALLOC_ARENA_MAX']!;
 
 export interface ExecDeps {
   env: NodeJS.ProcessEnv;
