@@ -14,6 +14,9 @@
 // --server-cpu-prof DIR: run s3rver under --cpu-prof; its profile of the whole run (every C and D)
 // lands in DIR (summarise it with bench/lib/cpu-profile-summary.ts). Profile a single round of C
 // or D alone to tell them apart (docs/s3-server-cost.md did so).
+// loft runs as a user's installed `loft` does (bench/lib/loft-runs.ts, loftCommand): dist/cli/main.js
+// executed as a program, so its shebang's launch settings (src/cli/launch-env.ts) apply; a baseline
+// built before them runs on its plain `#!/usr/bin/env node`.
 // Bars (issue 27): A/B <= 0.7 in wall time and <= 1.1 in CPU seconds, C/D <= 0.7, peak RSS of the
 // closure to S3 <= 200 MB and of one 2 GiB NAR (E) <= 150 MB; from issue 13, E >= 1.6x faster with
 // the full pool. Deletes what it built at the end.
@@ -178,6 +181,7 @@ async function main(): Promise<void> {
   let s3: S3rverProcess | undefined;
   try {
     row('machine', `${availableParallelism()} cores, load average at start ${loadavg()[0]!.toFixed(2)}`);
+    row('loft started as', 'dist/cli/main.js run as a program (the npm bin: its shebang, node from PATH)');
     const closure = await buildBenchClosure(salt, opt.small ? smallClosure : []);
     toDelete.push(...[...closure.paths].reverse());
     row('closure', `${closure.narSizes.size} paths, NAR ${(closure.narTotal / 2 ** 20).toFixed(0)} MiB`);

@@ -2,7 +2,7 @@
 // and what each run tells (compressed bytes from loft's per-path log lines, du of a file cache).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { logLines } from '../../test/helpers/loft-cli.js';
 import { nixEnv } from '../../test/helpers/nix-env.js';
@@ -57,6 +57,22 @@ export interface LoftRun extends TimedRun {
   fileBytes: number;
 }
 
+/**
+ * The command that runs `main` as a user's installed loft does: without extra Node options, the
+ * file itself as a program, as npm's bin link runs it, so its shebang's launch settings apply
+ * (src/cli/launch-env.ts; a build from before them has a plain `#!/usr/bin/env node`). The shebang
+ * finds `node` on PATH: this Node's directory goes first, so both builds run on the same Node.
+ */
+export function loftCommand(
+  main: string,
+  extraNodeArgs: string[],
+  env: NodeJS.ProcessEnv,
+): { cmd: string; args: string[]; env: NodeJS.ProcessEnv } {
+  if (extraNodeArgs.length > 0) return { cmd: process.execPath, args: [...extraNodeArgs, main], env };
+  const path = `${dirname(process.execPath)}:${env['PATH'] ?? process.env['PATH'] ?? ''}`;
+  return { cmd: main, args: [], env: { ...env, PATH: path } };
+}
+
 /** `main`: another build's dist/cli/main.js, for a before/after comparison in one run. */
 export async function runLoftUpload(
   configPath: string,
@@ -66,13 +82,10 @@ export async function runLoftUpload(
   main: string = LOFT_MAIN,
 ): Promise<LoftRun> {
   if (!existsSync(main)) throw new Error(`${main} is missing: run 'npm run build' first`);
-  const run = await runTimed(
-    process.execPath,
-    [...extraNodeArgs, main, '-c', configPath, '--upload-path', root],
-    {
-      env: { ...nixEnv(), ...env },
-    },
-  );
+  const how = loftCommand(main, extraNodeArgs, { ...nixEnv(), ...env });
+  const run = await runTimed(how.cmd, [...how.args, '-c', configPath, '--upload-path', root], {
+    env: how.env,
+  });
   let uploaded = 0;
   let fileBytes = 0;
   let narBytes = 0;
