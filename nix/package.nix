@@ -164,7 +164,9 @@ buildNpmPackage (
       # node-gyp-build loads build/Release first; the prebuilt binaries are not used.
       rm -rf "$pkg/node_modules/lzma-native/prebuilds"
       # The npm install hook's wrapper runs Node on dist/cli/main.js; this one sets the allocator's
-      # settings first (nix/launch-env.nix), as the npm bin's shebang and bin/loft do.
+      # settings first (nix/launch-env.nix), as the npm bin's shebang and bin/loft do. (The fixup's
+      # patchShebangs takes the first word after `env -S` in dist/cli/main.js for the program and
+      # drops that assignment; nothing here runs main.js by its shebang.)
       wrapProgram "$out/bin/loft" ${launchEnvArgs}
     '';
 
