@@ -6,10 +6,9 @@ import { randomBytes } from 'node:crypto';
 import type { Dirent } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AbortedError, StorageError } from '../errors.js';
-import { fileWriter } from './file-writes.js';
 import type { BeforeDelete, ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
 
 /** Temporary files live here, inside the root; list() never enters it. */
@@ -190,6 +189,44 @@ export class LocalObjectStore implements ObjectStore {
       // at once (exit 4) instead of failing path after path with retries.
       ...(UNWRITABLE.has(code) ? { code: 'E_STORAGE_UNWRITABLE' } : {}),
     });
+  }
+}
+
+/**
+ * A Writable over an open file that reports each chunk once written (PutOptions.consumed): the
+ * compressor's output is lent memory (src/chunk-pool.ts) that comes back here. Chunks queued
+ * meanwhile go out in one writev, as fs.WriteStream would send them.
+ */
+function fileWriter(
+  handle: fs.FileHandle,
+  consumed: ((chunk: Buffer) => void) | undefined,
+): Writable & { bytes: number } {
+  const out = new Writable({
+    writev(chunks, callback) {
+      const buffers = chunks.map((c) => c.chunk as Buffer);
+      writeAll(handle, buffers).then(() => {
+        for (const b of buffers) {
+          out.bytes += b.length;
+          consumed?.(b);
+        }
+        callback();
+      }, callback);
+    },
+  }) as Writable & { bytes: number };
+  out.bytes = 0;
+  return out;
+}
+
+/** Writes every byte of `buffers` in order, however the kernel splits the writes. */
+async function writeAll(handle: fs.FileHandle, buffers: Buffer[]): Promise<void> {
+  let rest = buffers;
+  while (rest.length > 0) {
+    let { bytesWritten } = await handle.writev(rest);
+    while (rest.length > 0 && bytesWritten >= rest[0]!.length) {
+      bytesWritten -= rest[0]!.length;
+      rest = rest.slice(1);
+    }
+    if (bytesWritten > 0) rest = [rest[0]!.subarray(bytesWritten), ...rest.slice(1)];
   }
 }
 
