@@ -84,6 +84,7 @@ export interface DirectRoute {
 }
 
 const PROBE_KEY = 'loft-route-probe';
+const DIRECTORY_BUCKET = /--xa?-s3$/;
 
 class RouteCaptured extends Error {
   constructor(
@@ -101,6 +102,9 @@ class RouteCaptured extends Error {
  * the caller then sends that request through the SDK, which reports it, and probes again later.
  */
 export async function learnDirectRoute(client: S3Client, bucket: string): Promise<DirectRoute | undefined> {
+  // A directory bucket (S3 Express, named `...--x-s3` or `...--xa-s3`): the probe would already
+  // open a session for it (CreateSession) to resolve its identity; its scheme is not plain SigV4.
+  if (DIRECTORY_BUCKET.test(bucket)) return undefined;
   const { request, context } = await capture(client, bucket);
   const smithy = context.__smithy_context as
     | {
@@ -171,7 +175,9 @@ const OPERATIONS: Record<DirectCommand, unknown> = {
 /**
  * What the SDK's schema deserialization middleware does with an error answer (@smithy/core
  * schema): the protocol parses the S3 error XML (or, for a body-less HEAD, the status) into the
- * modelled exception with its `$metadata`, and the answer rides along as `$response`.
+ * modelled exception with its `$metadata`; the answer rides along, hidden, as `$response`; an
+ * answer that is not S3's XML at all (a proxy's HTML page) fails to parse, and that error gets the
+ * answer's status as its `$metadata`.
  */
 async function deserializedError(
   config: DirectConfig,
@@ -187,12 +193,23 @@ async function deserializedError(
       response,
     );
   } catch (err) {
-    if (typeof err === 'object' && err !== null) {
-      try {
-        Object.defineProperty(err, '$response', { value: response, enumerable: false, writable: false });
-      } catch {
-        // Already defined and fixed: the SDK's own middleware would have left it so too.
-      }
+    if (typeof err !== 'object' || err === null) return err;
+    try {
+      Object.defineProperty(err, '$response', { value: response, enumerable: false, writable: false });
+    } catch {
+      // Already defined and fixed: the SDK's own middleware would have left it so too.
+    }
+    if (!('$metadata' in err)) {
+      const header = (pattern: RegExp) =>
+        Object.entries(response.headers).find(([k]) => pattern.test(k))?.[1];
+      Object.assign(err, {
+        $metadata: {
+          httpStatusCode: response.statusCode,
+          requestId: header(/^x-[\w-]+-request-?id$/),
+          extendedRequestId: header(/^x-[\w-]+-id-2$/),
+          cfId: header(/^x-[\w-]+-cf-id$/),
+        },
+      });
     }
     return err;
   }
