@@ -8,6 +8,7 @@ import { AbortedError, StorageError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { adaptiveConcurrency, limitRequestsInFlight } from './s3-request-limit.js';
 import { classifyFailure, createRetryStrategy, errorCodeOf, httpStatusOf } from './retry.js';
+import type { S3Transport } from './s3-direct.js';
 
 export interface S3Credentials {
   accessKeyId: string;
@@ -44,6 +45,12 @@ export interface S3ClientOptions {
    * (bench/throttle.bench.ts compares the two).
    */
   adaptiveConcurrency?: boolean;
+  /**
+   * HEAD, GET and PUT of small bodies signed and sent without the SDK's per-request middleware
+   * stack (s3-direct.ts), with the SDK's own endpoint, signer and HTTP handler. Default true;
+   * false sends every request through the SDK's commands (benches compare the two).
+   */
+  directRequests?: boolean;
 }
 
 /** Give up on a TCP connect after this long; a reachable server answers a connect in milliseconds. */
@@ -69,7 +76,21 @@ export function throttledPolicyOf(options: S3ClientOptions): Backoff {
 }
 
 export function createS3Client(options: S3ClientOptions): S3Client {
+  return createS3Transport(options).client;
+}
+
+/**
+ * The client and the parts of it that loft's direct small requests share with it (s3-direct.ts):
+ * one retry strategy, one limit on requests in flight, the same unsigned extra headers.
+ */
+export function createS3Transport(options: S3ClientOptions): S3Transport {
   const policy = retryPolicyOf(options);
+  const retryStrategy = createRetryStrategy(
+    policy,
+    options.random,
+    (notice) => options.logger?.debug(notice, 'retrying S3 request'),
+    { throttled: throttledPolicyOf(options) },
+  );
   const config: S3ClientConfig = {
     region: options.region,
     forcePathStyle: options.forcePathStyle,
@@ -83,12 +104,7 @@ export function createS3Client(options: S3ClientOptions): S3Client {
     // bytes wait. Without it a refused request costs one body sent in vain, a rare failure's cost.
     expectContinueHeader: false,
     maxAttempts: policy.maxAttempts,
-    retryStrategy: createRetryStrategy(
-      policy,
-      options.random,
-      (notice) => options.logger?.debug(notice, 'retrying S3 request'),
-      { throttled: throttledPolicyOf(options) },
-    ),
+    retryStrategy,
     requestHandler: {
       connectionTimeout: CONNECT_TIMEOUT_MS,
       // The socket's idle timeout. The handler's `requestTimeout` is not used: it caps the time until
@@ -102,8 +118,9 @@ export function createS3Client(options: S3ClientOptions): S3Client {
   const client = new S3Client(config);
   addExtraHeaders(client, options.extraHeaders);
   readSmallBodiesInsideRetries(client);
-  limitRequestsInFlight(client, adaptiveConcurrency(options));
-  return client;
+  const limiter = adaptiveConcurrency(options);
+  limitRequestsInFlight(client, limiter);
+  return { client, limiter, retryStrategy, extraHeaders: options.extraHeaders };
 }
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 300_000;

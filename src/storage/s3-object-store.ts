@@ -13,9 +13,7 @@ import {
 import {
   DeleteObjectsCommand,
   GetObjectCommand,
-  HeadObjectCommand,
   ListObjectsV2Command,
-  PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { ChunkPool } from '../chunk-pool.js';
@@ -25,7 +23,8 @@ import type { MultipartUpload, MultipartUploads, ResumableParts } from './multip
 import { ResumeMismatch, type ListedPart } from './resumable-upload.js';
 import type { BeforeDelete, ObjectInfo, ObjectStore, PutOptions, TaggedBody } from './object-store.js';
 import { errorCodeOf, httpStatusOf } from './retry.js';
-import { createS3Client, describeEndpoint, toStorageError, type S3ClientOptions } from './s3-client.js';
+import { createS3Transport, describeEndpoint, toStorageError, type S3ClientOptions } from './s3-client.js';
+import { S3SmallObjects } from './s3-small-objects.js';
 import {
   abortMultipartUpload,
   listMultipartUploads,
@@ -59,6 +58,8 @@ const DELETE_BATCH = 1000;
 export class S3ObjectStore implements ObjectStore, MultipartUploads, ResumableParts {
   readonly description: string;
   private readonly client: S3Client;
+  /** HEAD, GET and PUT of small bodies: direct where the bucket allows it (s3-small-objects.ts). */
+  private readonly small: S3SmallObjects;
   private readonly bucket: string;
   private readonly prefix: string;
   private readonly where: string;
@@ -81,7 +82,9 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads, ResumablePa
     this.prefix = options.keyPrefix ?? '';
     this.where = describeEndpoint(options.endpoint, options.region);
     this.description = describeS3Target(this.bucket, this.prefix, options.endpoint, options.region);
-    this.client = createS3Client(options);
+    const transport = createS3Transport(options);
+    this.client = transport.client;
+    this.small = new S3SmallObjects(transport, options.bucket, options.directRequests ?? true);
     this.parts = new ChunkPool(options.partSizeBytes, (options.queueSize ?? DEFAULT_QUEUE_SIZE) + 1);
   }
 
@@ -119,10 +122,7 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads, ResumablePa
 
   async head(key: string, signal?: AbortSignal): Promise<ObjectInfo | undefined> {
     try {
-      const out = await this.client.send(
-        new HeadObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }),
-        opts(signal),
-      );
+      const out = await this.small.head(this.prefix + key, signal);
       return {
         key,
         size: out.ContentLength ?? 0,
@@ -142,12 +142,8 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads, ResumablePa
 
   async getTagged(key: string, signal?: AbortSignal): Promise<TaggedBody | undefined> {
     try {
-      const out = await this.client.send(
-        new GetObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }),
-        opts(signal),
-      );
-      const body = out.Body ? Buffer.from(await out.Body.transformToByteArray()) : Buffer.alloc(0);
-      return { body, etag: etagOf(out.ETag).etag };
+      const out = await this.small.get(this.prefix + key, signal);
+      return { body: out.Body, etag: etagOf(out.ETag).etag };
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw this.fail(`get ${key}`, err);
@@ -171,32 +167,22 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads, ResumablePa
   async putBytes(key: string, body: Buffer | string, putOpts: PutOptions): Promise<void> {
     const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
     const input = {
-      Bucket: this.bucket,
       Key: this.prefix + key,
       Body: bytes,
       ContentType: putOpts.contentType,
-      ContentLength: bytes.length,
       ...(putOpts.contentEncoding ? { ContentEncoding: putOpts.contentEncoding } : {}),
+      ...(putOpts.sha256 ? { sha256Hex: putOpts.sha256().toString('hex') } : {}),
     };
-    const command = new PutObjectCommand(input);
-    if (putOpts.sha256) usePayloadHash(command, putOpts.sha256().toString('hex'));
-    const out = await this.run(`put ${key}`, () => this.client.send(command, opts(putOpts.signal)));
+    const out = await this.run(`put ${key}`, () => this.small.put(input, putOpts.signal));
     const { etag } = etagOf(out.ETag);
     if (etag !== undefined) putOpts.onEtag?.(etag);
   }
 
   async createExclusive(key: string, body: Buffer | string, putOpts: PutOptions): Promise<boolean> {
     const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
-    const input = {
-      Bucket: this.bucket,
-      Key: this.prefix + key,
-      Body: bytes,
-      ContentType: putOpts.contentType,
-      ContentLength: bytes.length,
-      IfNoneMatch: '*',
-    };
+    const input = { Key: this.prefix + key, Body: bytes, ContentType: putOpts.contentType, IfNoneMatch: '*' };
     try {
-      await this.client.send(new PutObjectCommand(input), opts(putOpts.signal));
+      await this.small.put(input, putOpts.signal);
       return true;
     } catch (err) {
       // 412: the key exists; 409: a concurrent conditional write to it won (AWS).
@@ -377,23 +363,6 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads, ResumablePa
   private fail(operation: string, err: unknown): Error {
     return toStorageError(err, { operation, bucket: this.bucket, where: this.where });
   }
-}
-
-/**
- * The SigV4 signer (@smithy/signature-v4 5.7) hashes every string or Buffer body itself, over http
- * and https alike, unless the request already carries `x-amz-content-sha256`: then it signs that
- * value as the payload hash (getPayloadHash). Set in the build step, before signing, it is signed.
- * The server checks it against the body, so a wrong value fails the PUT instead of storing garbage.
- */
-function usePayloadHash(command: PutObjectCommand, hex: string): void {
-  command.middlewareStack.add(
-    (next) => (args) => {
-      const request = args.request as { headers?: Record<string, string> };
-      if (request.headers) request.headers['x-amz-content-sha256'] = hex;
-      return next(args);
-    },
-    { step: 'build', name: 'loftPayloadHash' },
-  );
 }
 
 function opts(signal: AbortSignal | undefined): { abortSignal?: AbortSignal } {
