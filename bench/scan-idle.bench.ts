@@ -21,7 +21,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { fillStore, usePrivateStore } from './lib/filled-store.js';
-import { LOFT_MAIN, generateSigningKey, writeLoftConfig } from './lib/loft-runs.js';
+import { LOFT_MAIN, generateSigningKey, loftCommand, writeLoftConfig } from './lib/loft-runs.js';
 import { procCpuSeconds, procMemory } from './lib/proc-stats.js';
 import { startS3rverProcess } from './lib/s3rver-process.js';
 
@@ -123,8 +123,10 @@ async function runVariant(
 ): Promise<VariantResult | undefined> {
   const target = LOCAL ? { localDir: join(dir, 'cache') } : { s3: { endpoint, bucket } };
   const config = writeLoftConfig(dir, target, keyPath);
-  const child = spawn(process.execPath, [...NODE_ARGS, main, '-c', config], {
-    env,
+  // As a user's launcher starts the daemon (its shebang's allocator settings), unless --node-args.
+  const how = loftCommand(main, NODE_ARGS, env);
+  const child = spawn(how.cmd, [...how.args, '-c', config], {
+    env: how.env,
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const log = new LogWatch(child, [STARTED, SCAN_BEGUN, SCAN_DONE]);
@@ -226,8 +228,11 @@ try {
 
 function printTable(results: VariantResult[], storeSeconds: number): void {
   console.log(
-    `Store of ${ENTRIES} valid paths (made in ${s(storeSeconds)}), to ${LOCAL ? '[local]' : 's3rver'}; idle sampled ${IDLE_MS / 1000} s.\n`,
+    `Store of ${ENTRIES} valid paths (made in ${s(storeSeconds)}), to ${LOCAL ? '[local]' : 's3rver'}; idle sampled ${IDLE_MS / 1000} s.`,
   );
+  const started =
+    NODE_ARGS.length > 0 ? `node ${NODE_ARGS.join(' ')} main.js` : 'main.js as a program (its shebang)';
+  console.log(`Daemon started as ${started}.\n`);
   console.log(
     '| loft | scan (wall / CPU) | drain: uploaded, wall / CPU | RSS queue empty | RSS idle (end / min of last 10 s) | of which anon / file | idle CPU | peak | exit |',
   );
