@@ -9,6 +9,7 @@
 // stack's middlewares did: the retry loop with loft's strategy (retry.ts), a place from the
 // request limiter per attempt (s3-request-limit.ts), the small body read inside the attempt,
 // S3's error-in-a-200 check, the clock-skew bookkeeping and the unsigned extra headers.
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { RequestLimiter } from './request-limiter.js';
 import { classifyFailure, type RetryToken } from './retry.js';
 import {
@@ -94,7 +95,8 @@ export class S3DirectRequests {
         }
         const delay = token.getRetryDelay();
         totalRetryDelay += delay;
-        if (delay > 0) await sleep(delay, request.signal);
+        // Cut short by the request's signal with an AbortError, as the SDK's wait is.
+        if (delay > 0) await sleep(delay, undefined, request.signal ? { signal: request.signal } : {});
       }
     }
   }
@@ -195,7 +197,7 @@ export function encodeKey(key: string): string {
  * PUT or HEAD whose body is an error document, which S3 sends with 200 when it fails late.
  */
 function isSuccess(response: WireResponse, body: Buffer, command: DirectCommand): boolean {
-  if (response.statusCode < 200 || response.statusCode >= 300) return false;
+  if (!isGood(response)) return false;
   if (command === 'GetObject' || body.length === 0) return true;
   if (!body.subarray(-16).toString('utf8').endsWith('</Error>')) return true;
   response.statusCode = 503;
@@ -249,24 +251,4 @@ function withAttempts(err: unknown, attempts: number, totalRetryDelay: number): 
   fields.$metadata.attempts = attempts;
   fields.$metadata.totalRetryDelay = totalRetryDelay;
   return error;
-}
-
-/** A retry's wait, cut short by the request's signal as the SDK's is (an AbortError). */
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(abortError());
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(abortError());
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
-function abortError(): Error {
-  return Object.assign(new Error('Request aborted'), { name: 'AbortError' });
 }
