@@ -123,6 +123,11 @@ export function createS3Transport(options: S3ClientOptions): S3Transport {
   return { client, limiter, retryStrategy, extraHeaders: options.extraHeaders };
 }
 
+/** The options of an SDK command's `send` that carry a caller's abort signal, if there is one. */
+export function abortOptions(signal: AbortSignal | undefined): { abortSignal?: AbortSignal } {
+  return signal ? { abortSignal: signal } : {};
+}
+
 export const DEFAULT_REQUEST_TIMEOUT_MS = 300_000;
 
 /** GetObject bodies up to this size are read inside the retry loop (narinfos, nix-cache-info). */

@@ -17,6 +17,7 @@ import type { Logger } from '../log.js';
 import type { MultipartUpload } from './multipart-uploads.js';
 import type { ListedPart } from './resumable-upload.js';
 import { errorCodeOf, httpStatusOf } from './retry.js';
+import { abortOptions } from './s3-client.js';
 
 /** What the S3 store lends these functions: its client, bucket, prefix and error mapping. */
 export interface MultipartTarget {
@@ -45,7 +46,7 @@ export async function* listMultipartUploads(
     };
     let page;
     try {
-      page = await t.client.send(new ListMultipartUploadsCommand(input), opts(signal));
+      page = await t.client.send(new ListMultipartUploadsCommand(input), abortOptions(signal));
     } catch (err) {
       if (!isNotImplemented(err)) throw t.fail('list multipart uploads', err);
       t.logger?.warn(
@@ -93,7 +94,7 @@ export async function abortMultipartUpload(
 ): Promise<void> {
   const input = { Bucket: t.bucket, Key: t.prefix + key, UploadId: uploadId };
   try {
-    await t.client.send(new AbortMultipartUploadCommand(input), opts(signal));
+    await t.client.send(new AbortMultipartUploadCommand(input), abortOptions(signal));
   } catch (err) {
     if (errorCodeOf(err) === 'NoSuchUpload') return;
     throw t.fail(`abort multipart upload of ${key}`, err);
@@ -109,7 +110,7 @@ export async function createMultipartUpload(
   const input = { Bucket: t.bucket, Key: t.prefix + key, ContentType: contentType };
   let out;
   try {
-    out = await t.client.send(new CreateMultipartUploadCommand(input), opts(signal));
+    out = await t.client.send(new CreateMultipartUploadCommand(input), abortOptions(signal));
   } catch (err) {
     throw t.fail(`start multipart upload of ${key}`, err);
   }
@@ -141,7 +142,7 @@ export async function uploadPart(
   unsignedOverTls(command);
   let out;
   try {
-    out = await t.client.send(command, opts(signal));
+    out = await t.client.send(command, abortOptions(signal));
   } catch (err) {
     throw t.fail(`upload part ${part.partNumber} of ${part.key}`, err);
   }
@@ -185,7 +186,7 @@ export async function completeMultipartUpload(
     MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag })) },
   };
   try {
-    await t.client.send(new CompleteMultipartUploadCommand(input), opts(signal));
+    await t.client.send(new CompleteMultipartUploadCommand(input), abortOptions(signal));
   } catch (err) {
     throw t.fail(`complete multipart upload of ${key}`, err);
   }
@@ -212,7 +213,7 @@ export async function listUploadParts(
     };
     let page;
     try {
-      page = await t.client.send(new ListPartsCommand(input), opts(signal));
+      page = await t.client.send(new ListPartsCommand(input), abortOptions(signal));
     } catch (err) {
       // s3rver has no ListParts (405 MethodNotAllowed): nothing there can be resumed.
       const status = httpStatusOf(err);
@@ -232,8 +233,4 @@ export async function listUploadParts(
 
 function isNotImplemented(err: unknown): boolean {
   return errorCodeOf(err) === 'NotImplemented' || httpStatusOf(err) === 501;
-}
-
-function opts(signal: AbortSignal | undefined): { abortSignal?: AbortSignal } {
-  return signal ? { abortSignal: signal } : {};
 }

@@ -23,7 +23,13 @@ import type { MultipartUpload, MultipartUploads, ResumableParts } from './multip
 import { ResumeMismatch, type ListedPart } from './resumable-upload.js';
 import type { BeforeDelete, ObjectInfo, ObjectStore, PutOptions, TaggedBody } from './object-store.js';
 import { errorCodeOf, httpStatusOf } from './retry.js';
-import { createS3Transport, describeEndpoint, toStorageError, type S3ClientOptions } from './s3-client.js';
+import {
+  abortOptions,
+  createS3Transport,
+  describeEndpoint,
+  toStorageError,
+  type S3ClientOptions,
+} from './s3-client.js';
 import { S3SmallObjects } from './s3-small-objects.js';
 import {
   abortMultipartUpload,
@@ -107,7 +113,9 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads, ResumablePa
   /** A cheap authenticated request, so a command can fail early with a clear message. */
   async checkAccess(signal?: AbortSignal): Promise<void> {
     const input = { Bucket: this.bucket, Prefix: this.prefix, MaxKeys: 1 };
-    const out = await this.run('list', () => this.client.send(new ListObjectsV2Command(input), opts(signal)));
+    const out = await this.run('list', () =>
+      this.client.send(new ListObjectsV2Command(input), abortOptions(signal)),
+    );
     // Every S3 implementation names the bucket in a listing. A web server that answers 200 to
     // everything would otherwise pass, and then its 200 to every HEAD would make every path look
     // present: loft would report success having uploaded nothing.
@@ -154,7 +162,7 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads, ResumablePa
     try {
       const out = await this.client.send(
         new GetObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }),
-        opts(signal),
+        abortOptions(signal),
       );
       // On Node the SDK's body is an http.IncomingMessage, a Readable.
       return out.Body instanceof Readable ? out.Body : Readable.from([]);
@@ -286,7 +294,7 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads, ResumablePa
         ...(token !== undefined ? { ContinuationToken: token } : {}),
       };
       const page = await this.run('list', () =>
-        this.client.send(new ListObjectsV2Command(input), opts(signal)),
+        this.client.send(new ListObjectsV2Command(input), abortOptions(signal)),
       );
       for (const o of page.Contents ?? []) {
         if (o.Key === undefined || !o.Key.startsWith(this.prefix)) continue;
@@ -312,7 +320,7 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads, ResumablePa
         Delete: { Objects: batch.map((k) => ({ Key: this.prefix + k })), Quiet: true },
       };
       const out = await this.run('delete', () =>
-        this.client.send(new DeleteObjectsCommand(input), opts(signal)),
+        this.client.send(new DeleteObjectsCommand(input), abortOptions(signal)),
       );
       const errors = out.Errors ?? [];
       const first = errors[0];
@@ -363,10 +371,6 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads, ResumablePa
   private fail(operation: string, err: unknown): Error {
     return toStorageError(err, { operation, bucket: this.bucket, where: this.where });
   }
-}
-
-function opts(signal: AbortSignal | undefined): { abortSignal?: AbortSignal } {
-  return signal ? { abortSignal: signal } : {};
 }
 
 /** S3 quotes ETags (`"<md5>"`); callers compare them as plain strings. None or empty: no etag. */

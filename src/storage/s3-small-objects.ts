@@ -4,6 +4,7 @@
 // `direct: false`). Both ways give the same outputs and throw the same SDK errors, which the
 // store turns into StorageErrors (s3-object-store.ts).
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { abortOptions } from './s3-client.js';
 import { S3DirectRequests, type DirectAnswer, type DirectRequest, type S3Transport } from './s3-direct.js';
 
 export interface HeadOutput {
@@ -49,7 +50,7 @@ export class S3SmallObjects {
     if (answer === undefined) {
       return this.transport.client.send(
         new HeadObjectCommand({ Bucket: this.bucket, Key: key }),
-        opts(signal),
+        abortOptions(signal),
       );
     }
     const { headers } = answer;
@@ -68,7 +69,7 @@ export class S3SmallObjects {
     if (answer !== undefined) return { Body: answer.body, ...etagOf(answer.headers) };
     const out = await this.transport.client.send(
       new GetObjectCommand({ Bucket: this.bucket, Key: key }),
-      opts(signal),
+      abortOptions(signal),
     );
     const body = out.Body ? Buffer.from(await out.Body.transformToByteArray()) : Buffer.alloc(0);
     return { Body: body, ETag: out.ETag };
@@ -98,7 +99,7 @@ export class S3SmallObjects {
       ...(input.IfNoneMatch !== undefined ? { IfNoneMatch: input.IfNoneMatch } : {}),
     });
     if (input.sha256Hex !== undefined) usePayloadHash(command, input.sha256Hex);
-    return this.transport.client.send(command, opts(signal));
+    return this.transport.client.send(command, abortOptions(signal));
   }
 
   /** undefined: the bucket has no direct route, send it through the SDK. */
@@ -132,8 +133,4 @@ function etagOf(headers: Record<string, string>): { ETag?: string } {
 
 function signalOf(signal: AbortSignal | undefined): { signal?: AbortSignal } {
   return signal ? { signal } : {};
-}
-
-function opts(signal: AbortSignal | undefined): { abortSignal?: AbortSignal } {
-  return signal ? { abortSignal: signal } : {};
 }
