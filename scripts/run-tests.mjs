@@ -12,11 +12,14 @@
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { isCI, judgeSkips } from './skip-policy.mjs';
 
 const FINAL_CHECK = join('test', 'final', 'secrets-in-logs.test.ts');
+// LOFT_TEST_TIMEOUT_MS: for the runner's own test (test/unit/test-runner.test.ts).
+const TEST_TIMEOUT_MS = Number(process.env.LOFT_TEST_TIMEOUT_MS ?? 5 * 60 * 1000);
 
 const roots = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const passThrough = process.argv.slice(2).filter((a) => a.startsWith('-'));
@@ -49,10 +52,11 @@ const env = { ...process.env, NODE_OPTIONS: nodeOptions, LOFT_TEST_LOG_DIR: logD
 // must run as a top-level runner, with its reporters, not report to the parent.
 delete env.NODE_TEST_CONTEXT;
 
-/** Runs node's test runner on `list`; returns its exit status and the skips it reported. */
-function runNodeTest(list, name) {
+/** Runs node's test runner on `list`; resolves to its exit status and the skips it reported. */
+async function runNodeTest(list, name) {
   const skipFile = join(skipDir, `${name}.jsonl`);
-  const result = spawnSync(
+  // Not spawnSync: a signal's handler below runs only while this process's event loop turns.
+  const child = spawn(
     process.execPath,
     [
       '--import',
@@ -62,12 +66,17 @@ function runNodeTest(list, name) {
       '--test-reporter-destination=stdout',
       `--test-reporter=${skipReporter}`,
       `--test-reporter-destination=${skipFile}`,
+      // A hang must fail its test, not use up CI's time: no test or hook runs longer than this (the
+      // longest takes about a minute here), and a file whose handles outlive its tests still ends.
+      `--test-timeout=${TEST_TIMEOUT_MS}`,
+      '--test-force-exit',
       ...passThrough,
       ...list,
     ],
     { stdio: 'inherit', env },
   );
-  return { status: result.status ?? 1, skips: readSkips(skipFile) };
+  const [code] = await once(child, 'close');
+  return { status: code ?? 1, skips: readSkips(skipFile) };
 }
 
 function readSkips(file) {
@@ -90,14 +99,14 @@ function reportSkips(skips) {
 let interrupted = false;
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => (interrupted = true));
 
-const suite = testFiles.length > 0 ? runNodeTest(testFiles, 'suite') : { status: 0, skips: [] };
+const suite = testFiles.length > 0 ? await runNodeTest(testFiles, 'suite') : { status: 0, skips: [] };
 if (interrupted) {
   rmSync(logDir, { recursive: true, force: true });
   rmSync(skipDir, { recursive: true, force: true });
   process.exit(130);
 }
 const skipStatus = reportSkips(suite.skips);
-const final = runNodeTest([FINAL_CHECK], 'final');
+const final = await runNodeTest([FINAL_CHECK], 'final');
 // FINAL_CHECK skips only outside a normal run (no build, no log directory): judged the same way.
 const finalSkipStatus = final.skips.length > 0 ? reportSkips(final.skips) : 0;
 rmSync(skipDir, { recursive: true, force: true });

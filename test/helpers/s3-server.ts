@@ -46,6 +46,7 @@ export interface TestS3 {
 interface S3rverInstance {
   run(): Promise<AddressInfo>;
   close(): Promise<void>;
+  httpServer?: http.Server;
 }
 type S3rverConstructor = new (options: Record<string, unknown>) => S3rverInstance;
 // s3rver ships no type declarations; this is the part of its API the tests use.
@@ -90,6 +91,9 @@ export async function startS3Server(options: { bucket?: string } = {}): Promise<
     requests: proxy.requests,
     async close() {
       await proxy.close();
+      // Node stops timing requests out once a server closes, so a connection the proxy left
+      // mid-request would hold close() for ever (a whole CI run once hung here): cut them all.
+      server.httpServer?.closeAllConnections();
       await server.close();
       await rm(dir, { recursive: true, force: true });
     },
@@ -175,21 +179,7 @@ export async function startForwardingProxy(
       );
       return;
     }
-    const headers = decision?.forwardHeaders ?? req.headers;
-    const out = http.request(
-      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers },
-      (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      },
-    );
-    out.on('error', () => res.destroy());
-    // A client that went away mid-body must not leave the upstream request (and the server's
-    // connection) waiting for the rest forever: that would hang close() at the end of a test.
-    req.on('close', () => {
-      if (!req.complete) out.destroy();
-    });
-    req.pipe(out);
+    forwardRequest(upstream, req, res, decision?.forwardHeaders ?? req.headers);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
@@ -202,6 +192,38 @@ export async function startForwardingProxy(
         server.close((err) => (err ? reject(err) : resolve()));
       }),
   };
+}
+
+/** Passes one request on to `upstream` and its answer back. */
+export function forwardRequest(
+  upstream: URL,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  headers: http.OutgoingHttpHeaders = req.headers,
+): void {
+  // A client gone before this was called (the throttling proxy waits first) has nothing to pass on.
+  if (req.destroyed) {
+    res.destroy();
+    return;
+  }
+  const out = http.request(
+    { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers },
+    (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    },
+  );
+  out.on('error', () => res.destroy());
+  // A client that went away mid-body must not leave the upstream request (and the server's
+  // connection) waiting for the rest for ever: that would hang close() at the end of a test.
+  req.on('close', () => {
+    if (!req.complete) out.destroy();
+  });
+  // Nor may a client connection cut after the body arrived, before all of it was passed on.
+  res.on('close', () => {
+    if (!res.writableFinished) out.destroy();
+  });
+  req.pipe(out);
 }
 
 /** What a test sees of a request: method, bucket, key and query decoded the way S3 reads them. */

@@ -8,7 +8,7 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { s3ErrorXml } from './s3-server.js';
+import { forwardRequest, s3ErrorXml } from './s3-server.js';
 
 export interface ThrottleProxyOptions {
   /** Where allowed requests go (the recording proxy of test/helpers/s3-server.ts, or s3rver). */
@@ -72,7 +72,7 @@ export async function startThrottleProxy(o: ThrottleProxyOptions): Promise<Throt
     }
     seen.push({ id, at: now, throttled: false });
     req.pause();
-    void sleep(o.latencyMs ?? 0).then(() => forward(upstream, req, res));
+    void sleep(o.latencyMs ?? 0).then(() => forwardRequest(upstream, req, res));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
@@ -102,20 +102,4 @@ function earlyRetries(seen: SeenRequest[]): Array<{ id: string; earlyByMs: numbe
     if (next && next.at < s.notBefore) early.push({ id: s.id, earlyByMs: s.notBefore - next.at });
   });
   return early;
-}
-
-function forward(upstream: URL, req: http.IncomingMessage, res: http.ServerResponse): void {
-  const out = http.request(
-    { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
-    (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(res);
-    },
-  );
-  out.on('error', () => res.destroy());
-  req.on('close', () => {
-    if (!req.complete) out.destroy();
-  });
-  req.pipe(out);
-  req.resume();
 }
