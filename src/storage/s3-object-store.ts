@@ -23,13 +23,9 @@ import type { MultipartUpload, MultipartUploads, ResumableParts } from './multip
 import { ResumeMismatch, type ListedPart } from './resumable-upload.js';
 import type { BeforeDelete, ObjectInfo, ObjectStore, PutOptions, TaggedBody } from './object-store.js';
 import { errorCodeOf, httpStatusOf } from './retry.js';
-import {
-  abortOptions,
-  createS3Transport,
-  describeEndpoint,
-  toStorageError,
-  type S3ClientOptions,
-} from './s3-client.js';
+import { abortOptions, createS3Transport, type S3ClientOptions } from './s3-client.js';
+import { describeEndpoint } from './s3-description.js';
+import { toStorageError } from './s3-errors.js';
 import { S3SmallObjects } from './s3-small-objects.js';
 import {
   abortMultipartUpload,

@@ -4,12 +4,9 @@ import { createServer, IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { AbortedError, StorageError } from '../../../src/errors.js';
-import {
-  BUFFERED_BODY_MAX_BYTES,
-  createS3Client,
-  describeEndpoint,
-  toStorageError,
-} from '../../../src/storage/s3-client.js';
+import { BUFFERED_BODY_MAX_BYTES, createS3Client } from '../../../src/storage/s3-client.js';
+import { describeEndpoint } from '../../../src/storage/s3-description.js';
+import { toStorageError } from '../../../src/storage/s3-errors.js';
 
 const ctx = { operation: 'put nar/a.nar.zst', bucket: 'cache', where: 'https://s3.example.org' };
 const secret = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';
