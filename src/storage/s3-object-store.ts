@@ -5,6 +5,7 @@ import { Readable } from 'node:stream';
 import {
   BodySource,
   type BodyHead,
+  type GatheredBody,
   DEFAULT_QUEUE_SIZE,
   gatherBody,
   partSizeFor,
@@ -52,6 +53,11 @@ export interface S3StoreOptions extends S3ClientOptions {
 /** Bodies up to this size are gathered for their PutObject in buffers of this size. */
 const SMALL_BODY_BYTES = 1024 * 1024;
 const TINY_BODY_BYTES = 64 * 1024;
+/**
+ * A body at most this share of a part longer than one part still goes in one PutObject
+ * (BodySource.readHead): 1 MiB with the default part size of 8 MiB.
+ */
+const PART_SLACK_DIVISOR = 8;
 /** S3 refuses parts below 5 MiB (except the last one). */
 export const MIN_PART_SIZE_BYTES = 5 * 1024 * 1024;
 /** DeleteObjects takes at most 1000 keys per request. */
@@ -197,7 +203,7 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads, ResumablePa
   }
 
   /**
-   * Reads ahead up to one part: a body that fits goes in ONE PutObject (a small NAR costs one
+   * Reads ahead up to one part and an eighth: a body that fits goes in ONE PutObject (a small NAR costs one
    * request, not the three of a multipart upload); a larger one is sent in parts (s3-part-upload.ts),
    * resuming the unfinished upload that `putOpts.resumable` names.
    * Whatever fails, the body is destroyed with the thrown error so the pipeline feeding it settles.
@@ -210,7 +216,9 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads, ResumablePa
     try {
       const partSize = partSizeFor(this.options.partSizeBytes, putOpts.sizeHint);
       const takePart = (): Buffer => partBuffer(this.parts, partSize);
-      const head = await source.readHead(partSize, SMALL_BODY_BYTES, takePart, putOpts.consumed);
+      // An unfinished upload to carry on with is resumed in parts whatever the body's length.
+      const slack = putOpts.resumable?.resume === undefined ? Math.floor(partSize / PART_SLACK_DIVISOR) : 0;
+      const head = await source.readHead(partSize, SMALL_BODY_BYTES, takePart, putOpts.consumed, slack);
       if (head.ended) {
         await this.putWhole(key, head, putOpts);
       } else {
@@ -244,17 +252,29 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads, ResumablePa
    * so a caller's hash of it (putOpts.sha256) is final and goes along.
    */
   private async putWhole(key: string, head: BodyHead, putOpts: PutOptions): Promise<void> {
-    const part = head.part;
-    const body =
-      part === undefined
-        ? gatherBody(head.chunks, (n) => this.gatherPool(n), putOpts.consumed)
-        : { bytes: part.buffer.subarray(0, part.filled), done: () => recyclePart(this.parts, part.buffer) };
+    const body = this.wholeBody(head, putOpts.consumed);
     try {
       await this.putBytes(key, body.bytes, putOpts);
     } finally {
       body.done();
     }
     putOpts.onStored?.(body.bytes.length);
+  }
+
+  /**
+   * The one Buffer a single PUT sends: the gathered chunks of a small body, the part buffer, or the
+   * part buffer and the chunks just past it in a fresh Buffer (the part goes back to its pool at
+   * once, so the upload holds no more than a part and a slack more).
+   */
+  private wholeBody(head: BodyHead, consumed: PutOptions['consumed']): GatheredBody {
+    const part = head.part;
+    if (part === undefined) return gatherBody(head.chunks, (n) => this.gatherPool(n), consumed);
+    const filled = part.buffer.subarray(0, part.filled);
+    if (head.chunks.length === 0) return { bytes: filled, done: () => recyclePart(this.parts, part.buffer) };
+    const bytes = Buffer.concat([filled, ...head.chunks]);
+    recyclePart(this.parts, part.buffer);
+    for (const chunk of head.chunks.splice(0)) consumed?.(chunk);
+    return { bytes, done: () => {} };
   }
 
   bufferedPerUpload(sizeHint: number): number {

@@ -157,3 +157,43 @@ test('readHead: a body within the hold is kept as its chunks, one up to a part e
   assert.deepEqual(ended.chunks, []);
   assert.equal(given.length, 3);
 });
+
+// A body just over one part goes in one PUT: the chunks past the part are held up to the slack.
+test('readHead: past the part, chunks are held up to the slack; a body ending there ends the read', async () => {
+  const chunks = ['abcd', 'efgh', 'ij', 'k', 'l'].map((s) => Buffer.from(s));
+  const given: Buffer[] = [];
+  const over = new BodySource(Readable.from(chunks));
+  const head = await over.readHead(
+    8,
+    6,
+    () => Buffer.alloc(8),
+    (c) => given.push(c),
+    4,
+  );
+  assert.equal(head.ended, true, 'ij, k and l: 12 bytes are within 8 + 4');
+  assert.equal(head.part?.buffer.subarray(0, head.part.filled).toString(), 'abcdefgh');
+  assert.deepEqual(head.chunks, chunks.slice(2), 'held as they came, not copied');
+  assert.deepEqual(given, chunks.slice(0, 2), 'only the copied chunks are given back');
+
+  const longer = [...chunks, Buffer.from('m')];
+  const past = new BodySource(Readable.from(longer));
+  const cut = await past.readHead(8, 6, () => Buffer.alloc(8), undefined, 4);
+  assert.equal(cut.ended, false, '13 bytes are past 8 + 4');
+  assert.deepEqual(cut.chunks, longer.slice(2), 'the held chunks are the start of the rest');
+  const rest: Buffer[] = [];
+  for await (const c of past.rest(cut.chunks)) rest.push(c);
+  assert.deepEqual(rest, longer.slice(2));
+
+  // The slack counts from the part's size, not from where the part stopped filling.
+  const pieces = ['abcdef', 'ghijk'].map((t) => Buffer.from(t));
+  const short = new BodySource(Readable.from(pieces));
+  const whole = await short.readHead(8, 6, () => Buffer.alloc(8), undefined, 4);
+  assert.equal(whole.ended, true, '11 bytes are within 8 + 4');
+  assert.equal(whole.part?.filled, 6);
+  assert.deepEqual(whole.chunks, [pieces[1]]);
+
+  const noSlack = new BodySource(Readable.from(chunks));
+  const strict = await noSlack.readHead(8, 6, () => Buffer.alloc(8), undefined);
+  assert.equal(strict.ended, false, 'without a slack the first chunk past the part starts the rest');
+  assert.deepEqual(strict.chunks, [chunks[2]]);
+});
