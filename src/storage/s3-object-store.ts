@@ -203,9 +203,9 @@ export class S3ObjectStore implements ObjectStore, MultipartUploads, ResumablePa
   }
 
   /**
-   * Reads ahead up to one part and an eighth: a body that fits goes in ONE PutObject (a small NAR costs one
-   * request, not the three of a multipart upload); a larger one is sent in parts (s3-part-upload.ts),
-   * resuming the unfinished upload that `putOpts.resumable` names.
+   * Reads ahead up to one part and an eighth: a body that fits goes in ONE PutObject (a small NAR
+   * costs one request, not the three of a multipart upload); a larger one is sent in parts
+   * (s3-part-upload.ts), resuming the unfinished upload that `putOpts.resumable` names.
    * Whatever fails, the body is destroyed with the thrown error so the pipeline feeding it settles.
    */
   async putStream(key: string, body: Readable, putOpts: PutOptions): Promise<void> {
