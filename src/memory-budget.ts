@@ -11,11 +11,22 @@
 // Reservations come first and are never waited for, so a body waiting for memory never holds
 // something a frame needs: the frames' share was set aside when the pool was made.
 
+import { availableParallelism } from 'node:os';
+
+const MiB = 1024 * 1024;
+
 /**
- * The default `memory_budget`. Measured in docs/operations.md ("Memory"): it holds the compute
- * pool's frames, the NAR reader's pool and the parts of one or two S3 uploads at a time.
+ * The default `memory_budget`: 40 MiB, and 8 MiB per core up to 16 cores (56 MiB on 2 cores, at
+ * most 168 MiB; never under the 48 MiB minimum). Per core because the compute pool gives each core
+ * a 4 MiB zstd frame but takes at most half the budget; the rest holds the NAR reader's pool and
+ * one S3 upload's four 8 MiB parts beside small bodies. Measured in docs/benchmarks.md ("twelfth
+ * round"): on 2 cores the bench closure to S3 peaked at 209-231 MB with a fixed 96 MiB, 186-212
+ * with 64 MiB and 183-186 with 56 MiB, in the same wall time: what the budget does not count
+ * (zstd's output slabs, small bodies) grows with the large bodies in flight.
  */
-export const DEFAULT_MEMORY_BUDGET_BYTES = 96 * 1024 * 1024;
+export function defaultMemoryBudgetBytes(cores: number = availableParallelism()): number {
+  return Math.max(48, 40 + 8 * Math.min(Math.max(1, cores), 16)) * MiB;
+}
 
 export interface MemoryBudgetUse {
   /** Bytes the budget may lend. */

@@ -4,7 +4,7 @@
 // big public caches.
 
 import { BACKOFF } from '../backoff.js';
-import { DEFAULT_MEMORY_BUDGET_BYTES } from '../memory-budget.js';
+import { defaultMemoryBudgetBytes } from '../memory-budget.js';
 import { THREAD_COUNT } from '../thread-count.js';
 
 export const DEFAULTS = {
@@ -45,8 +45,9 @@ export const DEFAULTS = {
   logCompression: 'none',
   // Off unless asked for: publishing writes to the bucket every few hours (README, Pruning).
   publishRoots: [] as string[],
-  // What loft buffers on purpose (zstd frames, NAR reads, S3 parts): src/memory-budget.ts.
-  memoryBudgetBytes: DEFAULT_MEMORY_BUDGET_BYTES,
+  // What loft buffers on purpose (zstd frames, NAR reads, S3 parts), by this machine's cores:
+  // src/memory-budget.ts.
+  memoryBudgetBytes: defaultMemoryBudgetBytes(),
   // The daemon executes itself afresh once idle after this many uploads (cli/fresh-start.ts); 0: never.
   freshStartAfterUploads: 5000,
 } as const;

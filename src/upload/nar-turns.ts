@@ -2,7 +2,7 @@
 // its share of the body-memory budget. A path holds its turn only while its NAR is read,
 // compressed and stored, never while it waits for its references (path-task.ts), so every turn
 // ends on its own and the reference wait cannot deadlock.
-import { MemoryBudget, DEFAULT_MEMORY_BUDGET_BYTES } from '../memory-budget.js';
+import { MemoryBudget, defaultMemoryBudgetBytes } from '../memory-budget.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { Semaphore } from './semaphore.js';
 import { narSizeHint } from './upload-path.js';
@@ -24,7 +24,7 @@ export interface BodyMemory {
 export const BODY_EXEMPT_BYTES = 1024 * 1024;
 
 function defaultBodyMemory(): BodyMemory {
-  return { budget: new MemoryBudget(DEFAULT_MEMORY_BUDGET_BYTES), exempt: BODY_EXEMPT_BYTES };
+  return { budget: new MemoryBudget(defaultMemoryBudgetBytes()), exempt: BODY_EXEMPT_BYTES };
 }
 
 export class NarTurns {

@@ -1,11 +1,39 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MemoryBudget } from '../../src/memory-budget.js';
+import { defaultMemoryBudgetBytes, MemoryBudget } from '../../src/memory-budget.js';
+import { s3BufferedPerUpload } from '../../src/storage/body-source.js';
 import { NarMemory } from '../../src/chunk-pool.js';
-import { ComputePool } from '../../src/upload/compute-pool.js';
+import { ComputePool, ZSTD_FRAME_BYTES } from '../../src/upload/compute-pool.js';
 
 const MiB = 1024 * 1024;
+
+describe('the default budget', () => {
+  test('56 MiB on 2 cores, 8 MiB more per core, at least 48 and at most 168 MiB', () => {
+    assert.equal(defaultMemoryBudgetBytes(2), 56 * MiB);
+    assert.equal(defaultMemoryBudgetBytes(1), 48 * MiB);
+    assert.equal(defaultMemoryBudgetBytes(4), 72 * MiB);
+    assert.equal(defaultMemoryBudgetBytes(16), 168 * MiB);
+    assert.equal(defaultMemoryBudgetBytes(128), 168 * MiB);
+  });
+
+  test('on any core count, every core up to 16 gets a frame and one S3 upload of 8 MiB parts still fits', () => {
+    const part = 8 * MiB;
+    const upload = s3BufferedPerUpload(part, undefined, part * 64);
+    for (let cores = 1; cores <= 64; cores++) {
+      const total = defaultMemoryBudgetBytes(cores);
+      // As the runtime sets them up (cli/upload-deps.ts): frames first, at most half; the reader's
+      // pool at most an eighth; bodies get the rest.
+      const budget = new MemoryBudget(total);
+      const frames = Math.min(cores, Math.floor(total / 2 / ZSTD_FRAME_BYTES));
+      const pool = new ComputePool(frames, ZSTD_FRAME_BYTES, budget);
+      assert.equal(pool.threads, frames, `${cores} cores`);
+      assert.ok(frames >= Math.min(cores, 16), `${cores} cores: ${frames} frames`);
+      budget.reserve(Math.floor(total / 8));
+      assert.ok(budget.free >= upload, `${cores} cores: ${budget.free} bytes left for bodies`);
+    }
+  });
+});
 
 describe('MemoryBudget', () => {
   test('never lends more than the total, whatever the order of takes and gives', async () => {

@@ -4,6 +4,7 @@ import { ConfigError } from '../../../src/errors.js';
 import { defaultLocalCachePath, storeDirFromEnv, validateDocument } from '../../../src/config/schema.js';
 import { targetDigest } from '../../../src/config/storage-target.js';
 import { CTX, errorOf, NO_FILE, validate } from './schema-context.js';
+import { defaultMemoryBudgetBytes } from '../../../src/memory-budget.js';
 
 describe('defaults', () => {
   test('no config file gives every default and the embedded local cache in cwd', () => {
@@ -31,7 +32,7 @@ describe('defaults', () => {
       },
       publishRoots: [],
       freshStartAfterUploads: 5000,
-      memoryBudgetBytes: 96 * 1024 * 1024,
+      memoryBudgetBytes: defaultMemoryBudgetBytes(),
       extras: { uploadLogs: true, writeNarListing: false, indexDebugInfo: false, logCompression: 'none' },
       debug: false,
     });
