@@ -19,6 +19,7 @@ import { signerId } from '../upload/re-sign.js';
 import { SignedLedger } from '../upload/signed-ledger.js';
 import type { ProgressSink } from '../upload/progress.js';
 import type { UploadClosureDeps } from '../upload/upload-closure.js';
+import type { ObjectStore } from '../storage/object-store.js';
 import type { Runtime, RuntimeUploads } from './runtime.js';
 import { isThreadCount, THREAD_COUNT } from '../thread-count.js';
 
@@ -87,6 +88,22 @@ export function uploadConcurrency(compression: string, uploadThreads: number): n
   return compression === 'xz' ? Math.max(1, Math.min(uploadThreads, availableParallelism())) : uploadThreads;
 }
 
+/**
+ * What the NAR reader's pools may keep. To a store that holds bodies in the budget (S3's parts), an
+ * eighth of it: the rest is for the bodies. A directory or an HTTP cache holds none (a body is
+ * written or streamed as it comes), so the reader may keep all that the frames leave: with an
+ * eighth, a run to a directory took most of its reads and zstd output slabs fresh (on the bench
+ * closure, 113 reads of 1 MiB and 66 slabs of 4.5 MiB, about 440 MiB), garbage that started a
+ * full collection every 150 ms or so.
+ */
+export function readerShare(
+  store: Pick<ObjectStore, 'bufferedPerUpload'>,
+  budget: MemoryBudget,
+): number {
+  const holdsBodies = (store.bufferedPerUpload?.(2 ** 30) ?? 0) > 0;
+  return holdsBodies ? Math.floor(budget.total / 8) : budget.free;
+}
+
 /** The runtime's upload state (cli/runtime.ts, RuntimeUploads), made at its first upload. */
 function shared(rt: Runtime): RuntimeUploads {
   const c = rt.config;
@@ -101,7 +118,7 @@ function shared(rt: Runtime): RuntimeUploads {
   rt.uploads = {
     memoryBudget,
     computePool: new ComputePool(frames, ZSTD_FRAME_BYTES, memoryBudget),
-    narMemory: new NarMemory(memoryBudget, Math.floor(c.memoryBudgetBytes / 8)),
+    narMemory: new NarMemory(memoryBudget, readerShare(rt.store, memoryBudget)),
     logsDone: new Set(),
     pruneGuard: new PruneGuard({
       store: rt.store,

@@ -3,10 +3,13 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { defaultMemoryBudgetBytes, MemoryBudget } from '../../src/memory-budget.js';
 import { s3BufferedPerUpload } from '../../src/storage/body-source.js';
+import { readerShare } from '../../src/cli/upload-deps.js';
 import { NarMemory } from '../../src/chunk-pool.js';
 import { ComputePool, ZSTD_FRAME_BYTES } from '../../src/upload/compute-pool.js';
 
 const MiB = 1024 * 1024;
+/** A store that holds four 8 MiB parts per large body, as S3ObjectStore does. */
+const S3_LIKE = { bufferedPerUpload: (size: number) => Math.min(size, 32 * MiB) };
 
 describe('the default budget', () => {
   test('56 MiB on 2 cores, 8 MiB more per core, at least 48 and at most 168 MiB', () => {
@@ -22,15 +25,37 @@ describe('the default budget', () => {
     const upload = s3BufferedPerUpload(part, undefined, part * 64);
     for (let cores = 1; cores <= 64; cores++) {
       const total = defaultMemoryBudgetBytes(cores);
-      // As the runtime sets them up (cli/upload-deps.ts): frames first, at most half; the reader's
-      // pool at most an eighth; bodies get the rest.
+      // As the runtime sets them up for S3 (cli/upload-deps.ts): frames first, at most half; the
+      // reader's pools an eighth each for reads and zstd output; bodies get the rest.
       const budget = new MemoryBudget(total);
       const frames = Math.min(cores, Math.floor(total / 2 / ZSTD_FRAME_BYTES));
       const pool = new ComputePool(frames, ZSTD_FRAME_BYTES, budget);
       assert.equal(pool.threads, frames, `${cores} cores`);
       assert.ok(frames >= Math.min(cores, 16), `${cores} cores: ${frames} frames`);
-      budget.reserve(Math.floor(total / 8));
+      new NarMemory(budget, readerShare(S3_LIKE, budget));
       assert.ok(budget.free >= upload, `${cores} cores: ${budget.free} bytes left for bodies`);
+    }
+  });
+});
+
+describe("the reader's share (cli/upload-deps.ts)", () => {
+  test('beside S3 bodies an eighth; with a store that holds no body, all the frames leave', () => {
+    for (const cores of [1, 2, 4, 16]) {
+      const total = defaultMemoryBudgetBytes(cores);
+      const toS3 = new MemoryBudget(total);
+      new ComputePool(cores, ZSTD_FRAME_BYTES, toS3);
+      assert.equal(readerShare(S3_LIKE, toS3), Math.floor(total / 8));
+
+      const toDir = new MemoryBudget(total);
+      new ComputePool(cores, ZSTD_FRAME_BYTES, toDir);
+      const free = toDir.free;
+      assert.equal(readerShare({ bufferedPerUpload: () => 0 }, toDir), free);
+      assert.equal(readerShare({}, toDir), free);
+      // With that share the reader keeps its 16 reads and slabs and 4 output slabs (38 MiB) where
+      // they fit, never more than the budget.
+      new NarMemory(toDir, readerShare({}, toDir));
+      assert.ok(toDir.inUse <= total);
+      if (free >= 38 * MiB) assert.equal(toDir.inUse - (total - free), 38 * MiB, `${cores} cores`);
     }
   });
 });
