@@ -26,8 +26,14 @@ export class ChunkPool {
 
   constructor(
     readonly chunkBytes: number,
-    /** Free buffers kept beyond this many are left to the garbage collector. */
+    /** Free buffers kept beyond this many are dropped. */
     private readonly keep: number,
+    /**
+     * Free a dropped buffer's memory at once (see release()), instead of leaving it to the garbage
+     * collector. Only for buffers that reach no socket: a write the kernel has not taken yet may
+     * still read a buffer after its request settled, and freed memory must never be read.
+     */
+    private readonly freeDropped = false,
   ) {}
 
   /** A whole buffer, whose contents are undefined. */
@@ -38,6 +44,7 @@ export class ChunkPool {
   /** The owner is done with `whole` (a buffer take() returned): keep it for the next take(). */
   recycle(whole: Buffer): void {
     if (this.#free.length < this.keep) this.#free.push(whole);
+    else if (this.freeDropped) release(whole);
   }
 
   /** Free buffers kept now. */
@@ -45,10 +52,24 @@ export class ChunkPool {
     return this.#free.length;
   }
 
-  /** Leaves every free buffer to the garbage collector (an idle process gives the memory back). */
+  /** Drops every free buffer (an idle process gives the memory back). */
   drain(): void {
+    if (this.freeDropped) for (const whole of this.#free) release(whole);
     this.#free.length = 0;
   }
+}
+
+/**
+ * Gives a dropped buffer's memory back to the system now, by detaching its ArrayBuffer
+ * (`transfer(0)`): left to the garbage collector, a dropped 4.5 MiB output slab stayed resident
+ * until the next full collection, and on the bench closure to S3 five of them at once were a tenth
+ * of the peak RSS (docs/architecture.md, "Dropped buffers freed at once"). Only a buffer that owns
+ * its whole ArrayBuffer (as take() makes them); every view of it reads as empty afterwards.
+ */
+function release(whole: Buffer): void {
+  const ab = whole.buffer as ArrayBuffer & { transfer?: (length: number) => ArrayBuffer };
+  if (whole.byteOffset !== 0 || ab.byteLength !== whole.length || ab.transfer === undefined) return;
+  ab.transfer(0);
 }
 
 /** What one pooled buffer has lent: how many views are still out, and whether more may be cut. */
@@ -88,12 +109,12 @@ export class NarMemory {
     const want = Math.min(most, KEPT * (READ_BYTES + SLAB_BYTES));
     const granted = budget === undefined ? want : budget.reserve(want, READ_BYTES + SLAB_BYTES);
     const kept = Math.floor(granted / (READ_BYTES + SLAB_BYTES));
-    this.#reads = new ChunkPool(READ_BYTES, kept);
-    this.#slabs = new ChunkPool(SLAB_BYTES, kept);
+    this.#reads = new ChunkPool(READ_BYTES, kept, true);
+    this.#slabs = new ChunkPool(SLAB_BYTES, kept, true);
     // The compressor's output is the other half of what a NAR passes through; same share again.
     const outputs = Math.min(most, OUTPUTS_KEPT * OUTPUT_BYTES);
     const grantedOut = budget === undefined ? outputs : budget.reserve(outputs, OUTPUT_BYTES);
-    this.#outputs = new ChunkPool(OUTPUT_BYTES, Math.floor(grantedOut / OUTPUT_BYTES));
+    this.#outputs = new ChunkPool(OUTPUT_BYTES, Math.floor(grantedOut / OUTPUT_BYTES), true);
   }
 
   /** Drops the kept buffers (an idle daemon gives their memory back); later reads refill them. */

@@ -71,7 +71,7 @@ export class ComputePool {
       threads = Math.max(1, budget.reserve(threads * frameBytes, frameBytes) / frameBytes);
     this.threads = threads;
     this.slots = new Semaphore(threads);
-    this.buffers = new ChunkPool(frameBytes, threads);
+    this.buffers = new ChunkPool(frameBytes, threads, true);
     this.smallTurns = new Semaphore(threads);
   }
 

@@ -22,7 +22,7 @@ export { ZSTD_FRAME_BYTES } from './compute-pool.js';
  * gathered, copied, into one buffer of SMALL_FRAMES, taken and recycled here.
  */
 const SMALL_FRAME_BYTES = 1024 * 1024;
-const SMALL_FRAMES = new ChunkPool(SMALL_FRAME_BYTES, 16);
+const SMALL_FRAMES = new ChunkPool(SMALL_FRAME_BYTES, 16, true);
 
 export interface ZstdFrameOptions {
   /**

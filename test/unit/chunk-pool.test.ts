@@ -29,6 +29,28 @@ describe('ChunkPool and NarMemory', () => {
     assert.notEqual(pool.take(), y);
   });
 
+  test('a pool that frees dropped buffers gives their memory back at once; one that does not leaves it', () => {
+    const MiB = 1024 * 1024;
+    for (const frees of [true, false]) {
+      const pool = new ChunkPool(4 * MiB, 1, frees);
+      const bufs = Array.from({ length: 6 }, () => pool.take().fill(7));
+      const before = process.memoryUsage().arrayBuffers;
+      for (const b of bufs) pool.recycle(b);
+      const after = process.memoryUsage().arrayBuffers;
+      // The first is kept whole; the five dropped are freed (20 MiB less) only when the pool frees them.
+      assert.equal(bufs[0]!.length, 4 * MiB);
+      assert.equal(bufs.slice(1).every((b) => b.length === 0), frees);
+      if (frees) assert.ok(before - after >= 20 * MiB, `${(before - after) / MiB} MiB freed`);
+      else assert.equal(after, before);
+      pool.drain();
+      assert.equal(bufs[0]!.length, frees ? 0 : 4 * MiB, 'drain frees the kept ones too');
+      // A buffer that does not own its whole ArrayBuffer (a view) is never detached.
+      const view = Buffer.allocUnsafeSlow(8 * MiB).subarray(0, 4 * MiB);
+      new ChunkPool(4 * MiB, 0, true).recycle(view);
+      assert.equal(view.length, 4 * MiB);
+    }
+  });
+
   test('a read given back is lent again; unknown and repeated give-backs are ignored', () => {
     const memory = new NarMemory();
     const a = memory.read(memory.readBytes);
