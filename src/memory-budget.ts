@@ -16,16 +16,17 @@ import { availableParallelism } from 'node:os';
 const MiB = 1024 * 1024;
 
 /**
- * The default `memory_budget`: 40 MiB, and 8 MiB per core up to 16 cores (56 MiB on 2 cores, at
- * most 168 MiB; never under the 48 MiB minimum). Per core because the compute pool gives each core
- * a 4 MiB zstd frame but takes at most half the budget; the rest holds the NAR reader's pool and
- * one S3 upload's four 8 MiB parts beside small bodies. Measured in docs/benchmarks.md ("twelfth
- * round"): on 2 cores the bench closure to S3 peaked at 209-231 MB with a fixed 96 MiB, 186-212
- * with 64 MiB and 183-186 with 56 MiB, in the same wall time: what the budget does not count
- * (zstd's output slabs, small bodies) grows with the large bodies in flight.
+ * The default `memory_budget`: 48 MiB, and 8 MiB per core up to 16 cores (64 MiB on 2 cores, at
+ * most 176 MiB). Per core because the compute pool gives each core a 4 MiB zstd frame but takes at
+ * most half the budget; the rest holds the NAR reader's pools and one S3 upload's four 8 MiB parts
+ * beside small bodies. Measured in docs/benchmarks.md ("twelfth round"): on 2 cores the bench
+ * closure to S3 peaked at 207-244 MB with a fixed 96 MiB, which let two large bodies stream at once
+ * (what the budget does not count, zstd's output slabs and small bodies, grew with them), and at
+ * 176-188 MB with 64 MiB once dropped buffers were freed at once (src/chunk-pool.ts), in the same
+ * wall time.
  */
 export function defaultMemoryBudgetBytes(cores: number = availableParallelism()): number {
-  return Math.max(48, 40 + 8 * Math.min(Math.max(1, cores), 16)) * MiB;
+  return (48 + 8 * Math.min(Math.max(1, cores), 16)) * MiB;
 }
 
 export interface MemoryBudgetUse {

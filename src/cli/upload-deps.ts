@@ -96,10 +96,7 @@ export function uploadConcurrency(compression: string, uploadThreads: number): n
  * closure, 113 reads of 1 MiB and 66 slabs of 4.5 MiB, about 440 MiB), garbage that started a
  * full collection every 150 ms or so.
  */
-export function readerShare(
-  store: Pick<ObjectStore, 'bufferedPerUpload'>,
-  budget: MemoryBudget,
-): number {
+export function readerShare(store: Pick<ObjectStore, 'bufferedPerUpload'>, budget: MemoryBudget): number {
   const holdsBodies = (store.bufferedPerUpload?.(2 ** 30) ?? 0) > 0;
   return holdsBodies ? Math.floor(budget.total / 8) : budget.free;
 }

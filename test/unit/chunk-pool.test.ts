@@ -39,7 +39,10 @@ describe('ChunkPool and NarMemory', () => {
       const after = process.memoryUsage().arrayBuffers;
       // The first is kept whole; the five dropped are freed (20 MiB less) only when the pool frees them.
       assert.equal(bufs[0]!.length, 4 * MiB);
-      assert.equal(bufs.slice(1).every((b) => b.length === 0), frees);
+      assert.equal(
+        bufs.slice(1).every((b) => b.length === 0),
+        frees,
+      );
       if (frees) assert.ok(before - after >= 20 * MiB, `${(before - after) / MiB} MiB freed`);
       else assert.equal(after, before);
       pool.drain();

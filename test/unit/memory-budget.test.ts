@@ -12,12 +12,12 @@ const MiB = 1024 * 1024;
 const S3_LIKE = { bufferedPerUpload: (size: number) => Math.min(size, 32 * MiB) };
 
 describe('the default budget', () => {
-  test('56 MiB on 2 cores, 8 MiB more per core, at least 48 and at most 168 MiB', () => {
-    assert.equal(defaultMemoryBudgetBytes(2), 56 * MiB);
-    assert.equal(defaultMemoryBudgetBytes(1), 48 * MiB);
-    assert.equal(defaultMemoryBudgetBytes(4), 72 * MiB);
-    assert.equal(defaultMemoryBudgetBytes(16), 168 * MiB);
-    assert.equal(defaultMemoryBudgetBytes(128), 168 * MiB);
+  test('64 MiB on 2 cores, 8 MiB more per core, at most 176 MiB', () => {
+    assert.equal(defaultMemoryBudgetBytes(2), 64 * MiB);
+    assert.equal(defaultMemoryBudgetBytes(1), 56 * MiB);
+    assert.equal(defaultMemoryBudgetBytes(4), 80 * MiB);
+    assert.equal(defaultMemoryBudgetBytes(16), 176 * MiB);
+    assert.equal(defaultMemoryBudgetBytes(128), 176 * MiB);
   });
 
   test('on any core count, every core up to 16 gets a frame and one S3 upload of 8 MiB parts still fits', () => {
