@@ -239,7 +239,8 @@ rec {
         description = ''
           `memory_budget`: the memory loft buffers on purpose, all uploads together (zstd frames,
           NAR reads, S3 parts), as a size with a unit. `null` keeps loft's default (48 MiB and 8 MiB
-          per core up to 16 cores, 64 MiB on 2; grown to fit a large `part_size_mb`). `loft --status` shows it with what is in use and the peak.
+          per core up to 16 cores, 64 MiB on 2; grown to fit a large `part_size_mb`).
+          `loft --status` shows it with what is in use and the peak.
         '';
       };
       freshStartAfterUploads = mkOption {

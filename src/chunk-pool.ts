@@ -63,8 +63,9 @@ export class ChunkPool {
  * Gives a dropped buffer's memory back to the system now, by detaching its ArrayBuffer
  * (`transfer(0)`): left to the garbage collector, a dropped 4.5 MiB output slab stayed resident
  * until the next full collection, and on the bench closure to S3 five of them at once were a tenth
- * of the peak RSS (docs/architecture.md, "Dropped buffers freed at once"). Only a buffer that owns
- * its whole ArrayBuffer (as take() makes them); every view of it reads as empty afterwards.
+ * of the peak RSS (docs/architecture.md, "A default budget per core, and dropped buffers freed at
+ * once"). Only a buffer that owns its whole ArrayBuffer (as take() makes them); every view of it
+ * reads as empty afterwards.
  */
 function release(whole: Buffer): void {
   const ab = whole.buffer as ArrayBuffer & { transfer?: (length: number) => ArrayBuffer };
