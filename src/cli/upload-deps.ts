@@ -97,6 +97,7 @@ export function uploadConcurrency(compression: string, uploadThreads: number): n
  * full collection every 150 ms or so.
  */
 export function readerShare(store: Pick<ObjectStore, 'bufferedPerUpload'>, budget: MemoryBudget): number {
+  // Asked about a NAR of 1 GiB: a store that buffers bodies holds some of any large one.
   const holdsBodies = (store.bufferedPerUpload?.(2 ** 30) ?? 0) > 0;
   return holdsBodies ? Math.floor(budget.total / 8) : budget.free;
 }
