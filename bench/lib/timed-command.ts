@@ -14,6 +14,9 @@ export interface TimedRun {
   maxRssKb: number;
   /** User + system CPU seconds of the command and its children (NaN without GNU time). */
   cpuSeconds: number;
+  /** The two parts of cpuSeconds: the kernel's share shows file and memory work apart. */
+  userSeconds: number;
+  systemSeconds: number;
   code: number | null;
   stdout: string;
   stderr: string;
@@ -44,13 +47,14 @@ export async function runTimed(cmd: string, args: string[], opts: TimedOptions =
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
     const seconds = Number(process.hrtime.bigint() - start) / 1e9;
     if (poll) clearInterval(poll);
+    const userSeconds = useGnuTime ? gnuTimeField(report, /User time \(seconds\): ([\d.]+)/) : Number.NaN;
+    const systemSeconds = useGnuTime ? gnuTimeField(report, /System time \(seconds\): ([\d.]+)/) : Number.NaN;
     const run: TimedRun = {
       seconds,
       maxRssKb: useGnuTime ? gnuTimeField(report, /Maximum resident set size \(kbytes\): (\d+)/) : polledKb,
-      cpuSeconds: useGnuTime
-        ? gnuTimeField(report, /User time \(seconds\): ([\d.]+)/) +
-          gnuTimeField(report, /System time \(seconds\): ([\d.]+)/)
-        : Number.NaN,
+      cpuSeconds: userSeconds + systemSeconds,
+      userSeconds,
+      systemSeconds,
       code,
       stdout: Buffer.concat(out).toString(),
       stderr: Buffer.concat(err).toString(),
@@ -93,6 +97,8 @@ export function combined(copy: TimedRun, sync: TimedRun): TimedRun {
     ...sync,
     seconds: copy.seconds + sync.seconds,
     cpuSeconds: copy.cpuSeconds + sync.cpuSeconds,
+    userSeconds: copy.userSeconds + sync.userSeconds,
+    systemSeconds: copy.systemSeconds + sync.systemSeconds,
     maxRssKb: Math.max(copy.maxRssKb, sync.maxRssKb),
   };
 }

@@ -1,0 +1,140 @@
+// What the runtime itself costs for loft's work, beside `nix copy` and loft, in one run: medians of
+// `--rounds`, wall time, CPU seconds split into user and system, peak RSS:
+//   A. loft -> [local] directory (the built CLI, as pipeline.bench.ts runs it)
+//   B. nix copy --to file://DIR?compression=zstd
+//   F. bench/lib/sync-floor.ts: the same NARs, hashes and zstd frames from a Node.js program that
+//      does nothing else, synchronously on one thread with one reused zstd context.
+//   npm run build && npm run bench -- floor [--rounds 3]
+// F / B is the least CPU a Node.js program spends against Nix on these bytes, on this machine; A / F
+// is what loft's pipeline adds (its concurrency, memory pools, state, signatures, build logs and
+// fsync). Issue 27's CPU bar is A / B <= 1.1. Every round checks F's NarHash of every path against
+// Nix's, and the first round decompresses F's files and hashes them again, so F is shown to write
+// a cache, not merely to spend time. Deletes what it built at the end.
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { zstdDecompressSync } from 'node:zlib';
+import { parseHash } from '../src/format/hash.js';
+import { parseNarInfo } from '../src/format/narinfo.js';
+import { randomSalt } from '../test/helpers/fixtures.js';
+import { buildBenchClosure, deleteWithDerivers, warmPageCache } from './lib/bench-closure.js';
+import {
+  generateSigningKey,
+  runLoftUpload,
+  runNixCopy,
+  runPathInfo,
+  writeLoftConfig,
+} from './lib/loft-runs.js';
+import { median, runTimed, type TimedRun } from './lib/timed-command.js';
+
+const FLOOR = fileURLToPath(new URL('./lib/sync-floor.ts', import.meta.url));
+const { values: opt } = parseArgs({ options: { rounds: { type: 'string', default: '3' } } });
+const rounds = Number(opt.rounds);
+
+/** Nix's NarHash of every member, hex, from `nix path-info --json` (Nix 2.8 prints an array). */
+async function nixNarHashes(root: string): Promise<Map<string, string>> {
+  const parsed = JSON.parse((await runPathInfo(root)).stdout) as unknown;
+  const entries = Array.isArray(parsed)
+    ? (parsed as Array<{ path: string; narHash: string }>)
+    : Object.entries(parsed as Record<string, { narHash: string }>).map(([path, v]) => ({ path, ...v }));
+  return new Map(entries.map((e) => [e.path, parseHash(e.narHash).digest.toString('hex')]));
+}
+
+/** F's printed NarHash of every path must be Nix's, and F must have covered every path. */
+function checkPrinted(stdout: string, expected: Map<string, string>): void {
+  const seen = new Set<string>();
+  for (const line of stdout.split('\n').filter((l) => l !== '')) {
+    const [path, hash] = line.split(' ');
+    if (path === undefined || expected.get(path) !== hash)
+      throw new Error(`the floor program wrote a NAR Nix does not have: ${line}`);
+    seen.add(path);
+  }
+  if (seen.size !== expected.size)
+    throw new Error(`the floor program wrote ${seen.size} of ${expected.size} paths`);
+}
+
+/** Every narinfo F wrote: its file decompresses to bytes whose sha256 is the NarHash. */
+function checkFiles(dir: string, expected: Map<string, string>): void {
+  for (const path of expected.keys()) {
+    const hashPart = path.slice('/nix/store/'.length, '/nix/store/'.length + 32);
+    const info = parseNarInfo(readFileSync(join(dir, `${hashPart}.narinfo`), 'utf8'));
+    const nar = zstdDecompressSync(readFileSync(join(dir, info.url)));
+    if (createHash('sha256').update(nar).digest('hex') !== expected.get(path))
+      throw new Error(`${info.url} does not decompress to the NAR of ${path}`);
+  }
+}
+
+const med = (runs: TimedRun[], f: (r: TimedRun) => number): number => median(runs.map(f));
+const describe = (runs: TimedRun[]): string =>
+  `${med(runs, (r) => r.seconds).toFixed(2)} s (${runs.map((r) => r.seconds.toFixed(2)).join(', ')}) | ` +
+  `${med(runs, (r) => r.cpuSeconds).toFixed(2)} (${runs.map((r) => r.cpuSeconds.toFixed(2)).join(', ')}) | ` +
+  `${med(runs, (r) => r.userSeconds).toFixed(2)} | ${med(runs, (r) => r.systemSeconds).toFixed(2)} | ` +
+  `${(Math.max(...runs.map((r) => r.maxRssKb)) / 1024).toFixed(0)} MB`;
+/** Ratio of medians, and the spread of the per-round ratios (both ran in the same round). */
+const ratio = (x: TimedRun[], y: TimedRun[], f: (r: TimedRun) => number): string => {
+  const per = x.map((r, i) => f(r) / f(y[i]!));
+  return `${(med(x, f) / med(y, f)).toFixed(2)} (rounds ${Math.min(...per).toFixed(2)}-${Math.max(...per).toFixed(2)})`;
+};
+
+const tmp = mkdtempSync(join(tmpdir(), 'loft-bench-floor-'));
+let built: string[] = [];
+try {
+  console.log(
+    `machine: ${availableParallelism()} cores, load average ${loadavg()[0]!.toFixed(2)} at the start`,
+  );
+  const closure = await buildBenchClosure(randomSalt());
+  built = closure.paths;
+  console.log(
+    `closure: ${closure.paths.length} paths, ${(closure.narTotal / 2 ** 20).toFixed(0)} MiB of NAR, ` +
+      `${closure.regularFiles} files`,
+  );
+  const keyPath = join(tmp, 'key');
+  generateSigningKey(keyPath);
+  const list = join(tmp, 'paths');
+  writeFileSync(list, closure.paths.join('\n') + '\n');
+  const expected = await nixNarHashes(closure.root);
+  await warmPageCache(closure.paths);
+  const runs = { a: [] as TimedRun[], b: [] as TimedRun[], f: [] as TimedRun[] };
+  for (let i = 1; i <= rounds; i++) {
+    const nixDir = join(tmp, `nix-${i}`);
+    runs.b.push(await runNixCopy(nixDir, closure.root, keyPath));
+    rmSync(nixDir, { recursive: true, force: true });
+    const localDir = join(tmp, `local-${i}`);
+    const config = writeLoftConfig(join(tmp, `a-${i}`), { localDir }, keyPath);
+    const a = await runLoftUpload(config, closure.root);
+    if (a.uploaded !== closure.paths.length)
+      throw new Error(`loft uploaded ${a.uploaded} of ${closure.paths.length} paths`);
+    runs.a.push(a);
+    rmSync(localDir, { recursive: true, force: true });
+    const floorDir = join(tmp, `floor-${i}`);
+    const f = await runTimed(process.execPath, [FLOOR, floorDir, list]);
+    checkPrinted(f.stdout, expected);
+    if (i === 1) checkFiles(floorDir, expected);
+    runs.f.push(f);
+    rmSync(floorDir, { recursive: true, force: true });
+  }
+  const cpu = (r: TimedRun): number => r.cpuSeconds;
+  const wall = (r: TimedRun): number => r.seconds;
+  console.log(`\n| run | wall (rounds) | CPU s (rounds) | user | system | peak RSS |`);
+  console.log(`| --- | --- | --- | --- | --- | --- |`);
+  console.log(`| A. loft -> [local] | ${describe(runs.a)} |`);
+  console.log(`| B. nix copy --to file://DIR?compression=zstd | ${describe(runs.b)} |`);
+  console.log(`| F. the synchronous floor (bench/lib/sync-floor.ts) | ${describe(runs.f)} |`);
+  console.log(`\n| ratio | CPU | wall |`);
+  console.log(`| --- | --- | --- |`);
+  console.log(
+    `| F / B: the runtime's least against Nix | ${ratio(runs.f, runs.b, cpu)} | ${ratio(runs.f, runs.b, wall)} |`,
+  );
+  console.log(
+    `| A / B (issue 27: CPU <= 1.1, wall <= 0.7) | ${ratio(runs.a, runs.b, cpu)} | ${ratio(runs.a, runs.b, wall)} |`,
+  );
+  console.log(
+    `| A / F: what loft's pipeline adds | ${ratio(runs.a, runs.f, cpu)} | ${ratio(runs.a, runs.f, wall)} |`,
+  );
+} finally {
+  if (built.length > 0) await deleteWithDerivers([...built].reverse());
+  rmSync(tmp, { recursive: true, force: true });
+}
