@@ -17,9 +17,19 @@ export const LOCAL_TEMP_DIR = '.loft-tmp';
 export class LocalObjectStore implements ObjectStore {
   readonly description: string;
   private readonly root: string;
+  private readonly tempDir: string;
+  /** Directories this store has made (or found), so each file's write does not ask again. */
+  private readonly madeDirs = new Set<string>();
+  /**
+   * Temporary names: random per store, then counted. Unique against other processes writing the
+   * same directory, without drawing random bytes for every file.
+   */
+  private readonly tempPrefix = randomBytes(8).toString('hex');
+  private temps = 0;
 
   constructor(root: string) {
     this.root = path.resolve(root);
+    this.tempDir = path.join(this.root, LOCAL_TEMP_DIR);
     this.description = `directory ${this.root}`;
   }
 
@@ -65,15 +75,7 @@ export class LocalObjectStore implements ObjectStore {
 
   async putBytes(key: string, body: Buffer | string, opts: PutOptions): Promise<void> {
     if (opts.signal?.aborted) throw new AbortedError(`write of ${key} was cancelled`);
-    await this.writeAtomically(key, async (temp) => {
-      const handle = await fs.open(temp, 'w');
-      try {
-        await handle.writeFile(body);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-    });
+    await this.writeAtomically(key, (handle) => handle.writeFile(body));
   }
 
   async putStream(key: string, body: Readable, opts: PutOptions): Promise<void> {
@@ -84,16 +86,10 @@ export class LocalObjectStore implements ObjectStore {
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       let written = 0;
-      await this.writeAtomically(key, async (temp) => {
-        const handle = await fs.open(temp, 'w');
-        try {
-          const out = fileWriter(handle, opts.consumed);
-          await pipeline(body, out);
-          written = out.bytes;
-          await handle.sync();
-        } finally {
-          await handle.close();
-        }
+      await this.writeAtomically(key, async (handle) => {
+        const out = fileWriter(handle, opts.consumed);
+        await pipeline(body, out);
+        written = out.bytes;
       });
       // Stored once synced and renamed into place, as a reader sees it.
       opts.onStored?.(written);
@@ -142,19 +138,46 @@ export class LocalObjectStore implements ObjectStore {
     return path.join(this.root, ...parts);
   }
 
-  private async writeAtomically(key: string, write: (temp: string) => Promise<void>): Promise<void> {
+  /**
+   * Writes a file under `key` as Nix's file:// store does: into a temporary file, flushed to disk,
+   * then renamed into place. `write` fills the open temporary file.
+   */
+  private async writeAtomically(key: string, write: (handle: fs.FileHandle) => Promise<void>): Promise<void> {
     const final = this.pathOf(key);
-    const tempDir = path.join(this.root, LOCAL_TEMP_DIR);
-    const temp = path.join(tempDir, `.tmp-${randomBytes(12).toString('hex')}`);
+    const temp = path.join(this.tempDir, `.tmp-${this.tempPrefix}-${++this.temps}`);
     try {
-      await fs.mkdir(tempDir, { recursive: true });
-      await write(temp);
-      await fs.mkdir(path.dirname(final), { recursive: true });
-      await fs.rename(temp, final);
+      const handle = await this.inDir(this.tempDir, () => fs.open(temp, 'w'));
+      try {
+        await write(handle);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await this.inDir(path.dirname(final), () => fs.rename(temp, final));
     } catch (err) {
       await fs.rm(temp, { force: true }).catch(() => undefined);
       if (err instanceof AbortedError || isNotFsError(err)) throw err;
       throw this.fail(`write ${key}`, err);
+    }
+  }
+
+  /**
+   * Runs `create`, which makes an entry in `dir`, making `dir` first the first time this store
+   * writes there. A directory is made once per store, not once per file: two mkdir calls per
+   * file were two thread-pool round trips each for every NAR, narinfo and log. One removed since
+   * (someone cleaning the cache by hand) is made again and the entry created once more.
+   */
+  private async inDir<T>(dir: string, create: () => Promise<T>): Promise<T> {
+    if (!this.madeDirs.has(dir)) {
+      await fs.mkdir(dir, { recursive: true });
+      this.madeDirs.add(dir);
+    }
+    try {
+      return await create();
+    } catch (err) {
+      if (errnoOf(err) !== 'ENOENT') throw err;
+      await fs.mkdir(dir, { recursive: true });
+      return await create();
     }
   }
 

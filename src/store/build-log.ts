@@ -6,6 +6,7 @@
 // upload), and the `bzip2` program (`bzip2 -dc FILE`, no shell) decodes what that decoder refuses,
 // and gives a damaged file bzip2's own words.
 import { execFile } from 'node:child_process';
+import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FormatError, NixError } from '../errors.js';
@@ -42,10 +43,10 @@ export async function readBuildLog(
   opts: BuildLogOptions = {},
 ): Promise<Buffer | undefined> {
   const plain = buildLogPath(drvBaseName, opts.env);
-  const text = await readFile(plain).catch(absentIsUndefined);
+  const text = await readLogFile(plain);
   if (text !== undefined) return text.length > MAX_BUILD_LOG_BYTES ? undefined : text;
   const bz2 = `${plain}.bz2`;
-  const packed = await readFile(bz2).catch(absentIsUndefined);
+  const packed = await readLogFile(bz2);
   if (packed === undefined) return undefined;
   // The decoder runs on the main thread (about 12 MB/s of output here): a large log goes to the
   // program rather than stall the uploads for seconds; its one fork is cheap beside its size.
@@ -59,6 +60,27 @@ export async function readBuildLog(
     }
   }
   return await bunzip2(bz2, opts.bzip2 ?? 'bzip2');
+}
+
+/**
+ * A log file's bytes, undefined when there is none. One up to IN_PROCESS_BZIP2_BYTES (nearly every
+ * log) is read with synchronous calls, as the NAR reader reads small files: through the thread
+ * pool, the two tries (plain, then .bz2) were five round trips per path, each a hand-off between
+ * threads, for a file of a few hundred bytes on a local disk.
+ */
+async function readLogFile(path: string): Promise<Buffer | undefined> {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    return absentIsUndefined(err);
+  }
+  try {
+    if (fstatSync(fd).size <= IN_PROCESS_BZIP2_BYTES) return readFileSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  return await readFile(path).catch(absentIsUndefined);
 }
 
 function absentIsUndefined(err: unknown): undefined {

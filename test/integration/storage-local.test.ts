@@ -134,6 +134,35 @@ describe('LocalObjectStore', () => {
     assert.deepEqual(await keys(), ['nar/abc.nar.zst']);
   });
 
+  test('a directory removed after a write is made again by the next one', async () => {
+    const own = new LocalObjectStore(join(root, 'remade'));
+    await own.putBytes('nar/one.nar.zst', 'one', nar);
+    // Someone cleans the cache by hand while loft runs: both the key's directory and the temporary one go.
+    await rm(join(root, 'remade', 'nar'), { recursive: true });
+    await rm(join(root, 'remade', LOCAL_TEMP_DIR), { recursive: true });
+    await own.putStream('nar/two.nar.zst', Readable.from([Buffer.from('two')]), nar);
+    await own.putBytes('two.narinfo', 'StorePath: y\n', { contentType: CONTENT_TYPE_NARINFO });
+    assert.equal((await own.get('nar/two.nar.zst'))?.toString(), 'two');
+    assert.equal((await own.get('two.narinfo'))?.toString(), 'StorePath: y\n');
+    assert.equal(await own.head('nar/one.nar.zst'), undefined);
+  });
+
+  test('two stores writing one directory at once never share a temporary file', async () => {
+    const dir = join(root, 'shared');
+    const [a, b] = [new LocalObjectStore(dir), new LocalObjectStore(dir)];
+    const writes = [];
+    for (let i = 0; i < 40; i++) {
+      writes.push(a.putBytes(`nar/a${i}.nar.zst`, `a${i}`.repeat(1000), nar));
+      writes.push(b.putStream(`nar/b${i}.nar.zst`, Readable.from([Buffer.from(`b${i}`.repeat(1000))]), nar));
+    }
+    await Promise.all(writes);
+    for (let i = 0; i < 40; i++) {
+      assert.equal((await a.get(`nar/a${i}.nar.zst`))?.toString(), `a${i}`.repeat(1000));
+      assert.equal((await b.get(`nar/b${i}.nar.zst`))?.toString(), `b${i}`.repeat(1000));
+    }
+    assert.deepEqual(await readdir(join(dir, LOCAL_TEMP_DIR)), []);
+  });
+
   test('a root that is a file gives a StorageError naming the directory', async () => {
     const file = join(root, 'not-a-dir');
     await writeFile(file, 'x');

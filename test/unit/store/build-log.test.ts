@@ -57,6 +57,17 @@ void describe('local build logs', () => {
     assert.equal(await readBuildLog(drv('c'), { env }), undefined);
   });
 
+  void test('a plain log larger than one synchronous read comes whole through the thread pool', async () => {
+    const text = Buffer.from('a long build\n'.repeat((IN_PROCESS_BZIP2_BYTES * 3) / 13));
+    assert.ok(text.length > IN_PROCESS_BZIP2_BYTES);
+    place(drv('h'), text);
+    assert.ok((await readBuildLog(drv('h'), { env }))?.equals(text));
+    // At the limit, the synchronous read takes it all.
+    const edge = randomBytes(IN_PROCESS_BZIP2_BYTES);
+    place(drv('i'), edge);
+    assert.ok((await readBuildLog(drv('i'), { env }))?.equals(edge));
+  });
+
   void test('a .bz2 log is decoded in the process, without the bzip2 program', async (t) => {
     if (!needBzip2(t)) return;
     const text = Buffer.from('line\n'.repeat(1000));
