@@ -30,6 +30,20 @@ export interface NarSource {
    * here); without it the encoder allocates its own.
    */
   slab?(): NarSlab;
+  /**
+   * Synchronous forms of node() and entries(), for a source whose calls never wait on anything but
+   * the local file system: given them, the encoder walks a tree of small files without a promise,
+   * a generator or a trip through the event loop per node (on a closure of 30,000 small files
+   * those were a third of everything the upload allocated, and of the garbage collector's work).
+   */
+  nodeSync?(path: Buffer): NarNode;
+  entriesSync?(path: Buffer): Buffer[];
+  /**
+   * The whole contents of a regular file shorter than NAR_COPIED_CHUNK, read synchronously, or
+   * undefined when this source reads such a file only through contents(). The bytes may be
+   * overwritten by the next call; a length other than `size` means the file changed.
+   */
+  smallSync?(path: Buffer, size: number): Buffer | undefined;
 }
 
 /**
@@ -198,14 +212,17 @@ function describe(path: Buffer): string {
   return path.toString('utf8');
 }
 
+const DOT = Buffer.from('.');
+const DOT_DOT = Buffer.from('..');
+
 /** Nix's NAR parser refuses these names (and a directory may not list a name twice). */
 function checkEntryNames(dir: Buffer, names: Buffer[]): void {
   for (let i = 0; i < names.length; i++) {
     const name = names[i]!;
     const bad =
       name.length === 0 ||
-      name.equals(Buffer.from('.')) ||
-      name.equals(Buffer.from('..')) ||
+      name.equals(DOT) ||
+      name.equals(DOT_DOT) ||
       name.includes(0x2f) ||
       name.includes(0);
     if (bad)
@@ -256,15 +273,18 @@ async function* encodeTree(
   asm.bytes(MAGIC);
   let path: Buffer | undefined = root;
   while (path !== undefined) {
-    const node = await source.node(path);
+    const node = source.nodeSync ? source.nodeSync(path) : await source.node(path);
     if (node.type === 'directory') {
       asm.bytes(DIRECTORY);
-      const names = (await source.entries(path)).sort((a, b) => Buffer.compare(a, b));
+      const listed = source.entriesSync ? source.entriesSync(path) : await source.entries(path);
+      const names = listed.sort((a, b) => Buffer.compare(a, b));
       checkEntryNames(path, names);
       listen?.(path, node);
       stack.push({ path, names, next: 0 });
     } else if (node.type === 'regular') {
-      yield* regularFile(source, asm, path, node, listen);
+      const small = node.size < NAR_COPIED_CHUNK ? source.smallSync?.(path, node.size) : undefined;
+      if (small !== undefined) smallFile(small, asm, path, node, listen);
+      else yield* regularFile(source, asm, path, node, listen);
       asm.bytes(CLOSE);
     } else if (node.type === 'symlink') {
       asm.bytes(SYMLINK);
@@ -303,13 +323,10 @@ function nextPath(asm: Assembler, stack: DirFrame[]): Buffer | undefined {
   }
 }
 
-async function* regularFile(
-  source: NarSource,
-  asm: Assembler,
-  path: Buffer,
-  node: { type: 'regular'; executable: boolean; size: number },
-  listen: Listen | undefined,
-): AsyncGenerator<Buffer> {
+type RegularNode = { type: 'regular'; executable: boolean; size: number };
+
+/** A regular file's node up to its contents. */
+function fileHeader(asm: Assembler, path: Buffer, node: RegularNode, listen: Listen | undefined): void {
   const { size } = node;
   if (!Number.isSafeInteger(size) || size < 0)
     throw new FormatError(`file ${describe(path)} has an impossible size ${size}`);
@@ -318,6 +335,38 @@ async function* regularFile(
   asm.bytes(CONTENTS);
   asm.u64(size);
   listen?.(path, node, asm.offset);
+}
+
+function sizeChanged(path: Buffer, seen: number, size: number): CorruptPathError {
+  return new CorruptPathError(
+    describe(path),
+    `file ${describe(path)} gave ${seen > size ? 'more' : 'fewer'} bytes than its size ${size}: it changed while being read; try again`,
+  );
+}
+
+/** A small file the source read synchronously (smallSync): copied in, nothing awaited. */
+function smallFile(
+  contents: Buffer,
+  asm: Assembler,
+  path: Buffer,
+  node: RegularNode,
+  listen: Listen | undefined,
+): void {
+  fileHeader(asm, path, node, listen);
+  if (contents.length !== node.size) throw sizeChanged(path, contents.length, node.size);
+  asm.bytes(contents);
+  asm.padding(node.size);
+}
+
+async function* regularFile(
+  source: NarSource,
+  asm: Assembler,
+  path: Buffer,
+  node: RegularNode,
+  listen: Listen | undefined,
+): AsyncGenerator<Buffer> {
+  const { size } = node;
+  fileHeader(asm, path, node, listen);
   let seen = 0;
   for await (const chunk of source.contents(path, size)) {
     seen += chunk.length;
@@ -332,11 +381,6 @@ async function* regularFile(
       yield chunk;
     }
   }
-  if (seen !== size) {
-    throw new CorruptPathError(
-      describe(path),
-      `file ${describe(path)} gave ${seen > size ? 'more' : 'fewer'} bytes than its size ${size}: it changed while being read; try again`,
-    );
-  }
+  if (seen !== size) throw sizeChanged(path, seen, size);
   asm.padding(size);
 }

@@ -146,23 +146,30 @@ export function fsNarSource(opts: FsNarSourceOptions = {}): NarSource {
   // Files the encoder copies are read in one synchronous call into one scratch buffer.
   const smallFile = Math.min(NAR_COPIED_CHUNK - 1, chunkSize);
   const scratch = new ScratchBuffer();
+  const nodeSync = (path: Buffer): NarNode => {
+    const st = lstatSync(path);
+    if (st.isFile()) return { type: 'regular', executable: (st.mode & 0o100) !== 0, size: st.size };
+    if (st.isDirectory()) return { type: 'directory' };
+    if (st.isSymbolicLink()) return { type: 'symlink', target: readlinkSync(path, { encoding: 'buffer' }) };
+    throw new UnsupportedFileError(path.toString('utf8'), kindOf(st) ?? 'file of unknown type');
+  };
+  const entriesSync = (path: Buffer): Buffer[] => readdirSync(path, { encoding: 'buffer' });
   return {
     // eslint-disable-next-line @typescript-eslint/require-await -- async so errors reject, not throw
     async node(path: Buffer): Promise<NarNode> {
-      const st = lstatSync(path);
-      if (st.isFile()) return { type: 'regular', executable: (st.mode & 0o100) !== 0, size: st.size };
-      if (st.isDirectory()) return { type: 'directory' };
-      if (st.isSymbolicLink()) return { type: 'symlink', target: readlinkSync(path, { encoding: 'buffer' }) };
-      throw new UnsupportedFileError(path.toString('utf8'), kindOf(st) ?? 'file of unknown type');
+      return nodeSync(path);
     },
     // eslint-disable-next-line @typescript-eslint/require-await -- async so errors reject, not throw
     async entries(path: Buffer): Promise<Buffer[]> {
-      return readdirSync(path, { encoding: 'buffer' });
+      return entriesSync(path);
     },
     contents(path: Buffer, size: number): AsyncIterable<Buffer> {
       if (size <= smallFile) return readWhole(path, size, scratch);
       return readLarge(path, size, chunkSize, memory);
     },
+    nodeSync,
+    entriesSync,
+    smallSync: (path, size) => (size <= smallFile ? readSmall(path, size, scratch) : undefined),
     ...(memory ? { slab: () => memory.slab() } : {}),
   };
 }

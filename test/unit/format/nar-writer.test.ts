@@ -290,3 +290,76 @@ describe('encodeNar errors', () => {
     }
   });
 });
+
+/**
+ * The fake source with the synchronous forms a local file source has: small files (shorter than
+ * `smallLimit`) come whole from one shared buffer, scribbled over at each call as a reused read
+ * buffer would be; larger ones still go through contents().
+ */
+function syncSource(root: Tree, smallLimit: number, chunk = 7): NarSource & { asyncCalls: number } {
+  const inner = memorySource(root, chunk);
+  const shared = Buffer.alloc(NAR_COPIED_CHUNK);
+  const byPath = new Map<string, Tree>();
+  const walk = (p: Buffer, t: Tree): void => {
+    byPath.set(p.toString('latin1'), t);
+    if (t.kind === 'dir') for (const [n, c] of t.entries) walk(Buffer.concat([p, b('/'), n]), c);
+  };
+  walk(b('/root'), root);
+  const get = (p: Buffer): Tree => byPath.get(p.toString('latin1'))!;
+  const source = {
+    asyncCalls: 0,
+    node: (p: Buffer) => {
+      source.asyncCalls++;
+      return inner.node(p);
+    },
+    entries: (p: Buffer) => {
+      source.asyncCalls++;
+      return inner.entries(p);
+    },
+    contents: inner.contents.bind(inner),
+    nodeSync(p: Buffer): NarNode {
+      const t = get(p);
+      if (t.kind === 'file') return { type: 'regular', executable: t.executable, size: t.data.length };
+      if (t.kind === 'link') return { type: 'symlink', target: t.target };
+      return { type: 'directory' };
+    },
+    entriesSync(p: Buffer): Buffer[] {
+      const t = get(p);
+      return t.kind === 'dir' ? t.entries.map(([n]) => n).reverse() : [];
+    },
+    smallSync(p: Buffer, size: number): Buffer | undefined {
+      if (size >= smallLimit) return undefined;
+      shared.fill(0xee);
+      const t = get(p);
+      if (t.kind !== 'file') throw new Error('not a file');
+      t.data.copy(shared);
+      return shared.subarray(0, t.data.length);
+    },
+  };
+  return source;
+}
+
+describe('encodeNar over a source with synchronous forms', () => {
+  test('the same bytes as through the asynchronous calls, which it no longer makes', async () => {
+    const src = syncSource(fixtureTree, NAR_COPIED_CHUNK);
+    assert.ok((await encodeAll(src)).equals(golden('tree.nar')));
+    assert.equal(src.asyncCalls, 0);
+  });
+  test('random trees, small files read synchronously and large ones in chunks', async () => {
+    await fc.assert(
+      fc.asyncProperty(treeArb, fc.integer({ min: 0, max: NAR_COPIED_CHUNK }), async (tree, limit) => {
+        assert.ok((await encodeAll(syncSource(tree, limit))).equals(referenceNar(tree)));
+      }),
+      { numRuns: 60 },
+    );
+  });
+  test('a small file read with a length other than its size is a CorruptPathError', async () => {
+    for (const read of ['ab', 'abcd']) {
+      const src: NarSource = { ...syncSource(file('abc'), NAR_COPIED_CHUNK), smallSync: () => b(read) };
+      await assert.rejects(
+        encodeAll(src),
+        (e: unknown) => e instanceof CorruptPathError && e.path === '/root',
+      );
+    }
+  });
+});
