@@ -13,7 +13,8 @@
 // round on the default closure): ext4 allocates an inode slowly right after many were deleted (it
 // skips recently deleted ones, `recently_deleted` in its inode allocator), so a run that follows
 // the deletion of the one before pays the kernel up to 0.3 ms per file it creates, which a cache
-// directory that only grows never does. Deletes what it built at the end.
+// directory that only grows never does. Each run starts with earlier runs' writes on disk
+// (flushEarlierWrites). Deletes what it built at the end.
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
@@ -32,7 +33,7 @@ import {
   runPathInfo,
   writeLoftConfig,
 } from './lib/loft-runs.js';
-import { median, runTimed, type TimedRun } from './lib/timed-command.js';
+import { flushEarlierWrites, median, runTimed, type TimedRun } from './lib/timed-command.js';
 
 const FLOOR = fileURLToPath(new URL('./lib/sync-floor.ts', import.meta.url));
 const { values: opt } = parseArgs({ options: { rounds: { type: 'string', default: '3' } } });
@@ -104,14 +105,17 @@ try {
   const runs = { a: [] as TimedRun[], b: [] as TimedRun[], f: [] as TimedRun[] };
   for (let i = 1; i <= rounds; i++) {
     const nixDir = join(tmp, `nix-${i}`);
+    flushEarlierWrites();
     runs.b.push(await runNixCopy(nixDir, closure.root, keyPath));
     const localDir = join(tmp, `local-${i}`);
     const config = writeLoftConfig(join(tmp, `a-${i}`), { localDir }, keyPath);
+    flushEarlierWrites();
     const a = await runLoftUpload(config, closure.root);
     if (a.uploaded !== closure.paths.length)
       throw new Error(`loft uploaded ${a.uploaded} of ${closure.paths.length} paths`);
     runs.a.push(a);
     const floorDir = join(tmp, `floor-${i}`);
+    flushEarlierWrites();
     const f = await runTimed(process.execPath, [FLOOR, floorDir, list]);
     checkPrinted(f.stdout, expected);
     if (i === 1) checkFiles(floorDir, expected);

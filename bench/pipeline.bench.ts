@@ -35,7 +35,7 @@ import {
   writeLoftConfig,
 } from './lib/loft-runs.js';
 import { roundBuckets, startS3rverProcess, type S3rverProcess } from './lib/s3rver-process.js';
-import { combined, median, runTimed, type TimedRun } from './lib/timed-command.js';
+import { combined, flushEarlierWrites, median, runTimed, type TimedRun } from './lib/timed-command.js';
 
 const SYNC = fileURLToPath(new URL('./lib/s3-sync.ts', import.meta.url));
 const { values: opt } = parseArgs({
@@ -89,7 +89,8 @@ async function closureRounds(ctx: Ctx): Promise<void> {
   const serverCpu = { c: [] as number[], d: [] as number[], baseline: [] as number[] };
   // Kept until every round has run (about 1.2 GB per round and build): a run right after the
   // deletion of many files creates its own slowly on ext4, which skips recently deleted inodes
-  // (bench/floor.bench.ts), and loft and nix copy create different numbers of files.
+  // (bench/floor.bench.ts), and loft and nix copy create different numbers of files. Each run
+  // starts with the earlier ones' writes on disk (flushEarlierWrites).
   const written: string[] = [];
   for (let i = 1; i <= rounds; i++) {
     for (const [main, into] of loftBuilds(runs.a, baseline.a)) {
@@ -100,19 +101,23 @@ async function closureRounds(ctx: Ctx): Promise<void> {
         { localDir },
         ctx.keyPath,
       );
+      flushEarlierWrites();
       into.push(await runLoftUpload(config, ctx.root, [], {}, main));
     }
     const nixDir = join(ctx.tmp, `nix-${i}`);
     written.push(nixDir);
+    flushEarlierWrites();
     runs.b.push(await runNixCopy(nixDir, ctx.root, ctx.keyPath));
     for (const [main, into] of loftBuilds(runs.c, baseline.c)) {
       const before = ctx.s3.cpuSeconds();
       const bucket = into === runs.c ? `loft-${i}` : `base-${i}`;
       const s3Target = { s3: { endpoint: ctx.s3.endpoint, bucket } };
       const config = writeLoftConfig(join(ctx.tmp, `${bucket}`), s3Target, ctx.keyPath);
+      flushEarlierWrites();
       into.push(await runLoftUpload(config, ctx.root, [], {}, main));
       (into === runs.c ? serverCpu.c : serverCpu.baseline).push(ctx.s3.cpuSeconds() - before);
     }
+    flushEarlierWrites();
     const before = ctx.s3.cpuSeconds();
     const sync = await runTimed(process.execPath, [SYNC, nixDir, ctx.s3.endpoint, `nix-${i}`]);
     serverCpu.d.push(ctx.s3.cpuSeconds() - before);

@@ -1,7 +1,7 @@
 // Runs a command as a child process and measures its wall time and peak RSS. With GNU time
 // (/usr/bin/time, Debian package `time`) the peak comes from its "Maximum resident set size";
 // without it, /proc/<pid>/status VmHWM is polled (a lower bound between polls, fine for a bench).
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -82,6 +82,15 @@ function vmHwmKb(pid: number | undefined): number {
   } catch {
     return 0; // already gone
   }
+}
+
+/**
+ * Writes what earlier runs left in the page cache to disk before the next run is timed. `nix copy`
+ * and s3rver do not fsync: their hundreds of MB were written back while the next command ran,
+ * competing for the 2 cores and the disk, and loft's own fsyncs waited behind them.
+ */
+export function flushEarlierWrites(): void {
+  execFileSync('sync');
 }
 
 export function median(xs: readonly number[]): number {
