@@ -33,8 +33,8 @@ export interface NarSource {
   /**
    * Synchronous forms of node() and entries(), for a source whose calls never wait on anything but
    * the local file system: given them, the encoder walks a tree of small files without a promise,
-   * a generator or a trip through the event loop per node (on a closure of 30,000 small files
-   * those were a third of everything the upload allocated, and of the garbage collector's work).
+   * a generator or a trip through the event loop per node (on a closure of 30,000 small files,
+   * those objects were a third of everything the upload allocated).
    */
   nodeSync?(path: Buffer): NarNode;
   entriesSync?(path: Buffer): Buffer[];

@@ -139,8 +139,9 @@ export class LocalObjectStore implements ObjectStore {
   }
 
   /**
-   * Writes a file under `key` as Nix's file:// store does: into a temporary file, flushed to disk,
-   * then renamed into place. `write` fills the open temporary file.
+   * Writes a file under `key` as Nix's file:// store does, into a temporary file renamed into place
+   * once complete, and flushes it to disk before the rename, which Nix does not: after a crash, no
+   * narinfo names a NAR whose bytes never reached the disk. `write` fills the open temporary file.
    */
   private async writeAtomically(key: string, write: (handle: fs.FileHandle) => Promise<void>): Promise<void> {
     const final = this.pathOf(key);
