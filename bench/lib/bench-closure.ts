@@ -13,6 +13,8 @@ export interface BuiltClosure {
   /** Every member, references first (as `nix-store -qR` prints them). */
   paths: string[];
   narSizes: Map<string, number>;
+  /** NarHash of every member as Nix prints it (`sha256:...`). */
+  narHashes: Map<string, string>;
   narTotal: number;
   regularFiles: number;
   buildSeconds: number;
@@ -44,22 +46,34 @@ export async function buildBenchClosure(salt: string, extraArgs: string[] = []):
   const start = process.hrtime.bigint();
   const root = await buildAttr('root', salt, extraArgs);
   const buildSeconds = Number(process.hrtime.bigint() - start) / 1e9;
-  const narSizes = await closureNarSizes(root);
+  const infos = await closurePathInfo(root);
+  const narSizes = new Map(infos.map((i) => [i.path, i.narSize]));
+  const narHashes = new Map(infos.map((i) => [i.path, i.narHash]));
   const paths = (await nixBin(['nix-store', '--query', '--requisites', '--', root])).stdout
     .split('\n')
     .filter((l) => l !== '');
   const narTotal = [...narSizes.values()].reduce((a, b) => a + b, 0);
-  return { root, paths, narSizes, narTotal, regularFiles: await countRegularFiles(paths), buildSeconds };
+  return {
+    root,
+    paths,
+    narSizes,
+    narHashes,
+    narTotal,
+    regularFiles: await countRegularFiles(paths),
+    buildSeconds,
+  };
 }
 
-/** narSize of every member, from `nix path-info --json --recursive` (Nix 2.8 prints an array). */
-async function closureNarSizes(root: string): Promise<Map<string, number>> {
+/** Every member as `nix path-info --json --recursive` describes it (Nix 2.8 prints an array). */
+async function closurePathInfo(
+  root: string,
+): Promise<Array<{ path: string; narSize: number; narHash: string }>> {
   const { stdout } = await nixBin(['nix', 'path-info', '--json', '--recursive', '--', root]);
   const parsed = JSON.parse(stdout) as unknown;
-  const entries = Array.isArray(parsed)
-    ? (parsed as Array<{ path: string; narSize: number }>)
-    : Object.entries(parsed as Record<string, { narSize: number }>).map(([path, v]) => ({ path, ...v }));
-  return new Map(entries.map((e) => [e.path, e.narSize]));
+  type Info = { narSize: number; narHash: string };
+  return Array.isArray(parsed)
+    ? (parsed as Array<Info & { path: string }>)
+    : Object.entries(parsed as Record<string, Info>).map(([path, v]) => ({ path, ...v }));
 }
 
 async function countRegularFiles(paths: string[]): Promise<number> {
