@@ -5,9 +5,12 @@
 // 2.8's libarchive streams each NAR through one context too): no streams, promises, thread pool,
 // memory pools, state, signatures, build logs or fsync. What it costs is what the runtime costs
 // for the bytes alone; whatever loft spends beyond it is its own.
-//   node bench/lib/sync-floor.ts OUT_DIR PATH_LIST
+//   node bench/lib/sync-floor.ts OUT_DIR PATH_LIST [THREADS]
 // PATH_LIST holds one store path per line. Prints "PATH NARHASH_HEX NARSIZE" per path, for the
-// bench to check against Nix's own NarHash.
+// bench to check against Nix's own NarHash. With THREADS above 1, that many worker threads each run
+// the same synchronous loop, taking the next path of the list whenever they finish one: the floor
+// with every core busy, which is what a program pays that uses the cores as loft does (a list
+// ordered largest first keeps the threads busy to the end).
 //
 // node:zlib has no public synchronous streaming call: zstdCompressSync makes a fresh context per
 // call, and a stream's synchronous _processChunk closes the stream after one call. So this drives
@@ -28,6 +31,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { basename, join } from 'node:path';
+import { isMainThread, parentPort, threadId, Worker, workerData } from 'node:worker_threads';
 import { constants, createZstdCompress } from 'node:zlib';
 
 interface ZstdHandle {
@@ -42,14 +46,25 @@ interface ZstdHandle {
   ): void;
 }
 
-const [outDir, listFile] = process.argv.slice(2);
-if (outDir === undefined || listFile === undefined) {
-  console.error('usage: node bench/lib/sync-floor.ts OUT_DIR PATH_LIST');
-  process.exit(2);
+/** What each worker thread is given: the same list, and the index of the next path to take. */
+interface FloorJob {
+  outDir: string;
+  paths: string[];
+  next: Int32Array;
 }
-const paths = readFileSync(listFile, 'utf8')
-  .split('\n')
-  .filter((l) => l !== '');
+
+function readJob(): { job: FloorJob; threads: number } {
+  const [outDir, listFile, threadsArg = '1'] = process.argv.slice(2);
+  const threads = Number(threadsArg);
+  if (outDir === undefined || listFile === undefined || !Number.isInteger(threads) || threads < 1) {
+    console.error('usage: node bench/lib/sync-floor.ts OUT_DIR PATH_LIST [THREADS]');
+    process.exit(2);
+  }
+  const paths = readFileSync(listFile, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '');
+  return { job: { outDir, paths, next: new Int32Array(new SharedArrayBuffer(4)) }, threads };
+}
 
 const stream = createZstdCompress({ params: { [constants.ZSTD_c_compressionLevel]: 3 } }) as unknown as {
   _handle?: ZstdHandle;
@@ -190,14 +205,14 @@ function dump(path: Buffer): void {
   str(')');
 }
 
-mkdirSync(join(outDir, 'nar'), { recursive: true });
-const out: string[] = [];
-for (const path of paths) {
+/** Writes one path's NAR file and narinfo; returns the line printed for it. */
+function floorPath(outDir: string, path: string): string {
   narHash = createHash('sha256');
   fileHash = createHash('sha256');
   narSize = 0;
   fileSize = 0;
-  const temp = join(outDir, 'nar', '.partial');
+  // Unique per thread and per process: the bench runs two of these programs into one directory.
+  const temp = join(outDir, 'nar', `.partial-${process.pid}-${threadId}`);
   outFd = openSync(temp, 'w');
   str('nix-archive-1');
   dump(Buffer.from(path));
@@ -212,6 +227,40 @@ for (const path of paths) {
     `StorePath: ${path}\nURL: nar/${file}.nar.zst\nCompression: zstd\nFileHash: sha256:${file}\n` +
       `FileSize: ${fileSize}\nNarHash: sha256:${nar}\nNarSize: ${narSize}\n`,
   );
-  out.push(`${path} ${nar} ${narSize}`);
+  return `${path} ${nar} ${narSize}`;
 }
-console.log(out.join('\n'));
+
+/** Takes paths from the list until none is left. */
+function runLoop({ outDir, paths, next }: FloorJob): string[] {
+  const out: string[] = [];
+  for (let i = Atomics.add(next, 0, 1); i < paths.length; i = Atomics.add(next, 0, 1)) {
+    out.push(floorPath(outDir, paths[i]!));
+  }
+  return out;
+}
+
+if (!isMainThread) {
+  parentPort!.postMessage(runLoop(workerData as FloorJob));
+} else {
+  const { job, threads } = readJob();
+  mkdirSync(join(job.outDir, 'nar'), { recursive: true });
+  if (threads === 1) {
+    console.log(runLoop(job).join('\n'));
+  } else {
+    const lines = await Promise.all(
+      Array.from(
+        { length: threads },
+        () =>
+          new Promise<string[]>((resolve, reject) => {
+            const worker = new Worker(new URL(import.meta.url), { workerData: job });
+            worker.once('message', resolve);
+            worker.once('error', reject);
+            worker.once('exit', (code) =>
+              reject(new Error(`a floor thread ended without its result (exit code ${code})`)),
+            );
+          }),
+      ),
+    );
+    console.log(lines.flat().join('\n'));
+  }
+}
