@@ -53,7 +53,8 @@ function decode(stored: string | undefined): MemoryRecord | undefined {
 
 /**
  * Gives back what a runtime's pools keep between uploads (frame buffers, NAR reads, zstd contexts
- * and their output, S3 part buffers): a daemon that has gone idle should not hold them. The next
+ * and their output, S3 part buffers, the NAR worker threads with their buffers and contexts): a
+ * daemon that has gone idle should not hold them. The next
  * upload refills them. SQLite's page caches are emptied (state/database.ts). Then V8's heap is
  * collected and shrunk (src/v8-heap.ts), which also frees the pools' Buffers, and the C heap's free
  * pages go back to the system (native-heap-trim.ts): after a store scan's uploads these two are
@@ -64,6 +65,7 @@ export function releaseIdleMemory(
   release: Pick<IdleRelease, 'shrinkDatabase' | 'collect' | 'trim'>,
 ): void {
   rt.uploads?.computePool.drain();
+  rt.uploads?.narWorkers.close();
   // Idle zstd contexts hold their last output slab until closed: close them first, so the slabs
   // are back in NarMemory's pool when it is drained.
   closeIdleZstdContexts();

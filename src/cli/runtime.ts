@@ -12,6 +12,7 @@ import type { ObjectStore } from '../storage/object-store.js';
 import type { NarMemory } from '../chunk-pool.js';
 import type { MemoryBudget } from '../memory-budget.js';
 import type { ComputePool } from '../upload/compute-pool.js';
+import type { NarWorkers } from '../upload/nar-workers.js';
 import type { PruneGuard } from '../upload/prune-guard.js';
 import type { SignedLedger } from '../upload/signed-ledger.js';
 import type { NixCacheInfo } from '../format/nix-cache-info.js';
@@ -27,6 +28,8 @@ export interface RuntimeUploads {
   /** `memory_budget`: the compute pool, the NAR memory and S3 bodies take their bytes from it. */
   memoryBudget: MemoryBudget;
   computePool: ComputePool;
+  /** Worker threads for whole middle-sized NARs, started on first use, ended when idle. */
+  narWorkers: NarWorkers;
   /** The NAR reader's memory, lent to the compressor and given back by it (src/chunk-pool.ts). */
   narMemory: NarMemory;
   pruneGuard: PruneGuard;

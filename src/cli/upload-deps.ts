@@ -12,6 +12,7 @@ import { ConfigError } from '../errors.js';
 import type { NixCacheInfo } from '../format/nix-cache-info.js';
 import { checkNixCacheInfo, writeNixCacheInfo } from '../upload/cache-info.js';
 import { ComputePool, ZSTD_FRAME_BYTES } from '../upload/compute-pool.js';
+import { NarWorkers, WORKER_NAR_BYTES } from '../upload/nar-workers.js';
 import { BODY_EXEMPT_BYTES } from '../upload/nar-turns.js';
 import { PathExtras } from '../upload/path-extras.js';
 import { PruneGuard } from '../upload/prune-guard.js';
@@ -63,6 +64,7 @@ export function buildUploadDeps(rt: Runtime, opts: UploadDepsOptions = {}): Uplo
     // runtime's compute pool.
     compressionThreads: 1,
     computePool: shared(rt).computePool,
+    narWorkers: shared(rt).narWorkers,
     narMemory: shared(rt).narMemory,
     bodyMemory: { budget: shared(rt).memoryBudget, exempt: BODY_EXEMPT_BYTES },
     ...(rt.multipart ? { multipart: rt.multipart } : {}),
@@ -113,9 +115,19 @@ function shared(rt: Runtime): RuntimeUploads {
     1,
     Math.min(computeThreads(process.env), Math.floor(c.memoryBudgetBytes / 2 / ZSTD_FRAME_BYTES)),
   );
+  const computePool = new ComputePool(frames, ZSTD_FRAME_BYTES, memoryBudget);
+  const workersLog = rt.logger.child({ component: 'nar-workers' });
   rt.uploads = {
     memoryBudget,
-    computePool: new ComputePool(frames, ZSTD_FRAME_BYTES, memoryBudget),
+    computePool,
+    // After the frames, before the reader: a worker's buffer stands in for the frame and reads its
+    // NAR would otherwise have taken on the streaming path.
+    narWorkers: new NarWorkers(
+      narWorkerThreads(process.env, computePool.threads),
+      WORKER_NAR_BYTES,
+      memoryBudget,
+      (path, why) => workersLog.debug({ path, why }, 'NAR streams instead'),
+    ),
     narMemory: new NarMemory(memoryBudget, readerShare(rt.store, memoryBudget)),
     logsDone: new Set(),
     pruneGuard: new PruneGuard({
@@ -175,6 +187,26 @@ function cacheInfoOnce(rt: Runtime): Promise<void> {
   });
   s.cacheInfo = done;
   return done;
+}
+
+/** The variable that sets how many worker threads make whole middle-sized NARs (0: none). */
+export const NAR_WORKERS_ENV = 'LOFT_NAR_WORKERS';
+
+/**
+ * As many workers as the compute pool has threads by default. The variable exists to measure what
+ * the workers buy (bench/pipeline.bench.ts) and to keep a run on the streaming path alone; like
+ * LOFT_COMPUTE_THREADS it tunes the machine, not the cache.
+ */
+export function narWorkerThreads(env: NodeJS.ProcessEnv, byDefault: number): number {
+  const raw = env[NAR_WORKERS_ENV];
+  if (raw === undefined || raw.trim() === '') return byDefault;
+  const n = Number(raw.trim());
+  if (n !== 0 && !isThreadCount(n)) {
+    throw new ConfigError(
+      `${NAR_WORKERS_ENV}=${raw.trim()} is not a whole number from 0 to ${THREAD_COUNT.max}: set a worker count or unset it`,
+    );
+  }
+  return n;
 }
 
 /** The variable that sizes the compute pool (zstd frames compressing at once). */

@@ -115,6 +115,14 @@ class Assembler {
     this.offset += b.length;
   }
 
+  /** `n` bytes written in place by `write`, given the buffer and the position to write at. */
+  fill(n: number, write: (into: Buffer, at: number) => void): void {
+    this.reserve(n);
+    write(this.buf, this.pos);
+    this.pos += n;
+    this.offset += n;
+  }
+
   /** A chunk the encoder yielded itself, around the assembler. */
   passed(n: number): void {
     this.offset += n;
@@ -249,11 +257,7 @@ export async function* encodeNar(
   onEntry?: NarListener,
 ): AsyncGenerator<Buffer> {
   const asm = new Assembler(source.slab?.bind(source) ?? ownSlab);
-  const relative = (p: Buffer) => p.subarray(Math.min(p.length, root.length + 1));
-  const listen =
-    onEntry &&
-    ((p: Buffer, node: NarNode, narOffset?: number) =>
-      onEntry({ path: relative(p), node, ...(narOffset === undefined ? {} : { narOffset }) }));
+  const listen = onEntry && listenerOf(root, onEntry);
   try {
     yield* encodeTree(source, root, asm, listen);
   } finally {
@@ -262,6 +266,13 @@ export async function* encodeNar(
 }
 
 type Listen = (path: Buffer, node: NarNode, narOffset?: number) => void;
+
+/** The listener's view of a node: its path relative to the root. */
+function listenerOf(root: Buffer, onEntry: NarListener): Listen {
+  const relative = (p: Buffer) => p.subarray(Math.min(p.length, root.length + 1));
+  return (p, node, narOffset) =>
+    onEntry({ path: relative(p), node, ...(narOffset === undefined ? {} : { narOffset }) });
+}
 
 async function* encodeTree(
   source: NarSource,
@@ -275,32 +286,50 @@ async function* encodeTree(
   while (path !== undefined) {
     const node = source.nodeSync ? source.nodeSync(path) : await source.node(path);
     if (node.type === 'directory') {
-      asm.bytes(DIRECTORY);
       const listed = source.entriesSync ? source.entriesSync(path) : await source.entries(path);
-      const names = listed.sort((a, b) => Buffer.compare(a, b));
-      checkEntryNames(path, names);
-      listen?.(path, node);
-      stack.push({ path, names, next: 0 });
+      openDirectory(asm, stack, path, node, listed, listen);
     } else if (node.type === 'regular') {
       const small = node.size < NAR_COPIED_CHUNK ? source.smallSync?.(path, node.size) : undefined;
       if (small !== undefined) smallFile(small, asm, path, node, listen);
       else yield* regularFile(source, asm, path, node, listen);
       asm.bytes(CLOSE);
-    } else if (node.type === 'symlink') {
-      asm.bytes(SYMLINK);
-      asm.str(node.target);
-      listen?.(path, node);
-      asm.bytes(CLOSE);
     } else {
-      throw new UnsupportedFileError(
-        describe(path),
-        `node of type ${JSON.stringify((node as { type: unknown }).type)}`,
-      );
+      symlink(asm, path, node, listen);
     }
     path = nextPath(asm, stack);
     if (asm.pending >= FLUSH_AT) yield* asm.take();
   }
   yield* asm.take();
+}
+
+/** A directory node up to its entries, which are pushed to be visited in bytewise order. */
+function openDirectory(
+  asm: Assembler,
+  stack: DirFrame[],
+  path: Buffer,
+  node: NarNode,
+  listed: Buffer[],
+  listen: Listen | undefined,
+): void {
+  asm.bytes(DIRECTORY);
+  const names = listed.sort((a, b) => Buffer.compare(a, b));
+  checkEntryNames(path, names);
+  listen?.(path, node);
+  stack.push({ path, names, next: 0 });
+}
+
+/** A symlink node, whole; any other type a source returns is refused here. */
+function symlink(asm: Assembler, path: Buffer, node: NarNode, listen: Listen | undefined): void {
+  if (node.type !== 'symlink') {
+    throw new UnsupportedFileError(
+      describe(path),
+      `node of type ${JSON.stringify((node as { type: unknown }).type)}`,
+    );
+  }
+  asm.bytes(SYMLINK);
+  asm.str(node.target);
+  listen?.(path, node);
+  asm.bytes(CLOSE);
 }
 
 /** Closes finished directories (and their entries) and opens the next entry, if any. */
@@ -383,4 +412,58 @@ async function* regularFile(
   }
   if (seen !== size) throw sizeChanged(path, seen, size);
   asm.padding(size);
+}
+
+/**
+ * What the synchronous encoder reads: a tree on the local file system, where a call never waits on
+ * anything but the disk (src/store/nar-source-fs.ts, fsNarSyncSource).
+ */
+export interface NarSyncSource {
+  nodeSync(path: Buffer): NarNode;
+  entriesSync(path: Buffer): Buffer[];
+  /**
+   * Reads a regular file's `size` bytes into `into` at `at`; throws CorruptPathError when the file
+   * has more or fewer bytes than that.
+   */
+  readInto(path: Buffer, size: number, into: Buffer, at: number): void;
+}
+
+/**
+ * The whole NAR of the tree at `root`, written synchronously into slabs from `slab` and returned as
+ * their written slices, in order. For a NAR whose size is known and small enough to hold at once
+ * (upload/nar-worker.ts runs it on a worker thread, into one slab of exactly that size): no
+ * generator, promise or stream per node or per file. The same bytes as encodeNar, and the same
+ * errors; a slab factory may throw to stop a NAR that outgrows what it expected.
+ */
+export function encodeNarSync(
+  source: NarSyncSource,
+  root: Buffer,
+  slab: () => NarSlab,
+  onEntry?: NarListener,
+): Buffer[] {
+  const asm = new Assembler(slab);
+  const listen = onEntry && listenerOf(root, onEntry);
+  try {
+    const stack: DirFrame[] = [];
+    asm.bytes(MAGIC);
+    let path: Buffer | undefined = root;
+    while (path !== undefined) {
+      const node = source.nodeSync(path);
+      if (node.type === 'directory') {
+        openDirectory(asm, stack, path, node, source.entriesSync(path), listen);
+      } else if (node.type === 'regular') {
+        const file = path;
+        fileHeader(asm, file, node, listen);
+        asm.fill(node.size, (into, at) => source.readInto(file, node.size, into, at));
+        asm.padding(node.size);
+        asm.bytes(CLOSE);
+      } else {
+        symlink(asm, path, node, listen);
+      }
+      path = nextPath(asm, stack);
+    }
+    return asm.take();
+  } finally {
+    asm.close();
+  }
 }

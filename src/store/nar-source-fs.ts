@@ -21,7 +21,7 @@ import {
 import { open, type FileHandle } from 'node:fs/promises';
 import type { NarMemory } from '../chunk-pool.js';
 import { CorruptPathError, UnsupportedFileError } from '../errors.js';
-import { NAR_COPIED_CHUNK, type NarNode, type NarSource } from '../format/nar-writer.js';
+import { NAR_COPIED_CHUNK, type NarNode, type NarSource, type NarSyncSource } from '../format/nar-writer.js';
 
 /** Read size for large files: one read buffer of NarMemory. */
 export const READ_CHUNK = 1024 * 1024;
@@ -140,20 +140,51 @@ export interface FsNarSourceOptions {
   memory?: NarMemory;
 }
 
+function nodeSync(path: Buffer): NarNode {
+  const st = lstatSync(path);
+  if (st.isFile()) return { type: 'regular', executable: (st.mode & 0o100) !== 0, size: st.size };
+  if (st.isDirectory()) return { type: 'directory' };
+  if (st.isSymbolicLink()) return { type: 'symlink', target: readlinkSync(path, { encoding: 'buffer' }) };
+  throw new UnsupportedFileError(path.toString('utf8'), kindOf(st) ?? 'file of unknown type');
+}
+
+function entriesSync(path: Buffer): Buffer[] {
+  return readdirSync(path, { encoding: 'buffer' });
+}
+
+/** One byte past a file's end, read to prove it has not grown. */
+const PROBE = Buffer.allocUnsafeSlow(1);
+
+/**
+ * Reads a whole file of `size` bytes into `into` at `at`, then proves its end: a read past it must
+ * find nothing. Every file, small or large, is one open and as few reads as the kernel needs.
+ */
+function readInto(path: Buffer, size: number, into: Buffer, at: number): void {
+  const fd = openSync(path, OPEN_FLAGS);
+  try {
+    let filled = 0;
+    while (filled < size) {
+      const n = readSync(fd, into, at + filled, size - filled, filled);
+      if (n === 0) throw changed(path, size, 'shrank');
+      filled += n;
+    }
+    if (readSync(fd, PROBE, 0, 1, size) !== 0) throw changed(path, size, 'grew');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The file system for the synchronous encoder (format/nar-writer.ts, encodeNarSync). */
+export function fsNarSyncSource(): NarSyncSource {
+  return { nodeSync, entriesSync, readInto };
+}
+
 export function fsNarSource(opts: FsNarSourceOptions = {}): NarSource {
   const chunkSize = opts.chunkSize ?? READ_CHUNK;
   const { memory } = opts;
   // Files the encoder copies are read in one synchronous call into one scratch buffer.
   const smallFile = Math.min(NAR_COPIED_CHUNK - 1, chunkSize);
   const scratch = new ScratchBuffer();
-  const nodeSync = (path: Buffer): NarNode => {
-    const st = lstatSync(path);
-    if (st.isFile()) return { type: 'regular', executable: (st.mode & 0o100) !== 0, size: st.size };
-    if (st.isDirectory()) return { type: 'directory' };
-    if (st.isSymbolicLink()) return { type: 'symlink', target: readlinkSync(path, { encoding: 'buffer' }) };
-    throw new UnsupportedFileError(path.toString('utf8'), kindOf(st) ?? 'file of unknown type');
-  };
-  const entriesSync = (path: Buffer): Buffer[] => readdirSync(path, { encoding: 'buffer' });
   return {
     // eslint-disable-next-line @typescript-eslint/require-await -- async so errors reject, not throw
     async node(path: Buffer): Promise<NarNode> {

@@ -110,10 +110,15 @@ export class PathExtras {
     this.logAsked.set(drv, asked);
   }
 
+  /** Whether an extra needs the NAR's file listing (so its pass must build one). */
+  wantsListing(): boolean {
+    const s = this.deps.settings;
+    return s.writeNarListing || s.indexDebugInfo;
+  }
+
   /** A listing to fill during the NAR pass, when an extra needs one. */
   startListing(): NarListingBuilder | undefined {
-    const s = this.deps.settings;
-    return s.writeNarListing || s.indexDebugInfo ? new NarListingBuilder() : undefined;
+    return this.wantsListing() ? new NarListingBuilder() : undefined;
   }
 
   /** The listing and debug-info index of a stored NAR, before its narinfo. */

@@ -19,6 +19,7 @@ import type { ObjectStore } from '../storage/object-store.js';
 import type { NarMemory } from '../chunk-pool.js';
 import { copiesInput, createCompressor, wholeCompressor } from './compression.js';
 import type { ComputePool } from './compute-pool.js';
+import type { NarWorkers } from './nar-workers.js';
 import { HashMeter } from './hash-meter.js';
 import {
   CONTENT_TYPE_NAR,
@@ -53,6 +54,8 @@ export interface UploadPathDeps {
   compressionThreads: number;
   /** The run's frame budget for zstd, shared by every path in flight. */
   computePool?: ComputePool;
+  /** Worker threads for whole middle-sized NARs (upload/nar-workers.ts); without them, all stream. */
+  narWorkers?: NarWorkers;
   signingKey: SecretKey | undefined;
   /** Learns the ETag of each narinfo written with our signature (upload/signed-ledger.ts). */
   signedLedger?: SignedLedger;
@@ -99,6 +102,8 @@ export async function uploadNar(info: PathInfo, deps: UploadPathDeps): Promise<C
   const whole =
     info.narSize <= SMALL_NAR_BYTES ? wholeCompressor(deps.compression, deps.compressionLevel) : undefined;
   if (whole !== undefined) return uploadSmallNar(info, deps, whole);
+  const onWorker = await uploadOnWorker(info, deps);
+  if (onWorker !== undefined) return onWorker;
   let dest = await narDestination(info, deps);
   let listing = deps.extras?.startListing();
   let streamed;
@@ -182,6 +187,31 @@ async function uploadSmallNar(
     fileSize: file.length,
     ...(listing ? { listing } : {}),
   };
+}
+
+/**
+ * A middle-sized NAR made whole on a worker thread (upload/nar-workers.ts), checked against Nix's
+ * NarHash and NarSize here before anything is stored, then sent in one request like a small NAR.
+ * Undefined when the path is not for the workers or the worker gave it back: then it streams, and
+ * the streaming path reports whatever was wrong (a corrupt or vanished path) as it always has.
+ */
+async function uploadOnWorker(info: PathInfo, deps: UploadPathDeps): Promise<CheckedNar | undefined> {
+  const workers = deps.narWorkers;
+  const { compression } = deps;
+  if (workers === undefined || compression === 'xz') return undefined;
+  if (!workers.takes(info.narSize, compression, SMALL_NAR_BYTES)) return undefined;
+  if (deps.extras?.wantsListing()) return undefined;
+  const made = await workers.run(info.path, info.narSize, compression, deps.compressionLevel);
+  if (made === undefined || !hashEquals(sha256Hash(made.narHash), info.narHash)) return undefined;
+  deps.logger?.debug({ path: info.path, fileSize: made.file.length }, 'NAR made on a worker thread');
+  deps.onNarBytes?.(info.narSize);
+  const key = narKey(info.hashPart, info.narHash, compression, newUploadId());
+  await deps.store.putBytes(key, made.file, {
+    contentType: CONTENT_TYPE_NAR,
+    sha256: () => made.fileHash,
+    ...(deps.signal ? { signal: deps.signal } : {}),
+  });
+  return { info, narKey: key, narSize: info.narSize, fileHash: made.fileHash, fileSize: made.file.length };
 }
 
 /** The store changed after Nix registered the path (found before its narinfo is written). */

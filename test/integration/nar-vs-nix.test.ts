@@ -10,7 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { zstdDecompressSync } from 'node:zlib';
 import { dumpNar } from '../../src/store/dump-nar.js';
+import { NarWorkers } from '../../src/upload/nar-workers.js';
 import { queryPathInfos } from '../../src/store/path-info-query.js';
 import { fingerprintPath } from '../../src/format/fingerprint.js';
 import { parseSecretKey, signFingerprint } from '../../src/format/signing-key.js';
@@ -102,6 +104,27 @@ describe('our NAR equals nix-store --dump', () => {
     const top = closure.find((i) => i.path === paths.top)!;
     assert.deepEqual(top.references, [paths.mid, paths.top].sort());
     assert.ok(closure.find((i) => i.path === paths.contentAddressed)!.ca?.startsWith('text:sha256:'));
+  });
+});
+
+describe('NARs made whole on a worker thread (src/upload/nar-workers.ts)', () => {
+  test("hash to Nix's NarHash, and their zstd file decompresses to the same NAR, for every path", async (t) => {
+    if (!requireNix(t)) return;
+    // A bound above every fixture path, so the odd trees (names, links, empty files) all go through.
+    const workers = new NarWorkers(2, 64 * 1024 * 1024);
+    try {
+      for (const info of closure) {
+        const made = await workers.run(info.path, info.narSize, 'zstd', 3);
+        assert.ok(made, info.path);
+        assert.ok(hashEquals(sha256Hash(made.narHash), info.narHash), info.path);
+        const nar = zstdDecompressSync(made.file);
+        assert.equal(nar.length, info.narSize, info.path);
+        assert.ok(hashEquals(sha256Hash(createHash('sha256').update(nar).digest()), info.narHash), info.path);
+        assert.ok(made.fileHash.equals(createHash('sha256').update(made.file).digest()), info.path);
+      }
+    } finally {
+      workers.close();
+    }
   });
 });
 

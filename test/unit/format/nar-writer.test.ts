@@ -4,7 +4,16 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
-import { encodeNar, NAR_COPIED_CHUNK, type NarNode, type NarSource } from '../../../src/format/nar-writer.js';
+import {
+  encodeNar,
+  encodeNarSync,
+  NAR_COPIED_CHUNK,
+  type NarEntry,
+  type NarNode,
+  type NarSlab,
+  type NarSource,
+  type NarSyncSource,
+} from '../../../src/format/nar-writer.js';
 import { CorruptPathError, FormatError, UnsupportedFileError } from '../../../src/errors.js';
 
 type Tree =
@@ -361,5 +370,92 @@ describe('encodeNar over a source with synchronous forms', () => {
         (e: unknown) => e instanceof CorruptPathError && e.path === '/root',
       );
     }
+  });
+});
+
+/** The fake tree as the synchronous encoder reads it: whole files copied where it asks. */
+function readIntoSource(root: Tree): NarSyncSource & { reads: number } {
+  const withSync = syncSource(root, 0);
+  const byPath = new Map<string, Tree>();
+  const walk = (p: Buffer, t: Tree): void => {
+    byPath.set(p.toString('latin1'), t);
+    if (t.kind === 'dir') for (const [n, c] of t.entries) walk(Buffer.concat([p, b('/'), n]), c);
+  };
+  walk(b('/root'), root);
+  const source = {
+    reads: 0,
+    nodeSync: withSync.nodeSync!.bind(withSync),
+    entriesSync: withSync.entriesSync!.bind(withSync),
+    readInto(p: Buffer, size: number, into: Buffer, at: number): void {
+      source.reads++;
+      const t = byPath.get(p.toString('latin1'));
+      if (t?.kind !== 'file' || t.data.length !== size) throw new CorruptPathError('/root', 'changed');
+      t.data.copy(into, at);
+    },
+  };
+  return source;
+}
+
+/** Slabs of `bytes` each, counted; the encoder's result is checked against them never being reused. */
+function slabsOf(bytes: number): { slab: () => NarSlab; made: number } {
+  const s = {
+    made: 0,
+    slab: (): NarSlab => {
+      s.made++;
+      const buffer = Buffer.alloc(bytes);
+      return { buffer, lend: (start, end) => buffer.subarray(start, end), seal: () => undefined };
+    },
+  };
+  return s;
+}
+
+describe('encodeNarSync (whole NARs on a worker thread)', () => {
+  test('the bytes nix-store --dump wrote for the fixture tree, in one slab of exactly its size', () => {
+    const want = golden('tree.nar');
+    const slabs = slabsOf(want.length);
+    const chunks = encodeNarSync(readIntoSource(fixtureTree), b('/root'), slabs.slab);
+    assert.equal(chunks.length, 1);
+    assert.ok(chunks[0]!.equals(want));
+    assert.equal(slabs.made, 1);
+  });
+  test('random trees equal the reference encoder, whatever the slab size', () => {
+    fc.assert(
+      fc.property(treeArb, fc.integer({ min: 8, max: 400_000 }), (tree, slabBytes) => {
+        const chunks = encodeNarSync(readIntoSource(tree), b('/root'), slabsOf(slabBytes).slab);
+        assert.ok(Buffer.concat(chunks).equals(referenceNar(tree)));
+      }),
+      { numRuns: 60 },
+    );
+  });
+  test('the listener sees what encodeNar shows it, offsets included', async () => {
+    const seen = (list: NarEntry[]) =>
+      list.map((e) => `${e.path.toString('latin1')} ${e.node.type} ${e.narOffset}`);
+    const sync: NarEntry[] = [];
+    encodeNarSync(readIntoSource(fixtureTree), b('/root'), slabsOf(4096).slab, (e) => sync.push(e));
+    const streamed: NarEntry[] = [];
+    for await (const _ of encodeNar(memorySource(fixtureTree), b('/root'), (e) => streamed.push(e)));
+    assert.ok(sync.length > 20);
+    assert.deepEqual(seen(sync), seen(streamed));
+  });
+  test("a source's errors and a slab factory that refuses more propagate", () => {
+    const src = readIntoSource(dir({ a: file('abc'), b: file('def') }));
+    const corrupt = {
+      ...src,
+      readInto: () => {
+        throw new CorruptPathError('/root/a', 'shrank');
+      },
+    };
+    assert.throws(() => encodeNarSync(corrupt, b('/root'), slabsOf(4096).slab), CorruptPathError);
+    const odd = { ...src, nodeSync: () => ({ type: 'socket' }) as unknown as NarNode };
+    assert.throws(() => encodeNarSync(odd, b('/root'), slabsOf(4096).slab), UnsupportedFileError);
+    const twice = { ...src, entriesSync: () => [b('a'), b('a')] };
+    assert.throws(() => encodeNarSync(twice, b('/root'), slabsOf(4096).slab), FormatError);
+    // Room for less than the NAR: the factory's second call stops the encoder.
+    let given = 0;
+    const once = () => {
+      if (given++ > 0) throw new RangeError('outgrown');
+      return slabsOf(64).slab();
+    };
+    assert.throws(() => encodeNarSync(src, b('/root'), once), RangeError);
   });
 });
