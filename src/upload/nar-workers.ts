@@ -12,8 +12,10 @@
 // wrong, the job comes back undefined and the caller takes the streaming path, whose checks and
 // messages are the ones users and tests know.
 //
-// Memory: each worker keeps a buffer of the largest NAR it took (at most maxNarBytes) and one zstd
-// context, set aside from the run's memory budget when the pool is made. Workers start on their
+// Memory: each worker has a buffer for the NAR it makes (maxNarBytes, resident as far as NARs have
+// filled it), one zstd context and the buffers of compressed files, which it lends to the main
+// thread and gets back once stored (reused, not allocated per NAR). The NAR buffer is set aside
+// from the run's memory budget when the pool is made. Workers start on their
 // first job and end when the daemon goes idle (close(); cli/memory-use.ts), so an idle daemon holds
 // none of them; an idle worker never keeps a one-shot run from exiting.
 import { Worker } from 'node:worker_threads';
@@ -37,15 +39,27 @@ export interface NarJob {
   level: number;
 }
 
+/** What a worker is started with. */
+export interface NarWorkerData {
+  maxNarBytes: number;
+}
+
 export type NarWorkerAnswer =
-  | { id: number; narHash: Uint8Array; file: Uint8Array; fileHash: Uint8Array }
+  | { id: number; narHash: Uint8Array; file: ArrayBuffer; fileLength: number; fileHash: Uint8Array }
   | { id: number; fallback: string };
 
-/** A NAR the worker produced: its hash and size still to be checked against Nix's. */
+/** A NAR the worker produced: its hash still to be checked against Nix's. */
 export interface WorkerNar {
   narHash: Buffer;
+  /** The compressed file, in memory lent by the worker. */
   file: Buffer;
   fileHash: Buffer;
+  /**
+   * Hands the file's memory back to its worker for the next NAR: call it once the file is stored
+   * and nothing reads it any more (every view of it reads as empty afterwards). A file never given
+   * back is left to the garbage collector.
+   */
+  giveBack(): void;
 }
 
 interface Waiting {
@@ -148,7 +162,8 @@ export class NarWorkers {
 
   #spawn(): Slot | undefined {
     if (this.#slots.length >= this.threads || this.#deaths >= DEATHS_TO_STOP) return undefined;
-    const worker = new Worker(ENTRY, { execArgv: EXEC_ARGV });
+    const workerData: NarWorkerData = { maxNarBytes: this.maxNarBytes };
+    const worker = new Worker(ENTRY, { execArgv: EXEC_ARGV, workerData });
     const slot: Slot = { worker, busy: undefined };
     worker.on('message', (answer: NarWorkerAnswer) => {
       const waiting = slot.busy;
@@ -160,10 +175,18 @@ export class NarWorkers {
         this.#onFallback?.(waiting.job.path, answer.fallback);
         waiting.resolve(undefined);
       } else {
+        const { file } = answer;
+        let lent = true;
         waiting.resolve({
           narHash: Buffer.from(answer.narHash.buffer, answer.narHash.byteOffset, answer.narHash.length),
-          file: Buffer.from(answer.file.buffer, answer.file.byteOffset, answer.file.length),
+          file: Buffer.from(file, 0, answer.fileLength),
           fileHash: Buffer.from(answer.fileHash.buffer, answer.fileHash.byteOffset, answer.fileHash.length),
+          giveBack: () => {
+            // Once, and only to a worker still alive: a closed one's memory is the collector's.
+            if (!lent || !this.#slots.includes(slot)) return;
+            lent = false;
+            worker.postMessage({ giveBack: file }, [file]);
+          },
         });
       }
       this.#dispatch();

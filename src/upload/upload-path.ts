@@ -206,12 +206,16 @@ async function uploadOnWorker(info: PathInfo, deps: UploadPathDeps): Promise<Che
   deps.logger?.debug({ path: info.path, fileSize: made.file.length }, 'NAR made on a worker thread');
   deps.onNarBytes?.(info.narSize);
   const key = narKey(info.hashPart, info.narHash, compression, newUploadId());
+  const fileSize = made.file.length;
   await deps.store.putBytes(key, made.file, {
     contentType: CONTENT_TYPE_NAR,
     sha256: () => made.fileHash,
     ...(deps.signal ? { signal: deps.signal } : {}),
   });
-  return { info, narKey: key, narSize: info.narSize, fileHash: made.fileHash, fileSize: made.file.length };
+  // Stored: the worker may reuse the memory. After a failure a request might still hold the body,
+  // so its memory is left to the garbage collector instead.
+  made.giveBack();
+  return { info, narKey: key, narSize: info.narSize, fileHash: made.fileHash, fileSize };
 }
 
 /** The store changed after Nix registered the path (found before its narinfo is written). */

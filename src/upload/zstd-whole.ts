@@ -24,10 +24,14 @@ interface StreamInternals {
   _writeState?: Uint32Array;
 }
 
+/** Room for one frame of `n` bytes of input at its worst (zstd.h, ZSTD_COMPRESSBOUND, rounded up). */
+export function wholeZstdBound(n: number): number {
+  return n + (n >> 8) + 64 * 1024;
+}
+
 export class WholeZstd {
   readonly #params: Record<number, number>;
   readonly #stream: zlib.ZstdCompress;
-  #out: Buffer;
 
   constructor(readonly level: number) {
     this.#params = {
@@ -36,47 +40,24 @@ export class WholeZstd {
       [zlib.constants.ZSTD_c_checksumFlag]: 0,
     };
     this.#stream = zlib.createZstdCompress({ params: this.#params });
-    this.#out = Buffer.allocUnsafeSlow(0);
   }
 
   /**
-   * `input` as one frame with its size in the header. The result is a view of this object's output
-   * buffer, valid until the next call: copy it out first.
+   * `input` as one frame with its size in the header, written at the start of `out`; the bytes
+   * written, or undefined when `out` has less room than wholeZstdBound(input.length).
    */
-  compress(input: Buffer): Buffer {
+  compress(input: Buffer, out: Buffer): number | undefined {
+    if (out.length < wholeZstdBound(input.length)) return undefined;
     const { _handle: handle, _writeState: state } = this.#stream as unknown as StreamInternals;
     if (typeof handle?.writeSync !== 'function' || !(state instanceof Uint32Array)) {
-      return zlib.zstdCompressSync(input, { params: this.#params });
+      const file = zlib.zstdCompressSync(input, { params: this.#params });
+      return file.copy(out);
     }
-    // zstd's bound for one frame (ZSTD_COMPRESSBOUND): one step always ends the frame.
-    const bound = input.length + (input.length >> 8) + 64 * 1024;
-    if (this.#out.length < bound) this.#out = Buffer.allocUnsafeSlow(bound);
-    let inOff = 0;
-    let inLen = input.length;
-    let outOff = 0;
-    for (;;) {
-      handle.writeSync(
-        zlib.constants.ZSTD_e_end,
-        input,
-        inOff,
-        inLen,
-        this.#out,
-        outOff,
-        this.#out.length - outOff,
-      );
-      const outLeft = state[0]!;
-      const inLeft = state[1]!;
-      outOff = this.#out.length - outLeft;
-      inOff += inLen - inLeft;
-      inLen = inLeft;
-      // The frame is complete once every byte is taken and zstd left room in the output.
-      if (inLen === 0 && outLeft > 0) return this.#out.subarray(0, outOff);
-      if (outLeft === 0) {
-        const more = Buffer.allocUnsafeSlow(this.#out.length * 2);
-        this.#out.copy(more, 0, 0, outOff);
-        this.#out = more;
-      }
-    }
+    // With room for the bound, one step takes every byte and ends the frame (ZSTD_e_end).
+    handle.writeSync(zlib.constants.ZSTD_e_end, input, 0, input.length, out, 0, out.length);
+    const outLeft = state[0]!;
+    const inLeft = state[1]!;
+    return inLeft === 0 && outLeft > 0 ? out.length - outLeft : undefined;
   }
 
   close(): void {

@@ -73,6 +73,28 @@ describe('NarWorkers', () => {
     }
   });
 
+  test('a file kept is never overwritten; one given back is reused and reads as empty', async () => {
+    const tree = join(dir, 'tree');
+    const other = join(dir, 'tree', 'sub');
+    const [treeNar, otherNar] = [await streamedNar(tree), await streamedNar(other)];
+    const workers = new NarWorkers(1);
+    try {
+      const kept = await workers.run(tree, treeNar.length, 'zstd', 3);
+      const keptCopy = Buffer.from(kept!.file);
+      for (let i = 0; i < 3; i++) {
+        const next = await workers.run(other, otherNar.length, 'zstd', 3);
+        assert.ok(zlib.zstdDecompressSync(next!.file).equals(otherNar));
+        next!.giveBack();
+        assert.equal(next!.file.length, 0, 'the memory went back to the worker');
+        next!.giveBack(); // a second call does nothing
+      }
+      assert.ok(kept!.file.equals(keptCopy), 'the file not given back is untouched');
+      assert.ok(zlib.zstdDecompressSync(kept!.file).equals(treeNar));
+    } finally {
+      workers.close();
+    }
+  });
+
   test('many jobs at once share at most `threads` workers and all finish', async () => {
     const path = join(dir, 'tree');
     const nar = await streamedNar(path);
