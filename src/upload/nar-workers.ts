@@ -151,7 +151,7 @@ export class NarWorkers {
 
   #dispatch(): void {
     while (this.#queue.length > 0) {
-      const slot = this.#slots.find((s) => s.busy === undefined) ?? this.#spawn();
+      const slot = this.#slots.find((s) => s.busy === undefined) ?? this.#startWorker();
       if (slot === undefined) return;
       const waiting = this.#queue.shift()!;
       slot.busy = waiting;
@@ -160,7 +160,7 @@ export class NarWorkers {
     }
   }
 
-  #spawn(): Slot | undefined {
+  #startWorker(): Slot | undefined {
     if (this.#slots.length >= this.threads || this.#deaths >= DEATHS_TO_STOP) return undefined;
     const workerData: NarWorkerData = { maxNarBytes: this.maxNarBytes };
     const worker = new Worker(ENTRY, { execArgv: EXEC_ARGV, workerData });

@@ -59,7 +59,8 @@ describe('[http] to a real nginx with WebDAV', () => {
     nginx = await startNginx();
     registerSecretWithEncodings('nginx password', nginx.password);
     key = await makeNixKey(dir, 'loft-http-1');
-    fixtures = await buildFixtureClosure({ largeFileMb: 3 });
+    // 5 MiB: above what the NAR workers make whole (4 MiB), so the large NAR streams.
+    fixtures = await buildFixtureClosure({ largeFileMb: 5 });
     roots = [fixtures.top, fixtures.tree, fixtures.symlinkOut, fixtures.large, fixtures.caUser];
     closure = await closureOf(roots);
   });
@@ -92,7 +93,7 @@ describe('[http] to a real nginx with WebDAV', () => {
       assert.match(puts[nar]!, / 20[14] .*"application\/x-nix-nar"$/);
       assert.match(puts[narinfo]!, /"text\/x-nix-narinfo"$/);
     }
-    // The 3 MiB NAR streams chunked; small ones go with their length.
+    // The 5 MiB NAR streams chunked; small ones go with their length.
     const large = hashPartOfPath(fixtures.large);
     assert.match(
       puts.find((l) => l.startsWith(`PUT /cache/nar/${large}-`))!,

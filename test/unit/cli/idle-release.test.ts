@@ -13,6 +13,7 @@ function fakeRuntime(events: string[]): Runtime {
   return {
     uploads: {
       computePool: { drain: () => events.push('compute pool drained') },
+      narWorkers: { close: () => events.push('NAR workers ended') },
       narMemory: { drain: () => events.push('NAR memory drained') },
       memoryBudget: { use: () => ({ total: 1, inUse: 0, peak: 0 }) },
     },
@@ -52,6 +53,7 @@ test('idle: the pools are drained and the C heap trimmed, then trimmed once more
   await sleep(170);
   assert.deepEqual(events, [
     'compute pool drained',
+    'NAR workers ended',
     'NAR memory drained',
     'store released',
     'database shrunk',
@@ -59,9 +61,9 @@ test('idle: the pools are drained and the C heap trimmed, then trimmed once more
     'trimmed',
   ]);
   await sleep(350);
-  assert.deepEqual(events.slice(6), ['trimmed'], 'the late trim');
+  assert.deepEqual(events.slice(7), ['trimmed'], 'the late trim');
   await sleep(300);
-  assert.equal(events.length, 7, 'and no more while idle');
+  assert.equal(events.length, 8, 'and no more while idle');
 });
 
 test('nothing is released while an upload runs, and a new upload puts the release off', async () => {
@@ -78,6 +80,7 @@ test('nothing is released while an upload runs, and a new upload puts the releas
   await sleep(250);
   assert.deepEqual(events, [
     'compute pool drained',
+    'NAR workers ended',
     'NAR memory drained',
     'store released',
     'database shrunk',
