@@ -92,12 +92,15 @@ export class NarWorkers {
    * @param threads workers at most (0: none, every NAR streams)
    * @param budget the run's memory budget: each worker's buffer is set aside from it once, and a
    *   budget with room for fewer gets fewer workers, or none
+   * @param onFallback hears each path sent back to the streaming path, and why
+   * @param entry the worker's module (tests give one that fails)
    */
   constructor(
     threads: number,
     readonly maxNarBytes: number = WORKER_NAR_BYTES,
     budget?: MemoryBudget,
     onFallback?: (path: string, why: string) => void,
+    private readonly entry: URL = ENTRY,
   ) {
     if (budget !== undefined && threads > 0)
       threads = Math.floor(budget.reserve(threads * maxNarBytes, maxNarBytes) / maxNarBytes);
@@ -144,7 +147,7 @@ export class NarWorkers {
     }
   }
 
-  /** Workers alive now, for tests and --status. */
+  /** Workers alive now (for tests). */
   get alive(): number {
     return this.#slots.length;
   }
@@ -163,7 +166,7 @@ export class NarWorkers {
   #startWorker(): Slot | undefined {
     if (this.#slots.length >= this.threads || this.#deaths >= DEATHS_TO_STOP) return undefined;
     const workerData: NarWorkerData = { maxNarBytes: this.maxNarBytes };
-    const worker = new Worker(ENTRY, { execArgv: EXEC_ARGV, workerData });
+    const worker = new Worker(this.entry, { execArgv: EXEC_ARGV, workerData });
     const slot: Slot = { worker, busy: undefined };
     worker.on('message', (answer: NarWorkerAnswer) => {
       const waiting = slot.busy;

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import zlib from 'node:zlib';
 import { dumpNar } from '../../../src/store/dump-nar.js';
 import { MemoryBudget } from '../../../src/memory-budget.js';
@@ -143,6 +144,29 @@ describe('NarWorkers', () => {
     assert.equal(await queued, undefined);
     try {
       assert.ok((await workers.run(path, nar.length, 'zstd', 3))?.narHash.equals(sha256(nar)));
+    } finally {
+      workers.close();
+    }
+  });
+
+  test('workers that die three times in a row end their use for the run: every NAR streams', async () => {
+    const broken = join(dir, 'broken-worker.mjs');
+    await writeFile(broken, "throw new Error('this worker cannot start');\n");
+    const why: string[] = [];
+    const workers = new NarWorkers(
+      2,
+      WORKER_NAR_BYTES,
+      undefined,
+      (_p, w) => why.push(w),
+      pathToFileURL(broken),
+    );
+    try {
+      const runs = Array.from({ length: 5 }, () => workers.run(join(dir, 'tree'), 100_000, 'zstd', 3));
+      assert.deepEqual(await Promise.all(runs), [undefined, undefined, undefined, undefined, undefined]);
+      assert.ok(why.length >= 1 && why.every((w) => /cannot start/.test(w)), why.join('\n'));
+      assert.equal(workers.takes(MiB, 'zstd', 64 * 1024), false, 'no more workers this run');
+      assert.equal(await workers.run(join(dir, 'tree'), 100_000, 'zstd', 3), undefined);
+      assert.equal(workers.alive, 0);
     } finally {
       workers.close();
     }
