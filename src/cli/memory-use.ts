@@ -54,11 +54,11 @@ function decode(stored: string | undefined): MemoryRecord | undefined {
 /**
  * Gives back what a runtime's pools keep between uploads (frame buffers, NAR reads, zstd contexts
  * and their output, S3 part buffers, the NAR worker threads with their buffers and contexts): a
- * daemon that has gone idle should not hold them. The next
- * upload refills them. SQLite's page caches are emptied (state/database.ts). Then V8's heap is
- * collected and shrunk (src/v8-heap.ts), which also frees the pools' Buffers, and the C heap's free
- * pages go back to the system (native-heap-trim.ts): after a store scan's uploads these two are
- * most of an idle daemon's memory.
+ * daemon that has gone idle should not hold them. The next upload refills them. SQLite's page
+ * caches are emptied (state/database.ts). Then V8's heap is collected and shrunk (src/v8-heap.ts),
+ * which also frees the pools' Buffers, and the C heap's free pages go back to the system
+ * (native-heap-trim.ts): after a store scan's uploads these two are most of an idle daemon's
+ * memory.
  */
 export function releaseIdleMemory(
   rt: Runtime,

@@ -15,9 +15,9 @@
 // Memory: each worker has a buffer for the NAR it makes (maxNarBytes, resident as far as NARs have
 // filled it), one zstd context and the buffers of compressed files, which it lends to the main
 // thread and gets back once stored (reused, not allocated per NAR). The NAR buffer is set aside
-// from the run's memory budget when the pool is made. Workers start on their
-// first job and end when the daemon goes idle (close(); cli/memory-use.ts), so an idle daemon holds
-// none of them; an idle worker never keeps a one-shot run from exiting.
+// from the run's memory budget when the pool is made. Workers start on their first job and end
+// when the daemon goes idle (close(); cli/memory-use.ts), so an idle daemon holds none of them; an
+// idle worker never keeps a one-shot run from exiting.
 import { Worker } from 'node:worker_threads';
 import type { Compression } from '../format/bucket-layout.js';
 import type { MemoryBudget } from '../memory-budget.js';

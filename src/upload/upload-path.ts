@@ -172,21 +172,29 @@ async function uploadSmallNar(
   const narHash = sha256Hash(hash.digest());
   if (!hashEquals(narHash, info.narHash) || bytes !== info.narSize) throw corruptPath(info, narHash, bytes);
   const file = compress(nar);
-  const fileHash = createHash('sha256').update(file).digest();
+  const stored = await storeWholeFile(info, deps, file, createHash('sha256').update(file).digest());
+  return { ...stored, ...(listing ? { listing } : {}) };
+}
+
+/**
+ * A checked NAR's whole compressed file, sent in one request under a fresh key (it never goes in
+ * parts, so there is no unfinished upload to resume), with its FileHash as the request's payload
+ * hash.
+ */
+async function storeWholeFile(
+  info: PathInfo,
+  deps: UploadPathDeps,
+  file: Buffer,
+  fileHash: Buffer,
+): Promise<CheckedNar> {
   const key = narKey(info.hashPart, info.narHash, deps.compression, newUploadId());
+  const fileSize = file.length;
   await deps.store.putBytes(key, file, {
     contentType: CONTENT_TYPE_NAR,
     sha256: () => fileHash,
     ...(deps.signal ? { signal: deps.signal } : {}),
   });
-  return {
-    info,
-    narKey: key,
-    narSize: bytes,
-    fileHash,
-    fileSize: file.length,
-    ...(listing ? { listing } : {}),
-  };
+  return { info, narKey: key, narSize: info.narSize, fileHash, fileSize };
 }
 
 /**
@@ -205,17 +213,11 @@ async function uploadOnWorker(info: PathInfo, deps: UploadPathDeps): Promise<Che
   if (made === undefined || !hashEquals(sha256Hash(made.narHash), info.narHash)) return undefined;
   deps.logger?.debug({ path: info.path, fileSize: made.file.length }, 'NAR made on a worker thread');
   deps.onNarBytes?.(info.narSize);
-  const key = narKey(info.hashPart, info.narHash, compression, newUploadId());
-  const fileSize = made.file.length;
-  await deps.store.putBytes(key, made.file, {
-    contentType: CONTENT_TYPE_NAR,
-    sha256: () => made.fileHash,
-    ...(deps.signal ? { signal: deps.signal } : {}),
-  });
+  const stored = await storeWholeFile(info, deps, made.file, made.fileHash);
   // Stored: the worker may reuse the memory. After a failure a request might still hold the body,
   // so its memory is left to the garbage collector instead.
   made.giveBack();
-  return { info, narKey: key, narSize: info.narSize, fileHash: made.fileHash, fileSize };
+  return stored;
 }
 
 /** The store changed after Nix registered the path (found before its narinfo is written). */
