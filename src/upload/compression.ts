@@ -14,7 +14,7 @@ import zlib from 'node:zlib';
 import { ConfigError } from '../errors.js';
 import { COMPRESSION_LEVELS, type Compression } from '../format/bucket-layout.js';
 import { ComputePool } from './compute-pool.js';
-import { ZstdFrameCompressor } from './zstd-frames.js';
+import { ZstdFrameCompressor, type InputHash } from './zstd-frames.js';
 import type { OutputSource } from './zstd-output.js';
 import { isThreadCount, THREAD_COUNT } from '../thread-count.js';
 
@@ -35,6 +35,16 @@ export interface CompressorOptions {
   consumed?: (chunk: Buffer) => void;
   /** zstd: lent memory for the compressed output (NarMemory.output; see upload/zstd-output.ts). */
   output?: OutputSource;
+  /** zstd: hears every input byte, in order (see hashesInput). */
+  inputHash?: InputHash;
+}
+
+/**
+ * Whether the compressor feeds `inputHash` with its input (zstd, a frame at a time). The others
+ * leave the NAR's hash to a meter in front of them.
+ */
+export function hashesInput(kind: Compression): boolean {
+  return kind === 'zstd';
 }
 
 /**
@@ -59,6 +69,7 @@ export function createCompressor(kind: Compression, opts: CompressorOptions = {}
         {
           ...(opts.consumed ? { consumed: opts.consumed } : {}),
           ...(opts.output ? { output: opts.output } : {}),
+          ...(opts.inputHash ? { inputHash: opts.inputHash } : {}),
         },
       );
     case 'xz':

@@ -3,12 +3,18 @@
 // once, so memory stays bounded however many NARs upload side by side and however slow the network.
 //
 // A slot stands for one large frame: its input while it fills and compresses, then its output until
-// it is handed downstream. There are as many slots as threads: filling a frame from the page cache
-// takes about a tenth of the time compressing it does, and each extra slot cost about 50 MB of peak
-// RSS on a 1 GiB NAR with 16 MiB frames (input, output, zstd's context and the garbage they leave;
-// less since frames are 4 MiB). Waiting for a slot
-// never deadlocks: a holder only waits for its own NAR reader (which waits on nothing but the disk),
-// its own compression jobs, or its own consumer, never for another slot.
+// it is handed downstream. There is one slot more than there are threads (FILL_AHEAD), and a full
+// frame compresses only in one of `threads` compression turns. Why: a slot spends part of its life
+// not compressing, filling (waiting for its NAR's reads) and then waiting for its consumer to take
+// the output. With one slot per thread, on the bench closure's twelve large NARs, 0.4 of the two
+// slots were filling and 0.3 waiting for their consumer on average, and the two cores were 75-90 %
+// busy. With the extra slot, 1.6 threads compress on average instead of 1.2-1.3 (docs/
+// benchmarks.md, sixteenth round). Its cost is the frame's input (4 MiB),
+// not a third zstd context: the contexts are taken with the turns. (Each extra slot cost about
+// 50 MB of peak RSS on a 1 GiB NAR when frames were 16 MiB and every slot compressed.) Waiting for
+// a slot or a turn never deadlocks: a holder only waits for its own NAR reader (which waits on
+// nothing but the disk), a turn (held only while a full frame compresses), or its own consumer,
+// never for another slot.
 import { availableParallelism } from 'node:os';
 import { ChunkPool } from '../chunk-pool.js';
 import { ConfigError } from '../errors.js';
@@ -26,6 +32,9 @@ import { isThreadCount, THREAD_COUNT } from '../thread-count.js';
  */
 export const ZSTD_FRAME_BYTES = 4 * 1024 * 1024;
 
+/** Slots beyond the compression threads: frames that fill while every thread compresses. */
+export const FILL_AHEAD = 1;
+
 /** One frame's place in memory: its input buffer (reused from frame to frame) and the way back. */
 export interface FrameSlot {
   buffer: Buffer;
@@ -33,8 +42,10 @@ export interface FrameSlot {
 }
 
 export class ComputePool {
-  /** How many large frames may exist (and so compress) at once: one per core by default. */
+  /** How many large frames may compress at once: one per core by default. */
   readonly threads: number;
+  /** How many large frames may exist at once: threads + FILL_AHEAD, unless the budget is short. */
+  readonly frames: number;
   /** First come first served, and a released slot passes straight to the next waiter. */
   private readonly slots: Semaphore;
   /**
@@ -51,11 +62,14 @@ export class ComputePool {
    * turn costs nothing the cores could have done meanwhile.
    */
   private readonly smallTurns: Semaphore;
+  /** Full large frames compressing at once (one zstd context each). */
+  private readonly compressTurns: Semaphore;
 
   /**
+   * @param threads large frames compressing at once
    * @param budget the run's memory budget (src/memory-budget.ts): the frames' buffers are set aside
-   *   from it once, here, and a budget too small for `threads` frames gets fewer (at least one; the
-   *   config's minimum budget leaves room for it).
+   *   from it once, here, and a budget too small for `threads` + FILL_AHEAD frames gets fewer, the
+   *   one ahead first (at least one; the config's minimum budget leaves room for it).
    */
   constructor(
     threads: number = availableParallelism(),
@@ -67,26 +81,32 @@ export class ComputePool {
         `compute threads must be a whole number from ${THREAD_COUNT.min} to ${THREAD_COUNT.max}, not ${threads}`,
       );
     }
+    let frames = threads + FILL_AHEAD;
+    // A short budget takes the frame that fills ahead first, then threads.
     if (budget !== undefined)
-      threads = Math.max(1, budget.reserve(threads * frameBytes, frameBytes) / frameBytes);
-    this.threads = threads;
-    this.slots = new Semaphore(threads);
-    this.buffers = new ChunkPool(frameBytes, threads, true);
-    this.smallTurns = new Semaphore(threads);
+      frames = Math.max(1, budget.reserve(frames * frameBytes, frameBytes) / frameBytes);
+    this.threads = Math.min(threads, frames);
+    this.frames = frames;
+    this.slots = new Semaphore(frames);
+    this.buffers = new ChunkPool(frameBytes, frames, true);
+    this.smallTurns = new Semaphore(this.threads);
+    this.compressTurns = new Semaphore(this.threads);
   }
 
   /**
    * Resolves once a small frame may compress, with the function that ends its turn (call it when
    * the frame's compression has settled; later calls do nothing).
    */
-  async smallFrameTurn(): Promise<() => void> {
-    await this.smallTurns.acquire();
-    let ended = false;
-    return () => {
-      if (ended) return;
-      ended = true;
-      this.smallTurns.release();
-    };
+  smallFrameTurn(): Promise<() => void> {
+    return turnOf(this.smallTurns);
+  }
+
+  /**
+   * Resolves once a full large frame may compress, with the function that ends its turn (call it
+   * when the frame's compression has settled; later calls do nothing).
+   */
+  compressTurn(): Promise<() => void> {
+    return turnOf(this.compressTurns);
   }
 
   /** Drops the free frame buffers (an idle daemon gives their memory back); slots are unchanged. */
@@ -110,4 +130,14 @@ export class ComputePool {
     };
     return { buffer, release };
   }
+}
+
+async function turnOf(turns: Semaphore): Promise<() => void> {
+  await turns.acquire();
+  let ended = false;
+  return () => {
+    if (ended) return;
+    ended = true;
+    turns.release();
+  };
 }

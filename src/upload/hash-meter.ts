@@ -1,6 +1,7 @@
 // A pass-through stream that hashes and counts what flows through it. Two of them sit in each
 // upload: one over the NAR (NarHash/NarSize, checked against Nix) and one over the compressed bytes
-// (FileHash/FileSize, written to the narinfo).
+// (FileHash/FileSize, written to the narinfo). With zstd the NAR's meter is fed by the compressor
+// instead of standing in the pipeline (upload/upload-path.ts, streamNar).
 import { createHash, type Hash as CryptoHash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 
@@ -12,10 +13,18 @@ export class HashMeter extends Transform {
   onBytes: ((n: number) => void) | undefined;
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
+    this.update(chunk);
+    callback(null, chunk);
+  }
+
+  /**
+   * Hashes and counts `chunk` without it passing through: for a compressor that sees every byte
+   * anyway and hashes its input at a better moment (upload/zstd-frames.ts, inputHash).
+   */
+  update(chunk: Buffer): void {
     this.#hash.update(chunk);
     this.#bytes += chunk.length;
     this.onBytes?.(chunk.length);
-    callback(null, chunk);
   }
 
   get bytes(): number {

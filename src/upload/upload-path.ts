@@ -17,7 +17,7 @@ import type { MultipartState } from '../state/multipart-state.js';
 import { ResumeMismatch } from '../storage/resumable-upload.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { NarMemory } from '../chunk-pool.js';
-import { copiesInput, createCompressor, wholeCompressor } from './compression.js';
+import { copiesInput, createCompressor, hashesInput, wholeCompressor } from './compression.js';
 import type { ComputePool } from './compute-pool.js';
 import type { NarWorkers } from './nar-workers.js';
 import { HashMeter } from './hash-meter.js';
@@ -273,15 +273,21 @@ async function streamNar(
   // The one place lent NAR memory comes back: the compressor reports each chunk it has copied, and
   // the store each compressed chunk (lent by the compressor from the same memory) once written.
   const memory = copiesInput(deps.compression) ? deps.narMemory : undefined;
+  // zstd hashes the NAR itself, each frame as its compression starts (zstd-frames.ts, inputHash);
+  // the other codecs have the meter in front of them.
+  const fedMeter = hashesInput(deps.compression);
   const compressor = createCompressor(deps.compression, {
     level: deps.compressionLevel,
     threads: deps.compressionThreads,
     ...(deps.computePool ? { pool: deps.computePool } : {}),
     ...(memory ? { consumed: memory.giveBack, output: memory.output } : {}),
+    ...(fedMeter ? { inputHash: narMeter } : {}),
   });
   const source = deps.dumpNar(path, memory, listing?.onEntry);
   const piped = new Promise<void>((resolve, reject) => {
-    pipeline(source, narMeter, compressor, fileMeter, (err) => (err ? reject(err) : resolve()));
+    const done = (err: Error | null) => (err ? reject(err) : resolve());
+    if (fedMeter) pipeline(source, compressor, fileMeter, done);
+    else pipeline(source, narMeter, compressor, fileMeter, done);
   });
   const put = deps.store.putStream(key, fileMeter, {
     contentType: CONTENT_TYPE_NAR,

@@ -36,6 +36,17 @@ export interface ZstdFrameOptions {
    * PutOptions.consumed). Without it, node:zlib's own buffers, left to the garbage collector.
    */
   output?: OutputSource;
+  /**
+   * Hears every input byte once, in order, a frame at a time: a large frame's just after its
+   * compression has started on the pool, so the NAR's sha256 on the main thread overlaps the
+   * frame's compression instead of lengthening the time its slot fills without compressing.
+   */
+  inputHash?: InputHash;
+}
+
+/** What hashes the compressor's input (a HashMeter over the NAR). */
+export interface InputHash {
+  update(bytes: Buffer): void;
 }
 
 interface Frame {
@@ -130,6 +141,8 @@ export class ZstdFrameCompressor extends Transform {
     this.#small = undefined;
     const input = gathered.subarray(0, this.#fillBytes);
     this.#fillBytes = 0;
+    // Before the frame starts: its buffer goes back to SMALL_FRAMES once compressed.
+    this.opts.inputHash?.update(input);
     this.#startFrame(input, undefined, () => {
       SMALL_FRAMES.recycle(gathered);
       endTurn();
@@ -137,9 +150,15 @@ export class ZstdFrameCompressor extends Transform {
   }
 
   #closeOpenFrame(): void {
-    this.#open!.stream.finish(this.#fillBytes);
+    const open = this.#open!;
+    const n = this.#fillBytes;
     this.#open = undefined;
     this.#fillBytes = 0;
+    open.stream.finish(n);
+    // The pool only reads the buffer, and the slot comes back once the compression has ended
+    // (asynchronously): hashing it now overlaps that compression, where hashed while it filled
+    // it lengthened the time the slot held memory without compressing (compute-pool.ts).
+    this.opts.inputHash?.update(open.slot!.buffer.subarray(0, n));
   }
 
   /**
@@ -152,7 +171,7 @@ export class ZstdFrameCompressor extends Transform {
       pieces: [],
       done: false,
       slot,
-      stream: new FrameStream(input, this.level, this.opts.output, {
+      stream: new FrameStream(input, this.level, this.opts.output, slot && (() => this.pool.compressTurn()), {
         piece: (p) => {
           frame.pieces.push(p);
           if (frame === this.#frames[0]) this.#pushReady();
@@ -214,49 +233,67 @@ export class ZstdFrameCompressor extends Transform {
 
 /**
  * One frame on libuv's thread pool, on a reused zstd context (upload/zstd-contexts.ts), compressed
- * in one step once its input is complete. Its context is taken when the frame starts, so frames
- * keep their contexts in input order.
+ * in one step once its input is complete. A large frame first waits for a compression turn
+ * (ComputePool.compressTurn), and takes its context with it: a frame that fills, or waits, holds
+ * its input buffer but no zstd memory.
  *
  * Why not compress while the frame fills (1 MiB steps, as loft did until this round): zstd copies
  * input that comes in steps into its own buffer and matches it in a slower mode once that buffer
  * wraps, about 14 % more CPU for zstd (upload/zstd-contexts.ts, compress()). The overlap the steps
- * gave comes from the other slot instead: while one frame compresses, the next one fills.
+ * gave comes from the other slots instead: while frames compress, the next one fills.
  *
  * The output goes into slabs lent by the run's NarMemory when the caller gives a source
  * (upload/zstd-output.ts says how and why), else into node:zlib's own buffers.
  */
 class FrameStream {
-  readonly #ctx: ZstdContext;
+  #ctx: ZstdContext | undefined;
+  #endTurn: (() => void) | undefined;
   #final = false;
   #settled = false;
 
+  /** @param turn waits for a compression turn (large frames); a small frame has its own already */
   constructor(
     private readonly input: Buffer,
-    level: number,
-    output: OutputSource | undefined,
+    private readonly level: number,
+    private readonly output: OutputSource | undefined,
+    private readonly turn: (() => Promise<() => void>) | undefined,
     private readonly sink: FrameSink,
-  ) {
-    this.#ctx = takeZstdContext(level);
-    this.#ctx.start({ piece: (p) => sink.piece(p), done: (err) => this.#settle(err) }, output);
-  }
+  ) {}
 
-  /** The input is complete at `n` bytes: compress it and end the frame. */
+  /** The input is complete at `n` bytes: compress it (after a turn) and end the frame. */
   finish(n: number): void {
     if (this.#final) return;
     this.#final = true;
-    this.#ctx.compress(this.input.subarray(0, n));
+    const input = this.input.subarray(0, n);
+    if (this.turn === undefined) return this.#compress(input);
+    this.turn().then(
+      (endTurn) => {
+        this.#endTurn = endTurn;
+        // Stopped while it waited: the turn passes straight on.
+        if (this.#settled) return endTurn();
+        this.#compress(input);
+      },
+      (err: unknown) => this.#settle(err instanceof Error ? err : new Error(String(err))),
+    );
   }
 
-  /** Stops a frame that is still waiting for input; its sink hears of it as an error. */
+  /** Stops a frame that is not compressing yet; its sink hears of it as an error. */
   abort(): void {
-    if (this.#settled || this.#final) return;
-    this.#final = true;
-    this.#ctx.destroy(new Error('frame stopped before its input was complete'));
+    if (this.#settled || this.#ctx !== undefined) return;
+    this.#settle(new Error('frame stopped before its compression started'));
+  }
+
+  #compress(input: Buffer): void {
+    const ctx = takeZstdContext(this.level);
+    this.#ctx = ctx;
+    ctx.start({ piece: (p) => this.sink.piece(p), done: (err) => this.#settle(err) }, this.output);
+    ctx.compress(input);
   }
 
   #settle(err: Error | null): void {
     if (this.#settled) return;
     this.#settled = true;
+    this.#endTurn?.();
     this.sink.done(err);
   }
 }

@@ -3,7 +3,7 @@
 // compare parts byte for byte), decodes on its own, and a context comes back for the next frame
 // only when its frame ended cleanly.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { afterEach, describe, test } from 'node:test';
 import zlib from 'node:zlib';
 import { NarMemory } from '../../../src/chunk-pool.js';
@@ -173,5 +173,52 @@ void describe('small frames take turns', () => {
       new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no turn left')), 2000)),
     ]);
     assert.ok(zlib.zstdDecompressSync(file).equals(input));
+  });
+});
+
+// Large frames fill in one more slot than there are threads and compress in turns: the NAR's hash
+// is taken as each frame starts compressing, and a frame still waiting for its turn when the
+// upload stops gives back its slot and never takes a turn.
+void describe('large frames take compression turns', () => {
+  void test('the input hash hears every byte once, in order, across small and large frames', async () => {
+    // Two full frames of 4 MiB (each hashed once its compression starts) and a tail.
+    const pool = new ComputePool(1);
+    const input = Buffer.concat([mixed(3_000_000), randomBytes(2_500_000), mixed(33_333)]);
+    const seen = createHash('sha256');
+    let bytes = 0;
+    const compressor = new ZstdFrameCompressor(pool, 3, {
+      inputHash: { update: (b) => (seen.update(b), (bytes += b.length)) },
+    });
+    const pieces: Buffer[] = [];
+    compressor.on('data', (p: Buffer) => pieces.push(p));
+    const ended = new Promise<void>((resolve, reject) => compressor.on('end', resolve).on('error', reject));
+    // In uneven chunks, as a NAR reader yields them.
+    for (let at = 0; at < input.length; at += 500_001) compressor.write(input.subarray(at, at + 500_001));
+    compressor.end();
+    await ended;
+    assert.equal(bytes, input.length);
+    assert.ok(seen.digest().equals(createHash('sha256').update(input).digest()));
+    assert.ok(zlib.zstdDecompressSync(Buffer.concat(pieces)).equals(input));
+  });
+
+  void test('destroyed while one frame waits for a turn and one fills: both slots and the turn come back', async () => {
+    const frameBytes = ZSTD_FRAME_BYTES; // frames below 1 MiB never take a slot
+    const pool = new ComputePool(1, frameBytes);
+    const endHeld = await pool.compressTurn();
+    const stopped = new ZstdFrameCompressor(pool, 3);
+    stopped.on('error', () => undefined);
+    // One full frame waiting for the turn and one half-filled: both slots (one thread, one ahead).
+    stopped.write(randomBytes(frameBytes + frameBytes / 2));
+    await new Promise((resolve) => setImmediate(resolve));
+    stopped.destroy();
+    endHeld();
+    const within = <T>(p: Promise<T>, what: string): Promise<T> =>
+      Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(what)), 2000))]);
+    const slots = await within(Promise.all([pool.acquire(), pool.acquire()]), 'a slot was kept');
+    const endTurn = await within(pool.compressTurn(), 'the turn was kept');
+    endTurn();
+    for (const slot of slots) slot.release();
+    const input = mixed(frameBytes + 5);
+    assert.ok(zlib.zstdDecompressSync(await compressAll(pool, input)).equals(input));
   });
 });
