@@ -12,7 +12,8 @@ export type Need =
   | 'openssl'
   | 'built-cli'
   | 'readable-checkout'
-  | 'test-runner';
+  | 'test-runner'
+  | 'old-node';
 export interface Skip {
   file: string;
   name: string;

@@ -6,7 +6,8 @@ import { describeConfig } from '../config/describe-config.js';
 import { DEFAULTS } from '../config/defaults.js';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { ExitCode, isLoftError, oneLine, UsageError, type ExitCodeValue } from '../errors.js';
+import { ConfigError, ExitCode, isLoftError, oneLine, UsageError, type ExitCodeValue } from '../errors.js';
+import { nodeIsRecentEnough, nodeTooOldMessage } from './node-version.js';
 import type { Action, ActionKind, Cli } from './action.js';
 import { createLogger, type Logger } from '../log.js';
 import { parseCli } from './program.js';
@@ -53,6 +54,14 @@ async function main(argv: string[]): Promise<number> {
 
 async function run(cli: Cli, logger: Logger): Promise<number> {
   const { action } = cli;
+  // Before any native addon loads: on too old a Node the SQLite addon crashes the process.
+  if (!nodeIsRecentEnough(process.versions.node)) {
+    const why = nodeTooOldMessage(process.versions.node, process.execPath);
+    // A post-build hook must never fail a build.
+    if (action.kind !== 'enqueue') throw new ConfigError(why);
+    process.stderr.write(`loft: warning: could not queue paths for upload: ${why}\n`);
+    return ExitCode.ok;
+  }
   // Before anything that could fail: a post-build hook must never fail a build.
   if (action.kind === 'enqueue') {
     return (await import('./enqueue-command.js')).runEnqueueCommand(cli, action.paths, enqueueIo());

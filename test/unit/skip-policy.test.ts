@@ -25,8 +25,8 @@ describe('judgeSkips', () => {
     assert.throws(() => skipReason('internet' as never, 'downloads'), /unknown need "internet"/);
   });
 
-  test('only the S3 choice (and a missing build) may skip under CI', () => {
-    assert.deepEqual([...CI_MAY_SKIP].sort(), ['built-cli', 'external-s3', 'in-process-s3']);
+  test('only the S3 choice (and a missing build, or an old Node to refuse) may skip under CI', () => {
+    assert.deepEqual([...CI_MAY_SKIP].sort(), ['built-cli', 'external-s3', 'in-process-s3', 'old-node']);
     const skips = [
       skip(skipReason('in-process-s3', 'counts requests')),
       skip(skipReason('external-s3', 's3rver lacks ListMultipartUploads')),
