@@ -266,15 +266,15 @@ class FrameStream {
     this.#final = true;
     const input = this.input.subarray(0, n);
     if (this.turn === undefined) return this.#compress(input);
-    this.turn().then(
-      (endTurn) => {
+    this.turn()
+      .then((endTurn) => {
         this.#endTurn = endTurn;
         // Stopped while it waited: the turn passes straight on.
         if (this.#settled) return endTurn();
         this.#compress(input);
-      },
-      (err: unknown) => this.#settle(err instanceof Error ? err : new Error(String(err))),
-    );
+      })
+      // A context that cannot be made fails this frame (and its upload), not the process.
+      .catch((err: unknown) => this.#settle(err instanceof Error ? err : new Error(String(err))));
   }
 
   /** Stops a frame that is not compressing yet; its sink hears of it as an error. */
