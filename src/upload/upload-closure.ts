@@ -5,7 +5,7 @@ import { LoftError, oneLine, type ErrorCode } from '../errors.js';
 import type { PathInfo, PathInfoResult } from '../format/path-info.js';
 import { LOG_FOLDER } from '../format/bucket-layout.js';
 import type { Logger } from '../log.js';
-import { planClosure, type SkipReason } from './closure-plan.js';
+import { planClosure, topologicalOrder, type SkipReason } from './closure-plan.js';
 import { PathTasks, type PathTaskDeps } from './path-task.js';
 import { checkPresence, type PresenceResult } from './presence-check.js';
 import { ensureSignedByUs, signerId, type ReSignResult } from './re-sign.js';
@@ -191,9 +191,11 @@ function needsBucket(hashParts: string[], req: UploadRequest, deps: UploadClosur
 /**
  * Starts the reads an upload that goes to the bucket makes anyway, so they overlap what comes
  * before them: nix-cache-info, the signed records and the prune state (all memoized; a failure
- * here is met again, and reported, where the result is awaited).
+ * here is met again, and reported, where the result is awaited). The NAR workers start too: a run
+ * that asks the bucket has paths the local state does not know, and most are new.
  */
 function readAhead(deps: UploadClosureDeps): void {
+  deps.narWorkers?.warm();
   deps.cacheInfo?.check().catch(() => undefined);
   if (deps.signingKey !== undefined) void deps.signedLedger?.load(deps.signal);
   deps.pruneGuard?.readAhead(deps.signal);
@@ -234,18 +236,44 @@ function isComplete(
 /**
  * Long NARs start first, largest first: the largest NAR is the longest single job, and started last
  * it would run alone at the end (Nix #15957 measured 117.7 s -> 47.2 s for a closure copied with
- * xz). The rest keep the references-first order, so their narinfos commit while NARs still flow
- * (path-task.ts: a path's NAR turn ends before it waits for its references, so the wait never
- * deadlocks). Sorted by size, every NAR of a closure of many small paths was interleaved across
- * its layers, and nearly every narinfo waited for the last NAR: over a 40 ms link the 300 commits
- * left for the end (each one round trip, each layer after the one below) took 2.7 s in which the
- * link was idle (bench/wan.bench.ts).
+ * xz). The rest start by the height of their referrers above them, highest first (references
+ * before referrers, since a reference stands at least one above each referrer), so each layer's
+ * narinfos commit while the next layer's NARs still flow (path-task.ts: a path's NAR turn ends
+ * before it waits for its references, so the wait never deadlocks).
+ * - Sorted by size, every NAR of a closure of many small paths was interleaved across its layers,
+ *   and nearly every narinfo waited for the last NAR: over a 40 ms link the 300 commits left for
+ *   the end (each one round trip, each layer after the one below) took 2.7 s in which the link was
+ *   idle (bench/wan.bench.ts).
+ * - In the references-first order of a depth-first walk, a leaf could still be among the last NARs,
+ *   and every layer above it waited for it at the end: its narinfo, then its referrers', one round
+ *   trip each (about 0.2 s of the wide-area bench's fresh push, the link idle).
  */
 export function largestFirst(infos: readonly PathInfo[], threads: number): PathInfo[] {
   const long = longNarBytes(infos, threads);
-  // Equal weights keep the references-first order (Array.prototype.sort is stable).
-  const weight = (i: PathInfo) => (i.narSize > long ? i.narSize : 0);
-  return [...infos].sort((a, b) => weight(b) - weight(a));
+  const height = referrerHeights(infos);
+  // Long NARs by size; the rest by height. Equal keys keep the order given (the sort is stable).
+  const isLong = (i: PathInfo) => i.narSize > long;
+  return [...infos].sort((a, b) => {
+    if (isLong(a) || isLong(b)) return (isLong(b) ? b.narSize : 0) - (isLong(a) ? a.narSize : 0);
+    return height.get(b.path)! - height.get(a.path)!;
+  });
+}
+
+/**
+ * For each path, the longest chain of referrers above it within `infos` (0 for a path nothing in
+ * `infos` refers to): how many narinfos, one after another, wait for its narinfo.
+ */
+export function referrerHeights(infos: readonly PathInfo[]): Map<string, number> {
+  const height = new Map(infos.map((i) => [i.path, 0]));
+  // Referrers before their references: each path's height is final before it raises its references'.
+  for (const info of topologicalOrder(infos).reverse()) {
+    const above = height.get(info.path)! + 1;
+    for (const ref of info.references) {
+      const h = height.get(ref);
+      if (ref !== info.path && h !== undefined && h < above) height.set(ref, above);
+    }
+  }
+  return height;
 }
 
 /**

@@ -17,6 +17,7 @@ import { InvalidPathError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/log.js';
 import {
   largestFirst,
+  referrerHeights,
   longNarBytes,
   uploadClosure,
   type UploadClosureDeps,
@@ -379,6 +380,35 @@ describe('uploadClosure', () => {
       largestFirst(layers, 4).map((i) => i.path.charAt(S.length)),
       ['8', '5', '6', '7'],
     );
+  });
+
+  test('the NARs sent whole start by the height of their referrers, so no leaf is left for the end', () => {
+    // A <- B <- C <- R and D <- E <- R: a depth-first references-first order may reach A last, and
+    // then B's, C's and R's narinfos all wait for it, one round trip each.
+    const a = member(path('a', 'a'), []);
+    const b = member(path('b', 'b'), [a.path]);
+    const c = member(path('c', 'c'), [b.path]);
+    const d = member(path('d', 'd'), []);
+    const e = member(path('e', 'e'), [d.path, path('9', 'present')]);
+    const r = member(path('f', 'r'), [c.path, e.path, path('f', 'r')]);
+    const letters = (infos: PathInfo[]) => infos.map((i) => i.path.charAt(S.length)).join('');
+    assert.deepEqual(
+      Object.fromEntries([...referrerHeights([d, e, a, b, c, r])].map(([p, h]) => [p.charAt(S.length), h])),
+      {
+        a: 3,
+        b: 2,
+        c: 1,
+        d: 2,
+        e: 1,
+        f: 0,
+      },
+    );
+    // Highest first; equal heights keep the order given.
+    assert.equal(letters(largestFirst([d, e, a, b, c, r], 4)), 'adbecf');
+    assert.equal(letters(largestFirst([a, b, c, d, e, r], 4)), 'abdcef');
+    // A long NAR still goes first, whatever its height.
+    const huge = { ...r, narSize: SMALL_NAR_BYTES * 100 };
+    assert.equal(letters(largestFirst([d, e, a, b, c, huge], 4)), 'fadbec');
   });
 
   test("a referrer's narinfo waits for its references' narinfos, not for their build logs", async () => {
