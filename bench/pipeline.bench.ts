@@ -35,7 +35,14 @@ import {
   writeLoftConfig,
 } from './lib/loft-runs.js';
 import { roundBuckets, startS3rverProcess, type S3rverProcess } from './lib/s3rver-process.js';
-import { combined, flushEarlierWrites, median, runTimed, type TimedRun } from './lib/timed-command.js';
+import {
+  beside,
+  combined,
+  flushEarlierWrites,
+  median,
+  runTimed,
+  type TimedRun,
+} from './lib/timed-command.js';
 
 const SYNC = fileURLToPath(new URL('./lib/s3-sync.ts', import.meta.url));
 const { values: opt } = parseArgs({
@@ -127,13 +134,13 @@ async function closureRounds(ctx: Ctx): Promise<void> {
   row('A. loft -> [local]', describe(runs.a));
   row('B. nix copy --to file://DIR?compression=zstd', describe(runs.b));
   const ab = wall(runs.a) / wall(runs.b);
-  row('A / B (wall)', ab.toFixed(2), `<= 0.7 ${verdict(ab <= 0.7)}`);
+  row('A / B (wall)', beside(ab, 0.7), `<= 0.7 ${verdict(ab <= 0.7)}`);
   const abCpu = cpu(runs.a) / cpu(runs.b);
-  row('A / B (CPU)', abCpu.toFixed(2), `<= 1.1 ${verdict(abCpu <= 1.1)}`);
+  row('A / B (CPU)', beside(abCpu, 1.1), `<= 1.1 ${verdict(abCpu <= 1.1)}`);
   row('C. loft -> s3rver', describe(runs.c), `peak RSS <= 200 MB ${verdict(rssMb(runs.c) <= 200)}`);
   row('D. nix copy --to file://DIR, then sync DIR -> s3rver', describe(runs.d));
   const cd = wall(runs.c) / wall(runs.d);
-  row('C / D (wall)', cd.toFixed(2), `<= 0.7 ${verdict(cd <= 0.7)}`);
+  row('C / D (wall)', beside(cd, 0.7), `<= 0.7 ${verdict(cd <= 0.7)}`);
   if (baselineMain !== undefined) {
     row('A with --baseline', describe(baseline.a));
     row('A / B with --baseline (wall; CPU)', ratios(baseline.a, runs.b));
@@ -178,7 +185,7 @@ async function bigNar(ctx: Ctx, salt: string, toDelete: string[]): Promise<void>
   const speedup = wall(one) / wall(full);
   row(
     'E speed-up, full pool / one thread (wall)',
-    `${speedup.toFixed(2)}x`,
+    `${beside(speedup, 1.6)}x`,
     `>= 1.6 ${verdict(speedup >= 1.6)}`,
   );
   row('E peak RSS, full pool', `${rssMb(full).toFixed(0)} MB`, `<= 150 MB ${verdict(rssMb(full) <= 150)}`);

@@ -36,7 +36,7 @@ import {
 } from './lib/loft-runs.js';
 import { countByOperation, startRequestCounter, waves, type RequestCounter } from './lib/request-counter.js';
 import { roundBuckets, startS3rverProcess, type S3rverProcess } from './lib/s3rver-process.js';
-import { combined, median, runTimed, type TimedRun } from './lib/timed-command.js';
+import { beside, combined, median, runTimed, type TimedRun } from './lib/timed-command.js';
 
 const SYNC = fileURLToPath(new URL('./lib/s3-sync.ts', import.meta.url));
 const { values: opt } = parseArgs({
@@ -256,7 +256,7 @@ async function allRounds(ctx: Ctx): Promise<LoftRun[]> {
   row(
     'A. loft, fresh (empty bucket)',
     describe(runs.a),
-    `<= 1.1 x floor + start: ${ratio.toFixed(2)}x ${verdict(ratio <= 1.1)}`,
+    `<= 1.1 x floor + start: ${beside(ratio, 1.1)}x ${verdict(ratio <= 1.1)}`,
   );
   const peer = ctx.aws === undefined ? 'bench/lib/s3-sync.ts' : 'aws s3 sync';
   row(

@@ -111,3 +111,12 @@ export function combined(copy: TimedRun, sync: TimedRun): TimedRun {
     maxRssKb: Math.max(copy.maxRssKb, sync.maxRssKb),
   };
 }
+
+/**
+ * A ratio printed beside its bar: two decimals, or three when two would print the bar itself, so
+ * the figure shows which side of the bar it is on (E's 1.597x printed as "1.60x ... MISSED").
+ */
+export function beside(value: number, bar: number): string {
+  const two = value.toFixed(2);
+  return two === bar.toFixed(2) && value !== bar ? value.toFixed(3) : two;
+}
