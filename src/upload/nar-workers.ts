@@ -137,17 +137,6 @@ export class NarWorkers {
     });
   }
 
-  /**
-   * Starts the workers not running yet, before their first jobs. A worker takes about 50 ms to start
-   * (its module and node:zlib's zstd); started by the first job, it made the run's first NARs, and
-   * so its first bytes on the wire, wait for that (about 0.2 s with the other threads busy at the
-   * start of the wide-area bench). Idle workers do not keep the process alive.
-   */
-  warm(): void {
-    while (this.#slots.length < this.threads && this.#deaths < DEATHS_TO_STOP)
-      this.#startWorker()!.worker.unref();
-  }
-
   /** Ends every worker (their memory goes back); queued and running jobs come back undefined. */
   close(): void {
     for (const waiting of this.#queue.splice(0)) waiting.resolve(undefined);

@@ -191,11 +191,9 @@ function needsBucket(hashParts: string[], req: UploadRequest, deps: UploadClosur
 /**
  * Starts the reads an upload that goes to the bucket makes anyway, so they overlap what comes
  * before them: nix-cache-info, the signed records and the prune state (all memoized; a failure
- * here is met again, and reported, where the result is awaited). The NAR workers start too: a run
- * that asks the bucket has paths the local state does not know, and most are new.
+ * here is met again, and reported, where the result is awaited).
  */
 function readAhead(deps: UploadClosureDeps): void {
-  deps.narWorkers?.warm();
   deps.cacheInfo?.check().catch(() => undefined);
   if (deps.signingKey !== undefined) void deps.signedLedger?.load(deps.signal);
   deps.pruneGuard?.readAhead(deps.signal);

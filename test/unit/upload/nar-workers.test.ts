@@ -149,30 +149,6 @@ describe('NarWorkers', () => {
     }
   });
 
-  test('warming starts every worker before its first job, once; the jobs then use them', async () => {
-    const path = join(dir, 'tree');
-    const nar = await streamedNar(path);
-    const workers = new NarWorkers(2);
-    try {
-      workers.warm();
-      assert.equal(workers.alive, 2);
-      workers.warm();
-      assert.equal(workers.alive, 2, 'a second warm-up starts none');
-      const made = await Promise.all([1, 2, 3].map(() => workers.run(path, nar.length, 'zstd', 3)));
-      assert.ok(made.every((m) => m?.narHash.equals(sha256(nar))));
-      assert.equal(workers.alive, 2);
-      workers.close();
-      assert.equal(workers.alive, 0);
-      workers.warm();
-      assert.equal(workers.alive, 2, 'closed workers start again');
-    } finally {
-      workers.close();
-    }
-    const none = new NarWorkers(0);
-    none.warm();
-    assert.equal(none.alive, 0);
-  });
-
   test('workers that die three times in a row end their use for the run: every NAR streams', async () => {
     const broken = join(dir, 'broken-worker.mjs');
     await writeFile(broken, "throw new Error('this worker cannot start');\n");
@@ -223,9 +199,7 @@ describe('NarWorkers', () => {
       import { NarWorkers } from ${JSON.stringify(module)};
       const w = new NarWorkers(2);
       const made = await w.run(${JSON.stringify(path)}, ${nar.length}, 'zstd', 3);
-      console.log(made === undefined ? 'fallback' : 'made');
-      // Warmed and never given a job: the workers are idle too.
-      new NarWorkers(2).warm();`;
+      console.log(made === undefined ? 'fallback' : 'made');`;
     const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
       encoding: 'utf8',
       timeout: 20_000,
