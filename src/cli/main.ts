@@ -15,7 +15,7 @@ import { limitMallocArenas } from './malloc-arenas.js';
 import { cacheCompiledCode } from './compile-cache.js';
 import { collectPaths } from './read-paths.js';
 import { openRuntime } from './runtime.js';
-import { growOldGenerationByThree, holdYoungGeneration } from '../v8-heap.js';
+import { growOldGenerationByFour, holdYoungGeneration } from '../v8-heap.js';
 
 // Each command's modules load when that command runs: a one-off `--upload-path` answered by the
 // presence cache is over in a few hundred milliseconds, of which loading the daemon, prune and
@@ -30,7 +30,7 @@ const version = (createRequire(import.meta.url)('../../package.json') as { versi
 
 async function main(argv: string[]): Promise<number> {
   holdYoungGeneration();
-  growOldGenerationByThree();
+  growOldGenerationByFour();
   let cli: Cli | undefined;
   try {
     cli = parseCli(argv, `${version} (Node ${process.version})`, (s) => process.stdout.write(s));
