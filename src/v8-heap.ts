@@ -59,10 +59,11 @@ export function holdYoungGeneration(): void {
  * second, so V8 chose 1.1: on the bench closure to a directory the old generation stayed at 9-12
  * MB under a limit of 16-21 MB, and with so little room V8 started incremental marking again right
  * after each collection (`Start (task)` in --trace-incremental-marking): 15-30 full collections per
- * run, their marking on V8's helper threads. With more room: 2-4, and about 0.3 CPU-s less on the
- * bench closure, to a directory and to S3, peak RSS within 1-3 MB (docs/benchmarks.md, seventeenth
- * round). A daemon draining a scan of 100,000 paths allocates fast, and there V8 already picks 4:
- * a factor of 3 gave it 435 full collections instead of 321 and 8 % more CPU. At 4 no program
+ * run, their marking on V8's helper threads. With more room: 3-4, and 0.1-0.6 CPU-s less on the
+ * bench closure to a directory (on a tmpfs; the disk's drift hides it on ext4) and 0.5-1.0 to S3,
+ * peak RSS within 1-3 MB (docs/benchmarks.md, seventeenth round). A daemon draining a scan of
+ * 100,000 paths allocates fast, and there V8 already picks 4: a factor of 3 gave it 435 full
+ * collections instead of 321 and 8 % more CPU. At 4 no program
  * grows its heap further than V8 would let one that allocates fast.
  *
  * How: `--heap-growing-percent` replaces V8's choice by 1 + percent / 100 and is read at the end of
