@@ -5,7 +5,7 @@ import { LoftError, oneLine, type ErrorCode } from '../errors.js';
 import type { PathInfo, PathInfoResult } from '../format/path-info.js';
 import { LOG_FOLDER } from '../format/bucket-layout.js';
 import type { Logger } from '../log.js';
-import { planClosure, topologicalOrder, type SkipReason } from './closure-plan.js';
+import { planClosure, type SkipReason } from './closure-plan.js';
 import { PathTasks, type PathTaskDeps } from './path-task.js';
 import { checkPresence, type PresenceResult } from './presence-check.js';
 import { ensureSignedByUs, signerId, type ReSignResult } from './re-sign.js';
@@ -234,10 +234,11 @@ function isComplete(
 /**
  * Long NARs start first, largest first: the largest NAR is the longest single job, and started last
  * it would run alone at the end (Nix #15957 measured 117.7 s -> 47.2 s for a closure copied with
- * xz). The rest start by the height of their referrers above them, highest first (references
- * before referrers, since a reference stands at least one above each referrer), so each layer's
- * narinfos commit while the next layer's NARs still flow (path-task.ts: a path's NAR turn ends
- * before it waits for its references, so the wait never deadlocks).
+ * xz). The rest, given references first, start by the height of their referrers above them,
+ * highest first (still references before referrers, since a reference stands at least one above
+ * each referrer), so each layer's narinfos commit while the next layer's NARs still flow
+ * (path-task.ts: a path's NAR turn ends before it waits for its references, so the wait never
+ * deadlocks).
  * - Sorted by size, every NAR of a closure of many small paths was interleaved across its layers,
  *   and nearly every narinfo waited for the last NAR: over a 40 ms link the 300 commits left for
  *   the end (each one round trip, each layer after the one below) took 2.7 s in which the link was
@@ -260,12 +261,14 @@ export function largestFirst(infos: readonly PathInfo[], threads: number): PathI
 
 /**
  * For each path, the longest chain of referrers above it within `infos` (0 for a path nothing in
- * `infos` refers to): how many narinfos, one after another, wait for its narinfo.
+ * `infos` refers to): how many narinfos, one after another, wait for its narinfo. `infos` comes
+ * references first, as planClosure orders a closure (a subset keeps that order); in another order
+ * some heights come out low, which costs round trips at the end, never a wrong commit.
  */
 export function referrerHeights(infos: readonly PathInfo[]): Map<string, number> {
   const height = new Map(infos.map((i) => [i.path, 0]));
   // Referrers before their references: each path's height is final before it raises its references'.
-  for (const info of topologicalOrder(infos).reverse()) {
+  for (const info of [...infos].reverse()) {
     const above = height.get(info.path)! + 1;
     for (const ref of info.references) {
       const h = height.get(ref);
