@@ -63,8 +63,8 @@ export function holdYoungGeneration(): void {
  * bench closure to a directory (on a tmpfs; the disk's drift hides it on ext4) and 0.5-1.0 to S3,
  * peak RSS within 1-3 MB (docs/benchmarks.md, seventeenth round). A daemon draining a scan of
  * 100,000 paths allocates fast, and there V8 already picks 4: a factor of 3 gave it 435 full
- * collections instead of 321 and 8 % more CPU. At 4 no program
- * grows its heap further than V8 would let one that allocates fast.
+ * collections instead of 321 and 8 % more CPU. At 4 no program grows its heap further than V8
+ * would let one that allocates fast.
  *
  * How: `--heap-growing-percent` replaces V8's choice by 1 + percent / 100 and is read at the end of
  * every full collection, so setting it first thing is enough.
